@@ -1,0 +1,328 @@
+/**
+ * Evaluates quantized models against the fp32 model by rolling out the same prompts with the
+ * same noise seeds through a rollout module (default: tiny-arvd's `rollout.ts`).
+ *
+ * Reported per model:
+ * - final-video MSE vs the fp32 video (mean over all values of all evaluation videos) and
+ *   PSNR = 10·log10(4 / MSE): values lie in [-1, 1], so the peak-to-peak range is 2 and its
+ *   square 4 (MSE 0 gives PSNR Infinity);
+ * - per-chunk MSE: the same, restricted to the frames of each chunk (chunks are the `chunk`
+ *   tags the rollout gives its calls; frames, axis 1 of the video, are split evenly);
+ * - size: bytes of the `.onnx` file (external data is not counted) and the ratio to fp32;
+ * - CPU latency: the median over `latencyRuns` timed runs of one typical call (the middle call
+ *   of the first fp32 rollout), interleaved across models in one process, and the ratio to fp32.
+ *
+ * CLI:
+ * `node --import tsx examples/tiny-arvd/evaluate.ts [--fp32 model.onnx] --model name=path.onnx ...
+ *  [--rollout module.ts] [--prompts N] [--latency-runs N] [--out dir]`
+ * prints the table; `--out` also writes `result.json` and one PNG strip per prompt (rows: fp32,
+ * then the models in order).
+ */
+import { statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { seededRandom } from '../../src/kernels/random.ts';
+import { writeStrip } from './frames.ts';
+import { MODEL_PATH } from './prompt.ts';
+import type { SeededPrompt } from './prompts.ts';
+import type { RolloutContext, RunModel } from './rollout.ts';
+
+/** What the evaluator needs from a rollout module. */
+export interface RolloutModule {
+  rollout(run: RunModel, ctx: RolloutContext): Promise<ort.Tensor>;
+  /** Calibration prompts; used (with seeds 0, 1, …) only if there are no evaluation prompts. */
+  prompts?: string[];
+  evaluationPrompts?: SeededPrompt[];
+}
+
+/** A model to evaluate. */
+export interface ModelSpec {
+  name: string;
+  path: string;
+}
+
+export interface EvaluateOptions {
+  fp32Path: string;
+  models: ModelSpec[];
+  /** Prompts and seeds; default: the module's `evaluationPrompts`. */
+  prompts?: SeededPrompt[];
+  /** Rollout module, or the path of one; default: tiny-arvd's `rollout.ts`. */
+  rollout?: string | RolloutModule;
+  /** Timed runs per model for the latency median. Default 20. */
+  latencyRuns?: number;
+}
+
+/** Results for one model (the fp32 entry compares the reference with itself). */
+export interface ModelEvaluation {
+  name: string;
+  path: string;
+  /** Mean squared error of the final videos vs fp32, over all prompts. */
+  mse: number;
+  /** 10·log10(4 / mse) in dB. */
+  psnr: number;
+  /** MSE per chunk, over all prompts. */
+  chunkMse: number[];
+  /** MSE per prompt. */
+  promptMse: number[];
+  bytes: number;
+  /** bytes / fp32 bytes (below 1 is smaller). */
+  sizeRatio: number;
+  /** Median milliseconds per model call. */
+  latencyMs: number;
+  /** latencyMs / fp32 latencyMs (below 1 is faster). */
+  latencyRatio: number;
+  /** Final videos, one per prompt. */
+  videos: Float32Array[];
+}
+
+export interface EvaluationResult {
+  prompts: SeededPrompt[];
+  /** Shape of one final video. */
+  videoDims: readonly number[];
+  chunks: number;
+  latencyRuns: number;
+  /** The chunk tag of the call whose latency is measured. */
+  latencyChunk: number;
+  fp32: ModelEvaluation;
+  models: ModelEvaluation[];
+}
+
+/** PSNR in dB for values in [-1, 1] (peak-to-peak 2): 10·log10(4 / mse). */
+export function psnr(mse: number): number {
+  return 10 * Math.log10(4 / mse);
+}
+
+/** Loads a rollout module from a path (resolved against the working directory). */
+export async function loadRolloutModule(path?: string): Promise<RolloutModule> {
+  const mod = (await (path ? import(pathToFileURL(resolve(path)).href) : import('./rollout.ts'))) as Partial<RolloutModule>;
+  if (typeof mod.rollout !== 'function') {
+    throw new Error(`rollout module ${path ?? './rollout.ts'} does not export a rollout(run, ctx) function`);
+  }
+  return mod as RolloutModule;
+}
+
+/** The module's `evaluationPrompts`, else its `prompts` with seeds 0, 1, …. */
+export function evaluationPromptsOf(mod: RolloutModule): SeededPrompt[] {
+  return mod.evaluationPrompts ?? (mod.prompts ?? []).map((prompt, seed) => ({ prompt, seed }));
+}
+
+interface Rollout {
+  video: Float32Array;
+  dims: readonly number[];
+  calls: { feeds: Record<string, ort.Tensor>; chunk: number }[];
+}
+
+async function rolloutWith(
+  mod: RolloutModule,
+  session: ort.InferenceSession,
+  sample: number,
+  p: SeededPrompt,
+): Promise<Rollout> {
+  const calls: Rollout['calls'] = [];
+  const run: RunModel = async (feeds, opts) => {
+    calls.push({ feeds, chunk: opts.chunk });
+    return (await session.run(feeds)) as Record<string, ort.Tensor>;
+  };
+  const ctx: RolloutContext = { sample, prompt: p.prompt, random: seededRandom(p.seed) };
+  const out = await mod.rollout(run, ctx);
+  if (out.type !== 'float32') throw new Error(`rollout returned a ${out.type} tensor; expected float32`);
+  return { video: out.data as Float32Array, dims: out.dims, calls };
+}
+
+/** Sums of squared differences per chunk (frames = axis 1, split evenly over `chunks`). */
+function chunkSquaredErrors(a: Float32Array, b: Float32Array, dims: readonly number[], chunks: number): number[] {
+  if (a.length !== b.length) throw new Error(`video sizes differ: ${a.length} vs ${b.length}`);
+  const frames = dims.length > 1 ? dims[1] : 1;
+  const perFrame = a.length / (dims[0] ?? 1) / frames;
+  const sums = new Array<number>(chunks).fill(0);
+  for (let i = 0; i < a.length; i++) {
+    const frame = Math.floor(i / perFrame) % frames;
+    const d = a[i] - b[i];
+    sums[Math.min(chunks - 1, Math.floor((frame * chunks) / frames))] += d * d;
+  }
+  return sums;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Rolls out every model on the evaluation prompts and compares it with the fp32 model. */
+export async function evaluateModels(options: EvaluateOptions): Promise<EvaluationResult> {
+  const { fp32Path, models, latencyRuns = 20 } = options;
+  const names = new Set(['fp32']);
+  for (const m of models) {
+    if (names.has(m.name)) throw new Error(`evaluateModels: duplicate model name "${m.name}" ("fp32" is the reference)`);
+    names.add(m.name);
+  }
+  const mod = typeof options.rollout === 'object' ? options.rollout : await loadRolloutModule(options.rollout);
+  const prompts = options.prompts ?? evaluationPromptsOf(mod);
+  if (prompts.length === 0) throw new Error('evaluateModels: no evaluation prompts');
+
+  const specs = [{ name: 'fp32', path: fp32Path }, ...models];
+  const sessions: ort.InferenceSession[] = [];
+  try {
+    for (const s of specs) sessions.push(await ort.InferenceSession.create(s.path));
+
+    const reference: Rollout[] = [];
+    for (const [i, p] of prompts.entries()) reference.push(await rolloutWith(mod, sessions[0], i, p));
+    const chunks = Math.max(...reference[0].calls.map((c) => c.chunk)) + 1;
+    const typical = reference[0].calls[reference[0].calls.length >> 1];
+
+    const evaluations: Omit<ModelEvaluation, 'latencyMs' | 'latencyRatio' | 'sizeRatio'>[] = [];
+    for (const [m, spec] of specs.entries()) {
+      const videos: Float32Array[] = [];
+      const chunkSums = new Array<number>(chunks).fill(0);
+      const promptMse: number[] = [];
+      for (const [i, p] of prompts.entries()) {
+        const ref = reference[i];
+        const video = m === 0 ? ref.video : (await rolloutWith(mod, sessions[m], i, p)).video;
+        const sums = chunkSquaredErrors(video, ref.video, ref.dims, chunks);
+        sums.forEach((s, c) => (chunkSums[c] += s));
+        promptMse.push(sums.reduce((x, y) => x + y, 0) / video.length);
+        videos.push(video);
+      }
+      const values = reference.reduce((n, r) => n + r.video.length, 0);
+      const mse = chunkSums.reduce((x, y) => x + y, 0) / values;
+      evaluations.push({
+        name: spec.name,
+        path: spec.path,
+        mse,
+        psnr: psnr(mse),
+        chunkMse: chunkSums.map((s) => (s * chunks) / values),
+        promptMse,
+        bytes: statSync(spec.path).size,
+        videos,
+      });
+    }
+
+    // Interleave the timed runs so that drift in machine load hits every model alike.
+    const times = specs.map(() => [] as number[]);
+    for (const session of sessions) for (let w = 0; w < 3; w++) await session.run(typical.feeds);
+    for (let r = 0; r < latencyRuns; r++) {
+      for (const [m, session] of sessions.entries()) {
+        const t0 = performance.now();
+        await session.run(typical.feeds);
+        times[m].push(performance.now() - t0);
+      }
+    }
+    const latency = times.map(median);
+
+    const [fp32, ...rest] = evaluations.map(
+      (e, m): ModelEvaluation => ({
+        ...e,
+        sizeRatio: e.bytes / evaluations[0].bytes,
+        latencyMs: latency[m],
+        latencyRatio: latency[m] / latency[0],
+      }),
+    );
+    return { prompts, videoDims: reference[0].dims, chunks, latencyRuns, latencyChunk: typical.chunk, fp32, models: rest };
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+}
+
+/** The result as a plain aligned text table (fp32 first, then the models). */
+export function formatTable(result: EvaluationResult): string {
+  const exp = (x: number): string => (x === 0 ? '0' : x.toExponential(2));
+  const header = [
+    'model',
+    'MSE',
+    'PSNR dB',
+    ...Array.from({ length: result.chunks }, (_, c) => `MSE c${c}`),
+    'bytes',
+    'size/fp32',
+    'ms/call',
+    'time/fp32',
+  ];
+  const rows = [result.fp32, ...result.models].map((e) => [
+    e.name,
+    exp(e.mse),
+    Number.isFinite(e.psnr) ? e.psnr.toFixed(2) : 'inf',
+    ...e.chunkMse.map(exp),
+    String(e.bytes),
+    e.sizeRatio.toFixed(3),
+    e.latencyMs.toFixed(3),
+    e.latencyRatio.toFixed(3),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [
+    `${result.prompts.length} prompts; MSE/PSNR of final videos vs fp32 (PSNR = 10·log10(4/MSE)); ` +
+      `latency = median of ${result.latencyRuns} runs of one chunk-${result.latencyChunk} call`,
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map(line),
+  ].join('\n');
+}
+
+/** `result` as JSON, without the videos (PSNR Infinity is written as the string "Infinity"). */
+export function resultJson(result: EvaluationResult): string {
+  const strip = ({ videos: _videos, ...e }: ModelEvaluation) => e;
+  return JSON.stringify(
+    { ...result, fp32: strip(result.fp32), models: result.models.map(strip) },
+    (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v),
+    2,
+  );
+}
+
+async function main(argv: string[]): Promise<void> {
+  const args = await yargs(argv)
+    .scriptName('evaluate')
+    .usage('$0 --fp32 model.onnx --model name=path.onnx ... [--rollout module] [--prompts N] [--out dir]')
+    .option('fp32', { type: 'string', default: MODEL_PATH, describe: 'the full-precision reference model' })
+    .option('model', { type: 'string', array: true, default: [] as string[], describe: 'name=path of a model to evaluate' })
+    .option('rollout', { type: 'string', describe: 'rollout module (default: tiny-arvd rollout.ts)' })
+    .option('prompts', { type: 'number', describe: 'use only the first N evaluation prompts' })
+    .option('latency-runs', { type: 'number', default: 20, describe: 'timed runs for the latency median' })
+    .option('out', { type: 'string', describe: 'folder for result.json and PNG strips' })
+    .strict()
+    .help()
+    .parseAsync();
+
+  const models = args.model.map((spec): ModelSpec => {
+    const eq = spec.indexOf('=');
+    if (eq <= 0 || eq === spec.length - 1) throw new Error(`--model expects name=path, got "${spec}"`);
+    return { name: spec.slice(0, eq), path: spec.slice(eq + 1) };
+  });
+  const mod = await loadRolloutModule(args.rollout);
+  let prompts = evaluationPromptsOf(mod);
+  if (args.prompts !== undefined) prompts = prompts.slice(0, args.prompts);
+
+  const result = await evaluateModels({
+    fp32Path: args.fp32,
+    models,
+    prompts,
+    rollout: mod,
+    latencyRuns: args['latency-runs'],
+  });
+  console.log(formatTable(result));
+  if (args.out) {
+    mkdirSync(args.out, { recursive: true });
+    writeFileSync(join(args.out, 'result.json'), resultJson(result));
+    const all = [result.fp32, ...result.models];
+    const [batch, frames, channels, height, width] = result.videoDims;
+    if (result.videoDims.length !== 5 || batch !== 1) {
+      console.log(`wrote ${args.out}/result.json (no PNG strips: videos are [${result.videoDims}], not [1, F, C, H, W])`);
+      return;
+    }
+    for (const [i, p] of result.prompts.entries()) {
+      const file = join(args.out, `${String(i).padStart(2, '0')}-${p.prompt.replace(/\s+/g, '-')}.png`);
+      writeStrip(file, all.map((e) => e.videos[i]), { shape: { frames, channels, height, width } });
+    }
+    console.log(`wrote ${args.out}/result.json and ${result.prompts.length} strips (rows: ${all.map((e) => e.name).join(', ')})`);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  main(hideBin(process.argv)).catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  });
+}

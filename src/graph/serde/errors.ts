@@ -1,0 +1,12 @@
+/**
+ * An error about an input or output file that the CLI reports as one line, naming the file.
+ * Anything else that escapes is a bug and keeps its stack trace.
+ */
+export class ModelFileError extends Error {
+  readonly file: string;
+  constructor(file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.name = 'ModelFileError';
+    this.file = file;
+  }
+}

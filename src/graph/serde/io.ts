@@ -1,0 +1,135 @@
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import type { Model } from '../ir/model.ts';
+import type { Tensor } from '../ir/tensor.ts';
+import { decodeModel, encodeModel } from '../proto/codec.ts';
+import { ModelFileError } from './errors.ts';
+import { ExternalDataSink, inlineSink } from './external-sink.ts';
+import { modelFromProto } from './from-proto.ts';
+import { modelToProto } from './to-proto.ts';
+
+/** The protobuf limit: a serialized message may not reach 2 GiB. */
+export const PROTOBUF_LIMIT_BYTES = 2 ** 31;
+/** Room left for everything that is not tensor data when deciding to go external. */
+const NON_TENSOR_MARGIN = 64 * 2 ** 20;
+
+/**
+ * Loads a model from a file (external data resolves against its folder and is read lazily)
+ * or from bytes (external data then needs `baseDir`).
+ */
+export function loadModel(source: string | Uint8Array, options: { baseDir?: string; file?: string } = {}): Model {
+  if (typeof source === 'string') {
+    const file = source;
+    if (!existsSync(file)) throw new ModelFileError(file, 'no such file');
+    const st = statSync(file);
+    if (st.isDirectory()) throw new ModelFileError(file, 'is a folder, not an .onnx file');
+    if (st.size >= PROTOBUF_LIMIT_BYTES) throw new ModelFileError(file, `is ${st.size} bytes, over the 2 GiB protobuf limit`);
+    const model = loadModel(readFileSync(file), { baseDir: dirname(resolve(file)), file });
+    return model;
+  }
+  const file = options.file ?? '(bytes)';
+  if (source.byteLength === 0) throw new ModelFileError(file, 'is empty');
+  let proto: Record<string, unknown>;
+  try {
+    proto = decodeModel(source) as Record<string, unknown>;
+  } catch (e) {
+    throw new ModelFileError(file, `not an ONNX model, or truncated (protobuf decoding failed: ${(e as Error).message})`);
+  }
+  if (proto.graph === undefined || !proto.ir_version) {
+    throw new ModelFileError(file, 'not an ONNX model (no graph or IR version in the protobuf)');
+  }
+  return modelFromProto(proto, { file, baseDir: options.baseDir });
+}
+
+/** How to save. */
+export interface SaveOptions {
+  /**
+   * `true`: every tensor of at least 1 KiB goes to `<output>.data`; `false`: all inline (fails
+   * over 2 GiB); `'auto'` (default): inline unless the model would pass the protobuf limit.
+   */
+  externalData?: boolean | 'auto';
+}
+
+/** What a save did, for the CLI to report. */
+export interface SaveResult {
+  path: string;
+  bytes: number;
+  /** The data file written, when external data was used. */
+  externalDataPath?: string;
+  externalDataBytes?: number;
+  /** Why external data was used when it was not asked for. */
+  externalReason?: string;
+}
+
+/**
+ * Saves atomically: the model (and its data file) are written under temporary names and
+ * renamed into place only when complete, so a failed save leaves no partial output. Refuses
+ * to write into a data file that the model itself reads from.
+ */
+export function saveModel(model: Model, path: string, options: SaveOptions = {}): SaveResult {
+  const out = resolve(path);
+  const dataName = `${basename(out)}.data`;
+  const dataPath = resolve(dirname(out), dataName);
+  const mode = options.externalData ?? 'auto';
+  const inlineBytes = sumTensorBytes(model);
+  let external = mode === true;
+  let externalReason: string | undefined;
+  if (mode === 'auto' && inlineBytes + NON_TENSOR_MARGIN >= PROTOBUF_LIMIT_BYTES) {
+    external = true;
+    externalReason = `the weights (${inlineBytes} bytes) would exceed the 2 GiB protobuf limit; writing them to ${dataName}`;
+  }
+  if (external && readsFrom(model, dataPath)) {
+    throw new ModelFileError(path, `would overwrite ${dataName}, the external data file the model reads its weights from; choose another output name`);
+  }
+  const suffix = `.${process.pid}.${Date.now()}.tmp`;
+  const tmpModel = out + suffix;
+  const tmpData = dataPath + suffix;
+  const sink = external ? new ExternalDataSink(tmpData, dataName) : inlineSink;
+  try {
+    const bytes = encodeModel(modelToProto(model, sink));
+    if (bytes.byteLength >= PROTOBUF_LIMIT_BYTES) throw new ModelFileError(path, 'the serialized model exceeds the 2 GiB protobuf limit; save with external data');
+    writeFileSync(tmpModel, bytes);
+    const wroteData = sink instanceof ExternalDataSink && sink.close();
+    if (wroteData) renameSync(tmpData, dataPath);
+    renameSync(tmpModel, out);
+    const result: SaveResult = { path: out, bytes: bytes.byteLength };
+    if (wroteData) {
+      result.externalDataPath = dataPath;
+      result.externalDataBytes = (sink as ExternalDataSink).bytesWritten;
+    }
+    if (externalReason) result.externalReason = externalReason;
+    return result;
+  } catch (e) {
+    if (sink instanceof ExternalDataSink) sink.close();
+    rmSync(tmpModel, { force: true });
+    rmSync(tmpData, { force: true });
+    throw e;
+  }
+}
+
+/** Every tensor of the model: initializers and tensor attributes, subgraphs included. */
+export function* modelTensors(model: Model): IterableIterator<Tensor> {
+  const graphs = [model.graph];
+  while (graphs.length) {
+    const g = graphs.pop()!;
+    for (const v of g.initializers.values()) yield v.initializer!;
+    for (const n of g) {
+      for (const a of n.attributes.values()) {
+        if (a.type === 4) yield a.value as Tensor;
+        if (a.type === 9) yield* a.value as Tensor[];
+      }
+      graphs.push(...n.subgraphs());
+    }
+  }
+}
+
+function sumTensorBytes(model: Model): number {
+  let total = 0;
+  for (const t of modelTensors(model)) total += t.byteLength;
+  return total;
+}
+
+function readsFrom(model: Model, dataPath: string): boolean {
+  for (const t of modelTensors(model)) if (t.external?.path === dataPath) return true;
+  return false;
+}
