@@ -1,0 +1,33 @@
+/**
+ * 4-bit packing: ONNX INT4/UINT4 tensors store two values per byte, element 2i in the low
+ * nibble and element 2i+1 in the high nibble. The quantize kernels keep one value per byte
+ * (easier to index); pack only when writing a tensor.
+ */
+
+/**
+ * Packs 4-bit values two per byte, element 2i in the low nibble and 2i+1 in the high nibble
+ * (ONNX INT4/UINT4 raw_data layout); an odd tail leaves the last high nibble 0.
+ * @throws RangeError if a value is outside [−8, 7] (signed) or [0, 15] (unsigned)
+ */
+export function packInt4(values: ArrayLike<number>, signed: boolean): Uint8Array {
+  const lo = signed ? -8 : 0;
+  const hi = signed ? 7 : 15;
+  const out = new Uint8Array(Math.ceil(values.length / 2));
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isInteger(v) || v < lo || v > hi) throw new RangeError(`packInt4: value ${v} at ${i} is out of range`);
+    out[i >> 1] |= (v & 0xf) << ((i & 1) * 4);
+  }
+  return out;
+}
+
+/** Unpacks `count` 4-bit values packed by {@link packInt4}, sign-extending when `signed`. */
+export function unpackInt4(packed: Uint8Array, count: number, signed: boolean): Int8Array | Uint8Array {
+  if (packed.length < Math.ceil(count / 2)) throw new RangeError(`unpackInt4: ${packed.length} bytes hold fewer than ${count} values`);
+  const out = signed ? new Int8Array(count) : new Uint8Array(count);
+  for (let i = 0; i < count; i++) {
+    const nib = (packed[i >> 1] >> ((i & 1) * 4)) & 0xf;
+    out[i] = signed && nib >= 8 ? nib - 16 : nib;
+  }
+  return out;
+}
