@@ -195,7 +195,8 @@ export class Graph {
       for (const v of consumedValues(n)) {
         const p = v.producer();
         const j = p ? position.get(p) : undefined;
-        if (j !== undefined && j !== i && !deps[i]!.has(j)) {
+        // j === i (a node reading its own output) is a cycle too: it never becomes ready.
+        if (j !== undefined && !deps[i]!.has(j)) {
           deps[i]!.add(j);
           dependents[j]!.push(i);
         }
@@ -245,7 +246,13 @@ export class Graph {
   private link(node: Node, prev: Node | undefined, next: Node | undefined, name = true): void {
     if (node.graph) throw new Error(`node ${node.label()} is already in a graph`);
     if (name) {
-      node.name = node.name === '' ? this.names.unique(node.opType) : this.claim(node.name, 'node');
+      // Check every name before reserving any, so that a refused insertion changes nothing.
+      const wanted = [node.name, ...node.outputs.map((o) => o.name)].filter((n) => n !== '');
+      const clash = wanted.find((n, i) => this.names.has(n) || wanted.indexOf(n) !== i);
+      if (clash !== undefined) {
+        throw new Error(`graph ${this.name}: a ${clash === node.name ? 'node' : 'value'} named ${clash} exists; ask graph.names.unique() for a fresh name`);
+      }
+      node.name = node.name === '' ? this.names.unique(node.nameHint ?? node.opType) : this.claim(node.name, 'node');
       node.outputs.forEach((o, i) => this.adopt(o, `${node.name}_output_${i}`));
     } else {
       for (const o of node.outputs) o.graph = this;

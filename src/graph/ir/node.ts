@@ -8,6 +8,8 @@ export interface NodeInit {
   opType: string;
   domain?: string;
   name?: string;
+  /** Stem for the name the graph gives an unnamed node on insertion (default: the op type). */
+  nameHint?: string;
   inputs?: (Value | null | undefined)[];
   /** Output names, or a count for outputs the graph will name on insertion. */
   outputs?: string[] | number;
@@ -26,6 +28,8 @@ export class Node {
   opType: string;
   domain: string;
   name: string;
+  /** Stem for the name given on insertion when `name` is empty. */
+  nameHint: string | undefined;
   overload: string | undefined;
   docString: string | undefined;
   /** metadata_props, in order. Passes record their decisions here (read by `convert diff`). */
@@ -49,6 +53,7 @@ export class Node {
     this.opType = init.opType;
     this.domain = init.domain ?? '';
     this.name = init.name ?? '';
+    this.nameHint = init.nameHint;
     this.overload = init.overload;
     this.docString = init.docString;
     this.metadata = new Map(Object.entries(init.metadata ?? {}));

@@ -1,0 +1,34 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Model } from '../../graph/ir/model.ts';
+import type { Value } from '../../graph/ir/value.ts';
+import { saveModel } from '../../graph/serde/io.ts';
+
+/** A model file with extra graph outputs, and the output names that observe each value. */
+export interface AugmentedModel {
+  path: string;
+  /** Graph output name for each observed value, in the order given. */
+  outputNames: string[];
+  dispose(): void;
+}
+
+/**
+ * Augment step of calibration: writes a copy of the model whose graph also outputs the
+ * given values (the inputs of the layers to calibrate). The values are found through the
+ * IR, so names are never parsed; the model itself is left exactly as it was.
+ */
+export function augmentModel(model: Model, observe: Value[]): AugmentedModel {
+  const g = model.graph;
+  const before = g.outputs.length;
+  const added = [...new Set(observe)].filter((v) => !v.isGraphOutput());
+  for (const v of added) g.addOutput(v);
+  const dir = mkdtempSync(join(tmpdir(), 'qarvd-calib-'));
+  const path = join(dir, 'augmented.onnx');
+  try {
+    saveModel(model, path, { externalData: 'auto' });
+  } finally {
+    for (let i = g.outputs.length - 1; i >= before; i--) g.removeOutput(i);
+  }
+  return { path, outputNames: observe.map((v) => v.name), dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}

@@ -1,0 +1,29 @@
+/**
+ * `q-arvd`: outlier-aware adaptive dual-scale quantization of linear layers (Q-ARVD, S2).
+ *
+ * Rules:
+ * 1. Candidates are the linear layers with a constant weight found by `findLinearLayers`
+ *    (MatMul, Gemm transA=0, weights behind Transpose/Cast/Identity, biases folded); it does
+ *    not fire on activation × activation MatMuls, non-2-D or non-float weights, weights
+ *    shared with non-linear users, K < min-k, or names filtered out by include/exclude —
+ *    each is listed in the report with its reason.
+ * 2. Per layer, input channels whose weight-row norm has a modified z-score above tau and
+ *    a norm above gamma × median are outliers; the count is rounded up to align, capped at K/2.
+ * 3. A layer with outliers (and dual-scale on) becomes two sub-matmuls over the outlier and
+ *    the normal channels, each with its own per-output-channel weight scales and its own
+ *    per-tensor activation quantizer; other layers get one quantizer — exactly what
+ *    `minmax` emits.
+ * 4. Activation ranges come from the calibration module, run in onnxruntime-node.
+ * 5. The decision is written to the report and to the layer's final node metadata.
+ */
+import { definePass } from './pass.ts';
+import { QUANT_STATISTICS, runQuantPass } from './quant/run-quant-pass.ts';
+import { S2_OPTIONS, SHARED_QUANT_OPTIONS } from './quant/quant-options.ts';
+
+export default definePass({
+  name: 'q-arvd',
+  summary: 'Quantize linear layers with outlier-aware dual-scale quantizers (Q-ARVD S2)',
+  options: { ...SHARED_QUANT_OPTIONS, ...S2_OPTIONS },
+  statistics: QUANT_STATISTICS,
+  run: (model, ctx, options) => runQuantPass(model, ctx, options, 'q-arvd'),
+});

@@ -1,0 +1,64 @@
+import { type Attribute } from '../../graph/ir/attribute.ts';
+import { DataType } from '../../graph/ir/dtype.ts';
+import type { Graph } from '../../graph/ir/graph.ts';
+import { Node } from '../../graph/ir/node.ts';
+import { Tensor } from '../../graph/ir/tensor.ts';
+import { Value } from '../../graph/ir/value.ts';
+import { packInt4, type QuantType } from '../../kernels/quantize.ts';
+
+const QUANT_DTYPE: Record<QuantType, number> = { int8: DataType.INT8, uint8: DataType.UINT8, int4: DataType.INT4, uint4: DataType.UINT4 };
+
+/**
+ * Builds the replacement of one layer: nodes are collected in order (inserted together by
+ * the caller) and every name comes from the graph's name authority, under the layer's name
+ * so that a reader of the graph sees which layer each node belongs to.
+ */
+export class LayerBuilder {
+  readonly nodes: Node[] = [];
+  /** The model's default-domain opset, for choosing between equivalent ops. */
+  opset: number | undefined;
+
+  constructor(private readonly graph: Graph, private readonly base: string, private readonly layerName: string) {}
+
+  /** Adds a node with one output; names are given when the caller inserts the nodes. */
+  node(opType: string, inputs: (Value | null)[], options: { domain?: string; attributes?: Attribute[]; tag: string }): Value {
+    const n = new Node({ opType, domain: options.domain ?? '', nameHint: `${this.base}/${options.tag}`, inputs, attributes: options.attributes, metadata: { 'qarvd.layer': this.layerName } });
+    this.nodes.push(n);
+    return n.output(0);
+  }
+
+  /** A new initializer holding `t` (named after the layer). */
+  constant(tag: string, make: (name: string) => Tensor): Value {
+    const name = this.graph.names.unique(`${this.base}/${tag}`);
+    this.graph.names.release(name);
+    // addInitializer claims the name again; nothing else can take it in between.
+    const v = new Value(name, { initializer: make(name) });
+    this.graph.addInitializer(v);
+    return v;
+  }
+
+  scalarF32(tag: string, x: number): Value {
+    return this.constant(tag, (n) => Tensor.fromFloat32(n, [], Float32Array.of(x)));
+  }
+
+  vectorF32(tag: string, x: Float32Array): Value {
+    return this.constant(tag, (n) => Tensor.fromFloat32(n, [x.length], x));
+  }
+
+  indices(tag: string, idx: Int32Array): Value {
+    const data = BigInt64Array.from(idx, (k) => BigInt(k));
+    return this.constant(tag, (n) => Tensor.fromBytes(n, DataType.INT64, [idx.length], new Uint8Array(data.buffer)));
+  }
+
+  /** Integer tensor of a quantized type; int4/uint4 are packed two per byte as ONNX stores them. */
+  quantized(tag: string, type: QuantType, dims: number[], values: ArrayLike<number>): Value {
+    return this.constant(tag, (n) => Tensor.fromBytes(n, QUANT_DTYPE[type], dims, quantBytes(type, values)));
+  }
+}
+
+/** Raw bytes of quantized values in `type`'s ONNX storage. */
+export function quantBytes(type: QuantType, values: ArrayLike<number>): Uint8Array {
+  if (type === 'int4' || type === 'uint4') return packInt4(values, type === 'int4');
+  if (type === 'int8') return new Uint8Array(Int8Array.from(values).buffer);
+  return Uint8Array.from(values);
+}

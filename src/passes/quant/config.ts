@@ -1,0 +1,39 @@
+/** How the linear layers are quantized: shared by `q-arvd` and `minmax` so comparisons are like for like. */
+export interface QuantConfig {
+  /** Weight bits: 8 (int8) or 4 (int4). */
+  wBits: 8 | 4;
+  /** Activation bits: 8, 6 (a uint8 grid clipped to 64 levels), or null for weight-only. */
+  aBits: 8 | 6 | null;
+  /** Split layers with outlier input channels into two sub-matmuls (S2). */
+  dualScale: boolean;
+  tau: number;
+  gamma: number;
+  align: number;
+  /** `qdq` (portable Q/DQ around float ops) or `qoperator` (com.microsoft integer kernels). */
+  format: 'qdq' | 'qoperator';
+  /** Symmetric weights (zero point 0). Default false: per-channel asymmetric, as the reference code. */
+  wSymmetric: boolean;
+  /** Symmetric int8 activations instead of asymmetric uint8. */
+  aSymmetric: boolean;
+  /** Domain of emitted Q/DQ nodes: '' (raise the opset when needed) or com.microsoft (any opset). */
+  qdqDomain: '' | 'com.microsoft';
+}
+
+/** The defaults of the paper's W8A8 setting. */
+export const DEFAULT_QUANT_CONFIG: QuantConfig = {
+  wBits: 8,
+  aBits: 8,
+  dualScale: true,
+  tau: 3.5,
+  gamma: 1.2,
+  align: 32,
+  format: 'qdq',
+  wSymmetric: false,
+  aSymmetric: false,
+  qdqDomain: '',
+};
+
+/** `W8A8`, `W4A8`, `W4` (weight-only): the label reports and diffs use. */
+export function bitsLabel(c: Pick<QuantConfig, 'wBits' | 'aBits'>): string {
+  return `W${c.wBits}${c.aBits === null ? '' : `A${c.aBits}`}`;
+}

@@ -1,0 +1,88 @@
+import { attr } from '../../graph/ir/attribute.ts';
+import type { Graph } from '../../graph/ir/graph.ts';
+import type { Value } from '../../graph/ir/value.ts';
+import type { QuantConfig } from './config.ts';
+import { LayerBuilder } from './builder.ts';
+import { biasVector } from './layer-weights.ts';
+import type { Branch, LayerPlan } from './plan.ts';
+
+/** Quantized weights already emitted, keyed by weight and branch, so a shared weight is stored once. */
+export type WeightCache = Map<string, Value[]>;
+
+/**
+ * Emits the quantized form of one layer (METHOD.md "Mapping to ONNX"):
+ * - per branch, `Gather(X, idx, axis=-1)` when the layer is split;
+ * - `qdq`: [Clip →] QuantizeLinear → DequantizeLinear on the activation (scalar scale and
+ *   zero point, one Q per branch), `DequantizeLinear(Wq, s[N], z[N], axis=1)`, `MatMul`;
+ * - `qoperator`: [Clip →] QuantizeLinear, then `com.microsoft.MatMulIntegerToFloat` with the
+ *   bias on the first branch;
+ * - weight-only (`aBits` null): no activation quantizer; the weight DQ feeds the MatMul;
+ * - branches and the bias joined with `Add`.
+ * Returns the builder holding the new nodes and the value that replaces the layer's output.
+ */
+export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, cache: WeightCache, opset?: number): { builder: LayerBuilder; output: Value } {
+  const { layer } = plan;
+  const b = new LayerBuilder(graph, `${layer.name}/qarvd`, layer.name);
+  b.opset = opset;
+  const bias = biasVector(layer);
+  const useIntegerOp = config.format === 'qoperator' && config.aBits !== null;
+  let out: Value | undefined;
+  plan.branches.forEach((br, i) => {
+    const tag = br.role === 'all' ? '' : `${br.role}/`;
+    // Read X from the node now: an earlier rewrite may have replaced the value it had at discovery.
+    let x = layer.node.input(0)!;
+    if (br.indices) x = b.node('Gather', [x, b.indices(`${tag}channels`, br.indices)], { attributes: [attr.int('axis', -1)], tag: `${tag}Gather` });
+    let y: Value;
+    if (useIntegerOp) {
+      const xq = quantizeActivation(b, br, x, config, tag);
+      const [wq, ws, wz] = cachedWeights(plan, br, config, b, cache, false);
+      const a = br.act!;
+      const inputs = [xq, wq!, b.scalarF32(`${tag}x_scale`, a.scale), ws!, b.quantized(`${tag}x_zero_point`, a.type, [], [a.zeroPoint]), wz!];
+      // MatMulIntegerToFloat adds a 1-D bias itself; it goes on the first branch only.
+      if (i === 0 && bias) inputs.push(b.vectorF32('bias', bias));
+      y = b.node('MatMulIntegerToFloat', inputs, { domain: 'com.microsoft', tag: `${tag}MatMulIntegerToFloat` });
+    } else {
+      if (br.act) {
+        const xq = quantizeActivation(b, br, x, config, tag);
+        const a = br.act;
+        x = b.node('DequantizeLinear', [xq, b.scalarF32(`${tag}x_scale`, a.scale), b.quantized(`${tag}x_zero_point`, a.type, [], [a.zeroPoint])], { domain: config.qdqDomain, tag: `${tag}DequantizeLinear` });
+      }
+      const [wdq] = cachedWeights(plan, br, config, b, cache, true);
+      y = b.node('MatMul', [x, wdq!], { tag: `${tag}MatMul` });
+    }
+    out = out ? b.node('Add', [out, y], { tag: 'Add' }) : y;
+  });
+  if (bias && !useIntegerOp) out = b.node('Add', [out!, b.vectorF32('bias', bias)], { tag: 'bias/Add' });
+  if (!bias && layer.bias) throw new Error(`layer ${layer.name}: bias of shape [${layer.bias.tensor.dims.join('x')}] cannot be folded`);
+  return { builder: b, output: out! };
+}
+
+function quantizeActivation(b: LayerBuilder, br: Branch, x: Value, config: QuantConfig, tag: string): Value {
+  // QuantizeLinear entered the default domain at opset 10; below that onnxruntime's own
+  // com.microsoft QuantizeLinear does the same arithmetic.
+  const domain = config.qdqDomain === '' && (b.opset ?? 21) < 10 ? 'com.microsoft' : config.qdqDomain;
+  const a = br.act;
+  if (!a) throw new Error('internal: branch without an activation quantizer');
+  if (a.clip) x = b.node('Clip', [x, b.scalarF32(`${tag}clip_min`, a.clip[0]), b.scalarF32(`${tag}clip_max`, a.clip[1])], { tag: `${tag}Clip` });
+  return b.node('QuantizeLinear', [x, b.scalarF32(`${tag}x_scale`, a.scale), b.quantized(`${tag}x_zero_point`, a.type, [], [a.zeroPoint])], { domain, tag: `${tag}QuantizeLinear` });
+}
+
+/**
+ * The weight of a branch: for Q/DQ the DequantizeLinear output; for the integer op the
+ * quantized weight, its scales and zero points (int4 values travel in int8 there, since
+ * MatMulIntegerToFloat takes 8-bit B only).
+ */
+function cachedWeights(plan: LayerPlan, br: Branch, config: QuantConfig, b: LayerBuilder, cache: WeightCache, dq: boolean): Value[] {
+  const key = `${plan.layer.weightValue.name}|${br.role}|${dq}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const N = plan.layer.N;
+  const tag = br.role === 'all' ? '' : `${br.role}/`;
+  const storage = dq || br.wType === 'uint8' ? br.wType : 'int8';
+  const wq = b.quantized(`${tag}weight_quantized`, storage, [br.K, N], br.wq);
+  const ws = b.vectorF32(`${tag}weight_scale`, br.wScales);
+  const wz = b.quantized(`${tag}weight_zero_point`, storage, [N], br.wZeroPoints);
+  const values = dq ? [b.node('DequantizeLinear', [wq, ws, wz], { domain: config.qdqDomain, attributes: [attr.int('axis', 1)], tag: `${tag}weight/DequantizeLinear` })] : [wq, ws, wz];
+  cache.set(key, values);
+  return values;
+}

@@ -1,0 +1,42 @@
+import { bfloat16ToFloat32Array, float16ToFloat32Array } from '../../kernels/float16.ts';
+import { DataType } from '../../graph/ir/dtype.ts';
+import { alignedView, type Tensor } from '../../graph/ir/tensor.ts';
+import type { LinearLayer } from './linear-layers.ts';
+
+/** Float32 values of a float32, float16 or bfloat16 tensor. */
+export function tensorAsFloat32(t: Tensor): Float32Array {
+  if (t.dataType === DataType.FLOAT16) return float16ToFloat32Array(alignedView(t.bytes(), Uint16Array, t.size));
+  if (t.dataType === DataType.BFLOAT16) return bfloat16ToFloat32Array(alignedView(t.bytes(), Uint16Array, t.size));
+  return t.toFloat32();
+}
+
+/**
+ * The layer's weight as a row-major float32 `[K, N]` matrix with Gemm's alpha folded in:
+ * the form every quantizer and statistic works on, whatever the stored layout.
+ */
+export function weightMatrix(layer: LinearLayer): Float32Array {
+  const src = tensorAsFloat32(layer.weight);
+  const { K, N, alpha } = layer;
+  const out = new Float32Array(K * N);
+  if (layer.transposed) {
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) out[k * N + n] = src[n * K + k]! * alpha;
+  } else if (alpha !== 1) {
+    for (let i = 0; i < out.length; i++) out[i] = src[i]! * alpha;
+  } else out.set(src);
+  return out;
+}
+
+/** The bias as N float32 values (beta folded in), or undefined when the layer has none. */
+export function biasVector(layer: LinearLayer): Float32Array | undefined {
+  if (!layer.bias) return undefined;
+  const b = layer.bias.tensor.toFloat32();
+  if (b.length !== layer.N) return undefined;
+  return b.map((v) => Math.fround(v * layer.bias!.scale));
+}
+
+/** Rows `rows` of a `[K, N]` matrix, as a new `[rows.length, N]` matrix. */
+export function takeRows(w: Float32Array, N: number, rows: Int32Array): Float32Array {
+  const out = new Float32Array(rows.length * N);
+  rows.forEach((k, i) => out.set(w.subarray(k * N, (k + 1) * N), i * N));
+  return out;
+}

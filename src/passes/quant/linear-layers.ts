@@ -1,0 +1,215 @@
+import { DataType, dtypeName } from '../../graph/ir/dtype.ts';
+import type { Graph } from '../../graph/ir/graph.ts';
+import type { Node } from '../../graph/ir/node.ts';
+import type { Tensor } from '../../graph/ir/tensor.ts';
+import type { Value } from '../../graph/ir/value.ts';
+import { selectedByGlobs } from './glob.ts';
+
+/** A constant bias added to a linear layer's output (from a following Add or Gemm's C). */
+export interface LayerBias {
+  tensor: Tensor;
+  /** Multiplier (Gemm's beta; 1 for an Add). */
+  scale: number;
+  /** The Add node folded into the layer, when the bias came from one. */
+  addNode?: Node;
+}
+
+/** A linear layer `Y = X·W (+ b)` whose weight is constant. */
+export interface LinearLayer {
+  node: Node;
+  /** The node's name, or a generated label when it has none. */
+  name: string;
+  op: 'MatMul' | 'Gemm';
+  input: Value;
+  /** The constant at the root of the weight chain (initializer or Constant output). */
+  weightValue: Value;
+  weight: Tensor;
+  /** Nodes between the constant and the layer (Transpose, Cast, Identity), nearest first. */
+  chain: Node[];
+  /** True when the stored weight is `[N, K]` (Gemm transB=1, or a Transpose in the chain). */
+  transposed: boolean;
+  /** Element type of the stored weight (f32, or f16/bf16 behind a Cast). */
+  storedType: number;
+  K: number;
+  N: number;
+  /** Gemm's alpha, folded into the weight; 1 for MatMul. */
+  alpha: number;
+  bias?: LayerBias;
+  /** The value the layer (with its folded bias) produces. */
+  output: Value;
+}
+
+/** A MatMul or Gemm that will not be quantized, with the reason for the report. */
+export interface SkippedLayer {
+  node: Node;
+  name: string;
+  op: string;
+  reason: string;
+  K?: number;
+  N?: number;
+}
+
+/** Options shared by the quantization passes and `convert inspect`. */
+export interface LayerSelection {
+  include?: readonly string[];
+  exclude?: readonly string[];
+  /** Smallest input-channel count worth quantizing (default {@link DEFAULT_MIN_K}). */
+  minK?: number;
+}
+
+/**
+ * Below 16 input channels a per-output-channel scale serves so few values that the scale
+ * tensors and Q/DQ nodes cost more than the int8 weights save, and the accuracy loss of an
+ * 8-bit activation grid is not repaid.
+ */
+export const DEFAULT_MIN_K = 16;
+
+const FLOAT_TYPES: readonly number[] = [DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16];
+
+/**
+ * Finds the linear layers of a graph (not its subgraphs). Rules:
+ * 1. `MatMul(X, W)` and `Gemm(X, W, C?)` with `transA = 0` are candidates.
+ * 2. W is followed back through `Identity`, `Cast` (to float32) and `Transpose` (perm [1, 0])
+ *    to a constant (initializer or Constant node); a non-constant W (attention QK/AV) is skipped.
+ * 3. The constant must be a 2-D float32 tensor, or float16/bfloat16 behind a Cast to float32.
+ * 4. A bias is folded in: Gemm's C (times beta), or the only user of the output being an
+ *    `Add` of a constant broadcastable to `[N]` — unless the output is a graph output.
+ * 5. K below `minK`, and names filtered out by include/exclude, are skipped.
+ * 6. A weight used elsewhere is quantized only when every use is a candidate layer that reads
+ *    it the same way (then it is quantized once); otherwise all its layers are skipped.
+ */
+export function findLinearLayers(graph: Graph, selection: LayerSelection = {}): { layers: LinearLayer[]; skipped: SkippedLayer[] } {
+  const { include = [], exclude = [], minK = DEFAULT_MIN_K } = selection;
+  const layers: LinearLayer[] = [];
+  const skipped: SkippedLayer[] = [];
+  let unnamed = 0;
+  for (const node of graph) {
+    if (node.domain !== '' || (node.opType !== 'MatMul' && node.opType !== 'Gemm')) continue;
+    const name = node.name || `${node.opType}_${unnamed++}`;
+    const result = matchLayer(node, name);
+    if ('reason' in result) {
+      skipped.push(result);
+      continue;
+    }
+    if (result.K < minK) skipped.push(skip(result, `K = ${result.K} is below min-k ${minK}`));
+    else if (!selectedByGlobs(name, include, exclude)) skipped.push(skip(result, 'not selected by include/exclude'));
+    else layers.push(result);
+  }
+  return rejectSharedWeights(layers, skipped);
+}
+
+function skip(l: LinearLayer, reason: string): SkippedLayer {
+  return { node: l.node, name: l.name, op: l.op, reason, K: l.K, N: l.N };
+}
+
+function matchLayer(node: Node, name: string): LinearLayer | SkippedLayer {
+  const op = node.opType as 'MatMul' | 'Gemm';
+  const x = node.input(0);
+  const b = node.input(1);
+  const skipped = (reason: string): SkippedLayer => ({ node, name, op, reason });
+  if (!x || !b) return skipped('missing input');
+  let transposed = false;
+  let alpha = 1;
+  if (op === 'Gemm') {
+    if (node.intAttr('transA', 0) !== 0) return skipped('Gemm with transA = 1');
+    transposed = node.intAttr('transB', 0) === 1;
+    alpha = node.floatAttr('alpha', 1);
+  }
+  const chain: Node[] = [];
+  let root: Value = b;
+  let viaCast = false;
+  let badTranspose = false;
+  for (;;) {
+    const p = root.producer();
+    if (!p || p.domain !== '' || root.constTensor()) break;
+    if (p.opType === 'Identity') {
+      chain.push(p);
+    } else if (p.opType === 'Cast' && p.intAttr('to', 0) === DataType.FLOAT) {
+      chain.push(p);
+      viaCast = true;
+    } else if (p.opType === 'Transpose') {
+      const perm = p.intsAttr('perm');
+      if (perm && !(perm.length === 2 && perm[0] === 1 && perm[1] === 0)) badTranspose = true;
+      chain.push(p);
+      transposed = !transposed;
+    } else break;
+    const next = p.input(0);
+    if (!next) break;
+    root = next;
+  }
+  const w = root.constTensor();
+  if (!w) return skipped('weight is not constant (activation × activation, e.g. attention QK/AV)');
+  if (badTranspose) return skipped(`weight ${root.name} is behind a Transpose that is not a 2-D swap`);
+  if (w.dims.length !== 2) return skipped(`weight ${root.name} is ${w.dims.length}-D, not a 2-D matrix`);
+  if (!FLOAT_TYPES.includes(w.dataType)) return skipped(`weight ${root.name} is ${dtypeName(w.dataType)}`);
+  if (w.dataType !== DataType.FLOAT && !viaCast) return skipped(`weight ${root.name} is ${dtypeName(w.dataType)} without a Cast to float32 (fp16 models are not supported yet)`);
+  const [d0, d1] = w.dims as [number, number];
+  const K = transposed ? d1 : d0;
+  const N = transposed ? d0 : d1;
+  const layer: LinearLayer = { node, name, op, input: x, weightValue: root, weight: w, chain, transposed, storedType: w.dataType, K, N, alpha, output: node.output(0) };
+  const bias = findBias(node, op, N);
+  if (typeof bias === 'string') return skipped(bias);
+  if (bias) {
+    layer.bias = bias;
+    if (bias.addNode) layer.output = bias.addNode.output(0);
+  }
+  return layer;
+}
+
+function findBias(node: Node, op: string, N: number): LayerBias | string | undefined {
+  if (op === 'Gemm') {
+    const c = node.input(2);
+    if (!c) return undefined;
+    const t = c.constTensor();
+    if (!t || t.dataType !== DataType.FLOAT) return 'Gemm bias C is not a float32 constant';
+    if (!broadcastsToRow(t.dims, N)) return `Gemm bias C of shape [${t.dims.join('x')}] is not a row of N = ${N}`;
+    return { tensor: t, scale: node.floatAttr('beta', 1) };
+  }
+  const out = node.output(0);
+  if (out.useCount !== 1 || out.isGraphOutput()) return undefined;
+  const use = out.uses()[0]!;
+  const add = use.node;
+  if (add.opType !== 'Add' || add.domain !== '' || add.graph !== node.graph) return undefined;
+  const other = add.input(1 - use.inputIndex);
+  const t = other?.constTensor();
+  if (!t || t.dataType !== DataType.FLOAT) return undefined;
+  return broadcastsToRow(t.dims, N) ? { tensor: t, scale: 1, addNode: add } : undefined;
+}
+
+/** True for shapes [N], [1, N], [1, 1, N], …: a bias that adds the same row to every output. */
+function broadcastsToRow(dims: readonly number[], N: number): boolean {
+  return dims.length >= 1 && dims[dims.length - 1] === N && dims.slice(0, -1).every((d) => d === 1);
+}
+
+function rejectSharedWeights(layers: LinearLayer[], skipped: SkippedLayer[]): { layers: LinearLayer[]; skipped: SkippedLayer[] } {
+  const byWeight = new Map<Value, LinearLayer[]>();
+  for (const l of layers) byWeight.set(l.weightValue, [...(byWeight.get(l.weightValue) ?? []), l]);
+  const kept: LinearLayer[] = [];
+  for (const l of layers) {
+    const group = byWeight.get(l.weightValue)!;
+    const foreign = foreignUser(l.weightValue, group);
+    if (foreign) skipped.push(skip(l, `weight ${l.weightValue.name} is also used by ${foreign}`));
+    else if (group.some((o) => o.transposed !== l.transposed || o.alpha !== l.alpha)) skipped.push(skip(l, `weight ${l.weightValue.name} is shared by layers that read it differently`));
+    else kept.push(l);
+  }
+  return { layers: kept, skipped };
+}
+
+/** A user of the weight (or of its chain) that is not one of the group's layers, if any. */
+function foreignUser(root: Value, group: LinearLayer[]): string | undefined {
+  const ok = new Set<Node>();
+  for (const l of group) {
+    ok.add(l.node);
+    for (const c of l.chain) ok.add(c);
+  }
+  const stack = [root];
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (v.isGraphOutput()) return 'a graph output';
+    for (const u of v.uses()) {
+      if (!ok.has(u.node)) return u.node.label();
+      if (u.node.opType !== 'MatMul' && u.node.opType !== 'Gemm') stack.push(...u.node.outputs);
+    }
+  }
+  return undefined;
+}

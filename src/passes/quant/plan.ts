@@ -1,0 +1,148 @@
+import { detectOutliers, type OutlierResult } from '../../kernels/outliers.ts';
+import {
+  computeParamsPerChannel,
+  computeScaleZeroPoint,
+  dequantizePerChannel,
+  quantizePerChannel,
+  type QuantType,
+} from '../../kernels/quantize.ts';
+import { channelNorms } from '../../kernels/statistics.ts';
+import type { QuantConfig } from './config.ts';
+import { takeRows, weightMatrix } from './layer-weights.ts';
+import type { LinearLayer } from './linear-layers.ts';
+
+/** Per-input-channel activation range of one layer input, from calibration. */
+export interface ChannelRanges {
+  min: Float32Array;
+  max: Float32Array;
+}
+
+/** A static per-tensor activation quantizer. */
+export interface ActivationQuant {
+  type: QuantType;
+  scale: number;
+  zeroPoint: number;
+  /** Float range of the grid when it is narrower than the storage type (6-bit), else undefined. */
+  clip?: [number, number];
+  /** Calibrated range the parameters came from. */
+  range: [number, number];
+}
+
+/** One sub-matmul of a layer: rows of W (all, the outliers, or the rest) with their quantizers. */
+export interface Branch {
+  role: 'all' | 'outlier' | 'normal';
+  /** Input channels of this branch (undefined for `all`). */
+  indices?: Int32Array;
+  K: number;
+  wType: QuantType;
+  /** Quantized weight `[K_b, N]`, one value per element. */
+  wq: Int8Array | Uint8Array;
+  wScales: Float32Array;
+  wZeroPoints: Int32Array;
+  act?: ActivationQuant;
+}
+
+/** What the pass decided for one layer. */
+export interface LayerPlan {
+  layer: LinearLayer;
+  mode: 'dual' | 'single';
+  outliers: OutlierResult;
+  branches: Branch[];
+  /** Relative Frobenius error of the dequantized weight: one scale per channel, and split. */
+  weightError: { single: number; dual?: number };
+}
+
+/**
+ * Decides and quantizes one layer (METHOD.md S2): detects outlier input channels from the
+ * weight's row norms, splits when there are any (and splitting is on), and quantizes each
+ * branch per output channel with min/max scales. Activation ranges, when given, become one
+ * per-tensor quantizer per branch.
+ */
+export function planLayer(layer: LinearLayer, config: QuantConfig, ranges?: ChannelRanges): LayerPlan {
+  const { K, N } = layer;
+  const w = weightMatrix(layer);
+  const outliers = detectOutliers(channelNorms(w, K, N), { tau: config.tau, gamma: config.gamma, align: config.align });
+  // Asymmetric 8-bit weights are stored as uint8: with uint8 activations onnxruntime then
+  // takes its u8×u8 kernels; its u8×s8 kernels on AVX2 without VNNI add pairs of products in
+  // int16 and saturate on full-range int8 weights (measured: 0.58 relative logit error on
+  // stories260K W8A8 with int8 weights, 0.015 with uint8).
+  const wType: QuantType = config.wBits === 4 ? 'int4' : config.wSymmetric ? 'int8' : 'uint8';
+  const single = quantizeRows(w, K, N, wType, config.wSymmetric);
+  const weightError: LayerPlan['weightError'] = { single: relativeError(w, single.deq) };
+  const split = config.dualScale && outliers.indices.length > 0;
+  const parts = outliers.indices.length > 0
+    ? (['outlier', 'normal'] as const).map((role) => {
+        const indices = role === 'outlier' ? outliers.indices : outliers.normal;
+        return { role, indices, q: quantizeRows(takeRows(w, N, indices), indices.length, N, wType, config.wSymmetric) };
+      })
+    : [];
+  // The split's error is reported even when splitting is off, so a report shows what S2 would gain.
+  if (parts.length) weightError.dual = relativeError(w, assembleRows(parts.map((p) => ({ indices: p.indices, deq: p.q.deq })), K, N));
+  const branches: Branch[] = split
+    ? parts.map(({ role, indices, q }) => ({ role, indices, K: indices.length, wType, wq: q.wq, wScales: q.scales, wZeroPoints: q.zeroPoints }))
+    : [{ role: 'all', K, wType, wq: single.wq, wScales: single.scales, wZeroPoints: single.zeroPoints }];
+  if (config.aBits !== null && ranges) {
+    for (const b of branches) b.act = activationQuant(ranges, b.indices, config);
+  }
+  return { layer, mode: split ? 'dual' : 'single', outliers, branches, weightError };
+}
+
+/** A per-tensor quantizer for the channels `indices` (all when undefined) of a layer input. */
+export function activationQuant(ranges: ChannelRanges, indices: Int32Array | undefined, config: QuantConfig): ActivationQuant {
+  let lo = Infinity;
+  let hi = -Infinity;
+  const visit = (k: number) => {
+    if (ranges.min[k]! < lo) lo = ranges.min[k]!;
+    if (ranges.max[k]! > hi) hi = ranges.max[k]!;
+  };
+  if (indices) indices.forEach(visit);
+  else for (let k = 0; k < ranges.min.length; k++) visit(k);
+  return activationQuantForRange(lo, hi, config);
+}
+
+/** A per-tensor activation quantizer covering [lo, hi] at the configured bits. */
+export function activationQuantForRange(lo: number, hi: number, config: QuantConfig): ActivationQuant {
+  const type: QuantType = config.aSymmetric ? 'int8' : 'uint8';
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new Error(`activation range [${lo}, ${hi}] is not finite`);
+  if (config.aBits === 8) {
+    const { scale, zeroPoint } = computeScaleZeroPoint(lo, hi, type, config.aSymmetric);
+    return { type, scale, zeroPoint, range: [lo, hi] };
+  }
+  // 6 bits inside an 8-bit container: a 64-level grid, and a Clip to its float range
+  // because QuantizeLinear would otherwise saturate at the container's limits.
+  const levels = 2 ** (config.aBits ?? 8) - 1;
+  const sym = config.aSymmetric;
+  const lo0 = Math.min(lo, 0);
+  const hi0 = Math.max(hi, 0);
+  const qmin = sym ? -((levels + 1) / 2) : 0;
+  const qmax = sym ? (levels + 1) / 2 - 1 : levels;
+  const scale = Math.fround(sym ? Math.max(Math.abs(lo0), Math.abs(hi0)) / qmax || 1e-8 : (hi0 - lo0) / (qmax - qmin) || 1e-8);
+  const zeroPoint = sym ? 0 : Math.min(qmax, Math.max(qmin, Math.round(qmin - lo0 / scale)));
+  const clip: [number, number] = [Math.fround((qmin - zeroPoint) * scale), Math.fround((qmax - zeroPoint) * scale)];
+  return { type, scale, zeroPoint, clip, range: [lo, hi] };
+}
+
+function quantizeRows(w: Float32Array, K: number, N: number, type: QuantType, symmetric: boolean) {
+  const { scales, zeroPoints } = computeParamsPerChannel(w, K, N, type, symmetric);
+  const wq = quantizePerChannel(w, K, N, scales, zeroPoints, type);
+  const deq = dequantizePerChannel(wq, K, N, scales, zeroPoints);
+  return { wq, scales, zeroPoints, deq };
+}
+
+function assembleRows(parts: { indices: Int32Array; deq: Float32Array }[], K: number, N: number): Float32Array {
+  const out = new Float32Array(K * N);
+  for (const p of parts) p.indices.forEach((k, i) => out.set(p.deq.subarray(i * N, (i + 1) * N), k * N));
+  return out;
+}
+
+/** ‖Ŵ − W‖_F / ‖W‖_F. */
+export function relativeError(w: Float32Array, deq: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < w.length; i++) {
+    const d = deq[i]! - w[i]!;
+    num += d * d;
+    den += w[i]! * w[i]!;
+  }
+  return den === 0 ? 0 : Math.sqrt(num / den);
+}
