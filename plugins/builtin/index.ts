@@ -1,0 +1,13 @@
+/**
+ * The built-in passes, registered exactly like a third-party plugin (`convert --plugin`).
+ */
+import constantsToInitializers from '../../src/passes/constants-to-initializers.ts';
+import dce from '../../src/passes/dce.ts';
+import { definePlugin } from '../../src/passes/plugin.ts';
+import pkg from '../../package.json' with { type: 'json' };
+
+export default definePlugin({
+  name: 'builtin',
+  version: pkg.version,
+  passes: [constantsToInitializers, dce],
+});

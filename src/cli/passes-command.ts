@@ -1,0 +1,67 @@
+/**
+ * `convert passes [name]`: every registered pass (built-in and from `--plugin`), with its
+ * summary, options (type, default, help) and statistics.
+ */
+import type { PassOption } from '../passes/pass.ts';
+import type { RegisteredPass } from '../passes/registry.ts';
+import { listFlag } from './args.ts';
+import type { CliCommand } from './command.ts';
+import { createRegistry } from './plugins.ts';
+
+export const passesCommand: CliCommand = {
+  command: 'passes [name]',
+  describe: 'List the registered passes with their options and statistics',
+  builder: (y) =>
+    y
+      .usage('Usage: $0 passes [name] [--plugin ./p.mjs]...')
+      .positional('name', { type: 'string', describe: 'show only this pass' })
+      .example('$0 passes', 'every built-in pass')
+      .example('$0 passes --plugin ./my-plugin.mjs', 'include the passes of a plugin')
+      .strict(),
+  async run(args, io) {
+    const registry = await createRegistry(listFlag(args.plugin, 'plugin'));
+    const name = args.name as string | undefined;
+    const entries = name === undefined ? registry.list() : [registry.get(name)];
+    io.out(entries.map(describePass).join('\n'));
+    return 0;
+  },
+};
+
+/** The text block `convert passes` prints for one pass. */
+export function describePass({ pass, plugin }: RegisteredPass): string {
+  const lines = [`${pass.name}  (plugin ${plugin.name} ${plugin.version})`, `  ${pass.summary}`];
+  if (pass.description) lines.push(...wrap(pass.description, 76).map((l) => `  ${l}`));
+  const options = Object.entries(pass.options);
+  if (options.length === 0) lines.push('  options: none');
+  else {
+    lines.push('  options:');
+    const flags = options.map(([key, o]) => `--${pass.name}.${key} <${typeName(o)}>`);
+    const w = Math.max(...flags.map((f) => f.length));
+    options.forEach(([, o], i) => lines.push(`    ${flags[i]!.padEnd(w)}  ${o.help} (default: ${JSON.stringify(o.default)})`));
+  }
+  const stats = Object.entries(pass.statistics);
+  if (stats.length === 0) lines.push('  statistics: none');
+  else {
+    lines.push('  statistics:');
+    const w = Math.max(...stats.map(([k]) => k.length));
+    for (const [k, help] of stats) lines.push(`    ${k.padEnd(w)}  ${help}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function typeName(o: PassOption): string {
+  return o.type === 'enum' ? (o.choices ?? []).join('|') : o.type;
+}
+
+function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) out.push(line);
+  return out;
+}

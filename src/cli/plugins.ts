@@ -1,0 +1,28 @@
+import builtin from '../../plugins/builtin/index.ts';
+import qArvd from '../../plugins/q-arvd/index.ts';
+import { loadPluginModule, PluginError } from '../passes/plugin.ts';
+import { PassRegistry } from '../passes/registry.ts';
+
+/** Names of CLI options: a pass of that name could not take `--<pass>.<key>` options. */
+const RESERVED = new Set(['input', 'output', 'o', 'pass', 'config', 'external-data', 'verify', 'stats', 'plugin', 'quiet', 'q', 'verbose', 'v', 'debug', 'help', 'h', 'version']);
+
+/**
+ * A registry with the bundled plugins (builtin, q-arvd) and the given plugin modules (paths relative to the
+ * working folder), registered in that order.
+ */
+export async function createRegistry(pluginPaths: readonly string[] = []): Promise<PassRegistry> {
+  const registry = new PassRegistry();
+  registry.register(builtin, 'builtin');
+  registry.register(qArvd, 'q-arvd');
+  for (const path of pluginPaths) {
+    const plugin = await loadPluginModule(path);
+    const reserved = plugin.passes.find((p) => RESERVED.has(p.name));
+    if (reserved) throw new PluginError(`plugin ${path}: pass name ${reserved.name} is taken by a convert option (--${reserved.name}); rename the pass`);
+    try {
+      registry.register(plugin, path);
+    } catch (e) {
+      throw new PluginError(`plugin ${path}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  return registry;
+}
