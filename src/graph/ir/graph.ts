@@ -163,6 +163,9 @@ export class Graph {
       }
     }
     node.clearInputs();
+    // Nodes inside the removed node's subgraphs stop using outer values too, so that those
+    // values' use lists do not keep pointing at nodes that are gone.
+    for (const g of node.subgraphs()) for (const inner of g.allNodes()) inner.clearInputs();
     if (node._prev) node._prev._next = node._next;
     else this._first = node._next;
     if (node._next) node._next._prev = node._prev;
@@ -292,7 +295,15 @@ export function consumedValues(node: Node): Value[] {
     for (const inner of g.allNodes()) {
       for (const v of inner.inputs) if (v && !isDefinedWithin(v, g)) out.push(v);
     }
+    // A subgraph may also return an outer value directly as one of its outputs.
+    for (const v of capturedOutputs(g)) out.push(v);
   }
+  return out;
+}
+
+function capturedOutputs(g: Graph): Value[] {
+  const out = g.outputs.filter((v) => !isDefinedWithin(v, g));
+  for (const n of g.allNodes()) for (const s of n.subgraphs()) out.push(...s.outputs.filter((v) => !isDefinedWithin(v, g)));
   return out;
 }
 

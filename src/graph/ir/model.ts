@@ -9,6 +9,8 @@ export class Model {
   irVersion: number;
   /** Opset version per domain ('' is the default ONNX domain), in the loaded order. */
   readonly opsetImports = new Map<string, number>();
+  /** The loaded OperatorSetIdProto of each domain (field presence, unknown fields), for a lossless save. */
+  readonly opsetImportProtos = new Map<string, Record<string, unknown>>();
   producerName: string | undefined;
   producerVersion: string | undefined;
   domain: string | undefined;

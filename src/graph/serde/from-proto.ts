@@ -28,7 +28,10 @@ export function modelFromProto(p: Proto, src: ProtoSource): Model {
   const g = new Graph();
   const model = new Model(g);
   model.irVersion = Number(ir_version ?? 0);
-  for (const o of (opset_import ?? []) as Proto[]) model.opsetImports.set(o.domain ?? '', Number(o.version ?? 0));
+  for (const o of (opset_import ?? []) as Proto[]) {
+    model.opsetImports.set(o.domain ?? '', Number(o.version ?? 0));
+    model.opsetImportProtos.set(o.domain ?? '', o);
+  }
   model.producerName = producer_name;
   model.producerVersion = producer_version;
   model.domain = domain;

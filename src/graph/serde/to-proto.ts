@@ -18,7 +18,7 @@ export interface TensorSink {
 export function modelToProto(model: Model, sink: TensorSink): Proto {
   const p: Proto = { ...model.extras };
   p.ir_version = model.irVersion;
-  p.opset_import = [...model.opsetImports].map(([domain, version]) => (domain ? { domain, version } : { domain: '', version }));
+  p.opset_import = [...model.opsetImports].map(([domain, version]) => ({ ...(model.opsetImportProtos.get(domain) ?? { domain }), version }));
   setIf(p, 'producer_name', model.producerName);
   setIf(p, 'producer_version', model.producerVersion);
   setIf(p, 'domain', model.domain);
