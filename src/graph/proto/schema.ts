@@ -15,6 +15,9 @@
  */
 
 /** Scalar kinds, named after the protobuf scalar types. `enum` is an int32 varint on the wire. */
+import { AttributeType } from '../ir/attribute.ts';
+import { DataType } from '../ir/dtype.ts';
+
 export type ScalarKind = 'int32' | 'int64' | 'uint64' | 'float' | 'double' | 'string' | 'bytes' | 'enum';
 export type FieldKind = ScalarKind | 'message';
 
@@ -310,54 +313,9 @@ export const SCHEMA: { readonly [K in MessageTypeName]: MessageDef } = {
 // ---------------------------------------------------------------------------------------------
 // Enums
 
-/** `TensorProto.DataType`. */
-export const DataType = {
-  UNDEFINED: 0,
-  FLOAT: 1,
-  UINT8: 2,
-  INT8: 3,
-  UINT16: 4,
-  INT16: 5,
-  INT32: 6,
-  INT64: 7,
-  STRING: 8,
-  BOOL: 9,
-  FLOAT16: 10,
-  DOUBLE: 11,
-  UINT32: 12,
-  UINT64: 13,
-  COMPLEX64: 14,
-  COMPLEX128: 15,
-  BFLOAT16: 16,
-  FLOAT8E4M3FN: 17,
-  FLOAT8E4M3FNUZ: 18,
-  FLOAT8E5M2: 19,
-  FLOAT8E5M2FNUZ: 20,
-  UINT4: 21,
-  INT4: 22,
-  FLOAT4E2M1: 23,
-  FLOAT8E8M0: 24,
-} as const;
+// The enums are the IR's (one table each, in src/graph/ir); the wire layer re-exports them.
+export { AttributeType, DataType };
 export type DataType = (typeof DataType)[keyof typeof DataType];
-
-/** `AttributeProto.AttributeType`. */
-export const AttributeType = {
-  UNDEFINED: 0,
-  FLOAT: 1,
-  INT: 2,
-  STRING: 3,
-  TENSOR: 4,
-  GRAPH: 5,
-  SPARSE_TENSOR: 11,
-  TYPE_PROTO: 13,
-  FLOATS: 6,
-  INTS: 7,
-  STRINGS: 8,
-  TENSORS: 9,
-  GRAPHS: 10,
-  SPARSE_TENSORS: 12,
-  TYPE_PROTOS: 14,
-} as const;
 export type AttributeType = (typeof AttributeType)[keyof typeof AttributeType];
 
 /** `TensorProto.DataLocation`. */
