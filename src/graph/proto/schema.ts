@@ -14,10 +14,10 @@
  * onnx / protobuf-C++ write, so canonical onnx files re-encode byte-identically.
  */
 
-/** Scalar kinds, named after the protobuf scalar types. `enum` is an int32 varint on the wire. */
 import { AttributeType } from '../ir/attribute.ts';
 import { DataType } from '../ir/dtype.ts';
 
+/** Scalar kinds, named after the protobuf scalar types. `enum` is an int32 varint on the wire. */
 export type ScalarKind = 'int32' | 'int64' | 'uint64' | 'float' | 'double' | 'string' | 'bytes' | 'enum';
 export type FieldKind = ScalarKind | 'message';
 
