@@ -1,5 +1,6 @@
 import { NameAuthority } from './names.ts';
 import { Node } from './node.ts';
+import type { Tensor } from './tensor.ts';
 import { Value } from './value.ts';
 
 /**
@@ -113,6 +114,18 @@ export class Graph {
     this.adopt(value);
     value.initializer.name = value.name;
     this._initializers.set(value.name, value);
+  }
+
+  /**
+   * Creates and adds an initializer under a fresh name derived from `stem`.
+   * @param make builds the tensor once the name is known
+   */
+  createInitializer(stem: string, make: (name: string) => Tensor): Value {
+    const name = this.names.unique(stem);
+    const value = new Value(name, { initializer: make(name) });
+    value.graph = this;
+    this._initializers.set(name, value);
+    return value;
   }
 
   /** Removes an initializer; refuses when it is still used or is a graph input/output. */

@@ -29,12 +29,7 @@ export class LayerBuilder {
 
   /** A new initializer holding `t` (named after the layer). */
   constant(tag: string, make: (name: string) => Tensor): Value {
-    const name = this.graph.names.unique(`${this.base}/${tag}`);
-    this.graph.names.release(name);
-    // addInitializer claims the name again; nothing else can take it in between.
-    const v = new Value(name, { initializer: make(name) });
-    this.graph.addInitializer(v);
-    return v;
+    return this.graph.createInitializer(`${this.base}/${tag}`, make);
   }
 
   scalarF32(tag: string, x: number): Value {

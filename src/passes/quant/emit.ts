@@ -34,18 +34,17 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
     if (br.indices) x = b.node('Gather', [x, b.indices(`${tag}channels`, br.indices)], { attributes: [attr.int('axis', -1)], tag: `${tag}Gather` });
     let y: Value;
     if (useIntegerOp) {
-      const xq = quantizeActivation(b, br, x, config, tag);
+      const { xq, scale, zeroPoint } = quantizeActivation(b, br, x, config, tag);
       const [wq, ws, wz] = cachedWeights(plan, br, config, b, cache, false);
-      const a = br.act!;
-      const inputs = [xq, wq!, b.scalarF32(`${tag}x_scale`, a.scale), ws!, b.quantized(`${tag}x_zero_point`, a.type, [], [a.zeroPoint]), wz!];
+      const inputs = [xq, wq!, scale, ws!, zeroPoint, wz!];
       // MatMulIntegerToFloat adds a 1-D bias itself; it goes on the first branch only.
       if (i === 0 && bias) inputs.push(b.vectorF32('bias', bias));
       y = b.node('MatMulIntegerToFloat', inputs, { domain: 'com.microsoft', tag: `${tag}MatMulIntegerToFloat` });
     } else {
       if (br.act) {
-        const xq = quantizeActivation(b, br, x, config, tag);
-        const a = br.act;
-        x = b.node('DequantizeLinear', [xq, b.scalarF32(`${tag}x_scale`, a.scale), b.quantized(`${tag}x_zero_point`, a.type, [], [a.zeroPoint])], { domain: config.qdqDomain, tag: `${tag}DequantizeLinear` });
+        // Q and DQ share one scale and zero point initializer: the pair onnxruntime fuses.
+        const { xq, scale, zeroPoint } = quantizeActivation(b, br, x, config, tag);
+        x = b.node('DequantizeLinear', [xq, scale, zeroPoint], { domain: config.qdqDomain, tag: `${tag}DequantizeLinear` });
       }
       const [wdq] = cachedWeights(plan, br, config, b, cache, true);
       y = b.node('MatMul', [x, wdq!], { tag: `${tag}MatMul` });
@@ -57,14 +56,16 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
   return { builder: b, output: out! };
 }
 
-function quantizeActivation(b: LayerBuilder, br: Branch, x: Value, config: QuantConfig, tag: string): Value {
+function quantizeActivation(b: LayerBuilder, br: Branch, x: Value, config: QuantConfig, tag: string): { xq: Value; scale: Value; zeroPoint: Value } {
   // QuantizeLinear entered the default domain at opset 10; below that onnxruntime's own
   // com.microsoft QuantizeLinear does the same arithmetic.
   const domain = config.qdqDomain === '' && (b.opset ?? 21) < 10 ? 'com.microsoft' : config.qdqDomain;
   const a = br.act;
   if (!a) throw new Error('internal: branch without an activation quantizer');
   if (a.clip) x = b.node('Clip', [x, b.scalarF32(`${tag}clip_min`, a.clip[0]), b.scalarF32(`${tag}clip_max`, a.clip[1])], { tag: `${tag}Clip` });
-  return b.node('QuantizeLinear', [x, b.scalarF32(`${tag}x_scale`, a.scale), b.quantized(`${tag}x_zero_point`, a.type, [], [a.zeroPoint])], { domain, tag: `${tag}QuantizeLinear` });
+  const scale = b.scalarF32(`${tag}x_scale`, a.scale);
+  const zeroPoint = b.quantized(`${tag}x_zero_point`, a.type, [], [a.zeroPoint]);
+  return { xq: b.node('QuantizeLinear', [x, scale, zeroPoint], { domain, tag: `${tag}QuantizeLinear` }), scale, zeroPoint };
 }
 
 /**

@@ -2,7 +2,6 @@ import { DataType } from '../../graph/ir/dtype.ts';
 import type { Graph } from '../../graph/ir/graph.ts';
 import type { Model } from '../../graph/ir/model.ts';
 import { Tensor } from '../../graph/ir/tensor.ts';
-import { Value } from '../../graph/ir/value.ts';
 
 /**
  * Versions at which a default-domain operator changed meaning or interface for graphs that
@@ -59,10 +58,7 @@ export function raiseOpset(model: Model, needed: number, why: string): number | 
     const axes = n.intsAttr('axes');
     n.attributes.delete('axes');
     if (axes) {
-      const name = g.names.unique(`${n.name || n.opType}/axes`);
-      g.names.release(name);
-      const v = new Value(name, { initializer: Tensor.fromBytes(name, DataType.INT64, [axes.length], new Uint8Array(BigInt64Array.from(axes, BigInt).buffer)) });
-      g.addInitializer(v);
+      const v = g.createInitializer(`${n.name || n.opType}/axes`, (name) => Tensor.fromBytes(name, DataType.INT64, [axes.length], new Uint8Array(BigInt64Array.from(axes, BigInt).buffer)));
       n.setInput(1, v);
     }
   }

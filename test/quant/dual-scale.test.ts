@@ -1,0 +1,208 @@
+// S2 (dual-scale) evidence: on layers with outlier input channels the split's weight error is
+// below the single-scale error; planted outliers in a synthetic weight are found; layers
+// without outliers are emitted exactly as minmax emits them; dual-scale false splits nothing.
+import { createHash } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Model } from '../../src/graph/ir/model.ts';
+import { printGraph } from '../../src/graph/printer.ts';
+import { seededRandom } from '../../src/kernels/random.ts';
+import { channelNorms } from '../../src/kernels/statistics.ts';
+import type { QuantReport } from '../../src/passes/quant/report.ts';
+import { checkAgainstReference, readQuantizedLayers } from '../helpers/quant-reference.ts';
+import { loadFixture, QUANT_FIXTURES, quantFixture, quantize, testCalibration } from './quant-fixtures.ts';
+import { GraphBuilder, weightWithOutliers } from './synthetic-graphs.ts';
+
+const table: string[] = [];
+
+afterAll(() => {
+  if (table.length) console.log(['weight error ‖Ŵ − W‖_F/‖W‖_F of the dual-scale layers: single-scale → dual-scale', ...table].join('\n'));
+});
+
+/** Layers the fixtures are known to split (S2 finds outliers there at the default τ, γ, align). */
+const EXPECTED_DUAL: Record<string, (name: string) => boolean> = {
+  stories260K: (n) => n === '/MatMul',
+  'tiny-arvd': (n) => /\/ffn\/ffn\.2\/MatMul$/.test(n),
+  'PP-OCRv4-rec': () => false,
+  hello_deepa: () => false,
+};
+
+describe('dual-scale weight error is below single-scale on every layer with outliers (real fixtures)', () => {
+  for (const f of QUANT_FIXTURES) {
+    for (const wBits of ['8', '4'] as const) {
+      it(`${f.name} W${wBits}`, async () => {
+        const model = await loadFixture(f);
+        const report = await quantize(model, { ...f.options, 'w-bits': wBits, 'a-bits': 'none' });
+        const dual = report.layers.filter((l) => l.mode === 'dual');
+        expect(dual.length).toBeGreaterThan(0);
+        const candidates = report.layers.filter((l) => l.mode !== 'skipped');
+        const expected = candidates.filter((l) => EXPECTED_DUAL[f.name]!(l.name));
+        if (f.name === 'stories260K' || f.name === 'tiny-arvd') expect(expected.length).toBeGreaterThan(0);
+        for (const l of expected) expect(l.mode, l.name).toBe('dual');
+        for (const l of dual) {
+          const { single, dual: d } = l.weightError!;
+          expect(d, l.name).toBeDefined();
+          expect(d!, `${l.name}: dual ${d} vs single ${single}`).toBeLessThan(single);
+          expect(l.outliers).toBeGreaterThan(0);
+        }
+        // A single-scale layer has no split to report.
+        for (const l of candidates.filter((x) => x.mode === 'single')) expect(l.weightError!.dual, l.name).toBeUndefined();
+        const gains = dual.map((l) => l.weightError!.single / l.weightError!.dual!);
+        table.push(
+          `${f.name.padEnd(13)} W${wBits}: ${String(dual.length).padStart(2)} of ${candidates.length} layers dual; single/dual error ratio ${Math.min(...gains).toFixed(3)}–${Math.max(...gains).toFixed(3)}` +
+            dual.filter((l) => expected.includes(l)).slice(0, 3).map((l) => `; ${l.name} ${l.weightError!.single.toExponential(3)} → ${l.weightError!.dual!.toExponential(3)}`).join(''),
+        );
+      });
+    }
+  }
+});
+
+describe('synthetic [128, 64] weight with planted outlier rows', () => {
+  const K = 128;
+  const N = 64;
+  const planted = [5, 41, 77, 120];
+
+  function build(): GraphBuilder {
+    const b = new GraphBuilder('planted');
+    const x = b.input('x', [4, K]);
+    b.output(b.node('MatMul', 'fc/MatMul', [x, b.init('fc.weight', [K, N], weightWithOutliers(11, K, N, planted, 8))]), [4, N]);
+    return b;
+  }
+
+  for (const wBits of ['8', '4'] as const) {
+    it(`W${wBits}: detected rows are the planted ones plus alignment padding, and dual error < single error`, async () => {
+      const b = build();
+      const w = b.graph.initializers.get('fc.weight')!.initializer!.toFloat32().slice();
+      const report = await quantize(b.model, { 'w-bits': wBits, 'a-bits': '8' }, b.calibration());
+      const entry = report.layers[0]!;
+      expect(entry).toMatchObject({ name: 'fc/MatMul', mode: 'dual', outliers: 32 });
+      expect(entry.weightError!.dual!).toBeLessThan(entry.weightError!.single);
+
+      const [outlier, normal] = readQuantizedLayers(b.model)[0]!.branches;
+      const detected = Array.from(outlier!.indices!);
+      // Every planted row is detected; the padding to align = 32 is the next-largest rows by norm.
+      for (const k of planted) expect(detected).toContain(k);
+      const norms = channelNorms(w, K, N);
+      const byNorm = Array.from({ length: K }, (_, k) => k).sort((a, c) => norms[c]! - norms[a]! || a - c);
+      expect(new Set(detected)).toEqual(new Set(byNorm.slice(0, 32)));
+      expect(byNorm.slice(0, planted.length).sort((a, c) => a - c)).toEqual(planted);
+      expect([...detected, ...Array.from(normal!.indices!)].sort((a, c) => a - c)).toEqual(Array.from({ length: K }, (_, k) => k));
+      table.push(`synthetic     W${wBits}: planted ${planted.join(',')} + ${32 - planted.length} padding rows; ${entry.weightError!.single.toExponential(3)} → ${entry.weightError!.dual!.toExponential(3)}`);
+
+      // And the split graph computes what the reference says (eval seed 99; calibration uses 0x5eed + i).
+      const ref = await checkAgainstReference(b.model, b.feeds(seededRandom(99)));
+      expect(ref.layers[0]!.violations).toBe(0);
+    });
+  }
+
+  it('with align 1 exactly the planted rows are detected', async () => {
+    const b = build();
+    const report = await quantize(b.model, { 'w-bits': '8', 'a-bits': 'none', align: 1 });
+    expect(report.layers[0]).toMatchObject({ mode: 'dual', outliers: planted.length });
+    expect(Array.from(readQuantizedLayers(b.model)[0]!.branches[0]!.indices!)).toEqual(planted);
+  });
+
+  it('without planted rows the same layer is single-scale', async () => {
+    const b = new GraphBuilder('flat');
+    const x = b.input('x', [4, K]);
+    b.output(b.node('MatMul', 'fc/MatMul', [x, b.init('fc.weight', [K, N], weightWithOutliers(11, K, N))]), [4, N]);
+    const report = await quantize(b.model, { 'w-bits': '8', 'a-bits': 'none' });
+    expect(report.layers[0]).toMatchObject({ mode: 'single', outliers: 0 });
+  });
+});
+
+/** The nodes of one layer (metadata qarvd.layer) as printed lines, and the bytes of the initializers they read. */
+function layerPrintout(model: Model, name: string): { lines: string[]; initializers: Map<string, string> } {
+  const tag = `qarvd.layer=${name}`;
+  const lines = printGraph(model.graph, { metadata: true })
+    .split('\n')
+    .filter((l) => l.endsWith(tag) || l.includes(`${tag} `))
+    // The decision names the method; everything else must be identical.
+    .map((l) => l.replace(/\\"method\\":\\"(q-arvd|minmax)\\"/, '\\"method\\":\\"…\\"'));
+  const initializers = new Map<string, string>();
+  for (const n of model.graph.nodes()) {
+    if (n.metadata.get('qarvd.layer') !== name) continue;
+    for (const v of n.inputs) {
+      if (v?.initializer) initializers.set(v.name, createHash('sha256').update(v.initializer.bytes()).digest('hex'));
+    }
+  }
+  return { lines, initializers };
+}
+
+// q-arvd's calibration (the calibration issue) searches activation and weight scales by the
+// layer output error unless `scale-search` is false; minmax keeps plain min/max. So S2 alone is
+// compared: weight-only with the defaults (no calibration, no search), and with activations
+// with the search off.
+const SAME_AS_MINMAX = [
+  { label: 'W8 weight-only (defaults)', options: { 'w-bits': '8', 'a-bits': 'none' } },
+  { label: 'W4 weight-only (defaults)', options: { 'w-bits': '4', 'a-bits': 'none' } },
+  { label: 'W8A8, scale-search false', options: { 'w-bits': '8', 'a-bits': '8', 'scale-search': false } },
+] as const;
+
+describe('layers without outliers: q-arvd emits exactly what minmax emits', () => {
+  for (const name of ['stories260K', 'tiny-arvd'] as const) {
+    for (const format of ['qdq', 'qoperator'] as const) {
+      for (const bits of SAME_AS_MINMAX) {
+        it(`${name} ${bits.label} ${format}: identical nodes and initializer bytes on every single-scale layer`, async () => {
+          const f = quantFixture(name);
+          const qModel = await loadFixture(f);
+          const mModel = await loadFixture(f);
+          const calib = bits.options['a-bits'] === 'none' ? undefined : testCalibration(f);
+          const q = await quantize(qModel, { ...f.options, format, ...bits.options }, calib);
+          const { 'scale-search': _, ...minmaxOptions } = { ...f.options, format, ...bits.options } as Record<string, unknown>;
+          const m = await quantize(mModel, minmaxOptions, calib, 'minmax');
+          expect(m.method).toBe('minmax');
+          expect(m.totals.layers.dual).toBe(0);
+          const single = q.layers.filter((l) => l.mode === 'single');
+          expect(single.length).toBeGreaterThan(0);
+          expect(q.totals.layers.dual).toBeGreaterThan(0);
+          for (const l of single) {
+            const a = layerPrintout(qModel, l.name);
+            const b = layerPrintout(mModel, l.name);
+            expect(a.lines.length, l.name).toBeGreaterThan(0);
+            expect(a.lines, l.name).toEqual(b.lines);
+            expect(a.initializers, l.name).toEqual(b.initializers);
+            expect(a.initializers.size, l.name).toBeGreaterThanOrEqual(3);
+          }
+          // And the dual layers differ (so the comparison above could fail).
+          const d = q.layers.find((l) => l.mode === 'dual')!;
+          expect(layerPrintout(qModel, d.name).lines).not.toEqual(layerPrintout(mModel, d.name).lines);
+        });
+      }
+    }
+  }
+
+  it('q-arvd with dual-scale false (and scale-search false) prints the same graph as minmax, up to the method name', async () => {
+    const f = quantFixture('stories260K');
+    const qModel = await loadFixture(f);
+    const mModel = await loadFixture(f);
+    await quantize(qModel, { 'w-bits': '4', 'a-bits': '8', 'dual-scale': false, 'scale-search': false }, testCalibration(f));
+    await quantize(mModel, { 'w-bits': '4', 'a-bits': '8' }, testCalibration(f), 'minmax');
+    const norm = (m: Model) => printGraph(m.graph, { metadata: true }).replace(/\\"method\\":\\"(q-arvd|minmax)\\"/g, '');
+    expect(norm(qModel)).toBe(norm(mModel));
+    expect(norm(qModel)).toContain('qarvd.decision');
+  });
+});
+
+describe('dual-scale false', () => {
+  for (const f of QUANT_FIXTURES) {
+    it(`${f.name}: no Gather is emitted, every layer is single-scale, the report still shows what S2 would gain`, async () => {
+      const on = await loadFixture(f);
+      const off = await loadFixture(f);
+      const gathersBefore = off.graph.nodes().filter((n) => n.opType === 'Gather').length;
+      const rOn: QuantReport = await quantize(on, { ...f.options, 'w-bits': '8', 'a-bits': 'none' });
+      const rOff: QuantReport = await quantize(off, { ...f.options, 'w-bits': '8', 'a-bits': 'none', 'dual-scale': false });
+      const emitted = (m: Model) => m.graph.nodes().filter((n) => n.opType === 'Gather' && n.metadata.has('qarvd.layer'));
+      expect(emitted(on).length).toBe(2 * rOn.totals.layers.dual);
+      expect(emitted(off)).toEqual([]);
+      expect(off.graph.nodes().filter((n) => n.opType === 'Gather').length).toBe(gathersBefore);
+      expect(rOff.totals.layers.dual).toBe(0);
+      expect(rOff.totals.layers.single).toBe(rOn.totals.layers.single + rOn.totals.layers.dual);
+      for (const l of rOn.layers.filter((x) => x.mode === 'dual')) {
+        const o = rOff.layers.find((x) => x.name === l.name)!;
+        expect(o.mode).toBe('single');
+        expect(o.weightError).toEqual(l.weightError);
+      }
+      expect(readQuantizedLayers(off).every((l) => l.branches.length === 1 && !l.branches[0]!.indices)).toBe(true);
+    });
+  }
+});
