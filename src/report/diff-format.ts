@@ -1,0 +1,180 @@
+/**
+ * Prints a {@link ModelDiff} as text (terminal, golden files), GitHub Markdown (a pull
+ * request comment) or JSON (the schema in `diff-schema.ts`). Sections come in a fixed order:
+ * summary, opset imports, op types, graph inputs and outputs, linear layers, initializers,
+ * other nodes; rows in graph order.
+ */
+import type { LayerChange, LayerDecision, ListDiff, ModelDiff, TensorSig, ValueSig } from './diff-schema.ts';
+import { code, dims, formatBytes, mdTable, type ReportFormat, signed, textTable } from './text.ts';
+
+/** The report in the requested format; always ends with a newline. */
+export function formatDiff(d: ModelDiff, format: ReportFormat): string {
+  if (format === 'json') return JSON.stringify(d, null, 2) + '\n';
+  return (format === 'md' ? markdown(d) : text(d)).join('\n') + '\n';
+}
+
+/** `dual-scale W4A8 · 32 outlier rows · +Gather×2 +MatMul×1`: the per-layer line after the name and dims. */
+export function describeLayer(l: LayerChange): string {
+  const parts: string[] = [];
+  const d = l.decision;
+  if (d) {
+    const was = l.decisionBefore;
+    const changed = was && (was.mode !== d.mode || was.bits !== d.bits || was.format !== d.format || was.outliers !== d.outliers);
+    parts.push(`${modeLabel(d)} ${d.bits}${changed ? ` (was ${modeLabel(was)} ${was.bits} ${was.format})` : ''}`);
+    if (d.mode === 'dual') parts.push(`${d.outliers} outlier rows`);
+  } else parts.push(l.direction === 'restored' ? 'restored to float' : 'rewritten');
+  if (l.delta.length) parts.push(deltaText(l));
+  return parts.join(' · ');
+}
+
+function modeLabel(d: LayerDecision): string {
+  return d.mode === 'dual' ? 'dual-scale' : 'single-scale';
+}
+
+function deltaText(l: LayerChange): string {
+  return l.delta.map((x) => `${x.delta > 0 ? '+' : '-'}${x.op}×${Math.abs(x.delta)}`).join(' ');
+}
+
+function summary(d: ModelDiff): string {
+  const n = d.layers.rewritten.length;
+  const dual = d.layers.rewritten.filter((l) => l.decision?.mode === 'dual').length;
+  const single = d.layers.rewritten.filter((l) => l.decision?.mode === 'single').length;
+  const how = [...new Set(d.layers.rewritten.filter((l) => l.decision).map((l) => `${l.decision!.method} ${l.decision!.bits} ${l.decision!.format}`))];
+  const modes = dual + single > 0 ? ` (${dual} dual-scale, ${single} single-scale${how.length ? `; ${how.join(', ')}` : ''})` : '';
+  const parts = [`${n} linear layer${n === 1 ? '' : 's'} rewritten${modes}, ${d.layers.unchanged} unchanged`];
+  const short = (l: ListDiff<unknown>) => [`${l.added.length} added`, `${l.removed.length} removed`, `${l.changed.length} changed`].filter((x) => !x.startsWith('0 ')).join(', ');
+  if (short(d.inputs)) parts.push(`inputs ${short(d.inputs)}`);
+  if (short(d.outputs)) parts.push(`outputs ${short(d.outputs)}`);
+  const o = d.otherNodes;
+  const other = [`${o.added.length} added`, `${o.removed.length} removed`, `${o.changed.length} changed`].filter((x) => !x.startsWith('0 ')).join(', ');
+  parts.push(`nodes ${d.nodes.before} → ${d.nodes.after}${other ? ` (other nodes: ${other})` : ''}`);
+  const w = d.weights;
+  parts.push(`weights ${formatBytes(w.before)} → ${formatBytes(w.after)} (×${w.ratio.toFixed(3)})`);
+  return parts.join(' · ');
+}
+
+function dataNote(d: ModelDiff): string {
+  return d.dataCompared ? 'tensor contents compared by sha256' : 'tensor contents not compared; --data compares them';
+}
+
+function shapeText(v: ValueSig): string {
+  return `${v.dtype}[${v.shape === null ? '?' : v.shape.map((x) => (x === null ? '?' : String(x))).join(',')}]`;
+}
+
+function tensorText(t: TensorSig): string[] {
+  return [t.dtype, t.shape.length ? t.shape.join('×') : 'scalar', formatBytes(t.bytes), ...(t.sha256 ? [t.sha256.slice(0, 12)] : [])];
+}
+
+/** The tensor columns of a changed initializer: `before → after` where they differ. */
+function changedTensor(c: { before: TensorSig; after: TensorSig }): string[] {
+  const b = tensorText(c.before);
+  const a = tensorText(c.after);
+  return b.map((x, i) => (x === a[i] ? x : `${x} → ${a[i]}`));
+}
+
+function counts(l: ListDiff<unknown>): string {
+  return `${l.added.length} added, ${l.removed.length} removed, ${l.changed.length} changed, ${l.unchanged} unchanged`;
+}
+
+function changedWhat(l: { what: string[] }): string {
+  return `(${l.what.join(', ')})`;
+}
+
+// ---------------------------------------------------------------- text
+
+function text(d: ModelDiff): string[] {
+  const out = [`convert diff ${d.before} → ${d.after}`];
+  if (!d.differ) {
+    out.push(`no differences: ${d.nodes.before} nodes, ${d.layers.unchanged} linear layers, weights ${formatBytes(d.weights.before)} (${dataNote(d)})`);
+    return out;
+  }
+  out.push(`graphs differ: ${summary(d)}`, '');
+  const opsetChanged = d.opsets.some((o) => o.before !== o.after);
+  const show = (v: number | null) => (v === null ? '—' : String(v));
+  out.push(`opset imports${opsetChanged ? '' : ': unchanged'}`);
+  out.push(...textTable(['domain', 'before', 'after'], d.opsets.map((o) => [o.domain, show(o.before), show(o.after)]), ['left', 'right', 'right'], '  '));
+  for (const m of d.model) out.push(`model ${m.field}: ${m.before || '(none)'} → ${m.after || '(none)'}`);
+  out.push('', 'op types');
+  out.push(...textTable(['op', 'before', 'after', 'delta'], d.ops.map((o) => [o.op, String(o.before), String(o.after), signed(o.delta)]), ['left', 'right', 'right', 'right'], '  '));
+  for (const [title, l] of [['graph inputs', d.inputs], ['graph outputs', d.outputs]] as const) {
+    out.push('', `${title}: ${counts(l)}`);
+    const rows = [
+      ...l.removed.map((v) => ['-', v.name, shapeText(v)]),
+      ...l.added.map((v) => ['+', v.name, shapeText(v)]),
+      ...l.changed.map((c) => ['~', c.name, `${shapeText(c.before)} → ${shapeText(c.after)}`]),
+    ];
+    if (rows.length) out.push(...textTable(['', '', ''], rows, ['left', 'left', 'left'], '  ').slice(1));
+  }
+  out.push('', `linear layers: ${d.layers.rewritten.length} rewritten, ${d.layers.unchanged} unchanged`);
+  if (d.layers.rewritten.length) {
+    const rows = d.layers.rewritten.map((l) => [l.name, `[${dims(l.K ?? undefined, l.N ?? undefined)}]`, `${describeLayer(l)} · constants ${formatBytes(l.weightBytes.before)} → ${formatBytes(l.weightBytes.after)}`]);
+    out.push(...textTable(['', '', ''], rows, ['left', 'left', 'left'], '  ').slice(1));
+  }
+  const inits = d.initializers;
+  out.push('', `initializers: ${counts(inits)} (${dataNote(d)})`);
+  const rows = [
+    ...inits.removed.map((t) => ['-', t.name, ...tensorText(t)]),
+    ...inits.added.map((t) => ['+', t.name, ...tensorText(t)]),
+    ...inits.changed.map((c) => ['~', c.name, ...changedTensor(c), changedWhat(c)]),
+  ];
+  if (rows.length) out.push(...textTable([], rows, ['left', 'left', 'left', 'left', 'right', 'left', 'left'], '  ').slice(1));
+  const o = d.otherNodes;
+  out.push('', `other nodes: ${o.added.length} added, ${o.removed.length} removed, ${o.changed.length} changed`);
+  for (const n of o.removed) out.push(`  - ${n.name} (${n.op})`);
+  for (const n of o.added) out.push(`  + ${n.name} (${n.op})`);
+  for (const n of o.changed) out.push(`  ~ ${n.name} (${n.op}): ${n.what.join('; ')}`);
+  return out;
+}
+
+// ---------------------------------------------------------------- markdown
+
+function markdown(d: ModelDiff): string[] {
+  const out = [`### \`convert diff\` ${code(d.before)} → ${code(d.after)}`, ''];
+  if (!d.differ) {
+    out.push(`**No differences:** ${d.nodes.before} nodes, ${d.layers.unchanged} linear layers, weights ${formatBytes(d.weights.before)} (${dataNote(d)}).`);
+    return out;
+  }
+  out.push(`**Graphs differ:** ${summary(d)}`, '');
+  const show = (v: number | null) => (v === null ? '—' : String(v));
+  out.push('#### Opset imports', '', ...mdTable(['domain', 'before', 'after'], d.opsets.map((o) => [o.domain, show(o.before), show(o.after)]), ['left', 'right', 'right']), '');
+  if (d.model.length) out.push(...mdTable(['model field', 'before', 'after'], d.model.map((m) => [m.field, m.before, m.after]), ['left', 'left', 'left']), '');
+  out.push('#### Op types', '', ...mdTable(['op', 'before', 'after', 'Δ'], d.ops.map((o) => [code(o.op), String(o.before), String(o.after), signed(o.delta)]), ['left', 'right', 'right', 'right']), '');
+  for (const [title, l] of [['Graph inputs', d.inputs], ['Graph outputs', d.outputs]] as const) {
+    out.push(`#### ${title}`, '', `${counts(l)}.`, '');
+    const rows = [
+      ...l.removed.map((v) => ['removed', code(v.name), code(shapeText(v))]),
+      ...l.added.map((v) => ['added', code(v.name), code(shapeText(v))]),
+      ...l.changed.map((c) => ['changed', code(c.name), `${code(shapeText(c.before))} → ${code(shapeText(c.after))}`]),
+    ];
+    if (rows.length) out.push(...mdTable(['', 'name', 'type'], rows, ['left', 'left', 'left']), '');
+  }
+  out.push(`#### Linear layers`, '', `${d.layers.rewritten.length} rewritten, ${d.layers.unchanged} unchanged.`, '');
+  if (d.layers.rewritten.length) {
+    const rows = d.layers.rewritten.map((l) => {
+      const dec = describeLayer({ ...l, delta: [] }).split(' · ')[0]!;
+      const rowsOut = l.decision?.mode === 'dual' ? String(l.decision.outliers) : '';
+      return [code(l.name), dims(l.K ?? undefined, l.N ?? undefined), dec, rowsOut, deltaText(l), `${formatBytes(l.weightBytes.before)} → ${formatBytes(l.weightBytes.after)}`];
+    });
+    out.push(...mdTable(['layer', 'K×N', 'decision', 'outlier rows', 'nodes', 'constants'], rows, ['left', 'right', 'left', 'right', 'left', 'right']), '');
+  }
+  const inits = d.initializers;
+  out.push('#### Initializers', '', `${counts(inits)} (${dataNote(d)}).`, '');
+  const rows = [
+    ...inits.removed.map((t) => ['removed', code(t.name), ...tensorText(t)]),
+    ...inits.added.map((t) => ['added', code(t.name), ...tensorText(t)]),
+    ...inits.changed.map((c) => [`changed ${changedWhat(c)}`, code(c.name), ...changedTensor(c)]),
+  ];
+  if (rows.length) {
+    const header = ['', 'name', 'dtype', 'shape', 'bytes', ...(d.dataCompared ? ['sha256'] : [])];
+    out.push('<details><summary>initializer list</summary>', '', ...mdTable(header, rows, ['left', 'left', 'left', 'left', 'right', 'left']), '', '</details>', '');
+  }
+  const o = d.otherNodes;
+  out.push('#### Other nodes', '', `${o.added.length} added, ${o.removed.length} removed, ${o.changed.length} changed.`);
+  const nodeRows = [
+    ...o.removed.map((n) => ['removed', code(n.name), code(n.op), '']),
+    ...o.added.map((n) => ['added', code(n.name), code(n.op), '']),
+    ...o.changed.map((n) => ['changed', code(n.name), code(n.op), n.what.join('; ')]),
+  ];
+  if (nodeRows.length) out.push('', ...mdTable(['', 'node', 'op', 'change'], nodeRows, ['left', 'left', 'left', 'left']));
+  return out;
+}

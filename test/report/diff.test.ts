@@ -1,0 +1,264 @@
+// `convert diff`: golden samples (test/report/samples/<case>/), exit codes, op counts checked
+// against an independent decoding with the onnx-proto package, and the promise that no weight
+// byte is read without --data. Set UPDATE_GOLDEN=1 to rewrite the golden files.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { CliIO } from '../../src/cli/io.ts';
+import { run } from '../../src/cli/main.ts';
+import { Graph } from '../../src/graph/ir/graph.ts';
+import { Model } from '../../src/graph/ir/model.ts';
+import { Node } from '../../src/graph/ir/node.ts';
+import { Tensor } from '../../src/graph/ir/tensor.ts';
+import { Value } from '../../src/graph/ir/value.ts';
+import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
+import { createLogger } from '../../src/passes/log.ts';
+import { resolveOptions } from '../../src/passes/pass.ts';
+import qArvd from '../../src/passes/q-arvd.ts';
+import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
+import type { ModelDiff } from '../../src/report/diff.ts';
+import { prompts, rollout } from '../../examples/tiny-arvd/rollout.ts';
+
+const STORIES = 'test/fixtures/stories260K/stories260K.onnx';
+const TINY = 'examples/tiny-arvd/model.onnx';
+/** Fixed folder names: the diff prints paths as given, so golden files need stable ones. */
+const OUT = 'test-output/report-samples';
+const SAMPLES = 'test/report/samples';
+const ctx = { log: createLogger({ write: () => {} }), verbose: false, modelDir: undefined };
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: CliIO = { out: (t) => void (out += t), err: (t) => void (err += t), tty: false };
+  const code = await run(args, io);
+  return { code, out, err };
+}
+
+function golden(sample: string, file: string, actual: string): void {
+  const p = join(SAMPLES, sample, file);
+  if (process.env.UPDATE_GOLDEN) {
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, actual);
+    return;
+  }
+  expect(existsSync(p), `${p} is missing; run with UPDATE_GOLDEN=1 to create it`).toBe(true);
+  expect(actual).toBe(readFileSync(p, 'utf8'));
+}
+
+function path(sample: string, file: string): string {
+  return `${OUT}/${sample}/${file}`;
+}
+
+async function quantize(model: Model, options: Record<string, string>, calibration?: Parameters<typeof runQuantPass>[4]): Promise<Model> {
+  await runQuantPass(model, ctx, resolveOptions(qArvd, options) as never, 'q-arvd', calibration);
+  return model;
+}
+
+/** One stories260K calibration sample (a TinyStories-like token sequence). */
+const storiesCalibration = {
+  samples: 1,
+  *feeds() {
+    yield { feeds: { input_ids: new ort.Tensor('int64', BigInt64Array.from([1n, 403n, 407n, 261n, 378n, 10n, 9n, 300n]), [1, 8]) } };
+  },
+};
+
+const tensorType = (elem: number, dims: (number | string)[]) => ({
+  tensor_type: { elem_type: elem, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } },
+});
+
+/**
+ * A synthetic pair whose interface changed: `x` f32[batch,64] → f32[1,64], input `mask`
+ * replaced by a scalar `temperature`, output `y` f32[batch,32] → f32[1,32]; the weight `W`
+ * keeps its type and shape but one value differs (seen only with --data).
+ */
+function synthetic(variant: 'a' | 'b'): Model {
+  const g = new Graph({ name: 'synthetic' });
+  const x = new Value('x', { type: tensorType(1, variant === 'a' ? ['batch', 64] : [1, 64]) });
+  const other = variant === 'a' ? new Value('mask', { type: tensorType(1, ['batch', 64]) }) : new Value('temperature', { type: tensorType(1, []) });
+  g.addInput(x);
+  g.addInput(other);
+  const data = Float32Array.from({ length: 64 * 32 }, (_, i) => Math.fround(Math.sin(i) / 8));
+  if (variant === 'b') data[5] = 0.5;
+  const w = new Value('W', { initializer: Tensor.fromFloat32('W', [64, 32], data) });
+  g.addInitializer(w);
+  const gate = new Node({ opType: 'Mul', name: 'gate', inputs: [x, other], outputs: ['gated'] });
+  const proj = new Node({ opType: 'MatMul', name: 'proj', inputs: [gate.output(0), w], outputs: ['projected'] });
+  const act = new Node({ opType: 'Relu', name: 'act', inputs: [proj.output(0)], outputs: ['y'] });
+  g.append(gate, proj, act);
+  act.output(0).type = tensorType(1, variant === 'a' ? ['batch', 32] : [1, 32]);
+  g.addOutput(act.output(0));
+  return new Model(g, { opset: 17 });
+}
+
+/** Op type counts of a model file decoded with onnx-proto (not this project's codec), subgraphs included. */
+function independentCounts(file: string): Map<string, number> {
+  const { onnx } = createRequire(import.meta.url)('onnx-proto') as { onnx: { ModelProto: { decode(b: Uint8Array): any } } };
+  const model = onnx.ModelProto.decode(readFileSync(file));
+  const counts = new Map<string, number>();
+  const visit = (graph: any) => {
+    for (const n of graph.node ?? []) {
+      const key = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      for (const a of n.attribute ?? []) {
+        if (a.g) visit(a.g);
+        for (const sg of a.graphs ?? []) visit(sg);
+      }
+    }
+  };
+  visit(model.graph);
+  return counts;
+}
+
+beforeAll(async () => {
+  rmSync(OUT, { recursive: true, force: true });
+  for (const s of ['identical', 'stories260K-qdq-w4', 'stories260K-qoperator-w8a8', 'inputs-changed', 'external-data', 'external-data-corrupt']) mkdirSync(`${OUT}/${s}`, { recursive: true });
+  saveModel(loadModel(STORIES), path('identical', 'copy.onnx'));
+  saveModel(await quantize(loadModel(STORIES), { 'w-bits': '4', 'a-bits': 'none' }), path('stories260K-qdq-w4', 'after.onnx'));
+  // Plain min/max activation ranges: the scale search changes no node, initializer or decision the diff shows.
+  saveModel(await quantize(loadModel(STORIES), { format: 'qoperator', 'scale-search': 'false' }, storiesCalibration), path('stories260K-qoperator-w8a8', 'after.onnx'));
+  saveModel(synthetic('a'), path('inputs-changed', 'before.onnx'));
+  saveModel(synthetic('b'), path('inputs-changed', 'after.onnx'));
+  saveModel(loadModel(STORIES), path('external-data', 'before.onnx'), { externalData: true });
+  saveModel(await quantize(loadModel(STORIES), { 'w-bits': '4', 'a-bits': 'none' }), path('external-data', 'after.onnx'), { externalData: true });
+});
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('convert diff golden samples', () => {
+  it('identical models: an empty diff and exit 0 under --exit-code', async () => {
+    const before = STORIES;
+    const after = path('identical', 'copy.onnx');
+    for (const format of ['text', 'md', 'json']) {
+      const r = await cli('diff', before, after, '--format', format, '--exit-code');
+      expect(r.code, r.err).toBe(0);
+      golden('identical', `diff.${format === 'text' ? 'txt' : format}`, r.out);
+    }
+    const json = JSON.parse((await cli('diff', before, after, '--format', 'json')).out) as ModelDiff;
+    expect(json.differ).toBe(false);
+    expect(json.ops.every((o) => o.delta === 0)).toBe(true);
+    expect(json.layers).toEqual({ unchanged: 36, rewritten: [] });
+  });
+
+  it('stories260K before/after q-arvd W4 weight-only, QDQ form', async () => {
+    const after = path('stories260K-qdq-w4', 'after.onnx');
+    const text = await cli('diff', STORIES, after);
+    expect(text.code).toBe(0);
+    golden('stories260K-qdq-w4', 'diff.txt', text.out);
+    golden('stories260K-qdq-w4', 'diff.md', (await cli('diff', STORIES, after, '--format', 'md')).out);
+    expect((await cli('diff', STORIES, after, '--exit-code')).code).toBe(1);
+    // The lm_head: 9 raw outliers of 64, rounded up to 32 rows.
+    expect(text.out).toMatch(/^ {2}\/MatMul +\[64×512\] +dual-scale W4 · 32 outlier rows · \+Gather×2 \+DequantizeLinear×2 \+MatMul×1 \+Add×1 · constants 128\.0 KiB → 21\.0 KiB$/m);
+    // Raising the opset from 14 to 21 turned ReduceMean's axes attribute into an input: the diff shows it.
+    expect(text.out).toContain('~ /norm/ReduceMean (ReduceMean): attribute axes [-1] → (none)');
+  });
+
+  it('stories260K before/after q-arvd W8A8, QOperator form (MatMulIntegerToFloat)', async () => {
+    const after = path('stories260K-qoperator-w8a8', 'after.onnx');
+    const text = await cli('diff', STORIES, after);
+    golden('stories260K-qoperator-w8a8', 'diff.txt', text.out);
+    golden('stories260K-qoperator-w8a8', 'diff.md', (await cli('diff', STORIES, after, '--format', 'md')).out);
+    expect(text.out).toMatch(/^ {2}\/blocks\.0\/q\/MatMul +\[64×64\] +single-scale W8A8 · \+QuantizeLinear×1 \+com\.microsoft\.MatMulIntegerToFloat×1 -MatMul×1 · /m);
+    expect(text.out).toContain('(13 dual-scale, 23 single-scale; q-arvd W8A8 qoperator)');
+  });
+
+  it('a synthetic model whose inputs and output shape changed', async () => {
+    const before = path('inputs-changed', 'before.onnx');
+    const after = path('inputs-changed', 'after.onnx');
+    for (const format of ['text', 'md', 'json']) golden('inputs-changed', `diff.${format === 'text' ? 'txt' : format}`, (await cli('diff', before, after, '--format', format)).out);
+    const d = JSON.parse((await cli('diff', before, after, '--format', 'json')).out) as ModelDiff;
+    expect(d.inputs.removed.map((v) => v.name)).toEqual(['mask']);
+    expect(d.inputs.added).toEqual([{ name: 'temperature', dtype: 'f32', shape: [] }]);
+    expect(d.inputs.changed).toEqual([{ name: 'x', before: { name: 'x', dtype: 'f32', shape: ['batch', 64] }, after: { name: 'x', dtype: 'f32', shape: [1, 64] }, what: ['shape'] }]);
+    expect(d.outputs.changed.map((c) => c.what)).toEqual([['shape']]);
+    expect(d.otherNodes.changed).toEqual([{ name: 'gate', op: 'Mul', what: ['inputs (x, mask) → (x, temperature)'] }]);
+    // W's contents differ, but without --data they are not read: W counts as unchanged.
+    expect(d.initializers.unchanged).toBe(1);
+    const withData = await cli('diff', before, after, '--data');
+    golden('inputs-changed', 'diff-data.txt', withData.out);
+    const dd = JSON.parse((await cli('diff', before, after, '--data', '--format', 'json')).out) as ModelDiff;
+    expect(dd.initializers.changed.map((c) => [c.name, c.what])).toEqual([['W', ['data']]]);
+  });
+
+  it('a model with external data, before/after q-arvd W4', async () => {
+    const before = path('external-data', 'before.onnx');
+    const after = path('external-data', 'after.onnx');
+    expect(existsSync(`${before}.data`) && existsSync(`${after}.data`)).toBe(true);
+    const text = await cli('diff', before, after);
+    golden('external-data', 'diff.txt', text.out);
+    const d = JSON.parse((await cli('diff', before, after, '--format', 'json')).out) as ModelDiff;
+    expect(d.initializers.removed.filter((t) => t.external).length).toBeGreaterThan(30);
+    // Where the bytes live does not change what they weigh: same figures as the inline pair.
+    const inline = JSON.parse((await cli('diff', STORIES, path('stories260K-qdq-w4', 'after.onnx'), '--format', 'json')).out) as ModelDiff;
+    expect(d.weights).toEqual(inline.weights);
+    expect(d.weights.before).toBeGreaterThan(2236160); // the initializers, plus the Constant nodes' tensors
+  });
+});
+
+describe('convert diff counts and data', () => {
+  it('op counts agree with an independent onnx-proto decoding of both files', async () => {
+    const pairs: [string, string][] = [
+      [STORIES, path('stories260K-qdq-w4', 'after.onnx')],
+      [STORIES, path('stories260K-qoperator-w8a8', 'after.onnx')],
+      [path('external-data', 'before.onnx'), path('external-data', 'after.onnx')],
+      [path('inputs-changed', 'before.onnx'), path('inputs-changed', 'after.onnx')],
+    ];
+    for (const [a, b] of pairs) {
+      const d = JSON.parse((await cli('diff', a, b, '--format', 'json')).out) as ModelDiff;
+      const ca = independentCounts(a);
+      const cb = independentCounts(b);
+      expect(new Map(d.ops.filter((o) => o.before > 0).map((o) => [o.op, o.before]))).toEqual(ca);
+      expect(new Map(d.ops.filter((o) => o.after > 0).map((o) => [o.op, o.after]))).toEqual(cb);
+      expect(d.nodes.after).toBe([...cb.values()].reduce((s, x) => s + x, 0));
+    }
+  });
+
+  it('reads no tensor bytes without --data, and finds changed contents with it', async () => {
+    const before = path('external-data', 'before.onnx');
+    const corrupt = path('external-data-corrupt', 'before.onnx');
+    copyFileSync(before, corrupt);
+    const data = readFileSync(`${before}.data`);
+    data[4096] = data[4096]! ^ 0xff;
+    writeFileSync(`${corrupt}.data`, data);
+    const spy = vi.spyOn(Tensor.prototype, 'bytes');
+    const plain = await cli('diff', before, corrupt, '--exit-code');
+    expect(plain.code).toBe(0);
+    expect(spy).not.toHaveBeenCalled();
+    const withData = await cli('diff', before, corrupt, '--exit-code', '--data', '--format', 'json');
+    expect(withData.code).toBe(1);
+    expect(spy).toHaveBeenCalled();
+    const d = JSON.parse(withData.out) as ModelDiff;
+    expect(d.initializers.changed).toHaveLength(1);
+    expect(d.initializers.changed[0]!.what).toEqual(['data']);
+    expect(d.initializers.changed[0]!.before.sha256).not.toBe(d.initializers.changed[0]!.after.sha256);
+  });
+
+  it('prints the same bytes on every run', async () => {
+    const after = path('stories260K-qdq-w4', 'after.onnx');
+    const a = await cli('diff', STORIES, after, '--format', 'json');
+    const b = await cli('diff', STORIES, after, '--format', 'json');
+    expect(a.out).toBe(b.out);
+    expect(a.out).not.toMatch(/\/work\/|\d{4}-\d\d-\d\dT/);
+  });
+
+  it('matches the issue example line on a tiny-ARVD ffn.2 layer at W4A8 (QDQ, calibrated)', async () => {
+    mkdirSync(`${OUT}/tiny-w4a8`, { recursive: true });
+    const after = path('tiny-w4a8', 'after.onnx');
+    saveModel(await quantize(loadModel(TINY), { 'w-bits': '4', 'scale-search': 'false' }, { rollout: rollout as never, prompts, samples: 1 }), after);
+    const r = await cli('diff', TINY, after);
+    expect(r.out).toMatch(/^ {2}\/blocks\.0\/ffn\/ffn\.2\/MatMul +\[256×64\] +dual-scale W4A8 · 32 outlier rows · \+Gather×2 \+QuantizeLinear×2 \+DequantizeLinear×4 \+MatMul×1 \+Add×1 · /m);
+    expect(r.out).toContain('37 linear layers rewritten (12 dual-scale, 25 single-scale; q-arvd W4A8 qdq), 0 unchanged');
+  });
+
+  it('reports bad arguments on one line with exit 1', async () => {
+    const missing = await cli('diff', STORIES, `${OUT}/nope.onnx`);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toBe(`convert: error: ${OUT}/nope.onnx: no such file\n`);
+    const fmt = await cli('diff', STORIES, STORIES, '--format', 'html');
+    expect(fmt.err).toBe('convert: error: --format html: expected one of text, md, json\n');
+    const unknown = await cli('diff', STORIES, STORIES, '--bogus');
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toMatch(/^convert: error: Unknown argument/);
+  });
+});

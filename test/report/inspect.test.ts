@@ -1,0 +1,128 @@
+// `convert inspect`: the S2 statistics per layer (golden printouts in
+// test/report/samples/inspect-*), the stories260K lm_head outliers, the tiny-ARVD type × depth
+// table, agreement with the q-arvd pass's own decisions, and the layer-type rule.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { CliIO } from '../../src/cli/io.ts';
+import { run } from '../../src/cli/main.ts';
+import { loadModel } from '../../src/graph/serde/io.ts';
+import { createLogger } from '../../src/passes/log.ts';
+import { resolveOptions } from '../../src/passes/pass.ts';
+import qArvd from '../../src/passes/q-arvd.ts';
+import type { QuantReport } from '../../src/passes/quant/report.ts';
+import type { InspectReport } from '../../src/report/inspect.ts';
+import { layerKind } from '../../src/report/layer-type.ts';
+
+const STORIES = 'test/fixtures/stories260K/stories260K.onnx';
+const TINY = 'examples/tiny-arvd/model.onnx';
+const SAMPLES = 'test/report/samples';
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: CliIO = { out: (t) => void (out += t), err: (t) => void (err += t), tty: false };
+  const code = await run(args, io);
+  return { code, out, err };
+}
+
+function golden(sample: string, file: string, actual: string): void {
+  const p = join(SAMPLES, sample, file);
+  if (process.env.UPDATE_GOLDEN) {
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, actual);
+    return;
+  }
+  expect(existsSync(p), `${p} is missing; run with UPDATE_GOLDEN=1 to create it`).toBe(true);
+  expect(actual).toBe(readFileSync(p, 'utf8'));
+}
+
+async function inspectJson(...args: string[]): Promise<InspectReport> {
+  const r = await cli('inspect', ...args, '--format', 'json');
+  expect(r.code, r.err).toBe(0);
+  return JSON.parse(r.out) as InspectReport;
+}
+
+describe('convert inspect on stories260K', () => {
+  it('reports the lm_head /MatMul: 9 of 64 channels over the threshold, 32 after alignment', async () => {
+    const text = await cli('inspect', STORIES);
+    expect(text.code).toBe(0);
+    golden('inspect-stories260K', 'inspect.txt', text.out);
+    expect(text.out).toMatch(/^\/MatMul +MatMul +64×512 +f32 +5\.057 +15\.01 +2\.97 +10\.28 +9 +32$/m);
+    const r = await inspectJson(STORIES);
+    const head = r.layers.find((l) => l.name === '/MatMul')!;
+    expect(head).toMatchObject({ op: 'MatMul', K: 64, N: 512, dtype: 'f32', rawCount: 9, outliers: 32, type: 'MatMul', depth: null });
+    expect(head.max / head.median).toBeCloseTo(head.ratio!, 12);
+    expect(r.totals).toMatchObject({ layers: 36, skipped: 10 });
+    expect(r.skipped.every((s) => s.reason.startsWith('weight is not constant'))).toBe(true);
+  });
+
+  it('follows the options: align 1 keeps the raw count, min-k drops narrow layers, tau changes the threshold', async () => {
+    const aligned1 = await inspectJson(STORIES, '--align', '1');
+    expect(aligned1.layers.find((l) => l.name === '/MatMul')!.outliers).toBe(9);
+    const wide = await inspectJson(STORIES, '--min-k', '100');
+    expect(wide.layers.map((l) => l.K)).toEqual([172, 172, 172, 172, 172]);
+    expect(wide.skipped.filter((s) => s.reason === 'K = 64 is below min-k 100')).toHaveLength(31);
+    const strict = await inspectJson(STORIES, '--tau', '8');
+    expect(strict.layers.find((l) => l.name === '/MatMul')!.threshold).toBeGreaterThan(aligned1.layers.find((l) => l.name === '/MatMul')!.threshold);
+    const only = await inspectJson(STORIES, '--include', '/blocks.0/*');
+    expect(only.layers.map((l) => l.name)).toEqual(['/blocks.0/q/MatMul', '/blocks.0/k/MatMul', '/blocks.0/v/MatMul', '/blocks.0/o/MatMul', '/blocks.0/w1/MatMul', '/blocks.0/w3/MatMul', '/blocks.0/w2/MatMul']);
+  });
+
+  it('agrees with the decisions the q-arvd pass takes on the same model', async () => {
+    const r = await inspectJson(STORIES);
+    const model = loadModel(STORIES);
+    const result = await qArvd.run(model, { log: createLogger({ write: () => {} }), verbose: false, modelDir: undefined }, resolveOptions(qArvd, { 'a-bits': 'none' }) as never);
+    const report = result.report as QuantReport;
+    const pass = new Map(report.layers.filter((l) => l.mode !== 'skipped').map((l) => [l.name, l]));
+    expect(r.layers.map((l) => l.name)).toEqual([...pass.keys()]);
+    for (const l of r.layers) {
+      const p = pass.get(l.name)!;
+      expect([l.name, p.mode === 'dual' ? l.outliers : 0, l.threshold]).toEqual([l.name, p.outliers, p.threshold]);
+    }
+  });
+
+  it('rejects bad options on one line', async () => {
+    for (const [flag, value, want] of [['--tau', '0', 'a positive number'], ['--gamma', '0.5', 'a number ≥ 1'], ['--align', '2.5', 'an integer ≥ 1'], ['--min-k', 'x', 'an integer ≥ 1']]) {
+      const r = await cli('inspect', STORIES, flag!, value!);
+      expect(r.code).toBe(1);
+      expect(r.err).toBe(`convert: error: ${flag} ${value}: expected ${want}\n`);
+    }
+    expect((await cli('inspect', STORIES, '--report', 'x.json')).err).toBe('convert: error: --report only adds to the HTML report; give --html <file> too\n');
+  });
+});
+
+describe('convert inspect on the tiny ARVD', () => {
+  it('prints the per-type table: ffn.2 has outliers in every block', async () => {
+    const text = await cli('inspect', TINY);
+    golden('inspect-tiny-arvd', 'inspect.txt', text.out);
+    golden('inspect-tiny-arvd', 'inspect.md', (await cli('inspect', TINY, '--format', 'md')).out);
+    expect(text.out).toMatch(/^ffn\.2 +1\/1 +1\/1 +1\/1 +3\/3 +100%$/m);
+    const r = await inspectJson(TINY);
+    expect(r.rollup.depths).toEqual([0, 1, 2, null]);
+    const rows = Object.fromEntries(r.rollup.rows.map((row) => [row.type, `${row.flagged}/${row.layers}`]));
+    expect(rows).toEqual({
+      'self_attn.q': '1/3', 'self_attn.k': '1/3', 'self_attn.v': '0/3', 'self_attn.o': '3/3',
+      'cross_attn.q': '3/3', 'cross_attn.k': '0/3', 'cross_attn.v': '0/3', 'cross_attn.o': '1/3',
+      'ffn.0': '0/3', 'ffn.2': '3/3',
+      patch_embedding: '0/1', 'time_embedding.0': '0/1', 'time_embedding.2': '0/1', 'time_projection.1': '0/1',
+      'text_embedding.0': '0/1', 'text_embedding.2': '0/1', head: '0/1',
+    });
+    // The README's measurement: 25–27 of 256 input channels of ffn.2 over the threshold.
+    expect(r.layers.filter((l) => l.type === 'ffn.2').map((l) => [l.depth, l.rawCount, l.outliers])).toEqual([[0, 25, 32], [1, 25, 32], [2, 27, 32]]);
+    expect(r.totals).toEqual({ layers: 37, withOutliers: 12, outlierRows: 384, rawOutlierRows: 89, skipped: 12 });
+  });
+});
+
+describe('layerKind', () => {
+  it('reads type and depth from module paths', () => {
+    expect(layerKind('/blocks.0/self_attn/q/MatMul')).toEqual({ type: 'self_attn.q', depth: 0 });
+    expect(layerKind('/blocks.2/ffn/ffn.2/MatMul')).toEqual({ type: 'ffn.2', depth: 2 });
+    expect(layerKind('/blocks.12/cross_attn/o/Gemm_3')).toEqual({ type: 'cross_attn.o', depth: 12 });
+    expect(layerKind('/time_embedding/time_embedding.0/MatMul')).toEqual({ type: 'time_embedding.0', depth: null });
+    expect(layerKind('/model/layers.3/mlp/down_proj/MatMul')).toEqual({ type: 'mlp.down_proj', depth: 3 });
+    expect(layerKind('/head/MatMul')).toEqual({ type: 'head', depth: null });
+    expect(layerKind('/MatMul')).toEqual({ type: 'MatMul', depth: null });
+    expect(layerKind('MatMul_4')).toEqual({ type: 'MatMul_4', depth: null });
+  });
+});
