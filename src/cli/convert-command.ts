@@ -1,6 +1,8 @@
 /**
  * `convert <input.onnx> -o <output.onnx> [--pass NAME]... [--NAME.KEY VALUE]...`: load, run
  * passes in order, save atomically. With no pass it round-trips the model.
+ * `convert <folder> --variant <name> [--force] [--pass NAME]...`: a transformers.js model
+ * folder; every fp32 graph in onnx/ gets the variant beside it (see `src/hf/folder.ts`).
  */
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
@@ -15,26 +17,33 @@ import { CliError } from './errors.ts';
 import { cliLogger, type GlobalFlags } from './io.ts';
 import { buildSteps, type ConvertConfig, passOptionsFromArgs, readConfig } from './pipeline.ts';
 import { createRegistry } from './plugins.ts';
+import { FolderError } from '../hf/errors.ts';
+import { convertFolder, isFolder, planVariant, quantMeaning, scanModelFolder } from '../hf/folder.ts';
+import type { PassStep } from '../passes/manager.ts';
+import type { Logger } from '../passes/log.ts';
 
 /** Option names of this command and the global ones; any other key must be `--<pass>.<key>`. */
-const OWN_KEYS = new Set(['_', '$0', 'input', 'output', 'pass', 'config', 'external-data', 'verify', 'stats', 'plugin', 'quiet', 'verbose', 'debug', 'help', 'version']);
+const OWN_KEYS = new Set(['_', '$0', 'input', 'output', 'pass', 'config', 'external-data', 'verify', 'stats', 'plugin', 'quiet', 'verbose', 'debug', 'help', 'version', 'variant', 'force']);
 
 export const convertCommand: CliCommand = {
   command: '$0 <input>',
   describe: 'Run passes on an ONNX model and save the result (no --pass: round trip)',
   builder: (y) =>
     y
-      .usage('Usage: $0 <input.onnx> -o <output.onnx> [--pass NAME]... [--NAME.KEY VALUE]...')
-      .positional('input', { type: 'string', describe: 'the ONNX model to read' })
+      .usage('Usage: $0 <input.onnx> -o <output.onnx> [--pass NAME]... [--NAME.KEY VALUE]...\n       $0 <model folder> --variant <name> [--force] [--pass NAME]... [--NAME.KEY VALUE]...')
+      .positional('input', { type: 'string', describe: 'the ONNX model to read, or a transformers.js model folder (config.json, onnx/*.onnx)' })
       .option('output', { alias: 'o', type: 'string', describe: 'where to write the model (required; never the input)' })
       .option('pass', { type: 'string', describe: 'a pass to run; repeat for more, they run in the order given (see `convert passes`)' })
       .option('config', { type: 'string', describe: 'JSON file: { "passes": [{ "name": ..., "options": {...} }], "plugins": [...] }; CLI passes run after its passes' })
       .option('external-data', { type: 'boolean', describe: 'write every initializer of 1 KiB or more to <output>.data (default: only when over 2 GiB)' })
       .option('verify', { type: 'boolean', describe: 'verify the graph before the first pass and after each pass' })
       .option('stats', { type: 'boolean', describe: 'print each pass\'s statistics on stdout' })
+      .option('variant', { type: 'string', describe: 'folder input: the variant to write beside each fp32 graph in onnx/: a transformers.js dtype (q8 → <base>_quantized.onnx, q4, int8, uint8) or a name of your own (→ <base>_<name>.onnx)' })
+      .option('force', { type: 'boolean', describe: 'folder input: replace a variant that exists (fp32 graphs are never written)' })
       .example('$0 model.onnx -o out.onnx', 'round trip (normalise) a model')
       .example('$0 model.onnx -o out.onnx --pass constants-to-initializers --pass dce --stats', 'run two passes, print their statistics')
       .example('$0 model.onnx -o out.onnx --pass q-arvd --q-arvd.w-bits 4 --plugin ./q.mjs', 'set an option of a plugin\'s pass')
+      .example('$0 ./model --pass q-arvd --variant q8 --q-arvd.prompts prompts.txt', 'write onnx/model_quantized.onnx for transformers.js { dtype: \'q8\' }')
       .epilogue(
         'Pass options are namespaced by pass: --<pass>.<key> <value> (lists comma-separated). ' +
           'Options on the command line override the config file\'s. Run `convert passes` for every pass, its options and statistics.',
@@ -49,19 +58,25 @@ async function runConvert(args: Record<string, unknown>, io: Parameters<CliComma
   const output = singleFlag(args.output, '-o/--output');
   const extra = (args._ as unknown[]).filter((a) => a !== undefined);
   if (extra.length) throw new CliError(`unexpected argument${extra.length > 1 ? 's' : ''} ${extra.join(' ')}: convert takes one input model`);
-  if (!output) throw new CliError(`${input}: no output path; give -o <output.onnx>`);
+  const folderMode = isFolder(input);
+  const variant = singleFlag(args.variant, '--variant');
+  if (folderMode && output) throw new CliError(`${input}: is a model folder; -o is not used with one: give --variant <name> and each variant is written beside its fp32 graph in onnx/`);
+  if (folderMode && !variant) throw new CliError(`${input}: is a model folder; give --variant <name> (q8, q4, int8, uint8, or a name of your own) to write beside each fp32 graph in onnx/`);
+  if (!folderMode && (variant !== undefined || args.force !== undefined)) throw new CliError(`${variant !== undefined ? '--variant' : '--force'} applies to a model folder input; ${input} is not a folder (for a file give -o <output.onnx>)`);
+  if (!folderMode && !output) throw new CliError(`${input}: no output path; give -o <output.onnx>`);
 
   const configFile = singleFlag(args.config, '--config');
   const config: ConvertConfig | undefined = configFile ? readConfig(configFile) : undefined;
   const registry = await createRegistry([...(config?.plugins ?? []), ...listFlag(args.plugin, 'plugin')]);
   const steps = buildSteps(registry, config?.passes ?? [], listFlag(args.pass, 'pass', true), passOptionsFromArgs(args, OWN_KEYS, registry), configFile);
 
+  if (folderMode) return runFolder(input, variant!, steps, args, io, log, registry);
   if (!existsSync(input)) throw new ModelFileError(input, 'no such file');
-  checkOutputPath(input, output);
+  checkOutputPath(input, output!);
 
   const t0 = performance.now();
   const model = loadModel(input);
-  checkDataFiles(model, input, output);
+  checkDataFiles(model, input, output!);
   const before = countNodes(model);
   const initsBefore = model.graph.initializers.size;
 
@@ -74,7 +89,7 @@ async function runConvert(args: Record<string, unknown>, io: Parameters<CliComma
   const result = await manager.run(model);
 
   const externalData = args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto';
-  const saved = saveModel(model, output, { externalData });
+  const saved = saveModel(model, output!, { externalData });
 
   if (args.stats) io.out(formatStats(result.passes, registry));
   const names = result.passes.map((p) => p.name);
@@ -85,6 +100,40 @@ async function runConvert(args: Record<string, unknown>, io: Parameters<CliComma
   );
   logExternal(saved, log);
   return 0;
+}
+
+/** Folder mode: every fp32 graph of `folder`'s onnx/ gets the variant beside it, written all at once. */
+async function runFolder(folder: string, variant: string, steps: PassStep[], args: Record<string, unknown>, io: Parameters<CliCommand['run']>[1], log: Logger, registry: PassRegistry): Promise<number> {
+  try {
+    const plan = planVariant(scanModelFolder(folder), variant, quantMeaning(steps), args.force === true);
+    const written = await convertFolder(plan, {
+      externalData: args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto',
+      log,
+      runPasses: async (model, target) => {
+        const t0 = performance.now();
+        const before = countNodes(model);
+        const manager = new PassManager(steps, { verify: args.verify === true ? true : args.verify === false ? false : undefined, log, verbose: Boolean(args.verbose || args.debug), modelDir: dirname(resolve(target.input)) });
+        const result = await manager.run(model);
+        if (args.stats) io.out(`${target.input}:\n${formatStats(result.passes, registry)}`);
+        log.info(`${target.input}: ${before} → ${countNodes(model)} nodes; passes: ${result.passes.map((p) => p.name).join(', ') || 'none (round trip)'}; ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      },
+    });
+    for (const w of written) {
+      const total = w.saved.bytes + (w.saved.externalDataBytes ?? 0);
+      log.info(`wrote ${w.output} (${formatBytes(total)}, ${(total / w.baseBytes).toFixed(2)}× ${w.base}'s ${formatBytes(w.baseBytes)})`);
+      logExternal(w.saved, log);
+    }
+    const stem = basename(written[0]!.output, '.onnx');
+    if (plan.variant.isDtype) log.info(`load with pipeline(task, '${folder}', { dtype: '${variant}' })`);
+    else log.info(`'${variant}' is not a transformers.js dtype: load with pipeline(task, '${folder}', { model_file_name: '${stem}' }) (model_file_name names the graph file without onnx/ and .onnx)`);
+    if (written.some((w) => w.saved.externalDataPath)) {
+      log.info(`onnxruntime-node finds a variant's data file by the name recorded in it; in the browser transformers.js fetches it only when config.json's "transformers.js_config" has "use_external_data_format": { "${basename(written[0]!.output)}": 1 }`);
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof FolderError) throw new CliError(e.message, { cause: e });
+    throw e;
+  }
 }
 
 /** Refuses an output that is the input (same real path or same inode), a folder, or in a missing folder. */

@@ -44,10 +44,15 @@ export function loadModel(source: string | Uint8Array, options: { baseDir?: stri
 /** How to save. */
 export interface SaveOptions {
   /**
-   * `true`: every tensor of at least 1 KiB goes to `<output>.data`; `false`: all inline (fails
+   * `true`: every tensor of at least 1 KiB goes to the data file; `false`: all inline (fails
    * over 2 GiB); `'auto'` (default): inline unless the model would pass the protobuf limit.
    */
   externalData?: boolean | 'auto';
+  /**
+   * File name of the data file, beside the output (default `<output file>.data`);
+   * transformers.js expects `<output file>_data`. A plain name, no folders.
+   */
+  dataFileName?: string;
 }
 
 /** What a save did, for the CLI to report. */
@@ -68,7 +73,8 @@ export interface SaveResult {
  */
 export function saveModel(model: Model, path: string, options: SaveOptions = {}): SaveResult {
   const out = resolve(path);
-  const dataName = `${basename(out)}.data`;
+  const dataName = options.dataFileName ?? `${basename(out)}.data`;
+  if (basename(dataName) !== dataName || dataName === basename(out)) throw new ModelFileError(path, `data file name '${dataName}' must be a plain file name other than the model's`);
   const dataPath = resolve(dirname(out), dataName);
   const mode = options.externalData ?? 'auto';
   const inlineBytes = sumTensorBytes(model);

@@ -1,0 +1,143 @@
+/**
+ * transformers.js dtypes and the file names it loads for them, and the rules that decide
+ * whether `--variant <name>` may name what a run of passes produces.
+ *
+ * Rules:
+ * 1. A dtype name maps to the exact suffix transformers.js (v4) appends to a graph's base
+ *    name: `q8` → `<base>_quantized.onnx`, `int8` → `_int8`, `uint8` → `_uint8`, `q4` → `_q4`,
+ *    `q4f16` → `_q4f16`, `bnb4` → `_bnb4`, `fp16` → `_fp16`.
+ * 2. Any other name `n` gives `<base>_<n>.onnx`, which transformers.js loads with
+ *    `model_file_name: '<base>_<n>'` (an unknown dtype string silently loads fp32).
+ * 3. A name that is not a dtype but within edit distance 2 of one (a swap of neighbours counts 1) (1 for names of up to 3
+ *    characters; case ignored) is taken for a typo and refused with "did you mean".
+ * 4. A dtype is refused when the output does not have its meaning: `fp32` is the base itself;
+ *    `fp16`, `q4f16`, `bnb4` are formats no pass here produces; `q8` needs 8-bit weights,
+ *    `int8` signed and `uint8` unsigned ones; `q4` needs 4-bit weight-only.
+ */
+import { FolderError } from './errors.ts';
+
+/** The suffix transformers.js appends to a base file name, per dtype. */
+export const DTYPE_SUFFIX: Readonly<Record<string, string>> = {
+  fp32: '',
+  fp16: '_fp16',
+  q8: '_quantized',
+  int8: '_int8',
+  uint8: '_uint8',
+  q4: '_q4',
+  q4f16: '_q4f16',
+  bnb4: '_bnb4',
+};
+
+/** The dtype names, in the order transformers.js documents them. */
+export const DTYPES: readonly string[] = Object.keys(DTYPE_SUFFIX);
+
+/** A `--variant` name resolved to the file suffix it writes. */
+export interface VariantName {
+  name: string;
+  /** `_quantized`, `_q4`, … for a dtype; `_<name>` otherwise. */
+  suffix: string;
+  /** True when the name is a transformers.js dtype (loadable with `{ dtype: name }`). */
+  isDtype: boolean;
+}
+
+/** What the passes of a run make of the weights, as far as dtype names care. */
+export interface QuantMeaning {
+  /** The quantizing pass (its options decide), or undefined when no pass quantizes. */
+  pass?: string;
+  wBits?: number;
+  /** Activation bits; null for weight-only. */
+  aBits?: number | null;
+  /** Symmetric weights are stored as int8 / int4, asymmetric as uint8 / uint4. */
+  wSymmetric?: boolean;
+}
+
+/** An invalid or refused `--variant`; the message says why and what to do. */
+export class VariantError extends FolderError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'VariantError';
+  }
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * Resolves a `--variant` name (rules 1–3). Throws {@link VariantError} for a malformed name or
+ * a likely typo of a dtype.
+ */
+export function resolveVariantName(name: string): VariantName {
+  if (!NAME.test(name)) throw new VariantError(`--variant '${name}': use letters, digits, '.', '_' or '-' (it becomes part of a file name)`);
+  if (Object.hasOwn(DTYPE_SUFFIX, name)) return { name, suffix: DTYPE_SUFFIX[name]!, isDtype: true };
+  const near = nearDtypes(name);
+  if (near.length) {
+    throw new VariantError(
+      `--variant '${name}' is not a transformers.js dtype; did you mean ${near.map((d) => `'${d}'`).join(' or ')}? ` +
+        `(dtypes: ${DTYPES.join(', ')}; for a file loaded with model_file_name pick a name that is not this close to one)`,
+    );
+  }
+  return { name, suffix: `_${name}`, isDtype: false };
+}
+
+/** The dtypes a name is probably a typo of (rule 3): those at the smallest distance. */
+export function nearDtypes(name: string): string[] {
+  const lower = name.toLowerCase();
+  const limit = name.length <= 3 ? 1 : 2;
+  const near = DTYPES.map((d) => ({ d, dist: editDistance(lower, d) })).filter((x) => x.dist <= limit);
+  const best = Math.min(...near.map((x) => x.dist));
+  return near.filter((x) => x.dist === best).map((x) => x.d);
+}
+
+/**
+ * Checks that a dtype name means what the run produces (rule 4); names that are not dtypes
+ * always pass. Throws {@link VariantError} otherwise.
+ */
+export function checkVariantMeaning(v: VariantName, m: QuantMeaning): void {
+  if (!v.isDtype) return;
+  const what = m.pass ? `this ${m.pass} run has w-bits ${m.wBits}, a-bits ${m.aBits ?? 'none'}` : 'the passes given quantize nothing (no q-arvd or minmax pass)';
+  const refuse = (meaning: string, fix: string): never => {
+    throw new VariantError(`--variant ${v.name} means ${meaning}, but ${what}; ${m.pass || v.name.includes('f16') || v.name === 'bnb4' ? fix : 'add --pass q-arvd (or minmax), or use a name of your own'}`);
+  };
+  switch (v.name) {
+    case 'fp32':
+      throw new VariantError(`--variant fp32 is the base model itself (<base>.onnx), which convert never overwrites; pick another variant name`);
+    case 'fp16':
+    case 'q4f16':
+    case 'bnb4':
+      return refuse(
+        v.name === 'fp16' ? 'float16 weights and activations' : v.name === 'q4f16' ? '4-bit weights with float16 activations' : 'bitsandbytes NF4 weights',
+        `no pass here produces that format; use q8 or q4, or a name of your own (loaded with model_file_name)`,
+      );
+    case 'q8':
+      if (m.wBits !== 8) refuse('8-bit quantized weights', 'quantize with w-bits 8, or use --variant q4 for 4-bit weight-only');
+      return;
+    case 'int8':
+    case 'uint8': {
+      if (m.wBits !== 8) refuse(`${v.name} weights`, 'quantize with w-bits 8');
+      const signed = v.name === 'int8';
+      if (m.wSymmetric !== signed) {
+        throw new VariantError(
+          `--variant ${v.name} means ${v.name} weights, but ${m.pass} stores them as ${m.wSymmetric ? 'int8 (w-symmetric true)' : 'uint8 (asymmetric)'}; ` +
+            `use --variant ${m.wSymmetric ? 'int8' : 'uint8'} or q8, or set --${m.pass}.w-symmetric ${signed}`,
+        );
+      }
+      return;
+    }
+    case 'q4':
+      if (m.wBits !== 4 || m.aBits !== null) refuse('4-bit weight-only quantization', `quantize with --${m.pass ?? 'q-arvd'}.w-bits 4 --${m.pass ?? 'q-arvd'}.a-bits none`);
+      return;
+  }
+}
+
+/** Edit distance counting insertions, deletions, substitutions and swaps of neighbours (optimal string alignment). */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}

@@ -1,0 +1,173 @@
+/**
+ * Folder mode of `convert`: a transformers.js / optimum model folder (`config.json`, the
+ * tokenizer, `onnx/*.onnx`) in, one variant of every fp32 graph written beside it.
+ *
+ * Rules:
+ * 1. A folder needs `config.json` and an `onnx/` folder with at least one fp32 base graph.
+ * 2. The base graphs are the `onnx/*.onnx` files whose name does not end in a dtype suffix
+ *    (`_quantized`, `_q4`, …) and that are not a variant this tool wrote (it records
+ *    `qarvd.variant` in the metadata of every variant; only names `<base>_<x>.onnx` beside an
+ *    existing `<base>.onnx` are opened to look).
+ * 3. The variant of `onnx/<base>.onnx` is `onnx/<base><suffix>.onnx` (see dtypes.ts); its
+ *    external data, when it has any, is `<variant file>_data`, never the fp32 one's file.
+ * 4. A variant file (or its data file) that exists is not replaced without `force`; a variant
+ *    name that would land on a base graph, or a data file that a base graph reads, is refused
+ *    even with `force`. The fp32 files are never written.
+ * 5. All variants are written into a staging folder inside `onnx/` and renamed into place
+ *    only when every graph is done, so a failure leaves the folder as it was.
+ */
+import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type { Model } from '../graph/ir/model.ts';
+import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
+import type { Logger } from '../passes/log.ts';
+import type { PassStep } from '../passes/manager.ts';
+import { resolveOptions } from '../passes/pass.ts';
+import { checkVariantMeaning, DTYPE_SUFFIX, type QuantMeaning, resolveVariantName, type VariantName } from './dtypes.ts';
+import { FolderError } from './errors.ts';
+
+/** Metadata key recorded in every variant (its name); marks the file as not a base graph. */
+export const VARIANT_METADATA_KEY = 'qarvd.variant';
+
+/** A model folder as found on disk. */
+export interface ModelFolder {
+  /** The folder as given (for messages). */
+  dir: string;
+  onnxDir: string;
+  /** File names of the fp32 base graphs in `onnx/`, sorted. */
+  bases: string[];
+}
+
+/** True when `path` is a folder (the CLI's switch into folder mode). */
+export function isFolder(path: string): boolean {
+  return existsSync(path) && statSync(path).isDirectory();
+}
+
+/** Finds the base graphs of a model folder (rules 1–2). */
+export function scanModelFolder(dir: string): ModelFolder {
+  if (!existsSync(join(dir, 'config.json'))) {
+    throw new FolderError(`${dir}: not a transformers.js model folder: no config.json (a folder needs config.json, the tokenizer files and onnx/*.onnx, as optimum exports them)`);
+  }
+  const onnxDir = join(dir, 'onnx');
+  if (!isFolder(onnxDir)) throw new FolderError(`${dir}: no onnx/ folder; transformers.js loads the graphs from onnx/<name>.onnx`);
+  const files = readdirSync(onnxDir).filter((f) => f.endsWith('.onnx') && statSync(join(onnxDir, f)).isFile()).sort();
+  const suffixes = Object.values(DTYPE_SUFFIX).filter((s) => s !== '');
+  const stems = new Set(files.map((f) => f.slice(0, -'.onnx'.length)));
+  const bases = files.filter((f) => {
+    const stem = f.slice(0, -'.onnx'.length);
+    if (suffixes.some((s) => stem.endsWith(s))) return false;
+    const mayBeVariant = [...stems].some((b) => b !== stem && stem.startsWith(`${b}_`));
+    return !(mayBeVariant && loadModel(join(onnxDir, f)).metadata.has(VARIANT_METADATA_KEY));
+  });
+  if (bases.length === 0) {
+    throw new FolderError(`${onnxDir}: no fp32 base graph (like model.onnx or decoder_model_merged.onnx)${files.length ? `; it holds only variants: ${files.join(', ')}` : '; it holds no .onnx file'}`);
+  }
+  return { dir, onnxDir, bases };
+}
+
+/**
+ * What the steps make of the weights: the options of the last step whose pass declares
+ * `w-bits` and `a-bits` (q-arvd, minmax, or a plugin's quantizer).
+ */
+export function quantMeaning(steps: readonly PassStep[]): QuantMeaning {
+  const quant = steps.filter((s) => 'w-bits' in s.pass.options && 'a-bits' in s.pass.options).at(-1);
+  if (!quant) return {};
+  const o = resolveOptions(quant.pass, quant.options) as { wBits: string; aBits: string; wSymmetric?: boolean };
+  return { pass: quant.pass.name, wBits: Number(o.wBits), aBits: o.aBits === 'none' ? null : Number(o.aBits), wSymmetric: o.wSymmetric === true };
+}
+
+/** One graph to write: `onnx/<base>.onnx` → `onnx/<base><suffix>.onnx`. */
+export interface VariantTarget {
+  base: string;
+  input: string;
+  output: string;
+  /** The data file name the variant uses if it has external data. */
+  dataFile: string;
+}
+
+/** The variant to write for every base graph, checked (rules 3–4). */
+export interface VariantPlan {
+  folder: ModelFolder;
+  variant: VariantName;
+  targets: VariantTarget[];
+  force: boolean;
+}
+
+/** Resolves the variant name, checks it against what the steps produce and against the files there. */
+export function planVariant(folder: ModelFolder, name: string, meaning: QuantMeaning, force: boolean): VariantPlan {
+  const variant = resolveVariantName(name);
+  checkVariantMeaning(variant, meaning);
+  const targets = folder.bases.map((base) => {
+    const stem = base.slice(0, -'.onnx'.length);
+    const file = `${stem}${variant.suffix}.onnx`;
+    return { base, input: join(folder.onnxDir, base), output: join(folder.onnxDir, file), dataFile: `${file}_data` };
+  });
+  for (const t of targets) {
+    if (folder.bases.includes(basename(t.output))) {
+      throw new FolderError(`--variant ${name}: ${t.base}'s variant would be ${t.output}, which is itself an fp32 base graph; pick another name`);
+    }
+  }
+  if (!force) {
+    const existing = targets.flatMap((t) => [t.output, join(folder.onnxDir, t.dataFile)]).filter((f) => existsSync(f));
+    if (existing.length) {
+      throw new FolderError(`${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}; add --force to replace ${existing.length === 1 ? 'it' : 'them'} (the fp32 graphs are never written)`);
+    }
+  }
+  return { folder, variant, targets, force };
+}
+
+/** What folder mode did, per graph. */
+export interface WrittenVariant extends VariantTarget {
+  saved: SaveResult;
+  /** Bytes of the fp32 graph with its data files. */
+  baseBytes: number;
+}
+
+/** How {@link convertFolder} runs. */
+export interface ConvertFolderOptions {
+  externalData: boolean | 'auto';
+  log: Logger;
+  /** Runs the passes on one loaded base graph (the CLI's pass manager). */
+  runPasses(model: Model, target: VariantTarget): Promise<void>;
+}
+
+/**
+ * Loads every base graph, runs the passes, saves each variant into a staging folder, then
+ * renames them all into `onnx/` (rule 5). Returns what was written.
+ */
+export async function convertFolder(plan: VariantPlan, options: ConvertFolderOptions): Promise<WrittenVariant[]> {
+  const { folder, targets } = plan;
+  const staging = join(folder.onnxDir, `.convert-${process.pid}-${Date.now()}.staging`);
+  const protectedFiles = new Set<string>(folder.bases.map((b) => realpathSync(join(folder.onnxDir, b))));
+  const staged: { target: VariantTarget; saved: SaveResult; baseBytes: number }[] = [];
+  mkdirSync(staging);
+  try {
+    for (const target of targets) {
+      const model = loadModel(target.input);
+      const dataFiles = new Set<string>();
+      for (const t of modelTensors(model)) if (t.external) dataFiles.add(t.external.path);
+      for (const f of dataFiles) if (existsSync(f)) protectedFiles.add(realpathSync(f));
+      await options.runPasses(model, target);
+      model.metadata.set(VARIANT_METADATA_KEY, plan.variant.name);
+      const saved = saveModel(model, join(staging, basename(target.output)), { externalData: options.externalData, dataFileName: target.dataFile });
+      const baseBytes = [target.input, ...dataFiles].reduce((s, f) => s + (existsSync(f) ? statSync(f).size : 0), 0);
+      staged.push({ target, saved, baseBytes });
+    }
+    for (const { target } of staged) {
+      for (const f of [target.output, join(folder.onnxDir, target.dataFile)]) {
+        if (existsSync(f) && protectedFiles.has(realpathSync(f))) throw new FolderError(`${f}: is read by an fp32 graph; it is never replaced, pick another --variant name`);
+      }
+    }
+    const written: WrittenVariant[] = [];
+    for (const { target, saved, baseBytes } of staged) {
+      const finalData = join(folder.onnxDir, target.dataFile);
+      if (saved.externalDataPath) renameSync(saved.externalDataPath, finalData);
+      else rmSync(finalData, { force: true }); // a stale data file of the variant replaced under --force
+      renameSync(saved.path, target.output);
+      written.push({ ...target, baseBytes, saved: { ...saved, path: resolve(target.output), externalDataPath: saved.externalDataPath ? resolve(finalData) : undefined } });
+    }
+    return written;
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}

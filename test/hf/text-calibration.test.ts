@@ -1,0 +1,86 @@
+// The built-in text calibration source on the stories260K-hf fixture (read only): feeds made
+// with the folder's own tokenizer, in the shapes the graph declares.
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DataType } from '../../src/graph/ir/dtype.ts';
+import { Graph } from '../../src/graph/ir/graph.ts';
+import { Model } from '../../src/graph/ir/model.ts';
+import { Value } from '../../src/graph/ir/value.ts';
+import { loadModel } from '../../src/graph/serde/io.ts';
+import { contextFor } from '../../src/passes/calibration/samples.ts';
+import { findTokenizerFolder, readPrompts, textCalibration } from '../../src/hf/text-calibration.ts';
+import { FIXTURE } from './helpers.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'qarvd-hf-text-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const ONNX_DIR = join(FIXTURE, 'onnx');
+
+function promptsFile(name: string, text: string): string {
+  const f = join(tmp, name);
+  writeFileSync(f, text);
+  return f;
+}
+
+async function firstFeeds(calib: Awaited<ReturnType<typeof textCalibration>>, sample: number) {
+  const out = [];
+  for await (const s of calib.module.feeds!(contextFor(calib, sample))) out.push(s.feeds);
+  expect(out).toHaveLength(1);
+  return out[0]!;
+}
+
+describe('text calibration from a prompt list', () => {
+  it('reads one prompt a line, skipping blank lines', () => {
+    expect(readPrompts(promptsFile('p.txt', 'Once upon a time\r\n\n  Lily went  \n'))).toEqual(['Once upon a time', 'Lily went']);
+  });
+
+  it('finds the tokenizer beside the graph or in the folder above onnx/', () => {
+    expect(findTokenizerFolder(ONNX_DIR)).toBe(FIXTURE);
+    expect(findTokenizerFolder(FIXTURE)).toBe(FIXTURE);
+    expect(findTokenizerFolder(tmp)).toBeUndefined();
+  });
+
+  it('makes input_ids (with BOS, as add_bos_token says), attention_mask, position_ids and empty past_key_values of the declared shapes', async () => {
+    const model = loadModel(join(ONNX_DIR, 'model.onnx'));
+    const calib = await textCalibration(model, promptsFile('two.txt', 'Once upon a time\nLily went to the park\n'), ONNX_DIR);
+    expect(calib.samples).toBe(2);
+    expect(calib.origin).toMatch(/^prompts .*two\.txt \(tokenizer .*stories260K-hf\)$/);
+    const feeds = await firstFeeds(calib, 0);
+    expect(Object.keys(feeds).sort()).toEqual(model.graph.inputs.map((v) => v.name).sort());
+    expect(feeds.input_ids!.type).toBe('int64');
+    expect(feeds.input_ids!.dims).toEqual([1, 5]);
+    // The ids the transformers.js pipeline feeds for this prompt (fixture README).
+    expect(Array.from(feeds.input_ids!.data as BigInt64Array, Number)).toEqual([1, 403, 407, 261, 378]);
+    expect(Array.from(feeds.attention_mask!.data as BigInt64Array, Number)).toEqual([1, 1, 1, 1, 1]);
+    expect(Array.from(feeds.position_ids!.data as BigInt64Array, Number)).toEqual([0, 1, 2, 3, 4]);
+    for (let l = 0; l < 5; l++) {
+      for (const kv of ['key', 'value']) {
+        const t = feeds[`past_key_values.${l}.${kv}`]!;
+        expect(t.type).toBe('float32');
+        expect(t.dims).toEqual([1, 4, 0, 8]);
+      }
+    }
+    const second = await firstFeeds(calib, 1);
+    expect(second.input_ids!.dims[1]).toBeGreaterThan(5);
+  });
+
+  it('leaves BOS out when the tokenizer config does not ask for it', async () => {
+    const dir = join(tmp, 'no-bos');
+    cpSync(FIXTURE, dir, { recursive: true });
+    const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...config, add_bos_token: false }));
+    const calib = await textCalibration(loadModel(join(dir, 'onnx', 'model.onnx')), promptsFile('one.txt', 'Once upon a time\n'), join(dir, 'onnx'));
+    const feeds = await firstFeeds(calib, 0);
+    expect(Array.from(feeds.input_ids!.data as BigInt64Array, Number)).toEqual([403, 407, 261, 378]);
+  });
+
+  it('refuses a graph input it cannot make from text, naming it, and a folder without a tokenizer', async () => {
+    const m = new Model(new Graph({ name: 'main' }), { opset: 17 });
+    m.graph.addInput(new Value('input_ids', { type: { tensor_type: { elem_type: DataType.INT64 } } }));
+    m.graph.addInput(new Value('pixel_values', { type: { tensor_type: { elem_type: DataType.FLOAT } } }));
+    const p = promptsFile('one.txt', 'Once upon a time\n');
+    await expect(textCalibration(m, p, ONNX_DIR)).rejects.toThrow(/cannot make the graph input 'pixel_values' from text: .*give a calibration module with calib instead/);
+    await expect(textCalibration(m, p, tmp)).rejects.toThrow(/needs the model's tokenizer, and there is no tokenizer\.json in/);
+  });
+});
