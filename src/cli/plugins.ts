@@ -4,7 +4,7 @@ import { loadPluginModule, PluginError } from '../passes/plugin.ts';
 import { PassRegistry } from '../passes/registry.ts';
 
 /** Names of CLI options: a pass of that name could not take `--<pass>.<key>` options. */
-const RESERVED = new Set(['input', 'output', 'o', 'pass', 'config', 'external-data', 'verify', 'stats', 'plugin', 'quiet', 'q', 'verbose', 'v', 'debug', 'help', 'h', 'version']);
+const RESERVED = new Set(['input', 'output', 'o', 'pass', 'config', 'external-data', 'verify', 'stats', 'plugin', 'quiet', 'q', 'verbose', 'v', 'debug', 'help', 'h', 'version', 'variant', 'force']);
 
 /**
  * A registry with the bundled plugins (builtin, q-arvd) and the given plugin modules (paths relative to the
