@@ -11,9 +11,12 @@
  *    a norm above gamma × median are outliers; the count is rounded up to align, capped at K/2.
  * 3. A layer with outliers (and dual-scale on) becomes two sub-matmuls over the outlier and
  *    the normal channels, each with its own per-output-channel weight scales and its own
- *    per-tensor activation quantizer; other layers get one quantizer — exactly what
- *    `minmax` emits.
- * 4. Activation ranges come from the calibration module, run in onnxruntime-node.
+ *    per-tensor activation quantizer; other layers get one quantizer — with `scale-search
+ *    false` (and always for weight-only), exactly what `minmax` emits.
+ * 4. Activation statistics come from the calibration module, run in onnxruntime-node; by
+ *    default scales are then chosen among min/max and clipping percentiles by the layer's
+ *    output error on calibration rows, weighted per chunk by the S1 sensitivity α when the
+ *    module is a rollout.
  * 5. The decision is written to the report and to the layer's final node metadata.
  */
 import { definePass } from './pass.ts';
@@ -22,7 +25,7 @@ import { S2_OPTIONS, SHARED_QUANT_OPTIONS } from './quant/quant-options.ts';
 
 export default definePass({
   name: 'q-arvd',
-  summary: 'Quantize linear layers with outlier-aware dual-scale quantizers (Q-ARVD S2)',
+  summary: 'Quantize linear layers with outlier-aware dual-scale quantizers (S2) and frame-weighted calibration (S1)',
   options: { ...SHARED_QUANT_OPTIONS, ...S2_OPTIONS },
   statistics: QUANT_STATISTICS,
   run: (model, ctx, options) => runQuantPass(model, ctx, options, 'q-arvd'),

@@ -28,7 +28,38 @@ export type RunFn = (feeds: Record<string, ort.Tensor>, opts?: { chunk?: number 
  * A calibration module: an ES module (or an object passed to the API) that exports either
  * `feeds(ctx)` — an async generator of model inputs — or `rollout(run, ctx)` — an
  * autoregressive generation loop that calls `run` and returns the final result to judge.
- * `samples` (or the length of `prompts`) says how many samples to draw.
+ * `samples` (or the length of `prompts`) says how many samples to draw; each sample gets a
+ * `ctx` with its index, its prompt and a generator seeded from the index (the same sample
+ * sees the same noise in every rollout, which S1 relies on).
+ *
+ * Plain model (`--q-arvd.calib ./calib.mjs`):
+ * ```js
+ * import * as ort from 'onnxruntime-node';
+ * export const samples = 8;
+ * export async function* feeds(ctx) {
+ *   const ids = myTokenizer.encode(myTexts[ctx.sample]);   // your data
+ *   yield { feeds: { input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) } };
+ * }
+ * ```
+ * Autoregressive generator: every `run` call is tagged with the chunk it generates (untagged
+ * calls and feeds count as chunk 0); the return value is the final result S1 compares.
+ * ```js
+ * export const prompts = ['square red fast one', 'disc blue slow two'];
+ * export async function rollout(run, ctx) {
+ *   const video = new Float32Array(FRAMES * FRAME);
+ *   for (let chunk = 0; chunk < CHUNKS; chunk++) {
+ *     let x = ctx.random.normalArray(CHUNK_FRAMES * FRAME);
+ *     for (const [t, tNext] of STEPS) {
+ *       const { velocity } = await run(makeFeeds(video, x, chunk, t, ctx.prompt), { chunk });
+ *       x = eulerStep(x, velocity, tNext - t);
+ *     }
+ *     video.set(x, chunk * CHUNK_FRAMES * FRAME);
+ *   }
+ *   return new ort.Tensor('float32', video, [1, FRAMES, 3, H, W]);
+ * }
+ * ```
+ * (`examples/tiny-arvd/rollout.ts` is a complete one.) Whatever the module throws, or a
+ * feed the model rejects, is reported with the module's path and the sample index.
  */
 export interface CalibrationModule {
   feeds?: (ctx: CalibrationContext) => AsyncIterable<FeedSample> | Iterable<FeedSample>;
@@ -57,21 +88,26 @@ export class CalibrationError extends Error {
 export async function loadCalibrationModule(path: string): Promise<LoadedCalibration> {
   const full = resolve(path);
   if (!existsSync(full)) throw new CalibrationError(path, 'file not found');
-  let mod: CalibrationModule;
+  let mod: CalibrationModule & { default?: unknown };
   try {
     mod = (await import(pathToFileURL(full).href)) as CalibrationModule;
   } catch (e) {
     throw new CalibrationError(path, `cannot be imported: ${(e as Error).message}`);
   }
+  // `export default { feeds, samples }` is accepted too.
+  const def = mod.default as CalibrationModule | undefined;
+  if (typeof mod.feeds !== 'function' && typeof mod.rollout !== 'function' && def && typeof def === 'object') mod = def;
   return checkCalibrationModule(mod, path);
 }
 
 /** Checks the exports of a calibration module (given as an object to the API, or imported). */
 export function checkCalibrationModule(mod: CalibrationModule, origin = '(api)'): LoadedCalibration {
+  if (typeof mod !== 'object' || mod === null) throw new CalibrationError(origin, `is ${mod === null ? 'null' : typeof mod}, not a module object`);
   const hasFeeds = typeof mod.feeds === 'function';
   const hasRollout = typeof mod.rollout === 'function';
   if (!hasFeeds && !hasRollout) throw new CalibrationError(origin, 'exports neither feeds(ctx) nor rollout(run, ctx)');
   if (hasFeeds && hasRollout) throw new CalibrationError(origin, 'exports both feeds and rollout; export one');
+  if (mod.prompts !== undefined && (!Array.isArray(mod.prompts) || !mod.prompts.every((p) => typeof p === 'string'))) throw new CalibrationError(origin, 'prompts must be an array of strings');
   const samples = mod.samples ?? mod.prompts?.length ?? (hasFeeds ? 1 : undefined);
   if (samples === undefined) throw new CalibrationError(origin, 'a rollout module must export samples (a number) or prompts (an array)');
   if (!Number.isInteger(samples) || samples < 1) throw new CalibrationError(origin, `samples must be a positive integer, got ${String(samples)}`);

@@ -42,6 +42,16 @@ export interface Branch {
   act?: ActivationQuant;
 }
 
+/** Scales chosen by calibration for one branch (by the search, or read from a calibration table). */
+export interface BranchScales {
+  act: ActivationQuant;
+  /** Per-output-channel weight scales; plain min/max when absent. */
+  weight?: { scales: Float32Array; zeroPoints: Int32Array };
+}
+
+/** Calibrated scales of one layer, by branch role. */
+export type LayerScales = Partial<Record<Branch['role'], BranchScales>>;
+
 /** What the pass decided for one layer. */
 export interface LayerPlan {
   layer: LinearLayer;
@@ -56,9 +66,10 @@ export interface LayerPlan {
  * Decides and quantizes one layer (METHOD.md S2): detects outlier input channels from the
  * weight's row norms, splits when there are any (and splitting is on), and quantizes each
  * branch per output channel with min/max scales. Activation ranges, when given, become one
- * per-tensor quantizer per branch.
+ * per-tensor quantizer per branch. Calibrated `scales`, when given for a branch, replace its
+ * min/max quantizers (the weight is then quantized with the given per-channel scales).
  */
-export function planLayer(layer: LinearLayer, config: QuantConfig, ranges?: ChannelRanges): LayerPlan {
+export function planLayer(layer: LinearLayer, config: QuantConfig, ranges?: ChannelRanges, scales?: LayerScales): LayerPlan {
   const { K, N } = layer;
   const w = weightMatrix(layer);
   const outliers = detectOutliers(channelNorms(w, K, N), { tau: config.tau, gamma: config.gamma, align: config.align });
@@ -83,6 +94,19 @@ export function planLayer(layer: LinearLayer, config: QuantConfig, ranges?: Chan
     : [{ role: 'all', K, wType, wq: single.wq, wScales: single.scales, wZeroPoints: single.zeroPoints }];
   if (config.aBits !== null && ranges) {
     for (const b of branches) b.act = activationQuant(ranges, b.indices, config);
+  }
+  if (scales) {
+    for (const b of branches) {
+      const given = scales[b.role];
+      if (!given) continue;
+      if (config.aBits !== null) b.act = given.act;
+      if (given.weight) {
+        const wb = b.indices ? takeRows(w, N, b.indices) : w;
+        b.wScales = given.weight.scales;
+        b.wZeroPoints = given.weight.zeroPoints;
+        b.wq = quantizePerChannel(wb, b.K, N, b.wScales, b.wZeroPoints, b.wType);
+      }
+    }
   }
   return { layer, mode: split ? 'dual' : 'single', outliers, branches, weightError };
 }

@@ -14,15 +14,30 @@ export const SHARED_QUANT_OPTIONS = {
   'a-symmetric': { type: 'boolean', default: false, help: 'symmetric int8 activations instead of asymmetric uint8' },
   'qdq-domain': { type: 'enum', choices: ['ai.onnx', 'com.microsoft'], default: 'ai.onnx', help: 'domain of Q/DQ nodes; com.microsoft works at any opset without raising it' },
   calib: { type: 'string', default: '', help: 'calibration module (exports feeds(ctx) or rollout(run, ctx)); needed unless a-bits is none' },
+  prompts: { type: 'string', default: '', help: 'text models: a prompt list (one a line) tokenized with the tokenizer beside the model (or in its parent folder), instead of calib' },
+  'calib-threads': { type: 'integer', default: 0, help: 'onnxruntime intra-op threads during calibration (0: its default; 1 is often fastest for small models)' },
   report: { type: 'string', default: '', help: 'write the per-layer JSON report to this path' },
 } as const satisfies Record<string, PassOption>;
 
-/** The S2 options, only on `q-arvd`. */
+/** The calibration options of `q-arvd`: the error-based scale search, S1 frame weighting, the calibration table. */
+export const CALIBRATION_OPTIONS = {
+  'scale-search': { type: 'boolean', default: true, help: 'choose weight and activation scales among min/max and the 0.999/0.9999/0.99999 percentiles by the α-weighted layer output error on calibration rows (false: plain min/max, as minmax)' },
+  'frame-weighting': { type: 'boolean', default: true, help: 'S1: weight calibration rows by the chunk sensitivity α (measured when calib is a rollout module, or read from sensitivity)' },
+  sensitivity: { type: 'string', default: '', help: 'reuse a chunk sensitivity curve (JSON: an array, or a saved calibration table or report) instead of measuring it' },
+  'sensitivity-samples': { type: 'integer', default: 0, help: 'S1 rollouts to average (the first n samples; 0: all)' },
+  'dual-alpha-one': { type: 'boolean', default: true, help: 'use α = 1 on dual-scale layers, as the reference code does (false: the per-chunk α there too)' },
+  'reservoir-rows': { type: 'integer', default: 256, help: 'activation rows kept per layer input and chunk for the scale search (memory bound)' },
+  'save-calibration': { type: 'string', default: '', help: 'write the calibration table (sensitivity, α, every chosen scale and its candidates) to this JSON file' },
+  'load-calibration': { type: 'string', default: '', help: 'quantize with a saved calibration table: no calibration module, no onnxruntime' },
+} as const satisfies Record<string, PassOption>;
+
+/** The options only on `q-arvd`: S2, and calibration's search and S1. */
 export const S2_OPTIONS = {
   'dual-scale': { type: 'boolean', default: true, help: 'split layers with outlier input channels into two sub-matmuls (S2)' },
   tau: { type: 'number', default: 3.5, help: 'modified z-score threshold for outlier channels' },
   gamma: { type: 'number', default: 1.2, help: 'an outlier norm must also exceed gamma × median' },
   align: { type: 'integer', default: 32, help: 'round the outlier count up to a multiple of this (1 disables)' },
+  ...CALIBRATION_OPTIONS,
 } as const satisfies Record<string, PassOption>;
 
 /** Resolved shared options (camelCase), as the pass manager hands them over. */
@@ -37,11 +52,23 @@ export interface SharedQuantValues {
   aSymmetric: boolean;
   qdqDomain: string;
   calib: string;
+  /** A prompt list for the built-in text calibration source (src/hf/text-calibration.ts). */
+  prompts?: string;
   report: string;
+  calibThreads?: number;
   dualScale?: boolean;
   tau?: number;
   gamma?: number;
   align?: number;
+  /** Calibration options (q-arvd only; absent for minmax, which then calibrates plain min/max). */
+  scaleSearch?: boolean;
+  frameWeighting?: boolean;
+  sensitivity?: string;
+  sensitivitySamples?: number;
+  dualAlphaOne?: boolean;
+  reservoirRows?: number;
+  saveCalibration?: string;
+  loadCalibration?: string;
 }
 
 /** Turns resolved pass options into a {@link QuantConfig}. */

@@ -3,24 +3,28 @@ import { bitsLabel, type QuantConfig } from './config.ts';
 import { emitLayer, type WeightCache } from './emit.ts';
 import { findLinearLayers, type LayerSelection, type SkippedLayer } from './linear-layers.ts';
 import { ensureDomain, raiseOpset } from './opset.ts';
-import { planLayer, type ChannelRanges, type LayerPlan } from './plan.ts';
+import { planLayer, type ChannelRanges, type LayerPlan, type LayerScales } from './plan.ts';
 import { layerEntry, type QuantReport, skippedEntry, totals } from './report.ts';
 import { replaceLayer } from './rewire.ts';
 
 /** Per-layer activation ranges from calibration, keyed by the layer's node name. */
 export type ActivationRanges = Map<string, ChannelRanges>;
 
+/** Per-layer calibrated scales (the search, or a calibration table), keyed by the layer's node name. */
+export type CalibratedScales = Map<string, LayerScales>;
+
 /**
  * Quantizes every eligible linear layer of the main graph: find → decide (S2) → emit →
  * swap, recording the decision in the report and in the final node's metadata
- * (`qarvd.decision`), where `convert diff` reads it.
+ * (`qarvd.decision`), where `convert diff` reads it. A layer's activation quantizers come from
+ * `scales` when it has an entry there, else from its min/max `ranges`.
  */
-export function quantizeLinearLayers(model: Model, config: QuantConfig, selection: LayerSelection, ranges?: ActivationRanges, method = 'q-arvd'): QuantReport {
+export function quantizeLinearLayers(model: Model, config: QuantConfig, selection: LayerSelection, ranges?: ActivationRanges, method = 'q-arvd', scales?: CalibratedScales): QuantReport {
   const graph = model.graph;
   const bytesBefore = weightBytes(model);
   const { layers, skipped } = findLinearLayers(graph, selection);
   if (config.aBits !== null && layers.length > 0) {
-    const missing = layers.filter((l) => !ranges?.has(l.name));
+    const missing = layers.filter((l) => !ranges?.has(l.name) && !scales?.has(l.name));
     if (missing.length) {
       throw new Error(`activation quantization (A${config.aBits}) needs calibration, and ${missing.length} layer(s) have no activation range (first: ${missing[0]!.name}); give a calibration module, or use a-bits none for weight-only`);
     }
@@ -29,7 +33,7 @@ export function quantizeLinearLayers(model: Model, config: QuantConfig, selectio
   const plans: LayerPlan[] = [];
   const cache: WeightCache = new Map();
   for (const layer of layers) {
-    const plan = planLayer(layer, config, ranges?.get(layer.name));
+    const plan = planLayer(layer, config, ranges?.get(layer.name), scales?.get(layer.name));
     const { builder, output } = emitLayer(plan, config, graph, cache, model.opset(''));
     const old = [...(layer.bias?.addNode ? [layer.bias.addNode] : []), layer.node];
     replaceLayer(graph, layer.node, builder.nodes, layer.output, output, old);

@@ -1,3 +1,5 @@
+import { WEIGHT_CHOICE_CODES } from '../calibration/search.ts';
+import type { CalibrationTable } from '../calibration/table.ts';
 import type { QuantConfig } from './config.ts';
 import type { SkippedLayer } from './linear-layers.ts';
 import type { LayerPlan } from './plan.ts';
@@ -16,8 +18,31 @@ export interface LayerReportEntry {
   wBits?: number;
   aBits?: number | null;
   weightError?: { single: number; dual?: number };
-  /** Per-branch activation quantizers (role, scale, zero point, calibrated range). */
-  activation?: { role: string; channels: number; scale: number; zeroPoint: number; range: [number, number] }[];
+  /**
+   * Per-branch activation quantizers (role, scale, zero point, calibrated range); with the
+   * scale search also the chosen candidate, every candidate's weighted output error, and the
+   * branch's exact min/max per chunk.
+   */
+  activation?: ActivationReport[];
+  /** Per-branch weight scale search: chosen candidates per output channel and the weighted error. */
+  weightSearch?: { role: string; searched: boolean; choices?: Record<string, number>; error?: { minmax: number; chosen: number } }[];
+  /** Relative output error of the layer per chunk over the reservoir rows, before and after the search. */
+  outputError?: { chunks: number[]; before: number[]; after: number[] };
+  /** Loss weights used for this layer: per-chunk α, or one (dual-alpha-one). */
+  alpha?: 'chunk' | 'one';
+}
+
+/** One branch's activation quantizer in the report. */
+export interface ActivationReport {
+  role: string;
+  channels: number;
+  scale: number;
+  zeroPoint: number;
+  range: [number, number];
+  candidate?: string;
+  candidates?: { candidate: string; lo: number; hi: number; scale: number; zeroPoint: number; error: number }[];
+  chunkMin?: number[];
+  chunkMax?: number[];
 }
 
 /** The report `--report` writes and the API returns. */
@@ -27,6 +52,24 @@ export interface QuantReport {
   format: string;
   layers: LayerReportEntry[];
   totals: { layers: Record<'dual' | 'single' | 'skipped', number>; bytesBefore: number; bytesAfter: number; ratio: number };
+  /** How the activation scales were calibrated (absent for weight-only). */
+  calibration?: {
+    origin: string;
+    kind?: 'feeds' | 'rollout';
+    samples?: number;
+    scaleSearch: boolean;
+    /** Chunk tags seen. */
+    chunks: number[];
+    dualAlphaOne?: boolean;
+    /** Where the sensitivity curve came from, with the raw mean squared differences when measured. */
+    sensitivity?: { source: string; mse?: number[]; samples?: number };
+    /** Wall time of each step in seconds (absent when loaded from a table). */
+    seconds?: { collect: number; sensitivity: number; search: number };
+  };
+  /** S1's chunk sensitivity curve, normalised to sum 1, per chunk of `calibration.chunks`. */
+  sensitivity?: number[];
+  /** α per chunk (aligned with `calibration.chunks`). */
+  alpha?: number[];
 }
 
 /** The report entry of a quantized layer. */
@@ -59,4 +102,44 @@ export function totals(entries: LayerReportEntry[], bytesBefore: number, bytesAf
   const layers = { dual: 0, single: 0, skipped: 0 };
   for (const e of entries) layers[e.mode]++;
   return { layers, bytesBefore, bytesAfter, ratio: bytesBefore ? bytesAfter / bytesBefore : 1 };
+}
+
+/** Adds a calibration table's decisions to the report's layer entries, and its curve and α to the report. */
+export function addCalibrationTable(report: QuantReport, table: CalibrationTable): void {
+  if (table.sensitivity) {
+    const { normalized, mse, samples, source } = table.sensitivity;
+    report.sensitivity = normalized;
+    if (report.calibration) report.calibration.sensitivity = { source, ...(mse ? { mse } : {}), ...(samples ? { samples } : {}) };
+  }
+  report.alpha = table.alpha;
+  for (const e of report.layers) {
+    const t = table.layers[e.name];
+    if (!t || e.mode === 'skipped') continue;
+    e.alpha = t.alpha;
+    if (e.activation) {
+      e.activation.forEach((a, i) => {
+        const b = t.branches[i];
+        if (!b || b.role !== a.role) return;
+        Object.assign(a, { candidate: b.activation.candidate, candidates: b.activation.candidates, chunkMin: b.activation.chunkMin, chunkMax: b.activation.chunkMax });
+      });
+    }
+    e.weightSearch = t.branches.map((b) => ({
+      role: b.role,
+      searched: b.weight.searched,
+      ...(b.weight.choice ? { choices: countChoices(b.weight.choice) } : {}),
+      ...(b.weight.error ? { error: b.weight.error } : {}),
+    }));
+    if (t.outputError) e.outputError = { chunks: table.chunks, ...t.outputError };
+  }
+}
+
+const CHOICE_NAMES: Record<string, string> = Object.fromEntries(Object.entries(WEIGHT_CHOICE_CODES).map(([name, code]) => [code, name]));
+
+function countChoices(choice: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of choice) {
+    const name = CHOICE_NAMES[c] ?? c;
+    out[name] = (out[name] ?? 0) + 1;
+  }
+  return out;
 }

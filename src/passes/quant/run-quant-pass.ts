@@ -1,14 +1,17 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
-import { collectActivationRanges } from '../calibration/collect-ranges.ts';
+import { calibrate } from '../calibration/calibrate.ts';
 import { type CalibrationModule, checkCalibrationModule, loadCalibrationModule, type LoadedCalibration } from '../calibration/module.ts';
+import { type CalibrationTable, readCalibrationTable, scalesFromTable } from '../calibration/table.ts';
 import type { PassContext, PassResult } from '../pass.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
 import { findLinearLayers, type LayerSelection } from './linear-layers.ts';
-import { quantizeLinearLayers } from './quantize-layers.ts';
-import type { QuantReport } from './report.ts';
+import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from './quantize-layers.ts';
+import { addCalibrationTable, type QuantReport } from './report.ts';
 import { toQuantConfig, type SharedQuantValues } from './quant-options.ts';
+import { refuseSubgraphLayers } from '../../hf/subgraph-check.ts';
+import { textCalibration } from '../../hf/text-calibration.ts';
 
 /** Statistics both quantization passes declare. */
 export const QUANT_STATISTICS = {
@@ -22,23 +25,63 @@ export const QUANT_STATISTICS = {
 } as const;
 
 /**
- * Runs a quantization pass: loads the calibration module when activations are quantized,
- * collects activation ranges in onnxruntime-node, rewrites the layers, writes the report.
+ * Runs a quantization pass. When activations are quantized: loads the calibration table
+ * (`load-calibration`; no module, no onnxruntime) or calibrates with the module — ranges
+ * only for `minmax` and `scale-search false`, else ranges, S1 and the scale search — then
+ * rewrites the layers and writes the report and the table (`save-calibration`). Nothing is
+ * written, and the model is not changed, when calibration fails.
  * @param calibration a module object (API use); overrides the `calib` option
  */
 export async function runQuantPass(model: Model, ctx: PassContext, options: SharedQuantValues, method: string, calibration?: CalibrationModule): Promise<PassResult> {
   const config: QuantConfig = toQuantConfig(options);
   const selection: LayerSelection = { include: options.include, exclude: options.exclude, minK: options.minK };
-  let ranges;
+  refuseSubgraphLayers(model, selection);
+  const scaleSearch = options.scaleSearch ?? false;
+  let ranges: ActivationRanges | undefined;
+  let scales: CalibratedScales | undefined;
+  let table: CalibrationTable | undefined;
+  let calibrationInfo: QuantReport['calibration'];
   if (config.aBits !== null) {
-    const calib = await resolveCalibration(options, calibration, config);
     const { layers } = findLinearLayers(model.graph, selection);
-    if (layers.length > 0) {
-      ctx.log.info(`calibrating ${layers.length} layers over ${calib.samples} sample(s) from ${calib.origin}`);
-      ranges = await collectActivationRanges(model, layers, calib, (done, total) => ctx.log.progress(`calibration ${done}/${total} samples`));
+    if (layers.length > 0 && options.loadCalibration) {
+      if (options.calib || calibration) ctx.log.warn(`load-calibration given: the calibration module is not run`);
+      table = readCalibrationTable(options.loadCalibration);
+      scales = scalesFromTable(table, layers, config, options.loadCalibration);
+      calibrationInfo = { origin: options.loadCalibration, kind: table.source.kind, samples: table.source.samples, scaleSearch: table.scaleSearch, chunks: table.chunks, dualAlphaOne: table.dualAlphaOne };
+      ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
+    } else if (layers.length > 0) {
+      const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config);
+      const result = await calibrate(model, layers, calib, config, {
+        selection,
+        scaleSearch,
+        frameWeighting: options.frameWeighting,
+        sensitivityFile: options.sensitivity || undefined,
+        sensitivitySamples: options.sensitivitySamples,
+        dualAlphaOne: options.dualAlphaOne,
+        reservoirRows: options.reservoirRows,
+        threads: options.calibThreads,
+        log: ctx.log,
+      });
+      ({ ranges, scales, table } = result);
+      const s = (ms: number) => Math.round(ms) / 1000;
+      calibrationInfo = {
+        origin: calib.origin,
+        kind: calib.module.rollout ? 'rollout' : 'feeds',
+        samples: calib.samples,
+        scaleSearch,
+        chunks: result.chunks,
+        ...(scaleSearch ? { dualAlphaOne: options.dualAlphaOne ?? true } : {}),
+        seconds: { collect: s(result.timings.collect), sensitivity: s(result.timings.sensitivity), search: s(result.timings.search) },
+      };
     }
   }
-  const report = quantizeLinearLayers(model, config, selection, ranges, method);
+  const report = quantizeLinearLayers(model, config, selection, ranges, method, scales);
+  if (calibrationInfo) report.calibration = calibrationInfo;
+  if (table) addCalibrationTable(report, table);
+  if (options.saveCalibration) {
+    if (!table) ctx.log.warn(`save-calibration: nothing to save (${config.aBits === null ? 'weight-only' : 'scale-search is off'}); ${options.saveCalibration} not written`);
+    else writeJsonAtomic(options.saveCalibration, table);
+  }
   if (options.report) writeJsonAtomic(options.report, report);
   const outlierChannels = report.layers.reduce((s, l) => s + (l.mode === 'dual' ? l.outliers : 0), 0);
   ctx.log.info(`${method} ${bitsLabel(config)} ${config.format}: ${report.totals.layers.dual} dual-scale, ${report.totals.layers.single} single-scale, ${report.totals.layers.skipped} skipped; weights ${report.totals.bytesBefore} → ${report.totals.bytesAfter} bytes`);
@@ -59,8 +102,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
 
 async function resolveCalibration(options: SharedQuantValues, given: CalibrationModule | undefined, config: QuantConfig): Promise<LoadedCalibration> {
   if (given) return checkCalibrationModule(given);
+  if (options.prompts) throw new Error(`give calib or prompts, not both (calib ${options.calib}, prompts ${options.prompts})`);
   if (!options.calib) {
-    throw new Error(`A${config.aBits} needs activation ranges: give a calibration module with calib (e.g. --q-arvd.calib ./calib.mjs), or use a-bits none for weight-only`);
+    throw new Error(`A${config.aBits} needs activation ranges: give a calibration module with calib (e.g. --q-arvd.calib ./calib.mjs), a prompt list for a text model with prompts, a saved table with load-calibration, or use a-bits none for weight-only`);
   }
   return loadCalibrationModule(options.calib);
 }

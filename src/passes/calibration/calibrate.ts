@@ -1,0 +1,205 @@
+/**
+ * Calibration, augment → collect → compute (the only code that runs onnxruntime-node):
+ *
+ * 1. Augment: the layers' inputs become extra graph outputs of a temporary copy of the model.
+ * 2. Collect: every sample of the module runs through it; per layer input and per chunk, the
+ *    exact per-channel min/max and a seeded reservoir of rows (bounded memory).
+ * 3. S1 (rollout modules, frame weighting on, scale search on): the chunk sensitivity curve,
+ *    measured with a plainly quantized copy (min/max, same options) — or read from a file —
+ *    gives the per-chunk loss weights α (mean 1). Feeds modules get α = 1 unless a curve
+ *    is given.
+ * 4. Compute: per layer, S2's plan, then the α-weighted scale search of weights and
+ *    activations per branch (see search.ts); dual-scale layers use α = 1 under dual-alpha-one.
+ * The result holds the min/max ranges (what `minmax` and scale-search false use), the
+ * searched scales, and the calibration table that records every decision.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Model } from '../../graph/ir/model.ts';
+import type { Value } from '../../graph/ir/value.ts';
+import { loadModel, saveModel } from '../../graph/serde/io.ts';
+import { type Logger, silentLogger } from '../log.ts';
+import type { QuantConfig } from '../quant/config.ts';
+import { weightMatrix } from '../quant/layer-weights.ts';
+import type { LayerSelection, LinearLayer } from '../quant/linear-layers.ts';
+import { planLayer } from '../quant/plan.ts';
+import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from '../quant/quantize-layers.ts';
+import { collectStatistics, type CollectedStats, DEFAULT_RESERVOIR_ROWS, openCalibrationSession, rangesOf } from './collect.ts';
+import type { LoadedCalibration } from './module.ts';
+import { progressReporter, seconds } from './progress.ts';
+import { type LayerSearch, rowSample, type RowSample, searchLayer } from './search.ts';
+import { alphaFromSensitivity, measureSensitivity, readSensitivityFile, type SensitivityCurve } from './sensitivity.ts';
+import { type CalibrationTable, TABLE_FORMAT, TABLE_VERSION, tableConfig, tableLayer } from './table.ts';
+
+/** How to calibrate. */
+export interface CalibrateOptions {
+  /** The layer selection of the pass (S1's quantized copy uses it too). */
+  selection?: LayerSelection;
+  /** Error-based scale search (q-arvd); false: ranges only, plain min/max quantizers. */
+  scaleSearch?: boolean;
+  /** S1 frame weighting: measure (rollout modules) or read the sensitivity curve; false: α = 1. */
+  frameWeighting?: boolean;
+  /** A sensitivity curve file to use instead of measuring it. */
+  sensitivityFile?: string;
+  /** Rollouts S1 averages over (the first n samples); 0 or undefined: all. */
+  sensitivitySamples?: number;
+  /** α = 1 on dual-scale layers (the reference code's choice; default true). */
+  dualAlphaOne?: boolean;
+  /** Rows kept per layer input and chunk. Default {@link DEFAULT_RESERVOIR_ROWS}. */
+  reservoirRows?: number;
+  /** onnxruntime intra-op threads (0: its default). */
+  threads?: number;
+  log?: Logger;
+}
+
+/** What calibration produced. */
+export interface CalibrationResult {
+  /** Per-layer per-channel min/max over all chunks. */
+  ranges: ActivationRanges;
+  /** The searched scales (scale search on). */
+  scales?: CalibratedScales;
+  /** The table recording every decision (scale search on). */
+  table?: CalibrationTable;
+  chunks: number[];
+  sensitivity: SensitivityCurve | null;
+  alpha: number[];
+  /** Wall time of each step, in ms. */
+  timings: { collect: number; sensitivity: number; search: number };
+}
+
+/** Calibrates the given layers of `model` with a loaded calibration module (see the module doc). */
+export async function calibrate(model: Model, layers: LinearLayer[], calib: LoadedCalibration, config: QuantConfig, options: CalibrateOptions = {}): Promise<CalibrationResult> {
+  const log = options.log ?? silentLogger;
+  const scaleSearch = options.scaleSearch ?? true;
+  const reservoirRows = scaleSearch ? options.reservoirRows ?? DEFAULT_RESERVOIR_ROWS : 0;
+  if (!Number.isInteger(reservoirRows) || reservoirRows < (scaleSearch ? 1 : 0)) throw new Error(`reservoir-rows must be a positive integer, got ${reservoirRows}`);
+  const threads = options.threads ?? 0;
+  const progress = progressReporter(log);
+  const timings = { collect: 0, sensitivity: 0, search: 0 };
+  const session = await openCalibrationSession(model, layers, calib, threads);
+  try {
+    let t0 = performance.now();
+    const stats = await collectStatistics(session, layers, { reservoirRows, progress });
+    timings.collect = performance.now() - t0;
+    const ranges = rangesOf(stats, layers);
+    const { chunks } = stats;
+    if (!scaleSearch) {
+      log.info(`calibrated ${layers.length} layers on ${calib.samples} sample(s) from ${calib.origin} in ${seconds(timings.collect)} (min/max ranges)`);
+      return { ranges, chunks, sensitivity: null, alpha: chunks.map(() => 1), timings };
+    }
+
+    t0 = performance.now();
+    let sensitivity: SensitivityCurve | null = null;
+    const frameWeighting = options.frameWeighting ?? true;
+    if (frameWeighting && options.sensitivityFile) {
+      sensitivity = readSensitivityFile(options.sensitivityFile, chunks);
+    } else if (frameWeighting && calib.module.rollout) {
+      sensitivity = await withPlainCopy(model, config, options.selection ?? {}, ranges, (path) =>
+        measureSensitivity(session, path, calib, chunks, { samples: options.sensitivitySamples, threads, progress }),
+      );
+    } else if (frameWeighting && chunks.length > 1) {
+      log.info(`frame weighting needs a rollout module or a sensitivity file; the ${chunks.length} chunks get α = 1`);
+    } else if (!frameWeighting && options.sensitivityFile) {
+      log.warn('sensitivity file ignored: frame weighting is off');
+    }
+    timings.sensitivity = performance.now() - t0;
+    const alpha = sensitivity ? alphaFromSensitivity(sensitivity.normalized) : chunks.map(() => 1);
+
+    t0 = performance.now();
+    const dualAlphaOne = options.dualAlphaOne ?? true;
+    const { scales, table } = searchAll(layers, stats, config, alpha, dualAlphaOne, sensitivity, calib, reservoirRows);
+    timings.search = performance.now() - t0;
+    log.info(summary(layers, calib, stats, sensitivity, alpha, table, timings));
+    return { ranges, scales, table, chunks, sensitivity, alpha, timings };
+  } finally {
+    await session.dispose();
+  }
+}
+
+function searchAll(layers: LinearLayer[], stats: CollectedStats, config: QuantConfig, alpha: number[], dualAlphaOne: boolean, sensitivity: SensitivityCurve | null, calib: LoadedCalibration, reservoirRows: number) {
+  const { chunks } = stats;
+  const ones = chunks.map(() => 1);
+  const rowCache = new Map<string, RowSample>();
+  const inputIds = new Map<Value, number>();
+  const gramCache = new Map<unknown, Float32Array>();
+  const sharedWeights = new Set<Value>();
+  const seen = new Set<Value>();
+  for (const l of layers) (seen.has(l.weightValue) ? sharedWeights : seen).add(l.weightValue);
+  const scales: CalibratedScales = new Map();
+  const table: CalibrationTable = {
+    format: TABLE_FORMAT,
+    version: TABLE_VERSION,
+    config: tableConfig(config),
+    source: { origin: calib.origin, kind: calib.module.rollout ? 'rollout' : 'feeds', samples: calib.samples, reservoirRows, calls: chunks.map((c) => stats.calls.get(c) ?? 0) },
+    scaleSearch: true,
+    chunks,
+    sensitivity,
+    alpha,
+    dualAlphaOne,
+    layers: {},
+  };
+  let previousInput: Value | undefined;
+  for (const layer of layers) {
+    // Layers sharing an input (q, k, v) come together: the per-input caches live that long.
+    if (layer.input !== previousInput) {
+      gramCache.clear();
+      rowCache.clear();
+      previousInput = layer.input;
+    }
+    const plan = planLayer(layer, config);
+    const kind = plan.mode === 'dual' && dualAlphaOne ? 'one' : 'chunk';
+    const tensorStats = stats.tensors.get(layer.input)!;
+    if (!inputIds.has(layer.input)) inputIds.set(layer.input, inputIds.size);
+    const key = `${inputIds.get(layer.input)}|${kind}`;
+    let rows = rowCache.get(key);
+    if (!rows) {
+      rows = rowSample(tensorStats, chunks, kind === 'one' ? ones : alpha);
+      rowCache.set(key, rows);
+    }
+    const search: LayerSearch = searchLayer(plan, weightMatrix(layer), tensorStats, rows, config, { search: true, weights: !sharedWeights.has(layer.weightValue), gramCache, gramKey: key });
+    scales.set(layer.name, Object.fromEntries(search.branches.map((b) => [b.role, { act: b.act, ...(b.weight ? { weight: { scales: b.weight.scales, zeroPoints: b.weight.zeroPoints } } : {}) }])));
+    table.layers[layer.name] = tableLayer(layer, plan.mode, plan.outliers.indices.length, search, kind);
+  }
+  return { scales, table };
+}
+
+/**
+ * Runs `fn` with the path of a plainly quantized copy of the model (min/max from `ranges`,
+ * the same options); the user's model is not touched: the copy is loaded from a saved file.
+ */
+async function withPlainCopy<T>(model: Model, config: QuantConfig, selection: LayerSelection, ranges: ActivationRanges, fn: (path: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'qarvd-s1-'));
+  try {
+    saveModel(model, join(dir, 'fp32.onnx'), { externalData: 'auto' });
+    const copy = loadModel(join(dir, 'fp32.onnx'));
+    quantizeLinearLayers(copy, config, selection, ranges, 'q-arvd (S1, plain min/max)');
+    saveModel(copy, join(dir, 'quantized.onnx'), { externalData: 'auto' });
+    return await fn(join(dir, 'quantized.onnx'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function summary(layers: LinearLayer[], calib: LoadedCalibration, stats: CollectedStats, sensitivity: SensitivityCurve | null, alpha: number[], table: CalibrationTable, t: CalibrationResult['timings']): string {
+  const calls = [...stats.calls.values()].reduce((a, b) => a + b, 0);
+  const picks = new Map<string, number>();
+  let before = 0;
+  let after = 0;
+  let n = 0;
+  for (const l of Object.values(table.layers)) {
+    for (const b of l.branches) picks.set(b.activation.candidate, (picks.get(b.activation.candidate) ?? 0) + 1);
+    if (l.outputError) {
+      before += l.outputError.before.reduce((a, b) => a + b, 0) / l.outputError.before.length;
+      after += l.outputError.after.reduce((a, b) => a + b, 0) / l.outputError.after.length;
+      n++;
+    }
+  }
+  const fmt = (xs: number[]) => `[${xs.map((x) => x.toFixed(3)).join(', ')}]`;
+  const s1 = sensitivity ? `, S1 ${seconds(t.sensitivity)} (sensitivity ${fmt(sensitivity.normalized)}${sensitivity.source === 'measured' ? '' : ` from ${sensitivity.source}`}, α ${fmt(alpha)})` : '';
+  return (
+    `calibrated ${layers.length} layers on ${calib.samples} sample(s) from ${calib.origin} (${calls} calls, ${stats.chunks.length} chunk(s)): ` +
+    `collect ${seconds(t.collect)}${s1}, search ${seconds(t.search)}; activation scales ${[...picks].map(([k, v]) => `${k} ${v}`).join(', ')}; ` +
+    `mean relative layer output error ${n ? (before / n).toExponential(2) : '-'} → ${n ? (after / n).toExponential(2) : '-'}`
+  );
+}

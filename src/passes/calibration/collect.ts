@@ -1,0 +1,99 @@
+import type { Model } from '../../graph/ir/model.ts';
+import type { Value } from '../../graph/ir/value.ts';
+import type { LinearLayer } from '../quant/linear-layers.ts';
+import type { ActivationRanges } from '../quant/quantize-layers.ts';
+import { chunkTag, contextFor, drawSample, resultValues } from './samples.ts';
+import { CalibrationError, type LoadedCalibration, type RunFn } from './module.ts';
+import { CalibrationSession } from './session.ts';
+import { TensorStats } from './tensor-stats.ts';
+
+/** Rows kept per observed tensor and chunk when not told otherwise. */
+export const DEFAULT_RESERVOIR_ROWS = 256;
+
+/** Where calibration is, for progress lines. */
+export interface CollectProgress {
+  phase: 'collect' | 'sensitivity';
+  /** Samples (rollouts or feed sets) finished. */
+  done: number;
+  total: number;
+  /** Chunk tag of the latest run call. */
+  chunk: number;
+  /** In the sensitivity phase: the chunk whose calls run quantized (undefined for the fp32 rollout). */
+  quantizedChunk?: number;
+  /** Fraction of the phase's work done, in [0, 1]. */
+  fraction: number;
+  elapsedMs: number;
+}
+
+/** What the collect step keeps: statistics per observed layer input, and the calls seen. */
+export interface CollectedStats {
+  /** Per observed value (a layer input): per-chunk ranges and reservoirs. */
+  tensors: Map<Value, TensorStats>;
+  /** Chunk tags seen, ascending. */
+  chunks: number[];
+  /** Run calls per chunk. */
+  calls: Map<number, number>;
+  samples: number;
+}
+
+/** Options of {@link collectStatistics}. */
+export interface CollectOptions {
+  /** Rows kept per tensor and chunk (0: ranges only). Default {@link DEFAULT_RESERVOIR_ROWS}. */
+  reservoirRows?: number;
+  progress?: (p: CollectProgress) => void;
+}
+
+/**
+ * Collect step of calibration: draws every sample of the module (its feeds, or one rollout),
+ * runs each call through the augmented model and folds the observed layer inputs into
+ * bounded per-chunk statistics. The session stays open for the caller (S1 reuses it).
+ */
+export async function collectStatistics(session: CalibrationSession, layers: LinearLayer[], options: CollectOptions = {}): Promise<CollectedStats> {
+  const { calib } = session;
+  const reservoirRows = options.reservoirRows ?? DEFAULT_RESERVOIR_ROWS;
+  const inputs = observedInputs(layers);
+  const tensors = new Map<Value, TensorStats>(inputs.map((v, i) => [v, new TensorStats(layers.find((l) => l.input === v)!.K, reservoirRows, 0x5eed0000 + i)]));
+  const calls = new Map<number, number>();
+  const started = performance.now();
+  let sample = 0;
+  let lastChunk = 0;
+  const run: RunFn = async (feeds, opts) => {
+    const chunk = chunkTag(opts?.chunk, calib, sample);
+    lastChunk = chunk;
+    const out = await session.run(feeds, sample);
+    for (const [v, stats] of tensors) {
+      const t = out[v.name];
+      if (!t || !(t.data instanceof Float32Array)) throw new CalibrationError(calib.origin, `observed value ${v.name} is not float32 in onnxruntime's output`, sample);
+      if (t.data.length % stats.channels !== 0) throw new CalibrationError(calib.origin, `observed value ${v.name} has ${t.data.length} values, not a multiple of its ${stats.channels} channels`, sample);
+      stats.add(t.data, chunk);
+    }
+    calls.set(chunk, (calls.get(chunk) ?? 0) + 1);
+    options.progress?.({ phase: 'collect', done: sample, total: calib.samples, chunk, fraction: sample / calib.samples, elapsedMs: performance.now() - started });
+    return session.userView(out);
+  };
+  for (; sample < calib.samples; sample++) {
+    const result = await drawSample(calib, contextFor(calib, sample), run);
+    // S1 judges what a rollout returns: check it now rather than after the whole collection.
+    if (calib.module.rollout) resultValues(result, calib, sample);
+    options.progress?.({ phase: 'collect', done: sample + 1, total: calib.samples, chunk: lastChunk, fraction: (sample + 1) / calib.samples, elapsedMs: performance.now() - started });
+  }
+  if (calls.size === 0) throw new CalibrationError(calib.origin, 'ran no model call in any sample');
+  return { tensors, chunks: [...calls.keys()].sort((a, b) => a - b), calls, samples: calib.samples };
+}
+
+/** The distinct inputs of the layers, in layer order. */
+export function observedInputs(layers: LinearLayer[]): Value[] {
+  return [...new Set(layers.map((l) => l.input))];
+}
+
+/** Per-layer per-channel min/max over all chunks (what plain min/max quantization needs). */
+export function rangesOf(stats: CollectedStats, layers: LinearLayer[]): ActivationRanges {
+  const out: ActivationRanges = new Map();
+  for (const l of layers) out.set(l.name, stats.tensors.get(l.input)!.ranges());
+  return out;
+}
+
+/** Opens the augmented session observing the layers' inputs. */
+export function openCalibrationSession(model: Model, layers: LinearLayer[], calib: LoadedCalibration, threads = 0): Promise<CalibrationSession> {
+  return CalibrationSession.open(model, observedInputs(layers), calib, threads);
+}

@@ -1,0 +1,65 @@
+import { seededRandom } from '../../kernels/random.ts';
+import { CalibrationError, type CalibrationContext, type LoadedCalibration, type RunFn } from './module.ts';
+import { isTensor } from './session.ts';
+
+/**
+ * The context of sample `i`: its prompt and a generator seeded from the index, so the same
+ * sample sees the same noise in every pass over the samples (collection, and each S1 rollout).
+ */
+export function contextFor(calib: LoadedCalibration, sample: number): CalibrationContext {
+  const prompts = calib.module.prompts;
+  return { sample, prompt: prompts?.[sample % prompts.length], random: seededRandom(0x5eed + sample), options: {} };
+}
+
+/**
+ * Runs one sample of the module: all of its feeds, or one rollout (whose final result is
+ * returned). Whatever the module throws is reported with its origin and the sample index.
+ */
+export async function drawSample(calib: LoadedCalibration, ctx: CalibrationContext, run: RunFn): Promise<unknown> {
+  const { module, origin } = calib;
+  try {
+    if (module.rollout) return await module.rollout(run, ctx);
+    let count = 0;
+    for await (const s of module.feeds!(ctx)) {
+      if (!s || typeof s !== 'object' || !s.feeds) throw new CalibrationError(origin, 'feeds() yielded something without a feeds record (expected { feeds, chunk? })', ctx.sample);
+      await run(s.feeds, { chunk: s.chunk });
+      count++;
+    }
+    if (count === 0) throw new CalibrationError(origin, 'feeds() yielded no samples', ctx.sample);
+    return undefined;
+  } catch (e) {
+    if (e instanceof CalibrationError) throw e;
+    throw new CalibrationError(origin, `threw: ${(e as Error)?.message ?? String(e)}`, ctx.sample);
+  }
+}
+
+/** The chunk of a run call: its tag, 0 when untagged; anything but a non-negative integer is an error. */
+export function chunkTag(chunk: unknown, calib: LoadedCalibration, sample: number): number {
+  if (chunk === undefined || chunk === null) return 0;
+  if (typeof chunk !== 'number' || !Number.isInteger(chunk) || chunk < 0) {
+    throw new CalibrationError(calib.origin, `chunk tag must be a non-negative integer, got ${JSON.stringify(chunk)}`, sample);
+  }
+  return chunk;
+}
+
+/** The float values of a rollout's final result: one tensor, or a record of them by name. */
+export function resultValues(result: unknown, calib: LoadedCalibration, sample: number): Float64Array[] {
+  const bad = (): never => {
+    throw new CalibrationError(calib.origin, `rollout returned ${describeValue(result)}; it must return the final result to judge, an ort.Tensor or a record of them`, sample);
+  };
+  const tensors: unknown[] = isTensor(result) ? [result] : result && typeof result === 'object' ? Object.keys(result).sort().map((k) => (result as Record<string, unknown>)[k]) : bad();
+  if (tensors.length === 0) bad();
+  return tensors.map((t) => {
+    if (!isTensor(t)) return bad();
+    const d = t.data as ArrayLike<number | bigint>;
+    if (typeof d[0] === 'string') return bad();
+    return Float64Array.from(d as ArrayLike<number>, Number);
+  });
+}
+
+function describeValue(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object that is not a record of tensors' : `a ${typeof v}`;
+}

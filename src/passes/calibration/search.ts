@@ -1,0 +1,497 @@
+/**
+ * The error-based scale search of calibration (METHOD.md "Uniform quantization", S1 item 4),
+ * for one layer that S2 has already planned:
+ *
+ * 1. Weights, per branch and per output channel n: candidates min/max and the clipping
+ *    percentiles {0.999, 0.9999, 0.99999} of the column; the column keeps the candidate with
+ *    the least `Σ_i f_i (x_i · (Q(w_n) − w_n))²` over the reservoir rows x_i of the branch's
+ *    input channels — computed as `dᵀHd` with the weighted Gram matrix `H = Σ_i f_i x_i x_iᵀ`
+ *    when that is cheaper, else directly.
+ * 2. Activations, per branch (one per-tensor quantizer each): candidates min/max (the exact
+ *    running range over every calibration row) and the same percentiles of the branch's
+ *    reservoir values; the branch keeps the candidate with the least
+ *    `Σ_i f_i ‖Q(x_i)·Q(W) − x_i·W‖²`, Q(W) being the branch's weight from step 1.
+ * 3. The rows, per chunk c: the chunk's rows of largest magnitude, exactly (weight α_c each),
+ *    and a uniform reservoir of its other rows (weight `α_c · offered_c / kept_c`), so the sum
+ *    is a stratified estimate of the sum over every calibration row in which the rare rows
+ *    with very large values always count (a uniform sample alone would make clipping them
+ *    look free). α comes from S1 (or is 1). Percentiles are of the pooled reservoir values
+ *    (each chunk contributes its kept rows, unweighted; the extreme rows are left out so the
+ *    candidates estimate the population's percentiles): with 256 rows per chunk a p0.99999
+ *    cut of a 64-channel tensor is close to the largest kept value.
+ * 4. Ties keep the earlier candidate (min/max first), so when clipping does not help the
+ *    result is exactly the plain min/max quantizer.
+ * Also computed, per chunk: the layer's relative output error before (plain min/max weights
+ * and activations) and after the search.
+ */
+import {
+  computeScaleZeroPoint,
+  dequantizePerChannel,
+  quantizePerChannel,
+  quantRange,
+  type QuantType,
+} from '../../kernels/quantize.ts';
+import { SCALE_CANDIDATES, type ScaleCandidate } from '../../kernels/scale-search.ts';
+import { percentileSorted } from '../../kernels/statistics.ts';
+import type { QuantConfig } from '../quant/config.ts';
+import { takeRows } from '../quant/layer-weights.ts';
+import { activationQuantForRange, type ActivationQuant, type Branch, type LayerPlan } from '../quant/plan.ts';
+import { gemmNT, transpose } from './row-gemm.ts';
+import type { TensorStats } from './tensor-stats.ts';
+
+const PERCENTILE: Record<ScaleCandidate, number> = { minmax: 1, 'p0.999': 0.999, 'p0.9999': 0.9999, 'p0.99999': 0.99999 };
+
+/** One-letter codes of the weight candidates in a calibration table's per-column choice string. */
+export const WEIGHT_CHOICE_CODES: Record<ScaleCandidate, string> = { minmax: 'm', 'p0.999': '3', 'p0.9999': '4', 'p0.99999': '5' };
+
+/** Reservoir rows of one layer input, with their weights in the objective. */
+export interface RowSample {
+  /** Row-major `[M, K]`: the kept rows of every chunk, chunk by chunk. */
+  x: Float32Array;
+  M: number;
+  K: number;
+  /** `f_i` of each row. */
+  weight: Float64Array;
+  /** Index into `chunks` of each row's chunk. */
+  chunkIndex: Int32Array;
+  /** 1 for a row of the uniform reservoir, 0 for a row of the extreme stratum. */
+  uniform: Uint8Array;
+  chunks: number[];
+}
+
+/**
+ * Builds the row sample of a tensor; `alpha[j]` weighs the rows of `chunks[j]`. Per chunk:
+ * the extreme rows (weight α each) and the reservoir rows (weight α · offered / kept), a
+ * stratified estimate of the sum over every row of the chunk.
+ */
+export function rowSample(stats: TensorStats, chunks: number[], alpha: readonly number[]): RowSample {
+  const K = stats.channels;
+  let M = 0;
+  for (const c of chunks) M += (stats.chunk(c)?.reservoir.kept ?? 0) + (stats.chunk(c)?.extremes.kept ?? 0);
+  const x = new Float32Array(M * K);
+  const weight = new Float64Array(M);
+  const chunkIndex = new Int32Array(M);
+  const uniform = new Uint8Array(M);
+  let at = 0;
+  const put = (rows: Float32Array, n: number, f: number, j: number, isUniform: boolean) => {
+    x.set(rows, at * K);
+    weight.fill(f, at, at + n);
+    chunkIndex.fill(j, at, at + n);
+    uniform.fill(isUniform ? 1 : 0, at, at + n);
+    at += n;
+  };
+  chunks.forEach((c, j) => {
+    const s = stats.chunk(c);
+    if (!s) return;
+    if (s.reservoir.kept > 0) put(s.reservoir.rows(), s.reservoir.kept, alpha[j]! * (s.reservoir.seen / s.reservoir.kept), j, true);
+    if (s.extremes.kept > 0) put(s.extremes.rows(), s.extremes.kept, alpha[j]!, j, false);
+  });
+  return { x, M, K, weight, chunkIndex, uniform, chunks };
+}
+
+/** One evaluated activation candidate. */
+export interface ActivationCandidate {
+  candidate: ScaleCandidate;
+  lo: number;
+  hi: number;
+  scale: number;
+  zeroPoint: number;
+  /** Weighted mean squared output error per row (the objective divided by Σ f_i). */
+  error: number;
+}
+
+/** The weight side of a branch's search. */
+export interface WeightSearch {
+  scales: Float32Array;
+  zeroPoints: Int32Array;
+  /** Per output channel, the chosen candidate's code ({@link WEIGHT_CHOICE_CODES}). */
+  choice: string;
+  /** Weighted output error per row summed over columns: all min/max, and as chosen. */
+  error: { minmax: number; chosen: number };
+}
+
+/** What the search chose for one branch. */
+export interface BranchSearch {
+  role: Branch['role'];
+  channels: number;
+  act: ActivationQuant;
+  actCandidate: ScaleCandidate;
+  actCandidates: ActivationCandidate[];
+  /** Range of the branch's channels per chunk (exact running min/max), aligned with the chunks. */
+  chunkMin: number[];
+  chunkMax: number[];
+  /** Undefined when the weights kept plain min/max scales (search off, or a shared weight). */
+  weight?: WeightSearch;
+}
+
+/** The search result of one layer. */
+export interface LayerSearch {
+  layer: string;
+  branches: BranchSearch[];
+  /** Per chunk: ‖ΔY‖² / ‖Y‖² of the whole layer over the chunk's reservoir rows. */
+  outputError: { before: number[]; after: number[] };
+}
+
+/** Options of {@link searchLayer}. */
+export interface SearchOptions {
+  /** Search the weight scales too (off for weights shared by several layers). */
+  weights: boolean;
+  /** Search at all: false gives plain min/max quantizers but still measures the output error. */
+  search: boolean;
+  /** Gram matrices and fake-quantized rows of whole-input branches, shared by layers reading the same rows. */
+  gramCache?: Map<unknown, Float32Array>;
+  gramKey?: unknown;
+}
+
+/**
+ * Searches the scales of one planned layer over its input's reservoir rows.
+ * @param w the layer's float weight, row-major `[K, N]` (alpha folded in)
+ */
+export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats, rows: RowSample, config: QuantConfig, options: SearchOptions): LayerSearch {
+  const { K, N } = plan.layer;
+  if (rows.K !== K) throw new Error(`internal: layer ${plan.layer.name} has K = ${K} but its rows have ${rows.K} channels`);
+  const { M } = rows;
+  const C = rows.chunks.length;
+  const yRef = new Float64Array(M * N);
+  const yAfter = new Float64Array(M * N);
+  const yBefore = new Float64Array(M * N);
+  const branches = plan.branches.map((br) => {
+    const xb = br.indices ? takeColumns(rows.x, M, K, br.indices) : rows.x;
+    const wb = br.indices ? takeRows(w, N, br.indices) : w;
+    const Kb = br.K;
+    const plainDeq = dequantizePerChannel(br.wq, Kb, N, br.wScales, br.wZeroPoints);
+    let weight: WeightSearch | undefined;
+    let deq = plainDeq;
+    if (options.search && options.weights && M > 0) {
+      const gramKey = br.indices ? undefined : options.gramKey;
+      weight = searchWeights(xb, rows, wb, Kb, N, br.wType, config.wSymmetric, gramKey === undefined ? undefined : options.gramCache, gramKey);
+      deq = dequantizePerChannel(quantizePerChannel(wb, Kb, N, weight.scales, weight.zeroPoints, br.wType), Kb, N, weight.scales, weight.zeroPoints);
+    }
+    const ref = gemmNT(xb, M, Kb, transpose(wb, Kb, N), N);
+    addInto(yRef, ref);
+    const deqT = transpose(deq, Kb, N) as Float32Array;
+    const { chunkMin, chunkMax, lo, hi } = branchRanges(stats, rows.chunks, br.indices, K);
+    const cands = activationCandidates(uniformRows(xb, rows, Kb), lo, hi, config, options.search);
+    let best: { cand: ActivationCandidate; aq: ActivationQuant; y: Float32Array | Float64Array } | undefined;
+    const evaluated: ActivationCandidate[] = [];
+    let minmax: { xq: Float32Array; y: Float32Array | Float64Array } | undefined;
+    for (const { candidate, lo: l, hi: h, aq } of cands) {
+      // Layers reading the same input (q, k, v) see the same candidates: quantize the rows once.
+      const xqKey = br.indices || options.gramKey === undefined ? undefined : `${String(options.gramKey)}|xq|${aq.scale}|${aq.zeroPoint}|${aq.clip?.join(',') ?? ''}`;
+      let xq = xqKey === undefined ? undefined : options.gramCache?.get(xqKey);
+      if (!xq) {
+        xq = fakeQuant(xb, aq);
+        if (xqKey !== undefined) options.gramCache?.set(xqKey, xq);
+      }
+      const y = gemmNT(xq, M, Kb, deqT, N);
+      if (candidate === 'minmax') minmax = { xq, y };
+      const error = weightedRowError(y, ref, rows, N);
+      const cand: ActivationCandidate = { candidate, lo: l, hi: h, scale: aq.scale, zeroPoint: aq.zeroPoint, error };
+      evaluated.push(cand);
+      if (!best || error < best.cand.error) best = { cand, aq, y };
+    }
+    addInto(yAfter, best!.y);
+    // Before the search: min/max activations and min/max weights.
+    addInto(yBefore, deq === plainDeq ? minmax!.y : gemmNT(minmax!.xq, M, Kb, transpose(plainDeq, Kb, N) as Float32Array, N));
+    const act: ActivationQuant = { ...best!.aq, range: [best!.cand.lo, best!.cand.hi] };
+    const out: BranchSearch = { role: br.role, channels: Kb, act, actCandidate: best!.cand.candidate, actCandidates: evaluated, chunkMin, chunkMax };
+    if (weight) out.weight = weight;
+    return out;
+  });
+  return { layer: plan.layer.name, branches, outputError: { before: chunkRelativeError(yBefore, yRef, rows, N, C), after: chunkRelativeError(yAfter, yRef, rows, N, C) } };
+}
+
+/** The reservoir's rows of a row-major `[M, Kb]` block (percentiles estimate the population from these). */
+function uniformRows(xb: Float32Array, rows: RowSample, Kb: number): Float32Array {
+  let n = 0;
+  for (let i = 0; i < rows.M; i++) n += rows.uniform[i]!;
+  if (n === rows.M) return xb;
+  // With no reservoir rows at all (every row was extreme), the extreme rows are the population.
+  if (n === 0) return xb;
+  const out = new Float32Array(n * Kb);
+  let at = 0;
+  for (let i = 0; i < rows.M; i++) {
+    if (!rows.uniform[i]) continue;
+    out.set(xb.subarray(i * Kb, (i + 1) * Kb), at * Kb);
+    at++;
+  }
+  return out;
+}
+
+/** Columns `idx` of a row-major `[M, K]` matrix. */
+function takeColumns(x: Float32Array, M: number, K: number, idx: Int32Array): Float32Array {
+  const Kb = idx.length;
+  const out = new Float32Array(M * Kb);
+  for (let i = 0; i < M; i++) for (let j = 0; j < Kb; j++) out[i * Kb + j] = x[i * K + idx[j]!]!;
+  return out;
+}
+
+function addInto(acc: Float64Array, y: ArrayLike<number>): void {
+  for (let i = 0; i < acc.length; i++) acc[i]! += y[i]!;
+}
+
+/** Exact per-chunk range of the branch's channels, and its union. */
+function branchRanges(stats: TensorStats, chunks: number[], idx: Int32Array | undefined, K: number) {
+  const chunkMin: number[] = [];
+  const chunkMax: number[] = [];
+  for (const c of chunks) {
+    const r = stats.chunk(c)!.ranges;
+    let lo = Infinity;
+    let hi = -Infinity;
+    const n = idx ? idx.length : K;
+    for (let j = 0; j < n; j++) {
+      const k = idx ? idx[j]! : j;
+      if (r.min[k]! < lo) lo = r.min[k]!;
+      if (r.max[k]! > hi) hi = r.max[k]!;
+    }
+    chunkMin.push(lo);
+    chunkMax.push(hi);
+  }
+  return { chunkMin, chunkMax, lo: Math.min(...chunkMin), hi: Math.max(...chunkMax) };
+}
+
+/**
+ * The activation candidates: min/max from the exact range, percentiles from the rows (of
+ * |x| when symmetric). Candidates giving the same quantizer as an earlier one are dropped.
+ */
+function activationCandidates(xb: Float32Array, lo: number, hi: number, config: QuantConfig, search: boolean) {
+  const out: { candidate: ScaleCandidate; lo: number; hi: number; aq: ActivationQuant }[] = [];
+  const sym = config.aSymmetric;
+  const add = (candidate: ScaleCandidate, l: number, h: number) => {
+    const aq = activationQuantForRange(l, h, config);
+    if (out.some((o) => o.aq.scale === aq.scale && o.aq.zeroPoint === aq.zeroPoint && o.aq.clip?.[0] === aq.clip?.[0] && o.aq.clip?.[1] === aq.clip?.[1])) return;
+    out.push({ candidate, lo: l, hi: h, aq });
+  };
+  add('minmax', lo, hi);
+  if (!search || xb.length === 0) return out;
+  let values = xb;
+  if (sym) {
+    values = new Float32Array(xb.length);
+    for (let i = 0; i < xb.length; i++) values[i] = Math.abs(xb[i]!);
+  }
+  const ps = SCALE_CANDIDATES.filter((c) => c !== 'minmax').map((c) => PERCENTILE[c]);
+  const upper = tailPercentiles(values, ps);
+  const lower = sym ? undefined : tailPercentiles(values, ps.map((p) => 1 - p));
+  SCALE_CANDIDATES.filter((c) => c !== 'minmax').forEach((c, i) => {
+    if (sym) add(c, -upper[i]!, upper[i]!);
+    else add(c, lower![i]!, upper[i]!);
+  });
+  return out;
+}
+
+/**
+ * Percentiles (numpy's linear interpolation, as `percentileSorted`) of values that all lie
+ * in one tail (all ≥ 0.5 or all ≤ 0.5): a quickselect isolates the tail and only the tail is
+ * sorted, O(n) instead of a full sort.
+ */
+export function tailPercentiles(values: Float32Array, ps: readonly number[]): number[] {
+  const n = values.length;
+  if (n === 0) return ps.map(() => NaN);
+  const upper = ps.every((p) => p >= 0.5);
+  if (!upper && !ps.every((p) => p <= 0.5)) throw new RangeError('tailPercentiles: percentiles must all lie on one side of the median');
+  const positions = ps.map((p) => p * (n - 1));
+  const a = Float32Array.from(values);
+  // The tail [from, to) holds every rank the interpolation reads.
+  const from = upper ? Math.max(0, Math.floor(Math.min(...positions))) : 0;
+  const to = upper ? n : Math.min(n, Math.floor(Math.max(...positions)) + 2);
+  if (upper) select(a, from);
+  else select(a, to - 1);
+  const tail = a.subarray(from, to).sort();
+  return positions.map((pos) => {
+    const lo = Math.floor(pos);
+    const hi = Math.min(lo + 1, n - 1);
+    const frac = pos - lo;
+    const vlo = tail[lo - from]!;
+    return frac === 0 ? vlo : vlo + frac * (tail[hi - from]! - vlo);
+  });
+}
+
+/** Rearranges `a` so that a[k] is the k-th smallest, smaller values before it and larger after (Hoare quickselect). */
+function select(a: Float32Array, k: number): void {
+  let lo = 0;
+  let hi = a.length - 1;
+  while (hi > lo) {
+    const pivot = a[(lo + hi) >> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return;
+  }
+}
+
+/** Clip → QuantizeLinear → DequantizeLinear, with ONNX's float32 arithmetic. */
+export function fakeQuant(x: Float32Array, aq: ActivationQuant): Float32Array {
+  const { qmin, qmax } = quantRange(aq.type);
+  const s = Math.fround(aq.scale);
+  const z = aq.zeroPoint;
+  const c0 = aq.clip ? aq.clip[0] : -Infinity;
+  const c1 = aq.clip ? aq.clip[1] : Infinity;
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    let v = x[i]!;
+    if (v < c0) v = c0;
+    else if (v > c1) v = c1;
+    const u = Math.fround(v / s);
+    // Round half to even, inline: Math.round takes ties up, so an odd result of a tie steps down.
+    let r = Math.round(u);
+    if (r - u === 0.5 && (r & 1) !== 0) r -= 1;
+    let q = r + z;
+    q = q < qmin ? qmin : q > qmax ? qmax : q;
+    out[i] = (q - z) * s;
+  }
+  return out;
+}
+
+/** Σ_i f_i ‖y_i − ref_i‖² / Σ_i f_i. */
+function weightedRowError(y: ArrayLike<number>, ref: ArrayLike<number>, rows: RowSample, N: number): number {
+  let total = 0;
+  let wsum = 0;
+  for (let i = 0; i < rows.M; i++) {
+    let e = 0;
+    for (let j = i * N, end = j + N; j < end; j++) {
+      const d = y[j]! - ref[j]!;
+      e += d * d;
+    }
+    total += rows.weight[i]! * e;
+    wsum += rows.weight[i]!;
+  }
+  return wsum > 0 ? total / wsum : 0;
+}
+
+/** Per chunk Σ‖y − ref‖² / Σ‖ref‖² over the chunk's rows (unweighted). */
+function chunkRelativeError(y: Float64Array, ref: Float64Array, rows: RowSample, N: number, C: number): number[] {
+  const num = new Float64Array(C);
+  const den = new Float64Array(C);
+  for (let i = 0; i < rows.M; i++) {
+    const c = rows.chunkIndex[i]!;
+    for (let j = i * N, end = j + N; j < end; j++) {
+      const d = y[j]! - ref[j]!;
+      num[c]! += d * d;
+      den[c]! += ref[j]! * ref[j]!;
+    }
+  }
+  return Array.from(num, (n, c) => (den[c]! > 0 ? n / den[c]! : 0));
+}
+
+/** Per-column scale and zero point of each candidate, `[candidates, N]`. */
+export function weightCandidateParams(wb: Float32Array, Kb: number, N: number, type: QuantType, symmetric: boolean) {
+  const scales = SCALE_CANDIDATES.map(() => new Float32Array(N));
+  const zeroPoints = SCALE_CANDIDATES.map(() => new Int32Array(N));
+  const col = new Float32Array(Kb);
+  for (let n = 0; n < N; n++) {
+    for (let k = 0; k < Kb; k++) col[k] = symmetric ? Math.abs(wb[k * N + n]!) : wb[k * N + n]!;
+    col.sort();
+    SCALE_CANDIDATES.forEach((c, ci) => {
+      const p = PERCENTILE[c];
+      const hi = percentileSorted(col, p);
+      const lo = symmetric ? -hi : percentileSorted(col, 1 - p);
+      const { scale, zeroPoint } = computeScaleZeroPoint(lo, hi, type, symmetric);
+      scales[ci]![n] = scale;
+      zeroPoints[ci]![n] = zeroPoint;
+    });
+  }
+  return { scales, zeroPoints };
+}
+
+/** Weight scales from a per-column choice string (a loaded calibration table). */
+export function weightParamsFromChoice(wb: Float32Array, Kb: number, N: number, type: QuantType, symmetric: boolean, choice: string): { scales: Float32Array; zeroPoints: Int32Array } {
+  if (choice.length !== N) throw new Error(`weight choice has ${choice.length} columns, the weight has ${N}`);
+  const codes = SCALE_CANDIDATES.map((c) => WEIGHT_CHOICE_CODES[c]);
+  const params = weightCandidateParams(wb, Kb, N, type, symmetric);
+  const scales = new Float32Array(N);
+  const zeroPoints = new Int32Array(N);
+  for (let n = 0; n < N; n++) {
+    const ci = codes.indexOf(choice[n]!);
+    if (ci < 0) throw new Error(`weight choice code '${choice[n]}' at column ${n} is not one of ${codes.join(', ')}`);
+    scales[n] = params.scales[ci]![n]!;
+    zeroPoints[n] = params.zeroPoints[ci]![n]!;
+  }
+  return { scales, zeroPoints };
+}
+
+function searchWeights(
+  xb: Float32Array, rows: RowSample, wb: Float32Array, Kb: number, N: number, type: QuantType, symmetric: boolean,
+  cache: Map<unknown, Float32Array> | undefined, key: unknown,
+): WeightSearch {
+  const { M } = rows;
+  const params = weightCandidateParams(wb, Kb, N, type, symmetric);
+  const useGram = Kb <= 2048 && M * Kb * Kb + 4 * Kb * Kb * N < 4 * M * Kb * N;
+  let gram: Float32Array | undefined;
+  let xs: Float32Array | undefined;
+  if (useGram) {
+    gram = cache?.get(key);
+    if (!gram) {
+      gram = gramMatrix(xb, rows, Kb);
+      cache?.set(key, gram);
+    }
+  } else {
+    // Rows scaled by √f_i, so a plain sum of squares is the weighted one.
+    xs = new Float32Array(M * Kb);
+    for (let i = 0; i < M; i++) {
+      const r = Math.sqrt(rows.weight[i]!);
+      for (let k = 0; k < Kb; k++) xs[i * Kb + k] = xb[i * Kb + k]! * r;
+    }
+  }
+  let wsum = 0;
+  for (let i = 0; i < M; i++) wsum += rows.weight[i]!;
+  const colErr = SCALE_CANDIDATES.map((_, ci) => {
+    const s = params.scales[ci]!;
+    const z = params.zeroPoints[ci]!;
+    const deq = dequantizePerChannel(quantizePerChannel(wb, Kb, N, s, z, type), Kb, N, s, z);
+    const dT = new Float32Array(N * Kb);
+    for (let k = 0; k < Kb; k++) for (let n = 0; n < N; n++) dT[n * Kb + k] = deq[k * N + n]! - wb[k * N + n]!;
+    const err = new Float64Array(N);
+    if (gram) {
+      // err_n = d_nᵀ H d_n: (H·D)ᵀ = Dᵀ·H (H symmetric), row n of it dotted with d_n.
+      const hd = gemmNT(dT, N, Kb, gram, Kb);
+      for (let n = 0; n < N; n++) {
+        let e = 0;
+        for (let k = 0; k < Kb; k++) e += hd[n * Kb + k]! * dT[n * Kb + k]!;
+        err[n] = e;
+      }
+    } else {
+      const e = gemmNT(xs!, M, Kb, dT, N);
+      for (let i = 0; i < M; i++) for (let n = 0; n < N; n++) err[n]! += e[i * N + n]! ** 2;
+    }
+    return err;
+  });
+  const scales = new Float32Array(N);
+  const zeroPoints = new Int32Array(N);
+  let choice = '';
+  let minmax = 0;
+  let chosen = 0;
+  for (let n = 0; n < N; n++) {
+    let best = 0;
+    for (let ci = 1; ci < SCALE_CANDIDATES.length; ci++) if (colErr[ci]![n]! < colErr[best]![n]!) best = ci;
+    scales[n] = params.scales[best]![n]!;
+    zeroPoints[n] = params.zeroPoints[best]![n]!;
+    choice += WEIGHT_CHOICE_CODES[SCALE_CANDIDATES[best]!];
+    minmax += colErr[0]![n]!;
+    chosen += colErr[best]![n]!;
+  }
+  const norm = wsum > 0 ? 1 / wsum : 0;
+  return { scales, zeroPoints, choice, error: { minmax: minmax * norm, chosen: chosen * norm } };
+}
+
+/** `H = Σ_i f_i x_i x_iᵀ`, `[Kb, Kb]`. */
+function gramMatrix(xb: Float32Array, rows: RowSample, Kb: number): Float32Array {
+  const { M } = rows;
+  const xsT = new Float32Array(Kb * M);
+  for (let i = 0; i < M; i++) {
+    const r = Math.sqrt(rows.weight[i]!);
+    for (let k = 0; k < Kb; k++) xsT[k * M + i] = xb[i * Kb + k]! * r;
+  }
+  return gemmNT(xsT, Kb, M, xsT, Kb) as Float32Array;
+}

@@ -1,0 +1,86 @@
+import * as ort from 'onnxruntime-node';
+import type { Model } from '../../graph/ir/model.ts';
+import type { Value } from '../../graph/ir/value.ts';
+import { augmentModel, type AugmentedModel } from './augment.ts';
+import { CalibrationError, type LoadedCalibration } from './module.ts';
+
+/** onnxruntime session options of calibration: `threads` 0 lets onnxruntime choose. */
+export function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+  return threads > 0 ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {};
+}
+
+/**
+ * The fp32 model under calibration in onnxruntime-node, with the observed values as extra
+ * graph outputs (the augment step). `run` checks the user's feeds against the model's
+ * inputs first, so a wrong name is reported as such rather than as an onnxruntime message.
+ */
+export class CalibrationSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly augmented: AugmentedModel,
+    /** The model's own outputs (what `run` hands back to the user's module). */
+    readonly userOutputs: string[],
+    readonly calib: LoadedCalibration,
+  ) {}
+
+  static async open(model: Model, observe: Value[], calib: LoadedCalibration, threads: number): Promise<CalibrationSession> {
+    const userOutputs = model.graph.outputs.map((v) => v.name);
+    const aug = augmentModel(model, observe);
+    try {
+      const session = await ort.InferenceSession.create(aug.path, sessionOptions(threads));
+      return new CalibrationSession(session, aug, userOutputs, calib);
+    } catch (e) {
+      aug.dispose();
+      throw e;
+    }
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  /** Runs the augmented model: every output, the observed values included. */
+  async run(feeds: Record<string, ort.Tensor>, sample: number): Promise<ort.InferenceSession.ReturnType> {
+    checkFeeds(feeds, this.session.inputNames, this.calib.origin, sample);
+    try {
+      return await this.session.run(feeds);
+    } catch (e) {
+      throw new CalibrationError(this.calib.origin, `the model rejected the feeds: ${(e as Error).message}`, sample);
+    }
+  }
+
+  /** The user's outputs of a full result. */
+  userView(out: ort.InferenceSession.ReturnType): Record<string, ort.Tensor> {
+    return Object.fromEntries(this.userOutputs.map((n) => [n, out[n]!]));
+  }
+
+  async dispose(): Promise<void> {
+    try {
+      await this.session.release();
+    } finally {
+      this.augmented.dispose();
+    }
+  }
+}
+
+/** Checks that `feeds` is a record of tensors naming exactly the model's inputs. */
+export function checkFeeds(feeds: unknown, inputNames: readonly string[], origin: string, sample: number): asserts feeds is Record<string, ort.Tensor> {
+  if (typeof feeds !== 'object' || feeds === null || Array.isArray(feeds)) {
+    throw new CalibrationError(origin, `feeds must be a record of input name → ort.Tensor, got ${feeds === null ? 'null' : Array.isArray(feeds) ? 'an array' : typeof feeds}`, sample);
+  }
+  const given = Object.keys(feeds);
+  const unknown = given.filter((n) => !inputNames.includes(n));
+  if (unknown.length) throw new CalibrationError(origin, `feeds name ${unknown.map((n) => `'${n}'`).join(', ')}, which the model does not have; its inputs are ${inputNames.map((n) => `'${n}'`).join(', ')}`, sample);
+  const missing = inputNames.filter((n) => !given.includes(n));
+  if (missing.length) throw new CalibrationError(origin, `feeds lack the model input(s) ${missing.map((n) => `'${n}'`).join(', ')}`, sample);
+  for (const n of given) {
+    if (!isTensor((feeds as Record<string, unknown>)[n])) throw new CalibrationError(origin, `feed '${n}' is not an ort.Tensor`, sample);
+  }
+}
+
+/** Duck-typed: a module may bring its own copy of onnxruntime-node, so `instanceof` would lie. */
+export function isTensor(t: unknown): t is ort.Tensor {
+  if (typeof t !== 'object' || t === null) return false;
+  const o = t as Record<string, unknown>;
+  return typeof o.type === 'string' && Array.isArray(o.dims) && typeof o.data === 'object' && o.data !== null;
+}

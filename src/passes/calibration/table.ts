@@ -1,0 +1,187 @@
+/**
+ * The calibration table: everything calibration decided, as JSON, so that a build can
+ * calibrate once and quantize many times (`load-calibration` needs neither the calibration
+ * module nor onnxruntime), and a reviewer can read why each scale was chosen.
+ *
+ * Per layer and branch it holds the chosen activation quantizer (type, scale, zero point,
+ * clip), every candidate with its weighted output error, the branch's exact min/max per
+ * chunk, and the weight scale choice per output channel as one code letter per column
+ * (`m` min/max, `3` p0.999, `4` p0.9999, `5` p0.99999 — the scales are recomputed from the
+ * model's weights, which keeps the file small and tied to the weights it was made for).
+ * Around that: the chunk sensitivity curve (S1), the α used, and the options that the scales
+ * depend on; loading with other bit widths or S2 options is refused.
+ */
+import { readFileSync } from 'node:fs';
+import type { ScaleCandidate } from '../../kernels/scale-search.ts';
+import { bitsLabel, type QuantConfig } from '../quant/config.ts';
+import { takeRows, weightMatrix } from '../quant/layer-weights.ts';
+import type { LinearLayer } from '../quant/linear-layers.ts';
+import { planLayer, type ActivationQuant, type LayerScales } from '../quant/plan.ts';
+import type { CalibratedScales } from '../quant/quantize-layers.ts';
+import { type ActivationCandidate, type LayerSearch, weightParamsFromChoice } from './search.ts';
+import type { SensitivityCurve } from './sensitivity.ts';
+
+export const TABLE_FORMAT = 'qarvd-calibration';
+export const TABLE_VERSION = 1;
+
+/** The options the scales depend on (a table made under other values does not apply). */
+export interface TableConfig {
+  bits: string;
+  wSymmetric: boolean;
+  aSymmetric: boolean;
+  dualScale: boolean;
+  tau: number;
+  gamma: number;
+  align: number;
+}
+
+/** One branch of a layer in the table. */
+export interface TableBranch {
+  role: 'all' | 'outlier' | 'normal';
+  channels: number;
+  activation: {
+    type: ActivationQuant['type'];
+    scale: number;
+    zeroPoint: number;
+    clip?: [number, number];
+    /** The range the chosen quantizer covers (clipped for a percentile candidate). */
+    range: [number, number];
+    candidate: ScaleCandidate;
+    candidates: ActivationCandidate[];
+    /** Exact min and max of the branch's channels per chunk (aligned with the table's chunks). */
+    chunkMin: number[];
+    chunkMax: number[];
+  };
+  weight: {
+    /** False: plain min/max scales (search off, or a weight shared by several layers). */
+    searched: boolean;
+    /** One code per output channel (see the module doc). */
+    choice?: string;
+    /** Weighted output error (per row, summed over columns): all min/max, and as chosen. */
+    error?: { minmax: number; chosen: number };
+  };
+}
+
+/** One layer in the table. */
+export interface TableLayer {
+  K: number;
+  N: number;
+  mode: 'dual' | 'single';
+  outliers: number;
+  /** `chunk`: the rows were weighted by α; `one`: α = 1 (dual-scale layers under dual-alpha-one). */
+  alpha: 'chunk' | 'one';
+  branches: TableBranch[];
+  /** Per chunk relative output error of the layer over the reservoir rows, before and after the search. */
+  outputError?: { before: number[]; after: number[] };
+}
+
+/** The whole table. */
+export interface CalibrationTable {
+  format: typeof TABLE_FORMAT;
+  version: number;
+  config: TableConfig;
+  /** The calibration data: module, kind, samples, rows kept per tensor and chunk, calls per chunk. */
+  source: { origin: string; kind: 'feeds' | 'rollout'; samples: number; reservoirRows: number; calls: number[] };
+  scaleSearch: boolean;
+  chunks: number[];
+  sensitivity: SensitivityCurve | null;
+  /** α per chunk (aligned with `chunks`). */
+  alpha: number[];
+  dualAlphaOne: boolean;
+  layers: Record<string, TableLayer>;
+}
+
+export function tableConfig(config: QuantConfig): TableConfig {
+  return { bits: bitsLabel(config), wSymmetric: config.wSymmetric, aSymmetric: config.aSymmetric, dualScale: config.dualScale, tau: config.tau, gamma: config.gamma, align: config.align };
+}
+
+/** The table entry of a searched layer. */
+export function tableLayer(layer: LinearLayer, mode: 'dual' | 'single', outliers: number, search: LayerSearch, alpha: 'chunk' | 'one'): TableLayer {
+  return {
+    K: layer.K,
+    N: layer.N,
+    mode,
+    outliers,
+    alpha,
+    branches: search.branches.map((b) => ({
+      role: b.role,
+      channels: b.channels,
+      activation: {
+        type: b.act.type,
+        scale: b.act.scale,
+        zeroPoint: b.act.zeroPoint,
+        ...(b.act.clip ? { clip: b.act.clip } : {}),
+        range: b.act.range,
+        candidate: b.actCandidate,
+        candidates: b.actCandidates,
+        chunkMin: b.chunkMin,
+        chunkMax: b.chunkMax,
+      },
+      weight: b.weight ? { searched: true, choice: b.weight.choice, error: b.weight.error } : { searched: false },
+    })),
+    outputError: search.outputError,
+  };
+}
+
+/** Reads and checks a table file (its shape; {@link scalesFromTable} checks it against the model). */
+export function readCalibrationTable(path: string): CalibrationTable {
+  const fail = (what: string): never => {
+    throw new Error(`calibration table ${path}: ${what}`);
+  };
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    return fail(`cannot be read as JSON (${(e as Error).message})`);
+  }
+  const t = json as Partial<CalibrationTable>;
+  if (!t || typeof t !== 'object' || t.format !== TABLE_FORMAT) fail(`is not a calibration table (no "format": "${TABLE_FORMAT}")`);
+  if (t.version !== TABLE_VERSION) fail(`has version ${String(t.version)}; this build reads version ${TABLE_VERSION}`);
+  if (!t.config || !t.layers || typeof t.layers !== 'object' || !Array.isArray(t.chunks) || !Array.isArray(t.alpha)) fail('is missing config, chunks, alpha or layers');
+  return t as CalibrationTable;
+}
+
+/**
+ * The scales of a table for the layers of a model: checks that the table was made under the
+ * same options and for the same layers (names, shapes, S2 split), and recomputes each
+ * branch's weight scales from its per-column choice.
+ */
+export function scalesFromTable(table: CalibrationTable, layers: LinearLayer[], config: QuantConfig, origin: string): CalibratedScales {
+  const fail = (what: string): never => {
+    throw new Error(`calibration table ${origin}: ${what}`);
+  };
+  const want = tableConfig(config);
+  const diffs = (Object.keys(want) as (keyof TableConfig)[]).filter((k) => table.config[k] !== want[k]);
+  if (diffs.length) {
+    fail(`was made with ${diffs.map((k) => `${k} ${String(table.config[k])}`).join(', ')}, this run has ${diffs.map((k) => `${k} ${String(want[k])}`).join(', ')}; calibrate again with these options (save-calibration) or use the table's`);
+  }
+  const out: CalibratedScales = new Map();
+  for (const layer of layers) {
+    const entry = table.layers[layer.name];
+    if (!entry) fail(`has no entry for layer ${layer.name} (it covers ${Object.keys(table.layers).length} layers); calibrate this model again`);
+    if (entry!.K !== layer.K || entry!.N !== layer.N) fail(`layer ${layer.name} is ${entry!.K}×${entry!.N} in the table but ${layer.K}×${layer.N} in the model`);
+    const plan = planLayer(layer, config);
+    const roles = plan.branches.map((b) => `${b.role}:${b.K}`).join(',');
+    const tableRoles = entry!.branches.map((b) => `${b.role}:${b.channels}`).join(',');
+    if (roles !== tableRoles) fail(`layer ${layer.name} has branches ${tableRoles} in the table but ${roles} here (different weights?)`);
+    const w = weightMatrix(layer);
+    const scales: LayerScales = {};
+    plan.branches.forEach((br, i) => {
+      const tb = entry!.branches[i]!;
+      const a = tb.activation;
+      if (!a || typeof a.scale !== 'number' || typeof a.zeroPoint !== 'number') fail(`layer ${layer.name}, branch ${br.role}: no activation scale`);
+      const act: ActivationQuant = { type: a.type, scale: a.scale, zeroPoint: a.zeroPoint, range: a.range, ...(a.clip ? { clip: a.clip } : {}) };
+      scales[br.role] = { act };
+      if (tb.weight?.searched && tb.weight.choice) {
+        const wb = br.indices ? takeRows(w, layer.N, br.indices) : w;
+        try {
+          scales[br.role]!.weight = weightParamsFromChoice(wb, br.K, layer.N, br.wType, config.wSymmetric, tb.weight.choice);
+        } catch (e) {
+          fail(`layer ${layer.name}, branch ${br.role}: ${(e as Error).message}`);
+        }
+      }
+    });
+    out.set(layer.name, scales);
+  }
+  return out;
+}

@@ -1,0 +1,101 @@
+// A malformed calibration module gets one clear error naming the module (and the sample when
+// there is one) and the problem; nothing is written and the model is left as it was.
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DataType } from '../../src/graph/ir/dtype.ts';
+import { Graph } from '../../src/graph/ir/graph.ts';
+import { Model } from '../../src/graph/ir/model.ts';
+import { Node } from '../../src/graph/ir/node.ts';
+import { Tensor } from '../../src/graph/ir/tensor.ts';
+import { Value } from '../../src/graph/ir/value.ts';
+import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
+import { seededRandom } from '../../src/kernels/random.ts';
+import { silentLogger } from '../../src/passes/log.ts';
+import { resolveOptions } from '../../src/passes/pass.ts';
+import qArvd from '../../src/passes/q-arvd.ts';
+import type { SharedQuantValues } from '../../src/passes/quant/quant-options.ts';
+import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
+import { removeDir, scratchDir } from '../helpers/files.ts';
+
+const dir = scratchDir('calib-malformed');
+afterAll(() => removeDir(dir));
+
+/** A small model: `y = x·W`, x float32 [1, 4, 32] named input_ids (so the messages read like a real model's). */
+function smallModel(): string {
+  const g = new Graph({ name: 'small' });
+  const model = new Model(g, { irVersion: 8, opset: 17 });
+  const f32 = (dims: number[]) => ({ tensor_type: { elem_type: DataType.FLOAT, shape: { dim: dims.map((d) => ({ dim_value: d })) } } });
+  const x = new Value('input_ids', { type: f32([1, 4, 32]) });
+  g.addInput(x);
+  const w = new Value('W', { initializer: Tensor.fromFloat32('W', [32, 16], seededRandom(1).normalArray(512)) });
+  g.addInitializer(w);
+  const mm = new Node({ opType: 'MatMul', name: 'mm', inputs: [x, w], outputs: ['y'] });
+  g.append(mm);
+  const y = mm.outputs[0]!;
+  y.type = f32([1, 4, 16]);
+  g.addOutput(y);
+  const path = join(dir, 'small.onnx');
+  saveModel(model, path);
+  return path;
+}
+const MODEL = smallModel();
+
+const ids = (dims: number[]) => `new ort.Tensor('float32', new Float32Array(${dims.reduce((a, b) => a * b, 1)}).fill(0.5), ${JSON.stringify(dims)})`;
+const HEADER = "import * as ort from 'onnxruntime-node';\n";
+
+const CASES: { name: string; source: string; error: RegExp }[] = [
+  { name: 'no-export', source: 'export const samples = 2;\n', error: /exports neither feeds\(ctx\) nor rollout\(run, ctx\)/ },
+  { name: 'both', source: 'export function* feeds() {}\nexport async function rollout() {}\n', error: /exports both feeds and rollout/ },
+  { name: 'throws', source: "export const samples = 3;\nexport function* feeds(ctx) { if (ctx.sample === 1) throw new Error('no more data'); yield { feeds: { input_ids: " + ids([1, 4, 32]) + ' } }; }\n', error: /, sample 1: threw: no more data/ },
+  { name: 'wrong-name', source: `export function* feeds() { yield { feeds: { tokens: ${ids([1, 4, 32])} } }; }\n`, error: /sample 0: feeds name 'tokens', which the model does not have; its inputs are 'input_ids'/ },
+  { name: 'missing-input', source: 'export function* feeds() { yield { feeds: {} }; }\n', error: /feeds lack the model input\(s\) 'input_ids'/ },
+  { name: 'wrong-shape', source: `export function* feeds() { yield { feeds: { input_ids: ${ids([1, 4, 31])} } }; }\n`, error: /sample 0: the model rejected the feeds: .*(rank|dimension|shape)/i },
+  { name: 'wrong-type', source: "export function* feeds() { yield { feeds: { input_ids: new ort.Tensor('int64', new BigInt64Array(128), [1, 4, 32]) } }; }\n", error: /sample 0: the model rejected the feeds: .*(type|tensor\(int64\))/i },
+  { name: 'not-a-tensor', source: 'export function* feeds() { yield { feeds: { input_ids: [1, 2, 3] } }; }\n', error: /feed 'input_ids' is not an ort.Tensor/ },
+  { name: 'zero-samples', source: `export const samples = 0;\nexport function* feeds() { yield { feeds: { input_ids: ${ids([1, 4, 32])} } }; }\n`, error: /samples must be a positive integer, got 0/ },
+  { name: 'empty-prompts', source: 'export const prompts = [];\nexport async function rollout() {}\n', error: /samples must be a positive integer, got 0/ },
+  { name: 'yields-nothing', source: 'export function* feeds() {}\n', error: /sample 0: feeds\(\) yielded no samples/ },
+  { name: 'bad-yield', source: `export function* feeds() { yield ${ids([1, 4, 32])}; }\n`, error: /yielded something without a feeds record/ },
+  { name: 'bad-chunk', source: `export function* feeds() { yield { feeds: { input_ids: ${ids([1, 4, 32])} }, chunk: -1 }; }\n`, error: /chunk tag must be a non-negative integer, got -1/ },
+  { name: 'rollout-returns-nothing', source: `export const samples = 1;\nexport async function rollout(run) { await run({ input_ids: ${ids([1, 4, 32])} }, { chunk: 0 }); }\n`, error: /sample 0: rollout returned nothing; it must return the final result to judge/ },
+  { name: 'no-rollout-samples', source: 'export async function rollout() {}\n', error: /a rollout module must export samples \(a number\) or prompts \(an array\)/ },
+  { name: 'syntax-error', source: 'export function* feeds( {\n', error: /cannot be imported/ },
+];
+
+async function attempt(calib: string) {
+  const model = loadModel(MODEL);
+  const before = { nodes: model.graph.nodes().length, outputs: model.graph.outputs.map((v) => v.name), inits: model.graph.initializers.size };
+  const report = join(dir, `${calib.replace(/\W/g, '_')}.report.json`);
+  const table = join(dir, `${calib.replace(/\W/g, '_')}.table.json`);
+  const options = resolveOptions(qArvd, { calib, report, 'save-calibration': table, 'calib-threads': 1 }) as unknown as SharedQuantValues;
+  const error = await runQuantPass(model, { log: silentLogger, verbose: false, modelDir: undefined }, options, 'q-arvd').then(() => undefined, (e: Error) => e);
+  const after = { nodes: model.graph.nodes().length, outputs: model.graph.outputs.map((v) => v.name), inits: model.graph.initializers.size };
+  return { error, written: [report, table].filter((p) => existsSync(p)), unchanged: JSON.stringify(before) === JSON.stringify(after) };
+}
+
+describe('malformed calibration modules', () => {
+  for (const c of CASES) {
+    it(`${c.name}: names the module and the problem, writes nothing`, async () => {
+      const path = join(dir, `${c.name}.mjs`);
+      writeFileSync(path, HEADER + c.source);
+      const { error, written, unchanged } = await attempt(path);
+      expect(error, 'an error').toBeDefined();
+      expect(error!.message).toContain(`calibration module ${path}`);
+      expect(error!.message).toMatch(c.error);
+      expect(written).toEqual([]);
+      expect(unchanged).toBe(true);
+    });
+  }
+
+  it('a missing file is named as such', async () => {
+    const { error, written } = await attempt(join(dir, 'nowhere.mjs'));
+    expect(error!.message).toMatch(/calibration module .*nowhere\.mjs: file not found/);
+    expect(written).toEqual([]);
+  });
+
+  it('no module and no table: says how to give one', async () => {
+    const { error } = await attempt('');
+    expect(error!.message).toMatch(/give a calibration module with calib .*load-calibration.*a-bits none/);
+  });
+});
