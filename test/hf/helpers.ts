@@ -6,9 +6,8 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { vi } from 'vitest';
-import type { CliIO } from '../../src/cli/io.ts';
-import { run } from '../../src/cli/main.ts';
 import { sha256File } from '../helpers/files.ts';
+export { cli } from '../helpers/cli.ts';
 
 export const FIXTURE = resolve('test/fixtures/stories260K-hf');
 export const PROMPT = 'Once upon a time';
@@ -35,14 +34,6 @@ export function copyFixture(prefix: string): { root: string; model: string } {
   return { root, model };
 }
 
-/** Runs the CLI in-process, capturing what it prints. */
-export async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { out: (t) => void (out += t), err: (t) => void (err += t), tty: false };
-  const code = await run(args, io);
-  return { code, out, err };
-}
 
 /** SHA-256 of every file under `dir` (relative path → hash); folders are listed as `dir/` → 'folder'. */
 export function hashTree(dir: string): Record<string, string> {

@@ -3,11 +3,8 @@
 // byte is read without --data. Set UPDATE_GOLDEN=1 to rewrite the golden files.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { CliIO } from '../../src/cli/io.ts';
-import { run } from '../../src/cli/main.ts';
 import { Graph } from '../../src/graph/ir/graph.ts';
 import { Model } from '../../src/graph/ir/model.ts';
 import { Node } from '../../src/graph/ir/node.ts';
@@ -20,6 +17,7 @@ import qArvd from '../../src/passes/q-arvd.ts';
 import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
 import type { ModelDiff } from '../../src/report/diff.ts';
 import { prompts, rollout } from '../../examples/tiny-arvd/rollout.ts';
+import { cli, golden } from '../helpers/cli.ts';
 
 const STORIES = 'test/fixtures/stories260K/stories260K.onnx';
 const TINY = 'examples/tiny-arvd/model.onnx';
@@ -28,24 +26,7 @@ const OUT = 'test-output/report-samples';
 const SAMPLES = 'test/report/samples';
 const ctx = { log: createLogger({ write: () => {} }), verbose: false, modelDir: undefined };
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { out: (t) => void (out += t), err: (t) => void (err += t), tty: false };
-  const code = await run(args, io);
-  return { code, out, err };
-}
 
-function golden(sample: string, file: string, actual: string): void {
-  const p = join(SAMPLES, sample, file);
-  if (process.env.UPDATE_GOLDEN) {
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, actual);
-    return;
-  }
-  expect(existsSync(p), `${p} is missing; run with UPDATE_GOLDEN=1 to create it`).toBe(true);
-  expect(actual).toBe(readFileSync(p, 'utf8'));
-}
 
 function path(sample: string, file: string): string {
   return `${OUT}/${sample}/${file}`;
@@ -133,7 +114,7 @@ describe('convert diff golden samples', () => {
     for (const format of ['text', 'md', 'json']) {
       const r = await cli('diff', before, after, '--format', format, '--exit-code');
       expect(r.code, r.err).toBe(0);
-      golden('identical', `diff.${format === 'text' ? 'txt' : format}`, r.out);
+      golden(SAMPLES, 'identical', `diff.${format === 'text' ? 'txt' : format}`, r.out);
     }
     const json = JSON.parse((await cli('diff', before, after, '--format', 'json')).out) as ModelDiff;
     expect(json.differ).toBe(false);
@@ -145,8 +126,8 @@ describe('convert diff golden samples', () => {
     const after = path('stories260K-qdq-w4', 'after.onnx');
     const text = await cli('diff', STORIES, after);
     expect(text.code).toBe(0);
-    golden('stories260K-qdq-w4', 'diff.txt', text.out);
-    golden('stories260K-qdq-w4', 'diff.md', (await cli('diff', STORIES, after, '--format', 'md')).out);
+    golden(SAMPLES, 'stories260K-qdq-w4', 'diff.txt', text.out);
+    golden(SAMPLES, 'stories260K-qdq-w4', 'diff.md', (await cli('diff', STORIES, after, '--format', 'md')).out);
     expect((await cli('diff', STORIES, after, '--exit-code')).code).toBe(1);
     // The lm_head: 9 raw outliers of 64, rounded up to 32 rows.
     expect(text.out).toMatch(/^ {2}\/MatMul +\[64×512\] +dual-scale W4 · 32 outlier rows · \+Gather×2 \+DequantizeLinear×2 \+MatMul×1 \+Add×1 · constants 128\.0 KiB → 21\.0 KiB$/m);
@@ -157,8 +138,8 @@ describe('convert diff golden samples', () => {
   it('stories260K before/after q-arvd W8A8, QOperator form (MatMulIntegerToFloat)', async () => {
     const after = path('stories260K-qoperator-w8a8', 'after.onnx');
     const text = await cli('diff', STORIES, after);
-    golden('stories260K-qoperator-w8a8', 'diff.txt', text.out);
-    golden('stories260K-qoperator-w8a8', 'diff.md', (await cli('diff', STORIES, after, '--format', 'md')).out);
+    golden(SAMPLES, 'stories260K-qoperator-w8a8', 'diff.txt', text.out);
+    golden(SAMPLES, 'stories260K-qoperator-w8a8', 'diff.md', (await cli('diff', STORIES, after, '--format', 'md')).out);
     expect(text.out).toMatch(/^ {2}\/blocks\.0\/q\/MatMul +\[64×64\] +single-scale W8A8 · \+QuantizeLinear×1 \+com\.microsoft\.MatMulIntegerToFloat×1 -MatMul×1 · /m);
     expect(text.out).toContain('(13 dual-scale, 23 single-scale; q-arvd W8A8 qoperator)');
   });
@@ -166,7 +147,7 @@ describe('convert diff golden samples', () => {
   it('a synthetic model whose inputs and output shape changed', async () => {
     const before = path('inputs-changed', 'before.onnx');
     const after = path('inputs-changed', 'after.onnx');
-    for (const format of ['text', 'md', 'json']) golden('inputs-changed', `diff.${format === 'text' ? 'txt' : format}`, (await cli('diff', before, after, '--format', format)).out);
+    for (const format of ['text', 'md', 'json']) golden(SAMPLES, 'inputs-changed', `diff.${format === 'text' ? 'txt' : format}`, (await cli('diff', before, after, '--format', format)).out);
     const d = JSON.parse((await cli('diff', before, after, '--format', 'json')).out) as ModelDiff;
     expect(d.inputs.removed.map((v) => v.name)).toEqual(['mask']);
     expect(d.inputs.added).toEqual([{ name: 'temperature', dtype: 'f32', shape: [] }]);
@@ -176,7 +157,7 @@ describe('convert diff golden samples', () => {
     // W's contents differ, but without --data they are not read: W counts as unchanged.
     expect(d.initializers.unchanged).toBe(1);
     const withData = await cli('diff', before, after, '--data');
-    golden('inputs-changed', 'diff-data.txt', withData.out);
+    golden(SAMPLES, 'inputs-changed', 'diff-data.txt', withData.out);
     const dd = JSON.parse((await cli('diff', before, after, '--data', '--format', 'json')).out) as ModelDiff;
     expect(dd.initializers.changed.map((c) => [c.name, c.what])).toEqual([['W', ['data']]]);
   });
@@ -186,7 +167,7 @@ describe('convert diff golden samples', () => {
     const after = path('external-data', 'after.onnx');
     expect(existsSync(`${before}.data`) && existsSync(`${after}.data`)).toBe(true);
     const text = await cli('diff', before, after);
-    golden('external-data', 'diff.txt', text.out);
+    golden(SAMPLES, 'external-data', 'diff.txt', text.out);
     const d = JSON.parse((await cli('diff', before, after, '--format', 'json')).out) as ModelDiff;
     expect(d.initializers.removed.filter((t) => t.external).length).toBeGreaterThan(30);
     // Where the bytes live does not change what they weigh: same figures as the inline pair.

@@ -1,11 +1,7 @@
 // `convert inspect`: the S2 statistics per layer (golden printouts in
 // test/report/samples/inspect-*), the stories260K lm_head outliers, the tiny-ARVD type × depth
 // table, agreement with the q-arvd pass's own decisions, and the layer-type rule.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CliIO } from '../../src/cli/io.ts';
-import { run } from '../../src/cli/main.ts';
 import { loadModel } from '../../src/graph/serde/io.ts';
 import { createLogger } from '../../src/passes/log.ts';
 import { resolveOptions } from '../../src/passes/pass.ts';
@@ -13,29 +9,13 @@ import qArvd from '../../src/passes/q-arvd.ts';
 import type { QuantReport } from '../../src/passes/quant/report.ts';
 import type { InspectReport } from '../../src/report/inspect.ts';
 import { layerKind } from '../../src/report/layer-type.ts';
+import { cli, golden } from '../helpers/cli.ts';
 
 const STORIES = 'test/fixtures/stories260K/stories260K.onnx';
 const TINY = 'examples/tiny-arvd/model.onnx';
 const SAMPLES = 'test/report/samples';
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { out: (t) => void (out += t), err: (t) => void (err += t), tty: false };
-  const code = await run(args, io);
-  return { code, out, err };
-}
 
-function golden(sample: string, file: string, actual: string): void {
-  const p = join(SAMPLES, sample, file);
-  if (process.env.UPDATE_GOLDEN) {
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, actual);
-    return;
-  }
-  expect(existsSync(p), `${p} is missing; run with UPDATE_GOLDEN=1 to create it`).toBe(true);
-  expect(actual).toBe(readFileSync(p, 'utf8'));
-}
 
 async function inspectJson(...args: string[]): Promise<InspectReport> {
   const r = await cli('inspect', ...args, '--format', 'json');
@@ -47,7 +27,7 @@ describe('convert inspect on stories260K', () => {
   it('reports the lm_head /MatMul: 9 of 64 channels over the threshold, 32 after alignment', async () => {
     const text = await cli('inspect', STORIES);
     expect(text.code).toBe(0);
-    golden('inspect-stories260K', 'inspect.txt', text.out);
+    golden(SAMPLES, 'inspect-stories260K', 'inspect.txt', text.out);
     expect(text.out).toMatch(/^\/MatMul +MatMul +64×512 +f32 +5\.057 +15\.01 +2\.97 +10\.28 +9 +32$/m);
     const r = await inspectJson(STORIES);
     const head = r.layers.find((l) => l.name === '/MatMul')!;
@@ -95,8 +75,8 @@ describe('convert inspect on stories260K', () => {
 describe('convert inspect on the tiny ARVD', () => {
   it('prints the per-type table: ffn.2 has outliers in every block', async () => {
     const text = await cli('inspect', TINY);
-    golden('inspect-tiny-arvd', 'inspect.txt', text.out);
-    golden('inspect-tiny-arvd', 'inspect.md', (await cli('inspect', TINY, '--format', 'md')).out);
+    golden(SAMPLES, 'inspect-tiny-arvd', 'inspect.txt', text.out);
+    golden(SAMPLES, 'inspect-tiny-arvd', 'inspect.md', (await cli('inspect', TINY, '--format', 'md')).out);
     expect(text.out).toMatch(/^ffn\.2 +1\/1 +1\/1 +1\/1 +3\/3 +100%$/m);
     const r = await inspectJson(TINY);
     expect(r.rollup.depths).toEqual([0, 1, 2, null]);
