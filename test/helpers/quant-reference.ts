@@ -189,6 +189,10 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
       if (act!.scale !== aScale || act!.zeroPoint !== az.value) throw new Error(`${where}: MatMulIntegerToFloat's a_scale / a_zero_point differ from the QuantizeLinear's`);
       const biasIn = p.input(6);
       branch = { kind: 'int', weight, act, indices, bias: biasIn ? floatVector(constOf(biasIn, where)) : undefined };
+    } else if (p.opType === 'MatMulNBits' && p.domain === 'com.microsoft') {
+      // Weight-only QOperator form: the float input times a blockwise weight whose blocks
+      // share their column's scale and zero point (per-channel quantization).
+      branch = { kind: 'fq', weight: nbitsWeight(p, where), ...activation(p.input(0)!, 'none') };
     } else {
       throw new Error(`${where}: unexpected ${p.domain ? `${p.domain}.` : ''}${p.opType} in the layer's sum`);
     }
@@ -260,6 +264,36 @@ function dequantizedWeight(v: Value | null, where: string): WeightRef {
   if (scales.length !== N || z.values.length !== N) throw new Error(`${where}: ${scales.length} scales / ${z.values.length} zero points for N = ${N}`);
   if (z.type !== QTYPE[wq.dataType]) throw new Error(`${where}: weight zero point type ${z.type} differs from the weight's`);
   return { ...quantValues(wq), scales, zeroPoints: Int32Array.from(z.values), K, N, tensor: wq };
+}
+
+/** Reads a MatMulNBits weight back as a per-channel `[K, N]` weight, checking that every block of a column shares its scale and zero point. */
+function nbitsWeight(node: Node, where: string): WeightRef {
+  const K = node.intAttr('K', 0);
+  const N = node.intAttr('N', 0);
+  const bits = node.intAttr('bits', 4);
+  const blockSize = node.intAttr('block_size', 0);
+  const bt = constOf(node.input(1), where);
+  const raw = bt.bytes();
+  const scalesIn = floatVector(constOf(node.input(2), where));
+  const zpRaw = constOf(node.input(3), where).bytes();
+  const blocks = Math.ceil(K / blockSize);
+  const blob = (blockSize * bits) / 8;
+  const zpPerColumn = Math.ceil((blocks * bits) / 8);
+  const unpack = (bytes: Uint8Array, i: number) => (bits === 8 ? bytes[i]! : (bytes[i >> 1]! >> ((i & 1) * 4)) & 0xf);
+  const values = new Uint8Array(K * N);
+  const scales = new Float32Array(N);
+  const zeroPoints = new Int32Array(N);
+  for (let n = 0; n < N; n++) {
+    for (let k = 0; k < K; k++) values[k * N + n] = unpack(raw.subarray(n * blocks * blob, (n + 1) * blocks * blob), k);
+    scales[n] = scalesIn[n * blocks]!;
+    zeroPoints[n] = unpack(zpRaw.subarray(n * zpPerColumn, (n + 1) * zpPerColumn), 0);
+    for (let blk = 1; blk < blocks; blk++) {
+      if (scalesIn[n * blocks + blk] !== scales[n] || unpack(zpRaw.subarray(n * zpPerColumn, (n + 1) * zpPerColumn), blk) !== zeroPoints[n]) {
+        throw new Error(`${where}: MatMulNBits column ${n} has blocks with different scales or zero points (not per-channel)`);
+      }
+    }
+  }
+  return { values, type: bits === 8 ? 'uint8' : 'uint4', scales, zeroPoints, K, N, tensor: bt };
 }
 
 /** The reference output of a layer and the per-element rounding bound. */

@@ -1,9 +1,13 @@
 import { attr } from '../../graph/ir/attribute.ts';
+import { DataType } from '../../graph/ir/dtype.ts';
 import type { Graph } from '../../graph/ir/graph.ts';
+import { Tensor } from '../../graph/ir/tensor.ts';
 import type { Value } from '../../graph/ir/value.ts';
 import type { QuantConfig } from './config.ts';
 import { LayerBuilder } from './builder.ts';
 import { biasVector } from './layer-weights.ts';
+import { nbitsBlockSize, toMatMulNBits } from './nbits.ts';
+import { quantRange } from '../../kernels/quantize.ts';
 import type { Branch, LayerPlan } from './plan.ts';
 
 /** Quantized weights already emitted, keyed by weight and branch, so a shared weight is stored once. */
@@ -16,7 +20,9 @@ export type WeightCache = Map<string, Value[]>;
  *   zero point, one Q per branch), `DequantizeLinear(Wq, s[N], z[N], axis=1)`, `MatMul`;
  * - `qoperator`: [Clip →] QuantizeLinear, then `com.microsoft.MatMulIntegerToFloat` with the
  *   bias on the first branch;
- * - weight-only (`aBits` null): no activation quantizer; the weight DQ feeds the MatMul;
+ * - weight-only (`aBits` null): no activation quantizer; `qdq` feeds the weight DQ to the
+ *   MatMul, `qoperator` emits `com.microsoft.MatMulNBits` (fp32 activations unless the
+ *   session asks otherwise — onnxruntime's own DQ→MatMul fusion picks int8 activations);
  * - branches and the bias joined with `Add`.
  * Returns the builder holding the new nodes and the value that replaces the layer's output.
  */
@@ -26,6 +32,7 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
   b.opset = opset;
   const bias = biasVector(layer);
   const useIntegerOp = config.format === 'qoperator' && config.aBits !== null;
+  const useNBits = config.format === 'qoperator' && config.aBits === null;
   let out: Value | undefined;
   plan.branches.forEach((br, i) => {
     const tag = br.role === 'all' ? '' : `${br.role}/`;
@@ -40,6 +47,10 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
       // MatMulIntegerToFloat adds a 1-D bias itself; it goes on the first branch only.
       if (i === 0 && bias) inputs.push(b.vectorF32('bias', bias));
       y = b.node('MatMulIntegerToFloat', inputs, { domain: 'com.microsoft', tag: `${tag}MatMulIntegerToFloat` });
+    } else if (useNBits) {
+      const [wb, ws, wz] = cachedNBits(plan, br, b, cache);
+      const attributes = [attr.int('K', br.K), attr.int('N', layer.N), attr.int('bits', quantRange(br.wType).bits), attr.int('block_size', nbitsBlockSize(br.K))];
+      y = b.node('MatMulNBits', [x, wb!, ws!, wz!], { domain: 'com.microsoft', attributes, tag: `${tag}MatMulNBits` });
     } else {
       if (br.act) {
         // Q and DQ share one scale and zero point initializer: the pair onnxruntime fuses.
@@ -54,6 +65,22 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
   if (bias && !useIntegerOp) out = b.node('Add', [out!, b.vectorF32('bias', bias)], { tag: 'bias/Add' });
   if (!bias && layer.bias) throw new Error(`layer ${layer.name}: bias of shape [${layer.bias.tensor.dims.join('x')}] cannot be folded`);
   return { builder: b, output: out! };
+}
+
+/** The MatMulNBits operands of a branch (B, scales, zero points), stored once per shared weight. */
+function cachedNBits(plan: LayerPlan, br: Branch, b: LayerBuilder, cache: WeightCache): Value[] {
+  const key = `${plan.layer.weightValue.name}|${br.role}|nbits`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const tag = br.role === 'all' ? '' : `${br.role}/`;
+  const w = toMatMulNBits(br.wq, br.K, plan.layer.N, br.wScales, br.wZeroPoints, br.wType);
+  const values = [
+    b.constant(`${tag}weight_nbits`, (n) => Tensor.fromBytes(n, DataType.UINT8, w.bDims, w.b)),
+    b.vectorF32(`${tag}weight_scale`, w.scales),
+    b.constant(`${tag}weight_zero_point`, (n) => Tensor.fromBytes(n, DataType.UINT8, [w.zeroPoints.length], w.zeroPoints)),
+  ];
+  cache.set(key, values);
+  return values;
 }
 
 function quantizeActivation(b: LayerBuilder, br: Branch, x: Value, config: QuantConfig, tag: string): { xq: Value; scale: Value; zeroPoint: Value } {

@@ -51,8 +51,8 @@ function decisionOf(plan: LayerPlan, config: QuantConfig, method: string) {
 
 function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
   if (!any) return;
-  const integerOp = config.format === 'qoperator' && config.aBits !== null;
-  if (integerOp) {
+  // QOperator form: MatMulIntegerToFloat or (weight-only) MatMulNBits, both onnxruntime's own.
+  if (config.format === 'qoperator') {
     // The integer op is onnxruntime's own; below opset 10 its QuantizeLinear is too.
     ensureDomain(model, 'com.microsoft');
     return;
