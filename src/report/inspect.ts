@@ -21,6 +21,7 @@ import { weightMatrix } from '../passes/quant/layer-weights.ts';
 import { DEFAULT_MIN_K, findLinearLayers } from '../passes/quant/linear-layers.ts';
 import { layerKind } from './layer-type.ts';
 import type { InspectLayer, InspectOptionsUsed, InspectReport, Rollup } from './inspect-schema.ts';
+import { DEFAULT_QUANT_CONFIG } from '../passes/quant/config.ts';
 
 export type * from './inspect-schema.ts';
 
@@ -39,9 +40,9 @@ export interface InspectOptions {
 /** Runs the S2 detection on every eligible layer of the main graph (see the module doc). */
 export function inspectModel(model: Model, label: string, options: InspectOptions = {}): InspectReport {
   const used: InspectOptionsUsed = {
-    tau: options.tau ?? 3.5,
-    gamma: options.gamma ?? 1.2,
-    align: options.align ?? 32,
+    tau: options.tau ?? DEFAULT_QUANT_CONFIG.tau,
+    gamma: options.gamma ?? DEFAULT_QUANT_CONFIG.gamma,
+    align: options.align ?? DEFAULT_QUANT_CONFIG.align,
     minK: options.minK ?? DEFAULT_MIN_K,
     include: options.include ?? [],
     exclude: options.exclude ?? [],

@@ -34,9 +34,9 @@ export const CALIBRATION_OPTIONS = {
 /** The options only on `q-arvd`: S2, and calibration's search and S1. */
 export const S2_OPTIONS = {
   'dual-scale': { type: 'boolean', default: true, help: 'split layers with outlier input channels into two sub-matmuls (S2)' },
-  tau: { type: 'number', default: 3.5, help: 'modified z-score threshold for outlier channels' },
-  gamma: { type: 'number', default: 1.2, help: 'an outlier norm must also exceed gamma × median' },
-  align: { type: 'integer', default: 32, help: 'round the outlier count up to a multiple of this (1 disables)' },
+  tau: { type: 'number', default: DEFAULT_QUANT_CONFIG.tau, help: 'modified z-score threshold for outlier channels' },
+  gamma: { type: 'number', default: DEFAULT_QUANT_CONFIG.gamma, help: 'an outlier norm must also exceed gamma × median' },
+  align: { type: 'integer', default: DEFAULT_QUANT_CONFIG.align, help: 'round the outlier count up to a multiple of this (1 disables)' },
   ...CALIBRATION_OPTIONS,
 } as const satisfies Record<string, PassOption>;
 
