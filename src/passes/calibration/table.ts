@@ -20,6 +20,7 @@ import { planLayer, type ActivationQuant, type LayerScales } from '../quant/plan
 import type { CalibratedScales } from '../quant/quantize-layers.ts';
 import { type ActivationCandidate, type LayerSearch, weightParamsFromChoice } from './search.ts';
 import type { SensitivityCurve } from './sensitivity.ts';
+import type { Smoothing } from '../quant/smooth.ts';
 
 export const TABLE_FORMAT = 'qarvd-calibration';
 export const TABLE_VERSION = 1;
@@ -88,6 +89,8 @@ export interface CalibrationTable {
   /** α per chunk (aligned with `chunks`). */
   alpha: number[];
   dualAlphaOne: boolean;
+  /** smooth-quant's power-of-two factors per smoothed input (absent without smooth-quant). */
+  smoothing?: Smoothing;
   layers: Record<string, TableLayer>;
 }
 

@@ -1,6 +1,7 @@
 import type { PassOption } from '../pass.ts';
 import { DEFAULT_MIN_K } from './linear-layers.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from './config.ts';
+import { DEFAULT_SMOOTH_ALPHA } from './smooth.ts';
 
 /** Options shared by `q-arvd` and `minmax` (declared once so the two stay comparable). */
 export const SHARED_QUANT_OPTIONS = {
@@ -15,6 +16,8 @@ export const SHARED_QUANT_OPTIONS = {
   'qdq-domain': { type: 'enum', choices: ['ai.onnx', 'com.microsoft'], default: 'ai.onnx', help: 'domain of Q/DQ nodes; com.microsoft works at any opset without raising it' },
   calib: { type: 'string', default: '', help: 'calibration module (exports feeds(ctx) or rollout(run, ctx)); needed unless a-bits is none' },
   prompts: { type: 'string', default: '', help: 'text models: a prompt list (one a line) tokenized with the tokenizer beside the model (or in its parent folder), instead of calib' },
+  'smooth-quant': { type: 'boolean', default: false, help: 'SmoothQuant before quantizing: divide each layer input channel by s = max|X|^α / max|W|^(1−α) (from a min/max pass over the calibration samples) and multiply the weight rows by s; narrows per-tensor activation ranges' },
+  'smooth-alpha': { type: 'number', default: DEFAULT_SMOOTH_ALPHA, help: 'smooth-quant migration strength α in (0, 1): larger moves more of the activation range into the weights' },
   'calib-threads': { type: 'integer', default: 0, help: 'onnxruntime intra-op threads during calibration (0: its default; 1 is often fastest for small models)' },
   report: { type: 'string', default: '', help: 'write the per-layer JSON report to this path' },
 } as const satisfies Record<string, PassOption>;
@@ -56,6 +59,8 @@ export interface SharedQuantValues {
   prompts?: string;
   report: string;
   calibThreads?: number;
+  smoothQuant?: boolean;
+  smoothAlpha?: number;
   dualScale?: boolean;
   tau?: number;
   gamma?: number;

@@ -66,6 +66,8 @@ export interface QuantReport {
     /** Wall time of each step in seconds (absent when loaded from a table). */
     seconds?: { collect: number; sensitivity: number; search: number };
   };
+  /** smooth-quant: α, inputs and layers smoothed, the range of the factors s. */
+  smoothing?: { alpha: number; inputs: number; layers: number; factorRange: [number, number] };
   /** S1's chunk sensitivity curve, normalised to sum 1, per chunk of `calibration.chunks`. */
   sensitivity?: number[];
   /** α per chunk (aligned with `calibration.chunks`). */

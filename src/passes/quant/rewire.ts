@@ -31,7 +31,7 @@ export function replaceLayer(graph: Graph, anchor: Node, newNodes: Node[], oldOu
 }
 
 /** Removes constants and constant-producing chains left without users. */
-function removeUnused(graph: Graph, candidates: Set<Value>): void {
+export function removeUnused(graph: Graph, candidates: Set<Value>): void {
   const work = [...candidates];
   while (work.length) {
     const v = work.pop()!;

@@ -1,7 +1,7 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
-import { calibrate } from '../calibration/calibrate.ts';
+import { calibrate, type CalibrateOptions, type CalibrationResult } from '../calibration/calibrate.ts';
 import { type CalibrationModule, checkCalibrationModule, loadCalibrationModule, type LoadedCalibration } from '../calibration/module.ts';
 import { type CalibrationTable, readCalibrationTable, scalesFromTable } from '../calibration/table.ts';
 import type { PassContext, PassResult } from '../pass.ts';
@@ -10,6 +10,8 @@ import { findLinearLayers, type LayerSelection } from './linear-layers.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from './quantize-layers.ts';
 import { addCalibrationTable, type QuantReport } from './report.ts';
 import { toQuantConfig, type SharedQuantValues } from './quant-options.ts';
+import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable, smoothingSummary } from './smooth.ts';
+import { withSmoothedCopy } from './smooth-calibration.ts';
 import { refuseSubgraphLayers } from '../../hf/subgraph-check.ts';
 import { textCalibration } from '../../hf/text-calibration.ts';
 
@@ -41,17 +43,21 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let scales: CalibratedScales | undefined;
   let table: CalibrationTable | undefined;
   let calibrationInfo: QuantReport['calibration'];
+  let smoothing: Smoothing | undefined;
+  if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
   if (config.aBits !== null) {
     const { layers } = findLinearLayers(model.graph, selection);
     if (layers.length > 0 && options.loadCalibration) {
       if (options.calib || calibration) ctx.log.warn(`load-calibration given: the calibration module is not run`);
       table = readCalibrationTable(options.loadCalibration);
-      scales = scalesFromTable(table, layers, config, options.loadCalibration);
+      smoothing = smoothingOfTable(table, options, options.loadCalibration);
+      if (smoothing) applySmoothing(model, layers, smoothing, `calibration table ${options.loadCalibration}`);
+      scales = scalesFromTable(table, smoothing ? findLinearLayers(model.graph, selection).layers : layers, config, options.loadCalibration);
       calibrationInfo = { origin: options.loadCalibration, kind: table.source.kind, samples: table.source.samples, scaleSearch: table.scaleSearch, chunks: table.chunks, dualAlphaOne: table.dualAlphaOne };
       ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
     } else if (layers.length > 0) {
       const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config);
-      const result = await calibrate(model, layers, calib, config, {
+      const calibrateOptions: CalibrateOptions = {
         selection,
         scaleSearch,
         frameWeighting: options.frameWeighting,
@@ -61,8 +67,18 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         reservoirRows: options.reservoirRows,
         threads: options.calibThreads,
         log: ctx.log,
-      });
+      };
+      let result: CalibrationResult;
+      if (options.smoothQuant) {
+        const alpha = options.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA;
+        ({ smoothing, result } = await withSmoothedCopy(model, layers, calib, config, { selection, alpha, threads: options.calibThreads, log: ctx.log }, (copy, copyLayers) =>
+          calibrate(copy, copyLayers, calib, config, calibrateOptions),
+        ));
+        // Calibration succeeded: now the user's model takes the same smoothing.
+        applySmoothing(model, layers, smoothing, 'smooth-quant');
+      } else result = await calibrate(model, layers, calib, config, calibrateOptions);
       ({ ranges, scales, table } = result);
+      if (table && smoothing) table.smoothing = smoothing;
       const s = (ms: number) => Math.round(ms) / 1000;
       calibrationInfo = {
         origin: calib.origin,
@@ -77,6 +93,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   }
   const report = quantizeLinearLayers(model, config, selection, ranges, method, scales);
   if (calibrationInfo) report.calibration = calibrationInfo;
+  if (smoothing) report.smoothing = smoothingSummary(smoothing);
   if (table) addCalibrationTable(report, table);
   if (options.saveCalibration) {
     if (!table) ctx.log.warn(`save-calibration: nothing to save (${config.aBits === null ? 'weight-only' : 'scale-search is off'}); ${options.saveCalibration} not written`);
