@@ -1,14 +1,31 @@
+import { gemmNTSimd } from './simd.ts';
+
 /**
- * The one product the scale search needs, fast enough in plain JavaScript: `C = A·Bᵀ` with A
- * `[M, K]` and B `[N, K]`, both row-major, so every output is a contiguous dot product.
- * Outputs are computed in 4 × 4 tiles (16 accumulators in registers, each input value
- * loaded once per tile): about 8× the throughput of the textbook triple loop in V8.
- * Accumulation is in float64 (JavaScript numbers); the result is stored in `out`.
+ * The one product the scale search needs: `C = A·Bᵀ` with A `[M, K]` and B `[N, K]`, both
+ * row-major, so every output is a contiguous dot product. Accumulation is in float64, each
+ * output summed over k in order; the result is stored in `out`. Runs the WebAssembly SIMD
+ * kernel (simd.ts, about 3× {@link gemmNTJs}) where available, with the same result bit for
+ * bit: the calibration table's errors do not depend on which one ran.
  */
 export function gemmNT(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<number>, N: number, out: Float32Array | Float64Array = new Float32Array(M * N)): Float32Array | Float64Array {
+  checkShapes(a, M, K, b, N, out);
+  if (gemmNTSimd(a, M, K, b, N, out)) return out;
+  return gemmNTJs(a, M, K, b, N, out);
+}
+
+function checkShapes(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<number>, N: number, out: Float32Array | Float64Array): void {
   if (a.length < M * K) throw new RangeError(`gemmNT: A has ${a.length} values, expected ${M}·${K}`);
   if (b.length < N * K) throw new RangeError(`gemmNT: B has ${b.length} values, expected ${N}·${K}`);
   if (out.length < M * N) throw new RangeError(`gemmNT: out has ${out.length} values, expected ${M}·${N}`);
+}
+
+/**
+ * {@link gemmNT} in plain JavaScript (the definition the kernel matches): outputs in 4 × 4
+ * tiles (16 accumulators in registers, each input value loaded once per tile), about 8× the
+ * textbook triple loop in V8.
+ */
+export function gemmNTJs(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<number>, N: number, out: Float32Array | Float64Array = new Float32Array(M * N)): Float32Array | Float64Array {
+  checkShapes(a, M, K, b, N, out);
   const M4 = M - (M % 4);
   const N4 = N - (N % 4);
   for (let i = 0; i < M4; i += 4) {

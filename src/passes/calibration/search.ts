@@ -37,6 +37,7 @@ import type { QuantConfig } from '../quant/config.ts';
 import { takeRows } from '../quant/layer-weights.ts';
 import { activationQuantForRange, type ActivationQuant, type Branch, type LayerPlan } from '../quant/plan.ts';
 import { gemmNT, transpose } from './row-gemm.ts';
+import { fakeQuantSimd } from './simd.ts';
 import type { TensorStats } from './tensor-stats.ts';
 
 const PERCENTILE: Record<ScaleCandidate, number> = { minmax: 1, 'p0.999': 0.999, 'p0.9999': 0.9999, 'p0.99999': 0.99999 };
@@ -331,8 +332,19 @@ function select(a: Float32Array, k: number): void {
   }
 }
 
-/** Clip → QuantizeLinear → DequantizeLinear, with ONNX's float32 arithmetic. */
+/**
+ * Clip → QuantizeLinear → DequantizeLinear, with ONNX's float32 arithmetic: the WebAssembly
+ * kernel where available (simd.ts), else {@link fakeQuantJs}; the same values bit for bit.
+ */
 export function fakeQuant(x: Float32Array, aq: ActivationQuant): Float32Array {
+  const { qmin, qmax } = quantRange(aq.type);
+  const out = new Float32Array(x.length);
+  if (fakeQuantSimd(x, out, Math.fround(aq.scale), aq.zeroPoint, aq.clip ? aq.clip[0] : -Infinity, aq.clip ? aq.clip[1] : Infinity, qmin, qmax)) return out;
+  return fakeQuantJs(x, aq);
+}
+
+/** {@link fakeQuant} in plain JavaScript (the definition the kernel matches). */
+export function fakeQuantJs(x: Float32Array, aq: ActivationQuant): Float32Array {
   const { qmin, qmax } = quantRange(aq.type);
   const s = Math.fround(aq.scale);
   const z = aq.zeroPoint;

@@ -1,0 +1,57 @@
+// The WebAssembly kernels of the scale search against their JavaScript definitions, bit for
+// bit (NaN, signed zeros, infinities, ties, shapes with remainders), and the assembler's checks.
+import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../kernels/random.ts';
+import type { ActivationQuant } from '../quant/plan.ts';
+import { gemmNT, gemmNTJs } from './row-gemm.ts';
+import { fakeQuant, fakeQuantJs } from './search.ts';
+import { simdAvailable } from './simd.ts';
+import { assemble, T } from './wasm-asm.ts';
+
+const random = seededRandom(42);
+const values = (n: number, scale = 4) => Float32Array.from({ length: n }, () => (random.next() - 0.5) * scale);
+const sameBits = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.from(a).every((v, i) => Object.is(v, b[i]));
+
+describe('WebAssembly SIMD kernels of the scale search', () => {
+  it('are available on this Node', () => {
+    expect(simdAvailable()).toBe(true);
+  });
+
+  it('gemmNT: every output the same float64 sum as the JavaScript tiles', () => {
+    for (const [M, K, N] of [[1, 1, 1], [5, 3, 7], [33, 64, 64], [17, 224, 9], [64, 32, 256], [3001, 64, 62]] as const) {
+      const a = values(M * K, 10);
+      const b = values(N * K, 10);
+      expect(sameBits(gemmNT(a, M, K, b, N), gemmNTJs(a, M, K, b, N))).toBe(true);
+      const a64 = Float64Array.from(a, (v) => v / 3);
+      expect(sameBits(gemmNT(a64, M, K, b, N, new Float64Array(M * N)), gemmNTJs(a64, M, K, b, N, new Float64Array(M * N)))).toBe(true);
+    }
+  });
+
+  it('gemmNT: NaN, infinities and signed zeros as the JavaScript loop', () => {
+    const [M, K, N] = [9, 6, 7];
+    const a = values(M * K);
+    const b = values(N * K);
+    a.set([NaN, -0, Infinity, -Infinity, 0, -0]);
+    b.set([-0, -0, 1e38, 1e38, -0, 0]);
+    expect(sameBits(gemmNT(a, M, K, b, N), gemmNTJs(a, M, K, b, N))).toBe(true);
+  });
+
+  it('fakeQuant: the JavaScript quantizer, ties to even and clipping included', () => {
+    const s = Math.fround(0.0236);
+    const x = values(300_001, 12);
+    x.set([NaN, -0, Infinity, -Infinity, 1e30, -1e-30]);
+    for (let i = 10; i < 1000; i++) x[i] = Math.fround((Math.floor(random.next() * 200) - 100 + 0.5) * s);
+    const aqs: ActivationQuant[] = [
+      { type: 'uint8', scale: 0.0236, zeroPoint: 127, range: [-3, 3] },
+      { type: 'uint8', scale: 0.0136, zeroPoint: 128, clip: [-1.7, 1.8], range: [-1.7, 1.8] },
+      { type: 'int8', scale: 0.03, zeroPoint: 0, range: [-3.8, 3.8] },
+    ];
+    for (const aq of aqs) expect(sameBits(fakeQuant(x, aq), fakeQuantJs(x, aq))).toBe(true);
+  });
+
+  it('wasm-asm refuses unknown instructions and wrong immediates', () => {
+    const fn = (body: never[]) => assemble([{ name: 'f', params: [T.i32], results: [], locals: [], body }]);
+    expect(() => fn(['i32.frobnicate'] as never[])).toThrow(/unknown instruction 'i32.frobnicate'/);
+    expect(() => fn([['local.get']] as never[])).toThrow(/takes 1 immediate/);
+  });
+});

@@ -1,0 +1,200 @@
+/**
+ * The scale search's two hot loops as WebAssembly SIMD kernels (assembled by wasm-asm.ts),
+ * each computing bit for bit what its plain JavaScript twin computes (`gemmNTJs` in
+ * row-gemm.ts, `fakeQuantJs` in search.ts — also the fallback where WebAssembly SIMD is
+ * missing), so the calibration tables do not depend on which one ran:
+ *
+ * 1. `gemmNT`: `C = A·Bᵀ` accumulated in float64, each output a sequential sum over k of
+ *    the products, as the scalar loop does; two output columns share one f64x2 lane pair
+ *    (multiply, then add: no fused multiply-add), so every output is the same sum.
+ * 2. `fakeQuantSimd`: the activation fake quantizer of the search, two values at a time in
+ *    float64 (the division and roundings of the JavaScript loop, in the same order).
+ *
+ * One module instance and its memory serve both; they work through blocks of about 1 MiB
+ * (and one product's B), so the memory stays small whatever the tensors, and never grows
+ * with the number of calibration samples.
+ */
+import { assemble, T, type Instr } from './wasm-asm.ts';
+
+// ---- gemm(a, b, out, M4, K, N4): a f64 [M4, K]; b f64 column pairs [N4/2][K][2]; out f64 [M4, N4]
+// A 4 × 4 tile of outputs per step: 8 f64x2 accumulators (rows i..i+3 × column pairs j, j+2);
+// per k, one A value per row (splat) times two B column pairs.
+const G = { a: 0, b: 1, out: 2, M4: 3, K: 4, N4: 5, i: 6, j: 7, pa: 8, pb: 9, end: 10, K8: 11, K16: 12, po: 13, acc: 14, bv: 22, av: 24 };
+const ROWS = [0, 1, 2, 3];
+const PAIRS = [0, 1];
+
+const gemmBody: Instr[] = [
+  ['local.get', G.K], ['i32.const', 3], 'i32.shl', ['local.set', G.K8],
+  ['local.get', G.K], ['i32.const', 4], 'i32.shl', ['local.set', G.K16],
+  ['block'], ['loop'],
+  ['local.get', G.i], ['local.get', G.M4], 'i32.ge_u', ['br_if', 1],
+  ['i32.const', 0], ['local.set', G.j],
+  ['block'], ['loop'],
+  ['local.get', G.j], ['local.get', G.N4], 'i32.ge_u', ['br_if', 1],
+  ...[...ROWS, ...ROWS].flatMap((_, t): Instr[] => [['f64.const', 0], 'f64x2.splat', ['local.set', G.acc + t]]),
+  // pa walks row i of A (rows i+1..i+3 are K8, 2·K8, 3·K8 further); pb walks column pair j
+  // of B (pair j+2 is K16 further); the loop ends when pa reaches the end of row i.
+  ['local.get', G.a], ['local.get', G.i], ['local.get', G.K8], 'i32.mul', 'i32.add', ['local.set', G.pa],
+  ['local.get', G.pa], ['local.get', G.K8], 'i32.add', ['local.set', G.end],
+  ['local.get', G.b], ['local.get', G.j], ['local.get', G.K], 'i32.mul', ['i32.const', 3], 'i32.shl', 'i32.add', ['local.set', G.pb],
+  ['block'], ['loop'],
+  ['local.get', G.pa], ['local.get', G.end], 'i32.ge_u', ['br_if', 1],
+  ...PAIRS.flatMap((p): Instr[] => [['local.get', G.pb], ...(p ? ([['local.get', G.K16], 'i32.add'] as Instr[]) : []), ['v128.load', 0], ['local.set', G.bv + p]]),
+  ...ROWS.flatMap((r): Instr[] => [
+    ['local.get', G.pa], ...(r ? ([['local.get', G.K8], ['i32.const', r], 'i32.mul', 'i32.add'] as Instr[]) : []), ['v128.load64_splat', 0], ['local.set', G.av],
+    ...PAIRS.flatMap((p): Instr[] => [['local.get', G.acc + 2 * r + p], ['local.get', G.av], ['local.get', G.bv + p], 'f64x2.mul', 'f64x2.add', ['local.set', G.acc + 2 * r + p]]),
+  ]),
+  ['local.get', G.pa], ['i32.const', 8], 'i32.add', ['local.set', G.pa],
+  ['local.get', G.pb], ['i32.const', 16], 'i32.add', ['local.set', G.pb],
+  ['br', 0],
+  'end', 'end',
+  ...ROWS.flatMap((r): Instr[] => [
+    ['local.get', G.out], ['local.get', G.i], ['i32.const', r], 'i32.add', ['local.get', G.N4], 'i32.mul', ['local.get', G.j], 'i32.add', ['i32.const', 3], 'i32.shl', 'i32.add', ['local.set', G.po],
+    ...PAIRS.flatMap((p): Instr[] => [['local.get', G.po], ['local.get', G.acc + 2 * r + p], ['v128.store', 16 * p]]),
+  ]),
+  ['local.get', G.j], ['i32.const', 4], 'i32.add', ['local.set', G.j],
+  ['br', 0],
+  'end', 'end',
+  ['local.get', G.i], ['i32.const', 4], 'i32.add', ['local.set', G.i],
+  ['br', 0],
+  'end', 'end',
+];
+
+// ---- fakeQuant(x, pairs, out, s, z, c0, c1, qmin, qmax): float32 x → out, two values a step
+// clip → ÷ s rounded to float32 → round half to even → + z, clamp to [qmin, qmax] → (q − z)·s,
+// in float64 like the JavaScript loop; pmax/pmin are its `v < lo ? lo : v` / `v > hi ? hi : v`.
+const F = { x: 0, pairs: 1, out: 2, s: 3, z: 4, c0: 5, c1: 6, qmin: 7, qmax: 8, i: 9, S: 10, Z: 11, C0: 12, C1: 13, QN: 14, QX: 15, v: 16 };
+
+const fakeQuantBody: Instr[] = [
+  ...([[F.s, F.S], [F.z, F.Z], [F.c0, F.C0], [F.c1, F.C1], [F.qmin, F.QN], [F.qmax, F.QX]] as const).flatMap(([from, to]): Instr[] => [['local.get', from], 'f64x2.splat', ['local.set', to]]),
+  ['block'], ['loop'],
+  ['local.get', F.i], ['local.get', F.pairs], 'i32.ge_u', ['br_if', 1],
+  ['local.get', F.x], ['v128.load64_zero', 0], 'f64x2.promote_low_f32x4',
+  ['local.get', F.C0], 'f64x2.pmax', ['local.get', F.C1], 'f64x2.pmin',
+  ['local.get', F.S], 'f64x2.div', 'f32x4.demote_f64x2_zero', 'f64x2.promote_low_f32x4', 'f64x2.nearest',
+  ['local.get', F.Z], 'f64x2.add', ['local.get', F.QN], 'f64x2.pmax', ['local.get', F.QX], 'f64x2.pmin',
+  ['local.get', F.Z], 'f64x2.sub', ['local.get', F.S], 'f64x2.mul', 'f32x4.demote_f64x2_zero', ['local.set', F.v],
+  ['local.get', F.out], ['local.get', F.v], ['v128.store64_lane', 0, 0],
+  ['local.get', F.x], ['i32.const', 8], 'i32.add', ['local.set', F.x],
+  ['local.get', F.out], ['i32.const', 8], 'i32.add', ['local.set', F.out],
+  ['local.get', F.i], ['i32.const', 1], 'i32.add', ['local.set', F.i],
+  ['br', 0],
+  'end', 'end',
+];
+
+const I32x6 = [T.i32, T.i32, T.i32, T.i32, T.i32, T.i32];
+
+/** The part of the WebAssembly JavaScript API used here (the project's lib has no DOM types). */
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+
+interface Kernels {
+  memory: WasmMemory;
+  gemm: (a: number, b: number, out: number, M4: number, K: number, N4: number) => void;
+  fakeQuant: (x: number, pairs: number, out: number, s: number, z: number, c0: number, c1: number, qmin: number, qmax: number) => void;
+}
+
+let kernels: Kernels | null | undefined;
+
+/** The instantiated kernels, or null where WebAssembly SIMD is not available. */
+function instance(): Kernels | null {
+  if (kernels !== undefined) return kernels;
+  kernels = null;
+  try {
+    const bytes = assemble([
+      { name: 'gemm', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(11).fill(T.v128)], body: gemmBody },
+      { name: 'fakeQuant', params: [T.i32, T.i32, T.i32, T.f64, T.f64, T.f64, T.f64, T.f64, T.f64], results: [], locals: [T.i32, ...Array(7).fill(T.v128)], body: fakeQuantBody },
+    ]);
+    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+    if (wasm && wasm.validate(bytes)) {
+      const e = new wasm.Instance(new wasm.Module(bytes), {}).exports;
+      kernels = { memory: e.memory as WasmMemory, gemm: e.gemm as Kernels['gemm'], fakeQuant: e.fakeQuant as Kernels['fakeQuant'] };
+    }
+  } catch {
+    kernels = null;
+  }
+  return kernels;
+}
+
+/** Whether the WebAssembly kernels are in use (else the JavaScript loops are). */
+export function simdAvailable(): boolean {
+  return instance() !== null;
+}
+
+/** Bytes of a block of rows the kernels work on at a time: their memory stays about this size. */
+const BLOCK_BYTES = 1 << 20;
+
+/** The kernels' memory, at least `bytes` long. */
+function memory(k: Kernels, bytes: number): ArrayBuffer {
+  const have = k.memory.buffer.byteLength;
+  if (have < bytes) k.memory.grow(Math.ceil((bytes - have) / 65536));
+  return k.memory.buffer;
+}
+
+/**
+ * `C = A·Bᵀ` with A `[M, K]` and B `[N, K]` row-major, every output the float64 sum over k in
+ * order, stored in `out` (`[M, N]`); the same as the JavaScript loop of row-gemm.ts. Returns
+ * false (computing nothing) without WebAssembly SIMD or for an empty product.
+ */
+export function gemmNTSimd(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<number>, N: number, out: Float32Array | Float64Array): boolean {
+  const k = instance();
+  if (!k || M === 0 || N === 0 || K === 0) return false;
+  const N4 = (N + 3) & ~3;
+  // Layout (float64): B as column pairs [N4/2][K][2] | A [block, K] | C [block, N4]. B is
+  // converted once; A and C go through in blocks of rows (outputs do not depend on each other).
+  const block = Math.max(4, Math.min((M + 3) & ~3, Math.floor(BLOCK_BYTES / 8 / (K + N4)) & ~3));
+  const aAt = N4 * K * 8;
+  const cAt = aAt + block * K * 8;
+  const buffer = memory(k, cAt + block * N4 * 8);
+  const fb = new Float64Array(buffer, 0, N4 * K);
+  for (let j = 0; j < N4; j++) {
+    const at = (j >> 1) * 2 * K + (j & 1);
+    if (j < N) for (let c = 0, src = j * K; c < K; c++) fb[at + 2 * c] = b[src + c]!;
+    else for (let c = 0; c < K; c++) fb[at + 2 * c] = 0;
+  }
+  const fa = new Float64Array(buffer, aAt, block * K);
+  const fc = new Float64Array(buffer, cAt, block * N4);
+  const typed = a instanceof Float32Array || a instanceof Float64Array;
+  for (let i0 = 0; i0 < M; i0 += block) {
+    const n = Math.min(block, M - i0);
+    const n4 = (n + 3) & ~3;
+    if (typed) fa.set(a.subarray(i0 * K, (i0 + n) * K));
+    else for (let i = 0; i < n * K; i++) fa[i] = a[i0 * K + i]!;
+    fa.fill(0, n * K, n4 * K);
+    k.gemm(aAt, 0, cAt, n4, K, N4);
+    if (N4 === N) out.set(fc.subarray(0, n * N), i0 * N);
+    else for (let i = 0; i < n; i++) out.set(fc.subarray(i * N4, i * N4 + N), (i0 + i) * N);
+  }
+  return true;
+}
+
+/**
+ * Clip to [c0, c1] → QuantizeLinear(s, z) into [qmin, qmax] → DequantizeLinear, per value,
+ * exactly as search.ts's `fakeQuant` loop (which it replaces when this returns true; false
+ * without WebAssembly SIMD or for a clip range that is not ordered).
+ */
+export function fakeQuantSimd(x: Float32Array, out: Float32Array, s: number, z: number, c0: number, c1: number, qmin: number, qmax: number): boolean {
+  const k = instance();
+  if (!k || !(c0 <= c1) || !(qmin <= qmax)) return false;
+  // Layout: x [2·pairs] | out [2·pairs], float32, in blocks of values.
+  const pairs = Math.min((x.length + 1) >> 1, BLOCK_BYTES / 16);
+  const outAt = pairs * 8;
+  const buffer = memory(k, 2 * outAt);
+  const fx = new Float32Array(buffer, 0, 2 * pairs);
+  const fo = new Float32Array(buffer, outAt, 2 * pairs);
+  for (let i0 = 0; i0 < x.length; i0 += 2 * pairs) {
+    const n = Math.min(2 * pairs, x.length - i0);
+    fx.set(x.subarray(i0, i0 + n));
+    if (n & 1) fx[n] = 0;
+    k.fakeQuant(0, (n + 1) >> 1, outAt, s, z, c0, c1, qmin, qmax);
+    out.set(fo.subarray(0, n), i0);
+  }
+  return true;
+}
