@@ -1,20 +1,48 @@
-// The WebAssembly kernels of the scale search against their JavaScript definitions, bit for
+// The WebAssembly kernels of calibration against their JavaScript definitions, bit for
 // bit (NaN, signed zeros, infinities, ties, shapes with remainders), and the assembler's checks.
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../kernels/random.ts';
 import type { ActivationQuant } from '../quant/plan.ts';
 import { gemmNT, gemmNTJs } from './row-gemm.ts';
 import { fakeQuant, fakeQuantJs } from './search.ts';
-import { simdAvailable } from './simd.ts';
+import { scanRows, scanRowsJs, simdAvailable } from './simd.ts';
 import { assemble, T } from './wasm-asm.ts';
 
 const random = seededRandom(42);
 const values = (n: number, scale = 4) => Float32Array.from({ length: n }, () => (random.next() - 0.5) * scale);
 const sameBits = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.from(a).every((v, i) => Object.is(v, b[i]));
 
-describe('WebAssembly SIMD kernels of the scale search', () => {
+describe('WebAssembly SIMD kernels of calibration', () => {
   it('are available on this Node', () => {
     expect(simdAvailable()).toBe(true);
+  });
+
+  it('scanRows: the per-channel ranges and row magnitudes of the JavaScript loop', () => {
+    for (const K of [1, 3, 4, 7, 48, 64, 172]) {
+      const data = values(37 * K);
+      data.set([NaN, -0, 0, Infinity, -Infinity, -0].slice(0, data.length), 0);
+      if (data.length > 2 * K) data.fill(-0, K, 2 * K);
+      const js = { min: new Float32Array(K).fill(Infinity), max: new Float32Array(K).fill(-Infinity), rm: new Float32Array(37) };
+      const simd = { min: Float32Array.from(js.min), max: Float32Array.from(js.max), rm: new Float32Array(37) };
+      for (let pass = 0; pass < 2; pass++) {
+        scanRowsJs(data, K, js.min, js.max, js.rm);
+        scanRows(data, K, simd.min, simd.max, simd.rm);
+        expect(sameBits(simd.min, js.min)).toBe(true);
+        expect(sameBits(simd.max, js.max)).toBe(true);
+        expect(sameBits(simd.rm, js.rm)).toBe(true);
+      }
+    }
+  });
+
+  it('scanRows: the same through several blocks of rows', () => {
+    const K = 64;
+    const rows = 9001;
+    const data = values(rows * K);
+    const js = { min: new Float32Array(K).fill(Infinity), max: new Float32Array(K).fill(-Infinity), rm: new Float32Array(rows) };
+    const simd = { min: Float32Array.from(js.min), max: Float32Array.from(js.max), rm: new Float32Array(rows) };
+    scanRowsJs(data, K, js.min, js.max, js.rm);
+    scanRows(data, K, simd.min, simd.max, simd.rm);
+    expect(sameBits(simd.min, js.min) && sameBits(simd.max, js.max) && sameBits(simd.rm, js.rm)).toBe(true);
   });
 
   it('gemmNT: every output the same float64 sum as the JavaScript tiles', () => {

@@ -1,20 +1,73 @@
 /**
- * The scale search's two hot loops as WebAssembly SIMD kernels (assembled by wasm-asm.ts),
- * each computing bit for bit what its plain JavaScript twin computes (`gemmNTJs` in
+ * Calibration's hot loops as WebAssembly SIMD kernels (assembled by wasm-asm.ts), each
+ * computing bit for bit what its plain JavaScript twin computes (`scanRowsJs`, `gemmNTJs` in
  * row-gemm.ts, `fakeQuantJs` in search.ts — also the fallback where WebAssembly SIMD is
- * missing), so the calibration tables do not depend on which one ran:
+ * missing), so the statistics and calibration tables do not depend on which one ran:
  *
+ * 0. `scanRows`: per-channel running min/max of a `[rows, K]` block and each row's max |x|,
+ *    in one pass. `f32x4.pmin`/`pmax` are exactly JavaScript's `v < min ? v : min` (NaN
+ *    never enters, a signed zero keeps the first seen), so the ranges do not change; the row
+ *    maxima of non-negative values do not depend on the order they are taken in.
  * 1. `gemmNT`: `C = A·Bᵀ` accumulated in float64, each output a sequential sum over k of
  *    the products, as the scalar loop does; two output columns share one f64x2 lane pair
  *    (multiply, then add: no fused multiply-add), so every output is the same sum.
  * 2. `fakeQuantSimd`: the activation fake quantizer of the search, two values at a time in
  *    float64 (the division and roundings of the JavaScript loop, in the same order).
  *
- * One module instance and its memory serve both; they work through blocks of about 1 MiB
+ * One module instance and its memory serve all three; they work through blocks of about 1 MiB
  * (and one product's B), so the memory stays small whatever the tensors, and never grows
  * with the number of calibration samples.
  */
 import { assemble, T, type Instr } from './wasm-asm.ts';
+
+// ---- scanRows(data, rows, K, min, max, rowMax): byte offsets into the memory -------------
+const S = { p: 0, rows: 1, K: 2, min: 3, max: 4, rm: 5, r: 6, c: 7, K4b: 8, Kb: 9, m: 10, v: 11, ms: 12, s: 13, o: 14, a: 15 };
+
+/** `ms = ms < x ? x : ms` with x in local `S.s` (JavaScript's `x > ms ? x : ms`). */
+const keepLarger = (x: number): Instr[] => [['local.get', x], ['local.get', S.ms], ['local.get', S.ms], ['local.get', x], 'f32.lt', 'select', ['local.set', S.ms]];
+
+const scanBody: Instr[] = [
+  ['local.get', S.K], ['i32.const', 2], 'i32.shl', ['local.set', S.Kb],
+  ['local.get', S.Kb], ['i32.const', -16], 'i32.and', ['local.set', S.K4b],
+  ['block'], ['loop'],
+  ['local.get', S.r], ['local.get', S.rows], 'i32.ge_u', ['br_if', 1],
+  ['f32.const', 0], 'f32x4.splat', ['local.set', S.m],
+  ['i32.const', 0], ['local.set', S.c],
+  // Four channels at a time.
+  ['block'], ['loop'],
+  ['local.get', S.c], ['local.get', S.K4b], 'i32.ge_u', ['br_if', 1],
+  ['local.get', S.p], ['local.get', S.c], 'i32.add', ['v128.load', 0], ['local.set', S.v],
+  ['local.get', S.min], ['local.get', S.c], 'i32.add',
+  ['local.get', S.min], ['local.get', S.c], 'i32.add', ['v128.load', 0], ['local.get', S.v], 'f32x4.pmin', ['v128.store', 0],
+  ['local.get', S.max], ['local.get', S.c], 'i32.add',
+  ['local.get', S.max], ['local.get', S.c], 'i32.add', ['v128.load', 0], ['local.get', S.v], 'f32x4.pmax', ['v128.store', 0],
+  ['local.get', S.m], ['local.get', S.v], 'f32x4.abs', 'f32x4.pmax', ['local.set', S.m],
+  ['local.get', S.c], ['i32.const', 16], 'i32.add', ['local.set', S.c],
+  ['br', 0],
+  'end', 'end',
+  ['local.get', S.m], ['f32x4.extract_lane', 0], ['local.set', S.ms],
+  ...[1, 2, 3].flatMap((lane): Instr[] => [['local.get', S.m], ['f32x4.extract_lane', lane], ['local.set', S.s], ...keepLarger(S.s)]),
+  // The last K mod 4 channels, one at a time.
+  ['block'], ['loop'],
+  ['local.get', S.c], ['local.get', S.Kb], 'i32.ge_u', ['br_if', 1],
+  ['local.get', S.p], ['local.get', S.c], 'i32.add', ['f32.load', 0], ['local.set', S.s],
+  ['local.get', S.min], ['local.get', S.c], 'i32.add',
+  ['local.get', S.min], ['local.get', S.c], 'i32.add', ['f32.load', 0], ['local.set', S.o],
+  ['local.get', S.s], ['local.get', S.o], ['local.get', S.s], ['local.get', S.o], 'f32.lt', 'select', ['f32.store', 0],
+  ['local.get', S.max], ['local.get', S.c], 'i32.add',
+  ['local.get', S.max], ['local.get', S.c], 'i32.add', ['f32.load', 0], ['local.set', S.o],
+  ['local.get', S.s], ['local.get', S.o], ['local.get', S.o], ['local.get', S.s], 'f32.lt', 'select', ['f32.store', 0],
+  ['local.get', S.s], 'f32.abs', ['local.set', S.a],
+  ...keepLarger(S.a),
+  ['local.get', S.c], ['i32.const', 4], 'i32.add', ['local.set', S.c],
+  ['br', 0],
+  'end', 'end',
+  ['local.get', S.rm], ['local.get', S.r], ['i32.const', 2], 'i32.shl', 'i32.add', ['local.get', S.ms], ['f32.store', 0],
+  ['local.get', S.p], ['local.get', S.Kb], 'i32.add', ['local.set', S.p],
+  ['local.get', S.r], ['i32.const', 1], 'i32.add', ['local.set', S.r],
+  ['br', 0],
+  'end', 'end',
+];
 
 // ---- gemm(a, b, out, M4, K, N4): a f64 [M4, K]; b f64 column pairs [N4/2][K][2]; out f64 [M4, N4]
 // A 4 × 4 tile of outputs per step: 8 f64x2 accumulators (rows i..i+3 × column pairs j, j+2);
@@ -97,6 +150,7 @@ interface WasmMemory {
 
 interface Kernels {
   memory: WasmMemory;
+  scan: (data: number, rows: number, K: number, min: number, max: number, rowMax: number) => void;
   gemm: (a: number, b: number, out: number, M4: number, K: number, N4: number) => void;
   fakeQuant: (x: number, pairs: number, out: number, s: number, z: number, c0: number, c1: number, qmin: number, qmax: number) => void;
 }
@@ -109,13 +163,14 @@ function instance(): Kernels | null {
   kernels = null;
   try {
     const bytes = assemble([
+      { name: 'scan', params: I32x6, results: [], locals: [T.i32, T.i32, T.i32, T.i32, T.v128, T.v128, T.f32, T.f32, T.f32, T.f32], body: scanBody },
       { name: 'gemm', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(11).fill(T.v128)], body: gemmBody },
       { name: 'fakeQuant', params: [T.i32, T.i32, T.i32, T.f64, T.f64, T.f64, T.f64, T.f64, T.f64], results: [], locals: [T.i32, ...Array(7).fill(T.v128)], body: fakeQuantBody },
     ]);
     const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
     if (wasm && wasm.validate(bytes)) {
       const e = new wasm.Instance(new wasm.Module(bytes), {}).exports;
-      kernels = { memory: e.memory as WasmMemory, gemm: e.gemm as Kernels['gemm'], fakeQuant: e.fakeQuant as Kernels['fakeQuant'] };
+      kernels = { memory: e.memory as WasmMemory, scan: e.scan as Kernels['scan'], gemm: e.gemm as Kernels['gemm'], fakeQuant: e.fakeQuant as Kernels['fakeQuant'] };
     }
   } catch {
     kernels = null;
@@ -136,6 +191,81 @@ function memory(k: Kernels, bytes: number): ArrayBuffer {
   const have = k.memory.buffer.byteLength;
   if (have < bytes) k.memory.grow(Math.ceil((bytes - have) / 65536));
   return k.memory.buffer;
+}
+
+/**
+ * Folds a row-major `[rows, K]` block into running per-channel `min`/`max` (updated in
+ * place) and writes each row's max |x| (0 for a row of zeros; NaN ignored) to `rowMax`.
+ */
+export function scanRows(data: Float32Array, K: number, min: Float32Array, max: Float32Array, rowMax: Float32Array): void {
+  const rows = data.length / K;
+  const k = instance();
+  if (!k || K < 4) return scanRowsJs(data, K, min, max, rowMax);
+  // Layout: min [K] | max [K] | rowMax [block] | data [block, K], float32. Blocks of rows keep
+  // the memory small whatever the tensor; the ranges carry over from block to block.
+  const block = Math.max(1, Math.min(rows, Math.floor(BLOCK_BYTES / 4 / (K + 1))));
+  const f = new Float32Array(memory(k, (2 * K + block + block * K) * 4));
+  const dataAt = 2 * K + block;
+  f.set(min, 0);
+  f.set(max, K);
+  for (let r0 = 0; r0 < rows; r0 += block) {
+    const n = Math.min(block, rows - r0);
+    f.set(data.subarray(r0 * K, (r0 + n) * K), dataAt);
+    k.scan(dataAt * 4, n, K, 0, K * 4, 2 * K * 4);
+    rowMax.set(f.subarray(2 * K, 2 * K + n), r0);
+  }
+  min.set(f.subarray(0, K));
+  max.set(f.subarray(K, 2 * K));
+}
+
+/**
+ * {@link scanRows} in plain JavaScript (the definition the kernel matches). Four rows at a
+ * time, so a channel's running min/max is loaded and stored once per four rows; the values
+ * are still compared in row order, as a one-row loop would.
+ */
+export function scanRowsJs(data: Float32Array, K: number, min: Float32Array, max: Float32Array, rowMax: Float32Array): void {
+  const rows = data.length / K;
+  const rows4 = rows - (rows % 4);
+  for (let r = 0; r < rows4; r += 4) {
+    const a0 = r * K, a1 = a0 + K, a2 = a1 + K, a3 = a2 + K;
+    let m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+    for (let c = 0; c < K; c++) {
+      let lo = min[c]!;
+      let hi = max[c]!;
+      const v0 = data[a0 + c]!, v1 = data[a1 + c]!, v2 = data[a2 + c]!, v3 = data[a3 + c]!;
+      if (v0 < lo) lo = v0;
+      if (v0 > hi) hi = v0;
+      if (v1 < lo) lo = v1;
+      if (v1 > hi) hi = v1;
+      if (v2 < lo) lo = v2;
+      if (v2 > hi) hi = v2;
+      if (v3 < lo) lo = v3;
+      if (v3 > hi) hi = v3;
+      min[c] = lo;
+      max[c] = hi;
+      // Math.abs and a conditional move: a branch on the sign would mispredict half the time.
+      const b0 = Math.abs(v0), b1 = Math.abs(v1), b2 = Math.abs(v2), b3 = Math.abs(v3);
+      m0 = b0 > m0 ? b0 : m0;
+      m1 = b1 > m1 ? b1 : m1;
+      m2 = b2 > m2 ? b2 : m2;
+      m3 = b3 > m3 ? b3 : m3;
+    }
+    rowMax[r] = m0;
+    rowMax[r + 1] = m1;
+    rowMax[r + 2] = m2;
+    rowMax[r + 3] = m3;
+  }
+  for (let r = rows4; r < rows; r++) {
+    let m = 0;
+    for (let c = 0, at = r * K; c < K; c++) {
+      const v = data[at + c]!;
+      if (v < min[c]!) min[c] = v;
+      if (v > max[c]!) max[c] = v;
+      const a = Math.abs(v);
+      m = a > m ? a : m;
+    }
+    rowMax[r] = m;
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import type { ChannelRanges } from '../quant/plan.ts';
 import { ChannelRangeAccumulator } from './channel-ranges.ts';
 import { ExtremeRows } from './extreme-rows.ts';
 import { RowReservoir } from './reservoir.ts';
+import { scanRows } from './simd.ts';
 
 /** Rows of largest magnitude kept exactly per tensor and chunk (besides the reservoir). */
 export const EXTREME_ROWS = 16;
@@ -24,6 +25,8 @@ export interface ChunkStats {
  */
 export class TensorStats {
   private readonly byChunk = new Map<number, ChunkStats>();
+  /** Scratch: each row's max |x| of the call being added (reused, grown as needed). */
+  private rowMax = new Float32Array(0);
 
   /**
    * @param seed base seed of the reservoirs (each chunk's reservoir is seeded from it and the
@@ -38,55 +41,22 @@ export class TensorStats {
       s.ranges.add(data);
       return;
     }
-    // One pass: per-channel min/max, and each row's magnitude for the extreme stratum. Four
-    // rows at a time, so a channel's running min/max is loaded and stored once per four rows
-    // (about 1.4× the one-row loop); the values are compared in row order, as one row at a
-    // time would, so the ranges are the same bit for bit (signed zeros, NaN never entering).
+    // One pass (simd.ts): per-channel min/max, and each row's magnitude for the extreme
+    // stratum; then the rows go to their stratum in order.
     const K = this.channels;
     if (data.length % K !== 0) throw new Error(`tensor of ${data.length} values does not have ${K} channels on its last axis`);
-    const { min, max } = s.ranges;
     const rows = data.length / K;
-    const rows4 = rows - (rows % 4);
-    for (let r = 0; r < rows4; r += 4) {
-      const a0 = r * K, a1 = a0 + K, a2 = a1 + K, a3 = a2 + K;
-      let m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-      for (let c = 0; c < K; c++) {
-        let lo = min[c]!;
-        let hi = max[c]!;
-        const v0 = data[a0 + c]!, v1 = data[a1 + c]!, v2 = data[a2 + c]!, v3 = data[a3 + c]!;
-        if (v0 < lo) lo = v0;
-        if (v0 > hi) hi = v0;
-        if (v1 < lo) lo = v1;
-        if (v1 > hi) hi = v1;
-        if (v2 < lo) lo = v2;
-        if (v2 > hi) hi = v2;
-        if (v3 < lo) lo = v3;
-        if (v3 > hi) hi = v3;
-        min[c] = lo;
-        max[c] = hi;
-        // Math.abs and a conditional move: a branch on the sign would mispredict half the time.
-        const b0 = Math.abs(v0), b1 = Math.abs(v1), b2 = Math.abs(v2), b3 = Math.abs(v3);
-        m0 = b0 > m0 ? b0 : m0;
-        m1 = b1 > m1 ? b1 : m1;
-        m2 = b2 > m2 ? b2 : m2;
-        m3 = b3 > m3 ? b3 : m3;
+    if (this.rowMax.length < rows) this.rowMax = new Float32Array(rows);
+    const rowMax = this.rowMax;
+    scanRows(data, K, s.ranges.min, s.ranges.max, rowMax);
+    const { extremes, reservoir } = s;
+    for (let r = 0, at = 0; r < rows; r++, at += K) {
+      const m = rowMax[r]!;
+      if (m <= extremes.threshold) reservoir.offer(data, at);
+      else {
+        const out = extremes.offer(data, at, m);
+        if (out) reservoir.offer(out.row, out.offset);
       }
-      // The rows go to their stratum in order, as one row at a time would.
-      route(s, data, a0, m0);
-      route(s, data, a1, m1);
-      route(s, data, a2, m2);
-      route(s, data, a3, m3);
-    }
-    for (let at = rows4 * K; at < data.length; at += K) {
-      let m = 0;
-      for (let c = 0; c < K; c++) {
-        const v = data[at + c]!;
-        if (v < min[c]!) min[c] = v;
-        if (v > max[c]!) max[c] = v;
-        const a = Math.abs(v);
-        m = a > m ? a : m;
-      }
-      route(s, data, at, m);
     }
     s.ranges.samples++;
   }
@@ -124,16 +94,6 @@ export class TensorStats {
       }
     }
     return { min, max };
-  }
-}
-
-/** Hands the row at `at` (magnitude `m`) to the extreme stratum, or to the reservoir (with any row it evicts). */
-function route(s: ChunkStats, data: Float32Array, at: number, m: number): void {
-  const { extremes, reservoir } = s;
-  if (m <= extremes.threshold) reservoir.offer(data, at);
-  else {
-    const out = extremes.offer(data, at, m);
-    if (out) reservoir.offer(out.row, out.offset);
   }
 }
 
