@@ -36,6 +36,7 @@ import { percentileSorted } from '../../kernels/statistics.ts';
 import type { QuantConfig } from '../quant/config.ts';
 import { takeRows } from '../quant/layer-weights.ts';
 import { activationQuantForRange, type ActivationQuant, type Branch, type LayerPlan } from '../quant/plan.ts';
+import { type DistinctRows, distinctRows, gatherRows } from './distinct-rows.ts';
 import { gemmNT, transpose } from './row-gemm.ts';
 import { fakeQuantSimd } from './simd.ts';
 import type { TensorStats } from './tensor-stats.ts';
@@ -153,9 +154,13 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
   if (rows.K !== K) throw new Error(`internal: layer ${plan.layer.name} has K = ${K} but its rows have ${rows.K} channels`);
   const { M } = rows;
   const C = rows.chunks.length;
-  const yRef = new Float64Array(M * N);
-  const yAfter = new Float64Array(M * N);
-  const yBefore = new Float64Array(M * N);
+  // Products and quantizers work row by row: once per distinct row (the outputs below are
+  // [Md, N]); the sums over rows still visit every row, in order, through `distinctOf`.
+  const { distinct, distinctOf } = distinctOfRows(rows);
+  const Md = distinct.length;
+  const yRef = new Float64Array(Md * N);
+  const yAfter = new Float64Array(Md * N);
+  const yBefore = new Float64Array(Md * N);
   const branches = plan.branches.map((br) => {
     const xb = br.indices ? takeColumns(rows.x, M, K, br.indices) : rows.x;
     const wb = br.indices ? takeRows(w, N, br.indices) : w;
@@ -168,11 +173,14 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
       weight = searchWeights(xb, rows, wb, Kb, N, br.wType, config.wSymmetric, gramKey === undefined ? undefined : options.gramCache, gramKey);
       deq = dequantizePerChannel(quantizePerChannel(wb, Kb, N, weight.scales, weight.zeroPoints, br.wType), Kb, N, weight.scales, weight.zeroPoints);
     }
-    const ref = gemmNT(xb, M, Kb, transpose(wb, Kb, N), N);
+    const xd = Md === M ? xb : gatherRows(xb, Kb, distinct);
+    const ref = gemmNT(xd, Md, Kb, transpose(wb, Kb, N), N);
     addInto(yRef, ref);
     const deqT = transpose(deq, Kb, N) as Float32Array;
     const { chunkMin, chunkMax, lo, hi } = branchRanges(stats, rows.chunks, br.indices, K);
-    const cands = activationCandidates(uniformRows(xb, rows, Kb), lo, hi, config, options.search);
+    // Layers reading the same input (q, k, v) see the same percentiles: compute them once.
+    const tails = () => percentileTails(uniformRows(xb, rows, Kb), config.aSymmetric);
+    const cands = activationCandidates(br.indices ? tails : () => cachedTails(rows, config.aSymmetric, tails), M * Kb === 0, lo, hi, config, options.search);
     let best: { cand: ActivationCandidate; aq: ActivationQuant; y: Float32Array | Float64Array } | undefined;
     const evaluated: ActivationCandidate[] = [];
     let minmax: { xq: Float32Array; y: Float32Array | Float64Array } | undefined;
@@ -181,25 +189,25 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
       const xqKey = br.indices || options.gramKey === undefined ? undefined : `${String(options.gramKey)}|xq|${aq.scale}|${aq.zeroPoint}|${aq.clip?.join(',') ?? ''}`;
       let xq = xqKey === undefined ? undefined : options.gramCache?.get(xqKey);
       if (!xq) {
-        xq = fakeQuant(xb, aq);
+        xq = fakeQuant(xd, aq);
         if (xqKey !== undefined) options.gramCache?.set(xqKey, xq);
       }
-      const y = gemmNT(xq, M, Kb, deqT, N);
+      const y = gemmNT(xq, Md, Kb, deqT, N);
       if (candidate === 'minmax') minmax = { xq, y };
-      const error = weightedRowError(y, ref, rows, N);
+      const error = weightedRowError(y, ref, rows, N, distinctOf);
       const cand: ActivationCandidate = { candidate, lo: l, hi: h, scale: aq.scale, zeroPoint: aq.zeroPoint, error };
       evaluated.push(cand);
       if (!best || error < best.cand.error) best = { cand, aq, y };
     }
     addInto(yAfter, best!.y);
     // Before the search: min/max activations and min/max weights.
-    addInto(yBefore, deq === plainDeq ? minmax!.y : gemmNT(minmax!.xq, M, Kb, transpose(plainDeq, Kb, N) as Float32Array, N));
+    addInto(yBefore, deq === plainDeq ? minmax!.y : gemmNT(minmax!.xq, Md, Kb, transpose(plainDeq, Kb, N) as Float32Array, N));
     const act: ActivationQuant = { ...best!.aq, range: [best!.cand.lo, best!.cand.hi] };
     const out: BranchSearch = { role: br.role, channels: Kb, act, actCandidate: best!.cand.candidate, actCandidates: evaluated, chunkMin, chunkMax };
     if (weight) out.weight = weight;
     return out;
   });
-  return { layer: plan.layer.name, branches, outputError: { before: chunkRelativeError(yBefore, yRef, rows, N, C), after: chunkRelativeError(yAfter, yRef, rows, N, C) } };
+  return { layer: plan.layer.name, branches, outputError: chunkRelativeErrors(yBefore, yAfter, yRef, rows, N, C, distinctOf) };
 }
 
 /** The reservoir's rows of a row-major `[M, Kb]` block (percentiles estimate the population from these). */
@@ -255,7 +263,7 @@ function branchRanges(stats: TensorStats, chunks: number[], idx: Int32Array | un
  * The activation candidates: min/max from the exact range, percentiles from the rows (of
  * |x| when symmetric). Candidates giving the same quantizer as an earlier one are dropped.
  */
-function activationCandidates(xb: Float32Array, lo: number, hi: number, config: QuantConfig, search: boolean) {
+function activationCandidates(tails: () => Tails, empty: boolean, lo: number, hi: number, config: QuantConfig, search: boolean) {
   const out: { candidate: ScaleCandidate; lo: number; hi: number; aq: ActivationQuant }[] = [];
   const sym = config.aSymmetric;
   const add = (candidate: ScaleCandidate, l: number, h: number) => {
@@ -264,20 +272,48 @@ function activationCandidates(xb: Float32Array, lo: number, hi: number, config: 
     out.push({ candidate, lo: l, hi: h, aq });
   };
   add('minmax', lo, hi);
-  if (!search || xb.length === 0) return out;
+  if (!search || empty) return out;
+  const { upper, lower } = tails();
+  SCALE_CANDIDATES.filter((c) => c !== 'minmax').forEach((c, i) => {
+    if (sym) add(c, -upper[i]!, upper[i]!);
+    else add(c, lower![i]!, upper[i]!);
+  });
+  return out;
+}
+
+/** The percentile candidates' upper (and, asymmetric, lower) ends. */
+interface Tails {
+  upper: number[];
+  lower?: number[];
+}
+
+/** The percentiles of the candidates over the rows' values (of |x| when symmetric). */
+function percentileTails(xb: Float32Array, sym: boolean): Tails {
   let values = xb;
   if (sym) {
     values = new Float32Array(xb.length);
     for (let i = 0; i < xb.length; i++) values[i] = Math.abs(xb[i]!);
   }
   const ps = SCALE_CANDIDATES.filter((c) => c !== 'minmax').map((c) => PERCENTILE[c]);
-  const upper = tailPercentiles(values, ps);
-  const lower = sym ? undefined : tailPercentiles(values, ps.map((p) => 1 - p));
-  SCALE_CANDIDATES.filter((c) => c !== 'minmax').forEach((c, i) => {
-    if (sym) add(c, -upper[i]!, upper[i]!);
-    else add(c, lower![i]!, upper[i]!);
-  });
-  return out;
+  return { upper: tailPercentiles(values, ps), ...(sym ? {} : { lower: tailPercentiles(values, ps.map((p) => 1 - p)) }) };
+}
+
+/** Per row sample (kept by the caller while the layers reading it are searched): its distinct rows, its whole-row percentiles. */
+const distinctCache = new WeakMap<RowSample, DistinctRows>();
+const tailsCache = new WeakMap<RowSample, Map<boolean, Tails>>();
+
+function distinctOfRows(rows: RowSample): DistinctRows {
+  let d = distinctCache.get(rows);
+  if (!d) distinctCache.set(rows, (d = distinctRows(rows.x, rows.M, rows.K)));
+  return d;
+}
+
+function cachedTails(rows: RowSample, sym: boolean, compute: () => Tails): Tails {
+  let bySym = tailsCache.get(rows);
+  if (!bySym) tailsCache.set(rows, (bySym = new Map()));
+  let t = bySym.get(sym);
+  if (!t) bySym.set(sym, (t = compute()));
+  return t;
 }
 
 /**
@@ -366,35 +402,48 @@ export function fakeQuantJs(x: Float32Array, aq: ActivationQuant): Float32Array 
   return out;
 }
 
-/** Σ_i f_i ‖y_i − ref_i‖² / Σ_i f_i. */
-function weightedRowError(y: ArrayLike<number>, ref: ArrayLike<number>, rows: RowSample, N: number): number {
+/** Σ_i f_i ‖y_i − ref_i‖² / Σ_i f_i; row i of the sample is row `of[i]` of `y` and `ref`. */
+function weightedRowError(y: ArrayLike<number>, ref: ArrayLike<number>, rows: RowSample, N: number, of: Int32Array): number {
+  // ‖y_i − ref_i‖² once per distinct row (a repeat has the same one), then the weighted sum in row order.
+  const e = new Float64Array(y.length / N);
+  for (let d = 0; d < e.length; d++) {
+    let s = 0;
+    for (let j = d * N, end = j + N; j < end; j++) {
+      const diff = y[j]! - ref[j]!;
+      s += diff * diff;
+    }
+    e[d] = s;
+  }
   let total = 0;
   let wsum = 0;
   for (let i = 0; i < rows.M; i++) {
-    let e = 0;
-    for (let j = i * N, end = j + N; j < end; j++) {
-      const d = y[j]! - ref[j]!;
-      e += d * d;
-    }
-    total += rows.weight[i]! * e;
+    total += rows.weight[i]! * e[of[i]!]!;
     wsum += rows.weight[i]!;
   }
   return wsum > 0 ? total / wsum : 0;
 }
 
-/** Per chunk Σ‖y − ref‖² / Σ‖ref‖² over the chunk's rows (unweighted). */
-function chunkRelativeError(y: Float64Array, ref: Float64Array, rows: RowSample, N: number, C: number): number[] {
-  const num = new Float64Array(C);
+/**
+ * Per chunk Σ‖y − ref‖² / Σ‖ref‖² over the chunk's rows (unweighted), for the outputs before
+ * and after the search in one pass; row i of the sample is row `of[i]` of the outputs.
+ */
+function chunkRelativeErrors(before: Float64Array, after: Float64Array, ref: Float64Array, rows: RowSample, N: number, C: number, of: Int32Array): { before: number[]; after: number[] } {
+  const numBefore = new Float64Array(C);
+  const numAfter = new Float64Array(C);
   const den = new Float64Array(C);
   for (let i = 0; i < rows.M; i++) {
     const c = rows.chunkIndex[i]!;
-    for (let j = i * N, end = j + N; j < end; j++) {
-      const d = y[j]! - ref[j]!;
-      num[c]! += d * d;
-      den[c]! += ref[j]! * ref[j]!;
+    for (let j = of[i]! * N, end = j + N; j < end; j++) {
+      const r = ref[j]!;
+      const db = before[j]! - r;
+      const da = after[j]! - r;
+      numBefore[c]! += db * db;
+      numAfter[c]! += da * da;
+      den[c]! += r * r;
     }
   }
-  return Array.from(num, (n, c) => (den[c]! > 0 ? n / den[c]! : 0));
+  const rel = (num: Float64Array) => Array.from(num, (n, c) => (den[c]! > 0 ? n / den[c]! : 0));
+  return { before: rel(numBefore), after: rel(numAfter) };
 }
 
 /** Per-column scale and zero point of each candidate, `[candidates, N]`. */
