@@ -33,7 +33,8 @@ export async function withSmoothedCopy<T>(
   try {
     saveModel(model, join(dir, 'model.onnx'), { externalData: 'auto' });
     const copy = loadModel(join(dir, 'model.onnx'));
-    applySmoothing(copy, findLinearLayers(copy.graph, options.selection).layers, smoothing, 'smooth-quant');
+    const { folded, inserted } = applySmoothing(copy, findLinearLayers(copy.graph, options.selection).layers, smoothing, 'smooth-quant');
+    options.log.info(`smooth-quant: 1/s folded into ${folded} producer(s) (LayerNormalization, Mul by a constant), ${inserted} Mul node(s) inserted`);
     return { smoothing, result: await fn(copy, findLinearLayers(copy.graph, options.selection).layers) };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -10,8 +10,9 @@
  * 0.013–0.016 with exact factors, across four calibration sets. The float model moves by
  * float32 rounding only.
  *
- * In the graph: one `Mul(X, 1/s)` per smoothed input (shared by the layers reading it, e.g.
- * q, k and v), and a new float32 weight per layer. Layers that cannot take a new weight (a
+ * In the graph: `1/s` folded into the producer of each smoothed input when it is a
+ * LayerNormalization or a Mul by a constant vector (smooth-fold.ts), else one `Mul(X, 1/s)`
+ * shared by the layers reading it (e.g. q, k and v); and a new float32 weight per layer. Layers that cannot take a new weight (a
  * Gemm behind a Cast/Transpose chain) keep reading `X` and are left out of the group.
  */
 import type { Graph } from '../../graph/ir/graph.ts';
@@ -24,6 +25,7 @@ import { tensorAsFloat32, weightMatrix } from './layer-weights.ts';
 import type { LinearLayer } from './linear-layers.ts';
 import type { ActivationRanges } from './quantize-layers.ts';
 import { removeUnused } from './rewire.ts';
+import { foldSmoothing } from './smooth-fold.ts';
 
 /** Default migration strength α (SmoothQuant's and onnxruntime's default). */
 export const DEFAULT_SMOOTH_ALPHA = 0.5;
@@ -96,14 +98,16 @@ export function smoothingFactors(layers: LinearLayer[], ranges: ActivationRanges
 }
 
 /**
- * Rewrites the graph with the given smoothing: per group a `Mul` by `1/s` on the input and
- * each layer's weight rows multiplied by `s` (new float32 initializers; the old weights go when
+ * Rewrites the graph with the given smoothing: per group `1/s` folded into the input's
+ * producer (see smooth-fold.ts) or else a `Mul` by `1/s` on the input, and each layer's
+ * weight rows multiplied by `s` (new float32 initializers; the old weights go when
  * nothing else uses them — a tied embedding keeps its own). Checks that the groups match the
  * graph (the same layers read the named input, with as many channels), naming what differs.
  * @param origin what the smoothing came from, for error messages
  */
-export function applySmoothing(model: Model, layers: LinearLayer[], smoothing: Smoothing, origin: string): void {
+export function applySmoothing(model: Model, layers: LinearLayer[], smoothing: Smoothing, origin: string): { folded: number; inserted: number } {
   const g = model.graph;
+  let folded = 0;
   const byName = new Map(layers.map((l) => [l.name, l]));
   const order = new Map(g.nodes().map((n, i) => [n, i]));
   for (const group of smoothing.groups) {
@@ -117,13 +121,19 @@ export function applySmoothing(model: Model, layers: LinearLayer[], smoothing: S
     });
     const input = members[0]!.input;
     const inverse = Float32Array.from(group.factors, (f) => 1 / f);
-    const scale = g.createInitializer(`${group.input}_smooth_scale`, (n) => Tensor.fromFloat32(n, [inverse.length], inverse));
-    const mul = new Node({ opType: 'Mul', domain: '', nameHint: `${members[0]!.name}/SmoothQuant`, inputs: [input, scale], metadata: { 'qarvd.smoothing': group.input } });
-    const first = members.reduce((a, b) => (order.get(a.node)! <= order.get(b.node)! ? a : b));
-    g.insertBefore(first.node, mul);
+    let smoothed = input;
+    if (foldSmoothing(g, input, new Set(members.map((l) => l.node)), inverse)) folded++;
+    else {
+      const scale = g.createInitializer(`${group.input}_smooth_scale`, (n) => Tensor.fromFloat32(n, [inverse.length], inverse));
+      const mul = new Node({ opType: 'Mul', domain: '', nameHint: `${members[0]!.name}/SmoothQuant`, inputs: [input, scale], metadata: { 'qarvd.smoothing': group.input } });
+      const first = members.reduce((a, b) => (order.get(a.node)! <= order.get(b.node)! ? a : b));
+      g.insertBefore(first.node, mul);
+      smoothed = mul.output(0);
+    }
     const factors = Float32Array.from(group.factors);
-    for (const l of members) rewireLayer(g, l, mul.output(0), factors);
+    for (const l of members) rewireLayer(g, l, smoothed, factors);
   }
+  return { folded, inserted: smoothing.groups.length - folded };
 }
 
 /** Points one layer at the smoothed input and a weight whose row k is multiplied by `s_k`. */
