@@ -158,9 +158,8 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
   // [Md, N]); the sums over rows still visit every row, in order, through `distinctOf`.
   const { distinct, distinctOf } = distinctOfRows(rows);
   const Md = distinct.length;
-  const yRef = new Float64Array(Md * N);
-  const yAfter = new Float64Array(Md * N);
-  const yBefore = new Float64Array(Md * N);
+  // Per branch: the outputs of the float layer, after and before the search (summed over branches below).
+  const outputs: { ref: Float32Array | Float64Array; after: Float32Array | Float64Array; before: Float32Array | Float64Array }[] = [];
   const branches = plan.branches.map((br) => {
     const xb = br.indices ? takeColumns(rows.x, M, K, br.indices) : rows.x;
     const wb = br.indices ? takeRows(w, N, br.indices) : w;
@@ -170,12 +169,10 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
     let deq = plainDeq;
     if (options.search && options.weights && M > 0) {
       const gramKey = br.indices ? undefined : options.gramKey;
-      weight = searchWeights(xb, rows, wb, Kb, N, br.wType, config.wSymmetric, gramKey === undefined ? undefined : options.gramCache, gramKey);
-      deq = dequantizePerChannel(quantizePerChannel(wb, Kb, N, weight.scales, weight.zeroPoints, br.wType), Kb, N, weight.scales, weight.zeroPoints);
+      ({ search: weight, deq } = searchWeights(xb, rows, wb, Kb, N, br.wType, config.wSymmetric, gramKey === undefined ? undefined : options.gramCache, gramKey));
     }
     const xd = Md === M ? xb : gatherRows(xb, Kb, distinct);
     const ref = gemmNT(xd, Md, Kb, transpose(wb, Kb, N), N);
-    addInto(yRef, ref);
     const deqT = transpose(deq, Kb, N) as Float32Array;
     const { chunkMin, chunkMax, lo, hi } = branchRanges(stats, rows.chunks, br.indices, K);
     // Layers reading the same input (q, k, v) see the same percentiles: compute them once.
@@ -199,15 +196,22 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
       evaluated.push(cand);
       if (!best || error < best.cand.error) best = { cand, aq, y };
     }
-    addInto(yAfter, best!.y);
     // Before the search: min/max activations and min/max weights.
-    addInto(yBefore, deq === plainDeq ? minmax!.y : gemmNT(minmax!.xq, Md, Kb, transpose(plainDeq, Kb, N) as Float32Array, N));
+    outputs.push({ ref, after: best!.y, before: deq === plainDeq ? minmax!.y : gemmNT(minmax!.xq, Md, Kb, transpose(plainDeq, Kb, N) as Float32Array, N) });
     const act: ActivationQuant = { ...best!.aq, range: [best!.cand.lo, best!.cand.hi] };
     const out: BranchSearch = { role: br.role, channels: Kb, act, actCandidate: best!.cand.candidate, actCandidates: evaluated, chunkMin, chunkMax };
     if (weight) out.weight = weight;
     return out;
   });
-  return { layer: plan.layer.name, branches, outputError: chunkRelativeErrors(yBefore, yAfter, yRef, rows, N, C, distinctOf) };
+  // One branch: its outputs are the layer's (a sum 0 + y would only turn -0 into 0, which
+  // changes no squared error). Several: float64 sums, branch by branch.
+  const sum = (pick: (o: (typeof outputs)[number]) => Float32Array | Float64Array) => {
+    if (outputs.length === 1) return pick(outputs[0]!);
+    const acc = new Float64Array(Md * N);
+    for (const o of outputs) addInto(acc, pick(o));
+    return acc;
+  };
+  return { layer: plan.layer.name, branches, outputError: chunkRelativeErrors(sum((o) => o.before), sum((o) => o.after), sum((o) => o.ref), rows, N, C, distinctOf) };
 }
 
 /** The reservoir's rows of a row-major `[M, Kb]` block (percentiles estimate the population from these). */
@@ -427,7 +431,7 @@ function weightedRowError(y: ArrayLike<number>, ref: ArrayLike<number>, rows: Ro
  * Per chunk Σ‖y − ref‖² / Σ‖ref‖² over the chunk's rows (unweighted), for the outputs before
  * and after the search in one pass; row i of the sample is row `of[i]` of the outputs.
  */
-function chunkRelativeErrors(before: Float64Array, after: Float64Array, ref: Float64Array, rows: RowSample, N: number, C: number, of: Int32Array): { before: number[]; after: number[] } {
+function chunkRelativeErrors(before: ArrayLike<number>, after: ArrayLike<number>, ref: ArrayLike<number>, rows: RowSample, N: number, C: number, of: Int32Array): { before: number[]; after: number[] } {
   const numBefore = new Float64Array(C);
   const numAfter = new Float64Array(C);
   const den = new Float64Array(C);
@@ -485,7 +489,7 @@ export function weightParamsFromChoice(wb: Float32Array, Kb: number, N: number, 
 function searchWeights(
   xb: Float32Array, rows: RowSample, wb: Float32Array, Kb: number, N: number, type: QuantType, symmetric: boolean,
   cache: Map<unknown, Float32Array> | undefined, key: unknown,
-): WeightSearch {
+): { search: WeightSearch; deq: Float32Array } {
   const { M } = rows;
   const params = weightCandidateParams(wb, Kb, N, type, symmetric);
   const useGram = Kb <= 2048 && M * Kb * Kb + 4 * Kb * Kb * N < 4 * M * Kb * N;
@@ -507,10 +511,14 @@ function searchWeights(
   }
   let wsum = 0;
   for (let i = 0; i < M; i++) wsum += rows.weight[i]!;
+  // Each candidate's dequantized weight, kept: quantization is per element, so the chosen
+  // weight's column n is column n of its candidate's.
+  const deqs: Float32Array[] = [];
   const colErr = SCALE_CANDIDATES.map((_, ci) => {
     const s = params.scales[ci]!;
     const z = params.zeroPoints[ci]!;
     const deq = dequantizePerChannel(quantizePerChannel(wb, Kb, N, s, z, type), Kb, N, s, z);
+    deqs.push(deq);
     const dT = new Float32Array(N * Kb);
     for (let k = 0; k < Kb; k++) for (let n = 0; n < N; n++) dT[n * Kb + k] = deq[k * N + n]! - wb[k * N + n]!;
     const err = new Float64Array(N);
@@ -530,20 +538,27 @@ function searchWeights(
   });
   const scales = new Float32Array(N);
   const zeroPoints = new Int32Array(N);
+  const bestOf = new Uint8Array(N);
   let choice = '';
   let minmax = 0;
   let chosen = 0;
   for (let n = 0; n < N; n++) {
     let best = 0;
     for (let ci = 1; ci < SCALE_CANDIDATES.length; ci++) if (colErr[ci]![n]! < colErr[best]![n]!) best = ci;
+    bestOf[n] = best;
     scales[n] = params.scales[best]![n]!;
     zeroPoints[n] = params.zeroPoints[best]![n]!;
     choice += WEIGHT_CHOICE_CODES[SCALE_CANDIDATES[best]!];
     minmax += colErr[0]![n]!;
     chosen += colErr[best]![n]!;
   }
+  const deq = new Float32Array(Kb * N);
+  for (let n = 0; n < N; n++) {
+    const from = deqs[bestOf[n]!]!;
+    for (let k = 0; k < Kb; k++) deq[k * N + n] = from[k * N + n]!;
+  }
   const norm = wsum > 0 ? 1 / wsum : 0;
-  return { scales, zeroPoints, choice, error: { minmax: minmax * norm, chosen: chosen * norm } };
+  return { search: { scales, zeroPoints, choice, error: { minmax: minmax * norm, chosen: chosen * norm } }, deq };
 }
 
 /** `H = Σ_i f_i x_i x_iᵀ`, `[Kb, Kb]`. */
