@@ -35,6 +35,9 @@ export class RowReservoir {
   /** Offers the row `values[offset, offset + width)`. */
   offer(values: Float32Array, offset: number): void {
     const t = this.seen++;
+    // The common case, kept small so that it inlines: full, and not the next row to keep
+    // (`next` stays 0 while filling, and never falls behind `seen` once full).
+    if (t < this.next) return;
     if (this.kept < this.capacity) this.fill(values, offset);
     else if (t === this.next && this.capacity > 0) this.replace(values, offset, t);
   }

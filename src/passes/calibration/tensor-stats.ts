@@ -50,12 +50,15 @@ export class TensorStats {
     const rowMax = this.rowMax;
     scanRows(data, K, s.ranges.min, s.ranges.max, rowMax);
     const { extremes, reservoir } = s;
+    // The extreme stratum's entry threshold changes only when a row enters it.
+    let threshold = extremes.threshold;
     for (let r = 0, at = 0; r < rows; r++, at += K) {
       const m = rowMax[r]!;
-      if (m <= extremes.threshold) reservoir.offer(data, at);
+      if (m <= threshold) reservoir.offer(data, at);
       else {
         const out = extremes.offer(data, at, m);
         if (out) reservoir.offer(out.row, out.offset);
+        threshold = extremes.threshold;
       }
     }
     s.ranges.samples++;
