@@ -408,15 +408,30 @@ export function fakeQuantJs(x: Float32Array, aq: ActivationQuant): Float32Array 
 
 /** Σ_i f_i ‖y_i − ref_i‖² / Σ_i f_i; row i of the sample is row `of[i]` of `y` and `ref`. */
 function weightedRowError(y: ArrayLike<number>, ref: ArrayLike<number>, rows: RowSample, N: number, of: Int32Array): number {
-  // ‖y_i − ref_i‖² once per distinct row (a repeat has the same one), then the weighted sum in row order.
-  const e = new Float64Array(y.length / N);
-  for (let d = 0; d < e.length; d++) {
-    let s = 0;
+  // ‖y_i − ref_i‖² once per distinct row (a repeat has the same one), then the weighted sum
+  // in row order. Two rows at a time: two independent sums, each still taken in column order.
+  const D = y.length / N;
+  const e = new Float64Array(D);
+  let d = 0;
+  for (; d + 1 < D; d += 2) {
+    let s0 = 0;
+    let s1 = 0;
     for (let j = d * N, end = j + N; j < end; j++) {
-      const diff = y[j]! - ref[j]!;
-      s += diff * diff;
+      const d0 = y[j]! - ref[j]!;
+      const d1 = y[j + N]! - ref[j + N]!;
+      s0 += d0 * d0;
+      s1 += d1 * d1;
     }
-    e[d] = s;
+    e[d] = s0;
+    e[d + 1] = s1;
+  }
+  for (; d < D; d++) {
+    let s0 = 0;
+    for (let j = d * N, end = j + N; j < end; j++) {
+      const d0 = y[j]! - ref[j]!;
+      s0 += d0 * d0;
+    }
+    e[d] = s0;
   }
   let total = 0;
   let wsum = 0;
@@ -435,18 +450,40 @@ function chunkRelativeErrors(before: ArrayLike<number>, after: ArrayLike<number>
   const numBefore = new Float64Array(C);
   const numAfter = new Float64Array(C);
   const den = new Float64Array(C);
+  // The running sums of the current chunk live in locals (rows come chunk by chunk), stored
+  // back when the chunk changes: the same additions in the same order.
+  let c = -1;
+  let nb = 0;
+  let na = 0;
+  let dn = 0;
   for (let i = 0; i < rows.M; i++) {
-    const c = rows.chunkIndex[i]!;
+    const ci = rows.chunkIndex[i]!;
+    if (ci !== c) {
+      if (c >= 0) {
+        numBefore[c] = nb;
+        numAfter[c] = na;
+        den[c] = dn;
+      }
+      c = ci;
+      nb = numBefore[c]!;
+      na = numAfter[c]!;
+      dn = den[c]!;
+    }
     for (let j = of[i]! * N, end = j + N; j < end; j++) {
       const r = ref[j]!;
       const db = before[j]! - r;
       const da = after[j]! - r;
-      numBefore[c]! += db * db;
-      numAfter[c]! += da * da;
-      den[c]! += r * r;
+      nb += db * db;
+      na += da * da;
+      dn += r * r;
     }
   }
-  const rel = (num: Float64Array) => Array.from(num, (n, c) => (den[c]! > 0 ? n / den[c]! : 0));
+  if (c >= 0) {
+    numBefore[c] = nb;
+    numAfter[c] = na;
+    den[c] = dn;
+  }
+  const rel = (num: Float64Array) => Array.from(num, (n, k) => (den[k]! > 0 ? n / den[k]! : 0));
   return { before: rel(numBefore), after: rel(numAfter) };
 }
 
