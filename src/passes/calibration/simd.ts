@@ -14,9 +14,9 @@
  * 2. `fakeQuantSimd`: the activation fake quantizer of the search, two values at a time in
  *    float64 (the division and roundings of the JavaScript loop, in the same order).
  *
- * One module instance and its memory serve all three; they work through blocks of about 1 MiB
- * (and one product's B), so the memory stays small whatever the tensors, and never grows
- * with the number of calibration samples.
+ * One module instance and its memory serve all three; they work through blocks of about
+ * 1 MiB, so the memory stays a few MiB whatever the tensors, and never grows with the number
+ * of calibration samples.
  */
 import { assemble, T, type Instr } from './wasm-asm.ts';
 
@@ -276,31 +276,36 @@ export function scanRowsJs(data: Float32Array, K: number, min: Float32Array, max
 export function gemmNTSimd(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<number>, N: number, out: Float32Array | Float64Array): boolean {
   const k = instance();
   if (!k || M === 0 || N === 0 || K === 0) return false;
-  const N4 = (N + 3) & ~3;
-  // Layout (float64): B as column pairs [N4/2][K][2] | A [block, K] | C [block, N4]. B is
-  // converted once; A and C go through in blocks of rows (outputs do not depend on each other).
-  const block = Math.max(4, Math.min((M + 3) & ~3, Math.floor(BLOCK_BYTES / 8 / (K + N4)) & ~3));
-  const aAt = N4 * K * 8;
-  const cAt = aAt + block * K * 8;
-  const buffer = memory(k, cAt + block * N4 * 8);
-  const fb = new Float64Array(buffer, 0, N4 * K);
-  for (let j = 0; j < N4; j++) {
-    const at = (j >> 1) * 2 * K + (j & 1);
-    if (j < N) for (let c = 0, src = j * K; c < K; c++) fb[at + 2 * c] = b[src + c]!;
-    else for (let c = 0; c < K; c++) fb[at + 2 * c] = 0;
-  }
-  const fa = new Float64Array(buffer, aAt, block * K);
-  const fc = new Float64Array(buffer, cAt, block * N4);
+  // Outputs do not depend on each other: B goes through in blocks of columns, A and C in
+  // blocks of rows, so the memory stays a few MiB whatever the layer (it never shrinks).
+  const cols = Math.max(4, Math.min((N + 3) & ~3, Math.floor(BLOCK_BYTES / 8 / K) & ~3));
+  const rows = Math.max(4, Math.min((M + 3) & ~3, Math.floor(BLOCK_BYTES / 8 / (K + cols)) & ~3));
+  // Layout (float64): B block as column pairs [cols/2][K][2] | A block [rows, K] | C block [rows, cols].
+  const aAt = cols * K * 8;
+  const cAt = aAt + rows * K * 8;
+  const buffer = memory(k, cAt + rows * cols * 8);
+  const fb = new Float64Array(buffer, 0, cols * K);
+  const fa = new Float64Array(buffer, aAt, rows * K);
+  const fc = new Float64Array(buffer, cAt, rows * cols);
   const typed = a instanceof Float32Array || a instanceof Float64Array;
-  for (let i0 = 0; i0 < M; i0 += block) {
-    const n = Math.min(block, M - i0);
-    const n4 = (n + 3) & ~3;
-    if (typed) fa.set(a.subarray(i0 * K, (i0 + n) * K));
-    else for (let i = 0; i < n * K; i++) fa[i] = a[i0 * K + i]!;
-    fa.fill(0, n * K, n4 * K);
-    k.gemm(aAt, 0, cAt, n4, K, N4);
-    if (N4 === N) out.set(fc.subarray(0, n * N), i0 * N);
-    else for (let i = 0; i < n; i++) out.set(fc.subarray(i * N4, i * N4 + N), (i0 + i) * N);
+  for (let j0 = 0; j0 < N; j0 += cols) {
+    const nc = Math.min(cols, N - j0);
+    const nc4 = (nc + 3) & ~3;
+    for (let j = 0; j < nc4; j++) {
+      const at = (j >> 1) * 2 * K + (j & 1);
+      if (j < nc) for (let c = 0, src = (j0 + j) * K; c < K; c++) fb[at + 2 * c] = b[src + c]!;
+      else for (let c = 0; c < K; c++) fb[at + 2 * c] = 0;
+    }
+    for (let i0 = 0; i0 < M; i0 += rows) {
+      const n = Math.min(rows, M - i0);
+      const n4 = (n + 3) & ~3;
+      if (typed) fa.set(a.subarray(i0 * K, (i0 + n) * K));
+      else for (let i = 0; i < n * K; i++) fa[i] = a[i0 * K + i]!;
+      fa.fill(0, n * K, n4 * K);
+      k.gemm(aAt, 0, cAt, n4, K, nc4);
+      if (nc4 === N) out.set(fc.subarray(0, n * N), i0 * N);
+      else for (let i = 0; i < n; i++) out.set(fc.subarray(i * nc4, i * nc4 + nc), (i0 + i) * N + j0);
+    }
   }
   return true;
 }
