@@ -28,7 +28,8 @@ describe('the demo, shortened', () => {
       expect(m.sizeRatio).toBeLessThan(0.6);
     }
     for (const f of ['frames-W8A8.png', 'frames-W4A8.png', 'frames-W4.png', 'report.html', 'sensitivity.json', 'q-arvd-S1-S2-W4A8.onnx']) expect(existsSync(join(out, f))).toBe(true);
-  });
+    // About 60 s on an idle 2-core machine; the suite-wide 120 s is too tight when it is busy.
+  }, 300_000);
 
   it('measures a sensitivity curve over the 6 chunks, first chunk largest', () => {
     expect(result.sensitivity).toHaveLength(6);
