@@ -39,6 +39,9 @@ import { activationQuantForRange, type ActivationQuant, type Branch, type LayerP
 import { type DistinctRows, distinctRows, gatherRows } from './distinct-rows.ts';
 import { gemmNT, transpose } from './row-gemm.ts';
 import { fakeQuantSimd } from './simd.ts';
+import { tailPercentilesOf } from './tails.ts';
+
+export { tailPercentiles } from './tails.ts';
 import type { TensorStats } from './tensor-stats.ts';
 
 const PERCENTILE: Record<ScaleCandidate, number> = { minmax: 1, 'p0.999': 0.999, 'p0.9999': 0.9999, 'p0.99999': 0.99999 };
@@ -293,13 +296,8 @@ interface Tails {
 
 /** The percentiles of the candidates over the rows' values (of |x| when symmetric). */
 function percentileTails(xb: Float32Array, sym: boolean): Tails {
-  let values = xb;
-  if (sym) {
-    values = new Float32Array(xb.length);
-    for (let i = 0; i < xb.length; i++) values[i] = Math.abs(xb[i]!);
-  }
   const ps = SCALE_CANDIDATES.filter((c) => c !== 'minmax').map((c) => PERCENTILE[c]);
-  return { upper: tailPercentiles(values, ps), ...(sym ? {} : { lower: tailPercentiles(values, ps.map((p) => 1 - p)) }) };
+  return { upper: tailPercentilesOf(xb, ps, sym), ...(sym ? {} : { lower: tailPercentilesOf(xb, ps.map((p) => 1 - p), false) }) };
 }
 
 /** Per row sample (kept by the caller while the layers reading it are searched): its distinct rows, its whole-row percentiles. */
@@ -318,58 +316,6 @@ function cachedTails(rows: RowSample, sym: boolean, compute: () => Tails): Tails
   let t = bySym.get(sym);
   if (!t) bySym.set(sym, (t = compute()));
   return t;
-}
-
-/**
- * Percentiles (numpy's linear interpolation, as `percentileSorted`) of values that all lie
- * in one tail (all ≥ 0.5 or all ≤ 0.5): a quickselect isolates the tail and only the tail is
- * sorted, O(n) instead of a full sort.
- */
-export function tailPercentiles(values: Float32Array, ps: readonly number[]): number[] {
-  const n = values.length;
-  if (n === 0) return ps.map(() => NaN);
-  const upper = ps.every((p) => p >= 0.5);
-  if (!upper && !ps.every((p) => p <= 0.5)) throw new RangeError('tailPercentiles: percentiles must all lie on one side of the median');
-  const positions = ps.map((p) => p * (n - 1));
-  const a = Float32Array.from(values);
-  // The tail [from, to) holds every rank the interpolation reads.
-  const from = upper ? Math.max(0, Math.floor(Math.min(...positions))) : 0;
-  const to = upper ? n : Math.min(n, Math.floor(Math.max(...positions)) + 2);
-  if (upper) select(a, from);
-  else select(a, to - 1);
-  const tail = a.subarray(from, to).sort();
-  return positions.map((pos) => {
-    const lo = Math.floor(pos);
-    const hi = Math.min(lo + 1, n - 1);
-    const frac = pos - lo;
-    const vlo = tail[lo - from]!;
-    return frac === 0 ? vlo : vlo + frac * (tail[hi - from]! - vlo);
-  });
-}
-
-/** Rearranges `a` so that a[k] is the k-th smallest, smaller values before it and larger after (Hoare quickselect). */
-function select(a: Float32Array, k: number): void {
-  let lo = 0;
-  let hi = a.length - 1;
-  while (hi > lo) {
-    const pivot = a[(lo + hi) >> 1]!;
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while (a[i]! < pivot) i++;
-      while (a[j]! > pivot) j--;
-      if (i <= j) {
-        const t = a[i]!;
-        a[i] = a[j]!;
-        a[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else return;
-  }
 }
 
 /**
