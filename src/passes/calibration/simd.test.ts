@@ -53,6 +53,10 @@ describe('WebAssembly SIMD kernels of calibration', () => {
       expect(sameBits(gemmNT(a, M, K, b, N), gemmNTJs(a, M, K, b, N))).toBe(true);
       const a64 = Float64Array.from(a, (v) => v / 3);
       expect(sameBits(gemmNT(a64, M, K, b, N, new Float64Array(M * N)), gemmNTJs(a64, M, K, b, N, new Float64Array(M * N)))).toBe(true);
+      // Float32 outputs rounded by the kernel; a float64 B packed by the JavaScript loop.
+      const b64 = Float64Array.from(b, (v) => v / 7);
+      expect(sameBits(gemmNT(a64, M, K, b64, N), gemmNTJs(a64, M, K, b64, N))).toBe(true);
+      expect(sameBits(gemmNT(a, M, K, b64, N, new Float64Array(M * N)), gemmNTJs(a, M, K, b64, N, new Float64Array(M * N)))).toBe(true);
     }
   });
 

@@ -13,8 +13,10 @@
  *    (multiply, then add: no fused multiply-add), so every output is the same sum.
  * 2. `fakeQuantSimd`: the activation fake quantizer of the search, two values at a time in
  *    float64 (the division and roundings of the JavaScript loop, in the same order).
+ * 3. The gemm's operand conversions (`promote`, `packB`) and its float32 output rounding:
+ *    float32 operands go in and out as memory copies instead of JavaScript loops.
  *
- * One module instance and its memory serve all three; they work through blocks of about
+ * One module instance and its memory serve them all; they work through blocks of about
  * 1 MiB, so the memory stays a few MiB whatever the tensors, and never grows with the number
  * of calibration samples.
  */
@@ -76,7 +78,8 @@ const G = { a: 0, b: 1, out: 2, M4: 3, K: 4, N4: 5, i: 6, j: 7, pa: 8, pb: 9, en
 const ROWS = [0, 1, 2, 3];
 const PAIRS = [0, 1];
 
-const gemmBody: Instr[] = [
+/** The gemm loop; `out32`: outputs stored rounded to float32 (`Math.fround`, as a Float32Array stores them), else as float64. */
+const gemmBody = (out32: boolean): Instr[] => [
   ['local.get', G.K], ['i32.const', 3], 'i32.shl', ['local.set', G.K8],
   ['local.get', G.K], ['i32.const', 4], 'i32.shl', ['local.set', G.K16],
   ['block'], ['loop'],
@@ -102,13 +105,53 @@ const gemmBody: Instr[] = [
   ['br', 0],
   'end', 'end',
   ...ROWS.flatMap((r): Instr[] => [
-    ['local.get', G.out], ['local.get', G.i], ['i32.const', r], 'i32.add', ['local.get', G.N4], 'i32.mul', ['local.get', G.j], 'i32.add', ['i32.const', 3], 'i32.shl', 'i32.add', ['local.set', G.po],
-    ...PAIRS.flatMap((p): Instr[] => [['local.get', G.po], ['local.get', G.acc + 2 * r + p], ['v128.store', 16 * p]]),
+    ['local.get', G.out], ['local.get', G.i], ['i32.const', r], 'i32.add', ['local.get', G.N4], 'i32.mul', ['local.get', G.j], 'i32.add', ['i32.const', out32 ? 2 : 3], 'i32.shl', 'i32.add', ['local.set', G.po],
+    ...PAIRS.flatMap((p): Instr[] =>
+      out32
+        ? [['local.get', G.po], ['local.get', G.acc + 2 * r + p], 'f32x4.demote_f64x2_zero', ['v128.store64_lane', 8 * p, 0]]
+        : [['local.get', G.po], ['local.get', G.acc + 2 * r + p], ['v128.store', 16 * p]],
+    ),
   ]),
   ['local.get', G.j], ['i32.const', 4], 'i32.add', ['local.set', G.j],
   ['br', 0],
   'end', 'end',
   ['local.get', G.i], ['i32.const', 4], 'i32.add', ['local.set', G.i],
+  ['br', 0],
+  'end', 'end',
+];
+
+// ---- promote(src, pairs, dst): float32 [2·pairs] → float64, two values a step (exact).
+const P = { src: 0, pairs: 1, dst: 2, i: 3 };
+const promoteBody: Instr[] = [
+  ['block'], ['loop'],
+  ['local.get', P.i], ['local.get', P.pairs], 'i32.ge_u', ['br_if', 1],
+  ['local.get', P.dst], ['local.get', P.src], ['v128.load64_zero', 0], 'f64x2.promote_low_f32x4', ['v128.store', 0],
+  ['local.get', P.src], ['i32.const', 8], 'i32.add', ['local.set', P.src],
+  ['local.get', P.dst], ['i32.const', 16], 'i32.add', ['local.set', P.dst],
+  ['local.get', P.i], ['i32.const', 1], 'i32.add', ['local.set', P.i],
+  ['br', 0],
+  'end', 'end',
+];
+
+// ---- packB(src, pairs, K, dst): float32 rows [2·pairs, K] → float64 column pairs [pairs][K][2]
+// (the gemm's B layout): value k of rows 2p and 2p+1 side by side.
+const B = { src: 0, pairs: 1, K: 2, dst: 3, p: 4, r1: 5, end: 6 };
+const packBody: Instr[] = [
+  ['block'], ['loop'],
+  ['local.get', B.p], ['local.get', B.pairs], 'i32.ge_u', ['br_if', 1],
+  ['local.get', B.src], ['local.get', B.K], ['i32.const', 2], 'i32.shl', 'i32.add', ['local.tee', B.r1], ['local.set', B.end],
+  ['block'], ['loop'],
+  ['local.get', B.src], ['local.get', B.end], 'i32.ge_u', ['br_if', 1],
+  ['local.get', B.dst], ['local.get', B.src], ['f32.load', 0], 'f64.promote_f32', ['f64.store', 0],
+  ['local.get', B.dst], ['local.get', B.r1], ['f32.load', 0], 'f64.promote_f32', ['f64.store', 8],
+  ['local.get', B.src], ['i32.const', 4], 'i32.add', ['local.set', B.src],
+  ['local.get', B.r1], ['i32.const', 4], 'i32.add', ['local.set', B.r1],
+  ['local.get', B.dst], ['i32.const', 16], 'i32.add', ['local.set', B.dst],
+  ['br', 0],
+  'end', 'end',
+  // r1 ended at the start of row 2p+2: the next pair's first row.
+  ['local.get', B.r1], ['local.set', B.src],
+  ['local.get', B.p], ['i32.const', 1], 'i32.add', ['local.set', B.p],
   ['br', 0],
   'end', 'end',
 ];
@@ -152,6 +195,9 @@ interface Kernels {
   memory: WasmMemory;
   scan: (data: number, rows: number, K: number, min: number, max: number, rowMax: number) => void;
   gemm: (a: number, b: number, out: number, M4: number, K: number, N4: number) => void;
+  gemm32: (a: number, b: number, out: number, M4: number, K: number, N4: number) => void;
+  promote: (src: number, pairs: number, dst: number) => void;
+  packB: (src: number, pairs: number, K: number, dst: number) => void;
   fakeQuant: (x: number, pairs: number, out: number, s: number, z: number, c0: number, c1: number, qmin: number, qmax: number) => void;
 }
 
@@ -164,13 +210,24 @@ function instance(): Kernels | null {
   try {
     const bytes = assemble([
       { name: 'scan', params: I32x6, results: [], locals: [T.i32, T.i32, T.i32, T.i32, T.v128, T.v128, T.f32, T.f32, T.f32, T.f32], body: scanBody },
-      { name: 'gemm', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(11).fill(T.v128)], body: gemmBody },
+      { name: 'gemm', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(11).fill(T.v128)], body: gemmBody(false) },
+      { name: 'gemm32', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(11).fill(T.v128)], body: gemmBody(true) },
+      { name: 'promote', params: [T.i32, T.i32, T.i32], results: [], locals: [T.i32], body: promoteBody },
+      { name: 'packB', params: [T.i32, T.i32, T.i32, T.i32], results: [], locals: [T.i32, T.i32, T.i32], body: packBody },
       { name: 'fakeQuant', params: [T.i32, T.i32, T.i32, T.f64, T.f64, T.f64, T.f64, T.f64, T.f64], results: [], locals: [T.i32, ...Array(7).fill(T.v128)], body: fakeQuantBody },
     ]);
     const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
     if (wasm && wasm.validate(bytes)) {
       const e = new wasm.Instance(new wasm.Module(bytes), {}).exports;
-      kernels = { memory: e.memory as WasmMemory, scan: e.scan as Kernels['scan'], gemm: e.gemm as Kernels['gemm'], fakeQuant: e.fakeQuant as Kernels['fakeQuant'] };
+      kernels = {
+        memory: e.memory as WasmMemory,
+        scan: e.scan as Kernels['scan'],
+        gemm: e.gemm as Kernels['gemm'],
+        gemm32: e.gemm32 as Kernels['gemm32'],
+        promote: e.promote as Kernels['promote'],
+        packB: e.packB as Kernels['packB'],
+        fakeQuant: e.fakeQuant as Kernels['fakeQuant'],
+      };
     }
   } catch {
     kernels = null;
@@ -280,29 +337,49 @@ export function gemmNTSimd(a: ArrayLike<number>, M: number, K: number, b: ArrayL
   // blocks of rows, so the memory stays a few MiB whatever the layer (it never shrinks).
   const cols = Math.max(4, Math.min((N + 3) & ~3, Math.floor(BLOCK_BYTES / 8 / K) & ~3));
   const rows = Math.max(4, Math.min((M + 3) & ~3, Math.floor(BLOCK_BYTES / 8 / (K + cols)) & ~3));
-  // Layout (float64): B block as column pairs [cols/2][K][2] | A block [rows, K] | C block [rows, cols].
+  // Float32 operands are copied in as they are (a memory copy) and widened by the kernels;
+  // float32 outputs are rounded by the kernel, so they come out with a memory copy too.
+  const a32 = a instanceof Float32Array;
+  const b32 = b instanceof Float32Array;
+  const out32 = out instanceof Float32Array;
+  // Layout: B block as float64 column pairs [cols/2][K][2] | A block f64 [rows, K] | C block
+  // [rows, cols] (f64, or f32 when out32) | staging f32 [max(rows, cols), K] for float32 operands.
   const aAt = cols * K * 8;
   const cAt = aAt + rows * K * 8;
-  const buffer = memory(k, cAt + rows * cols * 8);
+  const sAt = cAt + rows * cols * 8;
+  const buffer = memory(k, sAt + Math.max(rows, cols) * K * 4);
   const fb = new Float64Array(buffer, 0, cols * K);
   const fa = new Float64Array(buffer, aAt, rows * K);
-  const fc = new Float64Array(buffer, cAt, rows * cols);
-  const typed = a instanceof Float32Array || a instanceof Float64Array;
+  const fc = out32 ? new Float32Array(buffer, cAt, rows * cols) : new Float64Array(buffer, cAt, rows * cols);
+  const fs = new Float32Array(buffer, sAt, Math.max(rows, cols) * K);
   for (let j0 = 0; j0 < N; j0 += cols) {
     const nc = Math.min(cols, N - j0);
     const nc4 = (nc + 3) & ~3;
-    for (let j = 0; j < nc4; j++) {
-      const at = (j >> 1) * 2 * K + (j & 1);
-      if (j < nc) for (let c = 0, src = (j0 + j) * K; c < K; c++) fb[at + 2 * c] = b[src + c]!;
-      else for (let c = 0; c < K; c++) fb[at + 2 * c] = 0;
+    if (b32) {
+      fs.set(b.subarray(j0 * K, (j0 + nc) * K));
+      fs.fill(0, nc * K, nc4 * K);
+      k.packB(sAt, nc4 >> 1, K, 0);
+    } else {
+      for (let j = 0; j < nc4; j++) {
+        const at = (j >> 1) * 2 * K + (j & 1);
+        if (j < nc) for (let c = 0, src = (j0 + j) * K; c < K; c++) fb[at + 2 * c] = b[src + c]!;
+        else for (let c = 0; c < K; c++) fb[at + 2 * c] = 0;
+      }
     }
     for (let i0 = 0; i0 < M; i0 += rows) {
       const n = Math.min(rows, M - i0);
       const n4 = (n + 3) & ~3;
-      if (typed) fa.set(a.subarray(i0 * K, (i0 + n) * K));
-      else for (let i = 0; i < n * K; i++) fa[i] = a[i0 * K + i]!;
-      fa.fill(0, n * K, n4 * K);
-      k.gemm(aAt, 0, cAt, n4, K, nc4);
+      if (a32) {
+        // n4·K is even: the kernel widens whole pairs.
+        fs.set(a.subarray(i0 * K, (i0 + n) * K));
+        fs.fill(0, n * K, n4 * K);
+        k.promote(sAt, (n4 * K) >> 1, aAt);
+      } else {
+        if (a instanceof Float64Array) fa.set(a.subarray(i0 * K, (i0 + n) * K));
+        else for (let i = 0; i < n * K; i++) fa[i] = a[i0 * K + i]!;
+        fa.fill(0, n * K, n4 * K);
+      }
+      (out32 ? k.gemm32 : k.gemm)(aAt, 0, cAt, n4, K, nc4);
       if (nc4 === N) out.set(fc.subarray(0, n * N), i0 * N);
       else for (let i = 0; i < n; i++) out.set(fc.subarray(i * nc4, i * nc4 + nc), (i0 + i) * N + j0);
     }
