@@ -13,7 +13,7 @@
  *    (multiply, then add: no fused multiply-add), so every output is the same sum.
  * 2. `fakeQuantSimd`: the activation fake quantizer of the search, two values at a time in
  *    float64 (the division and roundings of the JavaScript loop, in the same order).
- * 3. The gemm's operand conversions (`promote`, `packB`) and its float32 output rounding:
+ * 3. The gemm's operand conversion (`pack4`) and its float32 output rounding:
  *    float32 operands go in and out as memory copies instead of JavaScript loops.
  *
  * One module instance and its memory serve them all; they work through blocks of about
@@ -71,37 +71,37 @@ const scanBody: Instr[] = [
   'end', 'end',
 ];
 
-// ---- gemm(a, b, out, M4, K, N4): a f64 [M4, K]; b f64 column pairs [N4/2][K][2]; out f64 [M4, N4]
+// ---- gemm(a, b, out, M4, K, N4): a and b f64 in groups of four rows, value k of the four side by
+// side ([M4/4][K][4] and [N4/4][K][4], see pack4); out [M4, N4] (f64, or f32 for gemm32).
 // A 4 × 4 tile of outputs per step: 8 f64x2 accumulators (rows i..i+3 × column pairs j, j+2);
-// per k, one A value per row (splat) times two B column pairs.
-const G = { a: 0, b: 1, out: 2, M4: 3, K: 4, N4: 5, i: 6, j: 7, pa: 8, pb: 9, end: 10, K8: 11, K16: 12, po: 13, acc: 14, bv: 22, av: 24 };
+// per k, the four A values (splats, loaded first: the multiplies then wait on nothing) times
+// two B column pairs, all at fixed offsets of two pointers that step 32 bytes.
+const G = { a: 0, b: 1, out: 2, M4: 3, K: 4, N4: 5, i: 6, j: 7, pa: 8, pb: 9, end: 10, K8: 11, K32: 12, po: 13, acc: 14, bv: 22, av: 24 };
 const ROWS = [0, 1, 2, 3];
 const PAIRS = [0, 1];
 
 /** The gemm loop; `out32`: outputs stored rounded to float32 (`Math.fround`, as a Float32Array stores them), else as float64. */
 const gemmBody = (out32: boolean): Instr[] => [
   ['local.get', G.K], ['i32.const', 3], 'i32.shl', ['local.set', G.K8],
-  ['local.get', G.K], ['i32.const', 4], 'i32.shl', ['local.set', G.K16],
+  ['local.get', G.K], ['i32.const', 5], 'i32.shl', ['local.set', G.K32],
   ['block'], ['loop'],
   ['local.get', G.i], ['local.get', G.M4], 'i32.ge_u', ['br_if', 1],
   ['i32.const', 0], ['local.set', G.j],
   ['block'], ['loop'],
   ['local.get', G.j], ['local.get', G.N4], 'i32.ge_u', ['br_if', 1],
   ...[...ROWS, ...ROWS].flatMap((_, t): Instr[] => [['f64.const', 0], 'f64x2.splat', ['local.set', G.acc + t]]),
-  // pa walks row i of A (rows i+1..i+3 are K8, 2·K8, 3·K8 further); pb walks column pair j
-  // of B (pair j+2 is K16 further); the loop ends when pa reaches the end of row i.
+  // pa walks the group of rows i..i+3 of A, pb the group of columns j..j+3 of B (K32: a
+  // group's bytes); the loop ends when pa reaches the end of its group.
   ['local.get', G.a], ['local.get', G.i], ['local.get', G.K8], 'i32.mul', 'i32.add', ['local.set', G.pa],
-  ['local.get', G.pa], ['local.get', G.K8], 'i32.add', ['local.set', G.end],
-  ['local.get', G.b], ['local.get', G.j], ['local.get', G.K], 'i32.mul', ['i32.const', 3], 'i32.shl', 'i32.add', ['local.set', G.pb],
+  ['local.get', G.pa], ['local.get', G.K32], 'i32.add', ['local.set', G.end],
+  ['local.get', G.b], ['local.get', G.j], ['local.get', G.K8], 'i32.mul', 'i32.add', ['local.set', G.pb],
   ['block'], ['loop'],
   ['local.get', G.pa], ['local.get', G.end], 'i32.ge_u', ['br_if', 1],
-  ...PAIRS.flatMap((p): Instr[] => [['local.get', G.pb], ...(p ? ([['local.get', G.K16], 'i32.add'] as Instr[]) : []), ['v128.load', 0], ['local.set', G.bv + p]]),
-  ...ROWS.flatMap((r): Instr[] => [
-    ['local.get', G.pa], ...(r ? ([['local.get', G.K8], ['i32.const', r], 'i32.mul', 'i32.add'] as Instr[]) : []), ['v128.load64_splat', 0], ['local.set', G.av],
-    ...PAIRS.flatMap((p): Instr[] => [['local.get', G.acc + 2 * r + p], ['local.get', G.av], ['local.get', G.bv + p], 'f64x2.mul', 'f64x2.add', ['local.set', G.acc + 2 * r + p]]),
-  ]),
-  ['local.get', G.pa], ['i32.const', 8], 'i32.add', ['local.set', G.pa],
-  ['local.get', G.pb], ['i32.const', 16], 'i32.add', ['local.set', G.pb],
+  ...PAIRS.flatMap((p): Instr[] => [['local.get', G.pb], ['v128.load', 16 * p], ['local.set', G.bv + p]]),
+  ...ROWS.flatMap((r): Instr[] => [['local.get', G.pa], ['v128.load64_splat', 8 * r], ['local.set', G.av + r]]),
+  ...ROWS.flatMap((r): Instr[] => PAIRS.flatMap((p): Instr[] => [['local.get', G.acc + 2 * r + p], ['local.get', G.av + r], ['local.get', G.bv + p], 'f64x2.mul', 'f64x2.add', ['local.set', G.acc + 2 * r + p]])),
+  ['local.get', G.pa], ['i32.const', 32], 'i32.add', ['local.set', G.pa],
+  ['local.get', G.pb], ['i32.const', 32], 'i32.add', ['local.set', G.pb],
   ['br', 0],
   'end', 'end',
   ...ROWS.flatMap((r): Instr[] => [
@@ -120,38 +120,28 @@ const gemmBody = (out32: boolean): Instr[] => [
   'end', 'end',
 ];
 
-// ---- promote(src, pairs, dst): float32 [2·pairs] → float64, two values a step (exact).
-const P = { src: 0, pairs: 1, dst: 2, i: 3 };
-const promoteBody: Instr[] = [
-  ['block'], ['loop'],
-  ['local.get', P.i], ['local.get', P.pairs], 'i32.ge_u', ['br_if', 1],
-  ['local.get', P.dst], ['local.get', P.src], ['v128.load64_zero', 0], 'f64x2.promote_low_f32x4', ['v128.store', 0],
-  ['local.get', P.src], ['i32.const', 8], 'i32.add', ['local.set', P.src],
-  ['local.get', P.dst], ['i32.const', 16], 'i32.add', ['local.set', P.dst],
-  ['local.get', P.i], ['i32.const', 1], 'i32.add', ['local.set', P.i],
-  ['br', 0],
-  'end', 'end',
-];
-
-// ---- packB(src, pairs, K, dst): float32 rows [2·pairs, K] → float64 column pairs [pairs][K][2]
-// (the gemm's B layout): value k of rows 2p and 2p+1 side by side.
-const B = { src: 0, pairs: 1, K: 2, dst: 3, p: 4, r1: 5, end: 6 };
+// ---- pack4(src, groups, K, dst): float32 rows [4·groups, K] → float64 [groups][K][4], value k
+// of the four rows of a group side by side (the gemm's layout of A and B), widened exactly.
+const P = { src: 0, groups: 1, K: 2, dst: 3, g: 4, s1: 5, s2: 6, s3: 7, end: 8, K4: 9 };
 const packBody: Instr[] = [
+  ['local.get', P.K], ['i32.const', 2], 'i32.shl', ['local.set', P.K4],
   ['block'], ['loop'],
-  ['local.get', B.p], ['local.get', B.pairs], 'i32.ge_u', ['br_if', 1],
-  ['local.get', B.src], ['local.get', B.K], ['i32.const', 2], 'i32.shl', 'i32.add', ['local.tee', B.r1], ['local.set', B.end],
+  ['local.get', P.g], ['local.get', P.groups], 'i32.ge_u', ['br_if', 1],
+  ['local.get', P.src], ['local.get', P.K4], 'i32.add', ['local.tee', P.s1], ['local.set', P.end],
+  ['local.get', P.s1], ['local.get', P.K4], 'i32.add', ['local.set', P.s2],
+  ['local.get', P.s2], ['local.get', P.K4], 'i32.add', ['local.set', P.s3],
   ['block'], ['loop'],
-  ['local.get', B.src], ['local.get', B.end], 'i32.ge_u', ['br_if', 1],
-  ['local.get', B.dst], ['local.get', B.src], ['f32.load', 0], 'f64.promote_f32', ['f64.store', 0],
-  ['local.get', B.dst], ['local.get', B.r1], ['f32.load', 0], 'f64.promote_f32', ['f64.store', 8],
-  ['local.get', B.src], ['i32.const', 4], 'i32.add', ['local.set', B.src],
-  ['local.get', B.r1], ['i32.const', 4], 'i32.add', ['local.set', B.r1],
-  ['local.get', B.dst], ['i32.const', 16], 'i32.add', ['local.set', B.dst],
+  ['local.get', P.src], ['local.get', P.end], 'i32.ge_u', ['br_if', 1],
+  ...[P.src, P.s1, P.s2, P.s3].flatMap((ptr, r): Instr[] => [
+    ['local.get', P.dst], ['local.get', ptr], ['f32.load', 0], 'f64.promote_f32', ['f64.store', 8 * r],
+    ['local.get', ptr], ['i32.const', 4], 'i32.add', ['local.set', ptr],
+  ]),
+  ['local.get', P.dst], ['i32.const', 32], 'i32.add', ['local.set', P.dst],
   ['br', 0],
   'end', 'end',
-  // r1 ended at the start of row 2p+2: the next pair's first row.
-  ['local.get', B.r1], ['local.set', B.src],
-  ['local.get', B.p], ['i32.const', 1], 'i32.add', ['local.set', B.p],
+  // s3 ended at the start of the next group's first row.
+  ['local.get', P.s3], ['local.set', P.src],
+  ['local.get', P.g], ['i32.const', 1], 'i32.add', ['local.set', P.g],
   ['br', 0],
   'end', 'end',
 ];
@@ -196,8 +186,7 @@ interface Kernels {
   scan: (data: number, rows: number, K: number, min: number, max: number, rowMax: number) => void;
   gemm: (a: number, b: number, out: number, M4: number, K: number, N4: number) => void;
   gemm32: (a: number, b: number, out: number, M4: number, K: number, N4: number) => void;
-  promote: (src: number, pairs: number, dst: number) => void;
-  packB: (src: number, pairs: number, K: number, dst: number) => void;
+  pack4: (src: number, groups: number, K: number, dst: number) => void;
   fakeQuant: (x: number, pairs: number, out: number, s: number, z: number, c0: number, c1: number, qmin: number, qmax: number) => void;
 }
 
@@ -210,10 +199,9 @@ function instance(): Kernels | null {
   try {
     const bytes = assemble([
       { name: 'scan', params: I32x6, results: [], locals: [T.i32, T.i32, T.i32, T.i32, T.v128, T.v128, T.f32, T.f32, T.f32, T.f32], body: scanBody },
-      { name: 'gemm', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(11).fill(T.v128)], body: gemmBody(false) },
-      { name: 'gemm32', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(11).fill(T.v128)], body: gemmBody(true) },
-      { name: 'promote', params: [T.i32, T.i32, T.i32], results: [], locals: [T.i32], body: promoteBody },
-      { name: 'packB', params: [T.i32, T.i32, T.i32, T.i32], results: [], locals: [T.i32, T.i32, T.i32], body: packBody },
+      { name: 'gemm', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(14).fill(T.v128)], body: gemmBody(false) },
+      { name: 'gemm32', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(14).fill(T.v128)], body: gemmBody(true) },
+      { name: 'pack4', params: [T.i32, T.i32, T.i32, T.i32], results: [], locals: Array(6).fill(T.i32), body: packBody },
       { name: 'fakeQuant', params: [T.i32, T.i32, T.i32, T.f64, T.f64, T.f64, T.f64, T.f64, T.f64], results: [], locals: [T.i32, ...Array(7).fill(T.v128)], body: fakeQuantBody },
     ]);
     const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
@@ -224,8 +212,7 @@ function instance(): Kernels | null {
         scan: e.scan as Kernels['scan'],
         gemm: e.gemm as Kernels['gemm'],
         gemm32: e.gemm32 as Kernels['gemm32'],
-        promote: e.promote as Kernels['promote'],
-        packB: e.packB as Kernels['packB'],
+        pack4: e.pack4 as Kernels['pack4'],
         fakeQuant: e.fakeQuant as Kernels['fakeQuant'],
       };
     }
@@ -337,12 +324,13 @@ export function gemmNTSimd(a: ArrayLike<number>, M: number, K: number, b: ArrayL
   // blocks of rows, so the memory stays a few MiB whatever the layer (it never shrinks).
   const cols = Math.max(4, Math.min((N + 3) & ~3, Math.floor(BLOCK_BYTES / 8 / K) & ~3));
   const rows = Math.max(4, Math.min((M + 3) & ~3, Math.floor(BLOCK_BYTES / 8 / (K + cols)) & ~3));
-  // Float32 operands are copied in as they are (a memory copy) and widened by the kernels;
-  // float32 outputs are rounded by the kernel, so they come out with a memory copy too.
+  // Float32 operands are copied in as they are (a memory copy), then widened and packed by a
+  // kernel (other arrays by packGroups); float32 outputs are rounded by the kernel, so they
+  // come out with a memory copy too.
   const a32 = a instanceof Float32Array;
   const b32 = b instanceof Float32Array;
   const out32 = out instanceof Float32Array;
-  // Layout: B block as float64 column pairs [cols/2][K][2] | A block f64 [rows, K] | C block
+  // Layout: B block f64 [cols/4][K][4] | A block f64 [rows/4][K][4] (see pack4) | C block
   // [rows, cols] (f64, or f32 when out32) | staging f32 [max(rows, cols), K] for float32 operands.
   const aAt = cols * K * 8;
   const cAt = aAt + rows * K * 8;
@@ -358,33 +346,27 @@ export function gemmNTSimd(a: ArrayLike<number>, M: number, K: number, b: ArrayL
     if (b32) {
       fs.set(b.subarray(j0 * K, (j0 + nc) * K));
       fs.fill(0, nc * K, nc4 * K);
-      k.packB(sAt, nc4 >> 1, K, 0);
-    } else {
-      for (let j = 0; j < nc4; j++) {
-        const at = (j >> 1) * 2 * K + (j & 1);
-        if (j < nc) for (let c = 0, src = (j0 + j) * K; c < K; c++) fb[at + 2 * c] = b[src + c]!;
-        else for (let c = 0; c < K; c++) fb[at + 2 * c] = 0;
-      }
-    }
+      k.pack4(sAt, nc4 >> 2, K, 0);
+    } else packGroups(fb, nc4, K, (j, c) => (j < nc ? b[(j0 + j) * K + c]! : 0));
     for (let i0 = 0; i0 < M; i0 += rows) {
       const n = Math.min(rows, M - i0);
       const n4 = (n + 3) & ~3;
       if (a32) {
-        // n4·K is even: the kernel widens whole pairs.
         fs.set(a.subarray(i0 * K, (i0 + n) * K));
         fs.fill(0, n * K, n4 * K);
-        k.promote(sAt, (n4 * K) >> 1, aAt);
-      } else {
-        if (a instanceof Float64Array) fa.set(a.subarray(i0 * K, (i0 + n) * K));
-        else for (let i = 0; i < n * K; i++) fa[i] = a[i0 * K + i]!;
-        fa.fill(0, n * K, n4 * K);
-      }
+        k.pack4(sAt, n4 >> 2, K, aAt);
+      } else packGroups(fa, n4, K, (i, c) => (i < n ? a[(i0 + i) * K + c]! : 0));
       (out32 ? k.gemm32 : k.gemm)(aAt, 0, cAt, n4, K, nc4);
       if (nc4 === N) out.set(fc.subarray(0, n * N), i0 * N);
       else for (let i = 0; i < n; i++) out.set(fc.subarray(i * nc4, i * nc4 + nc), (i0 + i) * N + j0);
     }
   }
   return true;
+}
+
+/** The gemm's operand layout in JavaScript (pack4's, for operands that are not float32): `rows` rows, value(r, c). */
+function packGroups(to: Float64Array, rows: number, K: number, value: (r: number, c: number) => number): void {
+  for (let r = 0; r < rows; r++) for (let c = 0; c < K; c++) to[((r >> 2) * K + c) * 4 + (r & 3)] = value(r, c);
 }
 
 /**
