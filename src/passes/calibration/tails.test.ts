@@ -32,6 +32,8 @@ describe('tailPercentilesOf', () => {
     expectSame(Float32Array.from({ length: n }, () => Math.round(random.next() * 4)));
     expectSame(Float32Array.from({ length: n }, () => (random.next() < 0.5 ? -0 : 0)));
     expectSame(Float32Array.from({ length: n }, () => Math.max(0, random.next() - 0.001) * (random.next() < 0.5 ? -1 : 1)));
+    // An indicator channel: the upper tail is copies of 1 only (counted, not gathered).
+    expectSame(Float32Array.from({ length: n }, () => (random.next() < 0.2 ? 1 : random.next() * 0.5)));
     const relu = Float32Array.from({ length: n }, () => (random.next() < 0.9 ? 0 : random.next()));
     expectSame(relu);
     const withNaN = Float32Array.from({ length: n }, () => random.next());

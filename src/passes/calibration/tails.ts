@@ -36,27 +36,45 @@ export function tailPercentilesOf(x: Float32Array, ps: readonly number[], abs: b
   // Sample rank of the threshold: twice the tail's share plus a margin, so the gathered
   // values hold the whole tail unless the sample is very unrepresentative (then: fallback).
   // A small sample: sorting it is most of the cost for tensors of ~10⁵ values.
-  const stride = Math.max(1, Math.floor(n / Math.min(4096, Math.max(1024, n >> 6))));
-  const m = Math.floor((n - 1) / stride) + 1;
+  // Positions from a fixed xorshift: a regular stride would see only the channels it lands
+  // on (the values are rows of channels with very different ranges).
+  const m = Math.min(4096, Math.max(1024, n >> 6));
   const sample = new Float32Array(m);
-  for (let i = 0, j = 0; j < m; i += stride, j++) sample[j] = abs ? Math.abs(x[i]!) : x[i]!;
+  let h = 0x9e3779b9;
+  for (let j = 0; j < m; j++) {
+    h ^= h << 13;
+    h ^= h >>> 17;
+    h ^= h << 5;
+    const v = x[(h >>> 0) % n]!;
+    sample[j] = abs ? Math.abs(v) : v;
+  }
   sample.sort();
   const r = Math.min(m - 1, Math.ceil((2 * need * m) / n) + 16);
   const threshold = upper ? sample[m - 1 - r]! : sample[r]!;
   if (threshold !== threshold) return fallback();
+  // Values beyond the threshold are gathered; values equal to it only counted (a tie of many
+  // copies of one value, e.g. an indicator channel's 1s, would overflow the buffer).
   const cap = 4 * need + 4096;
   const buf = new Float32Array(cap);
   let count = 0;
+  let ties = 0;
   for (let i = 0; i < n; i++) {
     const v = abs ? Math.abs(x[i]!) : x[i]!;
-    if (upper ? v >= threshold : v <= threshold) {
+    if (upper ? v > threshold : v < threshold) {
       if (count === cap) return fallback();
       buf[count++] = v;
-    } else if (v !== v) return fallback();
+    } else if (v === threshold) ties++;
+    else if (v !== v) return fallback();
   }
-  if (count < need) return fallback();
+  if (count + ties < need) return fallback();
   const got = buf.subarray(0, count).sort();
-  const tail = upper ? got.subarray(count - need) : got.subarray(0, need);
+  let tail: Float32Array;
+  if (count >= need) tail = upper ? got.subarray(count - need) : got.subarray(0, need);
+  else {
+    // The copies of the threshold fill the rest of the tail, on its inner side.
+    tail = new Float32Array(need).fill(threshold);
+    tail.set(got, upper ? need - count : 0);
+  }
   // Equal values are the same bits except 0 and -0 (the quickselect's order among ties is its own).
   for (let i = 0; i < need; i++) if (tail[i] === 0) return fallback();
   return interpolate(tail, from, n, positions);
