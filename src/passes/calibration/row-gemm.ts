@@ -13,6 +13,13 @@ export function gemmNT(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<
   return gemmNTJs(a, M, K, b, N, out);
 }
 
+/** {@link gemmNT} into a new float32 `[M, N]` (the search's outputs). */
+export function gemm32(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<number>, N: number): Float32Array {
+  const out = new Float32Array(M * N);
+  gemmNT(a, M, K, b, N, out);
+  return out;
+}
+
 function checkShapes(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<number>, N: number, out: Float32Array | Float64Array): void {
   if (a.length < M * K) throw new RangeError(`gemmNT: A has ${a.length} values, expected ${M}·${K}`);
   if (b.length < N * K) throw new RangeError(`gemmNT: B has ${b.length} values, expected ${N}·${K}`);

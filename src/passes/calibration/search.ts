@@ -27,7 +27,6 @@
 import {
   computeScaleZeroPoint,
   dequantizePerChannel,
-  quantizePerChannel,
   quantRange,
   type QuantType,
 } from '../../kernels/quantize.ts';
@@ -37,9 +36,11 @@ import type { QuantConfig } from '../quant/config.ts';
 import { takeRows } from '../quant/layer-weights.ts';
 import { activationQuantForRange, type ActivationQuant, type Branch, type LayerPlan } from '../quant/plan.ts';
 import { type DistinctRows, distinctRows, gatherRows } from './distinct-rows.ts';
-import { gemmNT, transpose } from './row-gemm.ts';
+import { type BranchOutputs, chunkRelativeErrors, rowDots, weightedRowError } from './errors.ts';
+import { gemm32, gemmNT, transpose } from './row-gemm.ts';
 import { fakeQuantSimd } from './simd.ts';
 import { tailPercentilesOf } from './tails.ts';
+import { fakeQuantWeight } from './weight-quant.ts';
 
 export { tailPercentiles } from './tails.ts';
 import type { TensorStats } from './tensor-stats.ts';
@@ -161,8 +162,8 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
   // [Md, N]); the sums over rows still visit every row, in order, through `distinctOf`.
   const { distinct, distinctOf } = distinctOfRows(rows);
   const Md = distinct.length;
-  // Per branch: the outputs of the float layer, after and before the search (summed over branches below).
-  const outputs: { ref: Float32Array | Float64Array; after: Float32Array | Float64Array; before: Float32Array | Float64Array }[] = [];
+  // Per branch: the outputs of the float layer, after and before the search (summed over branches by chunkRelativeErrors).
+  const outputs: BranchOutputs[] = [];
   const branches = plan.branches.map((br) => {
     const xb = br.indices ? takeColumns(rows.x, M, K, br.indices) : rows.x;
     const wb = br.indices ? takeRows(w, N, br.indices) : w;
@@ -175,15 +176,15 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
       ({ search: weight, deq } = searchWeights(xb, rows, wb, Kb, N, br.wType, config.wSymmetric, gramKey === undefined ? undefined : options.gramCache, gramKey));
     }
     const xd = Md === M ? xb : gatherRows(xb, Kb, distinct);
-    const ref = gemmNT(xd, Md, Kb, transpose(wb, Kb, N), N);
+    const ref = gemm32(xd, Md, Kb, transpose(wb, Kb, N), N);
     const deqT = transpose(deq, Kb, N) as Float32Array;
     const { chunkMin, chunkMax, lo, hi } = branchRanges(stats, rows.chunks, br.indices, K);
     // Layers reading the same input (q, k, v) see the same percentiles: compute them once.
     const tails = () => percentileTails(uniformRows(xb, rows, Kb), config.aSymmetric);
     const cands = activationCandidates(br.indices ? tails : () => cachedTails(rows, config.aSymmetric, tails), M * Kb === 0, lo, hi, config, options.search);
-    let best: { cand: ActivationCandidate; aq: ActivationQuant; y: Float32Array | Float64Array } | undefined;
+    let best: { cand: ActivationCandidate; aq: ActivationQuant; y: Float32Array } | undefined;
     const evaluated: ActivationCandidate[] = [];
-    let minmax: { xq: Float32Array; y: Float32Array | Float64Array } | undefined;
+    let minmax: { xq: Float32Array; y: Float32Array } | undefined;
     for (const { candidate, lo: l, hi: h, aq } of cands) {
       // Layers reading the same input (q, k, v) see the same candidates: quantize the rows once.
       const xqKey = br.indices || options.gramKey === undefined ? undefined : `${String(options.gramKey)}|xq|${aq.scale}|${aq.zeroPoint}|${aq.clip?.join(',') ?? ''}`;
@@ -192,29 +193,48 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
         xq = fakeQuant(xd, aq);
         if (xqKey !== undefined) options.gramCache?.set(xqKey, xq);
       }
-      const y = gemmNT(xq, Md, Kb, deqT, N);
+      const y = gemm32(xq, Md, Kb, deqT, N);
       if (candidate === 'minmax') minmax = { xq, y };
-      const error = weightedRowError(y, ref, rows, N, distinctOf);
+      const error = weightedRowError(y, ref, rows.weight, M, N, distinctOf);
       const cand: ActivationCandidate = { candidate, lo: l, hi: h, scale: aq.scale, zeroPoint: aq.zeroPoint, error };
       evaluated.push(cand);
       if (!best || error < best.cand.error) best = { cand, aq, y };
     }
     // Before the search: min/max activations and min/max weights.
-    outputs.push({ ref, after: best!.y, before: deq === plainDeq ? minmax!.y : gemmNT(minmax!.xq, Md, Kb, transpose(plainDeq, Kb, N) as Float32Array, N) });
+    outputs.push({ ref, after: best!.y, before: deq === plainDeq ? minmax!.y : outputWithWeight(minmax!, Md, Kb, N, deqT, transpose(plainDeq, Kb, N) as Float32Array) });
     const act: ActivationQuant = { ...best!.aq, range: [best!.cand.lo, best!.cand.hi] };
     const out: BranchSearch = { role: br.role, channels: Kb, act, actCandidate: best!.cand.candidate, actCandidates: evaluated, chunkMin, chunkMax };
     if (weight) out.weight = weight;
     return out;
   });
-  // One branch: its outputs are the layer's (a sum 0 + y would only turn -0 into 0, which
-  // changes no squared error). Several: float64 sums, branch by branch.
-  const sum = (pick: (o: (typeof outputs)[number]) => Float32Array | Float64Array) => {
-    if (outputs.length === 1) return pick(outputs[0]!);
-    const acc = new Float64Array(Md * N);
-    for (const o of outputs) addInto(acc, pick(o));
-    return acc;
-  };
-  return { layer: plan.layer.name, branches, outputError: chunkRelativeErrors(sum((o) => o.before), sum((o) => o.after), sum((o) => o.ref), rows, N, C, distinctOf) };
+  return { layer: plan.layer.name, branches, outputError: chunkRelativeErrors(outputs, rows.chunkIndex, M, N, C, distinctOf) };
+}
+
+/**
+ * `xq·Wᵀ` for a weight `wT` (`[N, Kb]`) given the product `y` of the same rows with another
+ * weight `yT`: only the columns whose weight differs are multiplied (each output is its own
+ * sum, so the others are those of `y`, bit for bit).
+ */
+function outputWithWeight(minmax: { xq: Float32Array; y: Float32Array }, Md: number, Kb: number, N: number, yT: Float32Array, wT: Float32Array): Float32Array {
+  const a = new Uint32Array(yT.buffer, yT.byteOffset, N * Kb);
+  const b = new Uint32Array(wT.buffer, wT.byteOffset, N * Kb);
+  const cols: number[] = [];
+  for (let n = 0; n < N; n++) {
+    for (let k = n * Kb, end = k + Kb; k < end; k++) {
+      if (a[k] !== b[k]) {
+        cols.push(n);
+        break;
+      }
+    }
+  }
+  if (cols.length === 0) return minmax.y;
+  const out = minmax.y.slice();
+  const Nd = cols.length;
+  const sub = new Float32Array(Nd * Kb);
+  cols.forEach((n, t) => sub.set(wT.subarray(n * Kb, (n + 1) * Kb), t * Kb));
+  const ys = gemm32(minmax.xq, Md, Kb, sub, Nd);
+  for (let i = 0; i < Md; i++) for (let t = 0; t < Nd; t++) out[i * N + cols[t]!] = ys[i * Nd + t]!;
+  return out;
 }
 
 /** The reservoir's rows of a row-major `[M, Kb]` block (percentiles estimate the population from these). */
@@ -240,10 +260,6 @@ function takeColumns(x: Float32Array, M: number, K: number, idx: Int32Array): Fl
   const out = new Float32Array(M * Kb);
   for (let i = 0; i < M; i++) for (let j = 0; j < Kb; j++) out[i * Kb + j] = x[i * K + idx[j]!]!;
   return out;
-}
-
-function addInto(acc: Float64Array, y: ArrayLike<number>): void {
-  for (let i = 0; i < acc.length; i++) acc[i]! += y[i]!;
 }
 
 /** Exact per-chunk range of the branch's channels, and its union. */
@@ -352,87 +368,6 @@ export function fakeQuantJs(x: Float32Array, aq: ActivationQuant): Float32Array 
   return out;
 }
 
-/** Σ_i f_i ‖y_i − ref_i‖² / Σ_i f_i; row i of the sample is row `of[i]` of `y` and `ref`. */
-function weightedRowError(y: ArrayLike<number>, ref: ArrayLike<number>, rows: RowSample, N: number, of: Int32Array): number {
-  // ‖y_i − ref_i‖² once per distinct row (a repeat has the same one), then the weighted sum
-  // in row order. Two rows at a time: two independent sums, each still taken in column order.
-  const D = y.length / N;
-  const e = new Float64Array(D);
-  let d = 0;
-  for (; d + 1 < D; d += 2) {
-    let s0 = 0;
-    let s1 = 0;
-    for (let j = d * N, end = j + N; j < end; j++) {
-      const d0 = y[j]! - ref[j]!;
-      const d1 = y[j + N]! - ref[j + N]!;
-      s0 += d0 * d0;
-      s1 += d1 * d1;
-    }
-    e[d] = s0;
-    e[d + 1] = s1;
-  }
-  for (; d < D; d++) {
-    let s0 = 0;
-    for (let j = d * N, end = j + N; j < end; j++) {
-      const d0 = y[j]! - ref[j]!;
-      s0 += d0 * d0;
-    }
-    e[d] = s0;
-  }
-  let total = 0;
-  let wsum = 0;
-  for (let i = 0; i < rows.M; i++) {
-    total += rows.weight[i]! * e[of[i]!]!;
-    wsum += rows.weight[i]!;
-  }
-  return wsum > 0 ? total / wsum : 0;
-}
-
-/**
- * Per chunk Σ‖y − ref‖² / Σ‖ref‖² over the chunk's rows (unweighted), for the outputs before
- * and after the search in one pass; row i of the sample is row `of[i]` of the outputs.
- */
-function chunkRelativeErrors(before: ArrayLike<number>, after: ArrayLike<number>, ref: ArrayLike<number>, rows: RowSample, N: number, C: number, of: Int32Array): { before: number[]; after: number[] } {
-  const numBefore = new Float64Array(C);
-  const numAfter = new Float64Array(C);
-  const den = new Float64Array(C);
-  // The running sums of the current chunk live in locals (rows come chunk by chunk), stored
-  // back when the chunk changes: the same additions in the same order.
-  let c = -1;
-  let nb = 0;
-  let na = 0;
-  let dn = 0;
-  for (let i = 0; i < rows.M; i++) {
-    const ci = rows.chunkIndex[i]!;
-    if (ci !== c) {
-      if (c >= 0) {
-        numBefore[c] = nb;
-        numAfter[c] = na;
-        den[c] = dn;
-      }
-      c = ci;
-      nb = numBefore[c]!;
-      na = numAfter[c]!;
-      dn = den[c]!;
-    }
-    for (let j = of[i]! * N, end = j + N; j < end; j++) {
-      const r = ref[j]!;
-      const db = before[j]! - r;
-      const da = after[j]! - r;
-      nb += db * db;
-      na += da * da;
-      dn += r * r;
-    }
-  }
-  if (c >= 0) {
-    numBefore[c] = nb;
-    numAfter[c] = na;
-    den[c] = dn;
-  }
-  const rel = (num: Float64Array) => Array.from(num, (n, k) => (den[k]! > 0 ? n / den[k]! : 0));
-  return { before: rel(numBefore), after: rel(numAfter) };
-}
-
 /** Per-column scale and zero point of each candidate, `[candidates, N]`. */
 export function weightCandidateParams(wb: Float32Array, Kb: number, N: number, type: QuantType, symmetric: boolean) {
   const scales = SCALE_CANDIDATES.map(() => new Float32Array(N));
@@ -478,6 +413,8 @@ function searchWeights(
   const useGram = Kb <= 2048 && M * Kb * Kb + 4 * Kb * Kb * N < 4 * M * Kb * N;
   let gram: Float32Array | undefined;
   let xs: Float32Array | undefined;
+  let first: Int32Array | undefined;
+  let scaledOf: Int32Array | undefined;
   if (useGram) {
     gram = cache?.get(key);
     if (!gram) {
@@ -485,11 +422,14 @@ function searchWeights(
       cache?.set(key, gram);
     }
   } else {
-    // Rows scaled by √f_i, so a plain sum of squares is the weighted one.
-    xs = new Float32Array(M * Kb);
-    for (let i = 0; i < M; i++) {
+    // Rows scaled by √f_i, so a plain sum of squares is the weighted one; once per distinct
+    // scaled row (the sums below read a repeat's products from its first occurrence).
+    ({ first, of: scaledOf } = distinctWeighted(distinctOfRows(rows).distinctOf, rows.weight, M));
+    xs = new Float32Array(first.length * Kb);
+    for (let u = 0; u < first.length; u++) {
+      const i = first[u]!;
       const r = Math.sqrt(rows.weight[i]!);
-      for (let k = 0; k < Kb; k++) xs[i * Kb + k] = xb[i * Kb + k]! * r;
+      for (let k = 0; k < Kb; k++) xs[u * Kb + k] = xb[i * Kb + k]! * r;
     }
   }
   let wsum = 0;
@@ -500,22 +440,17 @@ function searchWeights(
   const colErr = SCALE_CANDIDATES.map((_, ci) => {
     const s = params.scales[ci]!;
     const z = params.zeroPoints[ci]!;
-    const deq = dequantizePerChannel(quantizePerChannel(wb, Kb, N, s, z, type), Kb, N, s, z);
-    deqs.push(deq);
+    const deq = new Float32Array(Kb * N);
     const dT = new Float32Array(N * Kb);
-    for (let k = 0; k < Kb; k++) for (let n = 0; n < N; n++) dT[n * Kb + k] = deq[k * N + n]! - wb[k * N + n]!;
+    fakeQuantWeight(wb, Kb, N, s, z, type, deq, dT);
+    deqs.push(deq);
     const err = new Float64Array(N);
     if (gram) {
       // err_n = d_nᵀ H d_n: (H·D)ᵀ = Dᵀ·H (H symmetric), row n of it dotted with d_n.
-      const hd = gemmNT(dT, N, Kb, gram, Kb);
-      for (let n = 0; n < N; n++) {
-        let e = 0;
-        for (let k = 0; k < Kb; k++) e += hd[n * Kb + k]! * dT[n * Kb + k]!;
-        err[n] = e;
-      }
+      rowDots(gemm32(dT, N, Kb, gram, Kb), dT, N, Kb, err);
     } else {
-      const e = gemmNT(xs!, M, Kb, dT, N);
-      for (let i = 0; i < M; i++) for (let n = 0; n < N; n++) err[n]! += e[i * N + n]! ** 2;
+      const e = gemm32(xs!, first!.length, Kb, dT, N);
+      for (let i = 0; i < M; i++) for (let n = 0, at = scaledOf![i]! * N; n < N; n++) err[n]! += e[at + n]! ** 2;
     }
     return err;
   });
@@ -542,6 +477,23 @@ function searchWeights(
   }
   const norm = wsum > 0 ? 1 / wsum : 0;
   return { search: { scales, zeroPoints, choice, error: { minmax: minmax * norm, chosen: chosen * norm } }, deq };
+}
+
+/** The rows that are distinct once weighted (same row bits, same f_i): each one's first row, and which of them each row repeats. */
+function distinctWeighted(distinctOf: Int32Array, weight: Float64Array, M: number): { first: Int32Array; of: Int32Array } {
+  const byKey = new Map<string, number>();
+  const first: number[] = [];
+  const of = new Int32Array(M);
+  for (let i = 0; i < M; i++) {
+    const key = `${distinctOf[i]}|${weight[i]}`;
+    let u = byKey.get(key);
+    if (u === undefined) {
+      byKey.set(key, (u = first.length));
+      first.push(i);
+    }
+    of[i] = u;
+  }
+  return { first: Int32Array.from(first), of };
 }
 
 /** `H = Σ_i f_i x_i x_iᵀ`, `[Kb, Kb]`. */

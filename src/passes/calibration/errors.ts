@@ -1,0 +1,177 @@
+/**
+ * The error sums of the scale search over a layer's outputs `[Md, N]` (one row per distinct
+ * sample row; row i of the sample is row `of[i]`). Every sum is taken in the order the plain
+ * definition takes it; the loops only run independent sums side by side, so that a float64
+ * addition's latency is not paid once per value.
+ */
+
+/** Σ_i f_i ‖y_i − ref_i‖² / Σ_i f_i over the M sample rows (`weight` holds f_i). */
+export function weightedRowError(y: Float32Array, ref: Float32Array, weight: Float64Array, M: number, N: number, of: Int32Array): number {
+  // ‖y_i − ref_i‖² once per distinct row (a repeat has the same one), then the weighted sum
+  // in row order. Four rows at a time: four independent sums, each in column order.
+  const D = y.length / N;
+  const e = new Float64Array(D);
+  let d = 0;
+  for (; d + 3 < D; d += 4) {
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let j = d * N, end = j + N; j < end; j++) {
+      const d0 = y[j]! - ref[j]!;
+      const d1 = y[j + N]! - ref[j + N]!;
+      const d2 = y[j + 2 * N]! - ref[j + 2 * N]!;
+      const d3 = y[j + 3 * N]! - ref[j + 3 * N]!;
+      s0 += d0 * d0;
+      s1 += d1 * d1;
+      s2 += d2 * d2;
+      s3 += d3 * d3;
+    }
+    e[d] = s0;
+    e[d + 1] = s1;
+    e[d + 2] = s2;
+    e[d + 3] = s3;
+  }
+  for (; d < D; d++) {
+    let s0 = 0;
+    for (let j = d * N, end = j + N; j < end; j++) {
+      const d0 = y[j]! - ref[j]!;
+      s0 += d0 * d0;
+    }
+    e[d] = s0;
+  }
+  let total = 0;
+  let wsum = 0;
+  for (let i = 0; i < M; i++) {
+    total += weight[i]! * e[of[i]!]!;
+    wsum += weight[i]!;
+  }
+  return wsum > 0 ? total / wsum : 0;
+}
+
+/** A layer's outputs, per branch (the layer's output is their sum). */
+export interface BranchOutputs {
+  ref: Float32Array;
+  before: Float32Array;
+  after: Float32Array;
+}
+
+/**
+ * Per chunk Σ‖y − ref‖² / Σ‖ref‖² over the chunk's rows (unweighted), for the outputs before
+ * and after the search in one pass. The layer's output is its one branch's (a sum 0 + y would
+ * only turn -0 into 0, which changes no squared error), or the float64 sum of its branches',
+ * branch by branch (0 + y₀ + y₁ …), taken value by value as the sums are read.
+ */
+export function chunkRelativeErrors(outputs: BranchOutputs[], chunkIndex: Int32Array, M: number, N: number, C: number, of: Int32Array): { before: number[]; after: number[] } {
+  const numBefore = new Float64Array(C);
+  const numAfter = new Float64Array(C);
+  const den = new Float64Array(C);
+  const sums = outputs.length === 1 ? undefined : summed(outputs);
+  // The running sums of the current chunk live in locals (rows come chunk by chunk), stored
+  // back when the chunk changes: the same additions in the same order.
+  let c = -1;
+  let nb = 0;
+  let na = 0;
+  let dn = 0;
+  const store = () => {
+    numBefore[c] = nb;
+    numAfter[c] = na;
+    den[c] = dn;
+  };
+  for (let i = 0; i < M; i++) {
+    const ci = chunkIndex[i]!;
+    if (ci !== c) {
+      if (c >= 0) store();
+      c = ci;
+      nb = numBefore[c]!;
+      na = numAfter[c]!;
+      dn = den[c]!;
+    }
+    const at = of[i]! * N;
+    const s = sums ? rowSums2(sums, at, N, nb, na, dn) : rowSums1(outputs[0]!, at, N, nb, na, dn);
+    nb = s.nb;
+    na = s.na;
+    dn = s.dn;
+  }
+  if (c >= 0) store();
+  const rel = (num: Float64Array) => Array.from(num, (n, k) => (den[k]! > 0 ? n / den[k]! : 0));
+  return { before: rel(numBefore), after: rel(numAfter) };
+}
+
+interface Sums {
+  nb: number;
+  na: number;
+  dn: number;
+}
+
+/** One branch: the three running sums over one output row. */
+function rowSums1(o: BranchOutputs, at: number, N: number, nb: number, na: number, dn: number): Sums {
+  const { ref, before, after } = o;
+  for (let j = at, end = at + N; j < end; j++) {
+    const r = ref[j]!;
+    const db = before[j]! - r;
+    const da = after[j]! - r;
+    nb += db * db;
+    na += da * da;
+    dn += r * r;
+  }
+  return { nb, na, dn };
+}
+
+/** The outputs of two or more branches, grouped for {@link rowSums2}: the first two, and any further ones. */
+interface Summed {
+  a: BranchOutputs;
+  b: BranchOutputs;
+  rest: BranchOutputs[];
+}
+
+function summed(outputs: BranchOutputs[]): Summed {
+  return { a: outputs[0]!, b: outputs[1]!, rest: outputs.slice(2) };
+}
+
+/** Several branches: the layer's values are 0 + y₀ + y₁ (+ further branches), in float64. */
+function rowSums2(s: Summed, at: number, N: number, nb: number, na: number, dn: number): Sums {
+  const { a, b, rest } = s;
+  for (let j = at, end = at + N; j < end; j++) {
+    let r = 0 + a.ref[j]! + b.ref[j]!;
+    let yb = 0 + a.before[j]! + b.before[j]!;
+    let ya = 0 + a.after[j]! + b.after[j]!;
+    for (let t = 0; t < rest.length; t++) {
+      r += rest[t]!.ref[j]!;
+      yb += rest[t]!.before[j]!;
+      ya += rest[t]!.after[j]!;
+    }
+    const db = yb - r;
+    const da = ya - r;
+    nb += db * db;
+    na += da * da;
+    dn += r * r;
+  }
+  return { nb, na, dn };
+}
+
+/** `out[r] = Σ_k a[r, k]·b[r, k]` of row-major `[R, K]` blocks, each sum in the order of k; four rows at a time. */
+export function rowDots(a: Float32Array, b: Float32Array, R: number, K: number, out: Float64Array): void {
+  let r = 0;
+  for (; r + 3 < R; r += 4) {
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let j = r * K, end = j + K; j < end; j++) {
+      s0 += a[j]! * b[j]!;
+      s1 += a[j + K]! * b[j + K]!;
+      s2 += a[j + 2 * K]! * b[j + 2 * K]!;
+      s3 += a[j + 3 * K]! * b[j + 3 * K]!;
+    }
+    out[r] = s0;
+    out[r + 1] = s1;
+    out[r + 2] = s2;
+    out[r + 3] = s3;
+  }
+  for (; r < R; r++) {
+    let s0 = 0;
+    for (let j = r * K, end = j + K; j < end; j++) s0 += a[j]! * b[j]!;
+    out[r] = s0;
+  }
+}
