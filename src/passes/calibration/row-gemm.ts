@@ -13,9 +13,8 @@ export function gemmNT(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<
   return gemmNTJs(a, M, K, b, N, out);
 }
 
-/** {@link gemmNT} into a new float32 `[M, N]` (the search's outputs). */
-export function gemm32(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<number>, N: number): Float32Array {
-  const out = new Float32Array(M * N);
+/** {@link gemmNT} into a float32 `[M, N]` (the search's outputs): `out`, or a new array. */
+export function gemm32(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<number>, N: number, out: Float32Array = new Float32Array(M * N)): Float32Array {
   gemmNT(a, M, K, b, N, out);
   return out;
 }

@@ -36,6 +36,8 @@ import type { QuantConfig } from '../quant/config.ts';
 import { takeRows } from '../quant/layer-weights.ts';
 import { activationQuantForRange, type ActivationQuant, type Branch, type LayerPlan } from '../quant/plan.ts';
 import { type DistinctRows, distinctRows, gatherRows } from './distinct-rows.ts';
+import { type BufferPool, poolFor } from './buffers.ts';
+import { ranksRead, sortEnds } from './column-ends.ts';
 import { type BranchOutputs, chunkRelativeErrors, rowDots, weightedRowError } from './errors.ts';
 import { gemm32, gemmNT, transpose } from './row-gemm.ts';
 import { fakeQuantSimd } from './simd.ts';
@@ -164,8 +166,12 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
   const Md = distinct.length;
   // Per branch: the outputs of the float layer, after and before the search (summed over branches by chunkRelativeErrors).
   const outputs: BranchOutputs[] = [];
+  // Buffers no one reads after this layer (not rows.x, not cached rows) go back to the pool at its end.
+  const pool = poolFor(options.gramCache);
+  const scratch: Float32Array[] = [];
   const branches = plan.branches.map((br) => {
-    const xb = br.indices ? takeColumns(rows.x, M, K, br.indices) : rows.x;
+    const xb = br.indices ? takeColumns(rows.x, M, K, br.indices, pool.take(M * br.K)) : rows.x;
+    if (xb !== rows.x) scratch.push(xb);
     const wb = br.indices ? takeRows(w, N, br.indices) : w;
     const Kb = br.K;
     const plainDeq = dequantizePerChannel(br.wq, Kb, N, br.wScales, br.wZeroPoints);
@@ -175,8 +181,9 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
       const gramKey = br.indices ? undefined : options.gramKey;
       ({ search: weight, deq } = searchWeights(xb, rows, wb, Kb, N, br.wType, config.wSymmetric, gramKey === undefined ? undefined : options.gramCache, gramKey));
     }
-    const xd = Md === M ? xb : gatherRows(xb, Kb, distinct);
-    const ref = gemm32(xd, Md, Kb, transpose(wb, Kb, N), N);
+    const xd = Md === M ? xb : gatherRows(xb, Kb, distinct, pool.take(Md * Kb));
+    if (xd !== xb) scratch.push(xd);
+    const ref = gemm32(xd, Md, Kb, transpose(wb, Kb, N), N, pool.take(Md * N));
     const deqT = transpose(deq, Kb, N) as Float32Array;
     const { chunkMin, chunkMax, lo, hi } = branchRanges(stats, rows.chunks, br.indices, K);
     // Layers reading the same input (q, k, v) see the same percentiles: compute them once.
@@ -185,15 +192,18 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
     let best: { cand: ActivationCandidate; aq: ActivationQuant; y: Float32Array } | undefined;
     const evaluated: ActivationCandidate[] = [];
     let minmax: { xq: Float32Array; y: Float32Array } | undefined;
+    const ys: Float32Array[] = [];
     for (const { candidate, lo: l, hi: h, aq } of cands) {
       // Layers reading the same input (q, k, v) see the same candidates: quantize the rows once.
       const xqKey = br.indices || options.gramKey === undefined ? undefined : `${String(options.gramKey)}|xq|${aq.scale}|${aq.zeroPoint}|${aq.clip?.join(',') ?? ''}`;
       let xq = xqKey === undefined ? undefined : options.gramCache?.get(xqKey);
       if (!xq) {
-        xq = fakeQuant(xd, aq);
+        xq = fakeQuant(xd, aq, xqKey === undefined ? pool.take(xd.length) : undefined);
         if (xqKey !== undefined) options.gramCache?.set(xqKey, xq);
+        else scratch.push(xq);
       }
-      const y = gemm32(xq, Md, Kb, deqT, N);
+      const y = gemm32(xq, Md, Kb, deqT, N, pool.take(Md * N));
+      ys.push(y);
       if (candidate === 'minmax') minmax = { xq, y };
       const error = weightedRowError(y, ref, rows.weight, M, N, distinctOf);
       const cand: ActivationCandidate = { candidate, lo: l, hi: h, scale: aq.scale, zeroPoint: aq.zeroPoint, error };
@@ -201,13 +211,19 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
       if (!best || error < best.cand.error) best = { cand, aq, y };
     }
     // Before the search: min/max activations and min/max weights.
-    outputs.push({ ref, after: best!.y, before: deq === plainDeq ? minmax!.y : outputWithWeight(minmax!, Md, Kb, N, deqT, transpose(plainDeq, Kb, N) as Float32Array) });
+    const before = deq === plainDeq ? minmax!.y : outputWithWeight(minmax!, Md, Kb, N, deqT, transpose(plainDeq, Kb, N) as Float32Array, pool);
+    outputs.push({ ref, after: best!.y, before });
+    // The other candidates' products are done with: the next branch can have them.
+    pool.give(ys.filter((y) => y !== best!.y && y !== minmax!.y));
+    scratch.push(ref, best!.y, minmax!.y, before);
     const act: ActivationQuant = { ...best!.aq, range: [best!.cand.lo, best!.cand.hi] };
     const out: BranchSearch = { role: br.role, channels: Kb, act, actCandidate: best!.cand.candidate, actCandidates: evaluated, chunkMin, chunkMax };
     if (weight) out.weight = weight;
     return out;
   });
-  return { layer: plan.layer.name, branches, outputError: chunkRelativeErrors(outputs, rows.chunkIndex, M, N, C, distinctOf) };
+  const outputError = chunkRelativeErrors(outputs, rows.chunkIndex, M, N, C, distinctOf);
+  pool.give(scratch);
+  return { layer: plan.layer.name, branches, outputError };
 }
 
 /**
@@ -215,7 +231,7 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
  * weight `yT`: only the columns whose weight differs are multiplied (each output is its own
  * sum, so the others are those of `y`, bit for bit).
  */
-function outputWithWeight(minmax: { xq: Float32Array; y: Float32Array }, Md: number, Kb: number, N: number, yT: Float32Array, wT: Float32Array): Float32Array {
+function outputWithWeight(minmax: { xq: Float32Array; y: Float32Array }, Md: number, Kb: number, N: number, yT: Float32Array, wT: Float32Array, pool: BufferPool): Float32Array {
   const a = new Uint32Array(yT.buffer, yT.byteOffset, N * Kb);
   const b = new Uint32Array(wT.buffer, wT.byteOffset, N * Kb);
   const cols: number[] = [];
@@ -228,7 +244,8 @@ function outputWithWeight(minmax: { xq: Float32Array; y: Float32Array }, Md: num
     }
   }
   if (cols.length === 0) return minmax.y;
-  const out = minmax.y.slice();
+  const out = pool.take(Md * N);
+  out.set(minmax.y);
   const Nd = cols.length;
   const sub = new Float32Array(Nd * Kb);
   cols.forEach((n, t) => sub.set(wT.subarray(n * Kb, (n + 1) * Kb), t * Kb));
@@ -255,9 +272,8 @@ function uniformRows(xb: Float32Array, rows: RowSample, Kb: number): Float32Arra
 }
 
 /** Columns `idx` of a row-major `[M, K]` matrix. */
-function takeColumns(x: Float32Array, M: number, K: number, idx: Int32Array): Float32Array {
+function takeColumns(x: Float32Array, M: number, K: number, idx: Int32Array, out: Float32Array = new Float32Array(M * idx.length)): Float32Array {
   const Kb = idx.length;
-  const out = new Float32Array(M * Kb);
   for (let i = 0; i < M; i++) for (let j = 0; j < Kb; j++) out[i * Kb + j] = x[i * K + idx[j]!]!;
   return out;
 }
@@ -313,7 +329,7 @@ interface Tails {
 /** The percentiles of the candidates over the rows' values (of |x| when symmetric). */
 function percentileTails(xb: Float32Array, sym: boolean): Tails {
   const ps = SCALE_CANDIDATES.filter((c) => c !== 'minmax').map((c) => PERCENTILE[c]);
-  return { upper: tailPercentilesOf(xb, ps, sym), ...(sym ? {} : { lower: tailPercentilesOf(xb, ps.map((p) => 1 - p), false) }) };
+  return tailPercentilesOf(xb, ps, sym);
 }
 
 /** Per row sample (kept by the caller while the layers reading it are searched): its distinct rows, its whole-row percentiles. */
@@ -338,9 +354,8 @@ function cachedTails(rows: RowSample, sym: boolean, compute: () => Tails): Tails
  * Clip → QuantizeLinear → DequantizeLinear, with ONNX's float32 arithmetic: the WebAssembly
  * kernel where available (simd.ts), else {@link fakeQuantJs}; the same values bit for bit.
  */
-export function fakeQuant(x: Float32Array, aq: ActivationQuant): Float32Array {
+export function fakeQuant(x: Float32Array, aq: ActivationQuant, out: Float32Array = new Float32Array(x.length)): Float32Array {
   const { qmin, qmax } = quantRange(aq.type);
-  const out = new Float32Array(x.length);
   if (fakeQuantSimd(x, out, Math.fround(aq.scale), aq.zeroPoint, aq.clip ? aq.clip[0] : -Infinity, aq.clip ? aq.clip[1] : Infinity, qmin, qmax)) return out;
   return fakeQuantJs(x, aq);
 }
@@ -373,9 +388,13 @@ export function weightCandidateParams(wb: Float32Array, Kb: number, N: number, t
   const scales = SCALE_CANDIDATES.map(() => new Float32Array(N));
   const zeroPoints = SCALE_CANDIDATES.map(() => new Int32Array(N));
   const col = new Float32Array(Kb);
+  // Only the ends of each sorted column are read (ranks up to `low`, from `Kb − high`).
+  const ps = SCALE_CANDIDATES.map((c) => PERCENTILE[c]);
+  const low = symmetric ? 0 : ranksRead(Kb, ps.map((p) => 1 - p)).highest + 1;
+  const high = Kb - ranksRead(Kb, ps).lowest;
   for (let n = 0; n < N; n++) {
     for (let k = 0; k < Kb; k++) col[k] = symmetric ? Math.abs(wb[k * N + n]!) : wb[k * N + n]!;
-    col.sort();
+    sortEnds(col, low, high);
     SCALE_CANDIDATES.forEach((c, ci) => {
       const p = PERCENTILE[c];
       const hi = percentileSorted(col, p);

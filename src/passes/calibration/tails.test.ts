@@ -12,8 +12,7 @@ const abs = (x: Float32Array) => x.map(Math.abs);
 function expectSame(x: Float32Array): void {
   for (const sym of [false, true]) {
     const ref = sym ? abs(x) : x;
-    expect(tailPercentilesOf(x, UPPER, sym)).toEqual(tailPercentiles(ref, UPPER));
-    expect(tailPercentilesOf(x, LOWER, sym)).toEqual(tailPercentiles(ref, LOWER));
+    expect(tailPercentilesOf(x, UPPER, sym)).toEqual(sym ? { upper: tailPercentiles(ref, UPPER) } : { upper: tailPercentiles(x, UPPER), lower: tailPercentiles(x, LOWER) });
   }
 }
 
@@ -38,6 +37,6 @@ describe('tailPercentilesOf', () => {
     expectSame(relu);
     const withNaN = Float32Array.from({ length: n }, () => random.next());
     withNaN[123] = NaN;
-    for (const ps of [UPPER, LOWER]) expect(tailPercentilesOf(withNaN, ps, false)).toEqual(tailPercentiles(withNaN, ps));
+    expect(tailPercentilesOf(withNaN, UPPER, false)).toEqual({ upper: tailPercentiles(withNaN, UPPER), lower: tailPercentiles(withNaN, LOWER) });
   });
 });

@@ -19,65 +19,114 @@ export function tailPercentiles(values: Float32Array, ps: readonly number[]): nu
   return interpolate(a.subarray(from, to), from, n, positions);
 }
 
+/** The candidates' percentile ends: `upper` at each p (of |x| when symmetric), `lower` at each 1 − p (asymmetric). */
+export interface TailPercentiles {
+  upper: number[];
+  lower?: number[];
+}
+
 /**
- * {@link tailPercentiles} of `x` (of |x| when `abs`), the same numbers, without copying or
- * partitioning all the values: a strided sample gives a threshold a little inside the tail,
- * one pass gathers the values beyond it, and only those are sorted. When the pass cannot
- * prove its tail is the exact one (too few or too many values gathered, a NaN, a zero in the
- * tail whose sign the quickselect could have picked differently) it falls back to the
+ * {@link tailPercentiles} of `x` at `ps` (of |x| when `sym`) and, when not `sym`, at 1 − p:
+ * the same numbers, without copying or partitioning all the values. A random sample gives a
+ * threshold a little inside each tail; one pass gathers the values beyond them (most values
+ * fail two comparisons and cost nothing more), and only those are sorted. A side whose pass
+ * cannot prove its tail is the exact one (too few or too many values gathered, a NaN, a zero
+ * in the tail whose sign the quickselect could have picked differently) falls back to the
  * quickselect.
  */
-export function tailPercentilesOf(x: Float32Array, ps: readonly number[], abs: boolean): number[] {
+export function tailPercentilesOf(x: Float32Array, ps: readonly number[], sym: boolean): TailPercentiles {
   const n = x.length;
-  const fallback = () => tailPercentiles(abs ? absolute(x) : x, ps);
-  if (n < 1 << 12) return fallback();
-  const { upper, positions, from, to } = tailSpan(n, ps);
-  const need = to - from;
-  // Sample rank of the threshold: twice the tail's share plus a margin, so the gathered
-  // values hold the whole tail unless the sample is very unrepresentative (then: fallback).
-  // A small sample: sorting it is most of the cost for tensors of ~10⁵ values.
-  // Positions from a fixed xorshift: a regular stride would see only the channels it lands
-  // on (the values are rows of channels with very different ranges).
-  const m = Math.min(4096, Math.max(1024, n >> 6));
+  const lowerPs = ps.map((p) => 1 - p);
+  const slowUpper = () => tailPercentiles(sym ? absolute(x) : x, ps);
+  const slowLower = () => tailPercentiles(x, lowerPs);
+  const slow = (): TailPercentiles => (sym ? { upper: slowUpper() } : { upper: slowUpper(), lower: slowLower() });
+  if (n < 1 << 12) return slow();
+  const up = tailSpan(n, ps);
+  const lo = tailSpan(n, lowerPs);
+  const sample = sampleSorted(x, sym);
+  const m = sample.length;
+  // Sample rank of a threshold: twice the tail's share plus a margin, so the gathered values
+  // hold the whole tail unless the sample is very unrepresentative (then: fallback).
+  const rank = (need: number) => Math.min(m - 1, Math.ceil((2 * need * m) / n) + 16);
+  const tU = sample[m - 1 - rank(up.to - up.from)]!;
+  const tL = sym ? -tU : sample[rank(lo.to - lo.from)]!;
+  if (tU !== tU || tL !== tL) return slow();
+  const gU = new Gathered(up.to - up.from);
+  const gL = new Gathered(lo.to - lo.from);
+  for (let i = 0; i < n; i++) {
+    const v = x[i]!;
+    if (v < tU && v > tL) continue;
+    if (v !== v) return slow();
+    if (sym) {
+      const a = Math.abs(v);
+      if (a > tU) gU.push(a);
+      else if (a === tU) gU.ties++;
+    } else {
+      if (v > tU) gU.push(v);
+      else if (v === tU) gU.ties++;
+      if (v < tL) gL.push(v);
+      else if (v === tL) gL.ties++;
+    }
+  }
+  const upper = gU.tail(tU, true);
+  const out: TailPercentiles = { upper: upper ? interpolate(upper, up.from, n, up.positions) : slowUpper() };
+  if (!sym) {
+    const lower = gL.tail(tL, false);
+    out.lower = lower ? interpolate(lower, lo.from, n, lo.positions) : slowLower();
+  }
+  return out;
+}
+
+/** A sorted sample of x (of |x| when `abs`): positions from a fixed xorshift, since a regular stride would see only the channels it lands on. */
+function sampleSorted(x: Float32Array, abs: boolean): Float32Array {
+  // Small: sorting it is most of the cost for tensors of ~10⁵ values.
+  const m = Math.min(4096, Math.max(1024, x.length >> 6));
   const sample = new Float32Array(m);
   let h = 0x9e3779b9;
   for (let j = 0; j < m; j++) {
     h ^= h << 13;
     h ^= h >>> 17;
     h ^= h << 5;
-    const v = x[(h >>> 0) % n]!;
+    const v = x[(h >>> 0) % x.length]!;
     sample[j] = abs ? Math.abs(v) : v;
   }
-  sample.sort();
-  const r = Math.min(m - 1, Math.ceil((2 * need * m) / n) + 16);
-  const threshold = upper ? sample[m - 1 - r]! : sample[r]!;
-  if (threshold !== threshold) return fallback();
-  // Values beyond the threshold are gathered; values equal to it only counted (a tie of many
-  // copies of one value, e.g. an indicator channel's 1s, would overflow the buffer).
-  const cap = 4 * need + 4096;
-  const buf = new Float32Array(cap);
-  let count = 0;
-  let ties = 0;
-  for (let i = 0; i < n; i++) {
-    const v = abs ? Math.abs(x[i]!) : x[i]!;
-    if (upper ? v > threshold : v < threshold) {
-      if (count === cap) return fallback();
-      buf[count++] = v;
-    } else if (v === threshold) ties++;
-    else if (v !== v) return fallback();
+  return sample.sort();
+}
+
+/**
+ * The values beyond one tail's threshold, gathered; values equal to it only counted (a tie
+ * of many copies of one value, e.g. an indicator channel's 1s, would overflow the buffer).
+ */
+class Gathered {
+  ties = 0;
+  count = 0;
+  overflow = false;
+  private readonly buf: Float32Array;
+  constructor(private readonly need: number) {
+    this.buf = new Float32Array(4 * need + 4096);
   }
-  if (count + ties < need) return fallback();
-  const got = buf.subarray(0, count).sort();
-  let tail: Float32Array;
-  if (count >= need) tail = upper ? got.subarray(count - need) : got.subarray(0, need);
-  else {
-    // The copies of the threshold fill the rest of the tail, on its inner side.
-    tail = new Float32Array(need).fill(threshold);
-    tail.set(got, upper ? need - count : 0);
+
+  push(v: number): void {
+    if (this.count === this.buf.length) this.overflow = true;
+    else this.buf[this.count++] = v;
   }
-  // Equal values are the same bits except 0 and -0 (the quickselect's order among ties is its own).
-  for (let i = 0; i < need; i++) if (tail[i] === 0) return fallback();
-  return interpolate(tail, from, n, positions);
+
+  /** The tail's `need` values, sorted, or undefined when they are not provably the quickselect's. */
+  tail(threshold: number, upper: boolean): Float32Array | undefined {
+    const { need, count } = this;
+    if (this.overflow || count + this.ties < need) return undefined;
+    const got = this.buf.subarray(0, count).sort();
+    let tail: Float32Array;
+    if (count >= need) tail = upper ? got.subarray(count - need) : got.subarray(0, need);
+    else {
+      // The copies of the threshold fill the rest of the tail, on its inner side.
+      tail = new Float32Array(need).fill(threshold);
+      tail.set(got, upper ? need - count : 0);
+    }
+    // Equal values are the same bits except 0 and -0 (the quickselect's order among ties is its own).
+    for (let i = 0; i < need; i++) if (tail[i] === 0) return undefined;
+    return tail;
+  }
 }
 
 /** Which tail the percentiles read: ranks [from, to) of the sorted values. */
