@@ -39,7 +39,7 @@ import { type DistinctRows, distinctRows, gatherRows } from './distinct-rows.ts'
 import { type BufferPool, poolFor } from './buffers.ts';
 import { ranksRead, sortEnds } from './column-ends.ts';
 import { type BranchOutputs, chunkRelativeErrors, rowDots, weightedRowError } from './errors.ts';
-import { gemm32, gemmNT, transpose } from './row-gemm.ts';
+import { gemm32, transpose } from './row-gemm.ts';
 import { fakeQuantSimd } from './simd.ts';
 import { tailPercentilesOf } from './tails.ts';
 import { fakeQuantWeight } from './weight-quant.ts';
@@ -179,7 +179,7 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
     let deq = plainDeq;
     if (options.search && options.weights && M > 0) {
       const gramKey = br.indices ? undefined : options.gramKey;
-      ({ search: weight, deq } = searchWeights(xb, rows, wb, Kb, N, br.wType, config.wSymmetric, gramKey === undefined ? undefined : options.gramCache, gramKey));
+      ({ search: weight, deq } = searchWeights(xb, rows, wb, Kb, N, br.wType, config.wSymmetric, gramKey === undefined ? undefined : options.gramCache, gramKey, pool));
     }
     const xd = Md === M ? xb : gatherRows(xb, Kb, distinct, pool.take(Md * Kb));
     if (xd !== xb) scratch.push(xd);
@@ -187,7 +187,12 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
     const deqT = transpose(deq, Kb, N) as Float32Array;
     const { chunkMin, chunkMax, lo, hi } = branchRanges(stats, rows.chunks, br.indices, K);
     // Layers reading the same input (q, k, v) see the same percentiles: compute them once.
-    const tails = () => percentileTails(uniformRows(xb, rows, Kb), config.aSymmetric);
+    const tails = () => {
+      const u = uniformRows(xb, rows, Kb, pool);
+      const t = percentileTails(u, config.aSymmetric);
+      if (u !== xb) pool.give([u]);
+      return t;
+    };
     const cands = activationCandidates(br.indices ? tails : () => cachedTails(rows, config.aSymmetric, tails), M * Kb === 0, lo, hi, config, options.search);
     let best: { cand: ActivationCandidate; aq: ActivationQuant; y: Float32Array } | undefined;
     const evaluated: ActivationCandidate[] = [];
@@ -249,19 +254,20 @@ function outputWithWeight(minmax: { xq: Float32Array; y: Float32Array }, Md: num
   const Nd = cols.length;
   const sub = new Float32Array(Nd * Kb);
   cols.forEach((n, t) => sub.set(wT.subarray(n * Kb, (n + 1) * Kb), t * Kb));
-  const ys = gemm32(minmax.xq, Md, Kb, sub, Nd);
+  const ys = gemm32(minmax.xq, Md, Kb, sub, Nd, pool.take(Md * Nd));
   for (let i = 0; i < Md; i++) for (let t = 0; t < Nd; t++) out[i * N + cols[t]!] = ys[i * Nd + t]!;
+  pool.give([ys]);
   return out;
 }
 
 /** The reservoir's rows of a row-major `[M, Kb]` block (percentiles estimate the population from these). */
-function uniformRows(xb: Float32Array, rows: RowSample, Kb: number): Float32Array {
+function uniformRows(xb: Float32Array, rows: RowSample, Kb: number, pool: BufferPool): Float32Array {
   let n = 0;
   for (let i = 0; i < rows.M; i++) n += rows.uniform[i]!;
   if (n === rows.M) return xb;
   // With no reservoir rows at all (every row was extreme), the extreme rows are the population.
   if (n === 0) return xb;
-  const out = new Float32Array(n * Kb);
+  const out = pool.take(n * Kb);
   let at = 0;
   for (let i = 0; i < rows.M; i++) {
     if (!rows.uniform[i]) continue;
@@ -425,7 +431,7 @@ export function weightParamsFromChoice(wb: Float32Array, Kb: number, N: number, 
 
 function searchWeights(
   xb: Float32Array, rows: RowSample, wb: Float32Array, Kb: number, N: number, type: QuantType, symmetric: boolean,
-  cache: Map<unknown, Float32Array> | undefined, key: unknown,
+  cache: Map<unknown, Float32Array> | undefined, key: unknown, pool: BufferPool,
 ): { search: WeightSearch; deq: Float32Array } {
   const { M } = rows;
   const params = weightCandidateParams(wb, Kb, N, type, symmetric);
@@ -437,7 +443,7 @@ function searchWeights(
   if (useGram) {
     gram = cache?.get(key);
     if (!gram) {
-      gram = gramMatrix(xb, rows, Kb);
+      gram = gramMatrix(xb, rows, Kb, pool);
       cache?.set(key, gram);
     }
   } else {
@@ -466,10 +472,13 @@ function searchWeights(
     const err = new Float64Array(N);
     if (gram) {
       // err_n = d_nᵀ H d_n: (H·D)ᵀ = Dᵀ·H (H symmetric), row n of it dotted with d_n.
-      rowDots(gemm32(dT, N, Kb, gram, Kb), dT, N, Kb, err);
+      const hd = gemm32(dT, N, Kb, gram, Kb, pool.take(N * Kb));
+      rowDots(hd, dT, N, Kb, err);
+      pool.give([hd]);
     } else {
-      const e = gemm32(xs!, first!.length, Kb, dT, N);
+      const e = gemm32(xs!, first!.length, Kb, dT, N, pool.take(first!.length * N));
       for (let i = 0; i < M; i++) for (let n = 0, at = scaledOf![i]! * N; n < N; n++) err[n]! += e[at + n]! ** 2;
+      pool.give([e]);
     }
     return err;
   });
@@ -516,12 +525,14 @@ function distinctWeighted(distinctOf: Int32Array, weight: Float64Array, M: numbe
 }
 
 /** `H = Σ_i f_i x_i x_iᵀ`, `[Kb, Kb]`. */
-function gramMatrix(xb: Float32Array, rows: RowSample, Kb: number): Float32Array {
+function gramMatrix(xb: Float32Array, rows: RowSample, Kb: number, pool: BufferPool): Float32Array {
   const { M } = rows;
-  const xsT = new Float32Array(Kb * M);
+  const xsT = pool.take(Kb * M);
   for (let i = 0; i < M; i++) {
     const r = Math.sqrt(rows.weight[i]!);
     for (let k = 0; k < Kb; k++) xsT[k * M + i] = xb[i * Kb + k]! * r;
   }
-  return gemmNT(xsT, Kb, M, xsT, Kb) as Float32Array;
+  const gram = gemm32(xsT, Kb, M, xsT, Kb);
+  pool.give([xsT]);
+  return gram;
 }
