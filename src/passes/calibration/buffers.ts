@@ -10,7 +10,7 @@ export class BufferPool {
   private bytes = 0;
 
   /** @param maxBytes the pool keeps at most this much memory (beyond it, the buffers kept are dropped for the garbage collector). */
-  constructor(private readonly maxBytes = 32 << 20) {}
+  constructor(private readonly maxBytes = 8 << 20) {}
 
   /** `length` values: the smallest kept buffer that holds them (at most twice as long; its old values still in it), or a new one. */
   take(length: number): Float32Array {
