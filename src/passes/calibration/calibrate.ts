@@ -13,12 +13,11 @@
  * The result holds the min/max ranges (what `minmax` and scale-search false use), the
  * searched scales, and the calibration table that records every decision.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
 import type { Value } from '../../graph/ir/value.ts';
-import { loadModel, saveModel } from '../../graph/serde/io.ts';
+import { saveModel } from '../../graph/serde/io.ts';
+import { withModelCopy } from '../../graph/serde/model-copy.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import type { QuantConfig } from '../quant/config.ts';
 import { weightMatrix } from '../quant/layer-weights.ts';
@@ -169,16 +168,11 @@ function searchAll(layers: LinearLayer[], stats: CollectedStats, config: QuantCo
  * the same options); the user's model is not touched: the copy is loaded from a saved file.
  */
 async function withPlainCopy<T>(model: Model, config: QuantConfig, selection: LayerSelection, ranges: ActivationRanges, fn: (path: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'qarvd-s1-'));
-  try {
-    saveModel(model, join(dir, 'fp32.onnx'), { externalData: 'auto' });
-    const copy = loadModel(join(dir, 'fp32.onnx'));
+  return withModelCopy(model, 'qarvd-s1-', async (copy, dir) => {
     quantizeLinearLayers(copy, config, selection, ranges, 'q-arvd (S1, plain min/max)');
     saveModel(copy, join(dir, 'quantized.onnx'), { externalData: 'auto' });
-    return await fn(join(dir, 'quantized.onnx'));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    return fn(join(dir, 'quantized.onnx'));
+  });
 }
 
 function summary(layers: LinearLayer[], calib: LoadedCalibration, stats: CollectedStats, sensitivity: SensitivityCurve | null, alpha: number[], table: CalibrationTable, t: CalibrationResult['timings']): string {

@@ -89,7 +89,7 @@ export interface CalibrationTable {
   /** α per chunk (aligned with `chunks`). */
   alpha: number[];
   dualAlphaOne: boolean;
-  /** smooth-quant's power-of-two factors per smoothed input (absent without smooth-quant). */
+  /** smooth-quant's factors per smoothed input (absent without smooth-quant). */
   smoothing?: Smoothing;
   layers: Record<string, TableLayer>;
 }

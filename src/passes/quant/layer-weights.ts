@@ -26,6 +26,24 @@ export function weightMatrix(layer: LinearLayer): Float32Array {
   return out;
 }
 
+/**
+ * max_n |W[k, n]| for every input channel k (Gemm's alpha included), read in the stored
+ * layout: a float32 weight is not copied, as {@link weightMatrix} would.
+ */
+export function weightRowAbsMax(layer: LinearLayer): Float64Array {
+  const src = tensorAsFloat32(layer.weight);
+  const { K, N } = layer;
+  const out = new Float64Array(K);
+  for (let i = 0; i < src.length; i++) {
+    const k = layer.transposed ? i % K : Math.floor(i / N);
+    const a = Math.abs(src[i]!);
+    if (a > out[k]!) out[k] = a;
+  }
+  const alpha = Math.abs(layer.alpha);
+  if (alpha !== 1) for (let k = 0; k < K; k++) out[k] = out[k]! * alpha;
+  return out;
+}
+
 /** The bias as N float32 values (beta folded in), or undefined when the layer has none. */
 export function biasVector(layer: LinearLayer): Float32Array | undefined {
   if (!layer.bias) return undefined;

@@ -1,8 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
-import { loadModel, saveModel } from '../../graph/serde/io.ts';
+import { withModelCopy } from '../../graph/serde/model-copy.ts';
 import { calibrate } from '../calibration/calibrate.ts';
 import type { LoadedCalibration } from '../calibration/module.ts';
 import type { Logger } from '../log.ts';
@@ -13,7 +10,7 @@ import { applySmoothing, type Smoothing, smoothingFactors } from './smooth.ts';
 /**
  * The smooth-quant step before calibration: a min/max pass of the calibration samples over
  * the original model gives per-channel activation ranges, hence the factors. Then `fn`
- * calibrates a smoothed copy (saved and reloaded from a temporary folder): the user's model
+ * calibrates a smoothed copy (see {@link withModelCopy}): the user's model
  * is only rewritten by the caller once everything has succeeded, so a failing calibration
  * leaves it as it was.
  */
@@ -29,14 +26,11 @@ export async function withSmoothedCopy<T>(
   const smoothing = smoothingFactors(layers, pre.ranges, options.alpha);
   const smoothed = smoothing.groups.reduce((n, g) => n + g.layers.length, 0);
   options.log.info(`smooth-quant α ${options.alpha}: ${smoothing.groups.length} layer input(s) smoothed, ${smoothed} of ${layers.length} layers (min/max pass over ${calib.samples} sample(s) in ${(pre.timings.collect / 1000).toFixed(1)} s)`);
-  const dir = mkdtempSync(join(tmpdir(), 'qarvd-smooth-'));
-  try {
-    saveModel(model, join(dir, 'model.onnx'), { externalData: 'auto' });
-    const copy = loadModel(join(dir, 'model.onnx'));
+  const result = await withModelCopy(model, 'qarvd-smooth-', async (copy) => {
     const { folded, inserted } = applySmoothing(copy, findLinearLayers(copy.graph, options.selection).layers, smoothing, 'smooth-quant');
     options.log.info(`smooth-quant: 1/s folded into ${folded} producer(s) (LayerNormalization, Mul by a constant), ${inserted} Mul node(s) inserted`);
-    return { smoothing, result: await fn(copy, findLinearLayers(copy.graph, options.selection).layers) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    // The layers again: they now read the smoothed inputs and weights.
+    return fn(copy, findLinearLayers(copy.graph, options.selection).layers);
+  });
+  return { smoothing, result };
 }

@@ -12,8 +12,9 @@
  *
  * In the graph: `1/s` folded into the producer of each smoothed input when it is a
  * LayerNormalization or a Mul by a constant vector (smooth-fold.ts), else one `Mul(X, 1/s)`
- * shared by the layers reading it (e.g. q, k and v); and a new float32 weight per layer. Layers that cannot take a new weight (a
- * Gemm behind a Cast/Transpose chain) keep reading `X` and are left out of the group.
+ * shared by the layers reading it (e.g. q, k and v); and a new float32 weight per layer.
+ * Layers that cannot take a new weight (a Gemm behind a Cast/Transpose chain) keep reading
+ * `X` and are left out of the group.
  */
 import type { Graph } from '../../graph/ir/graph.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
@@ -21,7 +22,7 @@ import type { Model } from '../../graph/ir/model.ts';
 import { Node } from '../../graph/ir/node.ts';
 import { Tensor } from '../../graph/ir/tensor.ts';
 import type { Value } from '../../graph/ir/value.ts';
-import { tensorAsFloat32, weightMatrix } from './layer-weights.ts';
+import { tensorAsFloat32, weightMatrix, weightRowAbsMax } from './layer-weights.ts';
 import type { LinearLayer } from './linear-layers.ts';
 import type { ActivationRanges } from './quantize-layers.ts';
 import { removeUnused } from './rewire.ts';
@@ -81,8 +82,8 @@ export function smoothingFactors(layers: LinearLayer[], ranges: ActivationRanges
     if (!r) throw new Error(`smoothing: no activation ranges for layer ${members[0]!.name}`);
     const wMax = new Float64Array(K);
     for (const l of members) {
-      const w = weightMatrix(l);
-      for (let k = 0; k < K; k++) for (let n = 0; n < l.N; n++) wMax[k] = Math.max(wMax[k]!, Math.abs(w[k * l.N + n]!));
+      const rows = weightRowAbsMax(l);
+      for (let k = 0; k < K; k++) if (rows[k]! > wMax[k]!) wMax[k] = rows[k]!;
     }
     const factors = new Array<number>(K);
     for (let k = 0; k < K; k++) {
@@ -140,20 +141,12 @@ export function applySmoothing(model: Model, layers: LinearLayer[], smoothing: S
 function rewireLayer(g: Graph, layer: LinearLayer, smoothed: Value, s: Float32Array): void {
   const { K, N } = layer;
   const old = layer.node.input(1)!;
-  let data: Float32Array;
-  let dims: number[];
-  if (layer.op === 'MatMul') {
-    // The [K, N] float32 form (any Cast/Transpose chain folded); MatMul has no alpha.
-    data = weightMatrix(layer);
-    for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) data[k * N + n] = data[k * N + n]! * s[k]!;
-    dims = [K, N];
-  } else {
-    // Gemm: the stored layout, so alpha and transB keep their meaning.
-    data = tensorAsFloat32(layer.weight).slice();
-    if (layer.transposed) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) data[n * K + k] = data[n * K + k]! * s[k]!;
-    else for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) data[k * N + n] = data[k * N + n]! * s[k]!;
-    dims = [...layer.weight.dims];
-  }
+  // MatMul: the [K, N] float32 form (any Cast/Transpose chain folded; MatMul has no alpha).
+  // Gemm: the stored layout, so alpha and transB keep their meaning.
+  const gemmTransposed = layer.op === 'Gemm' && layer.transposed;
+  const data = layer.op === 'MatMul' ? weightMatrix(layer) : tensorAsFloat32(layer.weight).slice();
+  const dims = layer.op === 'MatMul' ? [K, N] : [...layer.weight.dims];
+  for (let i = 0; i < data.length; i++) data[i] = data[i]! * s[gemmTransposed ? i % K : Math.floor(i / N)]!;
   const weight = g.createInitializer(`${layer.weightValue.name}_smoothed`, (n) => Tensor.fromFloat32(n, dims, data));
   layer.node.setInput(0, smoothed);
   layer.node.setInput(1, weight);
