@@ -1,6 +1,7 @@
 // distinctRows: bitwise-distinct rows, first occurrences in order.
 import { describe, expect, it } from 'vitest';
-import { distinctRows, gatherRows } from './distinct-rows.ts';
+import { takeRows } from '../quant/layer-weights.ts';
+import { distinctRows } from './distinct-rows.ts';
 
 describe('distinctRows', () => {
   it('finds bitwise-distinct rows, first occurrences in order (-0 differs from 0, a NaN equals itself)', () => {
@@ -8,7 +9,7 @@ describe('distinctRows', () => {
     const { distinct, distinctOf } = distinctRows(x, 8, 2);
     expect(Array.from(distinct)).toEqual([0, 1, 3, 4, 6]);
     expect(Array.from(distinctOf)).toEqual([0, 1, 0, 2, 3, 1, 4, 4]);
-    expect(Array.from(gatherRows(x, 2, distinct))).toEqual([1, 2, 3, 4, 0, 0, -0, 0, NaN, 1]);
+    expect(Array.from(takeRows(x, 2, distinct))).toEqual([1, 2, 3, 4, 0, 0, -0, 0, NaN, 1]);
   });
 
   it('handles an empty block and a subarray view', () => {

@@ -47,9 +47,3 @@ export function distinctRows(x: Float32Array, M: number, K: number): DistinctRow
   }
   return { distinct: Int32Array.from(distinct), distinctOf };
 }
-
-/** Rows `idx` of a row-major `[*, K]` block. */
-export function gatherRows(x: Float32Array, K: number, idx: Int32Array, out: Float32Array = new Float32Array(idx.length * K)): Float32Array {
-  for (let r = 0; r < idx.length; r++) out.set(x.subarray(idx[r]! * K, (idx[r]! + 1) * K), r * K);
-  return out;
-}

@@ -35,7 +35,7 @@ import { percentileSorted } from '../../kernels/statistics.ts';
 import type { QuantConfig } from '../quant/config.ts';
 import { takeRows } from '../quant/layer-weights.ts';
 import { activationQuantForRange, type ActivationQuant, type Branch, type LayerPlan } from '../quant/plan.ts';
-import { type DistinctRows, distinctRows, gatherRows } from './distinct-rows.ts';
+import { type DistinctRows, distinctRows } from './distinct-rows.ts';
 import { type BufferPool, poolFor } from './buffers.ts';
 import { ranksRead, sortEnds } from './column-ends.ts';
 import { type BranchOutputs, chunkRelativeErrors, rowDots, weightedRowError } from './errors.ts';
@@ -181,7 +181,7 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
       const gramKey = br.indices ? undefined : options.gramKey;
       ({ search: weight, deq } = searchWeights(xb, rows, wb, Kb, N, br.wType, config.wSymmetric, gramKey === undefined ? undefined : options.gramCache, gramKey, pool));
     }
-    const xd = Md === M ? xb : gatherRows(xb, Kb, distinct, pool.take(Md * Kb));
+    const xd = Md === M ? xb : takeRows(xb, Kb, distinct, pool.take(Md * Kb));
     if (xd !== xb) scratch.push(xd);
     const ref = gemm32(xd, Md, Kb, transpose(wb, Kb, N), N, pool.take(Md * N));
     const deqT = transpose(deq, Kb, N) as Float32Array;
@@ -363,17 +363,16 @@ function cachedTails(rows: RowSample, sym: boolean, compute: () => Tails): Tails
 export function fakeQuant(x: Float32Array, aq: ActivationQuant, out: Float32Array = new Float32Array(x.length)): Float32Array {
   const { qmin, qmax } = quantRange(aq.type);
   if (fakeQuantSimd(x, out, Math.fround(aq.scale), aq.zeroPoint, aq.clip ? aq.clip[0] : -Infinity, aq.clip ? aq.clip[1] : Infinity, qmin, qmax)) return out;
-  return fakeQuantJs(x, aq);
+  return fakeQuantJs(x, aq, out);
 }
 
 /** {@link fakeQuant} in plain JavaScript (the definition the kernel matches). */
-export function fakeQuantJs(x: Float32Array, aq: ActivationQuant): Float32Array {
+export function fakeQuantJs(x: Float32Array, aq: ActivationQuant, out: Float32Array = new Float32Array(x.length)): Float32Array {
   const { qmin, qmax } = quantRange(aq.type);
   const s = Math.fround(aq.scale);
   const z = aq.zeroPoint;
   const c0 = aq.clip ? aq.clip[0] : -Infinity;
   const c1 = aq.clip ? aq.clip[1] : Infinity;
-  const out = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) {
     let v = x[i]!;
     if (v < c0) v = c0;

@@ -52,9 +52,8 @@ export function biasVector(layer: LinearLayer): Float32Array | undefined {
   return b.map((v) => Math.fround(v * layer.bias!.scale));
 }
 
-/** Rows `rows` of a `[K, N]` matrix, as a new `[rows.length, N]` matrix. */
-export function takeRows(w: Float32Array, N: number, rows: Int32Array): Float32Array {
-  const out = new Float32Array(rows.length * N);
+/** Rows `rows` of a `[K, N]` matrix, as a `[rows.length, N]` matrix (into `out` when given). */
+export function takeRows(w: Float32Array, N: number, rows: Int32Array, out: Float32Array = new Float32Array(rows.length * N)): Float32Array {
   rows.forEach((k, i) => out.set(w.subarray(k * N, (k + 1) * N), i * N));
   return out;
 }
