@@ -10,8 +10,8 @@
 // path has near-ties (top-2 logit margins 0.13–0.24 at tokens 21, 28, 40, 49 and 54), so the
 // first flip — after which the texts part and every later position counts as a mismatch —
 // lands anywhere from token 21 to never, depending on the calibration set (measured 21–60).
-// Most of that 2% is the w2 inputs (the SwiGLU products, median |x| ≈ 0.06 against a
-// per-tensor range of 5–9): W8 weights alone give 0.0095, adding A8 on the five w2 layers
+// Most of that 2% is the w2 inputs (the SwiGLU products, median |x| 0.06–0.16 against a
+// largest |x| of 3.8–9.3 per tensor): W8 weights alone give 0.0095, adding A8 on the five w2 layers
 // alone 0.0225, A8 on every layer but w2 0.0121. The absolute logit error (≈ 0.2 against an
 // rms logit of 9.4) is the size of those margins. A search on the whole calibration set
 // (no row sampling) gives the same error.
