@@ -1,8 +1,9 @@
-import { gemmNTSimd } from './simd.ts';
+import { gemmF32Simd, gemmNTSimd } from './simd.ts';
 
 /**
- * The one product the scale search needs: `C = A·Bᵀ` with A `[M, K]` and B `[N, K]`, both
- * row-major, so every output is a contiguous dot product. Accumulation is in float64, each
+ * The weight search's product (Gram matrices, `dᵀHd`, sums over every row): `C = A·Bᵀ` with
+ * A `[M, K]` and B `[N, K]`, both row-major, so every output is a contiguous dot product.
+ * Accumulation is in float64 ({@link gemmF32} serves the layer outputs), each
  * output summed over k in order; the result is stored in `out`. Runs the WebAssembly SIMD
  * kernel (simd.ts, about 3× {@link gemmNTJs}) where available, with the same result bit for
  * bit: the calibration table's errors do not depend on which one ran.
@@ -16,6 +17,33 @@ export function gemmNT(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<
 /** {@link gemmNT} into a float32 `[M, N]` (the search's outputs): `out`, or a new array. */
 export function gemm32(a: ArrayLike<number>, M: number, K: number, b: ArrayLike<number>, N: number, out: Float32Array = new Float32Array(M * N)): Float32Array {
   gemmNT(a, M, K, b, N, out);
+  return out;
+}
+
+/**
+ * `C = A·Bᵀ` in float32 arithmetic: every output the sum over k, in order, of float32
+ * products, rounded to float32 at each step. The search's products (layer outputs, compared
+ * against each other) need no more: their rounding is about 1e-7 of the output, far below the
+ * quantization errors being compared, and float32 lanes are twice as many as float64 ones.
+ * Runs the WebAssembly SIMD kernel where available, bit for bit {@link gemmF32Js}.
+ */
+export function gemmF32(a: Float32Array, M: number, K: number, b: Float32Array, N: number, out: Float32Array = new Float32Array(M * N)): Float32Array {
+  checkShapes(a, M, K, b, N, out);
+  if (gemmF32Simd(a, M, K, b, N, out)) return out;
+  return gemmF32Js(a, M, K, b, N, out);
+}
+
+/** {@link gemmF32} in plain JavaScript (the definition the kernel matches). */
+export function gemmF32Js(a: Float32Array, M: number, K: number, b: Float32Array, N: number, out: Float32Array = new Float32Array(M * N)): Float32Array {
+  checkShapes(a, M, K, b, N, out);
+  const f = Math.fround;
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0, ao = i * K, bo = j * K; k < K; k++) s = f(s + f(a[ao + k]! * b[bo + k]!));
+      out[i * N + j] = s;
+    }
+  }
   return out;
 }
 

@@ -39,7 +39,7 @@ import { type DistinctRows, distinctRows } from './distinct-rows.ts';
 import { type BufferPool, poolFor } from './buffers.ts';
 import { ranksRead, sortEnds } from './column-ends.ts';
 import { type BranchOutputs, chunkRelativeErrors, rowDots, weightedRowError } from './errors.ts';
-import { gemm32, transpose } from './row-gemm.ts';
+import { gemm32, gemmF32, transpose } from './row-gemm.ts';
 import { fakeQuantSimd } from './simd.ts';
 import { tailPercentilesOf } from './tails.ts';
 import { fakeQuantWeight } from './weight-quant.ts';
@@ -183,7 +183,7 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
     }
     const xd = Md === M ? xb : takeRows(xb, Kb, distinct, pool.take(Md * Kb));
     if (xd !== xb) scratch.push(xd);
-    const ref = gemm32(xd, Md, Kb, transpose(wb, Kb, N), N, pool.take(Md * N));
+    const ref = gemmF32(xd, Md, Kb, transpose(wb, Kb, N) as Float32Array, N, pool.take(Md * N));
     const deqT = transpose(deq, Kb, N) as Float32Array;
     const { chunkMin, chunkMax, lo, hi } = branchRanges(stats, rows.chunks, br.indices, K);
     // Layers reading the same input (q, k, v) see the same percentiles: compute them once.
@@ -207,7 +207,7 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
         if (xqKey !== undefined) options.gramCache?.set(xqKey, xq);
         else scratch.push(xq);
       }
-      const y = gemm32(xq, Md, Kb, deqT, N, pool.take(Md * N));
+      const y = gemmF32(xq, Md, Kb, deqT, N, pool.take(Md * N));
       ys.push(y);
       if (candidate === 'minmax') minmax = { xq, y };
       const error = weightedRowError(y, ref, rows.weight, M, N, distinctOf);
@@ -254,7 +254,7 @@ function outputWithWeight(minmax: { xq: Float32Array; y: Float32Array }, Md: num
   const Nd = cols.length;
   const sub = new Float32Array(Nd * Kb);
   cols.forEach((n, t) => sub.set(wT.subarray(n * Kb, (n + 1) * Kb), t * Kb));
-  const ys = gemm32(minmax.xq, Md, Kb, sub, Nd, pool.take(Md * Nd));
+  const ys = gemmF32(minmax.xq, Md, Kb, sub, Nd, pool.take(Md * Nd));
   for (let i = 0; i < Md; i++) for (let t = 0; t < Nd; t++) out[i * N + cols[t]!] = ys[i * Nd + t]!;
   pool.give([ys]);
   return out;

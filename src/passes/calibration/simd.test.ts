@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../kernels/random.ts';
 import type { ActivationQuant } from '../quant/plan.ts';
-import { gemmNT, gemmNTJs } from './row-gemm.ts';
+import { gemm32, gemmF32, gemmF32Js, gemmNT, gemmNTJs } from './row-gemm.ts';
 import { fakeQuant, fakeQuantJs } from './search.ts';
 import { scanRows, scanRowsJs, simdAvailable } from './simd.ts';
 import { assemble, T } from './wasm-asm.ts';
@@ -60,13 +60,30 @@ describe('WebAssembly SIMD kernels of calibration', () => {
     }
   });
 
-  it('gemmNT: NaN, infinities and signed zeros as the JavaScript loop', () => {
-    const [M, K, N] = [9, 6, 7];
+  it('gemmNT and gemmF32: NaN, infinities and signed zeros as the JavaScript loops', () => {
+    const [M, K, N] = [9, 6, 11];
     const a = values(M * K);
     const b = values(N * K);
     a.set([NaN, -0, Infinity, -Infinity, 0, -0]);
     b.set([-0, -0, 1e38, 1e38, -0, 0]);
     expect(sameBits(gemmNT(a, M, K, b, N), gemmNTJs(a, M, K, b, N))).toBe(true);
+    expect(sameBits(gemmF32(a, M, K, b, N), gemmF32Js(a, M, K, b, N))).toBe(true);
+  });
+
+  it('gemmF32: every output the same float32 sum as the JavaScript loop, within 1e-5 of the float64 one', () => {
+    // Shapes with remainders of the 4 × 8 tiles, and ones crossing blocks of B columns and A rows.
+    for (const [M, K, N] of [[1, 1, 1], [5, 3, 7], [33, 64, 64], [17, 224, 9], [64, 32, 256], [3001, 64, 62], [37, 3000, 130], [301, 2048, 70]] as const) {
+      const a = values(M * K, 10);
+      const b = values(N * K, 10);
+      const f32 = gemmF32(a, M, K, b, N);
+      expect(sameBits(f32, gemmF32Js(a, M, K, b, N))).toBe(true);
+      // The rounding is relative to the sum of |products|, not to the (cancelling) sum.
+      const f64 = gemm32(a, M, K, b, N);
+      const mags = gemm32(Float32Array.from(a, Math.abs), M, K, Float32Array.from(b, Math.abs), N);
+      let worst = 0;
+      for (let i = 0; i < f32.length; i++) worst = Math.max(worst, Math.abs(f32[i]! - f64[i]!) / mags[i]!);
+      expect(worst).toBeLessThan(1e-5);
+    }
   });
 
   it('fakeQuant: the JavaScript quantizer, ties to even and clipping included', () => {

@@ -15,6 +15,10 @@
  *    float64 (the division and roundings of the JavaScript loop, in the same order).
  * 3. The gemm's operand conversion (`pack4`) and its float32 output rounding:
  *    float32 operands go in and out as memory copies instead of JavaScript loops.
+ * 4. `gemmF32`: `C = A·Bᵀ` accumulated in float32 (the search's products, see
+ *    `gemmF32` in row-gemm.ts): four output columns per f32x4 lane group, each output a
+ *    sequential sum over k of float32 products, multiply then add, as `Math.fround` does in
+ *    the JavaScript loop; twice the lanes of the float64 kernel.
  *
  * One module instance and its memory serve them all; they work through blocks of about
  * 1 MiB, so the memory stays a few MiB whatever the tensors, and never grows with the number
@@ -80,44 +84,91 @@ const G = { a: 0, b: 1, out: 2, M4: 3, K: 4, N4: 5, i: 6, j: 7, pa: 8, pb: 9, en
 const ROWS = [0, 1, 2, 3];
 const PAIRS = [0, 1];
 
+/** `for (i = 0; i < M; i += 4) for (j = 0; j < N; j += jStep) body` over i32 locals (i starts at 0, as locals do). */
+const overTiles = (i: number, M: number, j: number, N: number, jStep: number, body: Instr[]): Instr[] => [
+  ['block'], ['loop'],
+  ['local.get', i], ['local.get', M], 'i32.ge_u', ['br_if', 1],
+  ['i32.const', 0], ['local.set', j],
+  ['block'], ['loop'],
+  ['local.get', j], ['local.get', N], 'i32.ge_u', ['br_if', 1],
+  ...body,
+  ['local.get', j], ['i32.const', jStep], 'i32.add', ['local.set', j],
+  ['br', 0],
+  'end', 'end',
+  ['local.get', i], ['i32.const', 4], 'i32.add', ['local.set', i],
+  ['br', 0],
+  'end', 'end',
+];
+
+/** `while (p < end) body` over i32 locals. */
+const whileBelow = (p: number, end: number, body: Instr[]): Instr[] => [
+  ['block'], ['loop'],
+  ['local.get', p], ['local.get', end], 'i32.ge_u', ['br_if', 1],
+  ...body,
+  ['br', 0],
+  'end', 'end',
+];
+
 /** The gemm loop; `out32`: outputs stored rounded to float32 (`Math.fround`, as a Float32Array stores them), else as float64. */
 const gemmBody = (out32: boolean): Instr[] => [
   ['local.get', G.K], ['i32.const', 3], 'i32.shl', ['local.set', G.K8],
   ['local.get', G.K], ['i32.const', 5], 'i32.shl', ['local.set', G.K32],
-  ['block'], ['loop'],
-  ['local.get', G.i], ['local.get', G.M4], 'i32.ge_u', ['br_if', 1],
-  ['i32.const', 0], ['local.set', G.j],
-  ['block'], ['loop'],
-  ['local.get', G.j], ['local.get', G.N4], 'i32.ge_u', ['br_if', 1],
-  ...[...ROWS, ...ROWS].flatMap((_, t): Instr[] => [['f64.const', 0], 'f64x2.splat', ['local.set', G.acc + t]]),
-  // pa walks the group of rows i..i+3 of A, pb the group of columns j..j+3 of B (K32: a
-  // group's bytes); the loop ends when pa reaches the end of its group.
-  ['local.get', G.a], ['local.get', G.i], ['local.get', G.K8], 'i32.mul', 'i32.add', ['local.set', G.pa],
-  ['local.get', G.pa], ['local.get', G.K32], 'i32.add', ['local.set', G.end],
-  ['local.get', G.b], ['local.get', G.j], ['local.get', G.K8], 'i32.mul', 'i32.add', ['local.set', G.pb],
-  ['block'], ['loop'],
-  ['local.get', G.pa], ['local.get', G.end], 'i32.ge_u', ['br_if', 1],
-  ...PAIRS.flatMap((p): Instr[] => [['local.get', G.pb], ['v128.load', 16 * p], ['local.set', G.bv + p]]),
-  ...ROWS.flatMap((r): Instr[] => [['local.get', G.pa], ['v128.load64_splat', 8 * r], ['local.set', G.av + r]]),
-  ...ROWS.flatMap((r): Instr[] => PAIRS.flatMap((p): Instr[] => [['local.get', G.acc + 2 * r + p], ['local.get', G.av + r], ['local.get', G.bv + p], 'f64x2.mul', 'f64x2.add', ['local.set', G.acc + 2 * r + p]])),
-  ['local.get', G.pa], ['i32.const', 32], 'i32.add', ['local.set', G.pa],
-  ['local.get', G.pb], ['i32.const', 32], 'i32.add', ['local.set', G.pb],
-  ['br', 0],
-  'end', 'end',
-  ...ROWS.flatMap((r): Instr[] => [
-    ['local.get', G.out], ['local.get', G.i], ['i32.const', r], 'i32.add', ['local.get', G.N4], 'i32.mul', ['local.get', G.j], 'i32.add', ['i32.const', out32 ? 2 : 3], 'i32.shl', 'i32.add', ['local.set', G.po],
-    ...PAIRS.flatMap((p): Instr[] =>
-      out32
-        ? [['local.get', G.po], ['local.get', G.acc + 2 * r + p], 'f32x4.demote_f64x2_zero', ['v128.store64_lane', 8 * p, 0]]
-        : [['local.get', G.po], ['local.get', G.acc + 2 * r + p], ['v128.store', 16 * p]],
-    ),
+  ...overTiles(G.i, G.M4, G.j, G.N4, 4, [
+    ...[...ROWS, ...ROWS].flatMap((_, t): Instr[] => [['f64.const', 0], 'f64x2.splat', ['local.set', G.acc + t]]),
+    // pa walks the group of rows i..i+3 of A, pb the group of columns j..j+3 of B (K32: a
+    // group's bytes); the loop ends when pa reaches the end of its group.
+    ['local.get', G.a], ['local.get', G.i], ['local.get', G.K8], 'i32.mul', 'i32.add', ['local.set', G.pa],
+    ['local.get', G.pa], ['local.get', G.K32], 'i32.add', ['local.set', G.end],
+    ['local.get', G.b], ['local.get', G.j], ['local.get', G.K8], 'i32.mul', 'i32.add', ['local.set', G.pb],
+    ...whileBelow(G.pa, G.end, [
+      ...PAIRS.flatMap((p): Instr[] => [['local.get', G.pb], ['v128.load', 16 * p], ['local.set', G.bv + p]]),
+      ...ROWS.flatMap((r): Instr[] => [['local.get', G.pa], ['v128.load64_splat', 8 * r], ['local.set', G.av + r]]),
+      ...ROWS.flatMap((r): Instr[] => PAIRS.flatMap((p): Instr[] => [['local.get', G.acc + 2 * r + p], ['local.get', G.av + r], ['local.get', G.bv + p], 'f64x2.mul', 'f64x2.add', ['local.set', G.acc + 2 * r + p]])),
+      ['local.get', G.pa], ['i32.const', 32], 'i32.add', ['local.set', G.pa],
+      ['local.get', G.pb], ['i32.const', 32], 'i32.add', ['local.set', G.pb],
+    ]),
+    ...ROWS.flatMap((r): Instr[] => [
+      ['local.get', G.out], ['local.get', G.i], ['i32.const', r], 'i32.add', ['local.get', G.N4], 'i32.mul', ['local.get', G.j], 'i32.add', ['i32.const', out32 ? 2 : 3], 'i32.shl', 'i32.add', ['local.set', G.po],
+      ...PAIRS.flatMap((p): Instr[] =>
+        out32
+          ? [['local.get', G.po], ['local.get', G.acc + 2 * r + p], 'f32x4.demote_f64x2_zero', ['v128.store64_lane', 8 * p, 0]]
+          : [['local.get', G.po], ['local.get', G.acc + 2 * r + p], ['v128.store', 16 * p]],
+      ),
+    ]),
   ]),
-  ['local.get', G.j], ['i32.const', 4], 'i32.add', ['local.set', G.j],
-  ['br', 0],
-  'end', 'end',
-  ['local.get', G.i], ['i32.const', 4], 'i32.add', ['local.set', G.i],
-  ['br', 0],
-  'end', 'end',
+];
+
+// ---- gemmF32(a, b, out, M4, K, N8): a float32 row-major [M4, K]; b float32 in groups of
+// eight columns ([N8/8][K][8], value k of a group's columns side by side); out float32
+// [M4, N8]. A 4 × 8 tile of outputs per step: 8 f32x4 accumulators (rows i..i+3 × column
+// quads j, j+4); per k, the four rows' values splatted times two B quads.
+const H = { a: 0, b: 1, out: 2, M4: 3, K: 4, N8: 5, i: 6, j: 7, pa: 8, pb: 9, end: 10, K4: 11, K8: 12, K12: 13, po: 14, acc: 15, bv: 23, av: 25 };
+const QUADS = [0, 1];
+
+const gemmF32Body: Instr[] = [
+  ['local.get', H.K], ['i32.const', 2], 'i32.shl', ['local.set', H.K4],
+  ['local.get', H.K4], ['i32.const', 1], 'i32.shl', ['local.set', H.K8],
+  ['local.get', H.K8], ['local.get', H.K4], 'i32.add', ['local.set', H.K12],
+  ...overTiles(H.i, H.M4, H.j, H.N8, 8, [
+    ...[...ROWS, ...ROWS].flatMap((_, t): Instr[] => [['f32.const', 0], 'f32x4.splat', ['local.set', H.acc + t]]),
+    // pa walks row i of A (rows i+1..i+3 are K4, K8, K12 bytes further); pb walks group j/8
+    // of B, which starts j·K·4 bytes in (K·32 bytes a group). The loop ends at row i's end.
+    ['local.get', H.a], ['local.get', H.i], ['local.get', H.K4], 'i32.mul', 'i32.add', ['local.set', H.pa],
+    ['local.get', H.pa], ['local.get', H.K4], 'i32.add', ['local.set', H.end],
+    ['local.get', H.b], ['local.get', H.j], ['local.get', H.K4], 'i32.mul', 'i32.add', ['local.set', H.pb],
+    ...whileBelow(H.pa, H.end, [
+      ...QUADS.flatMap((q): Instr[] => [['local.get', H.pb], ['v128.load', 16 * q], ['local.set', H.bv + q]]),
+      ['local.get', H.pa], ['v128.load32_splat', 0], ['local.set', H.av],
+      ...([[1, H.K4], [2, H.K8], [3, H.K12]] as const).flatMap(([r, off]): Instr[] => [['local.get', H.pa], ['local.get', off], 'i32.add', ['v128.load32_splat', 0], ['local.set', H.av + r]]),
+      ...ROWS.flatMap((r): Instr[] => QUADS.flatMap((q): Instr[] => [['local.get', H.acc + 2 * r + q], ['local.get', H.av + r], ['local.get', H.bv + q], 'f32x4.mul', 'f32x4.add', ['local.set', H.acc + 2 * r + q]])),
+      ['local.get', H.pa], ['i32.const', 4], 'i32.add', ['local.set', H.pa],
+      ['local.get', H.pb], ['i32.const', 32], 'i32.add', ['local.set', H.pb],
+    ]),
+    ...ROWS.flatMap((r): Instr[] => [
+      ['local.get', H.out], ['local.get', H.i], ['i32.const', r], 'i32.add', ['local.get', H.N8], 'i32.mul', ['local.get', H.j], 'i32.add', ['i32.const', 2], 'i32.shl', 'i32.add', ['local.set', H.po],
+      ...QUADS.flatMap((q): Instr[] => [['local.get', H.po], ['local.get', H.acc + 2 * r + q], ['v128.store', 16 * q]]),
+    ]),
+  ]),
 ];
 
 // ---- pack4(src, groups, K, dst): float32 rows [4·groups, K] → float64 [groups][K][4], value k
@@ -186,6 +237,7 @@ interface Kernels {
   scan: (data: number, rows: number, K: number, min: number, max: number, rowMax: number) => void;
   gemm: (a: number, b: number, out: number, M4: number, K: number, N4: number) => void;
   gemm32: (a: number, b: number, out: number, M4: number, K: number, N4: number) => void;
+  gemmF32: (a: number, b: number, out: number, M4: number, K: number, N8: number) => void;
   pack4: (src: number, groups: number, K: number, dst: number) => void;
   fakeQuant: (x: number, pairs: number, out: number, s: number, z: number, c0: number, c1: number, qmin: number, qmax: number) => void;
 }
@@ -201,6 +253,7 @@ function instance(): Kernels | null {
       { name: 'scan', params: I32x6, results: [], locals: [T.i32, T.i32, T.i32, T.i32, T.v128, T.v128, T.f32, T.f32, T.f32, T.f32], body: scanBody },
       { name: 'gemm', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(14).fill(T.v128)], body: gemmBody(false) },
       { name: 'gemm32', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(14).fill(T.v128)], body: gemmBody(true) },
+      { name: 'gemmF32', params: I32x6, results: [], locals: [...Array(9).fill(T.i32), ...Array(14).fill(T.v128)], body: gemmF32Body },
       { name: 'pack4', params: [T.i32, T.i32, T.i32, T.i32], results: [], locals: Array(6).fill(T.i32), body: packBody },
       { name: 'fakeQuant', params: [T.i32, T.i32, T.i32, T.f64, T.f64, T.f64, T.f64, T.f64, T.f64], results: [], locals: [T.i32, ...Array(7).fill(T.v128)], body: fakeQuantBody },
     ]);
@@ -212,6 +265,7 @@ function instance(): Kernels | null {
         scan: e.scan as Kernels['scan'],
         gemm: e.gemm as Kernels['gemm'],
         gemm32: e.gemm32 as Kernels['gemm32'],
+        gemmF32: e.gemmF32 as Kernels['gemmF32'],
         pack4: e.pack4 as Kernels['pack4'],
         fakeQuant: e.fakeQuant as Kernels['fakeQuant'],
       };
@@ -362,6 +416,51 @@ export function gemmNTSimd(a: ArrayLike<number>, M: number, K: number, b: ArrayL
     }
   }
   return true;
+}
+
+/**
+ * `C = A·Bᵀ` with float32 A `[M, K]` and B `[N, K]` row-major, every output the float32 sum
+ * over k in order of float32 products (`gemmF32Js` in row-gemm.ts, bit for bit), into `out`
+ * (`[M, N]`). Returns false (computing nothing) without WebAssembly SIMD or for an empty product.
+ */
+export function gemmF32Simd(a: Float32Array, M: number, K: number, b: Float32Array, N: number, out: Float32Array): boolean {
+  const k = instance();
+  if (!k || M === 0 || N === 0 || K === 0) return false;
+  // Blocks of B's columns and of A's rows, as gemmNTSimd: the memory stays about 2 MiB.
+  const cols = Math.max(8, Math.min((N + 7) & ~7, Math.floor(BLOCK_BYTES / 4 / K) & ~7));
+  const rows = Math.max(4, Math.min((M + 3) & ~3, Math.floor(BLOCK_BYTES / 4 / (K + cols)) & ~3));
+  // Layout: B block [cols/8][K][8] | A block [rows, K] row-major | C block [rows, cols], float32.
+  const aAt = cols * K;
+  const cAt = aAt + rows * K;
+  const f = new Float32Array(memory(k, (cAt + rows * cols) * 4));
+  for (let j0 = 0; j0 < N; j0 += cols) {
+    const nc = Math.min(cols, N - j0);
+    const nc8 = (nc + 7) & ~7;
+    packInterleaved(f, 0, b, j0, nc, nc8, K, 8);
+    for (let i0 = 0; i0 < M; i0 += rows) {
+      const n = Math.min(rows, M - i0);
+      const n4 = (n + 3) & ~3;
+      f.set(a.subarray(i0 * K, (i0 + n) * K), aAt);
+      f.fill(0, aAt + n * K, aAt + n4 * K);
+      k.gemmF32(aAt * 4, 0, cAt * 4, n4, K, nc8);
+      if (nc8 === N) out.set(f.subarray(cAt, cAt + n * N), i0 * N);
+      else for (let i = 0; i < n; i++) out.set(f.subarray(cAt + i * nc8, cAt + i * nc8 + nc), (i0 + i) * N + j0);
+    }
+  }
+  return true;
+}
+
+/**
+ * Rows `from .. from + n` of a row-major `[*, K]` matrix into `to` at `at`, in groups of `g`
+ * rows with value k of a group's rows side by side (`[padded/g][K][g]`); rows past `n` up to
+ * `padded` are zeros.
+ */
+function packInterleaved(to: Float32Array, at: number, src: Float32Array, from: number, n: number, padded: number, K: number, g: number): void {
+  for (let r = 0; r < padded; r++) {
+    const base = at + (r - (r % g)) * K + (r % g);
+    if (r < n) for (let c = 0, s = (from + r) * K; c < K; c++) to[base + c * g] = src[s + c]!;
+    else for (let c = 0; c < K; c++) to[base + c * g] = 0;
+  }
 }
 
 /** The gemm's operand layout in JavaScript (pack4's, for operands that are not float32): `rows` rows, value(r, c). */

@@ -55,7 +55,7 @@ const SIMD: Record<string, [number, Imm, number?]> = {
   'f32x4.extract_lane': [0x1f, 'lane'], 'f64x2.extract_lane': [0x21, 'lane'],
   'v128.store64_lane': [0x5b, 'memlane', 3], 'v128.load64_zero': [0x5d, 'mem', 3],
   'f32x4.demote_f64x2_zero': [0x5e, 'none'], 'f64x2.promote_low_f32x4': [0x5f, 'none'], 'f64x2.nearest': [0x94, 'none'],
-  'f32x4.abs': [0xe0, 'none'], 'f32x4.pmin': [0xea, 'none'], 'f32x4.pmax': [0xeb, 'none'],
+  'f32x4.abs': [0xe0, 'none'], 'f32x4.add': [0xe4, 'none'], 'f32x4.mul': [0xe6, 'none'], 'f32x4.pmin': [0xea, 'none'], 'f32x4.pmax': [0xeb, 'none'],
   'f64x2.add': [0xf0, 'none'], 'f64x2.sub': [0xf1, 'none'], 'f64x2.mul': [0xf2, 'none'], 'f64x2.div': [0xf3, 'none'],
   'f64x2.pmin': [0xf6, 'none'], 'f64x2.pmax': [0xf7, 'none'],
 };
