@@ -42,6 +42,32 @@ export class RowReservoir {
     else if (t === this.next && this.capacity > 0) this.replace(values, offset, t);
   }
 
+  /**
+   * Offers `count` consecutive rows of `values` from `offset` on: the same as offering each
+   * in turn, but once the reservoir is full the rows before the next one to keep are passed
+   * over in one step (calibration offers millions of rows and keeps a few hundred).
+   */
+  offerRun(values: Float32Array, offset: number, count: number): void {
+    const W = this.width;
+    let r = 0;
+    while (r < count && this.kept < this.capacity) this.offer(values, offset + r++ * W);
+    if (this.capacity === 0) {
+      this.seen += count - r;
+      return;
+    }
+    while (r < count) {
+      // `next` never falls behind `seen` once full: the next kept row is `next − seen` rows on.
+      const skip = this.next - this.seen;
+      if (skip >= count - r) {
+        this.seen += count - r;
+        return;
+      }
+      r += skip;
+      this.seen += skip;
+      this.offer(values, offset + r++ * W);
+    }
+  }
+
   /** The kept rows, row-major `[kept, width]` (a view; do not keep it across offers). */
   rows(): Float32Array {
     return this.data.subarray(0, this.kept * this.width);

@@ -55,4 +55,21 @@ describe('TensorStats.add', () => {
       expect([s.reservoir.seen, s.reservoir.kept]).toEqual([ref.reservoir.seen, ref.reservoir.kept]);
     }
   });
+
+  it('RowReservoir.offerRun keeps what offering the rows one by one keeps', () => {
+    const random = seededRandom(9);
+    const K = 3;
+    for (const capacity of [0, 1, 5, 64]) {
+      const runs = new RowReservoir(K, capacity, 77);
+      const single = new RowReservoir(K, capacity, 77);
+      for (let call = 0; call < 300; call++) {
+        const rows = Math.floor(random.next() * 40);
+        const data = Float32Array.from({ length: (rows + 2) * K }, () => random.next());
+        runs.offerRun(data, 2 * K, rows);
+        for (let r = 0; r < rows; r++) single.offer(data, (r + 2) * K);
+      }
+      expect(sameBits(runs.rows(), single.rows())).toBe(true);
+      expect([runs.seen, runs.kept]).toEqual([single.seen, single.kept]);
+    }
+  });
 });

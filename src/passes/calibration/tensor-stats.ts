@@ -50,17 +50,20 @@ export class TensorStats {
     const rowMax = this.rowMax;
     scanRows(data, K, s.ranges.min, s.ranges.max, rowMax);
     const { extremes, reservoir } = s;
-    // The extreme stratum's entry threshold changes only when a row enters it.
+    // The extreme stratum's entry threshold changes only when a row enters it. The rows
+    // between two that beat it go to the reservoir as one run, in order.
     let threshold = extremes.threshold;
-    for (let r = 0, at = 0; r < rows; r++, at += K) {
+    let run = 0;
+    for (let r = 0; r < rows; r++) {
       const m = rowMax[r]!;
-      if (m <= threshold) reservoir.offer(data, at);
-      else {
-        const out = extremes.offer(data, at, m);
-        if (out) reservoir.offer(out.row, out.offset);
-        threshold = extremes.threshold;
-      }
+      if (m <= threshold) continue;
+      if (r > run) reservoir.offerRun(data, run * K, r - run);
+      const out = extremes.offer(data, r * K, m);
+      if (out) reservoir.offer(out.row, out.offset);
+      threshold = extremes.threshold;
+      run = r + 1;
     }
+    if (rows > run) reservoir.offerRun(data, run * K, rows - run);
     s.ranges.samples++;
   }
 
