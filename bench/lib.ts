@@ -39,6 +39,8 @@ export interface BenchContext {
 export interface BenchCase {
   name: string;
   summary: string;
+  /** What the case's baseline and ratio columns mean, when not fs.copyFile of the same bytes. */
+  legend?: string;
   run(ctx: BenchContext): Promise<BenchRow[]>;
 }
 

@@ -54,8 +54,11 @@ function machine(): Record<string, string | number> {
   };
 }
 
+/** The legend of cases whose baseline is a file copy. */
+const DEFAULT_LEGEND = 'baseline = fs.copyFile of the same bytes, in the same run; ratio = ours ÷ baseline; peak RSS from a child process doing one load+save.';
+
 function table(results: Results, names: string[]): string {
-  const head = ['case', 'what', 'MiB', 'ours ms', 'copy ms', 'ratio', 'peak RSS MiB', 'RSS/weights'];
+  const head = ['case', 'what', 'MiB', 'ours ms', 'baseline ms', 'ratio', 'peak RSS MiB', 'RSS/weights'];
   const lines = [head];
   for (const name of names) {
     for (const r of results.cases[name]!.rows) {
@@ -108,7 +111,8 @@ async function main(argv: string[]): Promise<void> {
     }
   }
   writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`\n${table(results, selected.map((c) => c.name))}\n\nratio = ours ÷ fs.copyFile of the same bytes, in the same run; peak RSS from a child process doing one load+save.`);
+  const legends = [...new Set(selected.map((c) => c.legend ?? DEFAULT_LEGEND))];
+  console.log(`\n${table(results, selected.map((c) => c.name))}\n\n${legends.join('\n')}`);
   console.log(`wrote ${RESULTS}`);
 }
 
