@@ -436,7 +436,7 @@ export function gemmF32Simd(a: Float32Array, M: number, K: number, b: Float32Arr
   for (let j0 = 0; j0 < N; j0 += cols) {
     const nc = Math.min(cols, N - j0);
     const nc8 = (nc + 7) & ~7;
-    packInterleaved(f, 0, b, j0, nc, nc8, K, 8);
+    packColumnGroups(f, b, j0, nc, nc8, K);
     for (let i0 = 0; i0 < M; i0 += rows) {
       const n = Math.min(rows, M - i0);
       const n4 = (n + 3) & ~3;
@@ -451,15 +451,15 @@ export function gemmF32Simd(a: Float32Array, M: number, K: number, b: Float32Arr
 }
 
 /**
- * Rows `from .. from + n` of a row-major `[*, K]` matrix into `to` at `at`, in groups of `g`
- * rows with value k of a group's rows side by side (`[padded/g][K][g]`); rows past `n` up to
- * `padded` are zeros.
+ * Rows `from .. from + n` of B (row-major `[*, K]`) to the start of `to` as gemmF32 reads
+ * them: groups of eight rows, value k of a group's rows side by side (`[padded/8][K][8]`);
+ * rows past `n` up to `padded` are zeros.
  */
-function packInterleaved(to: Float32Array, at: number, src: Float32Array, from: number, n: number, padded: number, K: number, g: number): void {
+function packColumnGroups(to: Float32Array, src: Float32Array, from: number, n: number, padded: number, K: number): void {
   for (let r = 0; r < padded; r++) {
-    const base = at + (r - (r % g)) * K + (r % g);
-    if (r < n) for (let c = 0, s = (from + r) * K; c < K; c++) to[base + c * g] = src[s + c]!;
-    else for (let c = 0; c < K; c++) to[base + c * g] = 0;
+    const base = (r & ~7) * K + (r & 7);
+    if (r < n) for (let c = 0, s = (from + r) * K; c < K; c++) to[base + c * 8] = src[s + c]!;
+    else for (let c = 0; c < K; c++) to[base + c * 8] = 0;
   }
 }
 
