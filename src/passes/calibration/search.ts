@@ -43,9 +43,9 @@ import { gemm32, gemmF32, transpose } from './row-gemm.ts';
 import { fakeQuantSimd } from './simd.ts';
 import { tailPercentilesOf } from './tails.ts';
 import { fakeQuantWeight } from './weight-quant.ts';
+import type { TensorStats } from './tensor-stats.ts';
 
 export { tailPercentiles } from './tails.ts';
-import type { TensorStats } from './tensor-stats.ts';
 
 const PERCENTILE: Record<ScaleCandidate, number> = { minmax: 1, 'p0.999': 0.999, 'p0.9999': 0.9999, 'p0.99999': 0.99999 };
 
