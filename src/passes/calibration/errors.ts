@@ -63,50 +63,28 @@ export interface BranchOutputs {
  * branch by branch (0 + y₀ + y₁ …), taken value by value as the sums are read.
  */
 export function chunkRelativeErrors(outputs: BranchOutputs[], chunkIndex: Int32Array, M: number, N: number, C: number, of: Int32Array): { before: number[]; after: number[] } {
-  const numBefore = new Float64Array(C);
-  const numAfter = new Float64Array(C);
-  const den = new Float64Array(C);
-  const sums = outputs.length === 1 ? undefined : summed(outputs);
-  // The running sums of the current chunk live in locals (rows come chunk by chunk), stored
-  // back when the chunk changes: the same additions in the same order.
-  let c = -1;
-  let nb = 0;
-  let na = 0;
-  let dn = 0;
-  const store = () => {
-    numBefore[c] = nb;
-    numAfter[c] = na;
-    den[c] = dn;
-  };
+  // sums[3c], sums[3c + 1], sums[3c + 2]: chunk c's Σ‖before − ref‖², Σ‖after − ref‖², Σ‖ref‖².
+  // The row helpers carry a chunk's running sums in locals through a row and store them
+  // back: the same additions in the same order as one running sum, and no float is boxed
+  // (a closure over the sums, or an object per row, made most of the search's garbage).
+  const sums = new Float64Array(3 * C);
+  const one = outputs.length === 1 ? outputs[0]! : undefined;
+  const grouped = one ? undefined : summed(outputs);
   for (let i = 0; i < M; i++) {
-    const ci = chunkIndex[i]!;
-    if (ci !== c) {
-      if (c >= 0) store();
-      c = ci;
-      nb = numBefore[c]!;
-      na = numAfter[c]!;
-      dn = den[c]!;
-    }
     const at = of[i]! * N;
-    const s = sums ? rowSums2(sums, at, N, nb, na, dn) : rowSums1(outputs[0]!, at, N, nb, na, dn);
-    nb = s.nb;
-    na = s.na;
-    dn = s.dn;
+    if (one) rowSums1(one, at, N, sums, 3 * chunkIndex[i]!);
+    else rowSums2(grouped!, at, N, sums, 3 * chunkIndex[i]!);
   }
-  if (c >= 0) store();
-  const rel = (num: Float64Array) => Array.from(num, (n, k) => (den[k]! > 0 ? n / den[k]! : 0));
-  return { before: rel(numBefore), after: rel(numAfter) };
+  const rel = (k: number) => Array.from({ length: C }, (_, c) => (sums[3 * c + 2]! > 0 ? sums[3 * c + k]! / sums[3 * c + 2]! : 0));
+  return { before: rel(0), after: rel(1) };
 }
 
-interface Sums {
-  nb: number;
-  na: number;
-  dn: number;
-}
-
-/** One branch: the three running sums over one output row. */
-function rowSums1(o: BranchOutputs, at: number, N: number, nb: number, na: number, dn: number): Sums {
+/** One branch: adds one output row to the chunk's three running sums at `sums[s..s+2]`. */
+function rowSums1(o: BranchOutputs, at: number, N: number, sums: Float64Array, s: number): void {
   const { ref, before, after } = o;
+  let nb = sums[s]!;
+  let na = sums[s + 1]!;
+  let dn = sums[s + 2]!;
   for (let j = at, end = at + N; j < end; j++) {
     const r = ref[j]!;
     const db = before[j]! - r;
@@ -115,7 +93,9 @@ function rowSums1(o: BranchOutputs, at: number, N: number, nb: number, na: numbe
     na += da * da;
     dn += r * r;
   }
-  return { nb, na, dn };
+  sums[s] = nb;
+  sums[s + 1] = na;
+  sums[s + 2] = dn;
 }
 
 /** The outputs of two or more branches, grouped for {@link rowSums2}: the first two, and any further ones. */
@@ -129,9 +109,12 @@ function summed(outputs: BranchOutputs[]): Summed {
   return { a: outputs[0]!, b: outputs[1]!, rest: outputs.slice(2) };
 }
 
-/** Several branches: the layer's values are 0 + y₀ + y₁ (+ further branches), in float64. */
-function rowSums2(s: Summed, at: number, N: number, nb: number, na: number, dn: number): Sums {
-  const { a, b, rest } = s;
+/** Several branches: the layer's values are 0 + y₀ + y₁ (+ further branches), in float64; adds one row to `sums[s..s+2]`. */
+function rowSums2(g: Summed, at: number, N: number, sums: Float64Array, s: number): void {
+  const { a, b, rest } = g;
+  let nb = sums[s]!;
+  let na = sums[s + 1]!;
+  let dn = sums[s + 2]!;
   for (let j = at, end = at + N; j < end; j++) {
     let r = 0 + a.ref[j]! + b.ref[j]!;
     let yb = 0 + a.before[j]! + b.before[j]!;
@@ -147,7 +130,9 @@ function rowSums2(s: Summed, at: number, N: number, nb: number, na: number, dn: 
     na += da * da;
     dn += r * r;
   }
-  return { nb, na, dn };
+  sums[s] = nb;
+  sums[s + 1] = na;
+  sums[s + 2] = dn;
 }
 
 /** `out[r] = Σ_k a[r, k]·b[r, k]` of row-major `[R, K]` blocks, each sum in the order of k; four rows at a time. */
