@@ -5,17 +5,21 @@
 // the old weights gone. Table checks: a table's smoothing must match the run's options.
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { attr } from '../../src/graph/ir/attribute.ts';
 import { loadModel } from '../../src/graph/serde/io.ts';
+import { seededRandom } from '../../src/kernels/random.ts';
 import { encodeModel } from '../../src/graph/proto/codec.ts';
 import { inlineSink } from '../../src/graph/serde/external-sink.ts';
 import { modelToProto } from '../../src/graph/serde/to-proto.ts';
 import { calibrate } from '../../src/passes/calibration/calibrate.ts';
 import { checkCalibrationModule } from '../../src/passes/calibration/module.ts';
 import { DEFAULT_QUANT_CONFIG } from '../../src/passes/quant/config.ts';
+import { weightMatrix, weightRowAbsMax } from '../../src/passes/quant/layer-weights.ts';
 import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
 import { applySmoothing, smoothingFactors, smoothingOfTable } from '../../src/passes/quant/smooth.ts';
 import { fixture } from '../helpers/fixtures.ts';
 import { feedsFor, runModel } from '../helpers/ort.ts';
+import { GraphBuilder } from './synthetic-graphs.ts';
 
 const toBytes = (m: ReturnType<typeof loadModel>) => encodeModel(modelToProto(m, inlineSink) as Parameters<typeof encodeModel>[0]);
 
@@ -94,5 +98,29 @@ describe('smooth-quant rewrite', () => {
     expect(() => smoothingOfTable({ smoothing: { alpha: 0.5, groups: [{ ...ok, factors: [0] }] } }, { smoothQuant: true }, 't.json')).toThrow(/is malformed/);
     expect(smoothingOfTable(s, { smoothQuant: true }, 't.json')).toBe(s.smoothing);
     expect(() => smoothingFactors(layers, new Map(), 1)).toThrow(/smooth-alpha must be between 0 and 1/);
+  });
+});
+
+// Synthetic Gemm graphs (no fixture has a Gemm whose alpha is not a power of two): the weight
+// maximum the factors use, read in the stored layout, must be that of weightMatrix's matrix.
+describe('weightRowAbsMax', () => {
+  it("equals max_n |weightMatrix[k, n]| bit for bit, for MatMul and Gemm with transB and an alpha that rounds", () => {
+    const K = 24;
+    const N = 10;
+    const w = seededRandom(7).normalArray(K * N);
+    const cases = [
+      { op: 'MatMul', dims: [K, N], attrs: [] },
+      { op: 'Gemm', dims: [K, N], attrs: [attr.float('alpha', 0.3)] },
+      { op: 'Gemm', dims: [N, K], attrs: [attr.int('transB', 1), attr.float('alpha', 1.7)] },
+    ];
+    for (const c of cases) {
+      const b = new GraphBuilder(c.op);
+      const x = b.input('x', [2, K]);
+      b.output(b.node(c.op, 'fc', [x, b.init('fc.weight', c.dims, w)], c.attrs), [2, N]);
+      const [layer] = findLinearLayers(b.graph).layers;
+      const m = weightMatrix(layer!);
+      const want = Array.from({ length: K }, (_, k) => Math.max(...Array.from(m.subarray(k * N, (k + 1) * N), Math.abs)));
+      expect(Array.from(weightRowAbsMax(layer!))).toEqual(want);
+    }
   });
 });

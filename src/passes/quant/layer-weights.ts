@@ -27,8 +27,9 @@ export function weightMatrix(layer: LinearLayer): Float32Array {
 }
 
 /**
- * max_n |W[k, n]| for every input channel k (Gemm's alpha included), read in the stored
- * layout: a float32 weight is not copied, as {@link weightMatrix} would.
+ * max_n |W[k, n]| for every input channel k of {@link weightMatrix}'s matrix (Gemm's alpha
+ * included, each product rounded to float32 as that matrix stores it), read in the stored
+ * layout: a float32 weight is not copied.
  */
 export function weightRowAbsMax(layer: LinearLayer): Float64Array {
   const src = tensorAsFloat32(layer.weight);
@@ -40,7 +41,8 @@ export function weightRowAbsMax(layer: LinearLayer): Float64Array {
     if (a > out[k]!) out[k] = a;
   }
   const alpha = Math.abs(layer.alpha);
-  if (alpha !== 1) for (let k = 0; k < K; k++) out[k] = out[k]! * alpha;
+  // Rounding is monotone and odd, so the rounded product of the largest |w| is the largest rounded |w·α|.
+  if (alpha !== 1) for (let k = 0; k < K; k++) out[k] = Math.fround(out[k]! * alpha);
   return out;
 }
 
