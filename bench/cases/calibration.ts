@@ -3,8 +3,9 @@
 // calibration module's default of 16 rollouts, and 100: the calibration set of the Q-ARVD
 // paper, 100 videos, METHOD.md S1) and stories260K (256 and 1024 feed sets) — the search's
 // cost is fixed, so the ratio falls with N; the details give the per-sample ratio, the
-// fixed part and the N from which the ratio is within the target. And peak RSS of calibration over N and 10N samples, each in a child process of
-// its own (memory must not grow with the sample count).
+// fixed part and the N from which the ratio is within the target. And peak RSS of
+// calibration over N and 10N samples, each in a child process of its own (memory must not
+// grow with the sample count).
 //
 // Run as a child: node --import tsx bench/cases/calibration.ts --child <samples>
 // prints one JSON line { maxRssBytes, ms, retainedBytes }; with --first-plain <samples> or
