@@ -1,0 +1,141 @@
+// GPTQ kernel against an independent float64 reference (OBQ updates with an explicit inverse,
+// test/helpers/gptq-reference.ts) and against its own unbatched definition, on synthetic
+// layers: no real layer is small enough for the O(K³·N) reference, so the weights and
+// activations are generated, with the features real layers have that GPTQ must handle —
+// correlated input channels, planted outlier rows (a dual-scale split), a dead channel, K not
+// a multiple of the batch size, and blocks of input channels.
+import { describe, expect, it } from 'vitest';
+import { gptq, gptqReference, quadraticError, roundToNearest, type RowQuantizers } from '../../src/kernels/gptq.ts';
+import { computeParamsBlocked, type QuantType } from '../../src/kernels/quantize.ts';
+import { seededRandom } from '../../src/kernels/random.ts';
+import { obqReference } from '../helpers/gptq-reference.ts';
+
+interface Case {
+  name: string;
+  K: number;
+  N: number;
+  type: QuantType;
+  /** Rows with 8× larger weights, quantized as their own group (a dual-scale split). */
+  outliers: number[];
+  dead: number[];
+  /** Rows per quantizer block within a group (0: per output channel). */
+  block: number;
+  batch: number;
+  seed: number;
+}
+
+const CASES: Case[] = [
+  { name: 'int4 per channel, K 150 with batch 64', K: 150, N: 24, type: 'int4', outliers: [], dead: [], block: 0, batch: 64, seed: 1 },
+  { name: 'int4 dual-scale, planted outliers, a dead channel', K: 150, N: 24, type: 'int4', outliers: [3, 40, 41, 97], dead: [77], block: 0, batch: 32, seed: 2 },
+  { name: 'uint8 dual-scale, dead channel, K 100 with batch 128', K: 100, N: 16, type: 'uint8', outliers: [5, 6, 60], dead: [0, 99], block: 0, batch: 128, seed: 3 },
+  { name: 'int4 blocks of 32, outliers in their own blocks', K: 136, N: 20, type: 'int4', outliers: [10, 70, 71], dead: [50], block: 32, batch: 48, seed: 4 },
+];
+
+/** W, X (correlated channels, dead ones zero) and H = XᵀX, and the quantizers of the case. */
+function makeLayer(c: Case) {
+  const rng = seededRandom(c.seed);
+  const { K, N } = c;
+  const w = new Float32Array(K * N);
+  for (let k = 0; k < K; k++) {
+    const gain = c.outliers.includes(k) ? 8 : 1;
+    for (let n = 0; n < N; n++) w[k * N + n] = rng.normal() * 0.05 * gain;
+  }
+  // Rows x = z·A with a random mixing A: the channels are correlated, as real activations are.
+  const M = 4 * K;
+  const mixRank = 24;
+  const a = Float64Array.from({ length: mixRank * K }, () => rng.normal());
+  const x = new Float64Array(M * K);
+  for (let m = 0; m < M; m++) {
+    const z = Array.from({ length: mixRank }, () => rng.normal());
+    for (let k = 0; k < K; k++) {
+      if (c.dead.includes(k)) continue;
+      let s = 0.3 * rng.normal() + 0.5;
+      for (let r = 0; r < mixRank; r++) s += z[r]! * a[r * K + k]!;
+      x[m * K + k] = s;
+    }
+  }
+  const h = new Float64Array(K * K);
+  for (let m = 0; m < M; m++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) h[i * K + j] += x[m * K + i]! * x[m * K + j]!;
+  return { w, h, quantizers: quantizersOf(c, w) };
+}
+
+/** Groups: (branch, block) pairs; parameters by min/max of each group's rows, per column. */
+function quantizersOf(c: Case, w: Float32Array): RowQuantizers {
+  const { K, N } = c;
+  const branches = [c.outliers, Array.from({ length: K }, (_, k) => k).filter((k) => !c.outliers.includes(k))].filter((rows) => rows.length > 0);
+  const group = new Int32Array(K);
+  const scales: number[] = [];
+  const zeroPoints: number[] = [];
+  let g = 0;
+  for (const rows of branches) {
+    const B = c.block || rows.length;
+    for (let b0 = 0; b0 < rows.length; b0 += B) {
+      const part = rows.slice(b0, b0 + B);
+      const sub = new Float32Array(part.length * N);
+      part.forEach((k, i) => {
+        sub.set(w.subarray(k * N, (k + 1) * N), i * N);
+        group[k] = g;
+      });
+      const p = computeParamsBlocked(sub, part.length, N, part.length, c.type, false);
+      scales.push(...p.scales);
+      zeroPoints.push(...p.zeroPoints);
+      g++;
+    }
+  }
+  return { group, scales: Float32Array.from(scales), zeroPoints: Int32Array.from(zeroPoints), type: c.type };
+}
+
+describe('gptq', () => {
+  for (const c of CASES) {
+    describe(c.name, () => {
+      const { w, h, quantizers } = makeLayer(c);
+      const options = { damp: 0.01, actOrder: true, blockSize: c.batch };
+      const fast = gptq(w, h, c.K, c.N, quantizers, options);
+
+      it('gives the integer weights of the OBQ reference, and those of its unbatched form bit for bit', () => {
+        const ref = obqReference(w, h, c.K, c.N, quantizers, 0.01, true);
+        let differ = 0;
+        for (let i = 0; i < ref.length; i++) if (ref[i] !== fast.q[i]) differ++;
+        expect(differ).toBe(0);
+        const plain = gptqReference(w, h, c.K, c.N, quantizers, options);
+        expect(Array.from(plain.q)).toEqual(Array.from(fast.q));
+        expect(Array.from(plain.deq)).toEqual(Array.from(fast.deq));
+        expect(fast.dead).toBe(c.dead.length);
+      });
+
+      it('has an objective tr(ΔᵀHΔ) no larger than round-to-nearest with the same quantizers', () => {
+        const rtn = roundToNearest(w, c.K, c.N, quantizers);
+        const eGptq = quadraticError(fast.deq, w, h, c.K, c.N);
+        const eRtn = quadraticError(rtn.deq, w, h, c.K, c.N);
+        expect(eGptq).toBeLessThan(eRtn);
+        // Not a marginal win: the error feedback is what the reconstruction is for.
+        expect(eGptq / eRtn).toBeLessThan(0.8);
+      });
+
+      it('keeps every value on its row group’s grid and zeroes dead rows', () => {
+        for (const k of c.dead) for (let n = 0; n < c.N; n++) expect(fast.deq[k * c.N + n]).toBe(0);
+        for (let k = 0; k < c.K; k++) {
+          for (let n = 0; n < c.N; n++) {
+            const p = quantizers.group[k]! * c.N + n;
+            expect(fast.deq[k * c.N + n]).toBe(Math.fround((fast.q[k * c.N + n]! - quantizers.zeroPoints[p]!) * quantizers.scales[p]!));
+          }
+        }
+      });
+    });
+  }
+
+  it('without act-order follows the reference in index order too', () => {
+    const c = CASES[1]!;
+    const { w, h, quantizers } = makeLayer(c);
+    const fast = gptq(w, h, c.K, c.N, quantizers, { actOrder: false, blockSize: 16 });
+    const ref = obqReference(w, h, c.K, c.N, quantizers, 0.01, false);
+    expect(Array.from(fast.q)).toEqual(Array.from(ref));
+  });
+
+  it('refuses mismatched shapes, naming what is wrong', () => {
+    const c = CASES[0]!;
+    const { w, h, quantizers } = makeLayer(c);
+    expect(() => gptq(w, h.subarray(1), c.K, c.N, quantizers)).toThrow(/H of/);
+    expect(() => gptq(w.subarray(1), h, c.K, c.N, quantizers)).toThrow(/weight of/);
+  });
+});
