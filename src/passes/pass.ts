@@ -225,8 +225,9 @@ function coerce(passName: string, key: string, decl: PassOption, v: unknown): un
     }
     case 'enum': {
       const choices = decl.choices ?? [];
-      // The CLI parser turns `--q-arvd.w-bits 4` into the number 4; numeric choices are strings.
-      const s = typeof v === 'number' ? String(v) : v;
+      // The CLI parser turns `--q-arvd.w-bits 4` into the number 4, and a config file may say
+      // `false` for an enum whose choices include 'false' (`dual-scale`): choices are strings.
+      const s = typeof v === 'number' || typeof v === 'boolean' ? String(v) : v;
       return typeof s === 'string' && choices.includes(s) ? s : bad(`one of ${choices.join(', ')}`);
     }
   }

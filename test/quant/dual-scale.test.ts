@@ -129,13 +129,15 @@ function layerPrintout(model: Model, name: string): { lines: string[]; initializ
 }
 
 // q-arvd's calibration (the calibration issue) searches activation and weight scales by the
-// layer output error unless `scale-search` is false; minmax keeps plain min/max. So S2 alone is
-// compared: weight-only with the defaults (no calibration, no search), and with activations
-// with the search off.
+// layer output error unless `scale-search` is false, and reconstructs the weights and corrects
+// the biases from calibration statistics unless `reconstruct none` and `bias-correction false`;
+// minmax keeps plain min/max. So S2 alone is compared: weight-only with the defaults (no
+// calibration data, so round to nearest), and with activations with the search and the
+// reconstruction off.
 const SAME_AS_MINMAX = [
   { label: 'W8 weight-only (defaults)', options: { 'w-bits': '8', 'a-bits': 'none' } },
   { label: 'W4 weight-only (defaults)', options: { 'w-bits': '4', 'a-bits': 'none' } },
-  { label: 'W8A8, scale-search false', options: { 'w-bits': '8', 'a-bits': '8', 'scale-search': false } },
+  { label: 'W8A8, scale-search false', options: { 'w-bits': '8', 'a-bits': '8', 'scale-search': false, reconstruct: 'none', 'bias-correction': false } },
 ] as const;
 
 describe('layers without outliers: q-arvd emits exactly what minmax emits', () => {
@@ -148,7 +150,7 @@ describe('layers without outliers: q-arvd emits exactly what minmax emits', () =
           const mModel = await loadFixture(f);
           const calib = bits.options['a-bits'] === 'none' ? undefined : testCalibration(f);
           const q = await quantize(qModel, { ...f.options, format, ...bits.options }, calib);
-          const { 'scale-search': _, ...minmaxOptions } = { ...f.options, format, ...bits.options } as Record<string, unknown>;
+          const { 'scale-search': _s, reconstruct: _r, ...minmaxOptions } = { ...f.options, format, ...bits.options } as Record<string, unknown>;
           const m = await quantize(mModel, minmaxOptions, calib, 'minmax');
           expect(m.method).toBe('minmax');
           expect(m.totals.layers.dual).toBe(0);
@@ -175,7 +177,7 @@ describe('layers without outliers: q-arvd emits exactly what minmax emits', () =
     const f = quantFixture('stories260K');
     const qModel = await loadFixture(f);
     const mModel = await loadFixture(f);
-    await quantize(qModel, { 'w-bits': '4', 'a-bits': '8', 'dual-scale': false, 'scale-search': false }, testCalibration(f));
+    await quantize(qModel, { 'w-bits': '4', 'a-bits': '8', 'dual-scale': false, 'scale-search': false, reconstruct: 'none', 'bias-correction': false }, testCalibration(f));
     await quantize(mModel, { 'w-bits': '4', 'a-bits': '8' }, testCalibration(f), 'minmax');
     const norm = (m: Model) => printGraph(m.graph, { metadata: true }).replace(/\\"method\\":\\"(q-arvd|minmax)\\"/g, '');
     expect(norm(qModel)).toBe(norm(mModel));

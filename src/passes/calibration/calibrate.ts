@@ -22,10 +22,11 @@ import { type Logger, silentLogger } from '../log.ts';
 import type { QuantConfig } from '../quant/config.ts';
 import { weightMatrix } from '../quant/layer-weights.ts';
 import type { LayerSelection, LinearLayer } from '../quant/linear-layers.ts';
-import { planLayer } from '../quant/plan.ts';
+import { type BranchScales, planLayer } from '../quant/plan.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from '../quant/quantize-layers.ts';
 import { collectStatistics, type CollectedStats, DEFAULT_RESERVOIR_ROWS, openCalibrationSession, rangesOf } from './collect.ts';
 import type { LoadedCalibration } from './module.ts';
+import type { GramStats, ReconStats } from './gram.ts';
 import { progressReporter, seconds } from './progress.ts';
 import { type LayerSearch, rowSample, type RowSample, searchLayer } from './search.ts';
 import { alphaFromSensitivity, measureSensitivity, readSensitivityFile, type SensitivityCurve } from './sensitivity.ts';
@@ -49,6 +50,10 @@ export interface CalibrateOptions {
   reservoirRows?: number;
   /** onnxruntime intra-op threads (0: its default). */
   threads?: number;
+  /** Also collect the per-chunk Gram matrices and mean rows of the layer inputs, combined with α into {@link CalibrationResult.recon}. */
+  reconstruct?: boolean;
+  /** `dual-scale auto`: search the unsplit form of split layers too (its scales under role `all`). */
+  splitAuto?: boolean;
   log?: Logger;
 }
 
@@ -63,6 +68,8 @@ export interface CalibrationResult {
   chunks: number[];
   sensitivity: SensitivityCurve | null;
   alpha: number[];
+  /** Per layer (by name; layers sharing an input share the object): `H = Σ_c α_c G_c` and the weighted mean row (with `reconstruct`). */
+  recon?: Map<string, ReconStats>;
   /** Wall time of each step, in ms. */
   timings: { collect: number; sensitivity: number; search: number };
 }
@@ -79,11 +86,13 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
   const session = await openCalibrationSession(model, layers, calib, threads);
   try {
     let t0 = performance.now();
-    const stats = await collectStatistics(session, layers, { reservoirRows, progress });
+    const reconstruct = options.reconstruct ?? false;
+    if (reconstruct) checkGramMemory(layers);
+    const stats = await collectStatistics(session, layers, { reservoirRows, progress, ...(reconstruct ? { gram: { threads } } : {}) });
     timings.collect = performance.now() - t0;
     const ranges = rangesOf(stats, layers);
     const { chunks } = stats;
-    if (!scaleSearch) {
+    if (!scaleSearch && !reconstruct) {
       log.info(`calibrated ${layers.length} layers on ${calib.samples} sample(s) from ${calib.origin} in ${seconds(timings.collect)} (min/max ranges)`);
       return { ranges, chunks, sensitivity: null, alpha: chunks.map(() => 1), timings };
     }
@@ -104,19 +113,56 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     }
     timings.sensitivity = performance.now() - t0;
     const alpha = sensitivity ? alphaFromSensitivity(sensitivity.normalized) : chunks.map(() => 1);
+    const recon = stats.grams ? combineGrams(stats.grams, layers, chunks, alpha) : undefined;
+    // The per-chunk matrices are not needed once combined.
+    delete stats.grams;
+    if (!scaleSearch) {
+      log.info(`calibrated ${layers.length} layers on ${calib.samples} sample(s) from ${calib.origin}: collect ${seconds(timings.collect)}${sensitivity ? `, S1 ${seconds(timings.sensitivity)} (α ${fmt(alpha)})` : ''} (min/max ranges, reconstruction statistics)`);
+      return { ranges, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}) };
+    }
 
     t0 = performance.now();
     const dualAlphaOne = options.dualAlphaOne ?? true;
-    const { scales, table } = searchAll(layers, stats, config, alpha, dualAlphaOne, sensitivity, calib, reservoirRows);
+    const { scales, table } = searchAll(layers, stats, config, alpha, dualAlphaOne, sensitivity, calib, reservoirRows, options.splitAuto ?? false);
     timings.search = performance.now() - t0;
     log.info(summary(layers, calib, stats, sensitivity, alpha, table, timings));
-    return { ranges, scales, table, chunks, sensitivity, alpha, timings };
+    return { ranges, scales, table, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}) };
   } finally {
     await session.dispose();
   }
 }
 
-function searchAll(layers: LinearLayer[], stats: CollectedStats, config: QuantConfig, alpha: number[], dualAlphaOne: boolean, sensitivity: SensitivityCurve | null, calib: LoadedCalibration, reservoirRows: number) {
+/** Bytes of Gram matrices above which calibration refuses rather than exhausting memory. */
+const GRAM_BUDGET_BYTES = 8 * 2 ** 30;
+
+/**
+ * Refuses a reconstruction whose Gram matrices (8·K² bytes per layer input and chunk) could
+ * not fit: the chunk count is not known yet, so the check is per chunk, naming the largest input.
+ */
+function checkGramMemory(layers: LinearLayer[]): void {
+  const inputs = new Map<Value, LinearLayer>();
+  for (const l of layers) if (!inputs.has(l.input)) inputs.set(l.input, l);
+  let bytes = 0;
+  let largest: LinearLayer | undefined;
+  for (const l of inputs.values()) {
+    bytes += 8 * l.K * l.K;
+    if (!largest || l.K > largest.K) largest = l;
+  }
+  if (bytes > GRAM_BUDGET_BYTES) {
+    throw new Error(`reconstruction needs ${(bytes / 2 ** 30).toFixed(1)} GiB of Gram matrices per chunk for ${inputs.size} layer inputs (largest: ${largest!.name}, K = ${largest!.K}); quantize fewer layers at a time (include/exclude) or use reconstruct none with bias-correction false`);
+  }
+}
+
+/** α-combined statistics by layer name (names, not values: smooth-quant calibrates a copy of the model). */
+function combineGrams(grams: Map<Value, GramStats>, layers: LinearLayer[], chunks: number[], alpha: number[]): Map<string, ReconStats> {
+  const byInput = new Map<Value, ReconStats>();
+  for (const [v, g] of grams) byInput.set(v, g.combine(chunks, alpha));
+  return new Map(layers.map((l) => [l.name, byInput.get(l.input)!]));
+}
+
+const fmt = (xs: number[]) => `[${xs.map((x) => x.toFixed(3)).join(', ')}]`;
+
+function searchAll(layers: LinearLayer[], stats: CollectedStats, config: QuantConfig, alpha: number[], dualAlphaOne: boolean, sensitivity: SensitivityCurve | null, calib: LoadedCalibration, reservoirRows: number, splitAuto: boolean) {
   const { chunks } = stats;
   const ones = chunks.map(() => 1);
   const rowCache = new Map<string, RowSample>();
@@ -156,11 +202,30 @@ function searchAll(layers: LinearLayer[], stats: CollectedStats, config: QuantCo
       rows = rowSample(tensorStats, chunks, kind === 'one' ? ones : alpha);
       rowCache.set(key, rows);
     }
-    const search: LayerSearch = searchLayer(plan, weightMatrix(layer), tensorStats, rows, config, { search: true, weights: !sharedWeights.has(layer.weightValue), gramCache, gramKey: key });
-    scales.set(layer.name, Object.fromEntries(search.branches.map((b) => [b.role, { act: b.act, ...(b.weight ? { weight: { scales: b.weight.scales, zeroPoints: b.weight.zeroPoints } } : {}) }])));
+    const w = weightMatrix(layer);
+    const searchOptions = { search: true, weights: !sharedWeights.has(layer.weightValue), gramCache };
+    const search: LayerSearch = searchLayer(plan, w, tensorStats, rows, config, { ...searchOptions, gramKey: key });
+    const layerScales = Object.fromEntries(search.branches.map((b) => [b.role, branchScales(b)]));
     table.layers[layer.name] = tableLayer(layer, plan.mode, plan.outliers.indices.length, search, kind);
+    if (splitAuto && plan.mode === 'dual') {
+      // The unsplit form, searched as an unsplit layer is (α per chunk), for dual-scale auto to compare.
+      const singleKey = `${inputIds.get(layer.input)}|chunk`;
+      let singleRows = rowCache.get(singleKey);
+      if (!singleRows) {
+        singleRows = rowSample(tensorStats, chunks, alpha);
+        rowCache.set(singleKey, singleRows);
+      }
+      const single = searchLayer(planLayer(layer, { ...config, dualScale: false }), w, tensorStats, singleRows, config, { ...searchOptions, gramKey: singleKey });
+      layerScales.all = branchScales(single.branches[0]!);
+      table.layers[layer.name]!.unsplit = tableLayer(layer, 'single', plan.outliers.indices.length, single, 'chunk');
+    }
+    scales.set(layer.name, layerScales);
   }
   return { scales, table };
+}
+
+function branchScales(b: LayerSearch['branches'][number]): BranchScales {
+  return { act: b.act, ...(b.weight ? { weight: { scales: b.weight.scales, zeroPoints: b.weight.zeroPoints } } : {}) };
 }
 
 /**
@@ -189,7 +254,6 @@ function summary(layers: LinearLayer[], calib: LoadedCalibration, stats: Collect
       n++;
     }
   }
-  const fmt = (xs: number[]) => `[${xs.map((x) => x.toFixed(3)).join(', ')}]`;
   const s1 = sensitivity ? `, S1 ${seconds(t.sensitivity)} (sensitivity ${fmt(sensitivity.normalized)}${sensitivity.source === 'measured' ? '' : ` from ${sensitivity.source}`}, α ${fmt(alpha)})` : '';
   return (
     `calibrated ${layers.length} layers on ${calib.samples} sample(s) from ${calib.origin} (${calls} calls, ${stats.chunks.length} chunk(s)): ` +

@@ -5,6 +5,7 @@ import type { ActivationRanges } from '../quant/quantize-layers.ts';
 import { chunkTag, contextFor, drawSample, resultValues } from './samples.ts';
 import { CalibrationError, type LoadedCalibration, type RunFn } from './module.ts';
 import { CalibrationSession } from './session.ts';
+import { GramSessions, GramStats } from './gram.ts';
 import { TensorStats } from './tensor-stats.ts';
 
 /** Rows kept per observed tensor and chunk when not told otherwise. */
@@ -34,12 +35,16 @@ export interface CollectedStats {
   /** Run calls per chunk. */
   calls: Map<number, number>;
   samples: number;
+  /** Per observed value: per-chunk Gram matrices and row sums (only when asked for, see gram.ts). */
+  grams?: Map<Value, GramStats>;
 }
 
 /** Options of {@link collectStatistics}. */
 export interface CollectOptions {
   /** Rows kept per tensor and chunk (0: ranges only). Default {@link DEFAULT_RESERVOIR_ROWS}. */
   reservoirRows?: number;
+  /** Also accumulate per-chunk Gram matrices for reconstruction, with onnxruntime sessions on this many threads. */
+  gram?: { threads: number };
   progress?: (p: CollectProgress) => void;
 }
 
@@ -53,6 +58,8 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
   const reservoirRows = options.reservoirRows ?? DEFAULT_RESERVOIR_ROWS;
   const inputs = observedInputs(layers);
   const tensors = new Map<Value, TensorStats>(inputs.map((v, i) => [v, new TensorStats(layers.find((l) => l.input === v)!.K, reservoirRows, 0x5eed0000 + i)]));
+  const grams = options.gram ? new Map<Value, GramStats>([...tensors].map(([v, t]) => [v, new GramStats(t.channels)])) : undefined;
+  const gramSessions = options.gram ? new GramSessions(options.gram.threads) : undefined;
   const calls = new Map<number, number>();
   const started = performance.now();
   let sample = 0;
@@ -66,19 +73,25 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
       if (!t || !(t.data instanceof Float32Array)) throw new CalibrationError(calib.origin, `observed value ${v.name} is not float32 in onnxruntime's output`, sample);
       if (t.data.length % stats.channels !== 0) throw new CalibrationError(calib.origin, `observed value ${v.name} has ${t.data.length} values, not a multiple of its ${stats.channels} channels`, sample);
       stats.add(t.data, chunk);
+      const gram = grams?.get(v);
+      if (gram && t.data.length > 0) gram.add(chunk, await gramSessions!.product(t.data, stats.channels), t.data);
     }
     calls.set(chunk, (calls.get(chunk) ?? 0) + 1);
     options.progress?.({ phase: 'collect', done: sample, total: calib.samples, chunk, fraction: sample / calib.samples, elapsedMs: performance.now() - started });
     return session.userView(out);
   };
-  for (; sample < calib.samples; sample++) {
-    const result = await drawSample(calib, contextFor(calib, sample), run);
-    // S1 judges what a rollout returns: check it now rather than after the whole collection.
-    if (calib.module.rollout) resultValues(result, calib, sample);
-    options.progress?.({ phase: 'collect', done: sample + 1, total: calib.samples, chunk: lastChunk, fraction: (sample + 1) / calib.samples, elapsedMs: performance.now() - started });
+  try {
+    for (; sample < calib.samples; sample++) {
+      const result = await drawSample(calib, contextFor(calib, sample), run);
+      // S1 judges what a rollout returns: check it now rather than after the whole collection.
+      if (calib.module.rollout) resultValues(result, calib, sample);
+      options.progress?.({ phase: 'collect', done: sample + 1, total: calib.samples, chunk: lastChunk, fraction: (sample + 1) / calib.samples, elapsedMs: performance.now() - started });
+    }
+  } finally {
+    await gramSessions?.dispose();
   }
   if (calls.size === 0) throw new CalibrationError(calib.origin, 'ran no model call in any sample');
-  return { tensors, chunks: [...calls.keys()].sort((a, b) => a - b), calls, samples: calib.samples };
+  return { tensors, chunks: [...calls.keys()].sort((a, b) => a - b), calls, samples: calib.samples, ...(grams ? { grams } : {}) };
 }
 
 /** The distinct inputs of the layers, in layer order. */

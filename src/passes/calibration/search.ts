@@ -26,7 +26,7 @@
  */
 import {
   computeScaleZeroPoint,
-  dequantizePerChannel,
+  dequantizeBlocked,
   quantRange,
   type QuantType,
 } from '../../kernels/quantize.ts';
@@ -174,10 +174,11 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
     if (xb !== rows.x) scratch.push(xb);
     const wb = br.indices ? takeRows(w, N, br.indices) : w;
     const Kb = br.K;
-    const plainDeq = dequantizePerChannel(br.wq, Kb, N, br.wScales, br.wZeroPoints);
+    const plainDeq = dequantizeBlocked(br.wq, Kb, N, br.blockSize ?? Kb, br.wScales, br.wZeroPoints);
     let weight: WeightSearch | undefined;
     let deq = plainDeq;
-    if (options.search && options.weights && M > 0) {
+    // The candidates are per output channel: blocked weights keep their min/max blocks.
+    if (options.search && options.weights && M > 0 && !br.blockSize) {
       const gramKey = br.indices ? undefined : options.gramKey;
       ({ search: weight, deq } = searchWeights(xb, rows, wb, Kb, N, br.wType, config.wSymmetric, gramKey === undefined ? undefined : options.gramCache, gramKey, pool));
     }

@@ -16,7 +16,7 @@ import type { ScaleCandidate } from '../../kernels/scale-search.ts';
 import { bitsLabel, type QuantConfig } from '../quant/config.ts';
 import { takeRows, weightMatrix } from '../quant/layer-weights.ts';
 import type { LinearLayer } from '../quant/linear-layers.ts';
-import { planLayer, type ActivationQuant, type LayerScales } from '../quant/plan.ts';
+import { planLayer, type ActivationQuant, type LayerPlan, type LayerScales } from '../quant/plan.ts';
 import type { CalibratedScales } from '../quant/quantize-layers.ts';
 import { type ActivationCandidate, type LayerSearch, weightParamsFromChoice } from './search.ts';
 import type { SensitivityCurve } from './sensitivity.ts';
@@ -34,6 +34,8 @@ export interface TableConfig {
   tau: number;
   gamma: number;
   align: number;
+  /** Input channels per weight block (0: per output channel). */
+  blockSize?: number;
 }
 
 /** One branch of a layer in the table. */
@@ -74,6 +76,8 @@ export interface TableLayer {
   branches: TableBranch[];
   /** Per chunk relative output error of the layer over the reservoir rows, before and after the search. */
   outputError?: { before: number[]; after: number[] };
+  /** `dual-scale auto`: the search of the same layer unsplit (one branch, α per chunk), which reconstruction may keep instead. */
+  unsplit?: TableLayer;
 }
 
 /** The whole table. */
@@ -95,7 +99,7 @@ export interface CalibrationTable {
 }
 
 export function tableConfig(config: QuantConfig): TableConfig {
-  return { bits: bitsLabel(config), wSymmetric: config.wSymmetric, aSymmetric: config.aSymmetric, dualScale: config.dualScale, tau: config.tau, gamma: config.gamma, align: config.align };
+  return { bits: bitsLabel(config), wSymmetric: config.wSymmetric, aSymmetric: config.aSymmetric, dualScale: config.dualScale, tau: config.tau, gamma: config.gamma, align: config.align, ...(config.blockSize ? { blockSize: config.blockSize } : {}) };
 }
 
 /** The table entry of a searched layer. */
@@ -163,28 +167,33 @@ export function scalesFromTable(table: CalibrationTable, layers: LinearLayer[], 
     const entry = table.layers[layer.name];
     if (!entry) fail(`has no entry for layer ${layer.name} (it covers ${Object.keys(table.layers).length} layers); calibrate this model again`);
     if (entry!.K !== layer.K || entry!.N !== layer.N) fail(`layer ${layer.name} is ${entry!.K}×${entry!.N} in the table but ${layer.K}×${layer.N} in the model`);
-    const plan = planLayer(layer, config);
-    const roles = plan.branches.map((b) => `${b.role}:${b.K}`).join(',');
-    const tableRoles = entry!.branches.map((b) => `${b.role}:${b.channels}`).join(',');
-    if (roles !== tableRoles) fail(`layer ${layer.name} has branches ${tableRoles} in the table but ${roles} here (different weights?)`);
     const w = weightMatrix(layer);
     const scales: LayerScales = {};
-    plan.branches.forEach((br, i) => {
-      const tb = entry!.branches[i]!;
-      const a = tb.activation;
-      if (!a || typeof a.scale !== 'number' || typeof a.zeroPoint !== 'number') fail(`layer ${layer.name}, branch ${br.role}: no activation scale`);
-      const act: ActivationQuant = { type: a.type, scale: a.scale, zeroPoint: a.zeroPoint, range: a.range, ...(a.clip ? { clip: a.clip } : {}) };
-      scales[br.role] = { act };
-      if (tb.weight?.searched && tb.weight.choice) {
-        const wb = br.indices ? takeRows(w, layer.N, br.indices) : w;
-        try {
-          scales[br.role]!.weight = weightParamsFromChoice(wb, br.K, layer.N, br.wType, config.wSymmetric, tb.weight.choice);
-        } catch (e) {
-          fail(`layer ${layer.name}, branch ${br.role}: ${(e as Error).message}`);
-        }
-      }
-    });
+    readBranches(planLayer(layer, config), entry!, w, layer, config, scales, fail);
+    if (entry!.unsplit) readBranches(planLayer(layer, { ...config, dualScale: false }), entry!.unsplit, w, layer, config, scales, fail);
     out.set(layer.name, scales);
   }
   return out;
+}
+
+/** Reads the scales of a table entry's branches into `scales`, checking them against the plan's. */
+function readBranches(plan: LayerPlan, entry: TableLayer, w: Float32Array, layer: LinearLayer, config: QuantConfig, scales: LayerScales, fail: (what: string) => never): void {
+  const roles = plan.branches.map((b) => `${b.role}:${b.K}`).join(',');
+  const tableRoles = entry.branches.map((b) => `${b.role}:${b.channels}`).join(',');
+  if (roles !== tableRoles) fail(`layer ${layer.name} has branches ${tableRoles} in the table but ${roles} here (different weights?)`);
+  plan.branches.forEach((br, i) => {
+    const tb = entry.branches[i]!;
+    const a = tb.activation;
+    if (!a || typeof a.scale !== 'number' || typeof a.zeroPoint !== 'number') fail(`layer ${layer.name}, branch ${br.role}: no activation scale`);
+    const act: ActivationQuant = { type: a.type, scale: a.scale, zeroPoint: a.zeroPoint, range: a.range, ...(a.clip ? { clip: a.clip } : {}) };
+    scales[br.role] = { act };
+    if (tb.weight?.searched && tb.weight.choice) {
+      const wb = br.indices ? takeRows(w, layer.N, br.indices) : w;
+      try {
+        scales[br.role]!.weight = weightParamsFromChoice(wb, br.K, layer.N, br.wType, config.wSymmetric, tb.weight.choice);
+      } catch (e) {
+        fail(`layer ${layer.name}, branch ${br.role}: ${(e as Error).message}`);
+      }
+    }
+  });
 }

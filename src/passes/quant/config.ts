@@ -17,6 +17,11 @@ export interface QuantConfig {
   aSymmetric: boolean;
   /** Domain of emitted Q/DQ nodes: '' (raise the opset when needed) or com.microsoft (any opset). */
   qdqDomain: '' | 'com.microsoft';
+  /**
+   * Input channels per weight quantization block (one scale and zero point per block of rows
+   * and output channel, opset-21 blocked DequantizeLinear / MatMulNBits); 0: per output channel.
+   */
+  blockSize: number;
 }
 
 /** The defaults of the paper's W8A8 setting. */
@@ -31,6 +36,7 @@ export const DEFAULT_QUANT_CONFIG: QuantConfig = {
   wSymmetric: false,
   aSymmetric: false,
   qdqDomain: '',
+  blockSize: 0,
 };
 
 /** `W8A8`, `W4A8`, `W4` (weight-only): the label reports and diffs use. */

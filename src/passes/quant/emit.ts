@@ -30,7 +30,9 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
   const { layer } = plan;
   const b = new LayerBuilder(graph, `${layer.name}/qarvd`, layer.name);
   b.opset = opset;
-  const bias = biasVector(layer);
+  const stored = biasVector(layer);
+  if (!stored && layer.bias) throw new Error(`layer ${layer.name}: bias of shape [${layer.bias.tensor.dims.join('x')}] cannot be folded`);
+  const bias = withShift(stored, plan.biasShift);
   const useIntegerOp = config.format === 'qoperator' && config.aBits !== null;
   const useNBits = config.format === 'qoperator' && config.aBits === null;
   let out: Value | undefined;
@@ -49,7 +51,7 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
       y = b.node('MatMulIntegerToFloat', inputs, { domain: 'com.microsoft', tag: `${tag}MatMulIntegerToFloat` });
     } else if (useNBits) {
       const [wb, ws, wz] = cachedNBits(plan, br, b, cache);
-      const attributes = [attr.int('K', br.K), attr.int('N', layer.N), attr.int('bits', quantRange(br.wType).bits), attr.int('block_size', nbitsBlockSize(br.K))];
+      const attributes = [attr.int('K', br.K), attr.int('N', layer.N), attr.int('bits', quantRange(br.wType).bits), attr.int('block_size', br.blockSize ?? nbitsBlockSize(br.K))];
       y = b.node('MatMulNBits', [x, wb!, ws!, wz!], { domain: 'com.microsoft', attributes, tag: `${tag}MatMulNBits` });
     } else {
       if (br.act) {
@@ -63,8 +65,13 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
     out = out ? b.node('Add', [out, y], { tag: 'Add' }) : y;
   });
   if (bias && !useIntegerOp) out = b.node('Add', [out!, b.vectorF32('bias', bias)], { tag: 'bias/Add' });
-  if (!bias && layer.bias) throw new Error(`layer ${layer.name}: bias of shape [${layer.bias.tensor.dims.join('x')}] cannot be folded`);
   return { builder: b, output: out! };
+}
+
+/** The bias plus bias correction's shift (float32 sums); the shift alone when there is no bias. */
+function withShift(bias: Float32Array | undefined, shift: Float32Array | undefined): Float32Array | undefined {
+  if (!shift) return bias;
+  return bias ? bias.map((v, n) => v + shift[n]!) : Float32Array.from(shift);
 }
 
 /** The MatMulNBits operands of a branch (B, scales, zero points), stored once per shared weight. */
@@ -73,7 +80,7 @@ function cachedNBits(plan: LayerPlan, br: Branch, b: LayerBuilder, cache: Weight
   const hit = cache.get(key);
   if (hit) return hit;
   const tag = br.role === 'all' ? '' : `${br.role}/`;
-  const w = toMatMulNBits(br.wq, br.K, plan.layer.N, br.wScales, br.wZeroPoints, br.wType);
+  const w = toMatMulNBits(br.wq, br.K, plan.layer.N, br.wScales, br.wZeroPoints, br.wType, br.blockSize);
   const values = [
     b.constant(`${tag}weight_nbits`, (n) => Tensor.fromBytes(n, DataType.UINT8, w.bDims, w.b)),
     b.vectorF32(`${tag}weight_scale`, w.scales),
@@ -108,9 +115,12 @@ function cachedWeights(plan: LayerPlan, br: Branch, config: QuantConfig, b: Laye
   const tag = br.role === 'all' ? '' : `${br.role}/`;
   const storage = dq || br.wType === 'uint8' ? br.wType : 'int8';
   const wq = b.quantized(`${tag}weight_quantized`, storage, [br.K, N], br.wq);
-  const ws = b.vectorF32(`${tag}weight_scale`, br.wScales);
-  const wz = b.quantized(`${tag}weight_zero_point`, storage, [N], br.wZeroPoints);
-  const values = dq ? [b.node('DequantizeLinear', [wq, ws, wz], { domain: config.qdqDomain, attributes: [attr.int('axis', 1)], tag: `${tag}weight/DequantizeLinear` })] : [wq, ws, wz];
+  // Per output channel: scales [N] on axis 1. Blocked (opset 21): [blocks, N] on axis 0 with block_size.
+  const paramDims = br.blockSize ? [br.wScales.length / N, N] : [N];
+  const ws = br.blockSize ? b.constant(`${tag}weight_scale`, (n) => Tensor.fromBytes(n, DataType.FLOAT, paramDims, new Uint8Array(br.wScales.buffer, br.wScales.byteOffset, br.wScales.byteLength))) : b.vectorF32(`${tag}weight_scale`, br.wScales);
+  const wz = b.quantized(`${tag}weight_zero_point`, storage, paramDims, br.wZeroPoints);
+  const attributes = br.blockSize ? [attr.int('axis', 0), attr.int('block_size', br.blockSize)] : [attr.int('axis', 1)];
+  const values = dq ? [b.node('DequantizeLinear', [wq, ws, wz], { domain: config.qdqDomain, attributes, tag: `${tag}weight/DequantizeLinear` })] : [wq, ws, wz];
   cache.set(key, values);
   return values;
 }

@@ -2,6 +2,7 @@ import type { PassOption } from '../pass.ts';
 import { DEFAULT_MIN_K } from './linear-layers.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from './config.ts';
 import { DEFAULT_SMOOTH_ALPHA } from './smooth.ts';
+import { DEFAULT_GPTQ_DAMP } from '../../kernels/gptq.ts';
 
 /** Options shared by `q-arvd` and `minmax` (declared once so the two stay comparable). */
 export const SHARED_QUANT_OPTIONS = {
@@ -14,12 +15,42 @@ export const SHARED_QUANT_OPTIONS = {
   'w-symmetric': { type: 'boolean', default: false, help: 'symmetric weights (zero point 0) instead of per-channel asymmetric' },
   'a-symmetric': { type: 'boolean', default: false, help: 'symmetric int8 activations instead of asymmetric uint8' },
   'qdq-domain': { type: 'enum', choices: ['ai.onnx', 'com.microsoft'], default: 'ai.onnx', help: 'domain of Q/DQ nodes; com.microsoft works at any opset without raising it' },
+  'block-size': {
+    type: 'enum',
+    choices: ['channel', '16', '32', '64', '128', '256'],
+    default: 'channel',
+    help: 'weight scales per output channel, or per block of this many input channels and output channel (blocked DequantizeLinear at opset 21; MatMulNBits with qoperator weight-only); a split layer\'s outlier rows form their own blocks',
+  },
   calib: { type: 'string', default: '', help: 'calibration module (exports feeds(ctx) or rollout(run, ctx)); needed unless a-bits is none' },
   prompts: { type: 'string', default: '', help: 'text models: a prompt list (one a line) tokenized with the tokenizer beside the model (or in its parent folder), instead of calib' },
   'smooth-quant': { type: 'boolean', default: false, help: 'SmoothQuant before quantizing: divide each layer input channel by s = max|X|^α / max|W|^(1−α) (from a min/max pass over the calibration samples) and multiply the weight rows by s; narrows per-tensor activation ranges' },
   'smooth-alpha': { type: 'number', default: DEFAULT_SMOOTH_ALPHA, help: 'smooth-quant migration strength α in (0, 1): larger moves more of the activation range into the weights' },
   'calib-threads': { type: 'integer', default: 0, help: 'onnxruntime intra-op threads during calibration (0: its default; 1 is often fastest for small models)' },
   report: { type: 'string', default: '', help: 'write the per-layer JSON report to this path' },
+} as const satisfies Record<string, PassOption>;
+
+/** Bias correction: on by default in `q-arvd`; `minmax` declares it off (the paper's baseline), see {@link biasCorrectionOption}. */
+export function biasCorrectionOption(enabled: boolean) {
+  return {
+    'bias-correction': {
+      type: 'boolean',
+      default: enabled,
+      help: 'fold the mean output change of the quantized weights over the calibration rows, −μ·(Ŵ − W), into the bias (adds a bias where there is none); needs calibration data',
+    },
+  } as const satisfies Record<string, PassOption>;
+}
+
+/** Reconstruction (`q-arvd` only): what the frame-weighted objective drives. */
+export const RECONSTRUCTION_OPTIONS = {
+  reconstruct: {
+    type: 'enum',
+    choices: ['gptq', 'none'],
+    default: 'gptq',
+    help: 'weight reconstruction from the α-weighted Gram matrix of calibration rows: gptq (error feedback, Frantar et al. 2022) or none (round to nearest); used whenever calibration data is given (also weight-only)',
+  },
+  damp: { type: 'number', default: DEFAULT_GPTQ_DAMP, help: 'GPTQ damping: add this fraction of the mean diagonal of H to its diagonal' },
+  'act-order': { type: 'boolean', default: true, help: 'GPTQ: quantize input channels in descending order of their H diagonal' },
+  ...biasCorrectionOption(true),
 } as const satisfies Record<string, PassOption>;
 
 /** The calibration options of `q-arvd`: the error-based scale search, S1 frame weighting, the calibration table. */
@@ -36,11 +67,17 @@ export const CALIBRATION_OPTIONS = {
 
 /** The options only on `q-arvd`: S2, and calibration's search and S1. */
 export const S2_OPTIONS = {
-  'dual-scale': { type: 'boolean', default: true, help: 'split layers with outlier input channels into two sub-matmuls (S2)' },
+  'dual-scale': {
+    type: 'enum',
+    choices: ['auto', 'true', 'false'],
+    default: 'auto',
+    help: 'S2 split of layers with outlier input channels: true splits every such layer (the paper\'s rule), auto only where the split lowers the layer\'s α-weighted output error after reconstruction (the rule alone without calibration data), false never',
+  },
   tau: { type: 'number', default: DEFAULT_QUANT_CONFIG.tau, help: 'modified z-score threshold for outlier channels' },
   gamma: { type: 'number', default: DEFAULT_QUANT_CONFIG.gamma, help: 'an outlier norm must also exceed gamma × median' },
   align: { type: 'integer', default: DEFAULT_QUANT_CONFIG.align, help: 'round the outlier count up to a multiple of this (1 disables)' },
   ...CALIBRATION_OPTIONS,
+  ...RECONSTRUCTION_OPTIONS,
 } as const satisfies Record<string, PassOption>;
 
 /** Resolved shared options (camelCase), as the pass manager hands them over. */
@@ -54,6 +91,8 @@ export interface SharedQuantValues {
   wSymmetric: boolean;
   aSymmetric: boolean;
   qdqDomain: string;
+  /** `channel` or a block size (`'32'`); absent means per channel. */
+  blockSize?: string;
   calib: string;
   /** A prompt list for the built-in text calibration source (src/hf/text-calibration.ts). */
   prompts?: string;
@@ -61,7 +100,13 @@ export interface SharedQuantValues {
   calibThreads?: number;
   smoothQuant?: boolean;
   smoothAlpha?: number;
-  dualScale?: boolean;
+  /** S2: `true`/`'true'` the paper's rule, `'auto'` checked by data, false/`'false'` never. */
+  dualScale?: boolean | 'auto' | 'true' | 'false';
+  /** Reconstruction (q-arvd; minmax never reconstructs). */
+  reconstruct?: 'gptq' | 'none';
+  damp?: number;
+  actOrder?: boolean;
+  biasCorrection?: boolean;
   tau?: number;
   gamma?: number;
   align?: number;
@@ -76,20 +121,33 @@ export interface SharedQuantValues {
   loadCalibration?: string;
 }
 
+/** True when S2 splits are to be checked against the unsplit layer by calibration data (`dual-scale auto`). */
+export function splitAuto(o: SharedQuantValues): boolean {
+  return o.dualScale === 'auto';
+}
+
 /** Turns resolved pass options into a {@link QuantConfig}. */
 export function toQuantConfig(o: SharedQuantValues): QuantConfig {
   if (o.tau !== undefined && !(o.tau > 0)) throw new Error(`option tau must be positive, got ${o.tau}`);
   if (o.gamma !== undefined && !(o.gamma >= 1)) throw new Error(`option gamma must be at least 1, got ${o.gamma}`);
   if (o.align !== undefined && !(o.align >= 1)) throw new Error(`option align must be at least 1, got ${o.align}`);
+  const blockSize = o.blockSize === undefined || o.blockSize === 'channel' ? 0 : Number(o.blockSize);
+  if (blockSize > 0 && o.format === 'qoperator' && o.aBits !== 'none') {
+    throw new Error(`option block-size ${blockSize}: com.microsoft.MatMulIntegerToFloat takes per-output-channel weight scales only; use format qdq, a-bits none (MatMulNBits), or block-size channel`);
+  }
+  if (blockSize > 0 && o.qdqDomain === 'com.microsoft' && o.format !== 'qoperator') {
+    throw new Error(`option block-size ${blockSize}: blocked weights need the default-domain DequantizeLinear of opset 21 (block_size), not qdq-domain com.microsoft`);
+  }
   return {
     ...DEFAULT_QUANT_CONFIG,
+    blockSize,
     wBits: o.wBits === '4' ? 4 : 8,
     aBits: o.aBits === 'none' ? null : o.aBits === '6' ? 6 : 8,
     format: o.format === 'qoperator' ? 'qoperator' : 'qdq',
     wSymmetric: o.wSymmetric,
     aSymmetric: o.aSymmetric,
     qdqDomain: o.qdqDomain === 'com.microsoft' ? 'com.microsoft' : '',
-    dualScale: o.dualScale ?? false,
+    dualScale: o.dualScale !== undefined && o.dualScale !== false && o.dualScale !== 'false',
     tau: o.tau ?? DEFAULT_QUANT_CONFIG.tau,
     gamma: o.gamma ?? DEFAULT_QUANT_CONFIG.gamma,
     align: o.align ?? DEFAULT_QUANT_CONFIG.align,

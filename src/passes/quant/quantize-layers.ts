@@ -5,7 +5,11 @@ import { findLinearLayers, type LayerSelection, type SkippedLayer } from './line
 import { ensureDomain, raiseOpset } from './opset.ts';
 import { planLayer, type ChannelRanges, type LayerPlan, type LayerScales } from './plan.ts';
 import { layerEntry, type QuantReport, skippedEntry, totals } from './report.ts';
+import { reconstructPlan, type ReconstructOptions } from './reconstruct.ts';
+import { weightMatrix } from './layer-weights.ts';
 import { replaceLayer } from './rewire.ts';
+import type { ReconStats } from '../calibration/gram.ts';
+import type { Value } from '../../graph/ir/value.ts';
 
 /** Per-layer activation ranges from calibration, keyed by the layer's node name. */
 export type ActivationRanges = Map<string, ChannelRanges>;
@@ -13,13 +17,25 @@ export type ActivationRanges = Map<string, ChannelRanges>;
 /** Per-layer calibrated scales (the search, or a calibration table), keyed by the layer's node name. */
 export type CalibratedScales = Map<string, LayerScales>;
 
+/** Calibration statistics and how to use them (see reconstruct.ts). */
+export interface Reconstruction {
+  /** α-combined statistics by layer name. */
+  stats: Map<string, ReconStats>;
+  options: ReconstructOptions;
+  /** `dual-scale auto`: keep a split only where it lowers the layer's weighted error. */
+  splitAuto: boolean;
+}
+
 /**
  * Quantizes every eligible linear layer of the main graph: find → decide (S2) → emit →
  * swap, recording the decision in the report and in the final node's metadata
  * (`qarvd.decision`), where `convert diff` reads it. A layer's activation quantizers come from
- * `scales` when it has an entry there, else from its min/max `ranges`.
+ * `scales` when it has an entry there, else from its min/max `ranges`. With `recon`, each
+ * layer's weights are reconstructed from its input's statistics (weights shared by several
+ * layers are rounded to nearest, since one integer tensor cannot fit two inputs) and, under
+ * `splitAuto`, a split layer is compared with its unsplit form.
  */
-export function quantizeLinearLayers(model: Model, config: QuantConfig, selection: LayerSelection, ranges?: ActivationRanges, method = 'q-arvd', scales?: CalibratedScales): QuantReport {
+export function quantizeLinearLayers(model: Model, config: QuantConfig, selection: LayerSelection, ranges?: ActivationRanges, method = 'q-arvd', scales?: CalibratedScales, recon?: Reconstruction): QuantReport {
   const graph = model.graph;
   const bytesBefore = weightBytes(model);
   const { layers, skipped } = findLinearLayers(graph, selection);
@@ -32,8 +48,23 @@ export function quantizeLinearLayers(model: Model, config: QuantConfig, selectio
   prepareOpsets(model, config, layers.length > 0);
   const plans: LayerPlan[] = [];
   const cache: WeightCache = new Map();
+  const uses = new Map<Value, number>();
+  for (const l of layers) uses.set(l.weightValue, (uses.get(l.weightValue) ?? 0) + 1);
   for (const layer of layers) {
-    const plan = planLayer(layer, config, ranges?.get(layer.name), scales?.get(layer.name));
+    let plan = planLayer(layer, config, ranges?.get(layer.name), scales?.get(layer.name));
+    const stats = recon?.stats.get(layer.name);
+    if (recon && stats) {
+      const options: ReconstructOptions = uses.get(layer.weightValue)! > 1 ? { ...recon.options, method: 'none' } : recon.options;
+      const w = weightMatrix(layer);
+      plan = reconstructPlan(plan, w, stats, options);
+      if (recon.splitAuto && plan.mode === 'dual') {
+        const single = reconstructPlan(planLayer(layer, { ...config, dualScale: false }, ranges?.get(layer.name), scales?.get(layer.name)), w, stats, options);
+        const choice = { single: single.reconstruction!.errorCorrected, dual: plan.reconstruction!.errorCorrected };
+        // Ties keep the single quantizer: a split that does not help only costs a second MatMul.
+        plan = choice.dual < choice.single ? plan : single;
+        plan.splitChoice = choice;
+      }
+    }
     const { builder, output } = emitLayer(plan, config, graph, cache, model.opset(''));
     const old = [...(layer.bias?.addNode ? [layer.bias.addNode] : []), layer.node];
     replaceLayer(graph, layer.node, builder.nodes, layer.output, output, old);
@@ -62,8 +93,8 @@ function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
     return;
   }
   // Q/DQ in the default domain: per-axis weights need 13, 4-bit types 21.
-  const needed = config.wBits === 4 ? 21 : 13;
-  raiseOpset(model, needed, config.wBits === 4 ? 'DequantizeLinear of int4 weights' : 'per-channel DequantizeLinear');
+  const needed = config.wBits === 4 || config.blockSize > 0 ? 21 : 13;
+  raiseOpset(model, needed, config.blockSize > 0 ? 'blocked DequantizeLinear' : config.wBits === 4 ? 'DequantizeLinear of int4 weights' : 'per-channel DequantizeLinear');
 }
 
 function weightBytes(model: Model): number {

@@ -2,7 +2,7 @@ import { WEIGHT_CHOICE_CODES } from '../calibration/search.ts';
 import type { CalibrationTable } from '../calibration/table.ts';
 import type { QuantConfig } from './config.ts';
 import type { SkippedLayer } from './linear-layers.ts';
-import type { LayerPlan } from './plan.ts';
+import type { LayerPlan, LayerReconstruction } from './plan.ts';
 
 /** One candidate layer in the pass report (the issue's schema). */
 export interface LayerReportEntry {
@@ -30,6 +30,14 @@ export interface LayerReportEntry {
   outputError?: { chunks: number[]; before: number[]; after: number[] };
   /** Loss weights used for this layer: per-chunk α, or one (dual-alpha-one). */
   alpha?: 'chunk' | 'one';
+  /**
+   * Reconstruction from calibration statistics: the method, the α-weighted output error per
+   * calibration row of round-to-nearest and of the final weights, the final error with the
+   * mean shift removed by bias correction, the size of that shift, and dead input channels.
+   */
+  reconstruction?: LayerReconstruction;
+  /** `dual-scale auto`: the corrected error per row of the single and the split form (the lower one was kept). */
+  splitChoice?: { single: number; dual: number };
 }
 
 /** One branch's activation quantizer in the report. */
@@ -88,6 +96,8 @@ export function layerEntry(p: LayerPlan, config: QuantConfig): LayerReportEntry 
     wBits: config.wBits,
     aBits: config.aBits,
     weightError: p.weightError,
+    ...(p.reconstruction ? { reconstruction: p.reconstruction } : {}),
+    ...(p.splitChoice ? { splitChoice: p.splitChoice } : {}),
   };
   const acts = p.branches.filter((b) => b.act);
   if (acts.length) e.activation = acts.map((b) => ({ role: b.role, channels: b.K, scale: b.act!.scale, zeroPoint: b.act!.zeroPoint, range: b.act!.range }));

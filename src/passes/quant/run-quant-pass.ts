@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
 import { calibrate, type CalibrateOptions, type CalibrationResult } from '../calibration/calibrate.ts';
@@ -9,7 +9,11 @@ import { bitsLabel, type QuantConfig } from './config.ts';
 import { findLinearLayers, type LayerSelection } from './linear-layers.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from './quantize-layers.ts';
 import { addCalibrationTable, type QuantReport } from './report.ts';
-import { toQuantConfig, type SharedQuantValues } from './quant-options.ts';
+import { splitAuto, toQuantConfig, type SharedQuantValues } from './quant-options.ts';
+import type { ReconstructOptions } from './reconstruct.ts';
+import type { ReconStats } from '../calibration/gram.ts';
+import type { SensitivityCurve } from '../calibration/sensitivity.ts';
+import { readReconFile, reconFileOf, writeReconFile } from '../calibration/recon-file.ts';
 import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable, smoothingSummary } from './smooth.ts';
 import { withSmoothedCopy } from './smooth-calibration.ts';
 import { refuseSubgraphLayers } from '../../hf/subgraph-check.ts';
@@ -39,65 +43,94 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   const selection: LayerSelection = { include: options.include, exclude: options.exclude, minK: options.minK };
   refuseSubgraphLayers(model, selection);
   const scaleSearch = options.scaleSearch ?? false;
+  const reconstructOptions = reconstructOptionsOf(options);
+  // Reconstruction and bias correction need the Gram matrices and mean rows of calibration.
+  const wantStats = reconstructOptions.method !== 'none' || reconstructOptions.biasCorrection;
+  const hasData = Boolean(options.calib || calibration || options.prompts);
   let ranges: ActivationRanges | undefined;
   let scales: CalibratedScales | undefined;
   let table: CalibrationTable | undefined;
+  let recon: Map<string, ReconStats> | undefined;
   let calibrationInfo: QuantReport['calibration'];
   let smoothing: Smoothing | undefined;
+  // S1's curve, for the report when no calibration table carries it (weight-only reconstruction).
+  let curve: { sensitivity: SensitivityCurve; alpha: number[] } | undefined;
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
-  if (config.aBits !== null) {
-    const { layers } = findLinearLayers(model.graph, selection);
-    if (layers.length > 0 && options.loadCalibration) {
-      if (options.calib || calibration) ctx.log.warn(`load-calibration given: the calibration module is not run`);
-      table = readCalibrationTable(options.loadCalibration);
-      smoothing = smoothingOfTable(table, options, options.loadCalibration);
-      if (smoothing) applySmoothing(model, layers, smoothing, `calibration table ${options.loadCalibration}`);
-      scales = scalesFromTable(table, smoothing ? findLinearLayers(model.graph, selection).layers : layers, config, options.loadCalibration);
-      calibrationInfo = { origin: options.loadCalibration, kind: table.source.kind, samples: table.source.samples, scaleSearch: table.scaleSearch, chunks: table.chunks, dualAlphaOne: table.dualAlphaOne };
-      ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
-    } else if (layers.length > 0) {
-      const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config);
-      const calibrateOptions: CalibrateOptions = {
-        selection,
-        scaleSearch,
-        frameWeighting: options.frameWeighting,
-        sensitivityFile: options.sensitivity || undefined,
-        sensitivitySamples: options.sensitivitySamples,
-        dualAlphaOne: options.dualAlphaOne,
-        reservoirRows: options.reservoirRows,
-        threads: options.calibThreads,
-        log: ctx.log,
-      };
-      let result: CalibrationResult;
-      if (options.smoothQuant) {
-        const alpha = options.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA;
-        ({ smoothing, result } = await withSmoothedCopy(model, layers, calib, config, { selection, alpha, threads: options.calibThreads, log: ctx.log }, (copy, copyLayers) =>
-          calibrate(copy, copyLayers, calib, config, calibrateOptions),
-        ));
-        // Calibration succeeded: now the user's model takes the same smoothing.
-        applySmoothing(model, layers, smoothing, 'smooth-quant');
-      } else result = await calibrate(model, layers, calib, config, calibrateOptions);
-      ({ ranges, scales, table } = result);
-      if (table && smoothing) table.smoothing = smoothing;
-      const s = (ms: number) => Math.round(ms) / 1000;
-      calibrationInfo = {
-        origin: calib.origin,
-        kind: calib.module.rollout ? 'rollout' : 'feeds',
-        samples: calib.samples,
-        scaleSearch,
-        chunks: result.chunks,
-        ...(scaleSearch ? { dualAlphaOne: options.dualAlphaOne ?? true } : {}),
-        seconds: { collect: s(result.timings.collect), sensitivity: s(result.timings.sensitivity), search: s(result.timings.search) },
-      };
-    }
+  const { layers } = findLinearLayers(model.graph, selection);
+  const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
+  if (layers.length > 0 && config.aBits === null && wantStats && !hasData && !options.loadCalibration) {
+    ctx.log.info(`weight-only without calibration data: weights rounded to nearest, no bias correction (give calib or prompts to ${reconstructOptions.method === 'gptq' ? 'reconstruct them with GPTQ' : 'correct the biases'})`);
   }
-  const report = quantizeLinearLayers(model, config, selection, ranges, method, scales);
+  if (layers.length > 0 && options.loadCalibration && (config.aBits !== null || wantStats)) {
+    if (options.calib || calibration) ctx.log.warn(`load-calibration given: the calibration module is not run`);
+    table = readCalibrationTable(options.loadCalibration);
+    smoothing = smoothingOfTable(table, options, options.loadCalibration);
+    if (smoothing) applySmoothing(model, layers, smoothing, `calibration table ${options.loadCalibration}`);
+    if (config.aBits !== null) scales = scalesFromTable(table, smoothing ? findLinearLayers(model.graph, selection).layers : layers, config, options.loadCalibration);
+    if (wantStats) {
+      const side = reconFileOf(options.loadCalibration);
+      if (!existsSync(side)) throw new Error(`calibration table ${options.loadCalibration} has no reconstruction statistics beside it (${side}); save it again with this version, or quantize with reconstruct none and bias-correction false`);
+      recon = readReconFile(side);
+    }
+    calibrationInfo = { origin: options.loadCalibration, kind: table.source.kind, samples: table.source.samples, scaleSearch: table.scaleSearch, chunks: table.chunks, dualAlphaOne: table.dualAlphaOne };
+    ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
+  } else if (calibrateNow) {
+    const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config);
+    const calibrateOptions: CalibrateOptions = {
+      selection,
+      // Weight-only has no activation scales to search.
+      scaleSearch: scaleSearch && config.aBits !== null,
+      // minmax declares no frame weighting: its calibration never runs S1.
+      frameWeighting: options.frameWeighting ?? false,
+      sensitivityFile: options.sensitivity || undefined,
+      sensitivitySamples: options.sensitivitySamples,
+      dualAlphaOne: options.dualAlphaOne,
+      reservoirRows: options.reservoirRows,
+      threads: options.calibThreads,
+      reconstruct: wantStats,
+      splitAuto: wantStats && splitAuto(options),
+      log: ctx.log,
+    };
+    let result: CalibrationResult;
+    if (options.smoothQuant) {
+      const alpha = options.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA;
+      ({ smoothing, result } = await withSmoothedCopy(model, layers, calib, config, { selection, alpha, threads: options.calibThreads, log: ctx.log }, (copy, copyLayers) =>
+        calibrate(copy, copyLayers, calib, config, calibrateOptions),
+      ));
+      // Calibration succeeded: now the user's model takes the same smoothing.
+      applySmoothing(model, layers, smoothing, 'smooth-quant');
+    } else result = await calibrate(model, layers, calib, config, calibrateOptions);
+    ({ ranges, scales, table, recon } = result);
+    curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
+    if (table && smoothing) table.smoothing = smoothing;
+    const s = (ms: number) => Math.round(ms) / 1000;
+    calibrationInfo = {
+      origin: calib.origin,
+      kind: calib.module.rollout ? 'rollout' : 'feeds',
+      samples: calib.samples,
+      scaleSearch: calibrateOptions.scaleSearch!,
+      chunks: result.chunks,
+      ...(calibrateOptions.scaleSearch ? { dualAlphaOne: options.dualAlphaOne ?? true } : {}),
+      seconds: { collect: s(result.timings.collect), sensitivity: s(result.timings.sensitivity), search: s(result.timings.search) },
+    };
+  }
+  const t0 = performance.now();
+  const reconstruction = recon ? { stats: recon, options: reconstructOptions, splitAuto: splitAuto(options) } : undefined;
+  const report = quantizeLinearLayers(model, config, selection, ranges, method, scales, reconstruction);
+  if (recon) ctx.log.info(`${reconstructOptions.method === 'gptq' ? 'GPTQ reconstruction' : 'round to nearest'}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
   if (calibrationInfo) report.calibration = calibrationInfo;
   if (smoothing) report.smoothing = smoothingSummary(smoothing);
   if (table) addCalibrationTable(report, table);
+  else if (curve) {
+    report.sensitivity = curve.sensitivity.normalized;
+    report.alpha = curve.alpha;
+  }
   if (options.saveCalibration) {
     if (!table) ctx.log.warn(`save-calibration: nothing to save (${config.aBits === null ? 'weight-only' : 'scale-search is off'}); ${options.saveCalibration} not written`);
-    else writeJsonAtomic(options.saveCalibration, table);
+    else {
+      writeJsonAtomic(options.saveCalibration, table);
+      if (recon) writeReconFile(reconFileOf(options.saveCalibration), recon);
+    }
   }
   if (options.report) writeJsonAtomic(options.report, report);
   const outlierChannels = report.layers.reduce((s, l) => s + (l.mode === 'dual' ? l.outliers : 0), 0);
@@ -115,6 +148,26 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     },
     report,
   };
+}
+
+/** The reconstruction options of a pass (`minmax` declares only bias-correction: it rounds to nearest). */
+function reconstructOptionsOf(options: SharedQuantValues): ReconstructOptions {
+  if (options.damp !== undefined && !(options.damp >= 0)) throw new Error(`option damp must be ≥ 0, got ${options.damp}`);
+  return {
+    method: options.reconstruct ?? 'none',
+    gptq: { damp: options.damp, actOrder: options.actOrder },
+    biasCorrection: options.biasCorrection ?? false,
+  };
+}
+
+/** `; layer output error …`: the mean over layers of the weighted error per row, before and after. */
+function reconstructionSummary(report: QuantReport): string {
+  const recs = report.layers.map((l) => l.reconstruction).filter((r) => r !== undefined);
+  if (!recs.length) return '';
+  const mean = (f: (r: (typeof recs)[number]) => number) => (recs.reduce((s, r) => s + f(r), 0) / recs.length).toExponential(2);
+  const auto = report.layers.filter((l) => l.splitChoice);
+  const kept = auto.filter((l) => l.mode === 'dual').length;
+  return `; mean layer error per row ${mean((r) => r.error.rtn)} (round to nearest) → ${mean((r) => r.errorCorrected)}${auto.length ? `; dual-scale auto kept ${kept} of ${auto.length} splits` : ''}`;
 }
 
 async function resolveCalibration(options: SharedQuantValues, given: CalibrationModule | undefined, config: QuantConfig): Promise<LoadedCalibration> {

@@ -1,0 +1,135 @@
+/**
+ * Second-moment statistics of layer inputs for reconstruction (METHOD.md "Reconstruction"):
+ * per observed tensor and per chunk, the Gram matrix `Σ xᵀx` (K×K), the row sum `Σ x` and
+ * the row count. S1's α combines the chunks afterwards: `H = Σ_c α_c G_c`,
+ * `μ = Σ_c α_c s_c / Σ_c α_c n_c`.
+ *
+ * Arithmetic: each call's `XᵀX` is one float32 GEMM in onnxruntime (`Gemm` with transA; its
+ * MLAS kernels do in milliseconds what a JavaScript loop does in seconds: the products are
+ * rows·K² per call), and the calls are summed in float64 here. A float32 sum over one call's
+ * rows (at most a few thousand) is within about √rows·2⁻²⁴ relative; the float64 sum across
+ * calls keeps that from growing with the number of samples, as a float32 running sum would.
+ * Row sums are float64 throughout.
+ *
+ * Memory: 8·K² bytes per tensor and chunk, independent of the number of samples.
+ */
+import * as ort from 'onnxruntime-node';
+import { attr } from '../../graph/ir/attribute.ts';
+import { DataType } from '../../graph/ir/dtype.ts';
+import { Graph } from '../../graph/ir/graph.ts';
+import { Model } from '../../graph/ir/model.ts';
+import { Node } from '../../graph/ir/node.ts';
+import { Value } from '../../graph/ir/value.ts';
+import { encodeModel } from '../../graph/proto/codec.ts';
+import { inlineSink } from '../../graph/serde/external-sink.ts';
+import { modelToProto } from '../../graph/serde/to-proto.ts';
+import { sessionOptions } from './session.ts';
+
+/** One chunk's sums. */
+export interface ChunkGram {
+  /** `Σ xᵀx`, row-major K×K. */
+  gram: Float64Array;
+  /** `Σ x`. */
+  sum: Float64Array;
+  rows: number;
+}
+
+/** The α-combined statistics reconstruction works with. */
+export interface ReconStats {
+  K: number;
+  /** `H = Σ_c α_c Σ_{x ∈ c} xᵀx`. */
+  h: Float64Array;
+  /** `μ = Σ_c α_c Σ_{x ∈ c} x / Σ_c α_c n_c`: the weighted mean row. */
+  mean: Float64Array;
+  /** `Σ_c α_c n_c`: the weight H is a sum over (H / weight is the weighted second moment). */
+  weight: number;
+}
+
+/** Per-chunk Gram statistics of one observed tensor (`[..., K]`). */
+export class GramStats {
+  private readonly byChunk = new Map<number, ChunkGram>();
+
+  constructor(readonly channels: number) {}
+
+  /** Folds in one call: `product` is the call's `XᵀX` (K×K float32), `data` its rows. */
+  add(chunk: number, product: Float32Array, data: Float32Array): void {
+    const K = this.channels;
+    let c = this.byChunk.get(chunk);
+    if (!c) {
+      c = { gram: new Float64Array(K * K), sum: new Float64Array(K), rows: 0 };
+      this.byChunk.set(chunk, c);
+    }
+    const { gram, sum } = c;
+    for (let i = 0; i < gram.length; i++) gram[i] += product[i]!;
+    const rows = data.length / K;
+    for (let r = 0; r < rows; r++) {
+      const at = r * K;
+      for (let k = 0; k < K; k++) sum[k] += data[at + k]!;
+    }
+    c.rows += rows;
+  }
+
+  chunk(c: number): ChunkGram | undefined {
+    return this.byChunk.get(c);
+  }
+
+  /** `H`, `μ` and the total weight with chunk `chunks[j]` weighted by `alpha[j]`. */
+  combine(chunks: readonly number[], alpha: readonly number[]): ReconStats {
+    const K = this.channels;
+    const h = new Float64Array(K * K);
+    const total = new Float64Array(K);
+    let weight = 0;
+    chunks.forEach((chunk, j) => {
+      const c = this.byChunk.get(chunk);
+      if (!c) return;
+      const a = alpha[j]!;
+      for (let i = 0; i < h.length; i++) h[i] += a * c.gram[i]!;
+      for (let k = 0; k < K; k++) total[k] += a * c.sum[k]!;
+      weight += a * c.rows;
+    });
+    const mean = total.map((v) => (weight > 0 ? v / weight : 0));
+    return { K, h, mean, weight };
+  }
+}
+
+/**
+ * onnxruntime sessions computing `XᵀX` of a `[rows, K]` float32 matrix, one per K (opened on
+ * first use). `threads` as calibration's (0: onnxruntime's default).
+ */
+export class GramSessions {
+  private readonly sessions = new Map<number, Promise<ort.InferenceSession>>();
+
+  constructor(private readonly threads: number) {}
+
+  /** `XᵀX` of the rows in `data` (`data.length / K` rows of K). */
+  async product(data: Float32Array, K: number): Promise<Float32Array> {
+    let s = this.sessions.get(K);
+    if (!s) {
+      s = ort.InferenceSession.create(gramModelBytes(K), sessionOptions(this.threads));
+      this.sessions.set(K, s);
+    }
+    const session = await s;
+    const out = await session.run({ x: new ort.Tensor('float32', data, [data.length / K, K]) });
+    return out.g!.data as Float32Array;
+  }
+
+  async dispose(): Promise<void> {
+    for (const s of this.sessions.values()) await (await s).release();
+    this.sessions.clear();
+  }
+}
+
+/** The model `g = Gemm(x, x, transA=1)` for x `[rows, K]` (opset 13). */
+export function gramModelBytes(K: number): Uint8Array {
+  const g = new Graph({ name: 'gram' });
+  const model = new Model(g, { irVersion: 8, opset: 13 });
+  const type = (dims: (number | string)[]) => ({ tensor_type: { elem_type: DataType.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } });
+  const x = new Value('x', { type: type(['rows', K]) });
+  g.addInput(x);
+  const gemm = new Node({ opType: 'Gemm', inputs: [x, x], outputs: ['g'], attributes: [attr.int('transA', 1)] });
+  g.append(gemm);
+  const out = gemm.outputs[0]!;
+  out.type = type([K, K]);
+  g.addOutput(out);
+  return encodeModel(modelToProto(model, inlineSink));
+}

@@ -1,0 +1,107 @@
+/**
+ * The reconstruction statistics beside a calibration table (`<table>.recon`): the α-combined
+ * Gram matrix `H`, mean row `μ` and weight of every layer input, in float64, so that
+ * `load-calibration` reproduces a reconstructed model byte for byte without the calibration
+ * module. `H` is K² numbers per input (too big for the JSON table).
+ *
+ * Layout: the 8 bytes `QARVDREC`, a little-endian uint32 header length, the JSON header
+ * `{ version, inputs: [{ layers, K, weight, offset }] }` padded with spaces to a multiple of
+ * 8 bytes, then per input `H` (K·K) and `μ` (K) as little-endian float64 at `offset` (bytes
+ * from the start of the data).
+ */
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { ReconStats } from './gram.ts';
+
+const MAGIC = 'QARVDREC';
+const VERSION = 1;
+
+/** The side file's path for a calibration table. */
+export function reconFileOf(tablePath: string): string {
+  return `${tablePath}.recon`;
+}
+
+interface Header {
+  version: number;
+  inputs: { layers: string[]; K: number; weight: number; offset: number }[];
+}
+
+/** Writes the statistics (by layer name; shared objects are stored once) atomically. */
+export function writeReconFile(path: string, stats: Map<string, ReconStats>): void {
+  const groups = new Map<ReconStats, string[]>();
+  for (const [name, s] of stats) groups.set(s, [...(groups.get(s) ?? []), name]);
+  const header: Header = { version: VERSION, inputs: [] };
+  let offset = 0;
+  for (const [s, layers] of groups) {
+    header.inputs.push({ layers, K: s.K, weight: s.weight, offset });
+    offset += 8 * (s.K * s.K + s.K);
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((MAGIC.length + 4 + Buffer.byteLength(json)) % 8)) % 8);
+  const head = Buffer.alloc(MAGIC.length + 4);
+  head.write(MAGIC, 0, 'latin1');
+  head.writeUInt32LE(Buffer.byteLength(json), MAGIC.length);
+  const full = resolve(path);
+  const tmp = `${full}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, head);
+    writeSync(fd, Buffer.from(json));
+    for (const s of groups.keys()) {
+      writeSync(fd, littleEndian(s.h));
+      writeSync(fd, littleEndian(s.mean));
+    }
+    closeSync(fd);
+    renameSync(tmp, full);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Reads a side file; errors name the file and what is wrong with it. */
+export function readReconFile(path: string): Map<string, ReconStats> {
+  const fail = (what: string): never => {
+    throw new Error(`reconstruction statistics ${path}: ${what}`);
+  };
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    return fail(`cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (bytes.length < MAGIC.length + 4 || bytes.toString('latin1', 0, MAGIC.length) !== MAGIC) fail(`is not a reconstruction statistics file (no ${MAGIC} header)`);
+  const length = bytes.readUInt32LE(MAGIC.length);
+  const start = MAGIC.length + 4 + length;
+  if (start > bytes.length) fail('is truncated in its header');
+  let header: Header;
+  try {
+    header = JSON.parse(bytes.toString('utf8', MAGIC.length + 4, start)) as Header;
+  } catch (e) {
+    return fail(`has a malformed header (${(e as Error).message})`);
+  }
+  if (header.version !== VERSION || !Array.isArray(header.inputs)) fail(`has version ${String(header.version)}; this build reads version ${VERSION}`);
+  const out = new Map<string, ReconStats>();
+  for (const entry of header.inputs) {
+    const { K, weight, offset, layers } = entry;
+    const end = start + offset + 8 * (K * K + K);
+    if (!(Number.isInteger(K) && K > 0) || end > bytes.length) fail(`is truncated (input of layers ${layers.join(', ')} needs bytes up to ${end}, the file has ${bytes.length})`);
+    const values = readFloat64(bytes, start + offset, K * K + K);
+    const stats: ReconStats = { K, h: values.subarray(0, K * K), mean: values.subarray(K * K), weight };
+    for (const name of layers) out.set(name, stats);
+  }
+  return out;
+}
+
+function littleEndian(x: Float64Array): Buffer {
+  const b = Buffer.alloc(x.length * 8);
+  for (let i = 0; i < x.length; i++) b.writeDoubleLE(x[i]!, i * 8);
+  return b;
+}
+
+function readFloat64(bytes: Buffer, at: number, n: number): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = bytes.readDoubleLE(at + i * 8);
+  return out;
+}
