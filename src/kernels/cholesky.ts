@@ -26,10 +26,9 @@ export function choleskyLower(a: Float64Array, n: number): Float64Array {
   return l;
 }
 
-/** `a⁻¹` of a symmetric positive-definite `a`, through its Cholesky factor: `a⁻¹ = L⁻ᵀ·L⁻¹`. */
-export function spdInverse(a: Float64Array, n: number): Float64Array {
-  const l = choleskyLower(a, n);
-  // X = L⁻¹ (lower), row by row: X[i,:] = (e_i − Σ_{p<i} L[i,p]·X[p,:]) / L[i,i].
+/** `L⁻¹` of a lower-triangular `L` (lower), by forward substitution row by row. */
+export function lowerInverse(l: Float64Array, n: number): Float64Array {
+  // X[i,:] = (e_i − Σ_{p<i} L[i,p]·X[p,:]) / L[i,i]; row p of X is zero beyond column p.
   const x = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     const ri = i * n;
@@ -43,25 +42,21 @@ export function spdInverse(a: Float64Array, n: number): Float64Array {
     const d = l[ri + i]!;
     for (let c = 0; c <= i; c++) x[ri + c] /= d;
   }
-  // a⁻¹ = Xᵀ·X: a sum of rank-1 updates by the rows of X (lower triangle, then mirrored).
-  const inv = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const ri = i * n;
-    for (let r = 0; r <= i; r++) {
-      const f = x[ri + r]!;
-      if (f === 0) continue;
-      const rr = r * n;
-      for (let c = 0; c <= r; c++) inv[rr + c] += f * x[ri + c]!;
-    }
-  }
-  for (let r = 0; r < n; r++) for (let c = 0; c < r; c++) inv[c * n + r] = inv[r * n + c]!;
-  return inv;
+  return x;
 }
 
-/** Upper Cholesky factor `U` of `a` (`a = Uᵀ·U`), row-major. */
-export function choleskyUpper(a: Float64Array, n: number): Float64Array {
-  const l = choleskyLower(a, n);
+/**
+ * The upper Cholesky factor `U` of `a⁻¹` (`a⁻¹ = Uᵀ·U`), without forming `a⁻¹`: with `P` the
+ * order reversal, `P·a·P = L·Lᵀ` gives `a⁻¹ = (P·L⁻ᵀ·P)·(P·L⁻¹·P)`, and `P·L⁻¹·P` is upper
+ * triangular with a positive diagonal, so it is that factor. One Cholesky factorisation and
+ * one triangular inverse: about n³/3 multiply-adds, half of inverting and factoring again.
+ */
+export function inverseCholeskyUpper(a: Float64Array, n: number): Float64Array {
+  if (a.length !== n * n) throw new RangeError(`cholesky: ${a.length} values are not ${n}×${n}`);
+  const reversed = new Float64Array(n * n);
+  for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) reversed[r * n + c] = a[(n - 1 - r) * n + (n - 1 - c)]!;
+  const m = lowerInverse(choleskyLower(reversed, n), n);
   const u = new Float64Array(n * n);
-  for (let r = 0; r < n; r++) for (let c = 0; c <= r; c++) u[c * n + r] = l[r * n + c]!;
+  for (let r = 0; r < n; r++) for (let c = r; c < n; c++) u[r * n + c] = m[(n - 1 - r) * n + (n - 1 - c)]!;
   return u;
 }

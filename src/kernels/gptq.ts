@@ -20,7 +20,7 @@
  * {@link gptqReference} is the same algorithm with the update applied row by row to every
  * remaining row: the plain definition the batched version is tested against.
  */
-import { choleskyUpper, spdInverse } from './cholesky.ts';
+import { inverseCholeskyUpper } from './cholesky.ts';
 import { quantRange, type QuantType, roundHalfToEven } from './quantize.ts';
 
 /** Fixed quantizers of the rows of a `[K, N]` weight. */
@@ -128,7 +128,7 @@ function run(w: Float32Array, h0: Float64Array, K: number, N: number, quantizers
     if (diag[src] === 0) hp[i * K + i] = 1;
     hp[i * K + i] += damp * mean;
   }
-  const u = choleskyUpper(spdInverse(hp, K), K);
+  const u = inverseCholeskyUpper(hp, K);
   const qp = new Int32Array(K * N);
   const deqp = new Float32Array(K * N);
   const err = new Float64Array(N);

@@ -5,6 +5,7 @@
 // correlated input channels, planted outlier rows (a dual-scale split), a dead channel, K not
 // a multiple of the batch size, and blocks of input channels.
 import { describe, expect, it } from 'vitest';
+import { inverseCholeskyUpper } from '../../src/kernels/cholesky.ts';
 import { gptq, gptqReference, quadraticError, roundToNearest, type RowQuantizers } from '../../src/kernels/gptq.ts';
 import { computeParamsBlocked, type QuantType } from '../../src/kernels/quantize.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
@@ -137,5 +138,38 @@ describe('gptq', () => {
     const { w, h, quantizers } = makeLayer(c);
     expect(() => gptq(w, h.subarray(1), c.K, c.N, quantizers)).toThrow(/H of/);
     expect(() => gptq(w.subarray(1), h, c.K, c.N, quantizers)).toThrow(/weight of/);
+  });
+});
+
+describe('inverseCholeskyUpper', () => {
+  it('is upper triangular with Uᵀ·U·H = I (a random SPD matrix)', () => {
+    const n = 40;
+    const rng = seededRandom(9);
+    const a = Float64Array.from({ length: n * n }, () => rng.normal());
+    const h = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let p = 0; p < n; p++) h[i * n + j] += a[i * n + p]! * a[j * n + p]!;
+    for (let i = 0; i < n; i++) h[i * n + i] += 0.5;
+    const u = inverseCholeskyUpper(h, n);
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < i; j++) expect(u[i * n + j]).toBe(0);
+      expect(u[i * n + i]).toBeGreaterThan(0);
+      for (let j = 0; j < n; j++) {
+        // (UᵀU·H)[i,j] = Σ_p Σ_q U[p,i]·U[p,q]·H[q,j]
+        let s = 0;
+        for (let p = 0; p < n; p++) {
+          if (u[p * n + i] === 0) continue;
+          let t = 0;
+          for (let q = 0; q < n; q++) t += u[p * n + q]! * h[q * n + j]!;
+          s += u[p * n + i]! * t;
+        }
+        worst = Math.max(worst, Math.abs(s - (i === j ? 1 : 0)));
+      }
+    }
+    expect(worst).toBeLessThan(1e-9);
+  });
+
+  it('refuses a matrix that is not positive definite, naming the row', () => {
+    expect(() => inverseCholeskyUpper(Float64Array.from([1, 2, 2, 1]), 2)).toThrow(/not positive definite/);
   });
 });

@@ -1,0 +1,119 @@
+// Reconstruction on the bundled ARVD (examples/tiny-arvd, its rollout module), kept short:
+// four calibration prompts, four held-out evaluation prompts with their own seeds. Each model
+// is rolled out in onnxruntime-node and compared with fp32's videos.
+//
+// What is checked: GPTQ with bias correction (q-arvd's default when calibration data is given)
+// against round to nearest and against minmax, at W4A8 and at W4 weight-only (which now uses
+// the calibration data too); every layer's weighted error falls; dual-scale auto keeps a split
+// exactly where its error is lower; a saved calibration table with its `.recon` side file
+// reproduces the model byte for byte; weight-only without data stays round to nearest.
+// Each test calibrates (4 rollouts, S1's 7 × 4) and rolls out 4 prompts per model: about 20–40 s
+// on an idle 2-core machine, hence the long timeouts for a loaded one.
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MODEL_PATH } from '../../examples/tiny-arvd/prompt.ts';
+import { EVALUATION_SET } from '../../examples/tiny-arvd/prompts.ts';
+import * as tinyArvd from '../../examples/tiny-arvd/rollout.ts';
+import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
+import type { CalibrationModule } from '../../src/passes/calibration/module.ts';
+import { createLogger } from '../../src/passes/log.ts';
+import minmax from '../../src/passes/minmax.ts';
+import { resolveOptions } from '../../src/passes/pass.ts';
+import qArvd from '../../src/passes/q-arvd.ts';
+import type { SharedQuantValues } from '../../src/passes/quant/quant-options.ts';
+import type { QuantReport } from '../../src/passes/quant/report.ts';
+import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
+import { removeDir, scratchDir } from '../helpers/files.ts';
+
+const ONE_THREAD: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
+const EVAL = EVALUATION_SET.slice(0, 4);
+const dir = scratchDir('reconstruction');
+const calibration: CalibrationModule = { rollout: tinyArvd.rollout, prompts: tinyArvd.prompts.slice(0, 4) };
+let references: Float32Array[];
+
+beforeAll(async () => {
+  const fp32 = await ort.InferenceSession.create(MODEL_PATH, ONE_THREAD);
+  references = [];
+  for (const p of EVAL) references.push(await tinyArvd.generateVideo(fp32, p.prompt, p.seed));
+  await fp32.release();
+});
+afterAll(() => removeDir(dir));
+
+async function quantize(method: 'q-arvd' | 'minmax', raw: Record<string, unknown>, withData = true) {
+  const model = loadModel(MODEL_PATH);
+  const lines: string[] = [];
+  const log = createLogger({ write: (l) => lines.push(l), verbose: true });
+  const pass = method === 'q-arvd' ? qArvd : minmax;
+  const options = resolveOptions(pass, { 'calib-threads': 1, ...raw }) as unknown as SharedQuantValues;
+  if (method === 'minmax') options.dualScale = false;
+  const result = await runQuantPass(model, { log, verbose: true, modelDir: undefined }, options, method, withData ? calibration : undefined);
+  const path = join(dir, `m${Math.random().toString(36).slice(2)}.onnx`);
+  saveModel(model, path);
+  return { report: result.report as QuantReport, path, lines };
+}
+
+/** Mean squared difference of the final videos from fp32's, over the evaluation prompts. */
+async function finalError(path: string): Promise<number> {
+  const s = await ort.InferenceSession.create(path, ONE_THREAD);
+  let sum = 0;
+  let n = 0;
+  for (let i = 0; i < EVAL.length; i++) {
+    const v = await tinyArvd.generateVideo(s, EVAL[i]!.prompt, EVAL[i]!.seed);
+    for (let j = 0; j < v.length; j++) sum += (v[j]! - references[i]![j]!) ** 2;
+    n += v.length;
+  }
+  await s.release();
+  return sum / n;
+}
+
+describe('tiny-arvd: reconstruction from calibration statistics', () => {
+  for (const bits of [
+    { label: 'W4A8', raw: { 'w-bits': '4', 'a-bits': '8' } },
+    { label: 'W4 weight-only', raw: { 'w-bits': '4', 'a-bits': 'none' } },
+  ]) {
+    it(`${bits.label}: GPTQ + bias correction beats round to nearest and minmax on the final videos`, async () => {
+      const table = join(dir, `${bits.label.replace(/\W/g, '')}.json`);
+      const gptq = await quantize('q-arvd', { ...bits.raw, ...(bits.raw['a-bits'] === '8' ? { 'save-calibration': table } : {}) });
+      // Today's q-arvd (the paper's split rule, round to nearest), with the same S1 curve for its scale search.
+      const rtn = await quantize('q-arvd', { ...bits.raw, reconstruct: 'none', 'bias-correction': false, 'dual-scale': 'true', ...(bits.raw['a-bits'] === '8' ? { sensitivity: table } : {}) });
+      const mm = await quantize('minmax', bits.raw);
+      const [eG, eR, eM] = [await finalError(gptq.path), await finalError(rtn.path), await finalError(mm.path)];
+      console.log(`tiny-arvd ${bits.label} final-video MSE vs fp32 (4 calibration, 4 evaluation prompts): minmax ${eM.toExponential(3)}, q-arvd round to nearest ${eR.toExponential(3)}, q-arvd GPTQ + bias correction ${eG.toExponential(3)} (${(eG / eM).toFixed(2)}× minmax)`);
+      expect(eG).toBeLessThan(eR);
+      expect(eG).toBeLessThan(0.5 * eM);
+
+      const layers = gptq.report.layers.filter((l) => l.mode !== 'skipped');
+      expect(layers.length).toBe(37);
+      for (const l of layers) {
+        const r = l.reconstruction!;
+        expect(r.method, l.name).toBe('gptq');
+        expect(r.error.final, l.name).toBeLessThanOrEqual(r.error.rtn);
+        expect(r.errorCorrected, l.name).toBeLessThanOrEqual(r.error.final);
+        if (l.splitChoice) expect(l.mode, l.name).toBe(l.splitChoice.dual < l.splitChoice.single ? 'dual' : 'single');
+        else expect(l.mode, l.name).toBe('single');
+      }
+      expect(layers.some((l) => l.splitChoice)).toBe(true);
+      expect(gptq.lines.some((l) => /^GPTQ reconstruction with bias correction of 37 layers in [\d.]+ s; mean layer error per row/.test(l))).toBe(true);
+      expect(rtn.report.layers.every((l) => l.reconstruction === undefined)).toBe(true);
+    }, 600_000);
+  }
+
+  it('a saved table and its .recon side file reproduce the reconstructed model byte for byte', async () => {
+    const table = join(dir, 'W4A8.json');
+    expect(existsSync(`${table}.recon`)).toBe(true);
+    const fresh = await quantize('q-arvd', { 'w-bits': '4', 'a-bits': '8', 'save-calibration': join(dir, 'again.json') });
+    const loaded = await quantize('q-arvd', { 'w-bits': '4', 'a-bits': '8', 'load-calibration': join(dir, 'again.json') }, false);
+    expect(Buffer.compare(readFileSync(loaded.path), readFileSync(fresh.path))).toBe(0);
+    // Without the side file the table cannot reconstruct: a clear error naming it.
+    copyFileSync(join(dir, 'again.json'), join(dir, 'alone.json'));
+    await expect(quantize('q-arvd', { 'w-bits': '4', 'a-bits': '8', 'load-calibration': join(dir, 'alone.json') }, false)).rejects.toThrow(/alone\.json\.recon/);
+  }, 600_000);
+
+  it('weight-only without calibration data stays round to nearest and says so', async () => {
+    const { report, lines } = await quantize('q-arvd', { 'w-bits': '4', 'a-bits': 'none' }, false);
+    expect(report.layers.every((l) => l.reconstruction === undefined)).toBe(true);
+    expect(lines.some((l) => /weight-only without calibration data: weights rounded to nearest, no bias correction/.test(l))).toBe(true);
+  });
+});
