@@ -1,4 +1,5 @@
 import type { Model } from '../graph/ir/model.ts';
+import type { CalibrationModule } from './calibration/module.ts';
 import { verifyModel, type VerifyIssue } from '../graph/verify.ts';
 import { type Logger, silentLogger } from './log.ts';
 import { type AnyPass, type PassContext, type PassResult, describe, resolveOptions } from './pass.ts';
@@ -23,6 +24,8 @@ export interface PassManagerOptions {
   verbose?: boolean;
   /** Folder of the model file, handed to passes in their context. */
   modelDir?: string;
+  /** A calibration module object handed to passes in their context (library API). */
+  calibration?: CalibrationModule;
 }
 
 /** What one pass did. */
@@ -80,6 +83,7 @@ export class PassManager {
   private readonly log: Logger;
   private readonly verbose: boolean;
   private readonly modelDir: string | undefined;
+  private readonly calibration: CalibrationModule | undefined;
 
   constructor(steps: readonly PassStep[], options: PassManagerOptions = {}) {
     this.steps = [...steps];
@@ -87,6 +91,7 @@ export class PassManager {
     this.log = options.log ?? silentLogger;
     this.verbose = options.verbose ?? false;
     this.modelDir = options.modelDir;
+    this.calibration = options.calibration;
   }
 
   /** The names of the passes, in order. */
@@ -109,7 +114,7 @@ export class PassManager {
         throw new PassFailure(pass.name, plugin, ran, detail, cause === undefined ? undefined : { cause });
       };
       const log = this.log.child(pass.name);
-      const ctx: PassContext = { log, verbose: this.verbose, modelDir: this.modelDir };
+      const ctx: PassContext = { log, verbose: this.verbose, modelDir: this.modelDir, calibration: this.calibration };
       const t0 = performance.now();
       let result: PassResult;
       try {

@@ -4,6 +4,7 @@
  * reports, so that `convert passes` can list them and the CLI can reject unknown option keys
  * before any work is done.
  */
+import type { CalibrationModule } from './calibration/module.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { Logger } from './log.ts';
 
@@ -28,6 +29,11 @@ export interface PassContext {
   readonly verbose: boolean;
   /** Folder of the model file when it was loaded from one (for files a pass reads beside it). */
   readonly modelDir: string | undefined;
+  /**
+   * A calibration module given as an object through the library API (`quantize(…, { calib })`);
+   * quantization passes use it instead of their `calib` option.
+   */
+  readonly calibration?: CalibrationModule;
 }
 
 /** What a pass returns. */
