@@ -5,7 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { importUserModule } from '../runtime/import-user-module.ts';
 import { type AnyPass, checkPassShape, describe } from './pass.ts';
 
 /** What a plugin module exports by default. */
@@ -29,7 +29,7 @@ export class PluginError extends Error {
   }
 }
 
-/** File extensions `loadPluginModule` imports (`.ts` needs the tsx loader, as `bin/convert.js` registers). */
+/** File extensions `loadPluginModule` imports (`.ts` through tsx when installed, see `importUserModule`). */
 export const PLUGIN_EXTENSIONS: readonly string[] = ['.mjs', '.js', '.ts', '.mts'];
 
 /**
@@ -71,7 +71,7 @@ export async function loadPluginModule(path: string, cwd: string = process.cwd()
   }
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    mod = await importUserModule(file);
   } catch (e) {
     const msg = (e as Error)?.message ?? String(e);
     throw new PluginError(`plugin ${path}: failed to import: ${firstLine(msg)}`, { cause: e });

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { importUserModule } from '../../runtime/import-user-module.ts';
 import type * as ort from 'onnxruntime-node';
 import type { SeededRandom } from '../../kernels/random.ts';
 
@@ -90,7 +90,7 @@ export async function loadCalibrationModule(path: string): Promise<LoadedCalibra
   if (!existsSync(full)) throw new CalibrationError(path, 'file not found');
   let mod: CalibrationModule & { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(full).href)) as CalibrationModule;
+    mod = (await importUserModule(full)) as CalibrationModule;
   } catch (e) {
     throw new CalibrationError(path, `cannot be imported: ${(e as Error).message}`);
   }
