@@ -40,9 +40,13 @@ export interface ConvertResult {
   passes: readonly PassRecord[];
   /** The files written. */
   saved: SaveResult;
+  /** Nodes of the model as loaded, subgraphs included. */
   nodesBefore: number;
+  /** Nodes of the model as saved, subgraphs included. */
   nodesAfter: number;
+  /** Initializers of the main graph as loaded. */
   initializersBefore: number;
+  /** Initializers of the main graph as saved. */
   initializersAfter: number;
   /** Wall time of load, passes and save. */
   seconds: number;

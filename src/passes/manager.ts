@@ -20,7 +20,9 @@ export interface PassManagerOptions {
    * under vitest (`process.env.VITEST`), off otherwise (the CLI turns it on with `--verify`).
    */
   verify?: boolean;
+  /** Where passes report (default: silent). */
   log?: Logger;
+  /** Let passes log more detail, and log each pass's time. */
   verbose?: boolean;
   /** Folder of the model file, handed to passes in their context. */
   modelDir?: string;
@@ -30,11 +32,15 @@ export interface PassManagerOptions {
 
 /** What one pass did. */
 export interface PassRecord {
+  /** The pass's name. */
   readonly name: string;
+  /** The plugin that provided it. */
   readonly plugin: string;
+  /** True when the pass changed the model. */
   readonly modified: boolean;
   /** Every declared statistic (0 when the pass did not report it). */
   readonly stats: Readonly<Record<string, number>>;
+  /** What the pass returned as its report (a `QuantReport` for q-arvd and minmax). */
   readonly report?: unknown;
   /** Wall time of `run`, without verification. */
   readonly ms: number;

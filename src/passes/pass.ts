@@ -61,6 +61,7 @@ export interface Pass<O = Record<string, unknown>> {
   readonly options: Readonly<Record<string, PassOption>>;
   /** Declared statistics: name → help. */
   readonly statistics: Readonly<Record<string, string>>;
+  /** Rewrites `model` in place with the resolved options and says what it did. */
   run(model: Model, ctx: PassContext, options: O): Promise<PassResult> | PassResult;
 }
 

@@ -12,7 +12,9 @@ import { type AnyPass, checkPassShape, describe } from './pass.ts';
 export interface Plugin {
   /** Shown in `convert passes` and in failure messages (`pass x (plugin <name>)`). */
   readonly name: string;
+  /** Shown in `convert passes`. */
   readonly version: string;
+  /** The passes it offers; their names must be unique among all registered plugins. */
   readonly passes: readonly AnyPass[];
 }
 
