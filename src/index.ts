@@ -46,5 +46,5 @@ export type { QuantReport } from './passes/quant/report.ts';
 export { diffModels, type DiffOptions, type ModelDiff } from './report/diff.ts';
 export { inspectModel, type InspectOptions, type InspectReport } from './report/inspect.ts';
 
-export { MissingPackageError } from './runtime/optional-import.ts';
+export { MissingPackageError } from './runtime/missing-package.ts';
 export { VERSION } from './version.ts';

@@ -19,7 +19,8 @@ export async function importUserModule(file: string): Promise<Record<string, unk
     if (!TS.has(extname(file)) || (e as { code?: unknown })?.code !== 'ERR_UNKNOWN_FILE_EXTENSION' || tsxRegistered) throw e;
   }
   await registerTsx(file);
-  return (await import(url)) as Record<string, unknown>;
+  // Node remembers the failed import of `url`; a query makes the retry a fresh module.
+  return (await import(`${url}?tsx`)) as Record<string, unknown>;
 }
 
 async function registerTsx(file: string): Promise<void> {

@@ -4,14 +4,7 @@
  * `diff`, `inspect` and weight-only conversions must not pay for them (issue 16), and
  * @huggingface/transformers is an optional peer dependency that may not be installed.
  */
-
-/** A runtime package that cannot be imported; the message names it and how to install it. */
-export class MissingPackageError extends Error {
-  constructor(pkg: string, neededFor: string, install: string, cause: unknown) {
-    super(`${neededFor} needs the package ${pkg}, which cannot be imported (${firstLine(cause)}); install it with: ${install}`, { cause });
-    this.name = 'MissingPackageError';
-  }
-}
+import { MissingPackageError } from './missing-package.ts';
 
 type Ort = typeof import('onnxruntime-node');
 type Transformers = typeof import('@huggingface/transformers');
@@ -36,9 +29,4 @@ export async function importTransformers(neededFor = 'text calibration (--q-arvd
   } catch (e) {
     throw new MissingPackageError('@huggingface/transformers', neededFor, 'npm install @huggingface/transformers@~4.3.1', e);
   }
-}
-
-function firstLine(e: unknown): string {
-  const s = e instanceof Error ? e.message : String(e);
-  return s.split('\n', 1)[0] ?? s;
 }

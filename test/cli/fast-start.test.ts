@@ -59,3 +59,17 @@ export function* feeds(ctx) {
     expect(r.stderr).toMatch(/heavy module loaded: .*onnxruntime-node/);
   });
 });
+
+describe('the compiled CLI and TypeScript plugins', () => {
+  it('loads a .ts plugin through tsx, registered only when one is given', () => {
+    writeFileSync(
+      join(tmp, 'ts-plugin.ts'),
+      `const count: number = 0;
+export default { name: 'ts-plugin', version: '1.0.0', passes: [{ name: 'noop-ts', summary: 'does nothing, typed', options: {}, statistics: {}, run: () => ({ modified: count > 0, stats: {} }) }] };
+`,
+    );
+    const r = convert('passes', 'noop-ts', '--plugin', 'ts-plugin.ts');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('noop-ts  (plugin ts-plugin 1.0.0)');
+  });
+});

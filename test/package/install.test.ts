@@ -136,4 +136,9 @@ describe('the packed tarball installed in an empty project', () => {
     expect(r.stderr).toContain('needs the package @huggingface/transformers');
     expect(r.stderr).toContain('npm install @huggingface/transformers@~4.3.1');
   });
+
+  it("type-checks against qarvd's declarations without @huggingface/transformers, even with skipLibCheck off", () => {
+    expect(existsSync(join(project, 'node_modules/@huggingface/transformers'))).toBe(false);
+    ok(sh('npx', ['--no', '--', 'tsc', '--skipLibCheck', 'false', '--noEmit']), 'tsc --skipLibCheck false');
+  });
 });
