@@ -16,7 +16,7 @@ export { createRegistry } from './api/registry.ts';
 export { loadModel, saveModel, type SaveOptions, type SaveResult } from './graph/serde/io.ts';
 export { ModelFileError } from './graph/serde/errors.ts';
 export { Graph, Model, Node, Tensor, Value, DataType, type DataTypeId, type Attribute, type AttributeValue } from './graph/ir/index.ts';
-export { verifyModel, VerifyError, type VerifyIssue, type VerifyIssueKind } from './graph/verify.ts';
+export { assertValid, verifyModel, VerifyError, type VerifyIssue, type VerifyIssueKind } from './graph/verify.ts';
 
 // Passes, pipelines and plugins.
 export {

@@ -89,7 +89,14 @@ export async function convertFile(input: string, output: string, steps: readonly
 }
 
 /** One pass of a {@link convert} pipeline: its name, or its name and options. */
-export type PassSpec = string | { name: string; options?: Record<string, unknown> };
+export type PassSpec =
+  | string
+  | {
+      /** The pass's name (see `convert passes`). */
+      name: string;
+      /** Its options by CLI key (`{ 'w-bits': 4 }`), checked before the model is loaded. */
+      options?: Record<string, unknown>;
+    };
 
 /** Options of {@link convert}. */
 export interface ConvertOptions extends ConvertFileOptions {

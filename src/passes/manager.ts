@@ -6,6 +6,7 @@ import { type AnyPass, type PassContext, type PassResult, describe, resolveOptio
 
 /** One step of a pipeline: a pass, the plugin it comes from (for messages) and its raw options. */
 export interface PassStep {
+  /** The pass to run. */
   readonly pass: AnyPass;
   /** Name of the providing plugin; shown in failure messages. */
   readonly plugin?: string;
@@ -48,7 +49,9 @@ export interface PassRecord {
 
 /** What a pipeline did. */
 export interface PipelineResult {
+  /** True when any pass changed the model. */
   readonly modified: boolean;
+  /** What each pass did, in order. */
   readonly passes: readonly PassRecord[];
 }
 
@@ -59,8 +62,11 @@ export interface PipelineResult {
  */
 export class PassFailure extends Error {
   constructor(
+    /** The pass that failed. */
     readonly passName: string,
+    /** The plugin that provided it. */
     readonly plugin: string,
+    /** The passes that ran before it, in order. */
     readonly after: readonly string[],
     detail: string,
     options?: { cause?: unknown },
@@ -72,7 +78,10 @@ export class PassFailure extends Error {
 
 /** The model handed to the pipeline was already invalid: no pass is to blame. */
 export class InvalidInputError extends Error {
-  constructor(readonly issues: readonly VerifyIssue[]) {
+  constructor(
+    /** What the verifier found. */
+    readonly issues: readonly VerifyIssue[],
+  ) {
     super(`the input model is invalid before any pass ran: ${summarizeIssues(issues)}`);
     this.name = 'InvalidInputError';
   }
