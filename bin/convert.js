@@ -1,8 +1,12 @@
 #!/usr/bin/env node
-// The `convert` (alias `qarvd`) command: loads the TypeScript sources through tsx, so it
-// works from a checkout (`npx convert`) and when the package is installed.
-import { register } from 'tsx/esm/api';
+// The `convert` (alias `qarvd`) command. It runs the compiled JavaScript in dist/, which
+// `npm ci` / `npm install` (the `prepare` script) and `npm pack` build; no tsx at run time.
+import { existsSync } from 'node:fs';
 
-register();
-const { run } = await import('../src/cli/main.ts');
+const main = new URL('../dist/src/cli/main.js', import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write(`convert: error: ${main.pathname} is missing: in a checkout of qarvd run \`npm run build\` (npm ci runs it)\n`);
+  process.exit(1);
+}
+const { run } = await import(main.href);
 process.exitCode = await run(process.argv.slice(2));

@@ -4,10 +4,10 @@
 import constantsToInitializers from '../../src/passes/constants-to-initializers.ts';
 import dce from '../../src/passes/dce.ts';
 import { definePlugin } from '../../src/passes/plugin.ts';
-import pkg from '../../package.json' with { type: 'json' };
+import { VERSION } from '../../src/version.ts';
 
 export default definePlugin({
   name: 'builtin',
-  version: pkg.version,
+  version: VERSION,
   passes: [constantsToInitializers, dce],
 });

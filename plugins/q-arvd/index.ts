@@ -5,10 +5,10 @@
 import minmax from '../../src/passes/minmax.ts';
 import qArvd from '../../src/passes/q-arvd.ts';
 import { definePlugin } from '../../src/passes/plugin.ts';
-import pkg from '../../package.json' with { type: 'json' };
+import { VERSION } from '../../src/version.ts';
 
 export default definePlugin({
   name: 'q-arvd',
-  version: pkg.version,
+  version: VERSION,
   passes: [qArvd, minmax],
 });

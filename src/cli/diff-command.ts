@@ -4,9 +4,6 @@
  */
 import { existsSync } from 'node:fs';
 import { ModelFileError } from '../graph/serde/errors.ts';
-import { loadModel } from '../graph/serde/io.ts';
-import { diffModels } from '../report/diff.ts';
-import { formatDiff } from '../report/diff-format.ts';
 import { REPORT_FORMATS, type ReportFormat } from '../report/text.ts';
 import { singleFlag } from './args.ts';
 import type { CliCommand } from './command.ts';
@@ -31,6 +28,8 @@ export const diffCommand: CliCommand = {
     const after = args.after as string;
     const format = reportFormat(args.format);
     for (const p of [before, after]) if (!existsSync(p)) throw new ModelFileError(p, 'no such file');
+    // Imported when the command runs, so that `convert --help` does not load them.
+    const [{ loadModel }, { diffModels }, { formatDiff }] = await Promise.all([import('../graph/serde/io.ts'), import('../report/diff.ts'), import('../report/diff-format.ts')]);
     const diff = diffModels(loadModel(before), loadModel(after), { beforeLabel: before, afterLabel: after, data: args.data === true });
     io.out(formatDiff(diff, format));
     return args['exit-code'] === true && diff.differ ? 1 : 0;

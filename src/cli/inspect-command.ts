@@ -6,11 +6,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ModelFileError } from '../graph/serde/errors.ts';
-import { loadModel } from '../graph/serde/io.ts';
 import type { QuantReport } from '../passes/quant/report.ts';
-import { renderHtmlReport } from '../report/html.ts';
-import { inspectModel } from '../report/inspect.ts';
-import { formatInspect } from '../report/inspect-format.ts';
 import { listFlag, singleFlag } from './args.ts';
 import type { CliCommand } from './command.ts';
 import { reportFormat } from './diff-command.ts';
@@ -54,6 +50,13 @@ export const inspectCommand: CliCommand = {
     };
     if (!existsSync(path)) throw new ModelFileError(path, 'no such file');
     const quant = reportPath ? readQuantReport(reportPath) : undefined;
+    // Imported when the command runs, so that `convert --help` does not load them.
+    const [{ loadModel }, { inspectModel }, { formatInspect }, { renderHtmlReport }] = await Promise.all([
+      import('../graph/serde/io.ts'),
+      import('../report/inspect.ts'),
+      import('../report/inspect-format.ts'),
+      import('../report/html.ts'),
+    ]);
     const report = inspectModel(loadModel(path), path, options);
     io.out(formatInspect(report, format));
     if (html) {

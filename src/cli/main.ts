@@ -2,14 +2,13 @@
  * The `convert` CLI. `run(argv)` parses the arguments, runs one command and returns the exit
  * code, without exiting the process, so tests call it in-process; `bin/convert.js` calls it.
  */
-import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import type { CliCommand } from './command.ts';
 import { commands as defaultCommands } from './commands.ts';
 import { formatError, UsageError } from './errors.ts';
 import { type CliIO, processIO } from './io.ts';
+import { VERSION } from '../version.ts';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /**
  * Runs the CLI.

@@ -6,7 +6,6 @@ import type { PassOption } from '../passes/pass.ts';
 import type { RegisteredPass } from '../passes/registry.ts';
 import { listFlag } from './args.ts';
 import type { CliCommand } from './command.ts';
-import { createRegistry } from './plugins.ts';
 
 export const passesCommand: CliCommand = {
   command: 'passes [name]',
@@ -19,6 +18,8 @@ export const passesCommand: CliCommand = {
       .example('$0 passes --plugin ./my-plugin.mjs', 'include the passes of a plugin')
       .strict(),
   async run(args, io) {
+    // Imported here, not at the top, so that `convert --help` does not load every pass.
+    const { createRegistry } = await import('../api/registry.ts');
     const registry = await createRegistry(listFlag(args.plugin, 'plugin'));
     const name = args.name as string | undefined;
     const entries = name === undefined ? registry.list() : [registry.get(name)];

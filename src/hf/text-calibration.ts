@@ -18,11 +18,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { DataType, dtypeName } from '../graph/ir/dtype.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { Value } from '../graph/ir/value.ts';
 import { CalibrationError, type CalibrationModule, type FeedSample, type LoadedCalibration } from '../passes/calibration/module.ts';
+import { importOnnxruntime, importTransformers } from '../runtime/optional-import.ts';
 
 /** Reads a prompt list: one prompt a line, blank lines skipped. */
 export function readPrompts(file: string): string[] {
@@ -52,7 +53,7 @@ export interface TokenizedPrompts {
 
 /** Tokenizes prompts with the tokenizer of `folder` (rules 1–2), offline. */
 export async function tokenizePrompts(folder: string, prompts: readonly string[]): Promise<TokenizedPrompts> {
-  const { AutoTokenizer, env } = await import('@huggingface/transformers');
+  const { AutoTokenizer, env } = await importTransformers();
   const remote = env.allowRemoteModels;
   env.allowRemoteModels = false;
   let tokenizer;
@@ -79,7 +80,8 @@ export async function textCalibration(model: Model, promptsFile: string, modelDi
   const dir = modelDir ?? process.cwd();
   const folder = findTokenizerFolder(dir);
   if (!folder) throw new CalibrationError(origin, `needs the model's tokenizer, and there is no tokenizer.json in ${dir} or ${dirname(dir)}`);
-  const makers = model.graph.inputs.map((v) => inputMaker(v, origin));
+  const { Tensor } = await importOnnxruntime('text calibration (--q-arvd.prompts)');
+  const makers = model.graph.inputs.map((v) => inputMaker(v, origin, Tensor));
   const { ids } = await tokenizePrompts(folder, prompts);
   const empty = ids.findIndex((t) => t.length === 0);
   if (empty >= 0) throw new CalibrationError(origin, `prompt ${empty + 1} ('${prompts[empty]}') has no tokens`);
@@ -100,7 +102,7 @@ interface InputMaker {
 }
 
 /** How to make one graph input from a prompt's tokens (rule 3), or a refusal (rule 4). */
-function inputMaker(v: Value, origin: string): InputMaker {
+function inputMaker(v: Value, origin: string, Tensor: typeof ort.Tensor): InputMaker {
   const name = v.name;
   const type = v.elemType();
   const refuse = (why: string): never => {
@@ -112,8 +114,8 @@ function inputMaker(v: Value, origin: string): InputMaker {
       name,
       make: (tokens) => {
         const L = tokens.length;
-        if (type === DataType.INT64) return new ort.Tensor('int64', BigInt64Array.from({ length: L }, (_, i) => BigInt(value(tokens, i))), [1, L]);
-        return new ort.Tensor('int32', Int32Array.from({ length: L }, (_, i) => value(tokens, i)), [1, L]);
+        if (type === DataType.INT64) return new Tensor('int64', BigInt64Array.from({ length: L }, (_, i) => BigInt(value(tokens, i))), [1, L]);
+        return new Tensor('int32', Int32Array.from({ length: L }, (_, i) => value(tokens, i)), [1, L]);
       },
     };
   };
@@ -123,14 +125,14 @@ function inputMaker(v: Value, origin: string): InputMaker {
   if (name === 'token_type_ids') return intInput(() => 0);
   if (name === 'use_cache_branch') {
     if (type !== DataType.BOOL) refuse('expected a bool');
-    return { name, make: () => new ort.Tensor('bool', new Uint8Array([0]), [1]) };
+    return { name, make: () => new Tensor('bool', new Uint8Array([0]), [1]) };
   }
   if (name.startsWith('past_')) {
     const shape = v.shape();
     if (!shape) refuse('the graph does not declare its shape');
     const dims = shape!.map((d, axis) => (typeof d === 'number' ? d : (d ?? '').toLowerCase().includes('batch') || (d === undefined && axis === 0) ? 1 : 0));
-    if (type === DataType.FLOAT) return { name, make: () => new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims) };
-    if (type === DataType.FLOAT16) return { name, make: () => new ort.Tensor('float16', new Uint16Array(dims.reduce((a, b) => a * b, 1)), dims) };
+    if (type === DataType.FLOAT) return { name, make: () => new Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims) };
+    if (type === DataType.FLOAT16) return { name, make: () => new Tensor('float16', new Uint16Array(dims.reduce((a, b) => a * b, 1)), dims) };
     refuse(`it is ${type === undefined ? 'of unknown type' : dtypeName(type)}, expected float32 or float16`);
   }
   return refuse('the text source makes input_ids, attention_mask, position_ids, token_type_ids, past_* and use_cache_branch');

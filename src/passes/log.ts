@@ -19,7 +19,9 @@ export interface Logger {
 export interface LoggerOptions {
   /** Receives each finished line (without a trailing newline). */
   write: (line: string) => void;
+  /** Print nothing (`--quiet`). */
   quiet?: boolean;
+  /** Show progress lines also when not on a terminal (`--verbose`). */
   verbose?: boolean;
   /** True when the stream is a terminal: progress lines then overwrite each other. */
   tty?: boolean;

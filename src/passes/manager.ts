@@ -1,10 +1,12 @@
 import type { Model } from '../graph/ir/model.ts';
+import type { CalibrationModule } from './calibration/module.ts';
 import { verifyModel, type VerifyIssue } from '../graph/verify.ts';
 import { type Logger, silentLogger } from './log.ts';
 import { type AnyPass, type PassContext, type PassResult, describe, resolveOptions } from './pass.ts';
 
 /** One step of a pipeline: a pass, the plugin it comes from (for messages) and its raw options. */
 export interface PassStep {
+  /** The pass to run. */
   readonly pass: AnyPass;
   /** Name of the providing plugin; shown in failure messages. */
   readonly plugin?: string;
@@ -19,19 +21,27 @@ export interface PassManagerOptions {
    * under vitest (`process.env.VITEST`), off otherwise (the CLI turns it on with `--verify`).
    */
   verify?: boolean;
+  /** Where passes report (default: silent). */
   log?: Logger;
+  /** Let passes log more detail, and log each pass's time. */
   verbose?: boolean;
   /** Folder of the model file, handed to passes in their context. */
   modelDir?: string;
+  /** A calibration module object handed to passes in their context (library API). */
+  calibration?: CalibrationModule;
 }
 
 /** What one pass did. */
 export interface PassRecord {
+  /** The pass's name. */
   readonly name: string;
+  /** The plugin that provided it. */
   readonly plugin: string;
+  /** True when the pass changed the model. */
   readonly modified: boolean;
   /** Every declared statistic (0 when the pass did not report it). */
   readonly stats: Readonly<Record<string, number>>;
+  /** What the pass returned as its report (a `QuantReport` for q-arvd and minmax). */
   readonly report?: unknown;
   /** Wall time of `run`, without verification. */
   readonly ms: number;
@@ -39,7 +49,9 @@ export interface PassRecord {
 
 /** What a pipeline did. */
 export interface PipelineResult {
+  /** True when any pass changed the model. */
   readonly modified: boolean;
+  /** What each pass did, in order. */
   readonly passes: readonly PassRecord[];
 }
 
@@ -50,8 +62,11 @@ export interface PipelineResult {
  */
 export class PassFailure extends Error {
   constructor(
+    /** The pass that failed. */
     readonly passName: string,
+    /** The plugin that provided it. */
     readonly plugin: string,
+    /** The passes that ran before it, in order. */
     readonly after: readonly string[],
     detail: string,
     options?: { cause?: unknown },
@@ -63,7 +78,10 @@ export class PassFailure extends Error {
 
 /** The model handed to the pipeline was already invalid: no pass is to blame. */
 export class InvalidInputError extends Error {
-  constructor(readonly issues: readonly VerifyIssue[]) {
+  constructor(
+    /** What the verifier found. */
+    readonly issues: readonly VerifyIssue[],
+  ) {
     super(`the input model is invalid before any pass ran: ${summarizeIssues(issues)}`);
     this.name = 'InvalidInputError';
   }
@@ -80,6 +98,7 @@ export class PassManager {
   private readonly log: Logger;
   private readonly verbose: boolean;
   private readonly modelDir: string | undefined;
+  private readonly calibration: CalibrationModule | undefined;
 
   constructor(steps: readonly PassStep[], options: PassManagerOptions = {}) {
     this.steps = [...steps];
@@ -87,6 +106,7 @@ export class PassManager {
     this.log = options.log ?? silentLogger;
     this.verbose = options.verbose ?? false;
     this.modelDir = options.modelDir;
+    this.calibration = options.calibration;
   }
 
   /** The names of the passes, in order. */
@@ -109,7 +129,7 @@ export class PassManager {
         throw new PassFailure(pass.name, plugin, ran, detail, cause === undefined ? undefined : { cause });
       };
       const log = this.log.child(pass.name);
-      const ctx: PassContext = { log, verbose: this.verbose, modelDir: this.modelDir };
+      const ctx: PassContext = { log, verbose: this.verbose, modelDir: this.modelDir, calibration: this.calibration };
       const t0 = performance.now();
       let result: PassResult;
       try {

@@ -4,6 +4,7 @@
  * reports, so that `convert passes` can list them and the CLI can reject unknown option keys
  * before any work is done.
  */
+import type { CalibrationModule } from './calibration/module.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { Logger } from './log.ts';
 
@@ -12,9 +13,11 @@ export type PassOptionType = 'number' | 'integer' | 'boolean' | 'string' | 'stri
 
 /** One declared option. The key it is declared under is its kebab-case CLI name. */
 export interface PassOption {
+  /** How a value given as text (the CLI) or JSON is checked and coerced. */
   type: PassOptionType;
   /** Used when the option is not given; must itself be a valid value. */
   default: unknown;
+  /** One line for `convert passes`. */
   help: string;
   /** The allowed values of an `enum` option. */
   choices?: readonly string[];
@@ -28,6 +31,11 @@ export interface PassContext {
   readonly verbose: boolean;
   /** Folder of the model file when it was loaded from one (for files a pass reads beside it). */
   readonly modelDir: string | undefined;
+  /**
+   * A calibration module given as an object through the library API (`quantize(…, { calib })`);
+   * quantization passes use it instead of their `calib` option.
+   */
+  readonly calibration?: CalibrationModule;
 }
 
 /** What a pass returns. */
@@ -55,6 +63,7 @@ export interface Pass<O = Record<string, unknown>> {
   readonly options: Readonly<Record<string, PassOption>>;
   /** Declared statistics: name → help. */
   readonly statistics: Readonly<Record<string, string>>;
+  /** Rewrites `model` in place with the resolved options and says what it did. */
   run(model: Model, ctx: PassContext, options: O): Promise<PassResult> | PassResult;
 }
 
@@ -87,11 +96,17 @@ export type OptionValues<D extends Record<string, PassOption>> = {
 
 /** What {@link definePass} takes: a pass whose options type is derived from its declarations. */
 export interface PassDefinition<D extends Record<string, PassOption>> {
+  /** kebab-case CLI name, unique across all registered plugins. */
   name: string;
+  /** One line for `convert passes`. */
   summary: string;
+  /** Longer text: the rules the pass applies. */
   description?: string;
+  /** Declared options by kebab-case key; `run` gets them resolved, in camelCase. */
   options: D;
+  /** Declared statistics: name → help. */
   statistics: Record<string, string>;
+  /** Rewrites `model` in place with the resolved options and says what it did. */
   run(model: Model, ctx: PassContext, options: OptionValues<D>): Promise<PassResult> | PassResult;
 }
 

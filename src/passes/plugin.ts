@@ -5,14 +5,16 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { importUserModule } from '../runtime/import-user-module.ts';
 import { type AnyPass, checkPassShape, describe } from './pass.ts';
 
 /** What a plugin module exports by default. */
 export interface Plugin {
   /** Shown in `convert passes` and in failure messages (`pass x (plugin <name>)`). */
   readonly name: string;
+  /** Shown in `convert passes`. */
   readonly version: string;
+  /** The passes it offers; their names must be unique among all registered plugins. */
   readonly passes: readonly AnyPass[];
 }
 
@@ -29,7 +31,7 @@ export class PluginError extends Error {
   }
 }
 
-/** File extensions `loadPluginModule` imports (`.ts` needs the tsx loader, as `bin/convert.js` registers). */
+/** File extensions `loadPluginModule` imports (`.ts` through tsx when installed, see `importUserModule`). */
 export const PLUGIN_EXTENSIONS: readonly string[] = ['.mjs', '.js', '.ts', '.mts'];
 
 /**
@@ -71,7 +73,7 @@ export async function loadPluginModule(path: string, cwd: string = process.cwd()
   }
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    mod = await importUserModule(file);
   } catch (e) {
     const msg = (e as Error)?.message ?? String(e);
     throw new PluginError(`plugin ${path}: failed to import: ${firstLine(msg)}`, { cause: e });

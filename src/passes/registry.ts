@@ -4,14 +4,18 @@ import { type Plugin, validatePlugin } from './plugin.ts';
 
 /** A pass together with the plugin that provides it. */
 export interface RegisteredPass {
+  /** The pass. */
   readonly pass: AnyPass;
+  /** The plugin it came from. */
   readonly plugin: Plugin;
 }
 
 /** An unknown pass name; the message lists the registered passes. */
 export class UnknownPassError extends Error {
   constructor(
+    /** The name asked for. */
     readonly passName: string,
+    /** The registered pass names. */
     readonly known: readonly string[],
   ) {
     const close = known.filter((k) => editDistance(k, passName) <= Math.max(2, Math.floor(passName.length / 4)));

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { importUserModule } from '../../runtime/import-user-module.ts';
 import type * as ort from 'onnxruntime-node';
 import type { SeededRandom } from '../../kernels/random.ts';
 
@@ -12,12 +12,15 @@ export interface CalibrationContext {
   prompt?: string;
   /** A generator seeded from the sample index: the same sample always sees the same noise. */
   random: SeededRandom;
+  /** Options given to the calibration (reserved; empty today). */
   options: Record<string, unknown>;
 }
 
 /** One model input set, optionally tagged with the chunk it generates (for S1). */
 export interface FeedSample {
+  /** The model's inputs by name. */
   feeds: Record<string, ort.Tensor>;
+  /** The chunk these inputs generate (S1); untagged feeds count as chunk 0. */
   chunk?: number;
 }
 
@@ -62,9 +65,13 @@ export type RunFn = (feeds: Record<string, ort.Tensor>, opts?: { chunk?: number 
  * feed the model rejects, is reported with the module's path and the sample index.
  */
 export interface CalibrationModule {
+  /** Yields the model inputs of sample `ctx.sample` (plain models). */
   feeds?: (ctx: CalibrationContext) => AsyncIterable<FeedSample> | Iterable<FeedSample>;
+  /** Runs one generation with `run` and returns its final result (autoregressive models). */
   rollout?: (run: RunFn, ctx: CalibrationContext) => Promise<ort.Tensor | Record<string, ort.Tensor>>;
+  /** How many samples to draw (default: the number of prompts; 1 for a feeds module). */
   samples?: number;
+  /** One prompt per sample, handed over as `ctx.prompt`. */
   prompts?: readonly string[];
 }
 
@@ -90,7 +97,7 @@ export async function loadCalibrationModule(path: string): Promise<LoadedCalibra
   if (!existsSync(full)) throw new CalibrationError(path, 'file not found');
   let mod: CalibrationModule & { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(full).href)) as CalibrationModule;
+    mod = (await importUserModule(full)) as CalibrationModule;
   } catch (e) {
     throw new CalibrationError(path, `cannot be imported: ${(e as Error).message}`);
   }

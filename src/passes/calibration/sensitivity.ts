@@ -13,7 +13,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
+import { importOnnxruntime } from '../../runtime/optional-import.ts';
 import type { CollectProgress } from './collect.ts';
 import { CalibrationError, type LoadedCalibration, type RunFn } from './module.ts';
 import { chunkTag, contextFor, drawSample, resultValues } from './samples.ts';
@@ -53,7 +54,7 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
   if (!calib.module.rollout) throw new Error('internal: S1 needs a rollout module');
   const samples = Math.min(calib.samples, options.samples && options.samples > 0 ? options.samples : calib.samples);
   const cacheBytes = options.cacheBytes ?? 256 * 2 ** 20;
-  const quant = await ort.InferenceSession.create(quantizedPath, sessionOptions(options.threads ?? 0));
+  const quant = await (await importOnnxruntime()).InferenceSession.create(quantizedPath, sessionOptions(options.threads ?? 0));
   const started = performance.now();
   const sums = new Float64Array(chunks.length);
   try {

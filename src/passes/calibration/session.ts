@@ -1,4 +1,5 @@
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
+import { importOnnxruntime } from '../../runtime/optional-import.ts';
 import type { Model } from '../../graph/ir/model.ts';
 import type { Value } from '../../graph/ir/value.ts';
 import { augmentModel, type AugmentedModel } from './augment.ts';
@@ -27,7 +28,8 @@ export class CalibrationSession {
     const userOutputs = model.graph.outputs.map((v) => v.name);
     const aug = augmentModel(model, observe);
     try {
-      const session = await ort.InferenceSession.create(aug.path, sessionOptions(threads));
+      const { InferenceSession } = await importOnnxruntime();
+      const session = await InferenceSession.create(aug.path, sessionOptions(threads));
       return new CalibrationSession(session, aug, userOutputs, calib);
     } catch (e) {
       aug.dispose();

@@ -39,6 +39,7 @@ export const QUANT_STATISTICS = {
  * @param calibration a module object (API use); overrides the `calib` option
  */
 export async function runQuantPass(model: Model, ctx: PassContext, options: SharedQuantValues, method: string, calibration?: CalibrationModule): Promise<PassResult> {
+  calibration ??= ctx.calibration;
   const config: QuantConfig = toQuantConfig(options);
   const selection: LayerSelection = { include: options.include, exclude: options.exclude, minK: options.minK };
   refuseSubgraphLayers(model, selection);

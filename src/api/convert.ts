@@ -1,0 +1,137 @@
+/**
+ * One model file in, one out: load, run a pipeline of passes, save atomically. The `convert`
+ * CLI (file mode) and the library's {@link convert} and `quantize` all go through
+ * {@link convertFile}, so the CLI and the API check paths, run passes and save the same way.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Model } from '../graph/ir/model.ts';
+import { ModelFileError } from '../graph/serde/errors.ts';
+import { loadModel, saveModel, type SaveResult } from '../graph/serde/io.ts';
+import type { CalibrationModule } from '../passes/calibration/module.ts';
+import { type Logger, silentLogger } from '../passes/log.ts';
+import { PassManager, type PassRecord, type PassStep } from '../passes/manager.ts';
+import type { Plugin } from '../passes/plugin.ts';
+import { resolveOptions } from '../passes/pass.ts';
+import { createRegistry } from './registry.ts';
+import { ConvertError } from './errors.ts';
+import { checkDataFiles, checkOutputPath } from './paths.ts';
+
+/** How {@link convertFile} runs. */
+export interface ConvertFileOptions {
+  /**
+   * Where the initializers go: `true` every one of 1 KiB or more to `<output>.data`, `false`
+   * all inline, `'auto'` (default) inline unless the model would pass protobuf's 2 GiB limit.
+   */
+  externalData?: boolean | 'auto';
+  /** Verify the graph before the first pass and after each (default: off, on under vitest). */
+  verify?: boolean;
+  /** Where passes report progress and results (default: silent). */
+  log?: Logger;
+  /** Let passes log more detail. */
+  verbose?: boolean;
+  /** A calibration module object for quantization passes, instead of their `calib` file option. */
+  calibration?: CalibrationModule;
+}
+
+/** What {@link convertFile} did. */
+export interface ConvertResult {
+  /** What each pass did: its statistics, report and time, in order. */
+  passes: readonly PassRecord[];
+  /** The files written. */
+  saved: SaveResult;
+  /** Nodes of the model as loaded, subgraphs included. */
+  nodesBefore: number;
+  /** Nodes of the model as saved, subgraphs included. */
+  nodesAfter: number;
+  /** Initializers of the main graph as loaded. */
+  initializersBefore: number;
+  /** Initializers of the main graph as saved. */
+  initializersAfter: number;
+  /** Wall time of load, passes and save. */
+  seconds: number;
+}
+
+/**
+ * Loads `input`, runs `steps` in order and saves the result to `output` (written under a
+ * temporary name and renamed, so a failure leaves no partial file). With no steps the model
+ * is round-tripped. Refuses an output that is the input or one of its data files.
+ * @throws ModelFileError naming the input when it is missing or unreadable
+ * @throws ConvertError naming the output when it is not a safe place to write
+ * @throws PassFailure naming the pass (and its plugin) that failed
+ */
+export async function convertFile(input: string, output: string, steps: readonly PassStep[], options: ConvertFileOptions = {}): Promise<ConvertResult> {
+  if (!existsSync(input)) throw new ModelFileError(input, 'no such file');
+  checkOutputPath(input, output);
+  const t0 = performance.now();
+  const model = loadModel(input);
+  checkDataFiles(model, input, output);
+  const nodesBefore = countNodes(model);
+  const initializersBefore = model.graph.initializers.size;
+  const manager = new PassManager(steps, {
+    verify: options.verify,
+    log: options.log ?? silentLogger,
+    verbose: options.verbose ?? false,
+    modelDir: dirname(resolve(input)),
+    calibration: options.calibration,
+  });
+  const result = await manager.run(model);
+  const saved = saveModel(model, output, { externalData: options.externalData ?? 'auto' });
+  return {
+    passes: result.passes,
+    saved,
+    nodesBefore,
+    nodesAfter: countNodes(model),
+    initializersBefore,
+    initializersAfter: model.graph.initializers.size,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** One pass of a {@link convert} pipeline: its name, or its name and options. */
+export type PassSpec =
+  | string
+  | {
+      /** The pass's name (see `convert passes`). */
+      name: string;
+      /** Its options by CLI key (`{ 'w-bits': 4 }`), checked before the model is loaded. */
+      options?: Record<string, unknown>;
+    };
+
+/** Options of {@link convert}. */
+export interface ConvertOptions extends ConvertFileOptions {
+  /** The passes to run, in order (see `convert passes`); none: a round trip. */
+  passes?: readonly PassSpec[];
+  /** Plugins whose passes may be named besides the bundled ones: module paths or plugin objects. */
+  plugins?: readonly (string | Plugin)[];
+}
+
+/**
+ * Runs passes by name on a model file, as `convert <input> -o <output> --pass …` does.
+ * Options use the CLI's kebab-case keys (`{ name: 'q-arvd', options: { 'w-bits': 4 } }`);
+ * every name and option is checked before the model is loaded.
+ * @example
+ * ```ts
+ * await convert('model.onnx', 'model.clean.onnx', { passes: ['constants-to-initializers', 'dce'] });
+ * ```
+ */
+export async function convert(input: string, output: string, options: ConvertOptions = {}): Promise<ConvertResult> {
+  const registry = await createRegistry(options.plugins ?? []);
+  const steps = (options.passes ?? []).map((spec) => {
+    const { name, options: raw = {} } = typeof spec === 'string' ? { name: spec } : spec;
+    try {
+      const step = registry.step(name, raw);
+      resolveOptions(step.pass, step.options);
+      return step;
+    } catch (e) {
+      throw new ConvertError((e as Error).message, { cause: e });
+    }
+  });
+  return convertFile(input, output, steps, options);
+}
+
+function countNodes(model: Model): number {
+  let n = 0;
+  for (const _ of model.graph.allNodes()) n++;
+  return n;
+}

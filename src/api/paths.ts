@@ -1,0 +1,46 @@
+/**
+ * The checks on an output path that keep a conversion from destroying its input: the output
+ * is never the input file, nor one of the data files the input reads, and its own data file
+ * never lands on the input.
+ */
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import type { Model } from '../graph/ir/model.ts';
+import { modelTensors } from '../graph/serde/io.ts';
+import { ConvertError } from './errors.ts';
+
+/** Refuses an output that is the input (same real path or same inode), a folder, or in a missing folder. */
+export function checkOutputPath(input: string, output: string): void {
+  const outAbs = resolve(output);
+  if (existsSync(outAbs)) {
+    if (statSync(outAbs).isDirectory()) throw new ConvertError(`${output}: is a folder; -o needs a file path`);
+    if (sameFile(input, output)) throw new ConvertError(`${output}: is the input file; write the output to another path (the input is never overwritten)`);
+  } else {
+    const dir = dirname(outAbs);
+    if (!existsSync(dir)) throw new ConvertError(`${output}: folder ${dirname(output)} does not exist`);
+    if (resolve(realpathSync(dir), basename(outAbs)) === realpathSync(input)) {
+      throw new ConvertError(`${output}: is the input file; write the output to another path (the input is never overwritten)`);
+    }
+  }
+}
+
+/** Refuses an output that would replace a data file the model reads, or whose data file would replace the input. */
+export function checkDataFiles(model: Model, input: string, output: string): void {
+  const dataFiles = new Set<string>();
+  for (const t of modelTensors(model)) if (t.external) dataFiles.add(t.external.path);
+  for (const f of dataFiles) {
+    if (sameFile(f, output)) throw new ConvertError(`${output}: is the external data file of ${input}; write the output to another path`);
+  }
+  const outData = `${resolve(output)}.data`;
+  if (existsSync(outData) && sameFile(outData, input)) {
+    throw new ConvertError(`${output}: its data file ${basename(outData)} would replace the input ${input}; choose another output name`);
+  }
+}
+
+function sameFile(a: string, b: string): boolean {
+  if (!existsSync(a) || !existsSync(b)) return false;
+  if (realpathSync(a) === realpathSync(b)) return true;
+  const sa = statSync(a);
+  const sb = statSync(b);
+  return sa.dev === sb.dev && sa.ino === sb.ino;
+}

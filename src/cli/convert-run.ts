@@ -1,0 +1,127 @@
+/**
+ * What `convert <input> …` does once its arguments are parsed: file mode through the
+ * library's {@link convertFile} (the same function `quantize()` uses), folder mode through
+ * `src/hf/folder.ts`. Imported by `convert-command.ts` only when a conversion runs.
+ */
+import { basename, dirname, resolve } from 'node:path';
+import { convertFile } from '../api/convert.ts';
+import { createRegistry } from '../api/registry.ts';
+import type { Model } from '../graph/ir/model.ts';
+import type { SaveResult } from '../graph/serde/io.ts';
+import { FolderError } from '../hf/errors.ts';
+import { convertFolder, isFolder, planVariant, quantMeaning, scanModelFolder } from '../hf/folder.ts';
+import type { Logger } from '../passes/log.ts';
+import { type PassRecord, PassManager, type PassStep } from '../passes/manager.ts';
+import type { PassRegistry } from '../passes/registry.ts';
+import { listFlag, singleFlag } from './args.ts';
+import type { CliCommand } from './command.ts';
+import { CliError } from './errors.ts';
+import { cliLogger, type GlobalFlags } from './io.ts';
+import { buildSteps, type ConvertConfig, passOptionsFromArgs, readConfig } from './pipeline.ts';
+
+/** Option names of this command and the global ones; any other key must be `--<pass>.<key>`. */
+const OWN_KEYS = new Set(['_', '$0', 'input', 'output', 'pass', 'config', 'external-data', 'verify', 'stats', 'plugin', 'quiet', 'verbose', 'debug', 'help', 'version', 'variant', 'force']);
+
+/** Runs `convert <input> …` with parsed arguments; returns the exit code. */
+export async function runConvert(args: Record<string, unknown>, io: Parameters<CliCommand['run']>[1]): Promise<number> {
+  const flags = args as GlobalFlags;
+  const log = cliLogger(io, flags);
+  const input = args.input as string;
+  const output = singleFlag(args.output, '-o/--output');
+  const extra = (args._ as unknown[]).filter((a) => a !== undefined);
+  if (extra.length) throw new CliError(`unexpected argument${extra.length > 1 ? 's' : ''} ${extra.join(' ')}: convert takes one input model`);
+  const folderMode = isFolder(input);
+  const variant = singleFlag(args.variant, '--variant');
+  if (folderMode && output) throw new CliError(`${input}: is a model folder; -o is not used with one: give --variant <name> and each variant is written beside its fp32 graph in onnx/`);
+  if (folderMode && !variant) throw new CliError(`${input}: is a model folder; give --variant <name> (q8, q4, int8, uint8, or a name of your own) to write beside each fp32 graph in onnx/`);
+  if (!folderMode && (variant !== undefined || args.force !== undefined)) throw new CliError(`${variant !== undefined ? '--variant' : '--force'} applies to a model folder input; ${input} is not a folder (for a file give -o <output.onnx>)`);
+  if (!folderMode && !output) throw new CliError(`${input}: no output path; give -o <output.onnx>`);
+
+  const configFile = singleFlag(args.config, '--config');
+  const config: ConvertConfig | undefined = configFile ? readConfig(configFile) : undefined;
+  const registry = await createRegistry([...(config?.plugins ?? []), ...listFlag(args.plugin, 'plugin')]);
+  const steps = buildSteps(registry, config?.passes ?? [], listFlag(args.pass, 'pass', true), passOptionsFromArgs(args, OWN_KEYS, registry), configFile);
+
+  if (folderMode) return runFolder(input, variant!, steps, args, io, log, registry);
+  const r = await convertFile(input, output!, steps, {
+    verify: args.verify === true ? true : args.verify === false ? false : undefined,
+    log,
+    verbose: Boolean(flags.verbose || flags.debug),
+    externalData: args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto',
+  });
+  if (args.stats) io.out(formatStats(r.passes, registry));
+  const names = r.passes.map((p) => p.name);
+  log.info(
+    `wrote ${output} (${formatBytes(r.saved.bytes)}): ${r.nodesBefore} → ${r.nodesAfter} nodes, ${r.initializersBefore} → ${r.initializersAfter} initializers; ` +
+      `passes: ${names.length ? names.join(', ') : 'none (round trip)'}; ${r.seconds.toFixed(1)} s`,
+  );
+  logExternal(r.saved, log);
+  return 0;
+}
+
+/** Folder mode: every fp32 graph of `folder`'s onnx/ gets the variant beside it, written all at once. */
+async function runFolder(folder: string, variant: string, steps: PassStep[], args: Record<string, unknown>, io: Parameters<CliCommand['run']>[1], log: Logger, registry: PassRegistry): Promise<number> {
+  try {
+    const plan = planVariant(scanModelFolder(folder), variant, quantMeaning(steps), args.force === true);
+    const written = await convertFolder(plan, {
+      externalData: args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto',
+      log,
+      runPasses: async (model, target) => {
+        const t0 = performance.now();
+        const before = countNodes(model);
+        const manager = new PassManager(steps, { verify: args.verify === true ? true : args.verify === false ? false : undefined, log, verbose: Boolean(args.verbose || args.debug), modelDir: dirname(resolve(target.input)) });
+        const result = await manager.run(model);
+        if (args.stats) io.out(`${target.input}:\n${formatStats(result.passes, registry)}`);
+        log.info(`${target.input}: ${before} → ${countNodes(model)} nodes; passes: ${result.passes.map((p) => p.name).join(', ') || 'none (round trip)'}; ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      },
+    });
+    for (const w of written) {
+      const total = w.saved.bytes + (w.saved.externalDataBytes ?? 0);
+      log.info(`wrote ${w.output} (${formatBytes(total)}, ${(total / w.baseBytes).toFixed(2)}× ${w.base}'s ${formatBytes(w.baseBytes)})`);
+      logExternal(w.saved, log);
+    }
+    const stem = basename(written[0]!.output, '.onnx');
+    if (plan.variant.isDtype) log.info(`load with pipeline(task, '${folder}', { dtype: '${variant}' })`);
+    else log.info(`'${variant}' is not a transformers.js dtype: load with pipeline(task, '${folder}', { model_file_name: '${stem}' }) (model_file_name names the graph file without onnx/ and .onnx)`);
+    if (written.some((w) => w.saved.externalDataPath)) {
+      log.info(`onnxruntime-node finds a variant's data file by the name recorded in it; in the browser transformers.js fetches it only when config.json's "transformers.js_config" has "use_external_data_format": { "${basename(written[0]!.output)}": 1 }`);
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof FolderError) throw new CliError(e.message, { cause: e });
+    throw e;
+  }
+}
+
+function countNodes(model: Model): number {
+  let n = 0;
+  for (const _ of model.graph.allNodes()) n++;
+  return n;
+}
+
+function logExternal(saved: SaveResult, log: ReturnType<typeof cliLogger>): void {
+  if (saved.externalReason) log.info(`external data: ${saved.externalReason}`);
+  if (saved.externalDataPath) log.info(`weights written to ${saved.externalDataPath} (${formatBytes(saved.externalDataBytes ?? 0)})`);
+}
+
+/** Per-pass statistics, aligned, for `--stats`. */
+export function formatStats(records: readonly PassRecord[], registry: PassRegistry): string {
+  if (records.length === 0) return 'no passes ran\n';
+  const lines: string[] = [];
+  for (const r of records) {
+    lines.push(`${r.name} (plugin ${r.plugin}): ${r.modified ? 'modified' : 'no change'}, ${r.ms.toFixed(0)} ms`);
+    const help = registry.has(r.name) ? registry.get(r.name).pass.statistics : {};
+    const keys = Object.keys(r.stats);
+    const w = Math.max(0, ...keys.map((k) => k.length));
+    const vw = Math.max(0, ...keys.map((k) => String(r.stats[k]).length));
+    for (const k of keys) lines.push(`  ${k.padEnd(w)}  ${String(r.stats[k]).padStart(vw)}  ${help[k] ?? ''}`.trimEnd());
+  }
+  return lines.join('\n') + '\n';
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}

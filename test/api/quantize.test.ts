@@ -1,0 +1,66 @@
+// The library API from the sources: quantize() and convert() write what the CLI writes for the
+// same options (they share convertFile), take a calibration module as an object, and refuse
+// bad options and paths with errors that name them.
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type CalibrationModule, convert, ConvertError, loadModel, ModelFileError, PassFailure, quantize } from '../../src/index.ts';
+import { cli } from '../helpers/cli.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'qarvd-api-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const MODEL = join(tmp, 'model.onnx');
+copyFileSync(resolve('test/fixtures/stories260K/stories260K.onnx'), MODEL);
+
+const calib: CalibrationModule = {
+  samples: 2,
+  *feeds(ctx) {
+    yield { feeds: { input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: 8 }, () => BigInt(ctx.random.int(512))), [1, 8]) } };
+  },
+};
+
+describe('quantize()', () => {
+  it('writes the same bytes as the CLI for the same weight-only options', async () => {
+    const api = await quantize(MODEL, join(tmp, 'api-w4.onnx'), { wBits: 4, aBits: 'none' });
+    const { code, err } = await cli(MODEL, '-o', join(tmp, 'cli-w4.onnx'), '--pass', 'q-arvd', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none');
+    expect(code, err).toBe(0);
+    expect(readFileSync(join(tmp, 'api-w4.onnx')).equals(readFileSync(join(tmp, 'cli-w4.onnx')))).toBe(true);
+    expect(api.passes.map((p) => p.name)).toEqual(['q-arvd']);
+    expect(api.passes[0]!.stats.layersQuantized).toBe(36);
+    expect(api.nodesAfter).toBeGreaterThan(api.nodesBefore);
+  });
+
+  it('calibrates with a module object (minmax, W8A8)', async () => {
+    const r = await quantize(MODEL, join(tmp, 'w8a8.onnx'), { pass: 'minmax', calib });
+    expect(r.passes[0]!.stats.layersQuantized).toBe(36);
+    const ops = new Set([...loadModel(join(tmp, 'w8a8.onnx')).graph.allNodes()].map((n) => n.opType));
+    expect(ops.has('QuantizeLinear')).toBe(true);
+  });
+
+  it('names an unknown option, a bad value, and an unknown pass', async () => {
+    await expect(quantize(MODEL, join(tmp, 'x.onnx'), { wBitz: 4 })).rejects.toThrow(/pass q-arvd: unknown option 'w-bitz'; valid keys: w-bits/);
+    await expect(quantize(MODEL, join(tmp, 'x.onnx'), { wBits: 3 as 4 })).rejects.toThrow(ConvertError);
+    await expect(quantize(MODEL, join(tmp, 'x.onnx'), { pass: 'q-arvdd' })).rejects.toThrow(/unknown pass 'q-arvdd' \(did you mean q-arvd\?\)/);
+  });
+
+  it('refuses to overwrite its input and names a missing input', async () => {
+    await expect(quantize(MODEL, MODEL, { aBits: 'none' })).rejects.toThrow(`${MODEL}: is the input file`);
+    await expect(quantize(join(tmp, 'none.onnx'), join(tmp, 'x.onnx'))).rejects.toThrow(ModelFileError);
+  });
+
+  it('reports a calibration module error with its sample, as a pass failure', async () => {
+    const bad: CalibrationModule = { samples: 1, *feeds() { yield { feeds: { wrong: new ort.Tensor('int64', new BigInt64Array(1), [1, 1]) } }; } };
+    const e = await quantize(MODEL, join(tmp, 'x.onnx'), { calib: bad, scaleSearch: false }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(PassFailure);
+    expect((e as Error).message).toMatch(/calibration module \(api\), sample 0: feeds name 'wrong'/);
+  });
+});
+
+describe('convert()', () => {
+  it('runs passes by name with CLI-spelled options', async () => {
+    const r = await convert(MODEL, join(tmp, 'dce.onnx'), { passes: ['dce', { name: 'q-arvd', options: { 'a-bits': 'none' } }] });
+    expect(r.passes.map((p) => p.name)).toEqual(['dce', 'q-arvd']);
+  });
+});
