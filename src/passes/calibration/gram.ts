@@ -13,7 +13,8 @@
  *
  * Memory: 8·K² bytes per tensor and chunk, independent of the number of samples.
  */
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
+import { importOnnxruntime } from '../../runtime/optional-import.ts';
 import { attr } from '../../graph/ir/attribute.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
 import { Graph } from '../../graph/ir/graph.ts';
@@ -103,13 +104,14 @@ export class GramSessions {
 
   /** `XᵀX` of the rows in `data` (`data.length / K` rows of K). */
   async product(data: Float32Array, K: number): Promise<Float32Array> {
+    const runtime = await importOnnxruntime();
     let s = this.sessions.get(K);
     if (!s) {
-      s = ort.InferenceSession.create(gramModelBytes(K), sessionOptions(this.threads));
+      s = runtime.InferenceSession.create(gramModelBytes(K), sessionOptions(this.threads));
       this.sessions.set(K, s);
     }
     const session = await s;
-    const out = await session.run({ x: new ort.Tensor('float32', data, [data.length / K, K]) });
+    const out = await session.run({ x: new runtime.Tensor('float32', data, [data.length / K, K]) });
     return out.g!.data as Float32Array;
   }
 
