@@ -27,6 +27,7 @@ import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } fr
 import { collectStatistics, type CollectedStats, DEFAULT_RESERVOIR_ROWS, openCalibrationSession, rangesOf } from './collect.ts';
 import type { LoadedCalibration } from './module.ts';
 import type { GramStats, ReconStats } from './gram.ts';
+import { type ActivationShift, activationShift } from './activation-shift.ts';
 import { progressReporter, seconds } from './progress.ts';
 import { type LayerSearch, rowSample, type RowSample, searchLayer } from './search.ts';
 import { alphaFromSensitivity, measureSensitivity, readSensitivityFile, type SensitivityCurve } from './sensitivity.ts';
@@ -70,6 +71,8 @@ export interface CalibrationResult {
   alpha: number[];
   /** Per layer (by name; layers sharing an input share the object): `H = Σ_c α_c G_c` and the weighted mean row (with `reconstruct`). */
   recon?: Map<string, ReconStats>;
+  /** Per layer: the activation quantizers' mean error per channel, for bias correction (with `reconstruct` and the scale search's rows). */
+  activation?: Map<string, ActivationShift>;
   /** Wall time of each step, in ms. */
   timings: { collect: number; sensitivity: number; search: number };
 }
@@ -124,9 +127,10 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     t0 = performance.now();
     const dualAlphaOne = options.dualAlphaOne ?? true;
     const { scales, table } = searchAll(layers, stats, config, alpha, dualAlphaOne, sensitivity, calib, reservoirRows, options.splitAuto ?? false);
+    const activation = recon ? activationShifts(layers, stats, chunks, alpha, config, ranges, scales, options.splitAuto ?? false) : undefined;
     timings.search = performance.now() - t0;
     log.info(summary(layers, calib, stats, sensitivity, alpha, table, timings));
-    return { ranges, scales, table, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}) };
+    return { ranges, scales, table, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}), ...(activation ? { activation } : {}) };
   } finally {
     await session.dispose();
   }
@@ -158,6 +162,21 @@ function combineGrams(grams: Map<Value, GramStats>, layers: LinearLayer[], chunk
   const byInput = new Map<Value, ReconStats>();
   for (const [v, g] of grams) byInput.set(v, g.combine(chunks, alpha));
   return new Map(layers.map((l) => [l.name, byInput.get(l.input)!]));
+}
+
+/** Each layer's activation-quantizer mean error, over its input's rows weighted by α (as H is). */
+function activationShifts(layers: LinearLayer[], stats: CollectedStats, chunks: number[], alpha: number[], config: QuantConfig, ranges: ActivationRanges, scales: CalibratedScales, bothForms: boolean): Map<string, ActivationShift> {
+  const out = new Map<string, ActivationShift>();
+  let rows: RowSample | undefined;
+  let input: Value | undefined;
+  for (const layer of layers) {
+    if (layer.input !== input) {
+      input = layer.input;
+      rows = rowSample(stats.tensors.get(layer.input)!, chunks, alpha);
+    }
+    out.set(layer.name, activationShift(layer, rows!, config, ranges.get(layer.name), scales.get(layer.name), bothForms));
+  }
+  return out;
 }
 
 const fmt = (xs: number[]) => `[${xs.map((x) => x.toFixed(3)).join(', ')}]`;

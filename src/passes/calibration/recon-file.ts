@@ -1,16 +1,19 @@
 /**
  * The reconstruction statistics beside a calibration table (`<table>.recon`): the α-combined
- * Gram matrix `H`, mean row `μ` and weight of every layer input, in float64, so that
+ * Gram matrix `H`, mean row `μ` and weight of every layer input, and each layer's activation
+ * quantizers' mean error per channel (per form: split, unsplit), in float64, so that
  * `load-calibration` reproduces a reconstructed model byte for byte without the calibration
  * module. `H` is K² numbers per input (too big for the JSON table).
  *
  * Layout: the 8 bytes `QARVDREC`, a little-endian uint32 header length, the JSON header
- * `{ version, inputs: [{ layers, K, weight, offset }] }` padded with spaces to a multiple of
- * 8 bytes, then per input `H` (K·K) and `μ` (K) as little-endian float64 at `offset` (bytes
- * from the start of the data).
+ * `{ version, inputs: [{ layers, K, weight, offset }], activation: [{ layer, form, K, offset }] }`
+ * padded with spaces to a multiple of 8 bytes, then per input `H` (K·K) and `μ` (K), and per
+ * activation entry K values, as little-endian float64 at `offset` (bytes from the start of
+ * the data).
  */
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { ActivationShift } from './activation-shift.ts';
 import type { ReconStats } from './gram.ts';
 
 const MAGIC = 'QARVDREC';
@@ -24,10 +27,17 @@ export function reconFileOf(tablePath: string): string {
 interface Header {
   version: number;
   inputs: { layers: string[]; K: number; weight: number; offset: number }[];
+  activation?: { layer: string; form: keyof ActivationShift; K: number; offset: number }[];
+}
+
+/** What the side file holds. */
+export interface ReconFile {
+  stats: Map<string, ReconStats>;
+  activation?: Map<string, ActivationShift>;
 }
 
 /** Writes the statistics (by layer name; shared objects are stored once) atomically. */
-export function writeReconFile(path: string, stats: Map<string, ReconStats>): void {
+export function writeReconFile(path: string, stats: Map<string, ReconStats>, activation?: Map<string, ActivationShift>): void {
   const groups = new Map<ReconStats, string[]>();
   for (const [name, s] of stats) groups.set(s, [...(groups.get(s) ?? []), name]);
   const header: Header = { version: VERSION, inputs: [] };
@@ -35,6 +45,19 @@ export function writeReconFile(path: string, stats: Map<string, ReconStats>): vo
   for (const [s, layers] of groups) {
     header.inputs.push({ layers, K: s.K, weight: s.weight, offset });
     offset += 8 * (s.K * s.K + s.K);
+  }
+  const vectors: Float64Array[] = [];
+  if (activation) {
+    header.activation = [];
+    for (const [layer, shift] of activation) {
+      for (const form of ['single', 'dual'] as const) {
+        const v = shift[form];
+        if (!v) continue;
+        header.activation.push({ layer, form, K: v.length, offset });
+        vectors.push(v);
+        offset += 8 * v.length;
+      }
+    }
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((MAGIC.length + 4 + Buffer.byteLength(json)) % 8)) % 8);
@@ -51,6 +74,7 @@ export function writeReconFile(path: string, stats: Map<string, ReconStats>): vo
       writeSync(fd, littleEndian(s.h));
       writeSync(fd, littleEndian(s.mean));
     }
+    for (const v of vectors) writeSync(fd, littleEndian(v));
     closeSync(fd);
     renameSync(tmp, full);
   } catch (e) {
@@ -61,7 +85,7 @@ export function writeReconFile(path: string, stats: Map<string, ReconStats>): vo
 }
 
 /** Reads a side file; errors name the file and what is wrong with it. */
-export function readReconFile(path: string): Map<string, ReconStats> {
+export function readReconFile(path: string): ReconFile {
   const fail = (what: string): never => {
     throw new Error(`reconstruction statistics ${path}: ${what}`);
   };
@@ -91,7 +115,14 @@ export function readReconFile(path: string): Map<string, ReconStats> {
     const stats: ReconStats = { K, h: values.subarray(0, K * K), mean: values.subarray(K * K), weight };
     for (const name of layers) out.set(name, stats);
   }
-  return out;
+  if (!header.activation) return { stats: out };
+  const activation = new Map<string, ActivationShift>();
+  for (const { layer, form, K, offset } of header.activation) {
+    const end = start + offset + 8 * K;
+    if (!(Number.isInteger(K) && K > 0) || end > bytes.length) fail(`is truncated (activation error of layer ${layer} needs bytes up to ${end}, the file has ${bytes.length})`);
+    activation.set(layer, { ...activation.get(layer), [form]: readFloat64(bytes, start + offset, K) });
+  }
+  return { stats: out, activation };
 }
 
 function littleEndian(x: Float64Array): Buffer {

@@ -80,6 +80,8 @@ export interface LayerReconstruction {
   errorCorrected: number;
   /** ‖μΔ‖ of the final weights: the size of the shift bias correction removes. */
   meanShift: number;
+  /** ‖E[Q(x) − x]·Ŵ‖: the activation quantizers' mean error through the weights, also removed (quantized activations). */
+  activationShift?: number;
   /** Dead input channels (never non-zero in calibration). */
   dead: number;
 }

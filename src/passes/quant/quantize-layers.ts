@@ -9,6 +9,7 @@ import { reconstructPlan, type ReconstructOptions } from './reconstruct.ts';
 import { weightMatrix } from './layer-weights.ts';
 import { replaceLayer } from './rewire.ts';
 import type { ReconStats } from '../calibration/gram.ts';
+import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { Value } from '../../graph/ir/value.ts';
 
 /** Per-layer activation ranges from calibration, keyed by the layer's node name. */
@@ -24,6 +25,8 @@ export interface Reconstruction {
   options: ReconstructOptions;
   /** `dual-scale auto`: keep a split only where it lowers the layer's weighted error. */
   splitAuto: boolean;
+  /** Per layer and form, the activation quantizers' mean error `E[Q(x) − x]` (quantized activations; bias correction). */
+  activation?: Map<string, ActivationShift>;
 }
 
 /**
@@ -56,9 +59,10 @@ export function quantizeLinearLayers(model: Model, config: QuantConfig, selectio
     if (recon && stats) {
       const options: ReconstructOptions = uses.get(layer.weightValue)! > 1 ? { ...recon.options, method: 'none' } : recon.options;
       const w = weightMatrix(layer);
-      plan = reconstructPlan(plan, w, stats, options);
+      const shifts = options.biasCorrection ? recon.activation?.get(layer.name) : undefined;
+      plan = reconstructPlan(plan, w, stats, options, shifts?.[plan.mode]);
       if (recon.splitAuto && plan.mode === 'dual') {
-        const single = reconstructPlan(planLayer(layer, { ...config, dualScale: false }, ranges?.get(layer.name), scales?.get(layer.name)), w, stats, options);
+        const single = reconstructPlan(planLayer(layer, { ...config, dualScale: false }, ranges?.get(layer.name), scales?.get(layer.name)), w, stats, options, shifts?.single);
         const choice = { single: single.reconstruction!.errorCorrected, dual: plan.reconstruction!.errorCorrected };
         // Ties keep the single quantizer: a split that does not help only costs a second MatMul.
         plan = choice.dual < choice.single ? plan : single;

@@ -55,7 +55,7 @@ export function rowQuantizersOf(plan: LayerPlan): RowQuantizers {
  * bias correction, sets its bias shift.
  * @param w the layer's float weight `[K, N]` (alpha folded in)
  */
-export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconStats, options: ReconstructOptions): LayerPlan {
+export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconStats, options: ReconstructOptions, activationShift?: Float64Array): LayerPlan {
   const { K, N } = plan.layer;
   if (stats.K !== K) throw new Error(`internal: layer ${plan.layer.name} has K = ${K} but its statistics have ${stats.K} channels`);
   const quantizers = rowQuantizersOf(plan);
@@ -66,12 +66,16 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   const eRtn = quadraticError(rtn.deq, w, stats.h, K, N) * perRow;
   const eFinal = options.method === 'gptq' ? quadraticError(result.deq, w, stats.h, K, N) * perRow : eRtn;
   const shiftNorm2 = shift.reduce((s, v) => s + v * v, 0);
+  // With quantized activations the mean output is E[Q(x)]·Ŵ: the activation quantizer's mean error goes through Ŵ.
+  const actShift = activationShift ? throughWeight(activationShift, result.deq, K, N) : undefined;
+  if (actShift) for (let n = 0; n < N; n++) shift[n] += actShift[n]!;
   const branches: Branch[] = plan.branches.map((br) => ({ ...br, wq: takeIntegers(result.q, br, K, N) }));
   const reconstruction: LayerReconstruction = {
     method: options.method,
     error: { rtn: eRtn, final: eFinal },
     errorCorrected: options.biasCorrection ? Math.max(0, eFinal - shiftNorm2) : eFinal,
     meanShift: Math.sqrt(shiftNorm2),
+    ...(actShift ? { activationShift: Math.sqrt(actShift.reduce((s, v) => s + v * v, 0)) } : {}),
     dead: result.dead,
   };
   const out: LayerPlan = { ...plan, branches, reconstruction };
@@ -87,6 +91,17 @@ export function meanShift(mean: Float64Array, deq: Float32Array, w: Float32Array
     if (m === 0) continue;
     const at = k * N;
     for (let n = 0; n < N; n++) out[n] += m * (deq[at + n]! - w[at + n]!);
+  }
+  return out;
+}
+
+/** `e·Ŵ` for a 1×K row `e` (1×N). */
+function throughWeight(e: Float64Array, deq: Float32Array, K: number, N: number): Float64Array {
+  const out = new Float64Array(N);
+  for (let k = 0; k < K; k++) {
+    const f = e[k]!;
+    if (f === 0) continue;
+    for (let n = 0; n < N; n++) out[n] += f * deq[k * N + n]!;
   }
   return out;
 }

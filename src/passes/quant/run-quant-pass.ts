@@ -12,6 +12,7 @@ import { addCalibrationTable, type QuantReport } from './report.ts';
 import { splitAuto, toQuantConfig, type SharedQuantValues } from './quant-options.ts';
 import type { ReconstructOptions } from './reconstruct.ts';
 import type { ReconStats } from '../calibration/gram.ts';
+import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { SensitivityCurve } from '../calibration/sensitivity.ts';
 import { readReconFile, reconFileOf, writeReconFile } from '../calibration/recon-file.ts';
 import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable, smoothingSummary } from './smooth.ts';
@@ -52,6 +53,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let scales: CalibratedScales | undefined;
   let table: CalibrationTable | undefined;
   let recon: Map<string, ReconStats> | undefined;
+  let activation: Map<string, ActivationShift> | undefined;
   let calibrationInfo: QuantReport['calibration'];
   let smoothing: Smoothing | undefined;
   // S1's curve, for the report when no calibration table carries it (weight-only reconstruction).
@@ -71,7 +73,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     if (wantStats) {
       const side = reconFileOf(options.loadCalibration);
       if (!existsSync(side)) throw new Error(`calibration table ${options.loadCalibration} has no reconstruction statistics beside it (${side}); save it again with this version, or quantize with reconstruct none and bias-correction false`);
-      recon = readReconFile(side);
+      ({ stats: recon, activation } = readReconFile(side));
     }
     calibrationInfo = { origin: options.loadCalibration, kind: table.source.kind, samples: table.source.samples, scaleSearch: table.scaleSearch, chunks: table.chunks, dualAlphaOne: table.dualAlphaOne };
     ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
@@ -101,7 +103,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       // Calibration succeeded: now the user's model takes the same smoothing.
       applySmoothing(model, layers, smoothing, 'smooth-quant');
     } else result = await calibrate(model, layers, calib, config, calibrateOptions);
-    ({ ranges, scales, table, recon } = result);
+    ({ ranges, scales, table, recon, activation } = result);
     curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
     if (table && smoothing) table.smoothing = smoothing;
     const s = (ms: number) => Math.round(ms) / 1000;
@@ -116,7 +118,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     };
   }
   const t0 = performance.now();
-  const reconstruction = recon ? { stats: recon, options: reconstructOptions, splitAuto: splitAuto(options) } : undefined;
+  const reconstruction = recon ? { stats: recon, options: reconstructOptions, splitAuto: splitAuto(options), ...(activation ? { activation } : {}) } : undefined;
   const report = quantizeLinearLayers(model, config, selection, ranges, method, scales, reconstruction);
   if (recon) ctx.log.info(`${reconstructOptions.method === 'gptq' ? 'GPTQ reconstruction' : 'round to nearest'}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
   if (calibrationInfo) report.calibration = calibrationInfo;
@@ -130,7 +132,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     if (!table) ctx.log.warn(`save-calibration: nothing to save (${config.aBits === null ? 'weight-only' : 'scale-search is off'}); ${options.saveCalibration} not written`);
     else {
       writeJsonAtomic(options.saveCalibration, table);
-      if (recon) writeReconFile(reconFileOf(options.saveCalibration), recon);
+      if (recon) writeReconFile(reconFileOf(options.saveCalibration), recon, activation);
     }
   }
   if (options.report) writeJsonAtomic(options.report, report);
