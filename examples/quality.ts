@@ -20,6 +20,8 @@ const args = await yargs(hideBin(process.argv))
   .option('prompts', { type: 'number', describe: 'the first N evaluation prompts (default: all of the module\'s)' })
   .option('bits', { type: 'string', default: BIT_WIDTHS.map((b) => b.label).join(','), describe: 'bit-widths, comma-separated' })
   .option('parallel', { type: 'number', default: 2, describe: 'child processes for quantization and evaluation' })
+  .option('s1-from', { type: 'string', describe: 'measure S1 at this bit-width only (per draw) and reuse the curve at the others' })
+  .option('resume', { type: 'boolean', default: false, describe: 'reuse the models an interrupted run with the same options left in --out' })
   .option('out', { type: 'string', default: 'out/quality', describe: 'folder for the models and calibration tables' })
   .strict()
   .help()
@@ -31,7 +33,7 @@ const unknown = wanted.filter((w) => !BIT_WIDTHS.some((b) => b.label === w));
 if (unknown.length) throw new Error(`--bits: unknown ${unknown.join(', ')}; known: ${BIT_WIDTHS.map((b) => b.label).join(', ')}`);
 for (const name of args.model) {
   const started = performance.now();
-  const result = await runQuality({ model: MODELS[name], draws: args.draws, prompts: args.prompts, bitWidths, parallel: args.parallel, out: `${args.out}/${name}`, log: (l) => process.stderr.write(`${l}\n`) });
+  const result = await runQuality({ model: MODELS[name], draws: args.draws, prompts: args.prompts, bitWidths, parallel: args.parallel, s1From: args['s1-from'], resume: args.resume, out: `${args.out}/${name}`, log: (l) => process.stderr.write(`${l}\n`) });
   const table = `${formatQuality(result)}\ntotal ${((performance.now() - started) / 1000).toFixed(1)} s`;
   writeFileSync(`${args.out}/${name}/quality.txt`, `${table}\n`);
   writeFileSync(`${args.out}/${name}/quality.json`, `${JSON.stringify(result, null, 1)}\n`);

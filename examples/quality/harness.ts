@@ -47,6 +47,10 @@ export interface QualityOptions {
   parallel?: number;
   /** Folder for the models and calibration tables. */
   out: string;
+  /** Measure S1 at this bit-width only (per draw) and reuse its curve at the others; default: per bit-width. */
+  s1From?: string;
+  /** Reuse the models an interrupted run with the same options left in `out`. */
+  resume?: boolean;
   log?: (line: string) => void;
 }
 
@@ -68,6 +72,8 @@ export interface QualityResult {
   skipped: SkippedRow[];
   /** Wall times in ms: quantization (all jobs), evaluation, and the S1-measuring jobs. */
   timings: { quantize: number; evaluate: number; jobs: { id: string; ms: number; s1: boolean }[] };
+  /** Where S1 was measured: per bit-width, or at one bit-width and reused. */
+  s1From?: string;
   /** Distinct model files evaluated (identical files count once). */
   evaluated: number;
 }
@@ -80,12 +86,12 @@ export async function runQuality(options: QualityOptions): Promise<QualityResult
   const mod = (await import(model.rolloutPath)) as { evaluationPrompts: SeededPrompt[]; samples: number };
   const prompts = mod.evaluationPrompts.slice(0, options.prompts ?? mod.evaluationPrompts.length);
   const calibFiles = Array.from({ length: draws }, (_, d) => drawModuleFile(model.rolloutPath, d, out));
-  const { jobs, skipped } = planJobs(options.rows ?? ROWS, options.bitWidths ?? BIT_WIDTHS, calibFiles, out);
+  const { jobs, skipped } = planJobs(options.rows ?? ROWS, options.bitWidths ?? BIT_WIDTHS, calibFiles, out, options.s1From);
   log(`${model.name}: ${jobs.length} quantizations (${draws} draw(s)), ${skipped.length} row(s) skipped; ${parallel} in parallel`);
 
   let t0 = performance.now();
   let finished = 0;
-  await runJobs(jobs, model.fp32Path, parallel, (job) => log(`  [${++finished}/${jobs.length}] ${job.id} ${(job.ms! / 1000).toFixed(1)} s${job.saves ? ' (measured S1)' : ''}`));
+  await runJobs(jobs, model.fp32Path, parallel, (job) => log(`  [${++finished}/${jobs.length}] ${job.id} ${(job.ms! / 1000).toFixed(1)} s${job.saves ? ' (measured S1)' : ''}`), options.resume);
   const quantize = performance.now() - t0;
 
   // One evaluation per distinct file.
@@ -119,11 +125,17 @@ export async function runQuality(options: QualityOptions): Promise<QualityResult
     skipped,
     timings: { quantize, evaluate, jobs: jobs.map((j) => ({ id: j.id, ms: j.ms!, s1: Boolean(j.saves) })) },
     evaluated: distinct.length,
+    s1From: options.s1From,
   };
 }
 
 const exp = (x: number): string => (x === 0 ? '0' : x.toExponential(2));
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** Mean of the measured times (NaN: reused from an earlier run), in s. */
+const seconds = (ms: number[]): string => {
+  const run = ms.filter((x) => !Number.isNaN(x));
+  return run.length ? (mean(run) / 1000).toFixed(1) : 'reused';
+};
 const range = (xs: number[], f: (x: number) => string): string => `${f(Math.min(...xs))}–${f(Math.max(...xs))}`;
 
 /** The table as aligned text: a header line, then per bit-width its rows and skipped rows. */
@@ -149,7 +161,7 @@ export function formatQuality(result: QualityResult): string {
         base ? (m / mean(base.draws.map((d) => d.mse))).toFixed(3) : '-',
         base ? range(ratios, (x) => x.toFixed(3)) : '-',
         ...Array.from({ length: chunks }, (_, c) => exp(mean(e.draws.map((d) => d.chunkMse[c])))),
-        (mean(e.draws.map((d) => d.ms)) / 1000).toFixed(1),
+        seconds(e.draws.map((d) => d.ms)),
       ]);
     }
   }
@@ -161,6 +173,8 @@ export function formatQuality(result: QualityResult): string {
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const t = result.timings;
   const s1 = t.jobs.filter((j) => j.s1);
+  const reused = t.jobs.filter((j) => Number.isNaN(j.ms)).length;
+  const s1Where = result.s1From ? `S1 measured at ${result.s1From} per draw and read at every bit-width` : 'the other S1 rows read their (bits, draw) curve';
   return [
     `${result.model.name}: final-video MSE vs fp32 over ${result.prompts.length} evaluation prompts (fixed, disjoint from the ${result.calibrationSamples} calibration prompts), ` +
       `${result.draws} calibration draw(s) (same prompts, other noise); mean and min–max over draws; PSNR = 10·log10(4/mean MSE); ` +
@@ -170,7 +184,7 @@ export function formatQuality(result: QualityResult): string {
     ...lines.map(line),
     ...(notes.length ? ['', ...notes] : []),
     '',
-    `time: quantization ${(t.quantize / 1000).toFixed(1)} s (${t.jobs.length} convert runs; ${s1.length} measured S1, mean ${s1.length ? (mean(s1.map((j) => j.ms)) / 1000).toFixed(1) : '-'} s; ` +
-      `the other S1 rows reused their (bits, draw) curve), evaluation ${(t.evaluate / 1000).toFixed(1)} s (${result.evaluated} distinct models + fp32)`,
+    `time: quantization ${(t.quantize / 1000).toFixed(1)} s (${t.jobs.length} convert runs${reused ? `, ${reused} reused from an interrupted run` : ''}; ${s1.length} measured S1, mean ${seconds(s1.map((j) => j.ms))} s; ` +
+      `${s1Where}), evaluation ${(t.evaluate / 1000).toFixed(1)} s (${result.evaluated} distinct models + fp32)`,
   ].join('\n');
 }

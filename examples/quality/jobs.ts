@@ -9,7 +9,7 @@
  * it again (S1 costs about 4.5 rollouts per calibration video, the collection one).
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import minmax from '../../src/passes/minmax.ts';
@@ -36,7 +36,7 @@ export interface QuantJob {
   saves?: string;
   /** The job whose table gives this job's S1 curve. */
   after?: QuantJob;
-  /** Wall time of the run, in ms (set when it has run). */
+  /** Wall time of the run, in ms (set when it has run; NaN when an earlier run's file was reused). */
   ms?: number;
 }
 
@@ -153,8 +153,10 @@ function runConvert(args: string[]): Promise<void> {
  * Runs the jobs, at most `parallel` at a time; a job that reads another's table starts after
  * it. Jobs that save a table go first (they are the long ones: S1).
  * @param onDone called after each job with its wall time set.
+ * @param reuse keep the files an interrupted run with the same plan left (a job whose model,
+ *   and table if it saves one, exist is not run again).
  */
-export async function runJobs(jobs: QuantJob[], fp32Path: string, parallel: number, onDone?: (job: QuantJob) => void): Promise<void> {
+export async function runJobs(jobs: QuantJob[], fp32Path: string, parallel: number, onDone?: (job: QuantJob) => void, reuse = false): Promise<void> {
   let free = Math.max(1, parallel);
   const waiting: (() => void)[] = [];
   const acquire = () => (free > 0 ? (free--, Promise.resolve()) : new Promise<void>((r) => waiting.push(r)));
@@ -164,6 +166,11 @@ export async function runJobs(jobs: QuantJob[], fp32Path: string, parallel: numb
   const start = (job: QuantJob): Promise<void> => {
     const run = async () => {
       if (job.after) await done.get(job.after);
+      if (reuse && existsSync(job.output) && (!job.saves || existsSync(job.saves))) {
+        job.ms = NaN;
+        onDone?.(job);
+        return;
+      }
       await acquire();
       const t0 = performance.now();
       try {

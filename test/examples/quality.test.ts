@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatQuality, MODELS, runQuality } from '../../examples/quality/harness.ts';
-import { convertArgs, planJobs, rowOptions } from '../../examples/quality/jobs.ts';
+import { convertArgs, planJobs, rowOptions, runJobs } from '../../examples/quality/jobs.ts';
 import { BIT_WIDTHS, type QualityRow, ROWS } from '../../examples/quality/rows.ts';
 
 const out = mkdtempSync(join(tmpdir(), 'qarvd-quality-'));
@@ -43,6 +43,16 @@ describe('quality plan', () => {
     const once = planJobs(ROWS_SMALL, [bits('W8A8'), bits('W4A8')], ['a.ts'], out, 'W4A8');
     expect(once.jobs.filter((j) => j.saves).map((j) => j.id)).toEqual(['q-arvd-W4A8-d0']);
     expect(once.jobs.find((j) => j.id === 'q-arvd-W8A8-d0')!.after!.id).toBe('q-arvd-W4A8-d0');
+  });
+
+  it('resumes: a job whose model and table an earlier run left is not run again', async () => {
+    const { jobs } = planJobs(ROWS_SMALL.slice(0, 2), [bits('W8A8')], ['missing-module.ts'], out);
+    for (const j of jobs) writeFileSync(j.output, '');
+    writeFileSync(jobs[1].saves!, '{}');
+    // The calibration module does not exist: any convert run would fail.
+    await runJobs(jobs, 'missing.onnx', 2, undefined, true);
+    expect(jobs.map((j) => j.ms)).toEqual([NaN, NaN]);
+    for (const j of [...jobs.map((x) => x.output), jobs[1].saves!]) rmSync(j);
   });
 
   it('lists today\'s rows and the future ones at every bit-width the issue asks for', () => {
