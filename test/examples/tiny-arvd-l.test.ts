@@ -98,5 +98,6 @@ describe('the parallel evaluator', () => {
     for (let i = 0; i < prompts.length; i++) expect(two.models[0].videos[i]).toEqual(one.models[0].videos[i]);
     expect(two.models[0].latencyMs).toBeGreaterThan(0);
     expect(Number.isNaN(one.models[0].latencyMs)).toBe(true);
-  }, 60_000);
+    // About 7 s on an idle machine; minutes when the two cores are shared with other work.
+  }, 300_000);
 });
