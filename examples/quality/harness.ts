@@ -138,6 +138,12 @@ const seconds = (ms: number[]): string => {
 };
 const range = (xs: number[], f: (x: number) => string): string => `${f(Math.min(...xs))}–${f(Math.max(...xs))}`;
 
+/** ", mean 95.6 s" for the S1 jobs' wall times, or nothing when they were all reused. */
+const s1Time = (ms: number[]): string => {
+  const t = seconds(ms);
+  return t === 'reused' ? ' (reused: their times are in the interrupted run\'s log)' : `, mean ${t} s`;
+};
+
 /** The table as aligned text: a header line, then per bit-width its rows and skipped rows. */
 export function formatQuality(result: QualityResult): string {
   const chunks = result.entries[0]?.draws[0]?.chunkMse.length ?? 0;
@@ -184,7 +190,7 @@ export function formatQuality(result: QualityResult): string {
     ...lines.map(line),
     ...(notes.length ? ['', ...notes] : []),
     '',
-    `time: quantization ${(t.quantize / 1000).toFixed(1)} s (${t.jobs.length} convert runs${reused ? `, ${reused} reused from an interrupted run` : ''}; ${s1.length} measured S1, mean ${seconds(s1.map((j) => j.ms))} s; ` +
+    `time: quantization ${(t.quantize / 1000).toFixed(1)} s (${t.jobs.length} convert runs${reused ? `, ${reused} reused from an interrupted run` : ''}; ${s1.length} measured S1${s1Time(s1.map((j) => j.ms))}; ` +
       `${s1Where}), evaluation ${(t.evaluate / 1000).toFixed(1)} s (${result.evaluated} distinct models + fp32)`,
   ].join('\n');
 }
