@@ -28,7 +28,7 @@ import { seededRandom } from '../../src/kernels/random.ts';
 import { writeStrip } from './frames.ts';
 import { MODEL_PATH } from './prompt.ts';
 import type { SeededPrompt } from './prompts.ts';
-import type { RolloutContext, RunModel } from './rollout.ts';
+import type { RolloutContext, RunModel } from './rollout-module.ts';
 
 /** What the evaluator needs from a rollout module. */
 export interface RolloutModule {
@@ -51,8 +51,10 @@ export interface EvaluateOptions {
   prompts?: SeededPrompt[];
   /** Rollout module, or the path of one; default: tiny-arvd's `rollout.ts`. */
   rollout?: string | RolloutModule;
-  /** Timed runs per model for the latency median. Default 20. */
+  /** Timed runs per model for the latency median. Default 20; 0 skips latency (NaN). */
   latencyRuns?: number;
+  /** onnxruntime intra-op threads per session (0 or undefined: onnxruntime's default). */
+  threads?: number;
 }
 
 /** Results for one model (the fp32 entry compares the reference with itself). */
@@ -167,7 +169,7 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
   const specs = [{ name: 'fp32', path: fp32Path }, ...models];
   const sessions: ort.InferenceSession[] = [];
   try {
-    for (const s of specs) sessions.push(await ort.InferenceSession.create(s.path));
+    for (const s of specs) sessions.push(await ort.InferenceSession.create(s.path, sessionOptions(options.threads)));
 
     const reference: Rollout[] = [];
     for (const [i, p] of prompts.entries()) reference.push(await rolloutWith(mod, sessions[0], i, p));
@@ -201,17 +203,7 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
       });
     }
 
-    // Interleave the timed runs so that drift in machine load hits every model alike.
-    const times = specs.map(() => [] as number[]);
-    for (const session of sessions) for (let w = 0; w < 3; w++) await session.run(typical.feeds);
-    for (let r = 0; r < latencyRuns; r++) {
-      for (const [m, session] of sessions.entries()) {
-        const t0 = performance.now();
-        await session.run(typical.feeds);
-        times[m].push(performance.now() - t0);
-      }
-    }
-    const latency = times.map(median);
+    const latency = latencyRuns > 0 ? await timeCalls(sessions, typical.feeds, latencyRuns) : sessions.map(() => NaN);
 
     const [fp32, ...rest] = evaluations.map(
       (e, m): ModelEvaluation => ({
@@ -222,6 +214,45 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
       }),
     );
     return { prompts, videoDims: reference[0].dims, chunks, latencyRuns, latencyChunk: typical.chunk, fp32, models: rest };
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+}
+
+/** Session options with `threads` intra-op threads (0 or undefined: onnxruntime's default). */
+export function sessionOptions(threads?: number): ort.InferenceSession.SessionOptions {
+  return threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {};
+}
+
+/**
+ * Median ms of one call with `feeds` per session, over `runs` timed runs after 3 warm-ups.
+ * The runs are interleaved across sessions so that drift in machine load hits every model alike.
+ */
+export async function timeCalls(sessions: ort.InferenceSession[], feeds: Record<string, ort.Tensor>, runs: number): Promise<number[]> {
+  const times = sessions.map(() => [] as number[]);
+  for (const session of sessions) for (let w = 0; w < 3; w++) await session.run(feeds);
+  for (let r = 0; r < runs; r++) {
+    for (const [m, session] of sessions.entries()) {
+      const t0 = performance.now();
+      await session.run(feeds);
+      times[m].push(performance.now() - t0);
+    }
+  }
+  return times.map(median);
+}
+
+/**
+ * The latency of each model (fp32 first) on the typical call of `evaluateModels`: the middle
+ * call of the fp32 rollout of `prompt`, timed by {@link timeCalls} in this process.
+ * @returns median ms per call, and that call's chunk tag.
+ */
+export async function measureLatency(paths: string[], mod: RolloutModule, prompt: SeededPrompt, runs: number, threads?: number): Promise<{ ms: number[]; chunk: number }> {
+  const sessions: ort.InferenceSession[] = [];
+  try {
+    for (const p of paths) sessions.push(await ort.InferenceSession.create(p, sessionOptions(threads)));
+    const { calls } = await rolloutWith(mod, sessions[0], 0, prompt);
+    const typical = calls[calls.length >> 1];
+    return { ms: await timeCalls(sessions, typical.feeds, runs), chunk: typical.chunk };
   } finally {
     for (const s of sessions) await s.release();
   }
@@ -247,15 +278,15 @@ export function formatTable(result: EvaluationResult): string {
     ...e.chunkMse.map(exp),
     String(e.bytes),
     e.sizeRatio.toFixed(3),
-    e.latencyMs.toFixed(3),
-    e.latencyRatio.toFixed(3),
+    Number.isNaN(e.latencyMs) ? '-' : e.latencyMs.toFixed(3),
+    Number.isNaN(e.latencyRatio) ? '-' : e.latencyRatio.toFixed(3),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]): string =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   return [
     `${result.prompts.length} prompts; MSE/PSNR of final videos vs fp32 (PSNR = 10·log10(4/MSE)); ` +
-      `latency = median of ${result.latencyRuns} runs of one chunk-${result.latencyChunk} call`,
+      (result.latencyRuns > 0 ? `latency = median of ${result.latencyRuns} runs of one chunk-${result.latencyChunk} call` : 'latency not measured'),
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),

@@ -3,6 +3,8 @@
  *
  * A prompt is four words, `shape colour speed count`; its token ids are
  * `[shape, 2 + colour, 6 + speed, 8 + count]` and `text_emb` stacks `text_table[id]`.
+ * `tiny-arvd-l` shares the encoding; only its `meta.json` (its own `text_table`) differs, so
+ * the functions take the metadata as a parameter (default: tiny-arvd's).
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -25,10 +27,13 @@ export interface TinyArvdMeta {
 /** Absolute path of the bundled fp32 model. */
 export const MODEL_PATH = fileURLToPath(new URL('./model.onnx', import.meta.url));
 
-/** The parsed `meta.json`. */
-export const meta: TinyArvdMeta = JSON.parse(
-  readFileSync(new URL('./meta.json', import.meta.url), 'utf8'),
-) as TinyArvdMeta;
+/** Reads the `meta.json` of a model folder (a `file:` URL ending in `/`). */
+export function readMeta(folder: URL): TinyArvdMeta {
+  return JSON.parse(readFileSync(new URL('./meta.json', folder), 'utf8')) as TinyArvdMeta;
+}
+
+/** The parsed `meta.json` of tiny-arvd. */
+export const meta: TinyArvdMeta = readMeta(new URL('./', import.meta.url));
 
 /** The valid words of each prompt position, in index order. */
 export const WORDS = {
@@ -68,9 +73,9 @@ export function encodePrompt(prompt: string): number[] {
 }
 
 /** `text_emb` for a prompt: the `text_table` rows of its token ids, shape [1, 4, 32]. */
-export function textEmbedding(prompt: string): Float32Array {
+export function textEmbedding(prompt: string, m: TinyArvdMeta = meta): Float32Array {
   const ids = encodePrompt(prompt);
-  const out = new Float32Array(meta.text_len * meta.text_dim);
-  ids.forEach((id, i) => out.set(meta.text_table[id], i * meta.text_dim));
+  const out = new Float32Array(m.text_len * m.text_dim);
+  ids.forEach((id, i) => out.set(m.text_table[id], i * m.text_dim));
   return out;
 }

@@ -50,3 +50,22 @@ export const EVALUATION_SET: SeededPrompt[] = [
   'square yellow fast one',
   'disc yellow slow two',
 ].map((prompt, i) => ({ prompt, seed: 90001 + i }));
+
+/**
+ * All 16 prompts that are not calibration prompts: {@link EVALUATION_SET} first (same seeds),
+ * then the other 8 (two per colour, four per shape/speed/count) with the next seeds. The
+ * evaluation set of tiny-arvd-l, whose README and issue figures are over 16 held-out prompts.
+ */
+export const HELD_OUT_SET: SeededPrompt[] = [
+  ...EVALUATION_SET,
+  ...[
+    'square red fast two',
+    'square green slow two',
+    'square blue fast one',
+    'square yellow slow two',
+    'disc red slow one',
+    'disc green fast one',
+    'disc blue slow two',
+    'disc yellow fast one',
+  ].map((prompt, i) => ({ prompt, seed: 90009 + i })),
+];

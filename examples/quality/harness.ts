@@ -1,0 +1,196 @@
+/**
+ * The quality table: every row of `rows.ts` at every bit-width, calibrated on each of
+ * `draws` calibration draws (the same calibration prompts with other noise, see
+ * `calibrationDraw`), evaluated against fp32 on the model's fixed evaluation prompts (disjoint
+ * from the calibration prompts) with the parallel evaluator. Prints, per row, the final-video
+ * MSE as the mean over draws with its min–max, the PSNR of that mean, the ratio to minmax at
+ * the same bits and draw (mean and min–max) and the per-chunk MSE (mean over draws).
+ *
+ * Models whose files are byte-identical (weight-only rows that calibration does not change
+ * today, in every draw) are evaluated once.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { EvaluationResult } from '../tiny-arvd/evaluate.ts';
+import { evaluateInParallel } from '../tiny-arvd/evaluate-parallel.ts';
+import type { SeededPrompt } from '../tiny-arvd/prompts.ts';
+import { drawModuleFile, planJobs, type QuantJob, runJobs, type SkippedRow } from './jobs.ts';
+import { BIT_WIDTHS, type BitWidth, type QualityRow, ROWS } from './rows.ts';
+
+/** A model of the table: its fp32 file and its rollout (calibration) module. */
+export interface QualityModel {
+  name: string;
+  fp32Path: string;
+  rolloutPath: string;
+}
+
+const example = (path: string) => fileURLToPath(new URL(`../${path}`, import.meta.url));
+
+/** The two bundled ARVDs. */
+export const MODELS: Record<string, QualityModel> = {
+  'tiny-arvd': { name: 'tiny-arvd', fp32Path: example('tiny-arvd/model.onnx'), rolloutPath: example('tiny-arvd/rollout.ts') },
+  'tiny-arvd-l': { name: 'tiny-arvd-l', fp32Path: example('tiny-arvd-l/model.onnx'), rolloutPath: example('tiny-arvd-l/rollout.ts') },
+};
+
+/** What {@link runQuality} takes. */
+export interface QualityOptions {
+  model: QualityModel;
+  /** Calibration draws (default 2). */
+  draws?: number;
+  /** The first N of the module's evaluation prompts (default all). */
+  prompts?: number;
+  bitWidths?: readonly BitWidth[];
+  rows?: readonly QualityRow[];
+  /** Parallel child processes, for quantization and for evaluation (default 2). */
+  parallel?: number;
+  /** Folder for the models and calibration tables. */
+  out: string;
+  /** Measure S1 at this bit-width only (per draw) and reuse its curve at the others; default: per bit-width. */
+  s1From?: string;
+  /** Reuse the models an interrupted run with the same options left in `out`. */
+  resume?: boolean;
+  log?: (line: string) => void;
+}
+
+/** One evaluated row at one bit-width. */
+export interface QualityEntry {
+  row: QualityRow;
+  bits: BitWidth;
+  /** Per draw: final-video MSE, per-chunk MSE, quantization wall time (ms). */
+  draws: { mse: number; chunkMse: number[]; ms: number; path: string }[];
+}
+
+/** Everything {@link runQuality} measured. */
+export interface QualityResult {
+  model: QualityModel;
+  prompts: SeededPrompt[];
+  calibrationSamples: number;
+  draws: number;
+  entries: QualityEntry[];
+  skipped: SkippedRow[];
+  /** Wall times in ms: quantization (all jobs), evaluation, and the S1-measuring jobs. */
+  timings: { quantize: number; evaluate: number; jobs: { id: string; ms: number; s1: boolean }[] };
+  /** Where S1 was measured: per bit-width, or at one bit-width and reused. */
+  s1From?: string;
+  /** Distinct model files evaluated (identical files count once). */
+  evaluated: number;
+}
+
+/** Quantizes, evaluates and collects the table of one model. */
+export async function runQuality(options: QualityOptions): Promise<QualityResult> {
+  const { model, draws = 2, parallel = 2, log = () => {} } = options;
+  const out = resolve(options.out);
+  mkdirSync(out, { recursive: true });
+  const mod = (await import(model.rolloutPath)) as { evaluationPrompts: SeededPrompt[]; samples: number };
+  const prompts = mod.evaluationPrompts.slice(0, options.prompts ?? mod.evaluationPrompts.length);
+  const calibFiles = Array.from({ length: draws }, (_, d) => drawModuleFile(model.rolloutPath, d, out));
+  const { jobs, skipped } = planJobs(options.rows ?? ROWS, options.bitWidths ?? BIT_WIDTHS, calibFiles, out, options.s1From);
+  log(`${model.name}: ${jobs.length} quantizations (${draws} draw(s)), ${skipped.length} row(s) skipped; ${parallel} in parallel`);
+
+  let t0 = performance.now();
+  let finished = 0;
+  await runJobs(jobs, model.fp32Path, parallel, (job) => log(`  [${++finished}/${jobs.length}] ${job.id} ${(job.ms! / 1000).toFixed(1)} s${job.saves ? ' (measured S1)' : ''}`), options.resume);
+  const quantize = performance.now() - t0;
+
+  // One evaluation per distinct file.
+  const byHash = new Map<string, string>();
+  const hashOf = new Map<QuantJob, string>();
+  for (const job of jobs) {
+    const h = createHash('sha256').update(readFileSync(job.output)).digest('hex');
+    hashOf.set(job, h);
+    if (!byHash.has(h)) byHash.set(h, job.output);
+  }
+  const distinct = [...byHash.entries()].map(([h, path]) => ({ name: h.slice(0, 16), path }));
+  log(`${model.name}: evaluating ${distinct.length} distinct models on ${prompts.length} prompts, ${parallel} processes`);
+  t0 = performance.now();
+  const evaluation: EvaluationResult = await evaluateInParallel({ fp32Path: model.fp32Path, models: distinct, prompts, rollout: model.rolloutPath, latencyRuns: 0, workers: parallel });
+  const evaluate = performance.now() - t0;
+  const byName = new Map(evaluation.models.map((m) => [m.name, m]));
+
+  const entries: QualityEntry[] = [];
+  for (const job of jobs) {
+    let entry = entries.find((e) => e.row === job.row && e.bits === job.bits);
+    if (!entry) entries.push((entry = { row: job.row, bits: job.bits, draws: [] }));
+    const e = byName.get(hashOf.get(job)!.slice(0, 16))!;
+    entry.draws[job.draw] = { mse: e.mse, chunkMse: e.chunkMse, ms: job.ms!, path: job.output };
+  }
+  return {
+    model,
+    prompts,
+    calibrationSamples: mod.samples,
+    draws,
+    entries,
+    skipped,
+    timings: { quantize, evaluate, jobs: jobs.map((j) => ({ id: j.id, ms: j.ms!, s1: Boolean(j.saves) })) },
+    evaluated: distinct.length,
+    s1From: options.s1From,
+  };
+}
+
+const exp = (x: number): string => (x === 0 ? '0' : x.toExponential(2));
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** Mean of the measured times (NaN: reused from an earlier run), in s. */
+const seconds = (ms: number[]): string => {
+  const run = ms.filter((x) => !Number.isNaN(x));
+  return run.length ? (mean(run) / 1000).toFixed(1) : 'reused';
+};
+const range = (xs: number[], f: (x: number) => string): string => `${f(Math.min(...xs))}–${f(Math.max(...xs))}`;
+
+/** ", mean 95.6 s" for the S1 jobs' wall times, or nothing when they were all reused. */
+const s1Time = (ms: number[]): string => {
+  const t = seconds(ms);
+  return t === 'reused' ? ' (reused: their times are in the interrupted run\'s log)' : `, mean ${t} s`;
+};
+
+/** The table as aligned text: a header line, then per bit-width its rows and skipped rows. */
+export function formatQuality(result: QualityResult): string {
+  const chunks = result.entries[0]?.draws[0]?.chunkMse.length ?? 0;
+  const header = ['bits', 'row', 'MSE mean', 'MSE min–max', 'PSNR dB', '×minmax', '×minmax min–max', ...Array.from({ length: chunks }, (_, c) => `c${c}`), 'quant s'];
+  const lines: string[][] = [];
+  const notes: string[] = [];
+  const bitLabels = [...new Set([...result.entries.map((e) => e.bits.label), ...result.skipped.map((s) => s.bits.label)])];
+  for (const label of bitLabels) {
+    const entries = result.entries.filter((e) => e.bits.label === label);
+    const base = entries.find((e) => e.row.pass === 'minmax' && Object.keys(e.row.options).length === 0);
+    for (const e of entries) {
+      const mses = e.draws.map((d) => d.mse);
+      const m = mean(mses);
+      const ratios = base ? e.draws.map((d, i) => d.mse / base.draws[i].mse) : [];
+      lines.push([
+        label,
+        e.row.label,
+        exp(m),
+        range(mses, exp),
+        (10 * Math.log10(4 / m)).toFixed(2),
+        base ? (m / mean(base.draws.map((d) => d.mse))).toFixed(3) : '-',
+        base ? range(ratios, (x) => x.toFixed(3)) : '-',
+        ...Array.from({ length: chunks }, (_, c) => exp(mean(e.draws.map((d) => d.chunkMse[c])))),
+        seconds(e.draws.map((d) => d.ms)),
+      ]);
+    }
+  }
+  for (const row of new Set(result.skipped.map((s) => s.row))) {
+    const at = result.skipped.filter((s) => s.row === row);
+    notes.push(`skipped: ${row.label} at ${at.map((s) => s.bits.label).join(', ')} (${at[0].note})`);
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const t = result.timings;
+  const s1 = t.jobs.filter((j) => j.s1);
+  const reused = t.jobs.filter((j) => Number.isNaN(j.ms)).length;
+  const s1Where = result.s1From ? `S1 measured at ${result.s1From} per draw and read at every bit-width` : 'the other S1 rows read their (bits, draw) curve';
+  return [
+    `${result.model.name}: final-video MSE vs fp32 over ${result.prompts.length} evaluation prompts (fixed, disjoint from the ${result.calibrationSamples} calibration prompts), ` +
+      `${result.draws} calibration draw(s) (same prompts, other noise); mean and min–max over draws; PSNR = 10·log10(4/mean MSE); ` +
+      `×minmax = mean MSE ÷ minmax's mean MSE at the same bits (min–max: per draw); c0… = per-chunk MSE, mean over draws; quant s = mean wall time of one convert run`,
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...lines.map(line),
+    ...(notes.length ? ['', ...notes] : []),
+    '',
+    `time: quantization ${(t.quantize / 1000).toFixed(1)} s (${t.jobs.length} convert runs${reused ? `, ${reused} reused from an interrupted run` : ''}; ${s1.length} measured S1${s1Time(s1.map((j) => j.ms))}; ` +
+      `${s1Where}), evaluation ${(t.evaluate / 1000).toFixed(1)} s (${result.evaluated} distinct models + fp32)`,
+  ].join('\n');
+}

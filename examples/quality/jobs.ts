@@ -1,0 +1,189 @@
+/**
+ * Quantization jobs of the quality table: one `convert` run per (row, bit-width, draw), in
+ * child processes, at most `jobs` at a time (one onnxruntime thread each, so two jobs use the
+ * two cores of the machine the figures come from).
+ *
+ * Calibration is shared where the pass allows it: per (bit-width, draw) the first q-arvd row
+ * with S1 on measures the chunk sensitivity and saves its calibration table; the other q-arvd
+ * rows with S1 on read the curve from that table (`--q-arvd.sensitivity`) instead of measuring
+ * it again (S1 costs about 4.5 rollouts per calibration video, the collection one).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import minmax from '../../src/passes/minmax.ts';
+import type { Pass } from '../../src/passes/pass.ts';
+import { resolveOptions } from '../../src/passes/pass.ts';
+import qArvd from '../../src/passes/q-arvd.ts';
+import type { BitWidth, QualityRow } from './rows.ts';
+
+const CONVERT = fileURLToPath(new URL('../../bin/convert.js', import.meta.url));
+const ROLLOUT_MODULE = fileURLToPath(new URL('../tiny-arvd/rollout-module.ts', import.meta.url));
+const PASSES: Record<QualityRow['pass'], Pass<any>> = { minmax, 'q-arvd': qArvd };
+
+/** One `convert` run. */
+export interface QuantJob {
+  /** File stem: `<row>-<bits>-d<draw>`. */
+  id: string;
+  row: QualityRow;
+  bits: BitWidth;
+  draw: number;
+  /** Pass options as CLI strings (without the calibration table options). */
+  options: Record<string, string>;
+  output: string;
+  /** The calibration table this job saves for the other rows of its (bit-width, draw). */
+  saves?: string;
+  /** The job whose table gives this job's S1 curve. */
+  after?: QuantJob;
+  /** Wall time of the run, in ms (set when it has run; NaN when an earlier run's file was reused). */
+  ms?: number;
+}
+
+/** A row left out at a bit-width, with the reason. */
+export interface SkippedRow {
+  row: QualityRow;
+  bits: BitWidth;
+  note: string;
+}
+
+/** The CLI string of an option value. */
+const cli = (v: string | number | boolean): string => String(v);
+
+/**
+ * The options of `row` at `bits`, as the CLI would pass them, or the pass's own message when
+ * it does not declare an option or rejects a value (the row is then skipped).
+ */
+export function rowOptions(row: QualityRow, bits: BitWidth, calib: string): { options: Record<string, string> } | { skip: string } {
+  const pass = PASSES[row.pass];
+  const pinned = Object.entries(row.pinned ?? {}).filter(([k]) => k in pass.options);
+  const options: Record<string, string> = { ...bits.options, calib, 'calib-threads': '1' };
+  for (const [k, v] of [...pinned, ...Object.entries(row.options)]) options[k] = cli(v);
+  try {
+    resolveOptions(pass, options);
+  } catch (e) {
+    return { skip: (e as Error).message.replace(/; valid keys: .*/, '') };
+  }
+  return { options };
+}
+
+/**
+ * A calibration module file for draw `draw` of the rollout module at `rolloutPath`
+ * (draw 0: the module itself), written into `dir`.
+ */
+export function drawModuleFile(rolloutPath: string, draw: number, dir: string): string {
+  if (draw === 0) return rolloutPath;
+  // .mts: an ES module wherever `dir` is (a temp folder has no package.json saying "module").
+  const file = join(dir, `calibration-draw-${draw}.mts`);
+  writeFileSync(
+    file,
+    `// Calibration draw ${draw} of ${rolloutPath} (written by examples/quality/jobs.ts).\n` +
+      `import * as base from ${JSON.stringify(rolloutPath)};\n` +
+      `import { calibrationDraw } from ${JSON.stringify(ROLLOUT_MODULE)};\n` +
+      `export const { prompts, samples, rollout } = calibrationDraw(base, ${draw});\n`,
+  );
+  return file;
+}
+
+/**
+ * The jobs (and skipped rows) of one model: every row at every bit-width and draw.
+ * @param s1From a bit-width label: measure S1 there only and reuse its curve at every
+ *   bit-width (the demo's shortcut); default: one curve per (bit-width, draw).
+ */
+export function planJobs(rows: readonly QualityRow[], bitWidths: readonly BitWidth[], calibFiles: string[], dir: string, s1From?: string): { jobs: QuantJob[]; skipped: SkippedRow[] } {
+  const jobs: QuantJob[] = [];
+  const skipped: SkippedRow[] = [];
+  for (const bits of bitWidths) {
+    for (const row of rows) {
+      if (row.bits && !row.bits.includes(bits.label)) continue;
+      const probe = rowOptions(row, bits, calibFiles[0]);
+      if ('skip' in probe) {
+        skipped.push({ row, bits, note: probe.skip });
+        continue;
+      }
+      calibFiles.forEach((calib, draw) => {
+        const { options } = rowOptions(row, bits, calib) as { options: Record<string, string> };
+        const id = `${row.label.replace(/[^A-Za-z0-9]+/g, '-')}-${bits.label}-d${draw}`;
+        jobs.push({ id, row, bits, draw, options, output: join(dir, `${id}.onnx`) });
+      });
+    }
+  }
+  shareSensitivity(jobs, dir, s1From);
+  return { jobs, skipped };
+}
+
+/** S1 on for a q-arvd job with activations (weight-only calibrates no activation scales). */
+function usesS1(job: QuantJob): boolean {
+  return job.row.pass === 'q-arvd' && job.options['a-bits'] !== 'none' && job.options['frame-weighting'] !== 'false' && job.options['scale-search'] !== 'false' && !job.options.sensitivity;
+}
+
+function shareSensitivity(jobs: QuantJob[], dir: string, s1From?: string): void {
+  const s1Jobs = jobs.filter(usesS1);
+  const key = (job: QuantJob) => (s1From ? `${job.draw}` : `${job.bits.label}|${job.draw}`);
+  const providers = new Map<string, QuantJob>();
+  for (const job of s1Jobs.filter((j) => !s1From || j.bits.label === s1From)) {
+    if (providers.has(key(job))) continue;
+    job.saves = join(dir, `calibration-${job.bits.label}-d${job.draw}.json`);
+    providers.set(key(job), job);
+  }
+  for (const job of s1Jobs) if (!job.saves) job.after = providers.get(key(job));
+}
+
+/** The full `convert` arguments of a job. */
+export function convertArgs(job: QuantJob, fp32Path: string): string[] {
+  const options = { ...job.options };
+  if (job.saves) options['save-calibration'] = job.saves;
+  if (job.after) options.sensitivity = job.after.saves!;
+  const pass = job.row.pass;
+  return [fp32Path, '-o', job.output, '--pass', pass, ...Object.entries(options).flatMap(([k, v]) => [`--${pass}.${k}`, v])];
+}
+
+/** Runs `convert` with `args`; rejects with its stderr on failure. */
+function runConvert(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CONVERT, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`convert ${args.join(' ')} exited with ${code}:\n${stderr.trim()}`))));
+  });
+}
+
+/**
+ * Runs the jobs, at most `parallel` at a time; a job that reads another's table starts after
+ * it. Jobs that save a table go first (they are the long ones: S1).
+ * @param onDone called after each job with its wall time set.
+ * @param reuse keep the files an interrupted run with the same plan left (a job whose model,
+ *   and table if it saves one, exist is not run again).
+ */
+export async function runJobs(jobs: QuantJob[], fp32Path: string, parallel: number, onDone?: (job: QuantJob) => void, reuse = false): Promise<void> {
+  let free = Math.max(1, parallel);
+  const waiting: (() => void)[] = [];
+  const acquire = () => (free > 0 ? (free--, Promise.resolve()) : new Promise<void>((r) => waiting.push(r)));
+  const release = () => (waiting.length ? waiting.shift()!() : free++);
+  const done = new Map<QuantJob, Promise<void>>();
+  const ordered = [...jobs.filter((j) => j.saves), ...jobs.filter((j) => !j.saves)];
+  const start = (job: QuantJob): Promise<void> => {
+    const run = async () => {
+      if (job.after) await done.get(job.after);
+      if (reuse && existsSync(job.output) && (!job.saves || existsSync(job.saves))) {
+        job.ms = NaN;
+        onDone?.(job);
+        return;
+      }
+      await acquire();
+      const t0 = performance.now();
+      try {
+        await runConvert(convertArgs(job, fp32Path));
+      } finally {
+        release();
+      }
+      job.ms = performance.now() - t0;
+      onDone?.(job);
+    };
+    const p = run();
+    done.set(job, p);
+    return p;
+  };
+  await Promise.all(ordered.map(start));
+}

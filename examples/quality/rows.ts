@@ -1,0 +1,60 @@
+/**
+ * The rows of the quality table: one list of `{ label, pass, options }`, quantized at each
+ * bit-width and calibration draw. A row whose options the pass does not declare (or whose
+ * values it rejects) is skipped with a note, so that rows for options still being built can
+ * sit here before the options land (issue 14: reconstruction, bias correction, dual-scale
+ * auto, block-wise weights).
+ */
+
+/** A bit-width of the table, as the shared quant options spell it. */
+export interface BitWidth {
+  label: string;
+  options: { 'w-bits': string; 'a-bits': string };
+}
+
+/** W8A8, W4A8, W4A6 (the paper's) and weight-only W4, per output channel. */
+export const BIT_WIDTHS: readonly BitWidth[] = [
+  { label: 'W8A8', options: { 'w-bits': '8', 'a-bits': '8' } },
+  { label: 'W4A8', options: { 'w-bits': '4', 'a-bits': '8' } },
+  { label: 'W4A6', options: { 'w-bits': '4', 'a-bits': '6' } },
+  { label: 'W4', options: { 'w-bits': '4', 'a-bits': 'none' } },
+];
+
+/** One configuration of the table. */
+export interface QualityRow {
+  label: string;
+  pass: 'minmax' | 'q-arvd';
+  /** Pass options (`--<pass>.<key> <value>`); the row is skipped if the pass rejects one. */
+  options: Record<string, string | number | boolean>;
+  /**
+   * Options applied only when the pass declares them: they pin a row's meaning across a
+   * change of defaults (today's round-to-nearest stays round-to-nearest when GPTQ becomes the
+   * default), without making the row unrunnable before the option exists.
+   */
+  pinned?: Record<string, string | number | boolean>;
+  /** Only at these bit-widths (labels); default all. */
+  bits?: readonly string[];
+}
+
+/** What today's q-arvd does, pinned against the defaults issue 14 changes. */
+const TODAY = { reconstruct: 'none', 'bias-correction': false } as const;
+const W4_ONLY = ['W4'] as const;
+
+/** The table's rows, in order within a bit-width. */
+export const ROWS: readonly QualityRow[] = [
+  { label: 'minmax', pass: 'minmax', options: {}, pinned: { 'bias-correction': false } },
+  { label: 'q-arvd RTN', pass: 'q-arvd', options: { 'dual-scale': true }, pinned: TODAY },
+  { label: 'q-arvd RTN dual off', pass: 'q-arvd', options: { 'dual-scale': false }, pinned: TODAY },
+  // Issue 14's rows: skipped (with the pass's own message) until the options exist.
+  { label: 'q-arvd RTN+bc dual auto', pass: 'q-arvd', options: { reconstruct: 'none', 'bias-correction': true, 'dual-scale': 'auto' } },
+  { label: 'q-arvd RTN+bc dual off', pass: 'q-arvd', options: { reconstruct: 'none', 'bias-correction': true, 'dual-scale': false } },
+  { label: 'q-arvd GPTQ S1 off dual auto', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': false, 'dual-scale': 'auto' } },
+  { label: 'q-arvd GPTQ S1 off dual off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': false, 'dual-scale': false } },
+  { label: 'q-arvd GPTQ S1 on dual auto', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto' } },
+  { label: 'q-arvd GPTQ S1 on dual off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': false } },
+  { label: 'q-arvd AdaRound dual auto', pass: 'q-arvd', options: { reconstruct: 'adaround', 'dual-scale': 'auto' } },
+  { label: 'q-arvd AdaRound dual off', pass: 'q-arvd', options: { reconstruct: 'adaround', 'dual-scale': false } },
+  { label: 'minmax block 32', pass: 'minmax', options: { 'block-size': 32 }, bits: W4_ONLY },
+  { label: 'q-arvd GPTQ block 32 dual auto', pass: 'q-arvd', options: { reconstruct: 'gptq', 'block-size': 32, 'dual-scale': 'auto' }, bits: W4_ONLY },
+  { label: 'q-arvd GPTQ block 32 dual off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'block-size': 32, 'dual-scale': false }, bits: W4_ONLY },
+];

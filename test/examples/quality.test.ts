@@ -1,0 +1,88 @@
+// The quality harness: its plan (rows skipped with the pass's own message, pinned options only
+// when declared, one S1 measurement per (bits, draw) shared by the other rows) and a small run
+// on tiny-arvd with two calibration draws.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { formatQuality, MODELS, runQuality } from '../../examples/quality/harness.ts';
+import { convertArgs, planJobs, rowOptions, runJobs } from '../../examples/quality/jobs.ts';
+import { BIT_WIDTHS, type QualityRow, ROWS } from '../../examples/quality/rows.ts';
+
+const out = mkdtempSync(join(tmpdir(), 'qarvd-quality-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+const bits = (label: string) => BIT_WIDTHS.find((b) => b.label === label)!;
+
+const ROWS_SMALL: QualityRow[] = [
+  { label: 'minmax', pass: 'minmax', options: {} },
+  { label: 'q-arvd', pass: 'q-arvd', options: { 'sensitivity-samples': 2 } },
+  { label: 'q-arvd dual off', pass: 'q-arvd', options: { 'dual-scale': false, 'sensitivity-samples': 2 }, pinned: { 'no-such-option': 1 } },
+  { label: 'future', pass: 'q-arvd', options: { 'no-such-option': 'x' } },
+];
+
+describe('quality plan', () => {
+  it('passes options as CLI strings, pins only declared options, and skips with the pass\'s message', () => {
+    const ok = rowOptions(ROWS_SMALL[2], bits('W4A8'), 'calib.ts');
+    expect(ok).toEqual({ options: { 'w-bits': '4', 'a-bits': '8', calib: 'calib.ts', 'calib-threads': '1', 'dual-scale': 'false', 'sensitivity-samples': '2' } });
+    expect(rowOptions(ROWS_SMALL[3], bits('W8A8'), 'c.ts')).toEqual({ skip: "pass q-arvd: unknown option 'no-such-option'" });
+    expect(rowOptions({ label: 'auto', pass: 'q-arvd', options: { 'dual-scale': 'maybe' } }, bits('W8A8'), 'c.ts')).toEqual({ skip: expect.stringMatching(/option dual-scale expects/) });
+  });
+
+  it('measures S1 once per (bits, draw), or once per draw at one bit-width, and the others read it', () => {
+    const per = planJobs(ROWS_SMALL, [bits('W8A8'), bits('W4')], ['a.ts', 'b.ts'], out);
+    expect(per.skipped.map((s) => `${s.row.label} ${s.bits.label}`)).toEqual(['future W8A8', 'future W4']);
+    expect(per.jobs).toHaveLength(12);
+    const savers = per.jobs.filter((j) => j.saves);
+    expect(savers.map((j) => j.id)).toEqual(['q-arvd-W8A8-d0', 'q-arvd-W8A8-d1']);
+    const dualOff = per.jobs.find((j) => j.id === 'q-arvd-dual-off-W8A8-d1')!;
+    expect(dualOff.after).toBe(savers[1]);
+    expect(convertArgs(dualOff, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.sensitivity', savers[1].saves!, '--q-arvd.calib', 'b.ts']));
+    // Weight-only q-arvd calibrates no activations: no S1.
+    expect(per.jobs.filter((j) => j.bits.label === 'W4').every((j) => !j.saves && !j.after)).toBe(true);
+
+    const once = planJobs(ROWS_SMALL, [bits('W8A8'), bits('W4A8')], ['a.ts'], out, 'W4A8');
+    expect(once.jobs.filter((j) => j.saves).map((j) => j.id)).toEqual(['q-arvd-W4A8-d0']);
+    expect(once.jobs.find((j) => j.id === 'q-arvd-W8A8-d0')!.after!.id).toBe('q-arvd-W4A8-d0');
+  });
+
+  it('resumes: a job whose model and table an earlier run left is not run again', async () => {
+    const { jobs } = planJobs(ROWS_SMALL.slice(0, 2), [bits('W8A8')], ['missing-module.ts'], out);
+    for (const j of jobs) writeFileSync(j.output, '');
+    writeFileSync(jobs[1].saves!, '{}');
+    // The calibration module does not exist: any convert run would fail.
+    await runJobs(jobs, 'missing.onnx', 2, undefined, true);
+    expect(jobs.map((j) => j.ms)).toEqual([NaN, NaN]);
+    for (const j of [...jobs.map((x) => x.output), jobs[1].saves!]) rmSync(j);
+  });
+
+  it('lists today\'s rows and the future ones at every bit-width the issue asks for', () => {
+    expect(BIT_WIDTHS.map((b) => b.label)).toEqual(['W8A8', 'W4A8', 'W4A6', 'W4']);
+    const labels = ROWS.map((r) => r.label);
+    expect(labels.slice(0, 3)).toEqual(['minmax', 'q-arvd RTN', 'q-arvd RTN dual off']);
+    for (const r of ROWS.slice(0, 3)) expect('options' in rowOptions(r, bits('W4A6'), 'c.ts')).toBe(true);
+  });
+});
+
+describe('quality run', () => {
+  it('quantizes every row on two draws, evaluates identical files once and prints mean and spread', async () => {
+    // tiny-arvd calibrated on 4 of its rollouts instead of 16, to keep the test short.
+    const rolloutPath = join(out, 'four-rollouts.mts');
+    writeFileSync(rolloutPath, `export { prompts, evaluationPrompts, rollout } from ${JSON.stringify(MODELS['tiny-arvd'].rolloutPath)};\nexport const samples = 4;\n`);
+    const model = { ...MODELS['tiny-arvd'], rolloutPath };
+    const result = await runQuality({ model, draws: 2, prompts: 2, bitWidths: [bits('W8A8'), bits('W4')], rows: ROWS_SMALL, out });
+    const table = formatQuality(result);
+    console.log(table);
+    expect(result.entries).toHaveLength(6);
+    for (const e of result.entries) expect(e.draws).toHaveLength(2);
+    const get = (row: string, b: string) => result.entries.find((e) => e.row.label === row && e.bits.label === b)!;
+    // Calibration draws change activation ranges: W8A8 models differ between draws.
+    expect(get('minmax', 'W8A8').draws[0].mse).not.toBe(get('minmax', 'W8A8').draws[1].mse);
+    // Weight-only today ignores calibration: both draws are one file, evaluated once.
+    expect(get('minmax', 'W4').draws[0].mse).toBe(get('minmax', 'W4').draws[1].mse);
+    expect(result.evaluated).toBeLessThan(12);
+    expect(table).toContain('2 evaluation prompts (fixed, disjoint from the 4 calibration prompts)');
+    expect(table).toMatch(/^W8A8 +q-arvd dual off +\d/m);
+    expect(table).toContain("skipped: future at W8A8, W4 (pass q-arvd: unknown option 'no-such-option')");
+    expect(table).toMatch(/time: quantization [\d.]+ s \(12 convert runs; 2 measured S1/);
+  }, 600_000);
+});

@@ -1,0 +1,103 @@
+// tiny-arvd-l through the shared rollout module, calibration draws, and the parallel evaluator
+// (which must give the same numbers as the one-process evaluator it splits).
+import { existsSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../../src/kernels/random.ts';
+import { evaluateModels } from '../../examples/tiny-arvd/evaluate.ts';
+import { evaluateInParallel } from '../../examples/tiny-arvd/evaluate-parallel.ts';
+import { MODEL_PATH } from '../../examples/tiny-arvd/prompt.ts';
+import { CALIBRATION_SET, EVALUATION_SET, HELD_OUT_SET } from '../../examples/tiny-arvd/prompts.ts';
+import { calibrationDraw, sessionRunner, type RunModel } from '../../examples/tiny-arvd/rollout-module.ts';
+import { tinyArvd } from '../../examples/tiny-arvd/rollout.ts';
+import * as large from '../../examples/tiny-arvd-l/rollout.ts';
+
+describe('tiny-arvd-l rollout module', () => {
+  let session: ort.InferenceSession;
+  beforeAll(async () => {
+    session = await ort.InferenceSession.create(large.tinyArvdL.modelPath, { intraOpNumThreads: 1 });
+  });
+  afterAll(async () => {
+    await session?.release();
+  });
+
+  it('reads its own folder: width 192, 6 blocks, the shared interface', () => {
+    expect(existsSync(large.tinyArvdL.modelPath)).toBe(true);
+    expect(large.tinyArvdL.modelPath).not.toBe(MODEL_PATH);
+    expect(large.tinyArvdL.meta).toMatchObject({ dim: 192, depth: 6, frames: 12, chunks: 6, chunk_frames: 2, text_len: 4, text_dim: 32 });
+    expect(large.tinyArvdL.meta.text_table).not.toEqual(tinyArvd.meta.text_table);
+  });
+
+  it('calibrates on the 16 calibration prompts and evaluates on the other 16, balanced', () => {
+    expect(large.prompts).toEqual(CALIBRATION_SET.map((p) => p.prompt));
+    expect(large.samples).toBe(16);
+    expect(large.evaluationPrompts).toBe(HELD_OUT_SET);
+    expect(HELD_OUT_SET.slice(0, 8)).toEqual(EVALUATION_SET);
+    const held = HELD_OUT_SET.map((p) => p.prompt);
+    expect(new Set(held).size).toBe(16);
+    for (const p of held) expect(large.prompts).not.toContain(p);
+    expect(new Set(HELD_OUT_SET.map((p) => p.seed)).size).toBe(16);
+    for (const word of ['red', 'green', 'blue', 'yellow']) expect(held.filter((p) => p.includes(word))).toHaveLength(4);
+    for (const word of ['square', 'disc', 'slow', 'fast', 'one', 'two']) expect(held.filter((p) => p.split(' ').includes(word))).toHaveLength(8);
+  });
+
+  it('makes 48 chunk-tagged calls and returns a finite [1,12,3,16,16] video', async () => {
+    const chunks: number[] = [];
+    const inner = sessionRunner(session);
+    const run: RunModel = (feeds, opts) => (chunks.push(opts.chunk), inner(feeds, opts));
+    const video = await large.rollout(run, { sample: 0, prompt: 'disc red fast two', random: seededRandom(7) });
+    expect(video.dims).toEqual([1, 12, 3, 16, 16]);
+    expect((video.data as Float32Array).every(Number.isFinite)).toBe(true);
+    expect(chunks).toEqual(Array.from({ length: 48 }, (_, i) => Math.floor(i / 8)));
+  });
+});
+
+describe('calibration draws', () => {
+  /** The first latents fed for a sample: the noise of chunk 0. */
+  const firstNoise = async (mod: typeof tinyArvd, sample: number, seed: number) => {
+    let first: Float32Array | undefined;
+    const stop = new Error('stop');
+    const run: RunModel = async (feeds) => {
+      first = feeds.latents.data as Float32Array;
+      throw stop;
+    };
+    await mod.rollout(run, { sample, random: seededRandom(seed) }).catch((e: unknown) => {
+      if (e !== stop) throw e;
+    });
+    return Array.from(first!.subarray(0, 16));
+  };
+
+  it('draw 0 is the module; draw d reseeds each sample from (d, sample), the same every time', async () => {
+    expect(calibrationDraw(tinyArvd, 0)).toBe(tinyArvd);
+    const d1 = calibrationDraw(tinyArvd, 1);
+    const d2 = calibrationDraw(tinyArvd, 2);
+    expect(d1.prompts).toEqual(tinyArvd.prompts);
+    // The caller's generator is ignored in draws > 0, so different caller seeds give the same noise.
+    expect(await firstNoise(d1, 3, 1)).toEqual(await firstNoise(d1, 3, 2));
+    expect(await firstNoise(d1, 3, 1)).not.toEqual(await firstNoise(d1, 4, 1));
+    expect(await firstNoise(d1, 3, 1)).not.toEqual(await firstNoise(d2, 3, 1));
+    expect(await firstNoise(tinyArvd, 3, 1)).not.toEqual(await firstNoise(tinyArvd, 3, 2));
+    expect(() => calibrationDraw(tinyArvd, -1)).toThrow(/non-negative integer/);
+  });
+});
+
+describe('the parallel evaluator', () => {
+  it('gives the one-process evaluator\'s numbers and videos, in prompt order', async () => {
+    const prompts = EVALUATION_SET.slice(0, 3);
+    // A model that differs from fp32: tiny-arvd-l is not the same network, but any model with
+    // the interface will do for comparing the two evaluators.
+    const models = [{ name: 'other', path: large.tinyArvdL.modelPath }];
+    const rollout = 'examples/tiny-arvd/rollout.ts';
+    const one = await evaluateModels({ fp32Path: MODEL_PATH, models, prompts, rollout, latencyRuns: 0, threads: 1 });
+    const two = await evaluateInParallel({ fp32Path: MODEL_PATH, models, prompts, rollout, latencyRuns: 2, workers: 2 });
+    expect(two.prompts).toEqual(prompts);
+    expect(two.models[0].mse).toBeGreaterThan(0);
+    expect(two.models[0].mse).toBeCloseTo(one.models[0].mse, 12);
+    two.models[0].chunkMse.forEach((c, i) => expect(c).toBeCloseTo(one.models[0].chunkMse[i], 12));
+    expect(two.models[0].promptMse).toEqual(one.models[0].promptMse);
+    for (let i = 0; i < prompts.length; i++) expect(two.models[0].videos[i]).toEqual(one.models[0].videos[i]);
+    expect(two.models[0].latencyMs).toBeGreaterThan(0);
+    expect(Number.isNaN(one.models[0].latencyMs)).toBe(true);
+    // About 7 s on an idle machine; minutes when the two cores are shared with other work.
+  }, 300_000);
+});
