@@ -1,5 +1,5 @@
-import { existsSync, statSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { type Attribute, AttributeType } from '../ir/attribute.ts';
 import { DataType, elementCount, rawByteLength } from '../ir/dtype.ts';
 import { Graph } from '../ir/graph.ts';
@@ -8,6 +8,7 @@ import { Node } from '../ir/node.ts';
 import { Tensor, type TensorSource } from '../ir/tensor.ts';
 import { Value } from '../ir/value.ts';
 import { ModelFileError } from './errors.ts';
+import { checkedDataFile } from './data-file.ts';
 
 type Proto = Record<string, any>;
 
@@ -83,10 +84,12 @@ function externalLocation(label: string, dt: number, shape: number[], entries: P
   if (isAbsolute(location) || location.split(/[\\/]/).includes('..')) {
     throw new ModelFileError(src.file, `tensor ${label}: external data location ${location} must stay inside the model's folder`);
   }
-  const path = resolve(src.baseDir, location);
+  const path = checkedDataFile({ file: src.file, baseDir: src.baseDir }, label, location);
   const offset = Number(kv.get('offset') ?? 0);
   const length = kv.has('length') ? Number(kv.get('length')) : rawByteLength(dt, elementCount(shape));
-  if (!existsSync(path)) throw new ModelFileError(src.file, `tensor ${label}: external data file ${location} is missing`);
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new ModelFileError(src.file, `tensor ${label}: external data offset ${kv.get('offset') ?? 0} and length ${kv.get('length') ?? length} must be non-negative integers`);
+  }
   const size = statSync(path).size;
   if (offset + length > size) {
     throw new ModelFileError(src.file, `tensor ${label}: external data file ${location} is too short (${size} bytes, the tensor needs ${offset}+${length})`);

@@ -3,6 +3,7 @@ import { basename, dirname, resolve } from 'node:path';
 import type { Model } from '../ir/model.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import { decodeModel, encodeModel } from '../proto/codec.ts';
+import { realFolder } from './data-file.ts';
 import { ModelFileError } from './errors.ts';
 import { ExternalDataSink, inlineSink } from './external-sink.ts';
 import { modelFromProto } from './from-proto.ts';
@@ -136,6 +137,8 @@ function sumTensorBytes(model: Model): number {
 }
 
 function readsFrom(model: Model, dataPath: string): boolean {
-  for (const t of modelTensors(model)) if (t.external?.path === dataPath) return true;
+  // The loader records real paths: compare with the real path of the would-be data file.
+  const real = resolve(realFolder(dirname(dataPath)), basename(dataPath));
+  for (const t of modelTensors(model)) if (t.external?.path === dataPath || t.external?.path === real) return true;
   return false;
 }
