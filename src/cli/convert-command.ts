@@ -9,7 +9,7 @@ import { basename, dirname, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { ModelFileError } from '../graph/serde/errors.ts';
 import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
-import { type PassRecord, PassManager } from '../passes/manager.ts';
+import { InvalidInputError, type PassRecord, PassManager } from '../passes/manager.ts';
 import type { PassRegistry } from '../passes/registry.ts';
 import { listFlag, singleFlag } from './args.ts';
 import type { CliCommand } from './command.ts';
@@ -86,7 +86,10 @@ async function runConvert(args: Record<string, unknown>, io: Parameters<CliComma
     verbose: Boolean(flags.verbose || flags.debug),
     modelDir: dirname(resolve(input)),
   });
-  const result = await manager.run(model);
+  const result = await manager.run(model).catch((e: unknown) => {
+    // The structural checks found the input broken: name the file, not "the input model".
+    throw e instanceof InvalidInputError ? new ModelFileError(input, e.message.replace(/^the input model /, ''), { cause: e }) : e;
+  });
 
   const externalData = args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto';
   const saved = saveModel(model, output!, { externalData });

@@ -111,16 +111,25 @@ describe('PassManager', () => {
     expect((err as Error).message).toMatch(/^pass breaker \(plugin test\): left an invalid graph: \[\w+\] .*r.*; after: a$/);
   });
 
-  it('does not verify when told not to', async () => {
-    const r = await new PassManager([step(breaker)], { verify: false }).run(tiny());
+  it('does not verify when told not to (only the structural checks run)', async () => {
+    // A duplicate node name breaks the full verifier's rules, not the structural checks'.
+    const renamer = definePass({ name: 'renamer', summary: 'gives neg the name of relu', options: {}, statistics: {}, run: (m) => {
+      m.graph.nodes().find((n) => n.opType === 'Neg')!.name = 'relu';
+      return { modified: true, stats: {} };
+    } }) as Pass;
+    const r = await new PassManager([step(renamer)], { verify: false }).run(tiny());
     expect(r.passes[0]!.modified).toBe(true);
+    await expect(new PassManager([step(renamer)], { verify: true }).run(tiny())).rejects.toBeInstanceOf(PassFailure);
+    // A dangling input is structural: caught after the last pass even without verify.
+    await expect(new PassManager([step(breaker)], { verify: false }).run(tiny())).rejects.toThrow(/left an invalid graph: \[order\] .*%r is not defined in its scope/);
   });
 
   it('refuses an invalid input before running any pass', async () => {
     trace.length = 0;
     const m = tiny();
-    await new PassManager([step(breaker)], { verify: false }).run(m);
+    m.graph.remove(m.graph.nodes().find((n) => n.opType === 'Relu')!, { force: true });
     await expect(new PassManager([step(tracer('a'))]).run(m)).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(new PassManager([step(tracer('a'))], { verify: false }).run(m)).rejects.toBeInstanceOf(InvalidInputError);
     expect(trace).toEqual([]);
   });
 

@@ -4,8 +4,8 @@
  */
 export class ModelFileError extends Error {
   readonly file: string;
-  constructor(file: string, message: string) {
-    super(`${file}: ${message}`);
+  constructor(file: string, message: string, options?: { cause?: unknown }) {
+    super(`${file}: ${message}`, options);
     this.name = 'ModelFileError';
     this.file = file;
   }
