@@ -1,22 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { Graph, Model, Node, Value } from '../../src/graph/ir/index.ts';
 import { createLogger } from '../../src/passes/log.ts';
 import { InvalidInputError, PassFailure, PassManager, type PassStep } from '../../src/passes/manager.ts';
 import { definePass, type Pass, PassOptionError } from '../../src/passes/pass.ts';
+import { tinyModel } from '../helpers/tiny-model.ts';
 
-const f32 = (n: number) => ({ tensor_type: { elem_type: 1, shape: { dim: [{ dim_value: n }] } } });
-
-/** x → Relu → r → Neg → y */
-function tiny(): Model {
-  const g = new Graph({ name: 'tiny' });
-  const x = new Value('x', { type: f32(2) });
-  g.addInput(x);
-  const relu = new Node({ opType: 'Relu', name: 'relu', inputs: [x], outputs: ['r'] });
-  const neg = new Node({ opType: 'Neg', name: 'neg', inputs: [relu.output()], outputs: ['y'] });
-  g.append(relu, neg);
-  g.addOutput(neg.output());
-  return new Model(g, { opset: 17 });
-}
+const tiny = tinyModel;
 
 const trace: string[] = [];
 function tracer(name: string, extra: Partial<Pass> = {}): Pass {

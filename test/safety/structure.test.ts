@@ -4,7 +4,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Graph, Model, Node, Value } from '../../src/graph/ir/index.ts';
 import { decodeModel, encodeModel } from '../../src/graph/proto/codec.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { structuralIssues } from '../../src/graph/structure.ts';
@@ -13,6 +12,7 @@ import { definePass, type Pass } from '../../src/passes/pass.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 import { fixture } from '../helpers/fixtures.ts';
 import { expectRefused } from '../helpers/refusal.ts';
+import { tinyModel } from '../helpers/tiny-model.ts';
 
 let dir: string;
 let out: string;
@@ -23,19 +23,7 @@ beforeAll(() => {
 });
 afterAll(() => removeDir(dir));
 
-const f32 = (n: number) => ({ tensor_type: { elem_type: 1, shape: { dim: [{ dim_value: n }] } } });
-
-/** x → Relu(relu) → r → Neg(neg) → y */
-function tiny(): Model {
-  const g = new Graph({ name: 'tiny' });
-  const x = new Value('x', { type: f32(2) });
-  g.addInput(x);
-  const relu = new Node({ opType: 'Relu', name: 'relu', inputs: [x], outputs: ['r'] });
-  const neg = new Node({ opType: 'Neg', name: 'neg', inputs: [relu.output()], outputs: ['y'] });
-  g.append(relu, neg);
-  g.addOutput(neg.output());
-  return new Model(g, { opset: 17 });
-}
+const tiny = tinyModel;
 
 type Proto = Record<string, any>;
 
