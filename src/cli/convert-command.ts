@@ -4,10 +4,11 @@
  * `convert <folder> --variant <name> [--force] [--pass NAME]...`: a transformers.js model
  * folder; every fp32 graph in onnx/ gets the variant beside it (see `src/hf/folder.ts`).
  */
-import { existsSync, realpathSync, statSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { ModelFileError } from '../graph/serde/errors.ts';
+import { cleanupOnSignal } from '../graph/serde/temp-files.ts';
 import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
 import { InvalidInputError, type PassRecord, PassManager } from '../passes/manager.ts';
 import type { PassRegistry } from '../passes/registry.ts';
@@ -60,6 +61,9 @@ async function runConvert(args: Record<string, unknown>, io: Parameters<CliComma
   if (extra.length) throw new CliError(`unexpected argument${extra.length > 1 ? 's' : ''} ${extra.join(' ')}: convert takes one input model`);
   const folderMode = isFolder(input);
   const variant = singleFlag(args.variant, '--variant');
+  if (folderMode && !variant && !existsSync(join(input, 'config.json'))) {
+    throw new CliError(`${input}: is a folder, not an .onnx file, and not a transformers.js model folder (no config.json); give the .onnx file, or a folder with config.json and onnx/`);
+  }
   if (folderMode && output) throw new CliError(`${input}: is a model folder; -o is not used with one: give --variant <name> and each variant is written beside its fp32 graph in onnx/`);
   if (folderMode && !variant) throw new CliError(`${input}: is a model folder; give --variant <name> (q8, q4, int8, uint8, or a name of your own) to write beside each fp32 graph in onnx/`);
   if (!folderMode && (variant !== undefined || args.force !== undefined)) throw new CliError(`${variant !== undefined ? '--variant' : '--force'} applies to a model folder input; ${input} is not a folder (for a file give -o <output.onnx>)`);
@@ -70,10 +74,16 @@ async function runConvert(args: Record<string, unknown>, io: Parameters<CliComma
   const registry = await createRegistry([...(config?.plugins ?? []), ...listFlag(args.plugin, 'plugin')]);
   const steps = buildSteps(registry, config?.passes ?? [], listFlag(args.pass, 'pass', true), passOptionsFromArgs(args, OWN_KEYS, registry), configFile);
 
-  if (folderMode) return runFolder(input, variant!, steps, args, io, log, registry);
+  if (folderMode) return cleanupOnSignal(io.err, () => runFolder(input, variant!, steps, args, io, log, registry));
   if (!existsSync(input)) throw new ModelFileError(input, 'no such file');
   checkOutputPath(input, output!);
 
+  return cleanupOnSignal(io.err, () => convertFile(input, output!, steps, args, io, log, registry));
+}
+
+/** File mode: load, run the passes, save atomically. */
+async function convertFile(input: string, output: string, steps: PassStep[], args: Record<string, unknown>, io: Parameters<CliCommand['run']>[1], log: Logger, registry: PassRegistry): Promise<number> {
+  const flags = args as GlobalFlags;
   const t0 = performance.now();
   const model = loadModel(input);
   checkDataFiles(model, input, output!);
@@ -148,6 +158,12 @@ function checkOutputPath(input: string, output: string): void {
   } else {
     const dir = dirname(outAbs);
     if (!existsSync(dir)) throw new CliError(`${output}: folder ${dirname(output)} does not exist`);
+    // Fail before the passes (calibration can take hours), not at the save.
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch {
+      throw new CliError(`${output}: folder ${dirname(output)} is not writable`);
+    }
     if (resolve(realpathSync(dir), basename(outAbs)) === realpathSync(input)) {
       throw new CliError(`${output}: is the input file; write the output to another path (the input is never overwritten)`);
     }

@@ -59,6 +59,9 @@ export function tensorFromProto(p: Proto, src: ProtoSource): Tensor {
   const shape = ((dims ?? []) as (number | bigint)[]).map(Number);
   const dt = Number(data_type ?? 0);
   const label = name || '(unnamed)';
+  const bad = shape.find((d) => !Number.isSafeInteger(d) || d < 0);
+  if (bad !== undefined) throw new ModelFileError(src.file, `tensor ${label}: dims [${shape.join(', ')}] hold ${bad}; a tensor's dims must be non-negative integers`);
+  if (!Number.isSafeInteger(elementCount(shape))) throw new ModelFileError(src.file, `tensor ${label}: dims [${shape.join(', ')}] give more elements than can be stored`);
   let source: TensorSource;
   if (Number(data_location ?? 0) === 1) {
     source = { kind: 'external', location: externalLocation(label, dt, shape, external_data ?? [], src) };
