@@ -42,10 +42,30 @@ export class CalibrationSession {
   /** Runs the augmented model: every output, the observed values included. */
   async run(feeds: Record<string, ort.Tensor>, sample: number): Promise<ort.InferenceSession.ReturnType> {
     checkFeeds(feeds, this.session.inputNames, this.calib.origin, sample);
+    let out: ort.InferenceSession.ReturnType;
     try {
-      return await this.session.run(feeds);
+      out = await this.session.run(feeds);
     } catch (e) {
       throw new CalibrationError(this.calib.origin, `the model rejected the feeds: ${(e as Error).message}`, sample);
+    }
+    this.checkObserved(out, sample);
+    return out;
+  }
+
+  /**
+   * Refuses a NaN or infinite value in an observed layer input: its range could not be
+   * quantized, and here the message can still name the value, the module and the sample.
+   */
+  private checkObserved(out: ort.InferenceSession.ReturnType, sample: number): void {
+    for (const [name, t] of Object.entries(out)) {
+      if (this.userOutputs.includes(name) || !(t.data instanceof Float32Array)) continue;
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) {
+        // x - x is 0 for every finite x, NaN for NaN and ±Infinity: one test, no call.
+        if (d[i]! - d[i]! !== 0) {
+          throw new CalibrationError(this.calib.origin, `the model's value ${name} (the input of a layer to quantize) holds ${d[i]} at index ${i} with this sample's feeds; a quantization range must be finite`, sample);
+        }
+      }
     }
   }
 
