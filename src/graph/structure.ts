@@ -35,7 +35,7 @@ export function structuralIssues(model: Model, max = 5): VerifyIssue[] {
       const where = `graph ${path} node ${n.label()}`;
       if (n.opType === '') issues.push({ kind: 'producer', message: `${where} has no op_type` });
       else if (!imported.has(normalDomain(n.domain)) && !functions.has(`${normalDomain(n.domain)}\u0000${n.opType}`)) {
-        issues.push({ kind: 'opset', message: `${where} (${n.opType}) is from domain "${n.domain}", which the model does not import` });
+        issues.push({ kind: 'opset', message: `${where} is from domain "${n.domain}", which the model does not import` });
       }
       n.inputs.forEach((v, i) => {
         if (!v || visible.has(v)) return;
