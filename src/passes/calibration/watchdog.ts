@@ -51,8 +51,9 @@ function fatal(): void {
 
 /**
  * Arms the watchdog for one module call: unless the returned function is called within
- * `timeoutMs` + {@link WATCHDOG_GRACE_MS}, the process ends with `text` as its error. Without
- * worker threads or the inspector (a stripped-down Node), it does nothing.
+ * `timeoutMs` + {@link WATCHDOG_GRACE_MS}, the process ends with `text` as its error. One call
+ * is armed at a time (samples are drawn one after another; arming again replaces the
+ * deadline). Without worker threads or the inspector (a stripped-down Node), it does nothing.
  */
 export function armWatchdog(timeoutMs: number, text: string): () => void {
   try {
