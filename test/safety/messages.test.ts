@@ -101,3 +101,13 @@ describe('messages name the user\'s file, tensor, option or module', () => {
     }
   });
 });
+
+describe('formatError', () => {
+  it('names the user\'s file, not the temporary one of an atomic write', async () => {
+    const { formatError } = await import('../../src/cli/errors.ts');
+    const e = Object.assign(new Error("EACCES: permission denied, open '/data/out/report.json.18764.tmp'"), { code: 'EACCES' });
+    expect(formatError(e, false)).toBe("convert: error: EACCES: permission denied, open '/data/out/report.json'\n");
+    const e2 = Object.assign(new Error("ENOSPC: no space left on device, write '/d/out.onnx.18764.1796395860837.tmp'"), { code: 'ENOSPC' });
+    expect(formatError(e2, false)).toBe("convert: error: ENOSPC: no space left on device, write '/d/out.onnx'\n");
+  });
+});
