@@ -111,3 +111,17 @@ describe('formatError', () => {
     expect(formatError(e2, false)).toBe("convert: error: ENOSPC: no space left on device, write '/d/out.onnx'\n");
   });
 });
+
+describe('attributes', () => {
+  it('an attribute typed GRAPH without a graph names the node (found by the fuzz bench)', async () => {
+    const { loadModel } = await import('../../src/graph/serde/io.ts');
+    const bad = join(inDir, 'graph-attribute.onnx');
+    const p = decodeModel(readFileSync(join(process.cwd(), 'test/fixtures/stories260K/stories260K.onnx'))) as Record<string, any>;
+    const node = (p.graph.node as Record<string, any>[]).find((n) => n.attribute?.length)!;
+    node.attribute[0].type = 5;
+    writeFileSync(bad, encodeModel(p));
+    const says = new RegExp(`graph-attribute\\.onnx: node ${node.name.replace(/[./]/g, '\\$&')} .*: attribute ${node.attribute[0].name} has type GRAPH but holds no graph`);
+    expect(() => loadModel(bad)).toThrow(says);
+    await expectRefused([bad, '-o', join(out, 'x.onnx')], says, { input: inDir, output: out });
+  });
+});

@@ -176,7 +176,15 @@ class GraphLoader {
     const n = new Node({ opType: op_type ?? '', domain: domain ?? '', name: name ?? '', outputs: (output ?? []) as string[], overload, docString: doc_string });
     for (const e of (metadata_props ?? []) as Proto[]) n.metadata.set(e.key ?? '', e.value ?? '');
     n.extras = Object.keys(extras).length ? extras : undefined;
-    for (const ap of (attribute ?? []) as Proto[]) n.attributes.set(ap.name ?? '', this.attribute(ap));
+    for (const ap of (attribute ?? []) as Proto[]) {
+      try {
+        n.attributes.set(ap.name ?? '', this.attribute(ap));
+      } catch (e) {
+        // Name the node: a file-level message alone would leave the user searching.
+        if (e instanceof ModelFileError) throw new ModelFileError(this.src.file, `node ${n.label()} in graph ${g.name || '(main)'}: ${e.message.slice(this.src.file.length + 2)}`);
+        throw e;
+      }
+    }
     return n;
   }
 
@@ -194,7 +202,9 @@ class GraphLoader {
       case AttributeType.STRINGS: return { ...base, type: ty, value: strings ?? [] };
       case AttributeType.TENSORS: return { ...base, type: ty, value: ((tensors ?? []) as Proto[]).map((x) => tensorFromProto(x, this.src)) };
       // Subgraphs are filled in once the enclosing scope is complete.
-      case AttributeType.GRAPH: return { ...base, type: ty, value: undefined as never, pending: [g] } as unknown as Attribute;
+      case AttributeType.GRAPH:
+        if (!g) throw new ModelFileError(this.src.file, `attribute ${name || '(unnamed)'} has type GRAPH but holds no graph`);
+        return { ...base, type: ty, value: undefined as never, pending: [g] } as unknown as Attribute;
       case AttributeType.GRAPHS: return { ...base, type: ty, value: [] as never, pending: graphs ?? [] } as unknown as Attribute;
       default: return { name: name ?? '', type: ty, value: undefined, raw: ap };
     }
