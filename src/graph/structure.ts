@@ -3,7 +3,8 @@
  * the last, whether or not `--verify` asks for the full {@link verifyModel}: a graph that
  * onnxruntime would reject for its structure (a cycle, a node without op_type, an input
  * defined nowhere, an op from a domain the model does not import) is refused with the node
- * named, instead of being written out. One walk over the nodes with a set of visible values:
+ * named, instead of being written out. Nodes merely out of topological order are not refused
+ * here: onnxruntime sorts them itself and loads such a model (`--verify` reports them). One walk over the nodes with a set of visible values:
  * linear in the model's size, with no per-use bookkeeping (that is what `--verify` adds).
  */
 import { attrGraphs } from './ir/attribute.ts';
@@ -46,7 +47,8 @@ export function structuralIssues(model: Model, max = 5): VerifyIssue[] {
       for (const [name, sub] of n.attributes) for (const s of attrGraphs(sub)) walk(s, `${path}/${n.name || n.opType}.${name}`, visible);
       for (const o of n.outputs) visible.add(o);
     }
-    if (disorder && issues.length < max) issues.push(orderIssue(g, path));
+    const cycle = disorder && issues.length < max ? cycleIssue(g, path) : undefined;
+    if (cycle) issues.push(cycle);
     g.outputs.forEach((o, k) => {
       if (!visible.has(o) && issues.length < max) issues.push({ kind: 'output', message: `graph ${path} output ${k} %${o.name} is not produced in the graph` });
     });
@@ -55,8 +57,8 @@ export function structuralIssues(model: Model, max = 5): VerifyIssue[] {
   return issues.slice(0, max);
 }
 
-/** A node reads a value produced later in its graph: a cycle, or merely nodes out of order. */
-function orderIssue(g: Graph, path: string): VerifyIssue {
+/** A node reads a value produced later in its graph: the cycle, if that is one (else nodes are merely out of order). */
+function cycleIssue(g: Graph, path: string): VerifyIssue | undefined {
   const nodes = g.nodes();
   const inGraph = new Set(nodes);
   // Kahn's algorithm over same-graph edges: what it cannot place lies on or behind a cycle.
@@ -82,7 +84,7 @@ function orderIssue(g: Graph, path: string): VerifyIssue {
     const stuck = nodes.find((n) => pending.get(n)! > 0)!;
     return { kind: 'order', message: `graph ${path} has a cycle: ${nodes.length - placed} node(s) depend, directly or not, on their own outputs (first: node ${stuck.label()})` };
   }
-  return { kind: 'order', message: `graph ${path}: nodes are not in topological order (ONNX requires it)` };
+  return undefined;
 }
 
 function normalDomain(d: string): string {
