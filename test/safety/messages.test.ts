@@ -95,7 +95,7 @@ describe('messages name the user\'s file, tensor, option or module', () => {
     saveModel(twoLayers(3e38), overflowing);
     const calib = join(inDir, 'calib.mjs');
     writeFileSync(calib, "import * as ort from 'onnxruntime-node';\nexport async function* feeds() { yield { feeds: { x: new ort.Tensor('float32', new Float32Array(128).fill(0.5), [1, 4, 32]) } }; }\n");
-    const says = /calibration module \S*calib\.mjs, sample 0: the model's value h \(the input of a layer to quantize\) holds Infinity at index 0 with this sample's feeds/;
+    const says = /calibration module \S*calib\.mjs, sample 0: the model's value h \(the input of a layer to quantize\) holds Infinity at index \d+ with this sample's feeds/;
     for (const search of ['true', 'false']) {
       await expectRefused([overflowing, '-o', join(out, 'x.onnx'), '--pass', 'q-arvd', '--q-arvd.calib', calib, '--q-arvd.scale-search', search], says, { input: inDir, output: out });
     }

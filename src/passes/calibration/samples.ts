@@ -50,8 +50,10 @@ function checkedRun(calib: LoadedCalibration, sample: number, run: RunFn): RunFn
     for (const [name, t] of Object.entries(feeds ?? {})) {
       const d = (t as { data?: unknown })?.data;
       if (!(d instanceof Float32Array || d instanceof Float64Array)) continue;
-      const i = d.findIndex((x) => !Number.isFinite(x));
-      if (i >= 0) throw new CalibrationError(calib.origin, `feed ${name} holds ${d[i]} at index ${i}; calibration data must be finite`, sample);
+      // x - x is 0 for every finite x, NaN for NaN and ±Infinity: one test per value, no call.
+      for (let i = 0; i < d.length; i++) {
+        if (d[i]! - d[i]! !== 0) throw new CalibrationError(calib.origin, `feed ${name} holds ${d[i]} at index ${i}; calibration data must be finite`, sample);
+      }
     }
     return run(feeds, opts);
   };
