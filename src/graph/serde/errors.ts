@@ -11,9 +11,20 @@ export class ModelFileError extends Error {
   }
 }
 
+/**
+ * A Node.js file-system error: the fields of `NodeJS.ErrnoException` used here, declared
+ * locally so that the published declarations do not need `@types/node`.
+ */
+export interface ErrnoError extends Error {
+  /** The errno code (`ENOSPC`, `EACCES`, …). */
+  code?: string;
+  /** The system call that failed (`open`, `write`, …). */
+  syscall?: string;
+}
+
 /** True for a Node.js file-system error (it carries an errno code such as ENOSPC). */
-export function isErrno(e: unknown): e is NodeJS.ErrnoException {
-  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && /^E[A-Z]+$/.test((e as NodeJS.ErrnoException).code!);
+export function isErrno(e: unknown): e is ErrnoError {
+  return e instanceof Error && typeof (e as ErrnoError).code === 'string' && /^E[A-Z]+$/.test((e as ErrnoError).code!);
 }
 
 const ERRNO_TEXT: Record<string, string> = {
@@ -31,6 +42,6 @@ const ERRNO_TEXT: Record<string, string> = {
 };
 
 /** A plain-words reason for a file-system error, without the (possibly temporary) path. */
-export function errnoText(e: NodeJS.ErrnoException): string {
+export function errnoText(e: ErrnoError): string {
   return `${ERRNO_TEXT[e.code!] ?? (e.syscall ? `${e.syscall} failed` : 'failed')} (${e.code})`;
 }
