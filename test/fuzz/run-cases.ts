@@ -9,7 +9,8 @@
 // weight-only q-arvd). The verdict:
 //   ok        exit 0 and onnxruntime loads input and output
 //   ok-ortbad exit 0 and onnxruntime rejects the input too (output then not required to load)
-//   refused   exit 1 with one line naming the input or the pass, no stack, no output file
+//   refused   exit 1 with one error line naming the input or the pass (after any progress
+//             lines of the pass itself), no stack, no output file
 //   bad       anything else (the line says what)
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -85,8 +86,10 @@ async function runCase(id: number, fixture: string, m: Mutant, passArgs: string[
     if (sha(readFileSync(input)) !== before || readdirSync(inDir).length !== 1) return bad('the input folder changed');
     const written = readdirSync(outDir);
     if (code === 1) {
-      const lines = err.trimEnd().split('\n');
-      if (lines.length !== 1 || !lines[0]!.startsWith('convert: error: ')) return bad(`exit 1 with: ${JSON.stringify(err)}`);
+      // A pass's own progress lines (`convert: [q-arvd] …`, such as weight-only's note that
+      // it rounds to nearest without calibration data) may come first; then exactly one error line.
+      const lines = err.trimEnd().split('\n').filter((l) => !/^convert: \[[\w./-]+\] /.test(l));
+      if (lines.length !== 1 || !lines[0]!.startsWith('convert: error: ') || !err.trimEnd().endsWith(lines[0]!)) return bad(`exit 1 with: ${JSON.stringify(err)}`);
       if (written.length) return bad(`exit 1 but wrote ${written.join(', ')}`);
       // The line names the user's file (or the pass that refused), never a temp file or a bare errno.
       const what = lines[0]!.slice('convert: error: '.length);
