@@ -10,3 +10,6 @@ if (!existsSync(main)) {
 }
 const { run } = await import(main.href);
 process.exitCode = await run(process.argv.slice(2));
+// Whatever still keeps the event loop alive now (timers a calibration module left running
+// after it timed out) must not keep a finished conversion from exiting.
+setTimeout(() => process.exit(), 1000).unref();

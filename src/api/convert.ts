@@ -10,7 +10,7 @@ import { ModelFileError } from '../graph/serde/errors.ts';
 import { loadModel, saveModel, type SaveResult } from '../graph/serde/io.ts';
 import type { CalibrationModule } from '../passes/calibration/module.ts';
 import { type Logger, silentLogger } from '../passes/log.ts';
-import { PassManager, type PassRecord, type PassStep } from '../passes/manager.ts';
+import { InvalidInputError, PassManager, type PassRecord, type PassStep } from '../passes/manager.ts';
 import type { Plugin } from '../passes/plugin.ts';
 import { resolveOptions } from '../passes/pass.ts';
 import { createRegistry } from './registry.ts';
@@ -56,7 +56,7 @@ export interface ConvertResult {
  * Loads `input`, runs `steps` in order and saves the result to `output` (written under a
  * temporary name and renamed, so a failure leaves no partial file). With no steps the model
  * is round-tripped. Refuses an output that is the input or one of its data files.
- * @throws ModelFileError naming the input when it is missing or unreadable
+ * @throws ModelFileError naming the input when it is missing, unreadable or structurally invalid
  * @throws ConvertError naming the output when it is not a safe place to write
  * @throws PassFailure naming the pass (and its plugin) that failed
  */
@@ -75,7 +75,10 @@ export async function convertFile(input: string, output: string, steps: readonly
     modelDir: dirname(resolve(input)),
     calibration: options.calibration,
   });
-  const result = await manager.run(model);
+  const result = await manager.run(model).catch((e: unknown) => {
+    // The structural checks found the input broken: name the file, not "the input model".
+    throw e instanceof InvalidInputError ? new ModelFileError(input, e.message.replace(/^the input model /, ''), { cause: e }) : e;
+  });
   const saved = saveModel(model, output, { externalData: options.externalData ?? 'auto' });
   return {
     passes: result.passes,

@@ -3,13 +3,13 @@
  * is never the input file, nor one of the data files the input reads, and its own data file
  * never lands on the input.
  */
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { modelTensors } from '../graph/serde/io.ts';
 import { ConvertError } from './errors.ts';
 
-/** Refuses an output that is the input (same real path or same inode), a folder, or in a missing folder. */
+/** Refuses an output that is the input (same real path or same inode), a folder, or in a missing or unwritable folder. */
 export function checkOutputPath(input: string, output: string): void {
   const outAbs = resolve(output);
   if (existsSync(outAbs)) {
@@ -18,6 +18,12 @@ export function checkOutputPath(input: string, output: string): void {
   } else {
     const dir = dirname(outAbs);
     if (!existsSync(dir)) throw new ConvertError(`${output}: folder ${dirname(output)} does not exist`);
+    // Fail before the passes (calibration can take hours), not at the save.
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch {
+      throw new ConvertError(`${output}: folder ${dirname(output)} is not writable`);
+    }
     if (resolve(realpathSync(dir), basename(outAbs)) === realpathSync(input)) {
       throw new ConvertError(`${output}: is the input file; write the output to another path (the input is never overwritten)`);
     }

@@ -3,11 +3,13 @@
  * library's {@link convertFile} (the same function `quantize()` uses), folder mode through
  * `src/hf/folder.ts`. Imported by `convert-command.ts` only when a conversion runs.
  */
-import { basename, dirname, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { convertFile } from '../api/convert.ts';
 import { createRegistry } from '../api/registry.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { SaveResult } from '../graph/serde/io.ts';
+import { cleanupOnSignal } from '../graph/serde/temp-files.ts';
 import { FolderError } from '../hf/errors.ts';
 import { convertFolder, isFolder, planVariant, quantMeaning, scanModelFolder } from '../hf/folder.ts';
 import type { Logger } from '../passes/log.ts';
@@ -32,6 +34,9 @@ export async function runConvert(args: Record<string, unknown>, io: Parameters<C
   if (extra.length) throw new CliError(`unexpected argument${extra.length > 1 ? 's' : ''} ${extra.join(' ')}: convert takes one input model`);
   const folderMode = isFolder(input);
   const variant = singleFlag(args.variant, '--variant');
+  if (folderMode && !variant && !existsSync(join(input, 'config.json'))) {
+    throw new CliError(`${input}: is a folder, not an .onnx file, and not a transformers.js model folder (no config.json); give the .onnx file, or a folder with config.json and onnx/`);
+  }
   if (folderMode && output) throw new CliError(`${input}: is a model folder; -o is not used with one: give --variant <name> and each variant is written beside its fp32 graph in onnx/`);
   if (folderMode && !variant) throw new CliError(`${input}: is a model folder; give --variant <name> (q8, q4, int8, uint8, or a name of your own) to write beside each fp32 graph in onnx/`);
   if (!folderMode && (variant !== undefined || args.force !== undefined)) throw new CliError(`${variant !== undefined ? '--variant' : '--force'} applies to a model folder input; ${input} is not a folder (for a file give -o <output.onnx>)`);
@@ -42,13 +47,16 @@ export async function runConvert(args: Record<string, unknown>, io: Parameters<C
   const registry = await createRegistry([...(config?.plugins ?? []), ...listFlag(args.plugin, 'plugin')]);
   const steps = buildSteps(registry, config?.passes ?? [], listFlag(args.pass, 'pass', true), passOptionsFromArgs(args, OWN_KEYS, registry), configFile);
 
-  if (folderMode) return runFolder(input, variant!, steps, args, io, log, registry);
-  const r = await convertFile(input, output!, steps, {
-    verify: args.verify === true ? true : args.verify === false ? false : undefined,
-    log,
-    verbose: Boolean(flags.verbose || flags.debug),
-    externalData: args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto',
-  });
+  // Ctrl-C / SIGTERM remove the temporary files (saves in progress, calibration's copy) and exit 130 / 143.
+  if (folderMode) return cleanupOnSignal(io.err, () => runFolder(input, variant!, steps, args, io, log, registry));
+  const r = await cleanupOnSignal(io.err, () =>
+    convertFile(input, output!, steps, {
+      verify: args.verify === true ? true : args.verify === false ? false : undefined,
+      log,
+      verbose: Boolean(flags.verbose || flags.debug),
+      externalData: args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto',
+    }),
+  );
   if (args.stats) io.out(formatStats(r.passes, registry));
   const names = r.passes.map((p) => p.name);
   log.info(

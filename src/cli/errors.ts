@@ -41,7 +41,7 @@ export function isExpected(e: unknown): boolean {
  * second line pointing at `--debug`.
  */
 export function formatError(e: unknown, debug: boolean): string {
-  const message = e instanceof Error ? e.message : String(e);
+  const message = withoutTempNames(e instanceof Error ? e.message : String(e));
   let text = `convert: error: ${oneLine(message)}\n`;
   if (debug) {
     for (let c: unknown = e, depth = 0; c !== undefined && depth < 8; c = (c as { cause?: unknown }).cause, depth++) {
@@ -61,4 +61,13 @@ export function oneLine(s: string): string {
     .map((l) => l.trim())
     .filter((l) => l !== '')
     .join('; ');
+}
+
+/**
+ * Names the user's file instead of the temporary one written before the rename
+ * (`out.onnx.1234.1796395860837.tmp`, `report.json.1234.tmp`): a file-system error from an
+ * atomic write would otherwise name a file the user never asked for.
+ */
+export function withoutTempNames(message: string): string {
+  return message.replace(/(\S+?)\.\d+(?:\.\d+)?\.tmp\b/g, '$1');
 }

@@ -1,5 +1,6 @@
 import type { Model } from '../graph/ir/model.ts';
 import type { CalibrationModule } from './calibration/module.ts';
+import { structuralIssues } from '../graph/structure.ts';
 import { verifyModel, type VerifyIssue } from '../graph/verify.ts';
 import { type Logger, silentLogger } from './log.ts';
 import { type AnyPass, type PassContext, type PassResult, describe, resolveOptions } from './pass.ts';
@@ -19,6 +20,8 @@ export interface PassManagerOptions {
   /**
    * Verify the model before the first pass and after each pass. Default: on when running
    * under vitest (`process.env.VITEST`), off otherwise (the CLI turns it on with `--verify`).
+   * Off, the cheap structural checks of {@link structuralIssues} still run before the first
+   * pass and after the last.
    */
   verify?: boolean;
   /** Where passes report (default: silent). */
@@ -117,10 +120,9 @@ export class PassManager {
   /** Runs every pass on `model` (in place). Throws {@link PassFailure} on the first failure. */
   async run(model: Model): Promise<PipelineResult> {
     const resolved = this.steps.map((s) => ({ step: s, plugin: s.plugin ?? '(none)', options: resolveOptions(s.pass, s.options ?? {}) }));
-    if (this.verify) {
-      const issues = verifyModel(model);
-      if (issues.length) throw new InvalidInputError(issues);
-    }
+    // Without --verify the cheap structural checks still run, here and after the last pass.
+    const inputIssues = this.verify ? verifyModel(model) : structuralIssues(model);
+    if (inputIssues.length) throw new InvalidInputError(inputIssues);
     const records: PassRecord[] = [];
     const ran: string[] = [];
     for (const { step, plugin, options } of resolved) {
@@ -139,8 +141,9 @@ export class PassManager {
       }
       const ms = performance.now() - t0;
       const stats = checkResult(pass, result, fail);
-      if (this.verify) {
-        const issues = verifyModel(model);
+      const last = ran.length === resolved.length - 1;
+      if (this.verify || last) {
+        const issues = this.verify ? verifyModel(model) : structuralIssues(model);
         if (issues.length) fail(`left an invalid graph: ${summarizeIssues(issues)}`);
       }
       records.push({ name: pass.name, plugin, modified: result.modified, stats, report: result.report, ms });

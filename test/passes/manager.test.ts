@@ -1,22 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { Graph, Model, Node, Value } from '../../src/graph/ir/index.ts';
 import { createLogger } from '../../src/passes/log.ts';
 import { InvalidInputError, PassFailure, PassManager, type PassStep } from '../../src/passes/manager.ts';
 import { definePass, type Pass, PassOptionError } from '../../src/passes/pass.ts';
+import { tinyModel } from '../helpers/tiny-model.ts';
 
-const f32 = (n: number) => ({ tensor_type: { elem_type: 1, shape: { dim: [{ dim_value: n }] } } });
-
-/** x → Relu → r → Neg → y */
-function tiny(): Model {
-  const g = new Graph({ name: 'tiny' });
-  const x = new Value('x', { type: f32(2) });
-  g.addInput(x);
-  const relu = new Node({ opType: 'Relu', name: 'relu', inputs: [x], outputs: ['r'] });
-  const neg = new Node({ opType: 'Neg', name: 'neg', inputs: [relu.output()], outputs: ['y'] });
-  g.append(relu, neg);
-  g.addOutput(neg.output());
-  return new Model(g, { opset: 17 });
-}
+const tiny = tinyModel;
 
 const trace: string[] = [];
 function tracer(name: string, extra: Partial<Pass> = {}): Pass {
@@ -111,16 +99,25 @@ describe('PassManager', () => {
     expect((err as Error).message).toMatch(/^pass breaker \(plugin test\): left an invalid graph: \[\w+\] .*r.*; after: a$/);
   });
 
-  it('does not verify when told not to', async () => {
-    const r = await new PassManager([step(breaker)], { verify: false }).run(tiny());
+  it('does not verify when told not to (only the structural checks run)', async () => {
+    // A duplicate node name breaks the full verifier's rules, not the structural checks'.
+    const renamer = definePass({ name: 'renamer', summary: 'gives neg the name of relu', options: {}, statistics: {}, run: (m) => {
+      m.graph.nodes().find((n) => n.opType === 'Neg')!.name = 'relu';
+      return { modified: true, stats: {} };
+    } }) as Pass;
+    const r = await new PassManager([step(renamer)], { verify: false }).run(tiny());
     expect(r.passes[0]!.modified).toBe(true);
+    await expect(new PassManager([step(renamer)], { verify: true }).run(tiny())).rejects.toBeInstanceOf(PassFailure);
+    // A dangling input is structural: caught after the last pass even without verify.
+    await expect(new PassManager([step(breaker)], { verify: false }).run(tiny())).rejects.toThrow(/left an invalid graph: \[order\] .*%r is not defined in its scope/);
   });
 
   it('refuses an invalid input before running any pass', async () => {
     trace.length = 0;
     const m = tiny();
-    await new PassManager([step(breaker)], { verify: false }).run(m);
+    m.graph.remove(m.graph.nodes().find((n) => n.opType === 'Relu')!, { force: true });
     await expect(new PassManager([step(tracer('a'))]).run(m)).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(new PassManager([step(tracer('a'))], { verify: false }).run(m)).rejects.toBeInstanceOf(InvalidInputError);
     expect(trace).toEqual([]);
   });
 

@@ -143,7 +143,9 @@ describe('the reference check can fail', () => {
     const layers = readQuantizedLayers(model);
     const target = layers.find((l) => l.name === '/blocks.2/w1/MatMul')!;
     // Tamper with the model: the DequantizeLinear's zero point of the activation goes up by 1.
-    const dq = target.final.input(0)!.producer()!;
+    // The layer's MatMul is its final node, or under the Add of bias correction's bias.
+    const matmul = target.final.opType === 'Add' ? target.final.inputs.map((v) => v?.producer()).find((p) => p?.opType === 'MatMul')! : target.final;
+    const dq = matmul.input(0)!.producer()!;
     expect(dq.opType).toBe('DequantizeLinear');
     // Q and DQ share their zero point initializer, so the DQ gets a tampered copy of its own.
     const zp = dq.input(2)!.initializer!;

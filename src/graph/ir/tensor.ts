@@ -1,4 +1,5 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { ModelFileError } from '../serde/errors.ts';
 import { DataType, type DataTypeId, dtypeName, elementCount, rawByteLength } from './dtype.ts';
 
 /** Where an external tensor's bytes live: a file, and a byte range in it. */
@@ -195,17 +196,23 @@ export function alignedView<T extends ArrayBufferView>(b: Uint8Array, ctor: Type
 
 function readExternal(name: string, loc: ExternalLocation): Uint8Array {
   const out = new Uint8Array(loc.length);
+  const fail = (why: string): never => {
+    throw new ModelFileError(loc.path, `tensor ${name}: external data location ${loc.location} ${why}`);
+  };
   let fd: number;
   try {
-    fd = openSync(loc.path, 'r');
+    // The loader checked that this real path is a regular file inside the model's folder; the
+    // flags keep it so if it was swapped since: no symlink followed, and a FIFO does not block.
+    fd = openSync(loc.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
-    throw new Error(`tensor ${name}: cannot open external data file ${loc.location}: ${(e as Error).message}`);
+    return fail(`cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   try {
+    if (!fstatSync(fd).isFile()) fail('is no longer a regular file');
     let done = 0;
     while (done < loc.length) {
       const n = readSync(fd, out, done, loc.length - done, loc.offset + done);
-      if (n === 0) throw new Error(`tensor ${name}: external data file ${loc.location} is shorter than offset ${loc.offset} + length ${loc.length}`);
+      if (n === 0) fail(`is shorter than offset ${loc.offset} + length ${loc.length}`);
       done += n;
     }
   } finally {

@@ -1,5 +1,5 @@
-import { existsSync, statSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { type Attribute, AttributeType } from '../ir/attribute.ts';
 import { DataType, elementCount, rawByteLength } from '../ir/dtype.ts';
 import { Graph } from '../ir/graph.ts';
@@ -8,6 +8,7 @@ import { Node } from '../ir/node.ts';
 import { Tensor, type TensorSource } from '../ir/tensor.ts';
 import { Value } from '../ir/value.ts';
 import { ModelFileError } from './errors.ts';
+import { checkedDataFile } from './data-file.ts';
 
 type Proto = Record<string, any>;
 
@@ -58,6 +59,9 @@ export function tensorFromProto(p: Proto, src: ProtoSource): Tensor {
   const shape = ((dims ?? []) as (number | bigint)[]).map(Number);
   const dt = Number(data_type ?? 0);
   const label = name || '(unnamed)';
+  const bad = shape.find((d) => !Number.isSafeInteger(d) || d < 0);
+  if (bad !== undefined) throw new ModelFileError(src.file, `tensor ${label}: dims [${shape.join(', ')}] hold ${bad}; a tensor's dims must be non-negative integers`);
+  if (!Number.isSafeInteger(elementCount(shape))) throw new ModelFileError(src.file, `tensor ${label}: dims [${shape.join(', ')}] give more elements than can be stored`);
   let source: TensorSource;
   if (Number(data_location ?? 0) === 1) {
     source = { kind: 'external', location: externalLocation(label, dt, shape, external_data ?? [], src) };
@@ -83,10 +87,12 @@ function externalLocation(label: string, dt: number, shape: number[], entries: P
   if (isAbsolute(location) || location.split(/[\\/]/).includes('..')) {
     throw new ModelFileError(src.file, `tensor ${label}: external data location ${location} must stay inside the model's folder`);
   }
-  const path = resolve(src.baseDir, location);
+  const path = checkedDataFile({ file: src.file, baseDir: src.baseDir }, label, location);
   const offset = Number(kv.get('offset') ?? 0);
   const length = kv.has('length') ? Number(kv.get('length')) : rawByteLength(dt, elementCount(shape));
-  if (!existsSync(path)) throw new ModelFileError(src.file, `tensor ${label}: external data file ${location} is missing`);
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new ModelFileError(src.file, `tensor ${label}: external data offset ${kv.get('offset') ?? 0} and length ${kv.get('length') ?? length} must be non-negative integers`);
+  }
   const size = statSync(path).size;
   if (offset + length > size) {
     throw new ModelFileError(src.file, `tensor ${label}: external data file ${location} is too short (${size} bytes, the tensor needs ${offset}+${length})`);
@@ -170,7 +176,15 @@ class GraphLoader {
     const n = new Node({ opType: op_type ?? '', domain: domain ?? '', name: name ?? '', outputs: (output ?? []) as string[], overload, docString: doc_string });
     for (const e of (metadata_props ?? []) as Proto[]) n.metadata.set(e.key ?? '', e.value ?? '');
     n.extras = Object.keys(extras).length ? extras : undefined;
-    for (const ap of (attribute ?? []) as Proto[]) n.attributes.set(ap.name ?? '', this.attribute(ap));
+    for (const ap of (attribute ?? []) as Proto[]) {
+      try {
+        n.attributes.set(ap.name ?? '', this.attribute(ap));
+      } catch (e) {
+        // Name the node: a file-level message alone would leave the user searching.
+        if (e instanceof ModelFileError) throw new ModelFileError(this.src.file, `node ${n.label()} in graph ${g.name || '(main)'}: ${e.message.slice(this.src.file.length + 2)}`);
+        throw e;
+      }
+    }
     return n;
   }
 
@@ -188,7 +202,9 @@ class GraphLoader {
       case AttributeType.STRINGS: return { ...base, type: ty, value: strings ?? [] };
       case AttributeType.TENSORS: return { ...base, type: ty, value: ((tensors ?? []) as Proto[]).map((x) => tensorFromProto(x, this.src)) };
       // Subgraphs are filled in once the enclosing scope is complete.
-      case AttributeType.GRAPH: return { ...base, type: ty, value: undefined as never, pending: [g] } as unknown as Attribute;
+      case AttributeType.GRAPH:
+        if (!g) throw new ModelFileError(this.src.file, `attribute ${name || '(unnamed)'} has type GRAPH but holds no graph`);
+        return { ...base, type: ty, value: undefined as never, pending: [g] } as unknown as Attribute;
       case AttributeType.GRAPHS: return { ...base, type: ty, value: [] as never, pending: graphs ?? [] } as unknown as Attribute;
       default: return { name: name ?? '', type: ty, value: undefined, raw: ap };
     }

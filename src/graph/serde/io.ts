@@ -1,9 +1,11 @@
-import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { Model } from '../ir/model.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import { decodeModel, encodeModel } from '../proto/codec.ts';
-import { ModelFileError } from './errors.ts';
+import { realFolder } from './data-file.ts';
+import { errnoText, isErrno, ModelFileError } from './errors.ts';
+import { trackTemp, untrackTemp } from './temp-files.ts';
 import { ExternalDataSink, inlineSink } from './external-sink.ts';
 import { modelFromProto } from './from-proto.ts';
 import { modelToProto } from './to-proto.ts';
@@ -91,6 +93,9 @@ export function saveModel(model: Model, path: string, options: SaveOptions = {})
   const tmpModel = out + suffix;
   const tmpData = dataPath + suffix;
   const sink = external ? new ExternalDataSink(tmpData, dataName) : inlineSink;
+  // Registered so that Ctrl-C or a calibration watchdog removes them too.
+  const removeTmpModel = trackTemp(tmpModel);
+  const removeTmpData = trackTemp(tmpData);
   try {
     const bytes = encodeModel(modelToProto(model, sink));
     if (bytes.byteLength >= PROTOBUF_LIMIT_BYTES) throw new ModelFileError(path, 'the serialized model exceeds the 2 GiB protobuf limit; save with external data');
@@ -98,6 +103,8 @@ export function saveModel(model: Model, path: string, options: SaveOptions = {})
     const wroteData = sink instanceof ExternalDataSink && sink.close();
     if (wroteData) renameSync(tmpData, dataPath);
     renameSync(tmpModel, out);
+    untrackTemp(tmpModel);
+    untrackTemp(tmpData);
     const result: SaveResult = { path: out, bytes: bytes.byteLength };
     if (wroteData) {
       result.externalDataPath = dataPath;
@@ -107,9 +114,10 @@ export function saveModel(model: Model, path: string, options: SaveOptions = {})
     return result;
   } catch (e) {
     if (sink instanceof ExternalDataSink) sink.close();
-    rmSync(tmpModel, { force: true });
-    rmSync(tmpData, { force: true });
-    throw e;
+    removeTmpModel();
+    removeTmpData();
+    // A file-system error names the temporary file: name the user's output instead.
+    throw isErrno(e) ? new ModelFileError(path, `cannot write: ${errnoText(e)}`, { cause: e }) : e;
   }
 }
 
@@ -136,6 +144,8 @@ function sumTensorBytes(model: Model): number {
 }
 
 function readsFrom(model: Model, dataPath: string): boolean {
-  for (const t of modelTensors(model)) if (t.external?.path === dataPath) return true;
+  // The loader records real paths: compare with the real path of the would-be data file.
+  const real = resolve(realFolder(dirname(dataPath)), basename(dataPath));
+  for (const t of modelTensors(model)) if (t.external?.path === dataPath || t.external?.path === real) return true;
   return false;
 }

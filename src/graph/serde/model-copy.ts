@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Model } from '../ir/model.ts';
 import { loadModel, saveModel } from './io.ts';
+import { trackTemp } from './temp-files.ts';
 
 /**
  * Runs `fn` on an independent copy of `model`, saved to and loaded back from a temporary
@@ -13,10 +14,11 @@ import { loadModel, saveModel } from './io.ts';
  */
 export async function withModelCopy<T>(model: Model, prefix: string, fn: (copy: Model, dir: string) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
+  const remove = trackTemp(dir);
   try {
     saveModel(model, join(dir, 'model.onnx'), { externalData: 'auto' });
     return await fn(loadModel(join(dir, 'model.onnx')), dir);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    remove();
   }
 }

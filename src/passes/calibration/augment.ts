@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
 import type { Value } from '../../graph/ir/value.ts';
 import { saveModel } from '../../graph/serde/io.ts';
+import { trackTemp } from '../../graph/serde/temp-files.ts';
 
 /** A model file with extra graph outputs, and the output names that observe each value. */
 export interface AugmentedModel {
@@ -24,11 +25,15 @@ export function augmentModel(model: Model, observe: Value[]): AugmentedModel {
   const added = [...new Set(observe)].filter((v) => !v.isGraphOutput());
   for (const v of added) g.addOutput(v);
   const dir = mkdtempSync(join(tmpdir(), 'qarvd-calib-'));
+  const remove = trackTemp(dir);
   const path = join(dir, 'augmented.onnx');
   try {
     saveModel(model, path, { externalData: 'auto' });
+  } catch (e) {
+    remove();
+    throw e;
   } finally {
     for (let i = g.outputs.length - 1; i >= before; i--) g.removeOutput(i);
   }
-  return { path, outputNames: observe.map((v) => v.name), dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  return { path, outputNames: observe.map((v) => v.name), dispose: remove };
 }

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { importUserModule } from '../../runtime/import-user-module.ts';
 import type * as ort from 'onnxruntime-node';
 import type { SeededRandom } from '../../kernels/random.ts';
+import { superviseModuleCall, type Supervision } from './supervise.ts';
 
 /** What a calibration module's functions are given for each sample. */
 export interface CalibrationContext {
@@ -81,6 +82,8 @@ export interface LoadedCalibration {
   /** Path (or `(api)`) named in errors. */
   origin: string;
   samples: number;
+  /** How calls into the module are supervised (timeout, heartbeat log); defaults apply when absent. */
+  supervision?: Supervision;
 }
 
 /** An error in the user's calibration module: names the module and, when known, the sample. */
@@ -97,8 +100,10 @@ export async function loadCalibrationModule(path: string): Promise<LoadedCalibra
   if (!existsSync(full)) throw new CalibrationError(path, 'file not found');
   let mod: CalibrationModule & { default?: unknown };
   try {
-    mod = (await importUserModule(full)) as CalibrationModule;
+    // Top-level code runs at import: supervised too (a top-level await that never settles).
+    mod = await superviseModuleCall({ origin: path, what: 'importing it' }, undefined, async () => (await importUserModule(full)) as CalibrationModule);
   } catch (e) {
+    if (e instanceof CalibrationError) throw e;
     throw new CalibrationError(path, `cannot be imported: ${(e as Error).message}`);
   }
   // `export default { feeds, samples }` is accepted too.

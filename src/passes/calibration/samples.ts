@@ -1,6 +1,7 @@
 import { seededRandom } from '../../kernels/random.ts';
 import { CalibrationError, type CalibrationContext, type LoadedCalibration, type RunFn } from './module.ts';
 import { isTensor } from './session.ts';
+import { superviseModuleCall } from './supervise.ts';
 
 /**
  * The context of sample `i`: its prompt and a generator seeded from the index, so the same
@@ -13,9 +14,16 @@ export function contextFor(calib: LoadedCalibration, sample: number): Calibratio
 
 /**
  * Runs one sample of the module: all of its feeds, or one rollout (whose final result is
- * returned). Whatever the module throws is reported with its origin and the sample index.
+ * returned). Whatever the module throws is reported with its origin and the sample index;
+ * the sample runs supervised (supervise.ts): a hang, a promise that never settles,
+ * `process.exit` or an uncaught error fails it with a message instead of ending the process.
  */
-export async function drawSample(calib: LoadedCalibration, ctx: CalibrationContext, run: RunFn): Promise<unknown> {
+export function drawSample(calib: LoadedCalibration, ctx: CalibrationContext, run: RunFn): Promise<unknown> {
+  const call = { origin: calib.origin, sample: ctx.sample, samples: calib.samples, what: 'the sample' };
+  return superviseModuleCall(call, calib.supervision, () => drawUnsupervised(calib, ctx, checkedRun(calib, ctx.sample, run)));
+}
+
+async function drawUnsupervised(calib: LoadedCalibration, ctx: CalibrationContext, run: RunFn): Promise<unknown> {
   const { module, origin } = calib;
   try {
     if (module.rollout) return await module.rollout(run, ctx);
@@ -31,6 +39,24 @@ export async function drawSample(calib: LoadedCalibration, ctx: CalibrationConte
     if (e instanceof CalibrationError) throw e;
     throw new CalibrationError(origin, `threw: ${(e as Error)?.message ?? String(e)}`, ctx.sample);
   }
+}
+
+/**
+ * `run` refusing feeds with NaN or infinite values: they would poison every range and scale
+ * downstream, where the message could no longer name the module, the sample and the input.
+ */
+function checkedRun(calib: LoadedCalibration, sample: number, run: RunFn): RunFn {
+  return (feeds, opts) => {
+    for (const [name, t] of Object.entries(feeds ?? {})) {
+      const d = (t as { data?: unknown })?.data;
+      if (!(d instanceof Float32Array || d instanceof Float64Array)) continue;
+      // x - x is 0 for every finite x, NaN for NaN and ±Infinity: one test per value, no call.
+      for (let i = 0; i < d.length; i++) {
+        if (d[i]! - d[i]! !== 0) throw new CalibrationError(calib.origin, `feed ${name} holds ${d[i]} at index ${i}; calibration data must be finite`, sample);
+      }
+    }
+    return run(feeds, opts);
+  };
 }
 
 /** The chunk of a run call: its tag, 0 when untagged; anything but a non-negative integer is an error. */

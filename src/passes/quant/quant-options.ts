@@ -3,6 +3,8 @@ import { DEFAULT_MIN_K } from './linear-layers.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from './config.ts';
 import { DEFAULT_SMOOTH_ALPHA } from './smooth.ts';
 import { DEFAULT_GPTQ_DAMP } from '../../kernels/gptq.ts';
+import { checkOptionRanges } from './option-ranges.ts';
+import { DEFAULT_CALIB_TIMEOUT_S } from '../calibration/supervise.ts';
 
 /** Options shared by `q-arvd` and `minmax` (declared once so the two stay comparable). */
 export const SHARED_QUANT_OPTIONS = {
@@ -60,6 +62,7 @@ export const CALIBRATION_OPTIONS = {
   sensitivity: { type: 'string', default: '', help: 'reuse a chunk sensitivity curve (JSON: an array, or a saved calibration table or report) instead of measuring it' },
   'sensitivity-samples': { type: 'integer', default: 0, help: 'S1 rollouts to average (the first n samples; 0: all)' },
   'dual-alpha-one': { type: 'boolean', default: true, help: 'use α = 1 on dual-scale layers, as the reference code does (false: the per-chunk α there too)' },
+  'calib-timeout': { type: 'number', default: DEFAULT_CALIB_TIMEOUT_S, help: 'seconds one calibration sample (a rollout, or a feeds() sample) may take before the conversion stops naming it; raise it for slow rollouts' },
   'reservoir-rows': { type: 'integer', default: 256, help: 'activation rows kept per layer input and chunk for the scale search (memory bound)' },
   'save-calibration': { type: 'string', default: '', help: 'write the calibration table (sensitivity, α, every chosen scale and its candidates) to this JSON file' },
   'load-calibration': { type: 'string', default: '', help: 'quantize with a saved calibration table: no calibration module, no onnxruntime' },
@@ -117,6 +120,7 @@ export interface SharedQuantValues {
   sensitivitySamples?: number;
   dualAlphaOne?: boolean;
   reservoirRows?: number;
+  calibTimeout?: number;
   saveCalibration?: string;
   loadCalibration?: string;
 }
@@ -138,6 +142,7 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
   if (blockSize > 0 && o.qdqDomain === 'com.microsoft' && o.format !== 'qoperator') {
     throw new Error(`option block-size ${blockSize}: blocked weights need the default-domain DequantizeLinear of opset 21 (block_size), not qdq-domain com.microsoft`);
   }
+  checkOptionRanges(o);
   return {
     ...DEFAULT_QUANT_CONFIG,
     blockSize,

@@ -79,6 +79,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
   } else if (calibrateNow) {
     const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config);
+    calib.supervision = { timeoutSeconds: options.calibTimeout, log: ctx.log };
     const calibrateOptions: CalibrateOptions = {
       selection,
       // Weight-only has no activation scales to search.

@@ -1,0 +1,127 @@
+// Bad inputs whose messages used to name the wrong thing (a temp file, a raw errno, "need -64
+// bytes", "is a model folder") or that were accepted silently (out-of-range options): each
+// now gets one line naming the user's file, tensor, option or module, exit 1, nothing written.
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataType } from '../../src/graph/ir/dtype.ts';
+import { Graph, Model, Node, Tensor, Value } from '../../src/graph/ir/index.ts';
+import { decodeModel, encodeModel } from '../../src/graph/proto/codec.ts';
+import { saveModel } from '../../src/graph/serde/io.ts';
+import { removeDir, scratchDir } from '../helpers/files.ts';
+import { expectRefused } from '../helpers/refusal.ts';
+
+let dir: string;
+let inDir: string;
+let out: string;
+let model: string;
+beforeAll(() => {
+  dir = scratchDir('messages');
+  [inDir, out] = [join(dir, 'in'), join(dir, 'out')];
+  mkdirSync(inDir);
+  mkdirSync(out);
+  model = join(inDir, 'two.onnx');
+  saveModel(twoLayers(3), model);
+});
+afterAll(() => {
+  chmodSync(out, 0o755);
+  removeDir(dir);
+});
+
+/** x → mm1 (x·W1) → h → mm2 (h·W2) → y; W1 filled with `w1`. A synthetic graph. */
+function twoLayers(w1: number): Model {
+  const g = new Graph({ name: 'two' });
+  const m = new Model(g, { irVersion: 8, opset: 17 });
+  const f32 = (dims: number[]) => ({ tensor_type: { elem_type: DataType.FLOAT, shape: { dim: dims.map((d) => ({ dim_value: d })) } } });
+  const x = new Value('x', { type: f32([1, 4, 32]) });
+  g.addInput(x);
+  const w = (name: string, k: number, n: number, v: number) => {
+    const value = new Value(name, { initializer: Tensor.fromFloat32(name, [k, n], new Float32Array(k * n).map((_, i) => v * (1 + (i % 7) / 10))) });
+    g.addInitializer(value);
+    return value;
+  };
+  const a = new Node({ opType: 'MatMul', name: 'mm1', inputs: [x, w('W1', 32, 32, w1)], outputs: ['h'] });
+  const b = new Node({ opType: 'MatMul', name: 'mm2', inputs: [a.output(), w('W2', 32, 16, 0.1)], outputs: ['y'] });
+  g.append(a, b);
+  b.output().type = f32([1, 4, 16]);
+  g.addOutput(b.output());
+  return m;
+}
+
+describe('messages name the user\'s file, tensor, option or module', () => {
+  it('an output folder that cannot be written names the output, not the temporary file', async () => {
+    // As root a mode bit does not stop a write, so /sys (where creating a file fails) is the
+    // unwritable folder; as another user, a read-only folder is refused before any pass.
+    const says = /\/sys\/out\.onnx: cannot write: permission denied \(is the folder read-only\?\) \(EACCES\)/;
+    const err = await expectRefused([model, '-o', '/sys/out.onnx'], says, { input: inDir, output: out });
+    expect(err).not.toMatch(/\.tmp/);
+    if (process.getuid?.() !== 0) {
+      chmodSync(out, 0o555);
+      await expectRefused([model, '-o', join(out, 'x.onnx')], /out\/x\.onnx: folder .* is not writable/, { input: inDir, output: out });
+      chmodSync(out, 0o755);
+    }
+  });
+
+  it('a negative dim names the tensor', async () => {
+    const bad = join(inDir, 'negative-dim.onnx');
+    const p = decodeModel(readFileSync(model)) as Record<string, any>;
+    p.graph.initializer[0].dims = [-4, 16];
+    writeFileSync(bad, encodeModel(p));
+    await expectRefused([bad, '-o', join(out, 'x.onnx')], /negative-dim\.onnx: tensor W1: dims \[-4, 16\] hold -4; a tensor's dims must be non-negative integers/, { input: inDir, output: out });
+  });
+
+  it('an empty folder is not called a model folder', async () => {
+    const empty = join(dir, 'empty');
+    mkdirSync(empty);
+    const says = /empty: is a folder, not an \.onnx file, and not a transformers\.js model folder \(no config\.json\)/;
+    await expectRefused([empty], says, { input: empty, output: out });
+    await expectRefused([empty, '-o', join(out, 'x.onnx')], says, { input: empty, output: out });
+  });
+
+  it.each([
+    ['smooth-alpha', '5', 'between 0 and 1 (exclusive), got 5'],
+    ['smooth-alpha', '0', 'between 0 and 1 (exclusive), got 0'],
+    ['reservoir-rows', '0', 'at least 1, got 0'],
+    ['calib-timeout', '0', 'a number of seconds above 0 (and below 24 days), got 0'],
+    ['calib-threads', '-1', 'at least 0 (0: onnxruntime chooses), got -1'],
+    ['sensitivity-samples', '-2', 'at least 0 (0: all samples), got -2'],
+  ])('--q-arvd.%s %s is refused naming the option', async (option, value, must) => {
+    const says = new RegExp(`pass q-arvd \\(plugin q-arvd\\): option ${option} must be ${must.replace(/[()]/g, '\\$&')}`);
+    await expectRefused([model, '-o', join(out, 'x.onnx'), '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', `--q-arvd.${option}`, value], says, { input: inDir, output: out });
+  });
+
+  it('activations that overflow to Infinity name the value, the module and the sample', async () => {
+    const overflowing = join(inDir, 'overflow.onnx');
+    saveModel(twoLayers(3e38), overflowing);
+    const calib = join(inDir, 'calib.mjs');
+    writeFileSync(calib, "import * as ort from 'onnxruntime-node';\nexport async function* feeds() { yield { feeds: { x: new ort.Tensor('float32', new Float32Array(128).fill(0.5), [1, 4, 32]) } }; }\n");
+    const says = /calibration module \S*calib\.mjs, sample 0: the model's value h \(the input of a layer to quantize\) holds Infinity at index \d+ with this sample's feeds/;
+    for (const search of ['true', 'false']) {
+      await expectRefused([overflowing, '-o', join(out, 'x.onnx'), '--pass', 'q-arvd', '--q-arvd.calib', calib, '--q-arvd.scale-search', search], says, { input: inDir, output: out });
+    }
+  });
+});
+
+describe('formatError', () => {
+  it('names the user\'s file, not the temporary one of an atomic write', async () => {
+    const { formatError } = await import('../../src/cli/errors.ts');
+    const e = Object.assign(new Error("EACCES: permission denied, open '/data/out/report.json.18764.tmp'"), { code: 'EACCES' });
+    expect(formatError(e, false)).toBe("convert: error: EACCES: permission denied, open '/data/out/report.json'\n");
+    const e2 = Object.assign(new Error("ENOSPC: no space left on device, write '/d/out.onnx.18764.1796395860837.tmp'"), { code: 'ENOSPC' });
+    expect(formatError(e2, false)).toBe("convert: error: ENOSPC: no space left on device, write '/d/out.onnx'\n");
+  });
+});
+
+describe('attributes', () => {
+  it('an attribute typed GRAPH without a graph names the node (found by the fuzz bench)', async () => {
+    const { loadModel } = await import('../../src/graph/serde/io.ts');
+    const bad = join(inDir, 'graph-attribute.onnx');
+    const p = decodeModel(readFileSync(join(process.cwd(), 'test/fixtures/stories260K/stories260K.onnx'))) as Record<string, any>;
+    const node = (p.graph.node as Record<string, any>[]).find((n) => n.attribute?.length)!;
+    node.attribute[0].type = 5;
+    writeFileSync(bad, encodeModel(p));
+    const says = new RegExp(`graph-attribute\\.onnx: node ${node.name.replace(/[./]/g, '\\$&')} .*: attribute ${node.attribute[0].name} has type GRAPH but holds no graph`);
+    expect(() => loadModel(bad)).toThrow(says);
+    await expectRefused([bad, '-o', join(out, 'x.onnx')], says, { input: inDir, output: out });
+  });
+});
