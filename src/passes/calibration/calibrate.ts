@@ -25,7 +25,7 @@ import type { LayerSelection, LinearLayer } from '../quant/linear-layers.ts';
 import { type BranchScales, planLayer } from '../quant/plan.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from '../quant/quantize-layers.ts';
 import { collectStatistics, type CollectedStats, DEFAULT_RESERVOIR_ROWS, openCalibrationSession, rangesOf } from './collect.ts';
-import type { LoadedCalibration } from './module.ts';
+import { CalibrationError, type LoadedCalibration } from './module.ts';
 import type { GramStats, ReconStats } from './gram.ts';
 import { type ActivationShift, activationShift } from './activation-shift.ts';
 import { progressReporter, seconds } from './progress.ts';
@@ -94,6 +94,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     const stats = await collectStatistics(session, layers, { reservoirRows, progress, ...(reconstruct ? { gram: { threads } } : {}) });
     timings.collect = performance.now() - t0;
     const ranges = rangesOf(stats, layers);
+    checkFiniteRanges(ranges, calib);
     const { chunks } = stats;
     if (!scaleSearch && !reconstruct) {
       log.info(`calibrated ${layers.length} layers on ${calib.samples} sample(s) from ${calib.origin} in ${seconds(timings.collect)} (min/max ranges)`);
@@ -133,6 +134,24 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     return { ranges, scales, table, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}), ...(activation ? { activation } : {}) };
   } finally {
     await session.dispose();
+  }
+}
+
+/**
+ * The exact per-channel ranges see every value (the sampled overflow check in the session
+ * does not): an Inf or NaN anywhere names the layer and the module here, before any quantizer
+ * is built from it.
+ */
+export function checkFiniteRanges(ranges: ActivationRanges, calib: LoadedCalibration): void {
+  for (const [name, r] of ranges) {
+    for (let k = 0; k < r.min.length; k++) {
+      const lo = r.min[k]!;
+      const hi = r.max[k]!;
+      // A channel that saw no row keeps [+Inf, −Inf]; one that saw values has lo ≤ hi.
+      if (lo <= hi && (!Number.isFinite(lo) || !Number.isFinite(hi))) {
+        throw new CalibrationError(calib.origin, `the input of layer ${name} reached [${lo}, ${hi}] in channel ${k}: not finite (an Inf in the model's activations on the calibration samples)`);
+      }
+    }
   }
 }
 
