@@ -138,7 +138,8 @@ describe('stories260K W8A8 with a feeds calibration module', () => {
     const again = await quantize(qArvd, { 'load-calibration': table });
     expect(Buffer.compare(Buffer.from(again.bytes), Buffer.from(searched.bytes))).toBe(0);
     const qop = await quantize(qArvd, { 'load-calibration': table, format: 'qoperator' });
-    const plain = await quantize(qArvd, { 'scale-search': false }, calibration());
+    // Plain min/max on the same calibration set: no search, no reconstruction (what q-arvd did before calibration).
+    const plain = await quantize(qArvd, { 'scale-search': false, reconstruct: 'none', 'bias-correction': false }, calibration());
     // The same search on random token ids (8 × 64, uniform over the vocabulary) for comparison.
     const randomTokens: CalibrationModule = {
       samples: 8,
@@ -162,7 +163,7 @@ describe('stories260K W8A8 with a feeds calibration module', () => {
     const results = {
       'q-arvd qdq': await evaluate(searched.bytes),
       'q-arvd qoperator': await evaluate(qop.bytes),
-      'q-arvd qdq, scale-search false': await evaluate(plain.bytes),
+      'q-arvd qdq, plain min/max': await evaluate(plain.bytes),
       'q-arvd qdq, random-token calibration': await evaluate(random.bytes),
       'q-arvd qdq smooth-quant': await evaluate(smooth.bytes),
       'q-arvd qoperator smooth-quant': await evaluate(smoothQop.bytes),
@@ -192,8 +193,8 @@ describe('stories260K W8A8 with a feeds calibration module', () => {
     for (const name of ['q-arvd qdq', 'q-arvd qoperator'] as const) {
       expect(results[name].forced).toBeGreaterThanOrEqual(55);
       expect(results[name].rel).toBeLessThan(0.03);
-      // The search lowers the logit error against plain min/max on the same calibration set.
-      expect(results[name].rel).toBeLessThan(results['q-arvd qdq, scale-search false'].rel);
+      // Calibration (search, GPTQ, bias correction) lowers the logit error against plain min/max on the same set.
+      expect(results[name].rel).toBeLessThan(results['q-arvd qdq, plain min/max'].rel);
       // With smooth-quant: free-running greedy decoding as fp32, and a smaller logit error.
       const smoothed = results[`${name} smooth-quant`];
       expect(smoothed.agree).toBeGreaterThanOrEqual(55);
@@ -203,7 +204,8 @@ describe('stories260K W8A8 with a feeds calibration module', () => {
   });
 
   it('scale-search false emits exactly what minmax emits on single-scale layers', async () => {
-    const plain = await quantize(qArvd, { 'scale-search': false }, calibration());
+    // Plain min/max on the same calibration set: no search, no reconstruction (what q-arvd did before calibration).
+    const plain = await quantize(qArvd, { 'scale-search': false, reconstruct: 'none', 'bias-correction': false }, calibration());
     const base = await quantize(minmax, {}, calibration());
     const single = plain.report.layers.filter((l) => l.mode === 'single');
     expect(single.length).toBeGreaterThan(0);
