@@ -53,6 +53,8 @@ export interface CalibrateOptions {
   threads?: number;
   /** Also collect the per-chunk Gram matrices and mean rows of the layer inputs, combined with α into {@link CalibrationResult.recon}. */
   reconstruct?: boolean;
+  /** Gram matrices from one call in this many per chunk (default 1: every call). */
+  gramStride?: number;
   /** `dual-scale auto`: search the unsplit form of split layers too (its scales under role `all`). */
   splitAuto?: boolean;
   log?: Logger;
@@ -91,7 +93,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     let t0 = performance.now();
     const reconstruct = options.reconstruct ?? false;
     if (reconstruct) checkGramMemory(layers);
-    const stats = await collectStatistics(session, layers, { reservoirRows, progress, ...(reconstruct ? { gram: { threads } } : {}) });
+    const stats = await collectStatistics(session, layers, { reservoirRows, progress, ...(reconstruct ? { gram: { threads, stride: options.gramStride ?? 1 } } : {}) });
     timings.collect = performance.now() - t0;
     const ranges = rangesOf(stats, layers);
     checkFiniteRanges(ranges, calib);

@@ -43,8 +43,11 @@ export interface CollectedStats {
 export interface CollectOptions {
   /** Rows kept per tensor and chunk (0: ranges only). Default {@link DEFAULT_RESERVOIR_ROWS}. */
   reservoirRows?: number;
-  /** Also accumulate per-chunk Gram matrices for reconstruction, with onnxruntime sessions on this many threads. */
-  gram?: { threads: number };
+  /**
+   * Also accumulate per-chunk Gram matrices for reconstruction, with onnxruntime sessions on
+   * `threads` threads, from one call in `stride` of each chunk (row sums from every call).
+   */
+  gram?: { threads: number; stride?: number };
   progress?: (p: CollectProgress) => void;
 }
 
@@ -60,6 +63,8 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
   const tensors = new Map<Value, TensorStats>(inputs.map((v, i) => [v, new TensorStats(layers.find((l) => l.input === v)!.K, reservoirRows, 0x5eed0000 + i)]));
   const grams = options.gram ? new Map<Value, GramStats>([...tensors].map(([v, t]) => [v, new GramStats(t.channels)])) : undefined;
   const gramSessions = options.gram ? new GramSessions(options.gram.threads) : undefined;
+  const gramStride = options.gram?.stride ?? 1;
+  if (!Number.isInteger(gramStride) || gramStride < 1) throw new Error(`gram-stride must be a positive integer, got ${gramStride}`);
   const calls = new Map<number, number>();
   const started = performance.now();
   let sample = 0;
@@ -68,13 +73,18 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
     const chunk = chunkTag(opts?.chunk, calib, sample);
     lastChunk = chunk;
     const out = await session.run(feeds, sample);
+    // The calls of each chunk are counted across samples; one in `stride` enters the Gram matrices.
+    const sampledCall = (calls.get(chunk) ?? 0) % gramStride === 0;
     for (const [v, stats] of tensors) {
       const t = out[v.name];
       if (!t || !(t.data instanceof Float32Array)) throw new CalibrationError(calib.origin, `observed value ${v.name} is not float32 in onnxruntime's output`, sample);
       if (t.data.length % stats.channels !== 0) throw new CalibrationError(calib.origin, `observed value ${v.name} has ${t.data.length} values, not a multiple of its ${stats.channels} channels`, sample);
       stats.add(t.data, chunk);
       const gram = grams?.get(v);
-      if (gram && t.data.length > 0) gram.add(chunk, await gramSessions!.product(t.data, stats.channels), t.data);
+      if (gram && t.data.length > 0) {
+        gram.addRows(chunk, t.data);
+        if (sampledCall) gram.addProduct(chunk, await gramSessions!.product(t.data, stats.channels), t.data.length / stats.channels);
+      }
     }
     calls.set(chunk, (calls.get(chunk) ?? 0) + 1);
     options.progress?.({ phase: 'collect', done: sample, total: calib.samples, chunk, fraction: sample / calib.samples, elapsedMs: performance.now() - started });

@@ -28,9 +28,11 @@ import { sessionOptions } from './session.ts';
 
 /** One chunk's sums. */
 export interface ChunkGram {
-  /** `Σ xᵀx`, row-major K×K. */
+  /** `Σ xᵀx` over the rows of the calls that enter it, row-major K×K. */
   gram: Float64Array;
-  /** `Σ x`. */
+  /** Rows in `gram`. */
+  gramRows: number;
+  /** `Σ x` over every row. */
   sum: Float64Array;
   rows: number;
 }
@@ -42,7 +44,7 @@ export interface ReconStats {
   h: Float64Array;
   /** `μ = Σ_c α_c Σ_{x ∈ c} x / Σ_c α_c n_c`: the weighted mean row. */
   mean: Float64Array;
-  /** `Σ_c α_c n_c`: the weight H is a sum over (H / weight is the weighted second moment). */
+  /** `Σ_c α_c n_c` over the rows in H: the weight H is a sum over (H / weight is the weighted second moment). */
   weight: number;
 }
 
@@ -52,22 +54,34 @@ export class GramStats {
 
   constructor(readonly channels: number) {}
 
-  /** Folds in one call: `product` is the call's `XᵀX` (K×K float32), `data` its rows. */
-  add(chunk: number, product: Float32Array, data: Float32Array): void {
+  /** Folds one call's rows into the chunk's row sum (every call). */
+  addRows(chunk: number, data: Float32Array): void {
     const K = this.channels;
-    let c = this.byChunk.get(chunk);
-    if (!c) {
-      c = { gram: new Float64Array(K * K), sum: new Float64Array(K), rows: 0 };
-      this.byChunk.set(chunk, c);
-    }
-    const { gram, sum } = c;
-    for (let i = 0; i < gram.length; i++) gram[i] += product[i]!;
+    const c = this.chunkSums(chunk);
     const rows = data.length / K;
     for (let r = 0; r < rows; r++) {
       const at = r * K;
-      for (let k = 0; k < K; k++) sum[k] += data[at + k]!;
+      for (let k = 0; k < K; k++) c.sum[k] += data[at + k]!;
     }
     c.rows += rows;
+  }
+
+  /** Folds one call's `XᵀX` (K×K float32, `rows` rows) into the chunk's Gram matrix. */
+  addProduct(chunk: number, product: Float32Array, rows: number): void {
+    const c = this.chunkSums(chunk);
+    const { gram } = c;
+    for (let i = 0; i < gram.length; i++) gram[i] += product[i]!;
+    c.gramRows += rows;
+  }
+
+  private chunkSums(chunk: number): ChunkGram {
+    let c = this.byChunk.get(chunk);
+    if (!c) {
+      const K = this.channels;
+      c = { gram: new Float64Array(K * K), gramRows: 0, sum: new Float64Array(K), rows: 0 };
+      this.byChunk.set(chunk, c);
+    }
+    return c;
   }
 
   chunk(c: number): ChunkGram | undefined {
@@ -80,15 +94,20 @@ export class GramStats {
     const h = new Float64Array(K * K);
     const total = new Float64Array(K);
     let weight = 0;
+    let meanWeight = 0;
     chunks.forEach((chunk, j) => {
       const c = this.byChunk.get(chunk);
       if (!c) return;
+      // A chunk's Gram may cover a sample of its calls (gram-stride): scaled to all its rows, so
+      // the chunks keep their α-weighted shares of H.
       const a = alpha[j]!;
-      for (let i = 0; i < h.length; i++) h[i] += a * c.gram[i]!;
+      const scale = c.gramRows > 0 ? (a * c.rows) / c.gramRows : 0;
+      for (let i = 0; i < h.length; i++) h[i] += scale * c.gram[i]!;
       for (let k = 0; k < K; k++) total[k] += a * c.sum[k]!;
-      weight += a * c.rows;
+      if (c.gramRows > 0) weight += a * c.rows;
+      meanWeight += a * c.rows;
     });
-    const mean = total.map((v) => (weight > 0 ? v / weight : 0));
+    const mean = total.map((v) => (meanWeight > 0 ? v / meanWeight : 0));
     return { K, h, mean, weight };
   }
 }

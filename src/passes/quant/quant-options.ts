@@ -50,6 +50,11 @@ export const RECONSTRUCTION_OPTIONS = {
     default: 'gptq',
     help: 'weight reconstruction from the α-weighted Gram matrix of calibration rows: gptq (error feedback, Frantar et al. 2022) or none (round to nearest); used whenever calibration data is given (also weight-only)',
   },
+  'gram-stride': {
+    type: 'integer',
+    default: 1,
+    help: 'build the Gram matrices from one calibration call in this many per chunk (row means still from every call): each call\'s XᵀX costs K² multiply-adds per row, more than the layer itself when K > N',
+  },
   damp: { type: 'number', default: DEFAULT_GPTQ_DAMP, help: 'GPTQ damping: add this fraction of the mean diagonal of H to its diagonal' },
   'act-order': { type: 'boolean', default: true, help: 'GPTQ: quantize input channels in descending order of their H diagonal' },
   ...biasCorrectionOption(true),
@@ -108,6 +113,7 @@ export interface SharedQuantValues {
   /** Reconstruction (q-arvd; minmax never reconstructs). */
   reconstruct?: 'gptq' | 'none';
   damp?: number;
+  gramStride?: number;
   actOrder?: boolean;
   biasCorrection?: boolean;
   tau?: number;

@@ -92,6 +92,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       reservoirRows: options.reservoirRows,
       threads: options.calibThreads,
       reconstruct: wantStats,
+      gramStride: options.gramStride,
       splitAuto: wantStats && splitAuto(options),
       log: ctx.log,
     };

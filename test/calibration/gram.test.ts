@@ -1,0 +1,50 @@
+// Gram statistics for reconstruction: onnxruntime's XᵀX against a float64 loop, the α
+// combination of chunks, and a Gram matrix built from a sample of the calls (gram-stride)
+// scaled to the rows it stands for. Small generated matrices: the arithmetic is the subject.
+import { describe, expect, it } from 'vitest';
+import { GramSessions, GramStats } from '../../src/passes/calibration/gram.ts';
+import { seededRandom } from '../../src/kernels/random.ts';
+
+function gramF64(x: Float32Array, K: number): Float64Array {
+  const rows = x.length / K;
+  const g = new Float64Array(K * K);
+  for (let r = 0; r < rows; r++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) g[i * K + j] += x[r * K + i]! * x[r * K + j]!;
+  return g;
+}
+
+describe('Gram statistics', () => {
+  it('onnxruntime computes XᵀX within float32 rounding of a float64 loop', async () => {
+    const K = 24;
+    const rng = seededRandom(3);
+    const x = rng.normalArray(300 * K);
+    const sessions = new GramSessions(1);
+    try {
+      const got = await sessions.product(x, K);
+      const want = gramF64(x, K);
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThan(1e-4 * (1 + Math.abs(want[i]!)));
+    } finally {
+      await sessions.dispose();
+    }
+  });
+
+  it('combines chunks with α and scales a sampled Gram matrix to all of its chunk\'s rows', () => {
+    const K = 3;
+    const a = Float32Array.from([1, 2, 3, 4, 5, 6]);
+    const b = Float32Array.from([-1, 0, 2]);
+    const s = new GramStats(K);
+    // Chunk 0: two calls, only the first enters the Gram matrix (stride 2), both enter the mean.
+    s.addRows(0, a);
+    s.addProduct(0, Float32Array.from(gramF64(a, K)), 2);
+    s.addRows(0, a);
+    // Chunk 1: one call, both.
+    s.addRows(1, b);
+    s.addProduct(1, Float32Array.from(gramF64(b, K)), 1);
+    const { h, mean, weight } = s.combine([0, 1], [2, 0.5]);
+    const ga = gramF64(a, K);
+    const gb = gramF64(b, K);
+    for (let i = 0; i < K * K; i++) expect(h[i]).toBeCloseTo(2 * 2 * ga[i]! + 0.5 * gb[i]!, 10);
+    expect(weight).toBe(2 * 4 + 0.5 * 1);
+    const sumA = [5, 7, 9];
+    for (let k = 0; k < K; k++) expect(mean[k]).toBeCloseTo((2 * 2 * sumA[k]! + 0.5 * b[k]!) / 8.5, 12);
+  });
+});
