@@ -11,7 +11,6 @@
 // on an idle 2-core machine, hence the long timeouts for a loaded one.
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL_PATH } from '../../examples/tiny-arvd/prompt.ts';
 import { EVALUATION_SET } from '../../examples/tiny-arvd/prompts.ts';
@@ -25,19 +24,17 @@ import qArvd from '../../src/passes/q-arvd.ts';
 import type { SharedQuantValues } from '../../src/passes/quant/quant-options.ts';
 import type { QuantReport } from '../../src/passes/quant/report.ts';
 import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
+import { videoReference } from '../helpers/arvd-eval.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 
-const ONE_THREAD: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
 const EVAL = EVALUATION_SET.slice(0, 4);
 const dir = scratchDir('reconstruction');
 const calibration: CalibrationModule = { rollout: tinyArvd.rollout, prompts: tinyArvd.prompts.slice(0, 4) };
-let references: Float32Array[];
+/** Mean squared difference of a model's final videos from fp32's, over the evaluation prompts. */
+let finalError: (path: string) => Promise<number>;
 
 beforeAll(async () => {
-  const fp32 = await ort.InferenceSession.create(MODEL_PATH, ONE_THREAD);
-  references = [];
-  for (const p of EVAL) references.push(await tinyArvd.generateVideo(fp32, p.prompt, p.seed));
-  await fp32.release();
+  finalError = await videoReference(EVAL);
 });
 afterAll(() => removeDir(dir));
 
@@ -52,20 +49,6 @@ async function quantize(method: 'q-arvd' | 'minmax', raw: Record<string, unknown
   const path = join(dir, `m${Math.random().toString(36).slice(2)}.onnx`);
   saveModel(model, path);
   return { report: result.report as QuantReport, path, lines };
-}
-
-/** Mean squared difference of the final videos from fp32's, over the evaluation prompts. */
-async function finalError(path: string): Promise<number> {
-  const s = await ort.InferenceSession.create(path, ONE_THREAD);
-  let sum = 0;
-  let n = 0;
-  for (let i = 0; i < EVAL.length; i++) {
-    const v = await tinyArvd.generateVideo(s, EVAL[i]!.prompt, EVAL[i]!.seed);
-    for (let j = 0; j < v.length; j++) sum += (v[j]! - references[i]![j]!) ** 2;
-    n += v.length;
-  }
-  await s.release();
-  return sum / n;
 }
 
 describe('tiny-arvd: reconstruction from calibration statistics', () => {
