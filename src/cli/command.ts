@@ -1,18 +1,14 @@
-import type { Argv } from 'yargs';
 import type { CliIO } from './io.ts';
+import type { CommandSpec } from './specs.ts';
 
 /**
- * A `convert` subcommand. Commands are listed in `commands.ts`; `main.ts` registers each
- * with yargs, so adding `convert diff` or `convert inspect` means writing one of these and
- * adding it to that list.
+ * A `convert` subcommand: its declaration (specs.ts) and the code that runs it. Commands are
+ * listed in `commands.ts`; adding one means declaring it in `specs.ts`, writing one of these
+ * and adding it to that list.
  */
 export interface CliCommand {
-  /** The yargs command string: `$0 <input>` (the default command), `passes [name]`, `diff <a> <b>`. */
-  readonly command: string;
-  /** One line for `convert --help`. */
-  readonly describe: string;
-  /** Declares positionals, options, usage and examples. */
-  builder(y: Argv): Argv;
+  /** What the command accepts, for the parser and for `--help`. */
+  readonly spec: CommandSpec;
   /**
    * Runs the command and returns the exit code. Throw to fail: the error is printed as one
    * line, `convert: error: <message>` (with the stack under `--debug`), and the exit code is 1.

@@ -9,29 +9,13 @@ import { ModelFileError } from '../graph/serde/errors.ts';
 import type { QuantReport } from '../passes/quant/report.ts';
 import { listFlag, singleFlag } from './args.ts';
 import type { CliCommand } from './command.ts';
+import { INSPECT_SPEC } from './specs.ts';
 import { reportFormat } from './diff-command.ts';
 import { CliError } from './errors.ts';
 import { cliLogger, type GlobalFlags } from './io.ts';
 
 export const inspectCommand: CliCommand = {
-  command: 'inspect <model>',
-  describe: 'Per linear layer: channel-norm statistics and the S2 outlier decision (the model is not changed)',
-  builder: (y) =>
-    y
-      .usage('Usage: $0 inspect <model.onnx> [--format text|md|json] [--html report.html] [--tau 3.5] [--gamma 1.2] [--align 32] [--min-k 16]')
-      .positional('model', { type: 'string', describe: 'the ONNX model to read' })
-      .option('format', { type: 'string', describe: 'text (default), md or json (schema qarvd.inspect/1)' })
-      .option('html', { type: 'string', describe: 'also write a self-contained HTML report with the charts to this path' })
-      .option('report', { type: 'string', describe: 'a q-arvd --report JSON of this model: adds weight errors, activation scales and the S1 curve to the HTML' })
-      .option('tau', { type: 'string', describe: 'modified z-score threshold (default 3.5)' })
-      .option('gamma', { type: 'string', describe: 'an outlier norm must also exceed gamma × median (default 1.2)' })
-      .option('align', { type: 'string', describe: 'round outlier counts up to a multiple of this (default 32; 1 disables)' })
-      .option('min-k', { type: 'string', describe: 'skip layers with fewer input channels (default 16)' })
-      .option('include', { type: 'string', describe: 'only layers whose node name matches one of these globs (comma-separated)' })
-      .option('exclude', { type: 'string', describe: 'skip layers whose node name matches one of these globs (comma-separated)' })
-      .example('$0 inspect model.onnx', 'outlier statistics per layer and the type × depth table')
-      .example('$0 inspect model.onnx --html report.html --report q-arvd.json', 'the charts, with the pass report')
-      .strict(),
+  spec: INSPECT_SPEC,
   async run(args, io) {
     const log = cliLogger(io, args as GlobalFlags);
     const path = args.model as string;
@@ -50,7 +34,7 @@ export const inspectCommand: CliCommand = {
     };
     if (!existsSync(path)) throw new ModelFileError(path, 'no such file');
     const quant = reportPath ? readQuantReport(reportPath) : undefined;
-    // Imported when the command runs, so that `convert --help` does not load them.
+    // Imported when the command runs, so that the other commands do not load them.
     const [{ loadModel }, { inspectModel }, { formatInspect }, { renderHtmlReport }] = await Promise.all([
       import('../graph/serde/io.ts'),
       import('../report/inspect.ts'),

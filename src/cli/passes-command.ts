@@ -5,20 +5,14 @@
 import type { PassOption } from '../passes/pass.ts';
 import type { RegisteredPass } from '../passes/registry.ts';
 import { listFlag } from './args.ts';
+import { wrap } from './help.ts';
 import type { CliCommand } from './command.ts';
+import { PASSES_SPEC } from './specs.ts';
 
 export const passesCommand: CliCommand = {
-  command: 'passes [name]',
-  describe: 'List the registered passes with their options and statistics',
-  builder: (y) =>
-    y
-      .usage('Usage: $0 passes [name] [--plugin ./p.mjs]...')
-      .positional('name', { type: 'string', describe: 'show only this pass' })
-      .example('$0 passes', 'every built-in pass')
-      .example('$0 passes --plugin ./my-plugin.mjs', 'include the passes of a plugin')
-      .strict(),
+  spec: PASSES_SPEC,
   async run(args, io) {
-    // Imported here, not at the top, so that `convert --help` does not load every pass.
+    // Imported here, not at the top, so that `diff` and `inspect` do not load every pass.
     const { createRegistry } = await import('../api/registry.ts');
     const registry = await createRegistry(listFlag(args.plugin, 'plugin'));
     const name = args.name as string | undefined;
@@ -52,17 +46,4 @@ export function describePass({ pass, plugin }: RegisteredPass): string {
 
 function typeName(o: PassOption): string {
   return o.type === 'enum' ? (o.choices ?? []).join('|') : o.type;
-}
-
-function wrap(text: string, width: number): string[] {
-  const out: string[] = [];
-  let line = '';
-  for (const word of text.split(/\s+/)) {
-    if (line && line.length + 1 + word.length > width) {
-      out.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
-  }
-  if (line) out.push(line);
-  return out;
 }

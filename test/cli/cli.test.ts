@@ -6,6 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { run } from '../../src/cli/main.ts';
+import { VERSION } from '../../src/version.ts';
 import { cli } from '../helpers/cli.ts';
 
 const STORIES = resolve('test/fixtures/stories260K/stories260K.onnx');
@@ -82,6 +83,38 @@ describe('convert passes / --help', () => {
     expect(passes.code).toBe(0);
     expect(passes.out).toContain('convert passes [name]');
     expect(passes.out).toContain('--plugin');
+  });
+
+  // Help and version are answered before the parser loads (src/cli/help.ts); which command's
+  // help, and what wins, follow what yargs did when it rendered them.
+  it.each([
+    [['-qh'], 'Usage: convert <input.onnx>'],
+    [['model.onnx', '-o', 'x.onnx', '--help'], 'Usage: convert <input.onnx>'],
+    [['--pass', 'dce', '--help'], 'Usage: convert <input.onnx>'],
+    [['-o', 'passes', '--help'], 'Usage: convert <input.onnx>'],
+    [['--help=true'], 'Usage: convert <input.onnx>'],
+    [['--help', '--version'], 'Usage: convert <input.onnx>'],
+    [['passes', '--bogus', '--help'], 'Usage: convert passes [name]'],
+    [['diff', '--help'], 'Usage: convert diff <before.onnx> <after.onnx>'],
+    [['inspect', '-h'], 'Usage: convert inspect <model.onnx>'],
+    [['passes', '--version'], VERSION],
+  ])('%j prints %s…', async (args, first) => {
+    const r = await cli(...args);
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect(r.out.split('\n')[0]).toContain(first);
+  });
+
+  it('lists every command in the main help, and every option of a command in its own', async () => {
+    const main = (await cli('--help')).out;
+    for (const c of ['convert <input>', 'convert passes [name]', 'convert diff <before> <after>', 'convert inspect <model>']) expect(main).toContain(c);
+    const inspect = (await cli('inspect', '--help')).out;
+    for (const o of ['--format', '--html', '--report', '--tau', '--gamma', '--align', '--min-k', '--include', '--exclude', '-q, --quiet', '-h, --help']) expect(inspect).toContain(o);
+  });
+
+  it('does not take --help after -- for a help request', async () => {
+    const r = await cli('--', '--help');
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('convert: error: no input model');
   });
 });
 

@@ -1,7 +1,8 @@
 // `convert --help`, `convert passes`, `diff` and a weight-only conversion must not load
 // onnxruntime-node or @huggingface/transformers (issue 16): the compiled CLI runs under a
 // module-resolution hook that reports every import of either, and a calibrated conversion
-// shows that the hook does see them.
+// shows that the hook does see them. `--help` and `--version` load neither yargs nor any
+// command's code (importing yargs alone took about as long as starting Node).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -20,6 +21,7 @@ writeFileSync(
   `export async function resolve(specifier, context, next) {
   const r = await next(specifier, context);
   if (/\\/node_modules\\/(onnxruntime-node|@huggingface\\/transformers)\\//.test(r.url)) process.stderr.write('heavy module loaded: ' + r.url + '\\n');
+  if (/\\/node_modules\\/yargs\\/|\\/dist\\/src\\/cli\\/[a-z]+-command\\.js$/.test(r.url)) process.stderr.write('parser or command loaded: ' + r.url + '\\n');
   return r;
 }
 `,
@@ -41,6 +43,20 @@ describe('the compiled CLI loads onnxruntime and transformers only when calibrat
     const r = convert(...args);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).not.toContain('heavy module loaded');
+  });
+
+  it.each(['--help', 'passes --help', '--version'])('%s loads neither yargs nor the commands', (args) => {
+    const r = convert(...args.split(' '));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).not.toBe('');
+    expect(r.stderr).toBe('');
+  });
+
+  it('a command loads yargs and its code (the hook sees them)', () => {
+    const r = convert('passes');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/parser or command loaded: .*\/yargs\//);
+    expect(r.stderr).toMatch(/parser or command loaded: .*passes-command\.js/);
   });
 
   it('a calibrated conversion loads onnxruntime-node (the hook sees it)', () => {

@@ -1,0 +1,72 @@
+/**
+ * Parses a command line with yargs and runs the command it names. Imported by `run()` only
+ * when a command is to run (help and version are answered without it, help.ts).
+ */
+import yargs from 'yargs';
+import type { CliCommand } from './command.ts';
+import { formatError, UsageError } from './errors.ts';
+import { renderHelp } from './help.ts';
+import type { CliIO } from './io.ts';
+import { GLOBAL_OPTIONS, type CommandSpec } from './specs.ts';
+import { VERSION } from '../version.ts';
+
+/**
+ * Parses `argv` against `commands`' declarations and runs the command it names.
+ * @returns the exit code: the command's, or 1 on any error (printed as one line to `io.err`)
+ */
+export async function parseAndRun(argv: readonly string[], io: CliIO, commands: readonly CliCommand[], width: number): Promise<number> {
+  const debug = argv.includes('--debug');
+  let code = 0;
+  let parser = yargs([...argv])
+    .scriptName('convert')
+    .parserConfiguration({
+      // Pass options keep their kebab-case keys and their text: resolveOptions coerces them.
+      'camel-case-expansion': false,
+      'parse-numbers': false,
+      'parse-positional-numbers': false,
+      'strip-aliased': true,
+      'dot-notation': true,
+    })
+    .exitProcess(false)
+    .showHelpOnFail(false)
+    // run() answers --help and --version before parsing; declared here so that strict
+    // commands know them (and a spelling run() did not catch still gets the help).
+    .help(false)
+    .version(false)
+    .fail((message, error) => {
+      // yargs' own usage errors come as a message; errors thrown by a command come as `error`.
+      throw error ?? new UsageError(usageMessage(message));
+    });
+  for (const [name, o] of Object.entries(GLOBAL_OPTIONS)) parser = parser.option(name, { type: o.type, alias: o.alias, global: true, describe: o.describe });
+  for (const c of commands) {
+    parser = parser.command({
+      command: c.spec.command,
+      describe: c.spec.describe,
+      builder: (y) => declare(y, c.spec),
+      handler: async (args) => {
+        if (args.help === true) io.out(renderHelp(c.spec, commands.map((x) => x.spec), width));
+        else if (args.version === true) io.out(`${VERSION}\n`);
+        else code = await c.run(args as Record<string, unknown>, io);
+      },
+    });
+  }
+  try {
+    await parser.parseAsync([...argv]);
+  } catch (e) {
+    io.err(formatError(e, debug));
+    return 1;
+  }
+  return code;
+}
+
+/** Registers a command's positionals and options with yargs. */
+function declare<T>(y: import('yargs').Argv<T>, spec: CommandSpec): import('yargs').Argv<T> {
+  for (const [name, describe] of Object.entries(spec.positionals)) y = y.positional(name, { type: 'string', describe });
+  for (const [name, o] of Object.entries(spec.options)) y = y.option(name, { type: o.type, alias: o.alias, describe: o.describe });
+  return spec.strict ? y.strict() : y;
+}
+
+function usageMessage(message: string): string {
+  if (/^Not enough non-option arguments/.test(message)) return 'no input model; usage: convert <input.onnx> -o <output.onnx> (see convert --help)';
+  return `${message} (see convert --help)`;
+}
