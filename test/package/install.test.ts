@@ -78,6 +78,11 @@ describe('the packed tarball installed in an empty project', () => {
     const files = packed.files.map((f) => f.path);
     for (const f of ['package.json', 'README.md', 'bin/convert.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/index.js.map', 'dist/src/cli/main.js']) expect(files).toContain(f);
     expect(files.filter((f) => /^(test|bench|\.ci|examples|scripts)\/|\.test\.|fixtures/.test(f))).toEqual([]);
+    // The README's links into docs/ resolve in the installed package too; the generated API reference is not packed.
+    const linked = [...readFileSync(join(ROOT, 'README.md'), 'utf8').matchAll(/\]\((docs\/[\w.-]+\.md)\)/g)].map((m) => m[1]!).filter((f) => existsSync(join(ROOT, f)));
+    expect(linked).toContain('docs/benchmarks.md');
+    for (const f of linked) expect(files).toContain(f);
+    expect(files.filter((f) => f.startsWith('docs/api/'))).toEqual([]);
     const pkg = JSON.parse(readFileSync(join(project, 'node_modules/qarvd/package.json'), 'utf8')) as Record<string, unknown>;
     expect(pkg.private).toBeUndefined();
   });
