@@ -47,4 +47,35 @@ describe('Gram statistics', () => {
     const sumA = [5, 7, 9];
     for (let k = 0; k < K; k++) expect(mean[k]).toBeCloseTo((2 * 2 * sumA[k]! + 0.5 * b[k]!) / 8.5, 12);
   });
+
+  it('keeps even and odd samples apart: the whole is their sum, each fold its own H, μ and weight', () => {
+    const K = 2;
+    const even = Float32Array.from([1, 2, 3, -1]);
+    const odd = Float32Array.from([0, 4]);
+    const s = new GramStats(K);
+    s.addRows(0, even, 0);
+    s.addProduct(0, Float32Array.from(gramF64(even, K)), 2, 0);
+    s.addRows(0, odd, 1);
+    s.addProduct(0, Float32Array.from(gramF64(odd, K)), 1, 1);
+    const whole = s.combine([0], [3]);
+    expect(whole.folds).toBeDefined();
+    const [a, b] = whole.folds!;
+    const ge = gramF64(even, K);
+    const go = gramF64(odd, K);
+    for (let i = 0; i < K * K; i++) {
+      expect(a.h[i]).toBeCloseTo(3 * ge[i]!, 12);
+      expect(b.h[i]).toBeCloseTo(3 * go[i]!, 12);
+      expect(whole.h[i]).toBeCloseTo(a.h[i]! + b.h[i]!, 12);
+    }
+    expect([a.weight, b.weight, whole.weight]).toEqual([6, 3, 9]);
+    expect([...a.mean]).toEqual([2, 0.5]);
+    expect([...b.mean]).toEqual([0, 4]);
+    expect(whole.mean[0]).toBeCloseTo(4 / 3, 12);
+    expect(whole.mean[1]).toBeCloseTo(5 / 3, 12);
+    // One sample (only fold 0 saw rows): no folds to cross-validate with.
+    const one = new GramStats(K);
+    one.addRows(0, even, 0);
+    one.addProduct(0, Float32Array.from(ge), 2, 0);
+    expect(one.combine([0], [1]).folds).toBeUndefined();
+  });
 });

@@ -72,6 +72,9 @@ describe('tiny-arvd: reconstruction from calibration statistics', () => {
       for (const l of layers) {
         const r = l.reconstruction!;
         expect(r.method, l.name).toBe('gptq');
+        // damp auto: every candidate's two-fold held-out error, the kept one the lowest.
+        expect(Object.keys(r.heldOut!).sort(), l.name).toEqual(['0.01', '0.1', '1', 'rtn']);
+        expect(r.heldOut![String(r.damp)], l.name).toBe(Math.min(...Object.values(r.heldOut!)));
         expect(r.error.final, l.name).toBeLessThanOrEqual(r.error.rtn);
         expect(r.errorCorrected, l.name).toBeLessThanOrEqual(r.error.final);
         if (l.splitChoice) expect(l.mode, l.name).toBe(l.splitChoice.dual < l.splitChoice.single ? 'dual' : 'single');

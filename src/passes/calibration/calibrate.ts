@@ -43,6 +43,8 @@ export interface CalibrateOptions {
   frameWeighting?: boolean;
   /** A sensitivity curve file to use instead of measuring it. */
   sensitivityFile?: string;
+  /** A sensitivity curve already measured (sequential stages reuse the first stage's); its chunks must be the collected ones. */
+  sensitivityCurve?: SensitivityCurve;
   /** Rollouts S1 averages over (the first n samples); 0 or undefined: all. */
   sensitivitySamples?: number;
   /** α = 1 on dual-scale layers (the reference code's choice; default true). */
@@ -106,7 +108,10 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     t0 = performance.now();
     let sensitivity: SensitivityCurve | null = null;
     const frameWeighting = options.frameWeighting ?? true;
-    if (frameWeighting && options.sensitivityFile) {
+    if (frameWeighting && options.sensitivityCurve) {
+      sensitivity = options.sensitivityCurve;
+      if (sensitivity.chunks.join() !== chunks.join()) throw new CalibrationError(calib.origin, `the calibration ran chunks ${chunks.join(', ')}, but the sensitivity curve given covers chunks ${sensitivity.chunks.join(', ')}`);
+    } else if (frameWeighting && options.sensitivityFile) {
       sensitivity = readSensitivityFile(options.sensitivityFile, chunks);
     } else if (frameWeighting && calib.module.rollout) {
       sensitivity = await withPlainCopy(model, config, options.selection ?? {}, ranges, (path) =>
@@ -161,7 +166,7 @@ export function checkFiniteRanges(ranges: ActivationRanges, calib: LoadedCalibra
 const GRAM_BUDGET_BYTES = 8 * 2 ** 30;
 
 /**
- * Refuses a reconstruction whose Gram matrices (8·K² bytes per layer input and chunk) could
+ * Refuses a reconstruction whose Gram matrices (16·K² bytes per layer input and chunk: two folds of 8·K²) could
  * not fit: the chunk count is not known yet, so the check is per chunk, naming the largest input.
  */
 function checkGramMemory(layers: LinearLayer[]): void {
@@ -170,7 +175,7 @@ function checkGramMemory(layers: LinearLayer[]): void {
   let bytes = 0;
   let largest: LinearLayer | undefined;
   for (const l of inputs.values()) {
-    bytes += 8 * l.K * l.K;
+    bytes += 16 * l.K * l.K;
     if (!largest || l.K > largest.K) largest = l;
   }
   if (bytes > GRAM_BUDGET_BYTES) {

@@ -5,7 +5,7 @@ import type { ActivationRanges } from '../quant/quantize-layers.ts';
 import { chunkTag, contextFor, drawSample, resultValues } from './samples.ts';
 import { CalibrationError, type LoadedCalibration, type RunFn } from './module.ts';
 import { CalibrationSession } from './session.ts';
-import { GramSessions, GramStats } from './gram.ts';
+import { foldOf, GramSessions, GramStats } from './gram.ts';
 import { TensorStats } from './tensor-stats.ts';
 
 /** Rows kept per observed tensor and chunk when not told otherwise. */
@@ -82,8 +82,8 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
       stats.add(t.data, chunk);
       const gram = grams?.get(v);
       if (gram && t.data.length > 0) {
-        gram.addRows(chunk, t.data);
-        if (sampledCall) gram.addProduct(chunk, await gramSessions!.product(t.data, stats.channels), t.data.length / stats.channels);
+        gram.addRows(chunk, t.data, foldOf(sample));
+        if (sampledCall) gram.addProduct(chunk, await gramSessions!.product(t.data, stats.channels), t.data.length / stats.channels, foldOf(sample));
       }
     }
     calls.set(chunk, (calls.get(chunk) ?? 0) + 1);

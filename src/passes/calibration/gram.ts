@@ -11,7 +11,11 @@
  * calls keeps that from growing with the number of samples, as a float32 running sum would.
  * Row sums are float64 throughout.
  *
- * Memory: 8·K² bytes per tensor and chunk, independent of the number of samples.
+ * Two folds: the sums are kept apart for even and odd samples, so that reconstruction can
+ * check a choice made on one half of the calibration samples against the other half (the
+ * `damp auto` cross-validation); the whole set is their sum.
+ *
+ * Memory: 16·K² bytes per tensor and chunk (two folds), independent of the number of samples.
  */
 import type * as ort from 'onnxruntime-node';
 import { importOnnxruntime } from '../../runtime/optional-import.ts';
@@ -46,18 +50,27 @@ export interface ReconStats {
   mean: Float64Array;
   /** `Σ_c α_c n_c` over the rows in H: the weight H is a sum over (H / weight is the weighted second moment). */
   weight: number;
+  /**
+   * The same statistics of the even and of the odd calibration samples (their sum is this),
+   * for choices checked on held-out samples; absent with fewer than two samples with rows.
+   */
+  folds?: [ReconStats, ReconStats];
 }
+
+/** Calibration samples fall into two folds by the parity of their index. */
+export const foldOf = (sample: number): 0 | 1 => (sample % 2) as 0 | 1;
 
 /** Per-chunk Gram statistics of one observed tensor (`[..., K]`). */
 export class GramStats {
-  private readonly byChunk = new Map<number, ChunkGram>();
+  /** Per chunk: the sums of fold 0 and fold 1. */
+  private readonly byChunk = new Map<number, [ChunkGram, ChunkGram]>();
 
   constructor(readonly channels: number) {}
 
-  /** Folds one call's rows into the chunk's row sum (every call). */
-  addRows(chunk: number, data: Float32Array): void {
+  /** Adds one call's rows to the chunk's row sum (every call), in the sample's fold. */
+  addRows(chunk: number, data: Float32Array, fold: 0 | 1 = 0): void {
     const K = this.channels;
-    const c = this.chunkSums(chunk);
+    const c = this.chunkSums(chunk)[fold];
     const rows = data.length / K;
     for (let r = 0; r < rows; r++) {
       const at = r * K;
@@ -66,37 +79,56 @@ export class GramStats {
     c.rows += rows;
   }
 
-  /** Folds one call's `XᵀX` (K×K float32, `rows` rows) into the chunk's Gram matrix. */
-  addProduct(chunk: number, product: Float32Array, rows: number): void {
-    const c = this.chunkSums(chunk);
+  /** Adds one call's `XᵀX` (K×K float32, `rows` rows) to the chunk's Gram matrix, in the sample's fold. */
+  addProduct(chunk: number, product: Float32Array, rows: number, fold: 0 | 1 = 0): void {
+    const c = this.chunkSums(chunk)[fold];
     const { gram } = c;
     for (let i = 0; i < gram.length; i++) gram[i] += product[i]!;
     c.gramRows += rows;
   }
 
-  private chunkSums(chunk: number): ChunkGram {
+  private chunkSums(chunk: number): [ChunkGram, ChunkGram] {
     let c = this.byChunk.get(chunk);
     if (!c) {
       const K = this.channels;
-      c = { gram: new Float64Array(K * K), gramRows: 0, sum: new Float64Array(K), rows: 0 };
+      const empty = (): ChunkGram => ({ gram: new Float64Array(K * K), gramRows: 0, sum: new Float64Array(K), rows: 0 });
+      c = [empty(), empty()];
       this.byChunk.set(chunk, c);
     }
     return c;
   }
 
-  chunk(c: number): ChunkGram | undefined {
-    return this.byChunk.get(c);
+  /** The sums of one fold of a chunk. */
+  chunk(c: number, fold: 0 | 1 = 0): ChunkGram | undefined {
+    return this.byChunk.get(c)?.[fold];
   }
 
-  /** `H`, `μ` and the total weight with chunk `chunks[j]` weighted by `alpha[j]`. */
+  /**
+   * `H`, `μ` and the total weight with chunk `chunks[j]` weighted by `alpha[j]`, with the
+   * two folds' own statistics beside them when both saw rows.
+   */
   combine(chunks: readonly number[], alpha: readonly number[]): ReconStats {
+    const folds = [this.combineFold(chunks, alpha, 0), this.combineFold(chunks, alpha, 1)] as const;
+    const [a, b] = folds;
+    const K = this.channels;
+    const h = new Float64Array(K * K);
+    for (let i = 0; i < h.length; i++) h[i] = a.h[i]! + b.h[i]!;
+    const meanWeight = a.meanWeight + b.meanWeight;
+    const mean = new Float64Array(K);
+    for (let k = 0; k < K; k++) mean[k] = meanWeight > 0 ? (a.mean[k]! * a.meanWeight + b.mean[k]! * b.meanWeight) / meanWeight : 0;
+    const whole: ReconStats = { K, h, mean, weight: a.weight + b.weight };
+    if (a.weight > 0 && b.weight > 0) whole.folds = [strip(a), strip(b)];
+    return whole;
+  }
+
+  private combineFold(chunks: readonly number[], alpha: readonly number[], fold: 0 | 1): ReconStats & { meanWeight: number } {
     const K = this.channels;
     const h = new Float64Array(K * K);
     const total = new Float64Array(K);
     let weight = 0;
     let meanWeight = 0;
     chunks.forEach((chunk, j) => {
-      const c = this.byChunk.get(chunk);
+      const c = this.byChunk.get(chunk)?.[fold];
       if (!c) return;
       // A chunk's Gram may cover a sample of its calls (gram-stride): scaled to all its rows, so
       // the chunks keep their α-weighted shares of H.
@@ -108,8 +140,13 @@ export class GramStats {
       meanWeight += a * c.rows;
     });
     const mean = total.map((v) => (meanWeight > 0 ? v / meanWeight : 0));
-    return { K, h, mean, weight };
+    return { K, h, mean, weight, meanWeight };
   }
+}
+
+/** A fold's statistics without its bookkeeping field. */
+function strip({ K, h, mean, weight }: ReconStats): ReconStats {
+  return { K, h, mean, weight };
 }
 
 /**

@@ -6,10 +6,11 @@
  * module. `H` is K² numbers per input (too big for the JSON table).
  *
  * Layout: the 8 bytes `QARVDREC`, a little-endian uint32 header length, the JSON header
- * `{ version, inputs: [{ layers, K, weight, offset }], activation: [{ layer, form, K, offset }] }`
- * padded with spaces to a multiple of 8 bytes, then per input `H` (K·K) and `μ` (K), and per
- * activation entry K values, as little-endian float64 at `offset` (bytes from the start of
- * the data).
+ * `{ version, inputs: [{ layers, K, weight, offset, folds? }], activation: [{ layer, form, K, offset }] }`
+ * padded with spaces to a multiple of 8 bytes, then per input `H` (K·K) and `μ` (K) — followed,
+ * when `folds` gives the two folds' weights, by each fold's `H` and `μ` (`damp auto` needs
+ * them) — and per activation entry K values, as little-endian float64 at `offset` (bytes from
+ * the start of the data). Version 1 files (no folds) are still read.
  */
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -17,7 +18,9 @@ import type { ActivationShift } from './activation-shift.ts';
 import type { ReconStats } from './gram.ts';
 
 const MAGIC = 'QARVDREC';
-const VERSION = 1;
+const VERSION = 2;
+/** Versions this build reads. */
+const READS = [1, 2];
 
 /** The side file's path for a calibration table. */
 export function reconFileOf(tablePath: string): string {
@@ -26,7 +29,7 @@ export function reconFileOf(tablePath: string): string {
 
 interface Header {
   version: number;
-  inputs: { layers: string[]; K: number; weight: number; offset: number }[];
+  inputs: { layers: string[]; K: number; weight: number; offset: number; folds?: [number, number] }[];
   activation?: { layer: string; form: keyof ActivationShift; K: number; offset: number }[];
 }
 
@@ -43,8 +46,8 @@ export function writeReconFile(path: string, stats: Map<string, ReconStats>, act
   const header: Header = { version: VERSION, inputs: [] };
   let offset = 0;
   for (const [s, layers] of groups) {
-    header.inputs.push({ layers, K: s.K, weight: s.weight, offset });
-    offset += 8 * (s.K * s.K + s.K);
+    header.inputs.push({ layers, K: s.K, weight: s.weight, offset, ...(s.folds ? { folds: [s.folds[0].weight, s.folds[1].weight] as [number, number] } : {}) });
+    offset += 8 * (s.K * s.K + s.K) * (s.folds ? 3 : 1);
   }
   const vectors: Float64Array[] = [];
   if (activation) {
@@ -71,8 +74,10 @@ export function writeReconFile(path: string, stats: Map<string, ReconStats>, act
     writeSync(fd, head);
     writeSync(fd, Buffer.from(json));
     for (const s of groups.keys()) {
-      writeSync(fd, littleEndian(s.h));
-      writeSync(fd, littleEndian(s.mean));
+      for (const part of [s, ...(s.folds ?? [])]) {
+        writeSync(fd, littleEndian(part.h));
+        writeSync(fd, littleEndian(part.mean));
+      }
     }
     for (const v of vectors) writeSync(fd, littleEndian(v));
     closeSync(fd);
@@ -105,14 +110,20 @@ export function readReconFile(path: string): ReconFile {
   } catch (e) {
     return fail(`has a malformed header (${(e as Error).message})`);
   }
-  if (header.version !== VERSION || !Array.isArray(header.inputs)) fail(`has version ${String(header.version)}; this build reads version ${VERSION}`);
+  if (!READS.includes(header.version) || !Array.isArray(header.inputs)) fail(`has version ${String(header.version)}; this build reads versions ${READS.join(' and ')}`);
   const out = new Map<string, ReconStats>();
   for (const entry of header.inputs) {
-    const { K, weight, offset, layers } = entry;
-    const end = start + offset + 8 * (K * K + K);
+    const { K, weight, offset, layers, folds } = entry;
+    const parts = folds ? 3 : 1;
+    const end = start + offset + 8 * (K * K + K) * parts;
     if (!(Number.isInteger(K) && K > 0) || end > bytes.length) fail(`is truncated (input of layers ${layers.join(', ')} needs bytes up to ${end}, the file has ${bytes.length})`);
-    const values = readFloat64(bytes, start + offset, K * K + K);
-    const stats: ReconStats = { K, h: values.subarray(0, K * K), mean: values.subarray(K * K), weight };
+    const values = readFloat64(bytes, start + offset, (K * K + K) * parts);
+    const part = (i: number, w: number): ReconStats => {
+      const at = i * (K * K + K);
+      return { K, h: values.subarray(at, at + K * K), mean: values.subarray(at + K * K, at + K * K + K), weight: w };
+    };
+    const stats = part(0, weight);
+    if (folds) stats.folds = [part(1, folds[0]), part(2, folds[1])];
     for (const name of layers) out.set(name, stats);
   }
   if (!header.activation) return { stats: out };

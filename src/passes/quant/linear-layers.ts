@@ -55,6 +55,8 @@ export interface LayerSelection {
   exclude?: readonly string[];
   /** Smallest input-channel count worth quantizing (default {@link DEFAULT_MIN_K}). */
   minK?: number;
+  /** Only these node names (a stage of sequential reconstruction), on top of include/exclude. */
+  names?: ReadonlySet<string>;
 }
 
 /**
@@ -93,6 +95,7 @@ export function findLinearLayers(graph: Graph, selection: LayerSelection = {}): 
     }
     if (result.K < minK) skipped.push(skip(result, `K = ${result.K} is below min-k ${minK}`));
     else if (!selectedByGlobs(name, include, exclude)) skipped.push(skip(result, 'not selected by include/exclude'));
+    else if (selection.names && !selection.names.has(name)) skipped.push(skip(result, 'not in this stage'));
     else layers.push(result);
   }
   return rejectSharedWeights(layers, skipped);

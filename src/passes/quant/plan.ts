@@ -84,6 +84,10 @@ export interface LayerReconstruction {
   activationShift?: number;
   /** Dead input channels (never non-zero in calibration). */
   dead: number;
+  /** GPTQ's damping fraction, or `rtn` where `damp auto` chose round to nearest. */
+  damp?: number | 'rtn';
+  /** `damp auto`: each candidate's two-fold held-out error per row (after bias correction when on). */
+  heldOut?: Record<string, number>;
 }
 
 /**

@@ -3,6 +3,7 @@ import { DEFAULT_MIN_K } from './linear-layers.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from './config.ts';
 import { DEFAULT_SMOOTH_ALPHA } from './smooth.ts';
 import { DEFAULT_GPTQ_DAMP } from '../../kernels/gptq.ts';
+import { DAMP_CANDIDATES } from './reconstruct.ts';
 import { checkOptionRanges } from './option-ranges.ts';
 import { DEFAULT_CALIB_TIMEOUT_S } from '../calibration/supervise.ts';
 
@@ -55,7 +56,16 @@ export const RECONSTRUCTION_OPTIONS = {
     default: 1,
     help: 'build the Gram matrices from one calibration call in this many per chunk (row means still from every call): each call\'s XᵀX costs K² multiply-adds per row, more than the layer itself when K > N',
   },
-  damp: { type: 'number', default: DEFAULT_GPTQ_DAMP, help: 'GPTQ damping: add this fraction of the mean diagonal of H to its diagonal' },
+  damp: {
+    type: 'string',
+    default: 'auto',
+    help: `GPTQ damping: add this fraction of the mean diagonal of H to its diagonal; auto chooses per layer among ${DAMP_CANDIDATES.join(', ')} and round to nearest by two-fold cross-validation over the calibration samples (even/odd), the held-out error also deciding dual-scale auto (one sample: ${DEFAULT_GPTQ_DAMP})`,
+  },
+  sequential: {
+    type: 'boolean',
+    default: false,
+    help: 'collect each block\'s calibration statistics on a copy whose earlier blocks (blocks.N, layers.N, h.N in the node names) are already quantized, so each layer is fitted to the upstream error it will see; one more calibration pass per block',
+  },
   'act-order': { type: 'boolean', default: true, help: 'GPTQ: quantize input channels in descending order of their H diagonal' },
   ...biasCorrectionOption(true),
 } as const satisfies Record<string, PassOption>;
@@ -112,8 +122,10 @@ export interface SharedQuantValues {
   dualScale?: boolean | 'auto' | 'true' | 'false';
   /** Reconstruction (q-arvd; minmax never reconstructs). */
   reconstruct?: 'gptq' | 'none';
-  damp?: number;
+  /** `auto` or a damping fraction, as text. */
+  damp?: string;
   gramStride?: number;
+  sequential?: boolean;
   actOrder?: boolean;
   biasCorrection?: boolean;
   tau?: number;

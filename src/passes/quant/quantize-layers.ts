@@ -5,7 +5,7 @@ import { findLinearLayers, type LayerSelection, type SkippedLayer } from './line
 import { ensureDomain, raiseOpset } from './opset.ts';
 import { planLayer, type ChannelRanges, type LayerPlan, type LayerScales } from './plan.ts';
 import { layerEntry, type QuantReport, skippedEntry, totals } from './report.ts';
-import { reconstructPlan, type ReconstructOptions } from './reconstruct.ts';
+import { comparableError, reconstructPlan, type ReconstructOptions } from './reconstruct.ts';
 import { weightMatrix } from './layer-weights.ts';
 import { replaceLayer } from './rewire.ts';
 import type { ReconStats } from '../calibration/gram.ts';
@@ -63,7 +63,7 @@ export function quantizeLinearLayers(model: Model, config: QuantConfig, selectio
       plan = reconstructPlan(plan, w, stats, options, shifts?.[plan.mode]);
       if (recon.splitAuto && plan.mode === 'dual') {
         const single = reconstructPlan(planLayer(layer, { ...config, dualScale: false }, ranges?.get(layer.name), scales?.get(layer.name)), w, stats, options, shifts?.single);
-        const choice = { single: single.reconstruction!.errorCorrected, dual: plan.reconstruction!.errorCorrected };
+        const choice = { single: comparableError(single.reconstruction!), dual: comparableError(plan.reconstruction!) };
         // Ties keep the single quantizer: a split that does not help only costs a second MatMul.
         plan = choice.dual < choice.single ? plan : single;
         plan.splitChoice = choice;

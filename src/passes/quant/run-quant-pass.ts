@@ -10,13 +10,14 @@ import { findLinearLayers, type LayerSelection } from './linear-layers.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from './quantize-layers.ts';
 import { addCalibrationTable, type QuantReport } from './report.ts';
 import { splitAuto, toQuantConfig, type SharedQuantValues } from './quant-options.ts';
-import type { ReconstructOptions } from './reconstruct.ts';
+import { DAMP_CANDIDATES, type ReconstructOptions } from './reconstruct.ts';
 import type { ReconStats } from '../calibration/gram.ts';
 import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { SensitivityCurve } from '../calibration/sensitivity.ts';
 import { readReconFile, reconFileOf, writeReconFile } from '../calibration/recon-file.ts';
 import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable, smoothingSummary } from './smooth.ts';
 import { withSmoothedCopy } from './smooth-calibration.ts';
+import { calibrateSequentially } from './sequential.ts';
 import { refuseSubgraphLayers } from '../../hf/subgraph-check.ts';
 import { textCalibration } from '../../hf/text-calibration.ts';
 
@@ -97,7 +98,11 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       log: ctx.log,
     };
     let result: CalibrationResult;
-    if (options.smoothQuant) {
+    if (options.sequential) {
+      if (!wantStats) throw new Error('option sequential collects reconstruction statistics stage by stage: it needs reconstruct gptq or bias-correction true');
+      if (options.smoothQuant) throw new Error('option sequential cannot be combined with smooth-quant (the smoothed copy is calibrated in one stage)');
+      result = await calibrateSequentially(model, layers, calib, config, calibrateOptions, { selection, method, reconstruction: { options: reconstructOptions, splitAuto: splitAuto(options) }, log: ctx.log });
+    } else if (options.smoothQuant) {
       const alpha = options.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA;
       ({ smoothing, result } = await withSmoothedCopy(model, layers, calib, config, { selection, alpha, threads: options.calibThreads, log: ctx.log }, (copy, copyLayers) =>
         calibrate(copy, copyLayers, calib, config, calibrateOptions),
@@ -157,10 +162,13 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
 
 /** The reconstruction options of a pass (`minmax` declares only bias-correction: it rounds to nearest). */
 function reconstructOptionsOf(options: SharedQuantValues): ReconstructOptions {
-  if (options.damp !== undefined && !(options.damp >= 0)) throw new Error(`option damp must be ≥ 0, got ${options.damp}`);
+  const auto = options.damp === undefined || options.damp.trim() === 'auto';
+  const damp = auto ? undefined : Number(options.damp!.trim());
+  if (!auto && !(options.damp!.trim() !== '' && damp! >= 0 && Number.isFinite(damp))) throw new Error(`option damp must be auto or a number ≥ 0, got ${options.damp}`);
   return {
     method: options.reconstruct ?? 'none',
-    gptq: { damp: options.damp, actOrder: options.actOrder },
+    gptq: { damp, actOrder: options.actOrder },
+    ...(auto ? { dampCandidates: DAMP_CANDIDATES } : {}),
     biasCorrection: options.biasCorrection ?? false,
   };
 }
