@@ -451,7 +451,8 @@ function addWeightDq(g: Graph, w: Value, axis: 0 | 1): void {
   const zp = scalarInit(g, `${w.name}_zero_point`, DataType.INT8, new Uint8Array(channels), [channels]);
   const uses = w.uses();
   const dq = new Node({ opType: 'DequantizeLinear', name: fresh(g, `${w.name}_DequantizeLinear`), inputs: [qw, scale, zp], outputs: [fresh(g, `${w.name}_DequantizeLinear_Output`)], attributes: [attr.int('axis', axis)] });
-  g.insertBefore(uses[0]!.node, dq);
+  // Before the first node: a weight shared by several nodes must be dequantized before any of them.
+  insertAfterProducer(g, w, dq);
   for (const u of uses) u.node.setInput(u.inputIndex, dq.output());
 }
 
