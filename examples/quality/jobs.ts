@@ -20,7 +20,10 @@ import type { BitWidth, QualityRow } from './rows.ts';
 
 const CONVERT = fileURLToPath(new URL('../../bin/convert.js', import.meta.url));
 const ROLLOUT_MODULE = fileURLToPath(new URL('../tiny-arvd/rollout-module.ts', import.meta.url));
-const PASSES: Record<QualityRow['pass'], Pass<any>> = { minmax, 'q-arvd': qArvd };
+/** onnxruntime's quantizer reproduced (dev-time tooling, run through tsx in a child process). */
+const RECIPE_CLI = fileURLToPath(new URL('../../bench/peers/onnxruntime-recipe-cli.ts', import.meta.url));
+const RECIPES = ['static', 'nbits', 'dynamic'];
+const PASSES: Record<Exclude<QualityRow['pass'], 'onnxruntime'>, Pass<any>> = { minmax, 'q-arvd': qArvd };
 
 /** One `convert` run. */
 export interface QuantJob {
@@ -55,6 +58,7 @@ const cli = (v: string | number | boolean): string => String(v);
  * it does not declare an option or rejects a value (the row is then skipped).
  */
 export function rowOptions(row: QualityRow, bits: BitWidth, calib: string): { options: Record<string, string> } | { skip: string } {
+  if (row.pass === 'onnxruntime') return recipeOptions(row, calib);
   const pass = PASSES[row.pass];
   const pinned = Object.entries(row.pinned ?? {}).filter(([k]) => k in pass.options);
   const options: Record<string, string> = { ...bits.options, calib, 'calib-threads': '1' };
@@ -64,6 +68,15 @@ export function rowOptions(row: QualityRow, bits: BitWidth, calib: string): { op
   } catch (e) {
     return { skip: (e as Error).message.replace(/; valid keys: .*/, '') };
   }
+  return { options };
+}
+
+/** The options of an onnxruntime recipe row: its own, and the calibration module for the static recipe. */
+function recipeOptions(row: QualityRow, calib: string): { options: Record<string, string> } | { skip: string } {
+  const recipe = String(row.options.recipe);
+  if (!RECIPES.includes(recipe)) return { skip: `onnxruntime recipe '${recipe}' unknown; known: ${RECIPES.join(', ')}` };
+  const options: Record<string, string> = Object.fromEntries(Object.entries(row.options).map(([k, v]) => [k, cli(v)]));
+  if (recipe === 'static') options.calib = calib;
   return { options };
 }
 
@@ -138,14 +151,20 @@ export function convertArgs(job: QuantJob, fp32Path: string): string[] {
   return [fp32Path, '-o', job.output, '--pass', pass, ...Object.entries(options).flatMap(([k, v]) => [`--${pass}.${k}`, v])];
 }
 
-/** Runs `convert` with `args`; rejects with its stderr on failure. */
+/** The node arguments of a job: `convert`, or the onnxruntime recipe for the peer rows. */
+export function jobCommand(job: QuantJob, fp32Path: string): string[] {
+  if (job.row.pass !== 'onnxruntime') return [CONVERT, ...convertArgs(job, fp32Path)];
+  return ['--import', 'tsx', RECIPE_CLI, fp32Path, '-o', job.output, ...Object.entries(job.options).flatMap(([k, v]) => [`--${k}`, v])];
+}
+
+/** Runs node with `args`; rejects with its stderr on failure. */
 function runConvert(args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CONVERT, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`convert ${args.join(' ')} exited with ${code}:\n${stderr.trim()}`))));
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`node ${args.join(' ')} exited with ${code}:\n${stderr.trim()}`))));
   });
 }
 
@@ -174,7 +193,7 @@ export async function runJobs(jobs: QuantJob[], fp32Path: string, parallel: numb
       await acquire();
       const t0 = performance.now();
       try {
-        await runConvert(convertArgs(job, fp32Path));
+        await runConvert(jobCommand(job, fp32Path));
       } finally {
         release();
       }

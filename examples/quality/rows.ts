@@ -23,8 +23,12 @@ export const BIT_WIDTHS: readonly BitWidth[] = [
 /** One configuration of the table. */
 export interface QualityRow {
   label: string;
-  pass: 'minmax' | 'q-arvd';
-  /** Pass options (`--<pass>.<key> <value>`); the row is skipped if the pass rejects one. */
+  /**
+   * The pass, or `onnxruntime`: onnxruntime's own quantizer as reproduced by
+   * `bench/peers/onnxruntime-recipe.ts` (the peer rows; `options.recipe` names the recipe).
+   */
+  pass: 'minmax' | 'q-arvd' | 'onnxruntime';
+  /** Pass options (`--<pass>.<key> <value>`), or the recipe's; the row is skipped if the pass rejects one. */
   options: Record<string, string | number | boolean>;
   /**
    * Options applied only when the pass declares them: they pin a row's meaning across a
@@ -39,6 +43,7 @@ export interface QualityRow {
 /** What today's q-arvd does, pinned against the defaults issue 14 changes. */
 const TODAY = { reconstruct: 'none', 'bias-correction': false } as const;
 const W4_ONLY = ['W4'] as const;
+const W8A8_ONLY = ['W8A8'] as const;
 
 /** The table's rows, in order within a bit-width. */
 export const ROWS: readonly QualityRow[] = [
@@ -57,4 +62,9 @@ export const ROWS: readonly QualityRow[] = [
   { label: 'minmax block 32', pass: 'minmax', options: { 'block-size': 32 }, bits: W4_ONLY },
   { label: 'q-arvd GPTQ block 32 dual auto', pass: 'q-arvd', options: { reconstruct: 'gptq', 'block-size': 32, 'dual-scale': 'auto' }, bits: W4_ONLY },
   { label: 'q-arvd GPTQ block 32 dual off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'block-size': 32, 'dual-scale': false }, bits: W4_ONLY },
+  // The peer (issue 14): onnxruntime's quantize_static (QDQ, per-channel int8 weights, uint8
+  // MinMax activations on every MatMul) on the same calibration rollouts, and its 4-bit
+  // MatMulNBits (RTN, block 32, asymmetric, accuracy level 4). docs/peers.md has the recipe.
+  { label: 'onnxruntime quantize_static W8A8', pass: 'onnxruntime', options: { recipe: 'static' }, bits: W8A8_ONLY },
+  { label: 'onnxruntime MatMulNBits W4 block32 RTN', pass: 'onnxruntime', options: { recipe: 'nbits', 'block-size': 32, 'accuracy-level': 4 }, bits: W4_ONLY },
 ];

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatQuality, MODELS, runQuality } from '../../examples/quality/harness.ts';
-import { convertArgs, planJobs, rowOptions, runJobs } from '../../examples/quality/jobs.ts';
+import { convertArgs, jobCommand, planJobs, rowOptions, runJobs } from '../../examples/quality/jobs.ts';
 import { BIT_WIDTHS, type QualityRow, ROWS } from '../../examples/quality/rows.ts';
 
 const out = mkdtempSync(join(tmpdir(), 'qarvd-quality-'));
@@ -53,6 +53,23 @@ describe('quality plan', () => {
     await runJobs(jobs, 'missing.onnx', 2, undefined, true);
     expect(jobs.map((j) => j.ms)).toEqual([NaN, NaN]);
     for (const j of [...jobs.map((x) => x.output), jobs[1].saves!]) rmSync(j);
+  });
+
+  it('runs the onnxruntime peer rows through the recipe command, the static one on the draw\'s calibration module', () => {
+    const peers = ROWS.filter((r) => r.pass === 'onnxruntime');
+    expect(peers.map((r) => [r.label, r.bits])).toEqual([
+      ['onnxruntime quantize_static W8A8', ['W8A8']],
+      ['onnxruntime MatMulNBits W4 block32 RTN', ['W4']],
+    ]);
+    const { jobs, skipped } = planJobs(peers, [bits('W8A8'), bits('W4')], ['a.ts', 'b.ts'], out);
+    expect(skipped).toEqual([]);
+    expect(jobs.map((j) => j.id)).toEqual(['onnxruntime-quantize-static-W8A8-W8A8-d0', 'onnxruntime-quantize-static-W8A8-W8A8-d1', 'onnxruntime-MatMulNBits-W4-block32-RTN-W4-d0', 'onnxruntime-MatMulNBits-W4-block32-RTN-W4-d1']);
+    const cmd = jobCommand(jobs[1]!, 'm.onnx');
+    expect(cmd.slice(0, 2)).toEqual(['--import', 'tsx']);
+    expect(cmd[2]).toMatch(/bench\/peers\/onnxruntime-recipe-cli\.ts$/);
+    expect(cmd.slice(3)).toEqual(['m.onnx', '-o', jobs[1]!.output, '--recipe', 'static', '--calib', 'b.ts']);
+    expect(jobCommand(jobs[2]!, 'm.onnx').slice(3)).toEqual(['m.onnx', '-o', jobs[2]!.output, '--recipe', 'nbits', '--block-size', '32', '--accuracy-level', '4']);
+    expect(rowOptions({ label: 'x', pass: 'onnxruntime', options: { recipe: 'awq' } }, bits('W4'), 'c.ts')).toEqual({ skip: "onnxruntime recipe 'awq' unknown; known: static, nbits, dynamic" });
   });
 
   it('lists today\'s rows and the future ones at every bit-width the issue asks for', () => {
