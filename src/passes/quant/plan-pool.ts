@@ -32,14 +32,15 @@ export function planTransfers(plan: WeightPlan): ArrayBuffer[] {
   return [...buffers];
 }
 
-/** The worker's module: the compiled one beside this file, or the TypeScript source under tsx. */
-function workerScript(): { url: URL; execArgv?: string[] } {
-  const source = import.meta.url.endsWith('.ts');
-  const url = new URL(source ? './plan-worker.ts' : './plan-worker.js', import.meta.url);
-  if (!source) return { url };
-  // Running from source: the worker needs tsx to load TypeScript as this thread did.
-  const hasTsx = process.execArgv.some((a) => a.includes('tsx'));
-  return { url, execArgv: hasTsx ? process.execArgv : [...process.execArgv, '--import', 'tsx'] };
+/**
+ * A worker of the compiled module beside this file; when this file is the TypeScript source
+ * (tests, benchmarks), a worker that registers tsx first and then imports the source.
+ */
+function startWorker(): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./plan-worker.js', import.meta.url));
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const source = new URL('./plan-worker.ts', import.meta.url).href;
+  return new Worker(`import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(source)}); });`, { eval: true });
 }
 
 /** A fixed set of worker threads, each answering plan requests in the order it got them. */
@@ -51,9 +52,8 @@ export class PlanPool {
   private failure: Error | undefined;
 
   constructor(threads: number) {
-    const { url, execArgv } = workerScript();
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(url, execArgv ? { execArgv } : {});
+      const w = startWorker();
       w.on('message', (m: PlanReply) => this.settle(m));
       w.on('error', (e) => this.fail(e as Error));
       w.on('exit', (code) => {

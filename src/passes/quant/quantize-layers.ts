@@ -6,6 +6,7 @@ import { ensureDomain, raiseOpset } from './opset.ts';
 import { planLayer, type ChannelRanges, type LayerPlan, type LayerScales, type WeightPlan } from './plan.ts';
 import { PlanPool } from './plan-pool.ts';
 import { SpillFile } from '../../graph/serde/spill-file.ts';
+import { EXTERNAL_THRESHOLD_BYTES } from '../../graph/serde/external-sink.ts';
 import type { Node } from '../../graph/ir/node.ts';
 import { layerEntry, type QuantReport, skippedEntry, totals } from './report.ts';
 import { reconstructPlan, type ReconstructOptions } from './reconstruct.ts';
@@ -67,7 +68,11 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
     const ahead = new Map<number, Promise<WeightPlan>>();
     const submit = (i: number) => {
       const layer = layers[i];
-      if (layer) ahead.set(i, pool.plan(layerWeightForWorker(layer), layer.K, layer.N, config));
+      if (!layer) return;
+      const planned = pool.plan(layerWeightForWorker(layer), layer.K, layer.N, config);
+      // A failure is thrown where this layer's plan is awaited, not as an unhandled rejection.
+      planned.catch(() => undefined);
+      ahead.set(i, planned);
     };
     for (let i = 0; i < window; i++) submit(i);
     for (let i = 0; i < layers.length; i++) {
@@ -167,8 +172,8 @@ class LayerQuantizer {
   }
 }
 
-/** Tensors smaller than this stay in memory: spilling them saves nothing worth a write. */
-const SPILL_MIN_BYTES = 64 * 1024;
+/** Tensors that a save with external data would keep inline stay in memory. */
+const SPILL_MIN_BYTES = EXTERNAL_THRESHOLD_BYTES;
 /** What a plan's branches hold once their quantized weights are in the graph. */
 const EMPTY = new Int8Array(0);
 
