@@ -49,8 +49,10 @@ function blockRows(size: number, blockSize: number | undefined): number {
  * Min/max scales and zero points of each group, per output channel or per block of
  * `blockSize` rows of the group (`[ceil(rows / B), N]`), as `computeParamsBlocked` gives for
  * the group's rows.
+ * @param norms when given, also receives `channelNorms` of the weight (row k's L2 norm,
+ *   summed in float64 in the same order): one pass over the weight serves both
  */
-export function groupParams(w: Float32Array, K: number, N: number, groups: RowGroups, blockSize: number | undefined, type: QuantType, symmetric: boolean): QuantParams[] {
+export function groupParams(w: Float32Array, K: number, N: number, groups: RowGroups, blockSize: number | undefined, type: QuantType, symmetric: boolean, norms?: Float64Array): QuantParams[] {
   if (w.length !== K * N) throw new RangeError(`groupParams: length ${w.length} is not K·N = ${K}·${N}`);
   const B = groups.sizes.map((s) => blockRows(s, blockSize));
   const lo = groups.sizes.map((s, g) => new Float64Array(Math.ceil(s / B[g]!) * N).fill(Infinity));
@@ -63,11 +65,14 @@ export function groupParams(w: Float32Array, K: number, N: number, groups: RowGr
     const h = hi[g]!;
     const p = Math.floor(i / B[g]!) * N;
     const row = k * N;
+    let acc = 0;
     for (let n = 0; n < N; n++) {
       const v = w[row + n]!;
       if (v < l[p + n]!) l[p + n] = v;
       if (v > h[p + n]!) h[p + n] = v;
+      acc += v * v;
     }
+    if (norms) norms[k] = Math.sqrt(acc);
   }
   return lo.map((l, g) => {
     const scales = new Float32Array(l.length);

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { computeParamsBlocked, dequantizeBlocked, packInt4, quantizeBlocked, type QuantType } from '../../src/kernels/quantize.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
+import { channelNorms } from '../../src/kernels/statistics.ts';
 import { allRows, groupParams, quantizeGroups, relativeErrorOf, rowGroups } from '../../src/kernels/row-groups.ts';
 
 /** The old path: copy each group's rows, quantize them, reassemble the dequantized rows in order. */
@@ -70,6 +71,13 @@ describe('quantizeGroups', () => {
         expect(kept.wq![g]).toEqual(r.wq);
       });
     }
+  });
+
+  it('gives channelNorms\' row norms from the same pass, bit for bit', () => {
+    const w = weight(12, K, N);
+    const norms = new Float64Array(K);
+    groupParams(w, K, N, allRows(K), undefined, 'uint8', false, norms);
+    expect(norms).toEqual(channelNorms(w, K, N));
   });
 
   it('refuses groups that do not partition the rows', () => {
