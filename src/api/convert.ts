@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { ModelFileError } from '../graph/serde/errors.ts';
-import { loadModel, saveModel, type SaveResult } from '../graph/serde/io.ts';
+import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
 import type { CalibrationModule } from '../passes/calibration/module.ts';
 import { type Logger, silentLogger } from '../passes/log.ts';
 import { InvalidInputError, PassManager, type PassRecord, type PassStep } from '../passes/manager.ts';
@@ -21,7 +21,8 @@ import { checkDataFiles, checkOutputPath } from './paths.ts';
 export interface ConvertFileOptions {
   /**
    * Where the initializers go: `true` every one of 1 KiB or more to `<output>.data`, `false`
-   * all inline, `'auto'` (default) inline unless the model would pass protobuf's 2 GiB limit.
+   * all inline, `'auto'` (default) inline unless the input reads external data or the model
+   * would pass protobuf's 2 GiB limit.
    */
   externalData?: boolean | 'auto';
   /** Verify the graph before the first pass and after each (default: off, on under vitest). */
@@ -66,6 +67,10 @@ export async function convertFile(input: string, output: string, steps: readonly
   const t0 = performance.now();
   const model = loadModel(input);
   checkDataFiles(model, input, output);
+  // A model that reads its weights from a data file is written with one too: an inline save
+  // would hold the whole output in memory at once (docs/scale.md).
+  const mode = options.externalData ?? 'auto';
+  const streamed = mode === 'auto' && [...modelTensors(model)].some((t) => t.external !== undefined);
   const nodesBefore = countNodes(model);
   const initializersBefore = model.graph.initializers.size;
   const manager = new PassManager(steps, {
@@ -79,7 +84,8 @@ export async function convertFile(input: string, output: string, steps: readonly
     // The structural checks found the input broken: name the file, not "the input model".
     throw e instanceof InvalidInputError ? new ModelFileError(input, e.message.replace(/^the input model /, ''), { cause: e }) : e;
   });
-  const saved = saveModel(model, output, { externalData: options.externalData ?? 'auto' });
+  const saved = saveModel(model, output, { externalData: streamed || mode });
+  if (streamed && saved.externalDataPath) saved.externalReason = 'the input reads its weights from external data, so the output does too (give external-data false for one file)';
   return {
     passes: result.passes,
     saved,

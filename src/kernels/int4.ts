@@ -13,10 +13,26 @@ export function packInt4(values: ArrayLike<number>, signed: boolean): Uint8Array
   const lo = signed ? -8 : 0;
   const hi = signed ? 7 : 15;
   const out = new Uint8Array(Math.ceil(values.length / 2));
+  // Integer typed arrays hold integers: only the range needs checking (a loop the JIT keeps tight).
+  if (values instanceof Int8Array || values instanceof Uint8Array) return packIntegers(values, out, lo, hi);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (!Number.isInteger(v) || v < lo || v > hi) throw new RangeError(`packInt4: value ${v} at ${i} is out of range`);
     out[i >> 1] |= (v & 0xf) << ((i & 1) * 4);
+  }
+  return out;
+}
+
+function packIntegers(values: Int8Array | Uint8Array, out: Uint8Array, lo: number, hi: number): Uint8Array {
+  const n = values.length;
+  for (let i = 0; i < n; i += 2) {
+    const a = values[i]!;
+    const b = i + 1 < n ? values[i + 1]! : 0;
+    if (a < lo || a > hi || b < lo || b > hi) {
+      const at = a < lo || a > hi ? i : i + 1;
+      throw new RangeError(`packInt4: value ${values[at]} at ${at} is out of range`);
+    }
+    out[i >> 1] = (a & 0xf) | ((b & 0xf) << 4);
   }
   return out;
 }

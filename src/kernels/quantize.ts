@@ -50,6 +50,9 @@ export function newQuantArray<T extends QuantType>(type: T, length: number): Qua
  * as QuantizeLinear specifies). `Math.round` rounds ties up and is wrong for −0.5, 0.5, 2.5….
  */
 export function roundHalfToEven(x: number): number {
+  // Adding and subtracting 1.5·2^52 rounds to an integer in the FPU's default mode (ties to
+  // even) whenever |x| < 2^51: the sum then lies in [2^52, 2^53), where the ulp is 1.
+  if (x > -ROUND_LIMIT && x < ROUND_LIMIT) return x + ROUND_MAGIC - ROUND_MAGIC;
   const f = Math.floor(x);
   // Exact: x and floor(x) share the binade's ulp, so the fraction has no rounding error.
   const d = x - f;
@@ -57,6 +60,10 @@ export function roundHalfToEven(x: number): number {
   if (d > 0.5) return f + 1;
   return f % 2 === 0 ? f : f + 1;
 }
+
+/** 1.5·2^52, see {@link roundHalfToEven}. */
+export const ROUND_MAGIC = 6755399441055744;
+const ROUND_LIMIT = 2 ** 51;
 
 /** A scale (float32 value) and an integer zero point. */
 export interface ScaleZeroPoint {
@@ -172,16 +179,24 @@ export function quantizeBlocked<T extends QuantType>(
   checkBlocked(w.length, K, N, blockSize, scales, zeroPoints);
   const { qmin, qmax } = RANGES[type];
   const out = newQuantArray(type, w.length);
+  const zp = zeroPointsOf(zeroPoints, scales.length, defaultZeroPoint);
   for (let k = 0; k < K; k++) {
     const p = Math.floor(k / blockSize) * N;
     const row = k * N;
     for (let n = 0; n < N; n++) {
-      const z = zeroPoints === null ? defaultZeroPoint : zeroPoints[p + n];
-      const q = roundHalfToEven(Math.fround(w[row + n] / scales[p + n])) + z;
+      // roundHalfToEven inlined: |q| ≥ 2^51 (where the trick is inexact) clamps the same way.
+      const r = Math.fround(w[row + n] / scales[p + n]);
+      const q = r + ROUND_MAGIC - ROUND_MAGIC + zp[p + n];
       out[row + n] = q < qmin ? qmin : q > qmax ? qmax : q;
     }
   }
   return out;
+}
+
+/** Zero points as one typed array (a monomorphic loop for the JIT). */
+function zeroPointsOf(zeroPoints: ArrayLike<number> | null, n: number, fill: number): Int32Array | Float64Array {
+  if (zeroPoints instanceof Int32Array) return zeroPoints;
+  return zeroPoints === null ? new Int32Array(n).fill(fill) : Float64Array.from(zeroPoints);
 }
 
 /** Blocked DequantizeLinear (opset 21, axis = 0), the inverse layout of {@link quantizeBlocked}. */
@@ -218,8 +233,9 @@ export function computeParamsBlocked(w: Float32Array, K: number, N: number, bloc
   const hi = new Float64Array(blocks * N).fill(-Infinity);
   for (let k = 0; k < K; k++) {
     const p = Math.floor(k / blockSize) * N;
+    const row = k * N;
     for (let n = 0; n < N; n++) {
-      const v = w[k * N + n];
+      const v = w[row + n];
       if (v < lo[p + n]) lo[p + n] = v;
       if (v > hi[p + n]) hi[p + n] = v;
     }

@@ -17,7 +17,7 @@ import { dtypeName } from '../graph/ir/dtype.ts';
 import type { Model } from '../graph/ir/model.ts';
 import { detectOutliers } from '../kernels/outliers.ts';
 import { channelNorms, median } from '../kernels/statistics.ts';
-import { weightMatrix } from '../passes/quant/layer-weights.ts';
+import { weightMatrixView } from '../passes/quant/layer-weights.ts';
 import { DEFAULT_MIN_K, findLinearLayers } from '../passes/quant/linear-layers.ts';
 import { layerKind } from './layer-type.ts';
 import type { InspectLayer, InspectOptionsUsed, InspectReport, Rollup } from './inspect-schema.ts';
@@ -49,7 +49,8 @@ export function inspectModel(model: Model, label: string, options: InspectOption
   };
   const { layers, skipped } = findLinearLayers(model.graph, { minK: used.minK, include: used.include, exclude: used.exclude });
   const out: InspectLayer[] = layers.map((l) => {
-    const norms = channelNorms(weightMatrix(l), l.K, l.N);
+    // Read once, in place: the bytes of one layer at a time, never a copy.
+    const norms = channelNorms(weightMatrixView(l), l.K, l.N);
     const o = detectOutliers(norms, { tau: used.tau, gamma: used.gamma, align: used.align });
     let max = -Infinity;
     for (const n of norms) if (n > max) max = n;

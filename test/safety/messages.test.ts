@@ -84,6 +84,7 @@ describe('messages name the user\'s file, tensor, option or module', () => {
     ['reservoir-rows', '0', 'at least 1, got 0'],
     ['calib-timeout', '0', 'a number of seconds above 0 (and below 24 days), got 0'],
     ['calib-threads', '-1', 'at least 0 (0: onnxruntime chooses), got -1'],
+    ['threads', '-1', 'at least 0 (0: one per core), got -1'],
     ['sensitivity-samples', '-2', 'at least 0 (0: all samples), got -2'],
   ])('--q-arvd.%s %s is refused naming the option', async (option, value, must) => {
     const says = new RegExp(`pass q-arvd \\(plugin q-arvd\\): option ${option} must be ${must.replace(/[()]/g, '\\$&')}`);

@@ -1,5 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { ModelFileError } from '../serde/errors.ts';
+import type { SpillFile } from '../serde/spill-file.ts';
 import { DataType, type DataTypeId, dtypeName, elementCount, rawByteLength } from './dtype.ts';
 
 /** Where an external tensor's bytes live: a file, and a byte range in it. */
@@ -20,7 +21,8 @@ export type TensorSource =
   | { kind: 'raw'; bytes: Uint8Array }
   | { kind: 'typed'; field: string; values: ArrayLike<number | bigint> | readonly Uint8Array[] }
   | { kind: 'external'; location: ExternalLocation }
-  | { kind: 'lazy'; produce: () => Uint8Array };
+  | { kind: 'lazy'; produce: () => Uint8Array }
+  | { kind: 'spilled'; file: SpillFile; offset: number; length: number };
 
 /** Fields of a TensorProto the IR does not interpret, carried through a round trip. */
 export interface TensorExtras {
@@ -121,6 +123,8 @@ export class Tensor {
       }
       case 'typed':
         return typedToRaw(this.name, this.dataType, src.values, this.size);
+      case 'spilled':
+        return src.file.read(src.offset, src.length);
     }
   }
 
@@ -168,6 +172,17 @@ export class Tensor {
       throw new Error(`tensor ${this.name}: setBytes with ${bytes.byteLength} bytes, expected ${this.byteLength}`);
     }
     this.source = { kind: 'raw', bytes };
+  }
+
+  /**
+   * Moves in-memory bytes to `file` and lets them go: {@link Tensor.bytes} reads them back
+   * from there (a fresh copy each time). Other sources are left as they are (they are not
+   * held in memory). Returns true when the bytes moved.
+   */
+  spillTo(file: SpillFile): boolean {
+    if (this.source.kind !== 'raw') return false;
+    this.source = { kind: 'spilled', file, ...file.write(this.source.bytes) };
+    return true;
   }
 
   /** `f32[64x96]`: the form the printer and error messages use. */

@@ -27,6 +27,14 @@ export function weightMatrix(layer: LinearLayer): Float32Array {
 }
 
 /**
+ * {@link weightMatrix}'s matrix for reading only: the tensor's own float32 values (no copy)
+ * when they are stored `[K, N]` without an alpha to fold in. Never write into it.
+ */
+export function weightMatrixView(layer: LinearLayer): Float32Array {
+  return !layer.transposed && layer.alpha === 1 ? tensorAsFloat32(layer.weight) : weightMatrix(layer);
+}
+
+/**
  * max_n |W[k, n]| for every input channel k of {@link weightMatrix}'s matrix (Gemm's alpha
  * included, each product rounded to float32 as that matrix stores it), read in the stored
  * layout: a float32 weight is not copied.

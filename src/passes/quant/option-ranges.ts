@@ -11,6 +11,7 @@ export interface RangedOptions {
   reservoirRows?: number;
   minK?: number;
   calibThreads?: number;
+  threads?: number;
   sensitivitySamples?: number;
   calibTimeout?: number;
 }
@@ -21,6 +22,7 @@ const RANGES: readonly [string, keyof RangedOptions, (v: number) => boolean, str
   ['reservoir-rows', 'reservoirRows', (v) => v >= 1, 'at least 1'],
   ['min-k', 'minK', (v) => v >= 0, 'at least 0'],
   ['calib-threads', 'calibThreads', (v) => v >= 0, 'at least 0 (0: onnxruntime chooses)'],
+  ['threads', 'threads', (v) => v >= 0, 'at least 0 (0: one per core)'],
   ['sensitivity-samples', 'sensitivitySamples', (v) => v >= 0, 'at least 0 (0: all samples)'],
   ['calib-timeout', 'calibTimeout', (v) => v > 0 && v <= 2 ** 31 / 1000, 'a number of seconds above 0 (and below 24 days)'],
 ];

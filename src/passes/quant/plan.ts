@@ -1,14 +1,12 @@
 import { detectOutliers, type OutlierResult } from '../../kernels/outliers.ts';
+import { allRows, groupParams, quantizeGroups, relativeErrorOf, rowGroups } from '../../kernels/row-groups.ts';
 import {
-  computeParamsBlocked,
   computeScaleZeroPoint,
-  dequantizeBlocked,
   quantizeBlocked,
   type QuantType,
 } from '../../kernels/quantize.ts';
-import { channelNorms } from '../../kernels/statistics.ts';
 import type { QuantConfig } from './config.ts';
-import { takeRows, weightMatrix } from './layer-weights.ts';
+import { takeRows, weightMatrixView } from './layer-weights.ts';
 import type { LinearLayer } from './linear-layers.ts';
 
 /** Per-input-channel activation range of one layer input, from calibration. */
@@ -97,30 +95,11 @@ export interface LayerReconstruction {
  * per-tensor quantizer per branch. Calibrated `scales`, when given for a branch, replace its
  * min/max quantizers (the weight is then quantized with the given per-channel scales).
  */
-export function planLayer(layer: LinearLayer, config: QuantConfig, ranges?: ChannelRanges, scales?: LayerScales): LayerPlan {
+export function planLayer(layer: LinearLayer, config: QuantConfig, ranges?: ChannelRanges, scales?: LayerScales, weights?: WeightPlan): LayerPlan {
   const { K, N } = layer;
-  const w = weightMatrix(layer);
-  const outliers = detectOutliers(channelNorms(w, K, N), { tau: config.tau, gamma: config.gamma, align: config.align });
-  // Asymmetric 8-bit weights are stored as uint8: with uint8 activations onnxruntime then
-  // takes its u8×u8 kernels; its u8×s8 kernels on AVX2 without VNNI add pairs of products in
-  // int16 and saturate on full-range int8 weights (measured: 0.58 relative logit error on
-  // stories260K W8A8 with int8 weights, 0.015 with uint8).
-  const wType: QuantType = config.wBits === 4 ? 'int4' : config.wSymmetric ? 'int8' : 'uint8';
-  const B = config.blockSize > 0 ? config.blockSize : undefined;
-  const single = quantizeRows(w, K, N, wType, config.wSymmetric, B);
-  const weightError: LayerPlan['weightError'] = { single: relativeError(w, single.deq) };
-  const split = config.dualScale && outliers.indices.length > 0;
-  const parts = outliers.indices.length > 0
-    ? (['outlier', 'normal'] as const).map((role) => {
-        const indices = role === 'outlier' ? outliers.indices : outliers.normal;
-        return { role, indices, q: quantizeRows(takeRows(w, N, indices), indices.length, N, wType, config.wSymmetric, B) };
-      })
-    : [];
-  // The split's error is reported even when splitting is off, so a report shows what S2 would gain.
-  if (parts.length) weightError.dual = relativeError(w, assembleRows(parts.map((p) => ({ indices: p.indices, deq: p.q.deq })), K, N));
-  const branches: Branch[] = split
-    ? parts.map(({ role, indices, q }) => ({ role, indices, K: indices.length, wType, wq: q.wq, wScales: q.scales, wZeroPoints: q.zeroPoints, ...(B ? { blockSize: B } : {}) }))
-    : [{ role: 'all', K, wType, wq: single.wq, wScales: single.scales, wZeroPoints: single.zeroPoints, ...(B ? { blockSize: B } : {}) }];
+  let w: Float32Array | undefined;
+  const matrix = () => (w ??= weightMatrixView(layer));
+  const { outliers, mode, branches, weightError } = weights ?? planWeights(matrix(), K, N, config);
   if (config.aBits !== null && ranges) {
     for (const b of branches) b.act = activationQuant(ranges, b.indices, config);
   }
@@ -131,14 +110,59 @@ export function planLayer(layer: LinearLayer, config: QuantConfig, ranges?: Chan
       if (config.aBits !== null) b.act = given.act;
       // Searched weight scales are per output channel; blocked branches keep their min/max blocks.
       if (given.weight && !b.blockSize) {
-        const wb = b.indices ? takeRows(w, N, b.indices) : w;
+        const wb = b.indices ? takeRows(matrix(), N, b.indices) : matrix();
         b.wScales = given.weight.scales;
         b.wZeroPoints = given.weight.zeroPoints;
         b.wq = quantizeBlocked(wb, b.K, N, b.K, b.wScales, b.wZeroPoints, b.wType);
       }
     }
   }
-  return { layer, mode: split ? 'dual' : 'single', outliers, branches, weightError };
+  return { layer, mode, outliers, branches, weightError };
+}
+
+/** The part of a layer's plan that depends on its weight alone (no graph, no calibration): what a worker thread computes. */
+export interface WeightPlan {
+  mode: LayerPlan['mode'];
+  outliers: OutlierResult;
+  /** Branches without activation quantizers. */
+  branches: Branch[];
+  weightError: LayerPlan['weightError'];
+}
+
+/**
+ * S2 on a row-major `[K, N]` weight: outlier channels from the row norms, then min/max
+ * quantization of the emitted form (split or not) and the relative error of both forms (the
+ * split's is reported even when splitting is off, so a report shows what S2 would gain).
+ */
+export function planWeights(w: Float32Array, K: number, N: number, config: QuantConfig): WeightPlan {
+  // Asymmetric 8-bit weights are stored as uint8: with uint8 activations onnxruntime then
+  // takes its u8×u8 kernels; its u8×s8 kernels on AVX2 without VNNI add pairs of products in
+  // int16 and saturate on full-range int8 weights (measured: 0.58 relative logit error on
+  // stories260K W8A8 with int8 weights, 0.015 with uint8).
+  const wType: QuantType = config.wBits === 4 ? 'int4' : config.wSymmetric ? 'int8' : 'uint8';
+  const B = config.blockSize > 0 ? config.blockSize : undefined;
+  const block = B ? { blockSize: B } : {};
+  // Only the emitted form is kept quantized; the other's error needs its scales alone.
+  const whole = allRows(K);
+  // The single form's scales and the row norms S2 needs, in one pass over the weight.
+  const norms = new Float64Array(K);
+  const singleParams = groupParams(w, K, N, whole, B, wType, config.wSymmetric, norms);
+  const outliers = detectOutliers(norms, { tau: config.tau, gamma: config.gamma, align: config.align });
+  const split = config.dualScale && outliers.indices.length > 0;
+  const single = quantizeGroups(w, K, N, whole, singleParams, B, wType, !split);
+  const weightError: LayerPlan['weightError'] = { single: relativeErrorOf(single) };
+  let branches: Branch[] = [{ role: 'all', K, wType, wq: single.wq?.[0] as Int8Array, wScales: singleParams[0]!.scales, wZeroPoints: singleParams[0]!.zeroPoints, ...block }];
+  if (outliers.indices.length > 0) {
+    const parts = [outliers.indices, outliers.normal];
+    const groups = rowGroups(K, parts);
+    const params = groupParams(w, K, N, groups, B, wType, config.wSymmetric);
+    const dual = quantizeGroups(w, K, N, groups, params, B, wType, split);
+    weightError.dual = relativeErrorOf(dual);
+    if (split) {
+      branches = (['outlier', 'normal'] as const).map((role, g) => ({ role, indices: parts[g]!, K: parts[g]!.length, wType, wq: dual.wq![g]!, wScales: params[g]!.scales, wZeroPoints: params[g]!.zeroPoints, ...block }));
+    }
+  }
+  return { mode: split ? 'dual' : 'single', outliers, branches, weightError };
 }
 
 /** A per-tensor quantizer for the channels `indices` (all when undefined) of a layer input. */
@@ -174,31 +198,4 @@ export function activationQuantForRange(lo: number, hi: number, config: QuantCon
   const zeroPoint = sym ? 0 : Math.min(qmax, Math.max(qmin, Math.round(qmin - lo0 / scale)));
   const clip: [number, number] = [Math.fround((qmin - zeroPoint) * scale), Math.fround((qmax - zeroPoint) * scale)];
   return { type, scale, zeroPoint, clip, range: [lo, hi] };
-}
-
-/** Min/max quantization of `[K, N]` rows per output channel, or per block of `blockSize` rows. */
-function quantizeRows(w: Float32Array, K: number, N: number, type: QuantType, symmetric: boolean, blockSize?: number) {
-  const B = blockSize ?? K;
-  const { scales, zeroPoints } = computeParamsBlocked(w, K, N, B, type, symmetric);
-  const wq = quantizeBlocked(w, K, N, B, scales, zeroPoints, type);
-  const deq = dequantizeBlocked(wq, K, N, B, scales, zeroPoints);
-  return { wq, scales, zeroPoints, deq };
-}
-
-function assembleRows(parts: { indices: Int32Array; deq: Float32Array }[], K: number, N: number): Float32Array {
-  const out = new Float32Array(K * N);
-  for (const p of parts) p.indices.forEach((k, i) => out.set(p.deq.subarray(i * N, (i + 1) * N), k * N));
-  return out;
-}
-
-/** ‖Ŵ − W‖_F / ‖W‖_F. */
-export function relativeError(w: Float32Array, deq: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < w.length; i++) {
-    const d = deq[i]! - w[i]!;
-    num += d * d;
-    den += w[i]! * w[i]!;
-  }
-  return den === 0 ? 0 : Math.sqrt(num / den);
 }

@@ -30,6 +30,7 @@ export const SHARED_QUANT_OPTIONS = {
   'smooth-alpha': { type: 'number', default: DEFAULT_SMOOTH_ALPHA, help: 'smooth-quant migration strength α in (0, 1): larger moves more of the activation range into the weights' },
   'calib-threads': { type: 'integer', default: 0, help: 'onnxruntime intra-op threads during calibration (0: its default; 1 is often fastest for small models)' },
   report: { type: 'string', default: '', help: 'write the per-layer JSON report to this path' },
+  threads: { type: 'integer', default: 0, help: 'threads quantizing the weights (0: one per core; 1: no worker threads); the output is the same for any number' },
 } as const satisfies Record<string, PassOption>;
 
 /** Bias correction: on by default in `q-arvd`; `minmax` declares it off (the paper's baseline), see {@link biasCorrectionOption}. */
@@ -116,6 +117,8 @@ export interface SharedQuantValues {
   prompts?: string;
   report: string;
   calibThreads?: number;
+  /** Threads quantizing the weights (0: one per core). */
+  threads?: number;
   smoothQuant?: boolean;
   smoothAlpha?: number;
   /** S2: `true`/`'true'` the paper's rule, `'auto'` checked by data, false/`'false'` never. */

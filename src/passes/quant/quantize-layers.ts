@@ -1,12 +1,16 @@
 import type { Model } from '../../graph/ir/model.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
 import { emitLayer, type WeightCache } from './emit.ts';
-import { findLinearLayers, type LayerSelection, type SkippedLayer } from './linear-layers.ts';
+import { findLinearLayers, type LayerSelection, type LinearLayer, type SkippedLayer } from './linear-layers.ts';
 import { ensureDomain, raiseOpset } from './opset.ts';
-import { planLayer, type ChannelRanges, type LayerPlan, type LayerScales } from './plan.ts';
+import { planLayer, type ChannelRanges, type LayerPlan, type LayerScales, type WeightPlan } from './plan.ts';
+import { PlanPool } from './plan-pool.ts';
+import { SpillFile } from '../../graph/serde/spill-file.ts';
+import { EXTERNAL_THRESHOLD_BYTES } from '../../graph/serde/external-sink.ts';
+import type { Node } from '../../graph/ir/node.ts';
 import { layerEntry, type QuantReport, skippedEntry, totals } from './report.ts';
 import { comparableError, reconstructPlan, type ReconstructOptions } from './reconstruct.ts';
-import { weightMatrix } from './layer-weights.ts';
+import { weightMatrix, weightMatrixView } from './layer-weights.ts';
 import { replaceLayer } from './rewire.ts';
 import type { ReconStats } from '../calibration/gram.ts';
 import type { ActivationShift } from '../calibration/activation-shift.ts';
@@ -36,28 +40,100 @@ export interface Reconstruction {
  * `scales` when it has an entry there, else from its min/max `ranges`. With `recon`, each
  * layer's weights are reconstructed from its input's statistics (weights shared by several
  * layers are rounded to nearest, since one integer tensor cannot fit two inputs) and, under
- * `splitAuto`, a split layer is compared with its unsplit form.
+ * `splitAuto`, a split layer is compared with its unsplit form. One layer at a time, on this
+ * thread; {@link quantizeLinearLayersThreaded} does the same with worker threads.
  */
 export function quantizeLinearLayers(model: Model, config: QuantConfig, selection: LayerSelection, ranges?: ActivationRanges, method = 'q-arvd', scales?: CalibratedScales, recon?: Reconstruction): QuantReport {
-  const graph = model.graph;
-  const bytesBefore = weightBytes(model);
-  const { layers, skipped } = findLinearLayers(graph, selection);
-  if (config.aBits !== null && layers.length > 0) {
-    const missing = layers.filter((l) => !ranges?.has(l.name) && !scales?.has(l.name));
-    if (missing.length) {
-      throw new Error(`activation quantization (A${config.aBits}) needs calibration, and ${missing.length} layer(s) have no activation range (first: ${missing[0]!.name}); give a calibration module, or use a-bits none for weight-only`);
+  const q = new LayerQuantizer(model, config, selection, ranges, method, scales, recon);
+  for (const layer of q.layers) q.quantize(layer);
+  return q.report();
+}
+
+/**
+ * {@link quantizeLinearLayers} with each layer's weight-only work (outliers, min/max
+ * quantization, errors: `planWeights`) on `threads` worker threads, a few layers ahead of the
+ * layer being emitted; the graph is rewritten on this thread in layer order. The plans are
+ * pure functions of the weights, so the output is the same for any number of threads.
+ * @param threads worker threads; 1 (or a single layer) runs everything on this thread
+ */
+export async function quantizeLinearLayersThreaded(threads: number, model: Model, config: QuantConfig, selection: LayerSelection, ranges?: ActivationRanges, method = 'q-arvd', scales?: CalibratedScales, recon?: Reconstruction): Promise<QuantReport> {
+  const q = new LayerQuantizer(model, config, selection, ranges, method, scales, recon);
+  const layers = q.layers;
+  if (threads <= 1 || layers.length <= 1) return quantizeLinearLayers(model, config, selection, ranges, method, scales, recon);
+  const pool = new PlanPool(threads);
+  try {
+    // Enough layers in flight to keep every worker busy while this thread emits; each holds
+    // one weight, which bounds the memory.
+    const window = threads + 1;
+    const ahead = new Map<number, Promise<WeightPlan>>();
+    const submit = (i: number) => {
+      const layer = layers[i];
+      if (!layer) return;
+      const planned = pool.plan(layerWeightForWorker(layer), layer.K, layer.N, config);
+      // A failure is thrown where this layer's plan is awaited, not as an unhandled rejection.
+      planned.catch(() => undefined);
+      ahead.set(i, planned);
+    };
+    for (let i = 0; i < window; i++) submit(i);
+    for (let i = 0; i < layers.length; i++) {
+      const weights = await ahead.get(i)!;
+      ahead.delete(i);
+      submit(i + window);
+      q.quantize(layers[i]!, weights);
     }
+  } finally {
+    await pool.close();
   }
-  prepareOpsets(model, config, layers.length > 0);
-  const plans: LayerPlan[] = [];
-  const cache: WeightCache = new Map();
-  const uses = new Map<Value, number>();
-  for (const l of layers) uses.set(l.weightValue, (uses.get(l.weightValue) ?? 0) + 1);
-  for (const layer of layers) {
-    let plan = planLayer(layer, config, ranges?.get(layer.name), scales?.get(layer.name));
+  return q.report();
+}
+
+/** The weight as planWeights reads it, in a buffer of its own that can be moved to a worker. */
+function layerWeightForWorker(layer: LinearLayer): Float32Array {
+  const w = weightMatrixView(layer);
+  // A view of bytes the model holds must not be moved away from it: copy those.
+  return layer.weight.isInMemory && !layer.transposed && layer.alpha === 1 ? w.slice() : w;
+}
+
+/** The state of one quantization run over a model's layers, and the work on one layer. */
+class LayerQuantizer {
+  readonly layers: LinearLayer[];
+  private readonly skipped: SkippedLayer[];
+  private readonly bytesBefore: number;
+  private readonly plans: LayerPlan[] = [];
+  private readonly cache: WeightCache = new Map();
+  private readonly uses = new Map<Value, number>();
+  /** Where quantized weights of streamed layers go (created on first use). */
+  private spill: SpillFile | undefined;
+
+  constructor(
+    private readonly model: Model,
+    private readonly config: QuantConfig,
+    selection: LayerSelection,
+    private readonly ranges: ActivationRanges | undefined,
+    private readonly method: string,
+    private readonly scales: CalibratedScales | undefined,
+    private readonly recon: Reconstruction | undefined,
+  ) {
+    this.bytesBefore = weightBytes(model);
+    ({ layers: this.layers, skipped: this.skipped } = findLinearLayers(model.graph, selection));
+    if (config.aBits !== null && this.layers.length > 0) {
+      const missing = this.layers.filter((l) => !ranges?.has(l.name) && !scales?.has(l.name));
+      if (missing.length) {
+        throw new Error(`activation quantization (A${config.aBits}) needs calibration, and ${missing.length} layer(s) have no activation range (first: ${missing[0]!.name}); give a calibration module, or use a-bits none for weight-only`);
+      }
+    }
+    prepareOpsets(model, config, this.layers.length > 0);
+    for (const l of this.layers) this.uses.set(l.weightValue, (this.uses.get(l.weightValue) ?? 0) + 1);
+  }
+
+  /** Plans, emits and swaps in one layer; `weights`: its weight-only plan, computed elsewhere. */
+  quantize(layer: LinearLayer, weights?: WeightPlan): void {
+    const { config, ranges, scales, recon, model } = this;
+    const graph = model.graph;
+    let plan = planLayer(layer, config, ranges?.get(layer.name), scales?.get(layer.name), weights);
     const stats = recon?.stats.get(layer.name);
     if (recon && stats) {
-      const options: ReconstructOptions = uses.get(layer.weightValue)! > 1 ? { ...recon.options, method: 'none' } : recon.options;
+      const options: ReconstructOptions = this.uses.get(layer.weightValue)! > 1 ? { ...recon.options, method: 'none' } : recon.options;
       const w = weightMatrix(layer);
       const shifts = options.biasCorrection ? recon.activation?.get(layer.name) : undefined;
       plan = reconstructPlan(plan, w, stats, options, shifts?.[plan.mode]);
@@ -69,15 +145,37 @@ export function quantizeLinearLayers(model: Model, config: QuantConfig, selectio
         plan.splitChoice = choice;
       }
     }
-    const { builder, output } = emitLayer(plan, config, graph, cache, model.opset(''));
+    const { builder, output } = emitLayer(plan, config, graph, this.cache, model.opset(''));
     const old = [...(layer.bias?.addNode ? [layer.bias.addNode] : []), layer.node];
     replaceLayer(graph, layer.node, builder.nodes, layer.output, output, old);
-    output.producer()!.metadata.set('qarvd.decision', JSON.stringify(decisionOf(plan, config, method)));
-    plans.push(plan);
+    output.producer()!.metadata.set('qarvd.decision', JSON.stringify(decisionOf(plan, config, this.method)));
+    // A weight streamed from a data file streams out: its quantized form waits for the save
+    // in the spill file, not in memory. The plan keeps only what the report needs.
+    if (!layer.weight.isInMemory) this.spillNew(builder.nodes);
+    for (const b of plan.branches) b.wq = EMPTY;
+    this.plans.push(plan);
   }
-  const entries = plans.map((p) => layerEntry(p, config)).concat(skipped.map((s: SkippedLayer) => skippedEntry(s)));
-  return { method, bits: bitsLabel(config), format: config.format, layers: entries, totals: totals(entries, bytesBefore, weightBytes(model)) };
+
+  private spillNew(nodes: readonly Node[]): void {
+    for (const n of nodes) {
+      for (const v of n.inputs) {
+        const t = v?.initializer;
+        if (t && t.byteLength >= SPILL_MIN_BYTES) t.spillTo((this.spill ??= new SpillFile()));
+      }
+    }
+  }
+
+  report(): QuantReport {
+    const { config, method } = this;
+    const entries = this.plans.map((p) => layerEntry(p, config)).concat(this.skipped.map((s: SkippedLayer) => skippedEntry(s)));
+    return { method, bits: bitsLabel(config), format: config.format, layers: entries, totals: totals(entries, this.bytesBefore, weightBytes(this.model)) };
+  }
 }
+
+/** Tensors that a save with external data would keep inline stay in memory. */
+const SPILL_MIN_BYTES = EXTERNAL_THRESHOLD_BYTES;
+/** What a plan's branches hold once their quantized weights are in the graph. */
+const EMPTY = new Int8Array(0);
 
 function decisionOf(plan: LayerPlan, config: QuantConfig, method: string) {
   const { layer } = plan;

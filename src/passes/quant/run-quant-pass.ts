@@ -7,7 +7,8 @@ import { type CalibrationTable, readCalibrationTable, scalesFromTable } from '..
 import type { PassContext, PassResult } from '../pass.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
 import { findLinearLayers, type LayerSelection } from './linear-layers.ts';
-import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from './quantize-layers.ts';
+import { type ActivationRanges, type CalibratedScales, quantizeLinearLayersThreaded } from './quantize-layers.ts';
+import { defaultThreads } from './plan-pool.ts';
 import { addCalibrationTable, type QuantReport } from './report.ts';
 import { splitAuto, toQuantConfig, type SharedQuantValues } from './quant-options.ts';
 import { DAMP_CANDIDATES, type ReconstructOptions } from './reconstruct.ts';
@@ -126,7 +127,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   }
   const t0 = performance.now();
   const reconstruction = recon ? { stats: recon, options: reconstructOptions, splitAuto: splitAuto(options), ...(activation ? { activation } : {}) } : undefined;
-  const report = quantizeLinearLayers(model, config, selection, ranges, method, scales, reconstruction);
+  const threads = options.threads || defaultThreads();
+  const report = await quantizeLinearLayersThreaded(threads, model, config, selection, ranges, method, scales, reconstruction);
   if (recon) ctx.log.info(`${reconstructOptions.method === 'gptq' ? 'GPTQ reconstruction' : 'round to nearest'}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
   if (calibrationInfo) report.calibration = calibrationInfo;
   if (smoothing) report.smoothing = smoothingSummary(smoothing);

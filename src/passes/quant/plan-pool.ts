@@ -1,0 +1,100 @@
+/**
+ * Worker threads that run `planWeights` (outlier detection, min/max quantization and its
+ * errors: the CPU-heavy, weight-only part of quantizing a layer) so that a conversion uses
+ * every core. Weights travel to a worker and quantized rows back by transfer, not by copy.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { QuantConfig } from './config.ts';
+import type { WeightPlan } from './plan.ts';
+
+/** What a worker is asked. */
+export interface PlanRequest {
+  id: number;
+  w: Float32Array;
+  K: number;
+  N: number;
+  config: QuantConfig;
+}
+
+/** What a worker answers. */
+export type PlanReply = { id: number; plan: WeightPlan } | { id: number; error: string };
+
+/** The default number of threads: the cores this process may use. */
+export function defaultThreads(): number {
+  return availableParallelism();
+}
+
+/** The buffers of a plan that can move to the other thread instead of being copied. */
+export function planTransfers(plan: WeightPlan): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const b of plan.branches) if (b.wq.buffer instanceof ArrayBuffer && b.wq.byteLength > 0) buffers.add(b.wq.buffer);
+  return [...buffers];
+}
+
+/**
+ * A worker of the compiled module beside this file; when this file is the TypeScript source
+ * (tests, benchmarks), a worker that registers tsx first and then imports the source.
+ */
+function startWorker(): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./plan-worker.js', import.meta.url));
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const source = new URL('./plan-worker.ts', import.meta.url).href;
+  return new Worker(`import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(source)}); });`, { eval: true });
+}
+
+/** A fixed set of worker threads, each answering plan requests in the order it got them. */
+export class PlanPool {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, { resolve: (p: WeightPlan) => void; reject: (e: Error) => void; worker: number }>();
+  private readonly load: number[] = [];
+  private nextId = 0;
+  private failure: Error | undefined;
+
+  constructor(threads: number) {
+    for (let i = 0; i < threads; i++) {
+      const w = startWorker();
+      w.on('message', (m: PlanReply) => this.settle(m));
+      w.on('error', (e) => this.fail(e as Error));
+      w.on('exit', (code) => {
+        if (code !== 0) this.fail(new Error(`a quantization worker thread exited with code ${code}`));
+      });
+      this.workers.push(w);
+      this.load.push(0);
+    }
+  }
+
+  /** Plans one weight on the least busy worker; `w` is moved there (unusable here afterwards). */
+  plan(w: Float32Array, K: number, N: number, config: QuantConfig): Promise<WeightPlan> {
+    if (this.failure) return Promise.reject(this.failure);
+    const worker = this.load.indexOf(Math.min(...this.load));
+    const id = this.nextId++;
+    this.load[worker]!++;
+    const request: PlanRequest = { id, w, K, N, config };
+    return new Promise<WeightPlan>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, worker });
+      this.workers[worker]!.postMessage(request, w.buffer instanceof ArrayBuffer ? [w.buffer] : []);
+    });
+  }
+
+  /** Stops the workers. */
+  async close(): Promise<void> {
+    const workers = this.workers.splice(0);
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+
+  private settle(m: PlanReply): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    this.load[p.worker]!--;
+    if ('error' in m) p.reject(new Error(m.error));
+    else p.resolve(m.plan);
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,97 @@
+// The in-place group quantization of S2 (row-groups.ts) against the copy-based kernels it
+// replaces: each group's rows copied out, computeParamsBlocked + quantizeBlocked on them, and
+// the relative error over a dequantizeBlocked copy reassembled in row order. Every result
+// must be bit for bit the same, including ties, clamping, blocks and zero rows.
+import { describe, expect, it } from 'vitest';
+import { computeParamsBlocked, dequantizeBlocked, packInt4, quantizeBlocked, type QuantType } from '../../src/kernels/quantize.ts';
+import { seededRandom } from '../../src/kernels/random.ts';
+import { channelNorms } from '../../src/kernels/statistics.ts';
+import { allRows, groupParams, quantizeGroups, relativeErrorOf, rowGroups } from '../../src/kernels/row-groups.ts';
+
+/** The old path: copy each group's rows, quantize them, reassemble the dequantized rows in order. */
+function reference(w: Float32Array, K: number, N: number, parts: Int32Array[], blockSize: number | undefined, type: QuantType, symmetric: boolean) {
+  const deq = new Float32Array(K * N);
+  const out = parts.map((rows) => {
+    const sub = new Float32Array(rows.length * N);
+    rows.forEach((k, i) => sub.set(w.subarray(k * N, (k + 1) * N), i * N));
+    const B = blockSize ?? rows.length;
+    const { scales, zeroPoints } = computeParamsBlocked(sub, rows.length, N, B, type, symmetric);
+    const wq = quantizeBlocked(sub, rows.length, N, B, scales, zeroPoints, type);
+    const d = dequantizeBlocked(wq, rows.length, N, B, scales, zeroPoints);
+    rows.forEach((k, i) => deq.set(d.subarray(i * N, (i + 1) * N), k * N));
+    return { scales, zeroPoints, wq };
+  });
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < w.length; i++) {
+    const d = deq[i]! - w[i]!;
+    num += d * d;
+    den += w[i]! * w[i]!;
+  }
+  return { out, error: den === 0 ? 0 : Math.sqrt(num / den) };
+}
+
+function weight(seed: number, K: number, N: number): Float32Array {
+  const rng = seededRandom(seed);
+  const w = rng.normalArray(K * N);
+  // Outlier rows, a zero row, and exact ties of the grid (multiples of a power-of-two step).
+  for (let n = 0; n < N; n++) {
+    w[3 * N + n]! *= 40;
+    w[5 * N + n] = 0;
+    w[7 * N + n] = (rng.int(64) - 32) / 8 + 1 / 16;
+  }
+  return w;
+}
+
+describe('quantizeGroups', () => {
+  const K = 45;
+  const N = 19;
+  const outliers = Int32Array.of(3, 7, 30);
+  const normal = Int32Array.from({ length: K }, (_, k) => k).filter((k) => !outliers.includes(k));
+  const cases: [string, QuantType, boolean, number | undefined][] = [
+    ['uint8 asymmetric per channel', 'uint8', false, undefined],
+    ['int8 symmetric per channel', 'int8', true, undefined],
+    ['int4 asymmetric, blocks of 16', 'int4', false, 16],
+    ['int4 symmetric per channel', 'int4', true, undefined],
+  ];
+  it.each(cases)('%s: the copy-based kernels\' parameters, values and error, bit for bit', (_, type, symmetric, B) => {
+    const w = weight(11, K, N);
+    for (const parts of [[Int32Array.from({ length: K }, (_, k) => k)], [outliers, normal]]) {
+      const ref = reference(w, K, N, parts, B, type, symmetric);
+      const groups = parts.length === 1 ? allRows(K) : rowGroups(K, parts);
+      const params = groupParams(w, K, N, groups, B, type, symmetric);
+      const kept = quantizeGroups(w, K, N, groups, params, B, type, true);
+      const errorOnly = quantizeGroups(w, K, N, groups, params, B, type, false);
+      expect(errorOnly.wq).toBeUndefined();
+      expect(relativeErrorOf(kept)).toBe(ref.error);
+      expect(relativeErrorOf(errorOnly)).toBe(ref.error);
+      ref.out.forEach((r, g) => {
+        expect(params[g]!.scales).toEqual(r.scales);
+        expect(params[g]!.zeroPoints).toEqual(r.zeroPoints);
+        expect(kept.wq![g]).toEqual(r.wq);
+      });
+    }
+  });
+
+  it('gives channelNorms\' row norms from the same pass, bit for bit', () => {
+    const w = weight(12, K, N);
+    const norms = new Float64Array(K);
+    groupParams(w, K, N, allRows(K), undefined, 'uint8', false, norms);
+    expect(norms).toEqual(channelNorms(w, K, N));
+  });
+
+  it('refuses groups that do not partition the rows', () => {
+    expect(() => rowGroups(4, [Int32Array.of(0, 1), Int32Array.of(1, 2, 3)])).toThrow(/row 1 is outside \[0, 4\) or in two groups/);
+    expect(() => rowGroups(4, [Int32Array.of(0, 1), Int32Array.of(3)])).toThrow(/row 2 is in no group/);
+  });
+});
+
+describe('packInt4', () => {
+  it('packs integer typed arrays as it packs plain arrays, and names an out-of-range value', () => {
+    const rng = seededRandom(3);
+    const values = Int8Array.from({ length: 31 }, () => rng.int(16) - 8);
+    expect(packInt4(values, true)).toEqual(packInt4(Array.from(values), true));
+    expect(() => packInt4(Int8Array.of(1, 2, 9), true)).toThrow(/value 9 at 2 is out of range/);
+    expect(() => packInt4(Uint8Array.of(16), false)).toThrow(/value 16 at 0 is out of range/);
+  });
+});
