@@ -15,6 +15,11 @@ export const SHARED_QUANT_OPTIONS = {
   exclude: { type: 'string[]', default: [], help: 'skip layers whose node name matches one of these globs' },
   'min-k': { type: 'integer', default: DEFAULT_MIN_K, help: 'skip layers with fewer input channels' },
   'w-symmetric': { type: 'boolean', default: false, help: 'symmetric weights (zero point 0) instead of per-channel asymmetric' },
+  'reduce-range': {
+    type: 'boolean',
+    default: false,
+    help: '8-bit weights on a 7-bit grid ([-64, 63] in int8): for CPUs with AVX2 but without VNNI, whose u8×s8 integer kernels saturate on full-range int8 weights (see docs/speed.md)',
+  },
   'a-symmetric': { type: 'boolean', default: false, help: 'symmetric int8 activations instead of asymmetric uint8' },
   'qdq-domain': { type: 'enum', choices: ['ai.onnx', 'com.microsoft'], default: 'ai.onnx', help: 'domain of Q/DQ nodes; com.microsoft works at any opset without raising it' },
   'block-size': {
@@ -98,6 +103,7 @@ export interface SharedQuantValues {
   minK: number;
   wSymmetric: boolean;
   aSymmetric: boolean;
+  reduceRange?: boolean;
   qdqDomain: string;
   /** `channel` or a block size (`'32'`); absent means per channel. */
   blockSize?: string;
@@ -157,6 +163,7 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
     format: o.format === 'qoperator' ? 'qoperator' : 'qdq',
     wSymmetric: o.wSymmetric,
     aSymmetric: o.aSymmetric,
+    reduceRange: o.reduceRange ?? false,
     qdqDomain: o.qdqDomain === 'com.microsoft' ? 'com.microsoft' : '',
     dualScale: o.dualScale !== undefined && o.dualScale !== false && o.dualScale !== 'false',
     tau: o.tau ?? DEFAULT_QUANT_CONFIG.tau,
