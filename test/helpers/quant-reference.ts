@@ -87,7 +87,7 @@ export interface BranchRef {
   indices?: Int32Array;
   act?: ActQuantRef;
   weight: WeightRef;
-  /** MatMulIntegerToFloat's own bias input. */
+  /** MatMulIntegerToFloat's or MatMulNBits's own bias input. */
   bias?: Float32Array;
 }
 
@@ -353,6 +353,8 @@ export function referenceLayer(layer: LayerRef, x: Float32Array): LayerReference
     } else {
       if (br.act) xHat = dequantizePerTensor(quantizePerTensor(xb, br.act.scale, br.act.zeroPoint, br.act.type), br.act.scale, br.act.zeroPoint);
       y = matmul(xHat, wDeq, M, Kb, N);
+      // MatMulNBits's own bias input: one more float32 rounding.
+      if (br.bias) for (let i = 0; i < y.length; i++) y[i] = y[i]! + br.bias[i % N]!;
     }
     const absW = wDeq.map(Math.abs);
     const absX = xHat.map(Math.abs);

@@ -10,7 +10,7 @@ import { DEFAULT_CALIB_TIMEOUT_S } from '../calibration/supervise.ts';
 export const SHARED_QUANT_OPTIONS = {
   'w-bits': { type: 'enum', choices: ['8', '4'], default: '8', help: 'weight bits (int8 or int4, per output channel)' },
   'a-bits': { type: 'enum', choices: ['8', '6', 'none'], default: '8', help: 'activation bits (static per tensor); none = weight-only' },
-  format: { type: 'enum', choices: ['qdq', 'qoperator'], default: 'qdq', help: 'qdq: Q/DQ around float MatMuls (portable); qoperator: com.microsoft.MatMulIntegerToFloat' },
+  format: { type: 'enum', choices: ['qdq', 'qoperator'], default: 'qdq', help: 'qdq: Q/DQ around float MatMuls (portable; onnxruntime fuses them into integer kernels); qoperator: onnxruntime\'s com.microsoft.MatMulIntegerToFloat, or MatMulNBits for weight-only (docs/speed.md)' },
   include: { type: 'string[]', default: [], help: 'only layers whose node name matches one of these globs' },
   exclude: { type: 'string[]', default: [], help: 'skip layers whose node name matches one of these globs' },
   'min-k': { type: 'integer', default: DEFAULT_MIN_K, help: 'skip layers with fewer input channels' },
