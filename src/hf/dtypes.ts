@@ -111,17 +111,11 @@ export function checkVariantMeaning(v: VariantName, m: QuantMeaning): void {
       if (m.wBits !== 8) refuse('8-bit quantized weights', 'quantize with w-bits 8, or use --variant q4 for 4-bit weight-only');
       return;
     case 'int8':
-    case 'uint8': {
-      if (m.wBits !== 8) refuse(`${v.name} weights`, 'quantize with w-bits 8');
-      const signed = v.name === 'int8';
-      if (m.wSymmetric !== signed) {
-        throw new VariantError(
-          `--variant ${v.name} means ${v.name} weights, but ${m.pass} stores them as ${m.wSymmetric ? 'int8 (w-symmetric true)' : 'uint8 (asymmetric)'}; ` +
-            `use --variant ${m.wSymmetric ? 'int8' : 'uint8'} or q8, or set --${m.pass}.w-symmetric ${signed}`,
-        );
-      }
+      if (m.wBits !== 8) refuse('int8 weights', 'quantize with w-bits 8');
       return;
-    }
+    case 'uint8':
+      // 8-bit weights are int8 (onnxruntime's fast u8×s8 kernels); docs/speed.md.
+      throw new VariantError(`--variant uint8 means uint8 weights, but ${m.pass ?? 'the quantization pass'} stores 8-bit weights as int8 (reduce-range keeps them on a 7-bit grid for CPUs without VNNI); use --variant int8 or q8, or a name of your own`);
     case 'q4':
       if (m.wBits !== 4 || m.aBits !== null) refuse('4-bit weight-only quantization', `quantize with --${m.pass ?? 'q-arvd'}.w-bits 4 --${m.pass ?? 'q-arvd'}.a-bits none`);
       return;

@@ -14,11 +14,15 @@
 
 export { packInt4, unpackInt4 } from './int4.ts';
 
-/** Integer types supported by QuantizeLinear that this library emits. */
-export type QuantType = 'int8' | 'uint8' | 'int4' | 'uint4';
+/**
+ * Integer types this library emits. `int7` is int8 storage holding values in [−64, 63]
+ * (onnxruntime's `reduce_range`): u8×s8 kernels on AVX2 without VNNI add pairs of products
+ * in int16, which saturates on full-range int8 weights but not on 7-bit ones.
+ */
+export type QuantType = 'int8' | 'int7' | 'uint8' | 'int4' | 'uint4';
 
 /** Container of one quantized value per element: signed types → Int8Array, unsigned → Uint8Array. */
-export type QuantArray<T extends QuantType = QuantType> = T extends 'int8' | 'int4' ? Int8Array : Uint8Array;
+export type QuantArray<T extends QuantType = QuantType> = T extends 'int8' | 'int7' | 'int4' ? Int8Array : Uint8Array;
 
 /** Integer range and width of a {@link QuantType}. */
 export interface QuantRange {
@@ -30,6 +34,7 @@ export interface QuantRange {
 
 const RANGES: Record<QuantType, QuantRange> = {
   int8: { qmin: -128, qmax: 127, bits: 8, signed: true },
+  int7: { qmin: -64, qmax: 63, bits: 7, signed: true },
   uint8: { qmin: 0, qmax: 255, bits: 8, signed: false },
   int4: { qmin: -8, qmax: 7, bits: 4, signed: true },
   uint4: { qmin: 0, qmax: 15, bits: 4, signed: false },

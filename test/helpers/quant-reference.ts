@@ -36,6 +36,7 @@
 // runs with accuracy level 1 (fp32 compute) — {@link REFERENCE_SESSION_OPTIONS} — and the
 // tests report the default session's error separately.
 import * as ort from 'onnxruntime-node';
+import { attr } from '../../src/graph/ir/attribute.ts';
 import { DataType, dtypeName } from '../../src/graph/ir/dtype.ts';
 import type { Model } from '../../src/graph/ir/model.ts';
 import type { Node } from '../../src/graph/ir/node.ts';
@@ -86,7 +87,7 @@ export interface BranchRef {
   indices?: Int32Array;
   act?: ActQuantRef;
   weight: WeightRef;
-  /** MatMulIntegerToFloat's own bias input. */
+  /** MatMulIntegerToFloat's or MatMulNBits's own bias input. */
   bias?: Float32Array;
 }
 
@@ -170,6 +171,8 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
     if (!p && v.constTensor()) return { kind: 'bias', bias: floatVector(v.constTensor()!) };
     if (!inLayer(p)) throw new Error(`${where}: ${v.name} is not produced inside the layer`);
     if (p.opType === 'Add' && p.domain === '') return { kind: 'add', a: walk(p.input(0)!), b: walk(p.input(1)!) };
+    // Sum(t0, t1, …) as ((t0 + t1) + …): one float32 rounding per term, as the bound assumes.
+    if (p.opType === 'Sum' && p.domain === '') return p.inputs.slice(1).reduce<SumRef>((a, t) => ({ kind: 'add', a, b: walk(t!) }), walk(p.input(0)!));
     let branch: BranchRef;
     if (p.opType === 'MatMul' && p.domain === '') {
       const weight = dequantizedWeight(p.input(1), where);
@@ -192,7 +195,10 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
     } else if (p.opType === 'MatMulNBits' && p.domain === 'com.microsoft') {
       // Weight-only QOperator form: the float input times a blockwise weight whose blocks
       // share their column's scale and zero point (per-channel quantization).
-      branch = { kind: 'fq', weight: nbitsWeight(p, where), ...activation(p.input(0)!, 'none') };
+      const a = p.input(0)!;
+      const quantized = a.producer()?.opType === 'DequantizeLinear' && inLayer(a.producer()) ? 'dq' : 'none';
+      const biasIn = p.input(5);
+      branch = { kind: 'fq', weight: nbitsWeight(p, where), ...activation(a, quantized), bias: biasIn ? floatVector(constOf(biasIn, where)) : undefined };
     } else {
       throw new Error(`${where}: unexpected ${p.domain ? `${p.domain}.` : ''}${p.opType} in the layer's sum`);
     }
@@ -202,7 +208,9 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
   const y = final.output(0);
   const sum = walk(y);
   if (!x) throw new Error(`${where}: no input found`);
-  const K = branches.reduce((s, b) => s + b.weight.K, 0);
+  // A split layer's normal branch may read all of X (outlier rows held at the zero point).
+  const whole = branches.find((b) => !b.indices);
+  const K = whole ? whole.weight.K : branches.reduce((s, b) => s + b.weight.K, 0);
   const N = branches[0]!.weight.N;
   for (const b of branches) {
     if (b.weight.N !== N) throw new Error(`${where}: branches have different N`);
@@ -253,17 +261,27 @@ function scalarInt(v: Value | null, where: string): { value: number; type: Quant
 function dequantizedWeight(v: Value | null, where: string): WeightRef {
   const dq = v?.producer();
   if (!dq || dq.opType !== 'DequantizeLinear') throw new Error(`${where}: the MatMul's weight is not a DequantizeLinear output`);
-  if (dq.intAttr('axis', 1) !== 1) throw new Error(`${where}: weight DequantizeLinear on axis ${dq.intAttr('axis', 1)}`);
-  if (dq.attributes.has('block_size')) throw new Error(`${where}: blocked weight DequantizeLinear is not handled by the reference`);
+  const blockSize = dq.intAttr('block_size', 0);
+  if (dq.intAttr('axis', 1) !== (blockSize ? 0 : 1)) throw new Error(`${where}: weight DequantizeLinear on axis ${dq.intAttr('axis', 1)}`);
   const wq = constOf(dq.input(0), where);
   if (wq.dims.length !== 2) throw new Error(`${where}: quantized weight is ${wq.dims.length}-D`);
   const [K, N] = wq.dims as [number, number];
-  const scales = floatVector(constOf(dq.input(1), where));
+  let scales = floatVector(constOf(dq.input(1), where));
   const zt = constOf(dq.input(2), where);
-  const z = quantValues(zt);
-  if (scales.length !== N || z.values.length !== N) throw new Error(`${where}: ${scales.length} scales / ${z.values.length} zero points for N = ${N}`);
-  if (z.type !== QTYPE[wq.dataType]) throw new Error(`${where}: weight zero point type ${z.type} differs from the weight's`);
-  return { ...quantValues(wq), scales, zeroPoints: Int32Array.from(z.values), K, N, tensor: wq };
+  let zeroPoints = Int32Array.from(quantValues(zt).values);
+  if (blockSize) {
+    // A per-channel weight written blocked (for onnxruntime's MatMulNBits fusion): every block repeats its column's parameters.
+    const blocks = Math.ceil(K / blockSize);
+    if (scales.length !== blocks * N) throw new Error(`${where}: ${scales.length} blocked scales for K = ${K}, N = ${N}, block ${blockSize}`);
+    for (let i = N; i < scales.length; i++) {
+      if (scales[i] !== scales[i % N] || zeroPoints[i] !== zeroPoints[i % N]) throw new Error(`${where}: blocked weight DequantizeLinear with different blocks is not handled by the reference`);
+    }
+    scales = scales.slice(0, N);
+    zeroPoints = zeroPoints.slice(0, N);
+  }
+  if (scales.length !== N || zeroPoints.length !== N) throw new Error(`${where}: ${scales.length} scales / ${zeroPoints.length} zero points for N = ${N}`);
+  if (zt.dataType !== wq.dataType) throw new Error(`${where}: weight zero point type ${dtypeName(zt.dataType)} differs from the weight's`);
+  return { ...quantValues(wq), scales, zeroPoints, K, N, tensor: wq };
 }
 
 /** Reads a MatMulNBits weight back as a per-channel `[K, N]` weight, checking that every block of a column shares its scale and zero point. */
@@ -335,6 +353,8 @@ export function referenceLayer(layer: LayerRef, x: Float32Array): LayerReference
     } else {
       if (br.act) xHat = dequantizePerTensor(quantizePerTensor(xb, br.act.scale, br.act.zeroPoint, br.act.type), br.act.scale, br.act.zeroPoint);
       y = matmul(xHat, wDeq, M, Kb, N);
+      // MatMulNBits's own bias input: one more float32 rounding.
+      if (br.bias) for (let i = 0; i < y.length; i++) y[i] = y[i]! + br.bias[i % N]!;
     }
     const absW = wDeq.map(Math.abs);
     const absX = xHat.map(Math.abs);
@@ -419,7 +439,7 @@ export async function checkAgainstReference(
   if (layers.length === 0) throw new Error('no quantized layers (no node carries qarvd.decision)');
   const userOutputs = model.graph.outputs.map((v) => v.name);
   const observe = layers.flatMap((l) => (l.x.isGraphInput() ? [l.y] : [l.x, l.y]));
-  const aug = augmentModel(model, observe);
+  const aug = sessionOptions === REFERENCE_SESSION_OPTIONS ? withFp32NBits(model, () => augmentModel(model, observe)) : augmentModel(model, observe);
   let run: Record<string, ort.Tensor>;
   try {
     const session = await ort.InferenceSession.create(aug.path, sessionOptions);
@@ -467,6 +487,22 @@ export async function checkAgainstReference(
     return { name: l.name, mode: l.decision.mode, K: l.K, N: l.N, branches, rows: yOrt.length / l.N, maxAbsDiff, maxAbsY, violations, worstBoundRatio, worstUlpRatio, firstViolation };
   });
   return { layers: checks, outputs: Object.fromEntries(userOutputs.map((n) => [n, run[n]!])) };
+}
+
+/**
+ * Runs `save` with every emitted MatMulNBits at accuracy level 1 (fp32 compute), then puts the
+ * attributes back: the qoperator weight-only form asks for level 4 (int8 compute, for speed),
+ * which quantizes the activation at run time — the counterpart of the session option above.
+ */
+export function withFp32NBits<T>(model: Model, save: () => T): T {
+  const nodes = model.graph.nodes().filter((n) => n.opType === 'MatMulNBits' && n.attributes.has('accuracy_level'));
+  const kept = nodes.map((n) => n.attributes.get('accuracy_level')!);
+  for (const n of nodes) n.attributes.set('accuracy_level', attr.int('accuracy_level', 1));
+  try {
+    return save();
+  } finally {
+    nodes.forEach((n, i) => n.attributes.set('accuracy_level', kept[i]!));
+  }
 }
 
 /** ‖a − b‖₂ / ‖b‖₂ over two float tensors of the same size. */

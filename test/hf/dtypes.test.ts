@@ -31,13 +31,13 @@ describe('transformers.js dtypes', () => {
 
   it('are refused when the output does not have their meaning', () => {
     expect(() => checkVariantMeaning(resolveVariantName('q8'), W8A8)).not.toThrow();
-    expect(() => checkVariantMeaning(resolveVariantName('uint8'), W8A8)).not.toThrow();
+    expect(() => checkVariantMeaning(resolveVariantName('int8'), W8A8)).not.toThrow();
     expect(() => checkVariantMeaning(resolveVariantName('int8'), { ...W8A8, wSymmetric: true })).not.toThrow();
     expect(() => checkVariantMeaning(resolveVariantName('q4'), W4)).not.toThrow();
     expect(() => checkVariantMeaning(resolveVariantName('mine'), {})).not.toThrow();
     expect(() => checkVariantMeaning(resolveVariantName('q8'), W4)).toThrow(/q8 means 8-bit quantized weights, but this q-arvd run has w-bits 4, a-bits none/);
     expect(() => checkVariantMeaning(resolveVariantName('q4'), { ...W4, aBits: 8 })).toThrow(/q4 means 4-bit weight-only/);
-    expect(() => checkVariantMeaning(resolveVariantName('int8'), W8A8)).toThrow(/stores them as uint8/);
+    expect(() => checkVariantMeaning(resolveVariantName('uint8'), W8A8)).toThrow(/stores 8-bit weights as int8/);
     for (const d of ['fp16', 'q4f16', 'bnb4']) expect(() => checkVariantMeaning(resolveVariantName(d), W4)).toThrow(/no pass here produces that format/);
     expect(() => checkVariantMeaning(resolveVariantName('fp32'), W8A8)).toThrow(/fp32 is the base model itself/);
   });

@@ -85,7 +85,9 @@ describe('synthetic [128, 64] weight with planted outlier rows', () => {
       const byNorm = Array.from({ length: K }, (_, k) => k).sort((a, c) => norms[c]! - norms[a]! || a - c);
       expect(new Set(detected)).toEqual(new Set(byNorm.slice(0, 32)));
       expect(byNorm.slice(0, planted.length).sort((a, c) => a - c)).toEqual(planted);
-      expect([...detected, ...Array.from(normal!.indices!)].sort((a, c) => a - c)).toEqual(Array.from({ length: K }, (_, k) => k));
+      // 32 of 128 channels: the normal branch reads all of X (emit.ts readsAllRows), else exactly the other channels.
+      if (normal!.indices) expect([...detected, ...Array.from(normal!.indices)].sort((a, c) => a - c)).toEqual(Array.from({ length: K }, (_, k) => k));
+      else expect(normal!.weight.K).toBe(K);
       table.push(`synthetic     W${wBits}: planted ${planted.join(',')} + ${32 - planted.length} padding rows; ${entry.weightError!.single.toExponential(3)} → ${entry.weightError!.dual!.toExponential(3)}`);
 
       // And the split graph computes what the reference says (eval seed 99; calibration uses 0x5eed + i).
@@ -93,6 +95,26 @@ describe('synthetic [128, 64] weight with planted outlier rows', () => {
       expect(ref.layers[0]!.violations).toBe(0);
     });
   }
+
+  it('with few outliers (32 of 1024 channels) the normal branch reads all of X: its outlier rows hold the zero point, and the layer computes what the reference says', async () => {
+    const wideK = 1024;
+    const b = new GraphBuilder('planted_wide');
+    const x = b.input('x', [4, wideK]);
+    b.output(b.node('MatMul', 'fc/MatMul', [x, b.init('fc.weight', [wideK, N], weightWithOutliers(12, wideK, N, planted, 8))]), [4, N]);
+    const report = await quantize(b.model, { 'w-bits': '8', 'a-bits': '8' }, b.calibration());
+    expect(report.layers[0]).toMatchObject({ mode: 'dual', outliers: 32 });
+    const [outlier, normal] = readQuantizedLayers(b.model)[0]!.branches;
+    const detected = Array.from(outlier!.indices!);
+    for (const k of planted) expect(detected).toContain(k);
+    expect(normal!.indices).toBeUndefined();
+    expect(normal!.weight.K).toBe(wideK);
+    const heldAtZero = (k: number) => Array.from({ length: N }, (_, n) => normal!.weight.values[k * N + n] === normal!.weight.zeroPoints[n]).every(Boolean);
+    expect(detected.filter((k) => !heldAtZero(k))).toEqual([]);
+    // One Gather (the outlier branch's), not two.
+    expect(b.graph.nodes().filter((n) => n.opType === 'Gather').length).toBe(1);
+    const ref = await checkAgainstReference(b.model, b.feeds(seededRandom(99)));
+    expect(ref.layers[0]!.violations).toBe(0);
+  });
 
   it('with align 1 exactly the planted rows are detected', async () => {
     const b = build();
@@ -194,7 +216,9 @@ describe('dual-scale false', () => {
       const rOn: QuantReport = await quantize(on, { ...f.options, 'w-bits': '8', 'a-bits': 'none' });
       const rOff: QuantReport = await quantize(off, { ...f.options, 'w-bits': '8', 'a-bits': 'none', 'dual-scale': false });
       const emitted = (m: Model) => m.graph.nodes().filter((n) => n.opType === 'Gather' && n.metadata.has('qarvd.layer'));
-      expect(emitted(on).length).toBe(2 * rOn.totals.layers.dual);
+      // Every split gathers its outlier channels; its normal branch gathers too unless it reads all of X (few outliers).
+      expect(emitted(on).filter((n) => n.name.includes('/outlier/')).length).toBe(rOn.totals.layers.dual);
+      expect(emitted(on).length).toBeLessThanOrEqual(2 * rOn.totals.layers.dual);
       expect(emitted(off)).toEqual([]);
       expect(off.graph.nodes().filter((n) => n.opType === 'Gather').length).toBe(gathersBefore);
       expect(rOff.totals.layers.dual).toBe(0);

@@ -14,7 +14,7 @@ import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { assertValid } from '../../src/graph/verify.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 import { runModel } from '../helpers/ort.ts';
-import { checkAgainstReference, REFERENCE_SESSION_OPTIONS, readQuantizedLayers, relativeError, roundingBound } from '../helpers/quant-reference.ts';
+import { checkAgainstReference, REFERENCE_SESSION_OPTIONS, readQuantizedLayers, relativeError, roundingBound, withFp32NBits } from '../helpers/quant-reference.ts';
 import { BIT_WIDTHS, evalFeeds, FORMATS, loadFixture, QUANT_FIXTURES, quantFixture, quantize, testCalibration } from './quant-fixtures.ts';
 
 interface Row {
@@ -93,10 +93,13 @@ describe('quantized real fixtures agree with the TypeScript fake-quant reference
             const bad = ref.layers.filter((c) => c.violations > 0);
             expect(bad.map((c) => `${c.name}: ${c.violations} over the bound, first ${c.firstViolation}`)).toEqual([]);
 
-            // The saved file itself (no extra outputs) runs, under the reference's session options and
-            // under onnxruntime's defaults (weight-only layers then run with int8 activations, see
-            // quant-reference.ts); the table shows both errors against fp32.
-            const outRef = await runWith(path, feeds, REFERENCE_SESSION_OPTIONS);
+            // The saved file itself (no extra outputs) runs, under the reference's settings (fp32
+            // compute in MatMulNBits: the session option, and level 1 in the qoperator nodes, saved
+            // to a copy) and under onnxruntime's defaults (weight-only layers then run with int8
+            // activations, see quant-reference.ts); the table shows both errors against fp32.
+            const refPath = join(dir, `${f.name}-${format}-${bits.label}.reference.onnx`);
+            withFp32NBits(loaded, () => saveModel(loaded, refPath));
+            const outRef = await runWith(refPath, feeds, REFERENCE_SESSION_OPTIONS);
             const outDefault = await runModel(path, feeds);
             const names = Object.keys(fp32);
             for (const k of names) {
@@ -143,8 +146,8 @@ describe('the reference check can fail', () => {
     const layers = readQuantizedLayers(model);
     const target = layers.find((l) => l.name === '/blocks.2/w1/MatMul')!;
     // Tamper with the model: the DequantizeLinear's zero point of the activation goes up by 1.
-    // The layer's MatMul is its final node, or under the Add of bias correction's bias.
-    const matmul = target.final.opType === 'Add' ? target.final.inputs.map((v) => v?.producer()).find((p) => p?.opType === 'MatMul')! : target.final;
+    // The layer's MatMul is its final node, or under the Sum that adds bias correction's bias.
+    const matmul = ['Add', 'Sum'].includes(target.final.opType) ? target.final.inputs.map((v) => v?.producer()).find((p) => p?.opType === 'MatMul')! : target.final;
     const dq = matmul.input(0)!.producer()!;
     expect(dq.opType).toBe('DequantizeLinear');
     // Q and DQ share their zero point initializer, so the DQ gets a tampered copy of its own.

@@ -6,7 +6,7 @@ import { Tensor } from '../../graph/ir/tensor.ts';
 import { Value } from '../../graph/ir/value.ts';
 import { packInt4, type QuantType } from '../../kernels/quantize.ts';
 
-const QUANT_DTYPE: Record<QuantType, number> = { int8: DataType.INT8, uint8: DataType.UINT8, int4: DataType.INT4, uint4: DataType.UINT4 };
+const QUANT_DTYPE: Record<QuantType, number> = { int8: DataType.INT8, int7: DataType.INT8, uint8: DataType.UINT8, int4: DataType.INT4, uint4: DataType.UINT4 };
 
 /**
  * Builds the replacement of one layer: nodes are collected in order (inserted together by
@@ -54,6 +54,6 @@ export class LayerBuilder {
 /** Raw bytes of quantized values in `type`'s ONNX storage. */
 export function quantBytes(type: QuantType, values: ArrayLike<number>): Uint8Array {
   if (type === 'int4' || type === 'uint4') return packInt4(values, type === 'int4');
-  if (type === 'int8') return new Uint8Array(Int8Array.from(values).buffer);
+  if (type === 'int8' || type === 'int7') return new Uint8Array(Int8Array.from(values).buffer);
   return Uint8Array.from(values);
 }

@@ -15,6 +15,11 @@ export interface QuantConfig {
   wSymmetric: boolean;
   /** Symmetric int8 activations instead of asymmetric uint8. */
   aSymmetric: boolean;
+  /**
+   * 8-bit weights on a 7-bit grid ([−64, 63] in int8), for CPUs without VNNI whose u8×s8
+   * kernels saturate on full-range int8 weights (onnxruntime's `reduce_range`).
+   */
+  reduceRange: boolean;
   /** Domain of emitted Q/DQ nodes: '' (raise the opset when needed) or com.microsoft (any opset). */
   qdqDomain: '' | 'com.microsoft';
   /**
@@ -35,6 +40,7 @@ export const DEFAULT_QUANT_CONFIG: QuantConfig = {
   format: 'qdq',
   wSymmetric: false,
   aSymmetric: false,
+  reduceRange: false,
   qdqDomain: '',
   blockSize: 0,
 };

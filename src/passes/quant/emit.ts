@@ -6,24 +6,28 @@ import type { Value } from '../../graph/ir/value.ts';
 import type { QuantConfig } from './config.ts';
 import { LayerBuilder } from './builder.ts';
 import { biasVector } from './layer-weights.ts';
-import { nbitsBlockSize, toMatMulNBits } from './nbits.ts';
-import { quantRange } from '../../kernels/quantize.ts';
+import { toMatMulNBits } from './nbits.ts';
+import { quantRange, type QuantType } from '../../kernels/quantize.ts';
+import { branchForm, nbitsBlockSize } from './forms.ts';
 import type { Branch, LayerPlan } from './plan.ts';
 
 /** Quantized weights already emitted, keyed by weight and branch, so a shared weight is stored once. */
 export type WeightCache = Map<string, Value[]>;
 
 /**
- * Emits the quantized form of one layer (METHOD.md "Mapping to ONNX"):
- * - per branch, `Gather(X, idx, axis=-1)` when the layer is split;
+ * Emits the quantized form of one layer (METHOD.md "Mapping to ONNX"; the op per format and
+ * bits is {@link branchForm}'s, docs/speed.md says why):
+ * - a split layer's outlier branch reads `Gather(X, idx, axis=-1)`; its normal branch reads
+ *   all of X when the outliers are few (≤ K/4), its weight holding the outlier rows as zero
+ *   points (they dequantize to exactly 0, so the product is the normal channels' alone) — no
+ *   copy of 98% of the activation. Otherwise, and for blocked weights (their blocks run over
+ *   the branch's own rows), the normal branch gathers its channels too;
  * - `qdq`: [Clip →] QuantizeLinear → DequantizeLinear on the activation (scalar scale and
- *   zero point, one Q per branch), `DequantizeLinear(Wq, s[N], z[N], axis=1)`, `MatMul`;
- * - `qoperator`: [Clip →] QuantizeLinear, then `com.microsoft.MatMulIntegerToFloat` with the
- *   bias on the first branch;
- * - weight-only (`aBits` null): no activation quantizer; `qdq` feeds the weight DQ to the
- *   MatMul, `qoperator` emits `com.microsoft.MatMulNBits` (fp32 activations unless the
- *   session asks otherwise — onnxruntime's own DQ→MatMul fusion picks int8 activations);
- * - branches and the bias joined with `Add`.
+ *   zero point), `DequantizeLinear(Wq, s, z)`, `MatMul`;
+ * - `qoperator`: MatMulIntegerToFloat or MatMulNBits, the bias inside the first branch's op;
+ * - branches and the bias are joined by one `Sum` in `qdq` (an `Add` right after a MatMul is
+ *   turned into a float Gemm by onnxruntime's MatMulAddFusion before its QDQ fusions run,
+ *   which would dequantize the weight on every call), by `Add` after the com.microsoft ops.
  * Returns the builder holding the new nodes and the value that replaces the layer's output.
  */
 export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, cache: WeightCache, opset?: number): { builder: LayerBuilder; output: Value } {
@@ -32,40 +36,74 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
   b.opset = opset;
   const stored = biasVector(layer);
   if (!stored && layer.bias) throw new Error(`layer ${layer.name}: bias of shape [${layer.bias.tensor.dims.join('x')}] cannot be folded`);
-  const bias = withShift(stored, plan.biasShift);
-  const useIntegerOp = config.format === 'qoperator' && config.aBits !== null;
-  const useNBits = config.format === 'qoperator' && config.aBits === null;
-  let out: Value | undefined;
-  plan.branches.forEach((br, i) => {
+  let bias: Value | undefined;
+  const biasValue = () => (bias ??= b.vectorF32('bias', withShift(stored, plan.biasShift)!));
+  const hasBias = Boolean(stored || plan.biasShift);
+  const form = branchForm(config, opset);
+  const terms: Value[] = [];
+  let biasInside = false;
+  plan.branches.forEach((planned) => {
+    const br = readsAllRows(planned, layer.K) ? widenNormal(planned, layer.K, layer.N) : planned;
     const tag = br.role === 'all' ? '' : `${br.role}/`;
     // Read X from the node now: an earlier rewrite may have replaced the value it had at discovery.
     let x = layer.node.input(0)!;
     if (br.indices) x = b.node('Gather', [x, b.indices(`${tag}channels`, br.indices)], { attributes: [attr.int('axis', -1)], tag: `${tag}Gather` });
+    // The com.microsoft ops add a 1-D bias themselves: it goes into the first branch.
+    const takeBias = hasBias && !biasInside && form.op !== 'qdq';
     let y: Value;
-    if (useIntegerOp) {
+    if (form.op === 'integer') {
       const { xq, scale, zeroPoint } = quantizeActivation(b, br, x, config, tag);
-      const [wq, ws, wz] = cachedWeights(plan, br, config, b, cache, false);
-      const inputs = [xq, wq!, scale, ws!, zeroPoint, wz!];
-      // MatMulIntegerToFloat adds a 1-D bias itself; it goes on the first branch only.
-      if (i === 0 && bias) inputs.push(b.vectorF32('bias', bias));
-      y = b.node('MatMulIntegerToFloat', inputs, { domain: 'com.microsoft', tag: `${tag}MatMulIntegerToFloat` });
-    } else if (useNBits) {
+      const [wq, ws, wz] = cachedWeights(plan, br, config, b, cache, 'integer');
+      y = b.node('MatMulIntegerToFloat', [xq, wq!, scale, ws!, zeroPoint, wz!, ...(takeBias ? [biasValue()] : [])], { domain: 'com.microsoft', tag: `${tag}MatMulIntegerToFloat` });
+    } else if (form.op === 'nbits') {
       const [wb, ws, wz] = cachedNBits(plan, br, b, cache);
-      const attributes = [attr.int('K', br.K), attr.int('N', layer.N), attr.int('bits', quantRange(br.wType).bits), attr.int('block_size', br.blockSize ?? nbitsBlockSize(br.K))];
-      y = b.node('MatMulNBits', [x, wb!, ws!, wz!], { domain: 'com.microsoft', attributes, tag: `${tag}MatMulNBits` });
+      // int7 (reduce-range) travels as 8 bits. Level 4: int8 compute (forms.ts).
+      const bits = quantRange(br.wType).bits <= 4 ? 4 : 8;
+      const attributes = [attr.int('K', br.K), attr.int('N', layer.N), attr.int('bits', bits), attr.int('block_size', br.blockSize ?? nbitsBlockSize(br.K)), attr.int('accuracy_level', 4)];
+      y = b.node('MatMulNBits', [x, wb!, ws!, wz!, ...(takeBias ? [null, biasValue()] : [])], { domain: 'com.microsoft', attributes, tag: `${tag}MatMulNBits` });
     } else {
-      if (br.act) {
-        // Q and DQ share one scale and zero point initializer: the pair onnxruntime fuses.
-        const { xq, scale, zeroPoint } = quantizeActivation(b, br, x, config, tag);
-        x = b.node('DequantizeLinear', [xq, scale, zeroPoint], { domain: config.qdqDomain, tag: `${tag}DequantizeLinear` });
-      }
-      const [wdq] = cachedWeights(plan, br, config, b, cache, true);
+      if (br.act) x = fakeQuantize(b, br, x, config, tag);
+      const [wdq] = cachedWeights(plan, br, config, b, cache, form.int8Storage ? 'dq-int8' : form.nbitsBlocks ? 'dq-nbits' : 'dq');
       y = b.node('MatMul', [x, wdq!], { tag: `${tag}MatMul` });
     }
-    out = out ? b.node('Add', [out, y], { tag: 'Add' }) : y;
+    biasInside ||= takeBias;
+    terms.push(y);
   });
-  if (bias && !useIntegerOp) out = b.node('Add', [out!, b.vectorF32('bias', bias)], { tag: 'bias/Add' });
-  return { builder: b, output: out! };
+  if (hasBias && !biasInside) terms.push(biasValue());
+  return { builder: b, output: join(b, terms, form.op === 'qdq') };
+}
+
+/** Joins branch outputs and the bias: one Sum after MatMuls (see {@link emitLayer}), Adds after the com.microsoft ops. */
+function join(b: LayerBuilder, terms: Value[], afterMatMul: boolean): Value {
+  if (terms.length === 1) return terms[0]!;
+  // Sum broadcasts from opset 8; below it the 1-D bias needs Add's (legacy) broadcasting rules anyway.
+  if (afterMatMul && (b.opset ?? 21) >= 8) return b.node('Sum', terms, { tag: 'Sum' });
+  return terms.slice(1).reduce((acc, t) => b.node('Add', [acc, t], { tag: 'Add' }), terms[0]!);
+}
+
+/**
+ * True for the normal branch of a per-channel split whose outliers are at most 1/4 of the K
+ * channels: it reads all of X (see {@link widenNormal}) at the price of that many more weight
+ * rows. Measured on tiny-arvd-l (K 192 and 768, 32 outliers each): q-arvd W8A8 went from 1.33×
+ * fp32's latency with two Gathers per split to 0.88× with one. Splits with more outliers
+ * (K = 64 with align 32: half the channels) keep the Gather: their weights would grow by half.
+ */
+function readsAllRows(br: Branch, K: number): boolean {
+  return br.role === 'normal' && br.blockSize === undefined && (K - br.K) * 4 <= K;
+}
+
+/**
+ * The normal branch over all K input channels: its quantized rows at their channels, the
+ * outlier channels' rows set to each column's zero point, which dequantizes to exactly 0.
+ * The integer product is then the normal channels' alone (integer kernels accumulate exactly),
+ * and the layer reads X without a Gather.
+ */
+function widenNormal(br: Branch, K: number, N: number): Branch {
+  const wq = br.wq instanceof Int8Array ? new Int8Array(K * N) : new Uint8Array(K * N);
+  for (let k = 0; k < K; k++) wq.set(br.wZeroPoints.subarray(0, N), k * N);
+  br.indices!.forEach((k, i) => wq.set(br.wq.subarray(i * N, (i + 1) * N), k * N));
+  const { indices: _, ...rest } = br;
+  return { ...rest, K, wq };
 }
 
 /** The bias plus bias correction's shift (float32 sums); the shift alone when there is no bias. */
@@ -93,7 +131,7 @@ function cachedNBits(plan: LayerPlan, br: Branch, b: LayerBuilder, cache: Weight
 function quantizeActivation(b: LayerBuilder, br: Branch, x: Value, config: QuantConfig, tag: string): { xq: Value; scale: Value; zeroPoint: Value } {
   // QuantizeLinear entered the default domain at opset 10; below that onnxruntime's own
   // com.microsoft QuantizeLinear does the same arithmetic.
-  const domain = config.qdqDomain === '' && (b.opset ?? 21) < 10 ? 'com.microsoft' : config.qdqDomain;
+  const domain = qDomain(b, config);
   const a = br.act;
   if (!a) throw new Error('internal: branch without an activation quantizer');
   if (a.clip) x = b.node('Clip', [x, b.scalarF32(`${tag}clip_min`, a.clip[0]), b.scalarF32(`${tag}clip_max`, a.clip[1])], { tag: `${tag}Clip` });
@@ -102,25 +140,56 @@ function quantizeActivation(b: LayerBuilder, br: Branch, x: Value, config: Quant
   return { xq: b.node('QuantizeLinear', [x, scale, zeroPoint], { domain, tag: `${tag}QuantizeLinear` }), scale, zeroPoint };
 }
 
+/** [Clip →] QuantizeLinear → DequantizeLinear sharing one scale and zero point: the pair onnxruntime fuses. */
+function fakeQuantize(b: LayerBuilder, br: Branch, x: Value, config: QuantConfig, tag: string): Value {
+  const { xq, scale, zeroPoint } = quantizeActivation(b, br, x, config, tag);
+  return b.node('DequantizeLinear', [xq, scale, zeroPoint], { domain: qDomain(b, config), tag: `${tag}DequantizeLinear` });
+}
+
+function qDomain(b: LayerBuilder, config: QuantConfig): string {
+  return config.qdqDomain === '' && (b.opset ?? 21) < 10 ? 'com.microsoft' : config.qdqDomain;
+}
+
 /**
- * The weight of a branch: for Q/DQ the DequantizeLinear output; for the integer op the
- * quantized weight, its scales and zero points (int4 values travel in int8 there, since
- * MatMulIntegerToFloat takes 8-bit B only).
+ * The weight of a branch, stored once per shared weight:
+ * - `dq`: the DequantizeLinear output, in the weight's own type;
+ * - `dq-nbits`: the same, per-channel weights written blocked along K (blocks of
+ *   {@link nbitsBlockSize}), the form onnxruntime fuses into MatMulNBits;
+ * - `dq-int8`: the values stored in int8 (4-bit values for the 8-bit integer kernels);
+ * - `integer`: the int8 weight, its scales and zero points, for MatMulIntegerToFloat.
+ * int7 (reduce-range) is stored as int8 in every mode.
  */
-function cachedWeights(plan: LayerPlan, br: Branch, config: QuantConfig, b: LayerBuilder, cache: WeightCache, dq: boolean): Value[] {
-  const key = `${plan.layer.weightValue.name}|${br.role}|${dq}`;
+function cachedWeights(plan: LayerPlan, br: Branch, config: QuantConfig, b: LayerBuilder, cache: WeightCache, mode: 'dq' | 'dq-nbits' | 'dq-int8' | 'integer'): Value[] {
+  const key = `${plan.layer.weightValue.name}|${br.role}|${mode}`;
   const hit = cache.get(key);
   if (hit) return hit;
   const N = plan.layer.N;
   const tag = br.role === 'all' ? '' : `${br.role}/`;
-  const storage = dq || br.wType === 'uint8' ? br.wType : 'int8';
+  const storage: QuantType = br.wType === 'int7' || ((mode === 'dq-int8' || mode === 'integer') && br.wType === 'int4') ? 'int8' : br.wType;
   const wq = b.quantized(`${tag}weight_quantized`, storage, [br.K, N], br.wq);
+  const blockSize = br.blockSize ?? (mode === 'dq-nbits' ? nbitsBlockSize(br.K) : undefined);
+  const params = br.blockSize || blockSize === undefined ? { scales: br.wScales, zeroPoints: br.wZeroPoints } : blockedPerChannel(br.wScales, br.wZeroPoints, br.K, N, blockSize);
   // Per output channel: scales [N] on axis 1. Blocked (opset 21): [blocks, N] on axis 0 with block_size.
-  const paramDims = br.blockSize ? [br.wScales.length / N, N] : [N];
-  const ws = br.blockSize ? b.constant(`${tag}weight_scale`, (n) => Tensor.fromBytes(n, DataType.FLOAT, paramDims, new Uint8Array(br.wScales.buffer, br.wScales.byteOffset, br.wScales.byteLength))) : b.vectorF32(`${tag}weight_scale`, br.wScales);
-  const wz = b.quantized(`${tag}weight_zero_point`, storage, paramDims, br.wZeroPoints);
-  const attributes = br.blockSize ? [attr.int('axis', 0), attr.int('block_size', br.blockSize)] : [attr.int('axis', 1)];
-  const values = dq ? [b.node('DequantizeLinear', [wq, ws, wz], { domain: config.qdqDomain, attributes, tag: `${tag}weight/DequantizeLinear` })] : [wq, ws, wz];
+  const paramDims = blockSize ? [params.scales.length / N, N] : [N];
+  const ws = blockSize ? b.constant(`${tag}weight_scale`, (n) => Tensor.fromBytes(n, DataType.FLOAT, paramDims, new Uint8Array(params.scales.buffer, params.scales.byteOffset, params.scales.byteLength))) : b.vectorF32(`${tag}weight_scale`, params.scales);
+  const wz = b.quantized(`${tag}weight_zero_point`, storage, paramDims, params.zeroPoints);
+  const attributes = blockSize ? [attr.int('axis', 0), attr.int('block_size', blockSize)] : [attr.int('axis', 1)];
+  const values = mode === 'integer' ? [wq, ws, wz] : [b.node('DequantizeLinear', [wq, ws, wz], { domain: config.qdqDomain, attributes, tag: `${tag}weight/DequantizeLinear` })];
   cache.set(key, values);
   return values;
+}
+
+/**
+ * Per-channel parameters `[N]` as blocked ones `[ceil(K/B), N]`: every block of a column
+ * repeats the column's scale and zero point, so the dequantized weight is the same.
+ */
+export function blockedPerChannel(scales: Float32Array, zeroPoints: Int32Array, K: number, N: number, blockSize: number): { scales: Float32Array; zeroPoints: Int32Array } {
+  const blocks = Math.ceil(K / blockSize);
+  const s = new Float32Array(blocks * N);
+  const z = new Int32Array(blocks * N);
+  for (let blk = 0; blk < blocks; blk++) {
+    s.set(scales.subarray(0, N), blk * N);
+    z.set(zeroPoints.subarray(0, N), blk * N);
+  }
+  return { scales: s, zeroPoints: z };
 }

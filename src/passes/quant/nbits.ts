@@ -1,7 +1,6 @@
 import { quantRange, type QuantType } from '../../kernels/quantize.ts';
+import { NBITS_BLOCK_SIZES as BLOCK_SIZES, nbitsBlockSize } from './forms.ts';
 
-/** The blocks com.microsoft.MatMulNBits accepts on the CPU (onnxruntime 1.30). */
-const BLOCK_SIZES = [16, 32, 64, 128, 256];
 
 /** A branch weight in MatMulNBits layout. */
 export interface NBitsWeight {
@@ -16,11 +15,6 @@ export interface NBitsWeight {
   zeroPoints: Uint8Array;
 }
 
-/** The block size used for K input channels: the smallest supported block covering K, else 256. */
-export function nbitsBlockSize(K: number): number {
-  return BLOCK_SIZES.find((s) => s >= K) ?? 256;
-}
-
 /**
  * Lays out a quantized `[K, N]` weight for `com.microsoft.MatMulNBits`, blockwise along K.
  * With `quantBlock` the scales are `[blocks, N]` and MatMulNBits uses the same blocks. Without
@@ -31,7 +25,8 @@ export function nbitsBlockSize(K: number): number {
  * int8 + 128), zero points with them.
  */
 export function toMatMulNBits(values: ArrayLike<number>, K: number, N: number, scales: Float32Array, zeroPoints: ArrayLike<number>, type: QuantType, quantBlock?: number): NBitsWeight {
-  const { bits, signed } = quantRange(type);
+  // int7 (reduce-range) values are int8 values.
+  const { bits, signed } = quantRange(type === 'int7' ? 'int8' : type);
   if (bits !== 4 && bits !== 8) throw new Error(`MatMulNBits takes 4- or 8-bit weights, not ${type}`);
   if (quantBlock !== undefined && !BLOCK_SIZES.includes(quantBlock)) throw new Error(`MatMulNBits takes blocks of ${BLOCK_SIZES.join(', ')} rows, not ${quantBlock}`);
   const shift = signed ? 2 ** (bits - 1) : 0;

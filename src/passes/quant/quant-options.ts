@@ -11,11 +11,16 @@ import { DEFAULT_CALIB_TIMEOUT_S } from '../calibration/supervise.ts';
 export const SHARED_QUANT_OPTIONS = {
   'w-bits': { type: 'enum', choices: ['8', '4'], default: '8', help: 'weight bits (int8 or int4, per output channel)' },
   'a-bits': { type: 'enum', choices: ['8', '6', 'none'], default: '8', help: 'activation bits (static per tensor); none = weight-only' },
-  format: { type: 'enum', choices: ['qdq', 'qoperator'], default: 'qdq', help: 'qdq: Q/DQ around float MatMuls (portable); qoperator: com.microsoft.MatMulIntegerToFloat' },
+  format: { type: 'enum', choices: ['qdq', 'qoperator'], default: 'qdq', help: 'qdq: Q/DQ around float MatMuls (portable; onnxruntime fuses them into integer kernels); qoperator: onnxruntime\'s com.microsoft.MatMulIntegerToFloat, or MatMulNBits for weight-only (docs/speed.md)' },
   include: { type: 'string[]', default: [], help: 'only layers whose node name matches one of these globs' },
   exclude: { type: 'string[]', default: [], help: 'skip layers whose node name matches one of these globs' },
   'min-k': { type: 'integer', default: DEFAULT_MIN_K, help: 'skip layers with fewer input channels' },
   'w-symmetric': { type: 'boolean', default: false, help: 'symmetric weights (zero point 0) instead of per-channel asymmetric' },
+  'reduce-range': {
+    type: 'boolean',
+    default: false,
+    help: '8-bit weights on a 7-bit grid ([-64, 63] in int8): for CPUs with AVX2 but without VNNI, whose u8×s8 integer kernels saturate on full-range int8 weights (see docs/speed.md)',
+  },
   'a-symmetric': { type: 'boolean', default: false, help: 'symmetric int8 activations instead of asymmetric uint8' },
   'qdq-domain': { type: 'enum', choices: ['ai.onnx', 'com.microsoft'], default: 'ai.onnx', help: 'domain of Q/DQ nodes; com.microsoft works at any opset without raising it' },
   'block-size': {
@@ -109,6 +114,7 @@ export interface SharedQuantValues {
   minK: number;
   wSymmetric: boolean;
   aSymmetric: boolean;
+  reduceRange?: boolean;
   qdqDomain: string;
   /** `channel` or a block size (`'32'`); absent means per channel. */
   blockSize?: string;
@@ -172,6 +178,7 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
     format: o.format === 'qoperator' ? 'qoperator' : 'qdq',
     wSymmetric: o.wSymmetric,
     aSymmetric: o.aSymmetric,
+    reduceRange: o.reduceRange ?? false,
     qdqDomain: o.qdqDomain === 'com.microsoft' ? 'com.microsoft' : '',
     dualScale: o.dualScale !== undefined && o.dualScale !== false && o.dualScale !== 'false',
     tau: o.tau ?? DEFAULT_QUANT_CONFIG.tau,

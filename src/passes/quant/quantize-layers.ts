@@ -194,9 +194,19 @@ function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
     ensureDomain(model, 'com.microsoft');
     return;
   }
-  // Q/DQ in the default domain: per-axis weights need 13, 4-bit types 21.
+  // Q/DQ in the default domain: per-axis weights need 13, 4-bit types and blocked weights 21.
   const needed = config.wBits === 4 || config.blockSize > 0 ? 21 : 13;
   raiseOpset(model, needed, config.blockSize > 0 ? 'blocked DequantizeLinear' : config.wBits === 4 ? 'DequantizeLinear of int4 weights' : 'per-channel DequantizeLinear');
+  // Weight-only weights are written blocked (opset 21), the form onnxruntime fuses into
+  // MatMulNBits with the fast block size (forms.ts), when the opset can be raised; otherwise
+  // they stay per channel at 13, which onnxruntime still fuses, with blocks of 32.
+  if (config.aBits === null && (model.opset('') ?? 1) < 21) {
+    try {
+      raiseOpset(model, 21, 'blocked DequantizeLinear');
+    } catch {
+      // An operator changed meaning between the model's opset and 21: keep the per-channel form.
+    }
+  }
 }
 
 function weightBytes(model: Model): number {

@@ -1,0 +1,89 @@
+// The census of what onnxruntime executes: every emitted form (qdq and qoperator; W8A8, W4A8,
+// W4A6, W8, W4; dual-scale and single-scale; and reduce-range) is opened in onnxruntime-node
+// with `optimizedModelFilePath`, and the optimized graph must run every quantized weight in an
+// integer kernel: no DequantizeLinear of a weight matrix survives, no float MatMul/Gemm takes a
+// dequantized weight, and there is one integer kernel per emitted branch. Not timed (speed is
+// `npm run bench -- speed`).
+//
+// Models: the real tiny ARVD (examples/tiny-arvd), and a synthetic block with the Wan block's
+// structure at a small size (test/helpers/wan-block.ts: 512/1024 channels, 2% planted outlier
+// rows in o and ffn.2, so q-arvd splits them). Activation ranges are fixed at [-3, 4]: the
+// forms do not depend on calibration, and this keeps the test to seconds.
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Model } from '../../src/graph/ir/model.ts';
+import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
+import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/config.ts';
+import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
+import { type ActivationRanges, quantizeLinearLayers } from '../../src/passes/quant/quantize-layers.ts';
+import { optimizedCensus } from '../helpers/census.ts';
+import { removeDir, REPO_ROOT, scratchDir } from '../helpers/files.ts';
+import { wanBlock } from '../helpers/wan-block.ts';
+
+const dir = scratchDir('census');
+afterAll(() => removeDir(dir));
+
+const BITS: Record<string, Pick<QuantConfig, 'wBits' | 'aBits'>> = {
+  W8A8: { wBits: 8, aBits: 8 },
+  W4A8: { wBits: 4, aBits: 8 },
+  W4A6: { wBits: 4, aBits: 6 },
+  W8: { wBits: 8, aBits: null },
+  W4: { wBits: 4, aBits: null },
+};
+
+const MODELS: { name: string; load: () => Model }[] = [
+  { name: 'tiny-arvd', load: () => loadModel(join(REPO_ROOT, 'examples/tiny-arvd/model.onnx')) },
+  { name: 'synthetic block', load: () => wanBlock({ outliers: true, shape: { dim: 512, ffn: 1024 } }) },
+];
+
+/** Quantizes with activation ranges fixed at [-3, 4]; returns the branch count (emitted weight ops) and the report's split count. */
+function quantizeFixed(model: Model, config: QuantConfig): { branches: number; dual: number } {
+  const ranges: ActivationRanges = new Map();
+  for (const l of findLinearLayers(model.graph).layers) ranges.set(l.name, { min: new Float32Array(l.K).fill(-3), max: new Float32Array(l.K).fill(4) });
+  const report = quantizeLinearLayers(model, config, {}, config.aBits === null ? undefined : ranges, config.dualScale ? 'q-arvd' : 'minmax');
+  const branches = model.graph.nodes().filter((n) => n.metadata.has('qarvd.layer') && ['MatMul', 'MatMulIntegerToFloat', 'MatMulNBits'].includes(n.opType)).length;
+  return { branches, dual: report.totals.layers.dual };
+}
+
+describe('census of the optimized graph: every quantized weight reaches an integer kernel', () => {
+  for (const m of MODELS) {
+    for (const format of ['qdq', 'qoperator'] as const) {
+      for (const [label, bits] of Object.entries(BITS)) {
+        for (const dualScale of [true, false]) {
+          const name = `${m.name} ${format} ${label} ${dualScale ? 'q-arvd' : 'single-scale'}`;
+          it(name, async () => {
+            const model = m.load();
+            const { branches, dual } = quantizeFixed(model, { ...DEFAULT_QUANT_CONFIG, ...bits, format, dualScale });
+            if (m.name === 'synthetic block') expect(dual).toBe(dualScale ? 2 : 0);
+            const path = join(dir, `${name.replaceAll(' ', '-')}.onnx`);
+            saveModel(model, path);
+            const census = await optimizedCensus(path);
+            expect(census.floatWeights, JSON.stringify(census.ops)).toEqual([]);
+            expect(census.integerKernels, JSON.stringify(census.ops)).toBe(branches);
+          });
+        }
+      }
+    }
+  }
+
+  it('reduce-range (7-bit weights in int8) keeps the same kernels', async () => {
+    const model = MODELS[1]!.load();
+    const { branches } = quantizeFixed(model, { ...DEFAULT_QUANT_CONFIG, reduceRange: true });
+    const path = join(dir, 'reduce-range.onnx');
+    saveModel(model, path);
+    const census = await optimizedCensus(path);
+    expect(census.floatWeights).toEqual([]);
+    expect(census.integerKernels).toBe(branches);
+  });
+
+  it('the census sees a float weight: the pre-change emission (MatMul → Add join) leaves a float Gemm', async () => {
+    // Guards the census itself: a DQ → MatMul → Add, which MatMulAddFusion turns into a float Gemm.
+    const model = MODELS[1]!.load();
+    quantizeFixed(model, { ...DEFAULT_QUANT_CONFIG, dualScale: false });
+    for (const n of model.graph.nodes().filter((x) => x.opType === 'Sum')) n.opType = 'Add';
+    const path = join(dir, 'add-join.onnx');
+    saveModel(model, path);
+    const census = await optimizedCensus(path);
+    expect(census.floatWeights.length).toBeGreaterThan(0);
+  });
+});
