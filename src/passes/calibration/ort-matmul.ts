@@ -50,20 +50,27 @@ export interface OrtMatMul {
 /** The worker: one MatMul session; each message is one product, answered on the port. */
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const ort = require(workerData.ortPath);
-const { port, ctrl, model, threads } = workerData;
+const { port, ctrl, model, threads, ortPath } = workerData;
 const answer = (message) => {
   port.postMessage(message);
   Atomics.store(ctrl, 0, 1);
   Atomics.notify(ctrl, 0);
 };
 const failed = (e) => answer({ error: String((e && e.message) || e) });
-// No memory arena: products of hundreds of MB would otherwise stay reserved after use.
-const opened = ort.InferenceSession.create(model, { enableCpuMemArena: false, ...(threads > 0 ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) });
+// Every failure is answered: the caller is blocked and sees nothing else.
+let opened;
+try {
+  const ort = require(ortPath);
+  // No memory arena: products of hundreds of MB would otherwise stay reserved after use.
+  const options = { enableCpuMemArena: false, ...(threads > 0 ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) };
+  opened = ort.InferenceSession.create(model, options).then((session) => ({ ort, session }));
+} catch (e) {
+  opened = Promise.reject(e);
+}
 opened.then(() => answer({ ready: true }), failed);
 port.on('message', async ({ a, b, m, k, n }) => {
   try {
-    const session = await opened;
+    const { ort, session } = await opened;
     const out = await session.run({ a: new ort.Tensor('float64', a, [m, k]), b: new ort.Tensor('float64', b, [k, n]) });
     answer({ c: out.c.data });
   } catch (e) {
@@ -102,7 +109,13 @@ export function openOrtMatMul(options: OrtMatMulOptions): OrtMatMul {
     }
     const thread = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath, port: port2, ctrl, model: matmulModelBytes(), threads: options.threads }, transferList: [port2] });
     thread.unref();
-    awaitAnswer(port1, ctrl, 'opening the session');
+    try {
+      awaitAnswer(port1, ctrl, 'opening the session');
+    } catch (e) {
+      port1.close();
+      void thread.terminate();
+      throw e;
+    }
     return { thread, port: port1, ctrl };
   };
 
