@@ -63,8 +63,8 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   const result = options.method === 'gptq' ? gptq(w, stats.h, K, N, quantizers, options.gptq) : rtn;
   const perRow = stats.weight > 0 ? 1 / stats.weight : 0;
   const shift = meanShift(stats.mean, result.deq, w, K, N);
-  const eRtn = quadraticError(rtn.deq, w, stats.h, K, N) * perRow;
-  const eFinal = options.method === 'gptq' ? quadraticError(result.deq, w, stats.h, K, N) * perRow : eRtn;
+  const eRtn = quadraticError(rtn.deq, w, stats.h, K, N, options.gptq.matmul) * perRow;
+  const eFinal = options.method === 'gptq' ? quadraticError(result.deq, w, stats.h, K, N, options.gptq.matmul) * perRow : eRtn;
   const shiftNorm2 = shift.reduce((s, v) => s + v * v, 0);
   // With quantized activations the mean output is E[Q(x)]·Ŵ: the activation quantizer's mean error goes through Ŵ.
   const actShift = activationShift ? throughWeight(activationShift, result.deq, K, N) : undefined;
