@@ -14,13 +14,28 @@
  * - Damping: `H += damp·mean(diag H)·I`.
  * - Act-order: rows in descending `diag(H)` (ties by index), so the channels that matter most
  *   are quantized while the most rows remain to absorb their error.
- * - Lazy batches: within a batch of `blockSize` rows the updates are applied row by row; the
- *   rows after the batch get the batch's accumulated update once, as one matrix product.
  *
- * {@link gptqReference} is the same algorithm with the update applied row by row to every
- * remaining row: the plain definition the batched version is tested against.
+ * {@link gptqReference} is the definition, as the GPTQ paper writes it: `U` the upper Cholesky
+ * factor of `H⁻¹` (H damped and permuted), and after quantizing row i with error
+ * `e_i = (W̃_i − Q_i)/U_ii`, every later row gets `W̃_j −= U_ij·e_i`.
+ *
+ * {@link gptq} computes the same rows without `U` (without inverting anything). Unrolling the
+ * updates gives `W − Q = Uᵀ·E`, so `E = U⁻ᵀ·(W − Q)`; with `R = U⁻¹`, which is upper triangular
+ * with `H = R·Rᵀ` (the Cholesky factor of H taken from the last row up), the row quantized at
+ * step i is
+ *
+ *     W̃_i = W_i + (1/R_ii)·Σ_{j<i} R_ji·(W_j − Q_j)
+ *
+ * — each row is the original row plus a correction from the rounding errors `W_j − Q_j` of the
+ * rows before it (Babai's nearest-plane algorithm, which GPTQ is). The cost is one blocked
+ * Cholesky factorisation of H (K³/6 multiply-adds) and, in lazy batches of `blockSize` rows,
+ * one product `R[0:b0, batch]ᵀ·(W − Q)[0:b0, :]` per batch for the rows before it (K²·N/2 in
+ * all) while the rows within the batch are corrected one by one. Both bulks go through
+ * {@link GptqOptions.matmul}. Memory: one K×K working copy of H (factored in place) besides the
+ * caller's, and the K×N float64 errors.
  */
-import { inverseCholeskyUpper } from './cholesky.ts';
+import { choleskyLowerInPlace, inverseCholeskyUpper } from './cholesky.ts';
+import { type MatMul64, matmul64 } from './matmul.ts';
 import { quantRange, type QuantType, roundHalfToEven } from './quantize.ts';
 
 /** Fixed quantizers of the rows of a `[K, N]` weight. */
@@ -42,6 +57,11 @@ export interface GptqOptions {
   actOrder?: boolean;
   /** Rows per lazy batch (default 128). */
   blockSize?: number;
+  /**
+   * The matrix product of the Cholesky factorisation and the batch updates (default
+   * {@link matmul64}, plain JavaScript; the calibration side passes onnxruntime's).
+   */
+  matmul?: MatMul64;
 }
 
 /** GPTQ's output. */
@@ -57,14 +77,75 @@ export interface GptqResult {
 /** Default damping fraction. */
 export const DEFAULT_GPTQ_DAMP = 0.01;
 
-/** GPTQ with lazy batched updates (see the module doc). `h` is not modified. */
+/** GPTQ with lazy batched updates, through the Cholesky factor of H (see the module doc). `h` is not modified. */
 export function gptq(w: Float32Array, h: Float64Array, K: number, N: number, quantizers: RowQuantizers, options: GptqOptions = {}): GptqResult {
-  return run(w, h, K, N, quantizers, options, options.blockSize ?? 128);
+  const { order, isDead, dead, hp } = prepare(w, h, K, N, quantizers, options, true);
+  const matmul = options.matmul ?? matmul64;
+  const step = Math.max(1, options.blockSize ?? 128);
+  // hp is H permuted in reversed order; factored, R[j][i] = L[K−1−j][K−1−i] (H = R·Rᵀ, R upper).
+  choleskyLowerInPlace(hp, K, { matmul });
+  const rAt = (j: number, i: number) => (K - 1 - j) * K + (K - 1 - i);
+  const qp = new Int32Array(K * N);
+  const deqp = new Float32Array(K * N);
+  // W − Q of the rows quantized so far, in the permuted order.
+  const delta = new Float64Array(K * N);
+  const row = new Float64Array(N);
+  for (let b0 = 0; b0 < K; b0 += step) {
+    const b1 = Math.min(K, b0 + step);
+    const m = b1 - b0;
+    // acc[t,:] = Σ_{j<b0} R[j, b0+t]·delta[j,:], one product for the batch.
+    let acc: Float64Array;
+    if (b0 > 0) {
+      const rt = new Float64Array(m * b0);
+      for (let j = 0; j < b0; j++) {
+        const at = rAt(j, b0);
+        for (let t = 0; t < m; t++) rt[t * b0 + j] = hp[at - t]!;
+      }
+      acc = matmul(rt, delta.subarray(0, b0 * N), m, b0, N);
+    } else acc = new Float64Array(m * N);
+    for (let t = 0; t < m; t++) {
+      const i = b0 + t;
+      const src = order[i]!;
+      const wi = src * N;
+      const d = hp[rAt(i, i)]!;
+      for (let n = 0; n < N; n++) row[n] = (isDead[i] ? 0 : w[wi + n]!) + acc[t * N + n]! / d;
+      quantizeRow(row, 0, quantizers, src, N, qp, deqp, i * N);
+      const ri = i * N;
+      for (let n = 0; n < N; n++) delta[ri + n] = (isDead[i] ? 0 : w[wi + n]!) - deqp[ri + n]!;
+      // The later rows of the batch take this row's error now.
+      const at = rAt(i, b0);
+      for (let u = t + 1; u < m; u++) {
+        const f = hp[at - u]!;
+        if (f === 0) continue;
+        const ru = u * N;
+        for (let n = 0; n < N; n++) acc[ru + n] += f * delta[ri + n]!;
+      }
+    }
+  }
+  return unpermute(qp, deqp, order, K, N, dead);
 }
 
-/** The unbatched definition: every row's update is applied at once to all rows after it. */
+/** The unbatched definition through `U` (upper Cholesky factor of H⁻¹): every row's update is applied at once to all rows after it. */
 export function gptqReference(w: Float32Array, h: Float64Array, K: number, N: number, quantizers: RowQuantizers, options: GptqOptions = {}): GptqResult {
-  return run(w, h, K, N, quantizers, options, 0);
+  const { order, isDead, dead, hp } = prepare(w, h, K, N, quantizers, options, false);
+  const wp = new Float64Array(K * N);
+  for (let i = 0; i < K; i++) if (!isDead[i]) for (let n = 0; n < N; n++) wp[i * N + n] = w[order[i]! * N + n]!;
+  const u = inverseCholeskyUpper(hp, K);
+  const qp = new Int32Array(K * N);
+  const deqp = new Float32Array(K * N);
+  const err = new Float64Array(N);
+  for (let i = 0; i < K; i++) {
+    quantizeRow(wp, i * N, quantizers, order[i]!, N, qp, deqp, i * N);
+    const d = u[i * K + i]!;
+    for (let n = 0; n < N; n++) err[n] = (wp[i * N + n]! - deqp[i * N + n]!) / d;
+    for (let j = i + 1; j < K; j++) {
+      const f = u[i * K + j]!;
+      if (f === 0) continue;
+      const rj = j * N;
+      for (let n = 0; n < N; n++) wp[rj + n] -= f * err[n]!;
+    }
+  }
+  return unpermute(qp, deqp, order, K, N, dead);
 }
 
 /** Round-to-nearest with the same quantizers (the baseline GPTQ must not lose to). */
@@ -79,28 +160,36 @@ export function roundToNearest(w: Float32Array, K: number, N: number, quantizers
   return { q, deq, dead: 0 };
 }
 
-/** `tr(Δᵀ H Δ)` for `Δ = a − b` (`[K, N]`): the weighted output error of a weight change. */
-export function quadraticError(a: Float32Array, b: Float32Array, h: Float64Array, K: number, N: number): number {
+/**
+ * `tr(Δᵀ H Δ)` for `Δ = a − b` (`[K, N]`): the weighted output error of a weight change. By
+ * the symmetry of H, `2·Σ_i Δ_i·(Σ_{j<i} H_ij·Δ_j + H_ii·Δ_i/2)`: K²·N/2 multiply-adds, as
+ * products of strips of H's lower triangle with Δ through `matmul`.
+ */
+export function quadraticError(a: Float32Array, b: Float32Array, h: Float64Array, K: number, N: number, matmul: MatMul64 = matmul64): number {
   const d = new Float64Array(K * N);
   for (let i = 0; i < d.length; i++) d[i] = a[i]! - b[i]!;
-  const hd = new Float64Array(N);
+  const strip = 512;
   let total = 0;
-  for (let r = 0; r < K; r++) {
-    hd.fill(0);
-    const hr = r * K;
-    for (let c = 0; c < K; c++) {
-      const f = h[hr + c]!;
-      if (f === 0) continue;
-      const dc = c * N;
-      for (let n = 0; n < N; n++) hd[n] += f * d[dc + n]!;
+  for (let r0 = 0; r0 < K; r0 += strip) {
+    const r1 = Math.min(K, r0 + strip);
+    const lower = new Float64Array((r1 - r0) * r1);
+    for (let r = r0; r < r1; r++) {
+      const at = (r - r0) * r1;
+      lower.set(h.subarray(r * K, r * K + r), at);
+      lower[at + r] = h[r * K + r]! / 2;
     }
-    const dr = r * N;
-    for (let n = 0; n < N; n++) total += d[dr + n]! * hd[n]!;
+    const hd = matmul(lower, d.subarray(0, r1 * N), r1 - r0, r1, N);
+    const base = r0 * N;
+    for (let i = 0; i < hd.length; i++) total += d[base + i]! * hd[i]!;
   }
-  return total;
+  return 2 * total;
 }
 
-function run(w: Float32Array, h0: Float64Array, K: number, N: number, quantizers: RowQuantizers, options: GptqOptions, blockSize: number): GptqResult {
+/**
+ * Checks, dead rows, the order, and H permuted (reversed: last row first) with the dead rows'
+ * fix and the damping: the one K×K working copy.
+ */
+function prepare(w: Float32Array, h0: Float64Array, K: number, N: number, quantizers: RowQuantizers, options: GptqOptions, reversed: boolean) {
   if (w.length !== K * N) throw new RangeError(`gptq: weight of ${w.length} values is not ${K}×${N}`);
   if (h0.length !== K * K) throw new RangeError(`gptq: H of ${h0.length} values is not ${K}×${K}`);
   if (quantizers.group.length !== K) throw new RangeError(`gptq: ${quantizers.group.length} row groups for ${K} rows`);
@@ -115,54 +204,24 @@ function run(w: Float32Array, h0: Float64Array, K: number, N: number, quantizers
   }
   const order = Int32Array.from({ length: K }, (_, i) => i);
   if (options.actOrder ?? true) order.sort((a, b) => diag[b]! - diag[a]! || a - b);
-  // Permuted copies: W (float64) and H, with the dead rows' fix and the damping.
-  const wp = new Float64Array(K * N);
-  const hp = new Float64Array(K * K);
+  const isDead = Uint8Array.from(order, (k) => (diag[k] === 0 ? 1 : 0));
   let mean = 0;
   for (let k = 0; k < K; k++) mean += diag[k] === 0 ? 1 : diag[k]!;
   mean /= K;
+  const hp = new Float64Array(K * K);
+  const src = reversed ? Int32Array.from(order).reverse() : order;
   for (let i = 0; i < K; i++) {
-    const src = order[i]!;
-    if (diag[src] !== 0) for (let n = 0; n < N; n++) wp[i * N + n] = w[src * N + n]!;
-    for (let j = 0; j < K; j++) hp[i * K + j] = h0[src * K + order[j]!]!;
-    if (diag[src] === 0) hp[i * K + i] = 1;
-    hp[i * K + i] += damp * mean;
+    const hr = src[i]! * K;
+    const at = i * K;
+    for (let j = 0; j < K; j++) hp[at + j] = h0[hr + src[j]!]!;
+    if (diag[src[i]!] === 0) hp[at + i] = 1;
+    hp[at + i] += damp * mean;
   }
-  const u = inverseCholeskyUpper(hp, K);
-  const qp = new Int32Array(K * N);
-  const deqp = new Float32Array(K * N);
-  const err = new Float64Array(N);
-  const step = blockSize > 0 ? blockSize : K;
-  // Errors of the current batch, `[rows in batch, N]`, for the trailing update.
-  const batchErr = blockSize > 0 ? new Float64Array(step * N) : new Float64Array(0);
-  for (let b0 = 0; b0 < K; b0 += step) {
-    const b1 = Math.min(K, b0 + step);
-    // Within the batch (or everywhere, for the reference): row by row.
-    const last = blockSize > 0 ? b1 : K;
-    for (let i = b0; i < b1; i++) {
-      quantizeRow(wp, i * N, quantizers, order[i]!, N, qp, deqp, i * N);
-      const d = u[i * K + i]!;
-      for (let n = 0; n < N; n++) err[n] = (wp[i * N + n]! - deqp[i * N + n]!) / d;
-      if (blockSize > 0) batchErr.set(err, (i - b0) * N);
-      for (let j = i + 1; j < last; j++) {
-        const f = u[i * K + j]!;
-        if (f === 0) continue;
-        const rj = j * N;
-        for (let n = 0; n < N; n++) wp[rj + n] -= f * err[n]!;
-      }
-    }
-    if (blockSize === 0 || b1 >= K) continue;
-    // Trailing rows: W[j,:] −= Σ_{i in batch} U[i,j]·err_i, one product for the batch.
-    for (let j = b1; j < K; j++) {
-      const rj = j * N;
-      for (let i = b0; i < b1; i++) {
-        const f = u[i * K + j]!;
-        if (f === 0) continue;
-        const ri = (i - b0) * N;
-        for (let n = 0; n < N; n++) wp[rj + n] -= f * batchErr[ri + n]!;
-      }
-    }
-  }
+  return { order, isDead, dead, hp };
+}
+
+/** The permuted rows' integers and values back in the original row order. */
+function unpermute(qp: Int32Array, deqp: Float32Array, order: Int32Array, K: number, N: number, dead: number): GptqResult {
   const q = new Int32Array(K * N);
   const deq = new Float32Array(K * N);
   for (let i = 0; i < K; i++) {

@@ -1,11 +1,13 @@
 // GPTQ kernel against an independent float64 reference (OBQ updates with an explicit inverse,
-// test/helpers/gptq-reference.ts) and against its own unbatched definition, on synthetic
+// test/helpers/gptq-reference.ts) and against its own unbatched definition (through the
+// Cholesky factor of H⁻¹, where the kernel uses that of H), on synthetic
 // layers: no real layer is small enough for the O(K³·N) reference, so the weights and
 // activations are generated, with the features real layers have that GPTQ must handle —
 // correlated input channels, planted outlier rows (a dual-scale split), a dead channel, K not
 // a multiple of the batch size, and blocks of input channels.
 import { describe, expect, it } from 'vitest';
-import { inverseCholeskyUpper } from '../../src/kernels/cholesky.ts';
+import { choleskyLower, inverseCholeskyUpper } from '../../src/kernels/cholesky.ts';
+import { type MatMul64, matmul64 } from '../../src/kernels/matmul.ts';
 import { gptq, gptqReference, quadraticError, roundToNearest, type RowQuantizers } from '../../src/kernels/gptq.ts';
 import { computeParamsBlocked, type QuantType } from '../../src/kernels/quantize.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
@@ -30,10 +32,27 @@ const CASES: Case[] = [
   { name: 'int4 dual-scale, planted outliers, a dead channel', K: 150, N: 24, type: 'int4', outliers: [3, 40, 41, 97], dead: [77], block: 0, batch: 32, seed: 2 },
   { name: 'uint8 dual-scale, dead channel, K 100 with batch 128', K: 100, N: 16, type: 'uint8', outliers: [5, 6, 60], dead: [0, 99], block: 0, batch: 128, seed: 3 },
   { name: 'int4 blocks of 32, outliers in their own blocks', K: 136, N: 20, type: 'int4', outliers: [10, 70, 71], dead: [50], block: 32, batch: 48, seed: 4 },
+  // Beyond one Cholesky panel (256 columns): the blocked factorisation's products run.
+  { name: 'int4 dual-scale, K 300 over two Cholesky panels', K: 300, N: 8, type: 'int4', outliers: [7, 200], dead: [150], block: 0, batch: 128, seed: 5 },
 ];
 
-/** W, X (correlated channels, dead ones zero) and H = XᵀX, and the quantizers of the case. */
+/** A product summing each entry in decreasing p: other rounding than matmul64's, as onnxruntime's has. */
+const reversedSum: MatMul64 = (a, b, m, k, n) => {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) for (let p = k - 1; p >= 0; p--) for (let j = 0; j < n; j++) c[i * n + j] += a[i * k + p]! * b[p * n + j]!;
+  return c;
+};
+
+const layers = new Map<Case, ReturnType<typeof buildLayer>>();
+
+/** The case's layer, built once (the larger H takes a second of JavaScript). */
 function makeLayer(c: Case) {
+  if (!layers.has(c)) layers.set(c, buildLayer(c));
+  return layers.get(c)!;
+}
+
+/** W, X (correlated channels, dead ones zero) and H = XᵀX, and the quantizers of the case. */
+function buildLayer(c: Case) {
   const rng = seededRandom(c.seed);
   const { K, N } = c;
   const w = new Float32Array(K * N);
@@ -125,6 +144,36 @@ describe('gptq', () => {
     });
   }
 
+  it('takes its products from the injected matmul, with the same integers under another summation order', () => {
+    const c = CASES[4]!;
+    const { w, h, quantizers } = makeLayer(c);
+    let calls = 0;
+    const counted: MatMul64 = (...args) => {
+      calls++;
+      return reversedSum(...args);
+    };
+    const viaInjected = gptq(w, h, c.K, c.N, quantizers, { blockSize: c.batch, matmul: counted });
+    // Cholesky panel and trailing strip, and one product per batch after the first.
+    expect(calls).toBeGreaterThanOrEqual(4);
+    expect(Array.from(viaInjected.q)).toEqual(Array.from(obqReference(w, h, c.K, c.N, quantizers, 0.01, true)));
+  });
+
+  it('quadraticError is tr(ΔᵀHΔ) as defined, through either product', () => {
+    const c = CASES[4]!;
+    const { w, h, quantizers } = makeLayer(c);
+    const rtn = roundToNearest(w, c.K, c.N, quantizers);
+    let direct = 0;
+    for (let i = 0; i < c.K; i++) {
+      for (let j = 0; j < c.K; j++) {
+        let dot = 0;
+        for (let n = 0; n < c.N; n++) dot += (rtn.deq[i * c.N + n]! - w[i * c.N + n]!) * (rtn.deq[j * c.N + n]! - w[j * c.N + n]!);
+        direct += h[i * c.K + j]! * dot;
+      }
+    }
+    expect(direct).toBeGreaterThan(0);
+    for (const mm of [matmul64, reversedSum]) expect(Math.abs(quadraticError(rtn.deq, w, h, c.K, c.N, mm) / direct - 1)).toBeLessThan(1e-12);
+  });
+
   it('without act-order follows the reference in index order too', () => {
     const c = CASES[1]!;
     const { w, h, quantizers } = makeLayer(c);
@@ -141,14 +190,51 @@ describe('gptq', () => {
   });
 });
 
+/** `A·Aᵀ + shift·I` for a random n×n `A`: symmetric positive definite. */
+function randomSpd(n: number, seed: number, shift: number): Float64Array {
+  const rng = seededRandom(seed);
+  const a = Float64Array.from({ length: n * n }, () => rng.normal());
+  const h = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let p = 0; p < n; p++) h[i * n + j] += a[i * n + p]! * a[j * n + p]!;
+  for (let i = 0; i < n; i++) h[i * n + i] += shift;
+  return h;
+}
+
+describe('choleskyLower', () => {
+  it('blocked (panels of 16, 7 and the whole) gives L·Lᵀ = A, the same factor each way', () => {
+    const n = 70;
+    const h = randomSpd(n, 11, 0.1);
+    const plain = choleskyLower(h, n, { block: n });
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < n; p++) s += plain[i * n + p]! * plain[j * n + p]!;
+        worst = Math.max(worst, Math.abs(s - h[i * n + j]!));
+      }
+    }
+    expect(worst).toBeLessThan(1e-9);
+    for (const block of [16, 7]) {
+      const l = choleskyLower(h, n, { block, matmul: reversedSum });
+      for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) expect(l[i * n + j]).toBe(0);
+      let diff = 0;
+      for (let i = 0; i < n * n; i++) diff = Math.max(diff, Math.abs(l[i]! - plain[i]!));
+      expect(diff).toBeLessThan(1e-10);
+    }
+  });
+
+  it('names the row where a blocked factorisation finds the matrix not positive definite', () => {
+    const n = 20;
+    const h = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) h[i * n + i] = i === 13 ? -1 : 1;
+    expect(() => choleskyLower(h, n, { block: 8 })).toThrow(/at row 13/);
+  });
+});
+
 describe('inverseCholeskyUpper', () => {
   it('is upper triangular with Uᵀ·U·H = I (a random SPD matrix)', () => {
     const n = 40;
-    const rng = seededRandom(9);
-    const a = Float64Array.from({ length: n * n }, () => rng.normal());
-    const h = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let p = 0; p < n; p++) h[i * n + j] += a[i * n + p]! * a[j * n + p]!;
-    for (let i = 0; i < n; i++) h[i * n + i] += 0.5;
+    const h = randomSpd(n, 9, 0.5);
     const u = inverseCholeskyUpper(h, n);
     let worst = 0;
     for (let i = 0; i < n; i++) {

@@ -25,6 +25,7 @@
  */
 import { DEFAULT_GPTQ_DAMP, gptq, type GptqOptions, quadraticError, roundToNearest, type RowQuantizers } from '../../kernels/gptq.ts';
 import { newQuantArray } from '../../kernels/quantize.ts';
+import type { MatMul64 } from '../../kernels/matmul.ts';
 import type { ReconStats } from '../calibration/gram.ts';
 import type { Branch, LayerPlan, LayerReconstruction } from './plan.ts';
 
@@ -83,8 +84,8 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   const result = damp === 'rtn' ? rtn : gptq(w, stats.h, K, N, quantizers, { ...options.gptq, damp });
   const perRow = stats.weight > 0 ? 1 / stats.weight : 0;
   const shift = meanShift(stats.mean, result.deq, w, K, N);
-  const eRtn = quadraticError(rtn.deq, w, stats.h, K, N) * perRow;
-  const eFinal = result !== rtn ? quadraticError(result.deq, w, stats.h, K, N) * perRow : eRtn;
+  const eRtn = quadraticError(rtn.deq, w, stats.h, K, N, options.gptq.matmul) * perRow;
+  const eFinal = result !== rtn ? quadraticError(result.deq, w, stats.h, K, N, options.gptq.matmul) * perRow : eRtn;
   const shiftNorm2 = shift.reduce((s, v) => s + v * v, 0);
   // With quantized activations the mean output is E[Q(x)]·Ŵ: the activation quantizer's mean error goes through Ŵ.
   const actShift = activationShift ? throughWeight(activationShift, result.deq, K, N) : undefined;
@@ -126,7 +127,7 @@ export function chooseDamping(w: Float32Array, folds: readonly [ReconStats, Reco
   const N = w.length / K;
   const both = (fit: (train: ReconStats) => Float32Array): number => {
     let total = 0;
-    for (const [train, test] of [folds, [folds[1], folds[0]]] as const) total += heldOutError(fit(train), w, train, test, K, N, options.biasCorrection) * test.weight;
+    for (const [train, test] of [folds, [folds[1], folds[0]]] as const) total += heldOutError(fit(train), w, train, test, K, N, options.biasCorrection, options.gptq.matmul) * test.weight;
     return total / (folds[0].weight + folds[1].weight);
   };
   const errors: Record<string, number> = { rtn: both(() => rtnDeq) };
@@ -145,8 +146,8 @@ export function chooseDamping(w: Float32Array, folds: readonly [ReconStats, Reco
  * correction (the bias from `train`'s mean, `b = −μ_f·Δ`) `E_t‖xΔ − μ_fΔ‖²`, which is
  * `tr(ΔᵀH_tΔ)/n_t − 2(μ_tΔ)·(μ_fΔ) + ‖μ_fΔ‖²`.
  */
-export function heldOutError(deq: Float32Array, w: Float32Array, train: ReconStats, test: ReconStats, K: number, N: number, biasCorrection: boolean): number {
-  let e = quadraticError(deq, w, test.h, K, N) / test.weight;
+export function heldOutError(deq: Float32Array, w: Float32Array, train: ReconStats, test: ReconStats, K: number, N: number, biasCorrection: boolean, matmul?: MatMul64): number {
+  let e = quadraticError(deq, w, test.h, K, N, matmul) / test.weight;
   if (!biasCorrection) return e;
   const fit = meanShift(train.mean, deq, w, K, N);
   const seen = meanShift(test.mean, deq, w, K, N);

@@ -16,6 +16,7 @@ import type { ReconStats } from '../calibration/gram.ts';
 import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { SensitivityCurve } from '../calibration/sensitivity.ts';
 import { readReconFile, reconFileOf, writeReconFile } from '../calibration/recon-file.ts';
+import { openOrtMatMul } from '../calibration/ort-matmul.ts';
 import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable, smoothingSummary } from './smooth.ts';
 import { withSmoothedCopy } from './smooth-calibration.ts';
 import { calibrateSequentially } from './sequential.ts';
@@ -126,9 +127,17 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     };
   }
   const t0 = performance.now();
-  const reconstruction = recon ? { stats: recon, options: reconstructOptions, splitAuto: splitAuto(options), ...(activation ? { activation } : {}) } : undefined;
+  // The reconstruction's large float64 products (Cholesky of H, GPTQ's batch updates, the
+  // weighted errors) run in onnxruntime; its worker starts only if a product is large enough.
+  const products = recon ? openOrtMatMul({ threads: options.calibThreads ?? 0 }) : undefined;
+  const reconstruction = recon ? { stats: recon, options: { ...reconstructOptions, gptq: { ...reconstructOptions.gptq, matmul: products!.matmul } }, splitAuto: splitAuto(options), ...(activation ? { activation } : {}) } : undefined;
   const threads = options.threads || defaultThreads();
-  const report = await quantizeLinearLayersThreaded(threads, model, config, selection, ranges, method, scales, reconstruction);
+  let report: QuantReport;
+  try {
+    report = await quantizeLinearLayersThreaded(threads, model, config, selection, ranges, method, scales, reconstruction);
+  } finally {
+    products?.close();
+  }
   if (recon) ctx.log.info(`${reconstructOptions.method === 'gptq' ? 'GPTQ reconstruction' : 'round to nearest'}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
   if (calibrationInfo) report.calibration = calibrationInfo;
   if (smoothing) report.smoothing = smoothingSummary(smoothing);
