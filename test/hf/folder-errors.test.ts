@@ -75,8 +75,8 @@ describe('convert <folder>: bad folders and bad --variant names write nothing', 
     await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q4'], /--variant q4 means 4-bit weight-only quantization, but this q-arvd run has w-bits 8, a-bits 8; quantize with --q-arvd\.w-bits 4 --q-arvd\.a-bits none/);
     await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q4', '--q-arvd.w-bits', '4'], /this q-arvd run has w-bits 4, a-bits 8/);
     await refused(model, [model, '--pass', 'minmax', '--variant', 'q8', '--minmax.w-bits', '4', '--minmax.a-bits', 'none'], /--variant q8 means 8-bit quantized weights, but this minmax run has w-bits 4/);
-    await refused(model, [model, '--pass', 'q-arvd', '--variant', 'int8'], /--variant int8 means int8 weights, but q-arvd stores them as uint8 \(asymmetric\); use --variant uint8 or q8, or set --q-arvd\.w-symmetric true/);
-    await refused(model, [model, '--pass', 'q-arvd', '--variant', 'uint8', '--q-arvd.w-symmetric', 'true'], /stores them as int8/);
+    // 8-bit weights are int8 (reduce-range: a 7-bit grid in int8): a uint8 variant names a format no pass writes.
+    await refused(model, [model, '--pass', 'q-arvd', '--variant', 'uint8', '--q-arvd.a-bits', 'none'], /--variant uint8 means uint8 weights, but q-arvd stores 8-bit weights as int8 .*use --variant int8 or q8/);
     await refused(model, [model, '--pass', 'dce', '--variant', 'q8'], /the passes given quantize nothing .*add --pass q-arvd/);
     await refused(model, [model, '--variant', 'fp32'], /--variant fp32 is the base model itself/);
   });
