@@ -71,7 +71,7 @@ export interface LayerPlan {
 
 /** What reconstruction did to one layer (for the report). */
 export interface LayerReconstruction {
-  method: 'gptq' | 'none';
+  method: 'gptq' | 'adaround' | 'none';
   /** Weighted output error per calibration row: round to nearest, and the final weights (both before bias correction). */
   error: { rtn: number; final: number };
   /** The final weights' error once the bias absorbs the mean shift (equal to `final` without bias correction). */
@@ -82,6 +82,8 @@ export interface LayerReconstruction {
   activationShift?: number;
   /** Dead input channels (never non-zero in calibration). */
   dead: number;
+  /** AdaRound: weights rounded the other way than to nearest. */
+  flipped?: number;
 }
 
 /**

@@ -3,6 +3,7 @@ import { DEFAULT_MIN_K } from './linear-layers.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from './config.ts';
 import { DEFAULT_SMOOTH_ALPHA } from './smooth.ts';
 import { DEFAULT_GPTQ_DAMP } from '../../kernels/gptq.ts';
+import { DEFAULT_ADAROUND_ITERATIONS } from '../../kernels/adaround.ts';
 import { checkOptionRanges } from './option-ranges.ts';
 import { DEFAULT_CALIB_TIMEOUT_S } from '../calibration/supervise.ts';
 
@@ -47,9 +48,9 @@ export function biasCorrectionOption(enabled: boolean) {
 export const RECONSTRUCTION_OPTIONS = {
   reconstruct: {
     type: 'enum',
-    choices: ['gptq', 'none'],
+    choices: ['gptq', 'adaround', 'none'],
     default: 'gptq',
-    help: 'weight reconstruction from the α-weighted Gram matrix of calibration rows: gptq (error feedback, Frantar et al. 2022) or none (round to nearest); used whenever calibration data is given (also weight-only)',
+    help: 'weight reconstruction from the α-weighted Gram matrix of calibration rows: gptq (error feedback, Frantar et al. 2022), adaround (learnt up/down rounding, Nagel et al. 2020; slower) or none (round to nearest); used whenever calibration data is given (also weight-only)',
   },
   'gram-stride': {
     type: 'integer',
@@ -58,6 +59,7 @@ export const RECONSTRUCTION_OPTIONS = {
   },
   damp: { type: 'number', default: DEFAULT_GPTQ_DAMP, help: 'GPTQ damping: add this fraction of the mean diagonal of H to its diagonal' },
   'act-order': { type: 'boolean', default: true, help: 'GPTQ: quantize input channels in descending order of their H diagonal' },
+  iterations: { type: 'integer', default: DEFAULT_ADAROUND_ITERATIONS, help: 'AdaRound: Adam steps per layer; each costs K²·N multiply-adds (K input, N output channels)' },
   ...biasCorrectionOption(true),
 } as const satisfies Record<string, PassOption>;
 
@@ -114,8 +116,10 @@ export interface SharedQuantValues {
   /** S2: `true`/`'true'` the paper's rule, `'auto'` checked by data, false/`'false'` never. */
   dualScale?: boolean | 'auto' | 'true' | 'false';
   /** Reconstruction (q-arvd; minmax never reconstructs). */
-  reconstruct?: 'gptq' | 'none';
+  reconstruct?: 'gptq' | 'adaround' | 'none';
   damp?: number;
+  /** AdaRound's Adam steps per layer. */
+  iterations?: number;
   gramStride?: number;
   actOrder?: boolean;
   biasCorrection?: boolean;

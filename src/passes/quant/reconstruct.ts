@@ -7,13 +7,15 @@
  * 1. The branches' scales and zero points are kept (min/max or searched, chosen before);
  *    only the integers change. GPTQ runs over all K rows of the layer at once, each row with
  *    its branch's quantizer, so the error of an outlier row is absorbed by normal rows and
- *    the other way round.
+ *    the other way round. AdaRound (`reconstruct adaround`, kernels/adaround.ts) instead learns
+ *    each weight's rounding up or down against the same objective, with the same quantizers.
  * 2. Bias correction (Nagel et al. 2019, empirical): `b' = b − μ·(Ŵ − W)`; a layer without a
  *    bias gets one.
  * 3. The layer's error per calibration row, `e = tr(ΔᵀHΔ)/Σα_c n_c` and, after bias
  *    correction, `e − ‖μΔ‖²` (the mean part is removed exactly), is recorded: it is what
  *    `dual-scale auto` compares between the split and the single quantizer.
  */
+import { adaround, type AdaroundOptions } from '../../kernels/adaround.ts';
 import { gptq, type GptqOptions, quadraticError, roundToNearest, type RowQuantizers } from '../../kernels/gptq.ts';
 import { newQuantArray } from '../../kernels/quantize.ts';
 import type { ReconStats } from '../calibration/gram.ts';
@@ -21,9 +23,11 @@ import type { Branch, LayerPlan, LayerReconstruction } from './plan.ts';
 
 /** How layers are reconstructed. */
 export interface ReconstructOptions {
-  /** `gptq`: GPTQ error feedback; `none`: round to nearest (statistics still give bias correction and the error). */
-  method: 'gptq' | 'none';
+  /** `gptq`: GPTQ error feedback; `adaround`: learnt rounding; `none`: round to nearest (statistics still give bias correction and the error). */
+  method: 'gptq' | 'adaround' | 'none';
   gptq: GptqOptions;
+  /** AdaRound's options (`rows` is set per layer from the statistics). */
+  adaround?: AdaroundOptions;
   biasCorrection: boolean;
 }
 
@@ -60,11 +64,12 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   if (stats.K !== K) throw new Error(`internal: layer ${plan.layer.name} has K = ${K} but its statistics have ${stats.K} channels`);
   const quantizers = rowQuantizersOf(plan);
   const rtn = roundToNearest(w, K, N, quantizers);
-  const result = options.method === 'gptq' ? gptq(w, stats.h, K, N, quantizers, options.gptq) : rtn;
   const perRow = stats.weight > 0 ? 1 / stats.weight : 0;
+  const learnt = options.method === 'adaround' ? adaround(w, stats.h, K, N, quantizers, { ...options.adaround, rows: stats.weight > 0 ? stats.weight : 1 }) : undefined;
+  const result = learnt ?? (options.method === 'gptq' ? gptq(w, stats.h, K, N, quantizers, options.gptq) : rtn);
   const shift = meanShift(stats.mean, result.deq, w, K, N);
   const eRtn = quadraticError(rtn.deq, w, stats.h, K, N) * perRow;
-  const eFinal = options.method === 'gptq' ? quadraticError(result.deq, w, stats.h, K, N) * perRow : eRtn;
+  const eFinal = options.method !== 'none' ? quadraticError(result.deq, w, stats.h, K, N) * perRow : eRtn;
   const shiftNorm2 = shift.reduce((s, v) => s + v * v, 0);
   // With quantized activations the mean output is E[Q(x)]·Ŵ: the activation quantizer's mean error goes through Ŵ.
   const actShift = activationShift ? throughWeight(activationShift, result.deq, K, N) : undefined;
@@ -77,6 +82,7 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
     meanShift: Math.sqrt(shiftNorm2),
     ...(actShift ? { activationShift: Math.sqrt(actShift.reduce((s, v) => s + v * v, 0)) } : {}),
     dead: result.dead,
+    ...(learnt ? { flipped: learnt.flipped } : {}),
   };
   const out: LayerPlan = { ...plan, branches, reconstruction };
   if (options.biasCorrection) out.biasShift = Float32Array.from(shift, (v) => -v);
