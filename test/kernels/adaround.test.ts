@@ -29,7 +29,8 @@ describe('adaround', () => {
         const rtn = roundToNearest(w, c.K, c.N, quantizers);
         const eAda = quadraticError(result.deq, w, h, c.K, c.N);
         const eRtn = quadraticError(rtn.deq, w, h, c.K, c.N);
-        expect(eAda / eRtn).toBeLessThan(0.8);
+        // Not a marginal win (0.22–0.28 at 400 steps; GPTQ reaches 0.11–0.20 on these layers).
+        expect(eAda / eRtn).toBeLessThan(0.4);
         expect(result.flipped).toBeGreaterThan(0);
         expect(result.dead).toBe(c.dead.length);
       });
