@@ -80,6 +80,8 @@ export const DEFAULT_ADAROUND_ITERATIONS = 2000;
 /** Adam's learning rate: 10× AIMET's, for 5× fewer steps (see the module doc). */
 export const DEFAULT_ADAROUND_LEARNING_RATE = 1e-2;
 
+/** |V| from which h(V) is clipped to 0 or 1: σ(V) = 11/12 at V = ln 11. */
+const CLIP_V = Math.log(11);
 const ADAM_BETA1 = 0.9;
 const ADAM_BETA2 = 0.999;
 const ADAM_EPS = 1e-8;
@@ -102,6 +104,9 @@ export function matmulF64(a: Float64Array, b: Float64Array, m: number, k: number
 
 /** The rectified sigmoid h(V). */
 export function rectifiedSigmoid(v: number): number {
+  // σ(V) ≥ 11/12 or ≤ 1/12 is clipped: decided without an exponential (most weights, once the regulariser has acted).
+  if (v >= CLIP_V) return 1;
+  if (v <= -CLIP_V) return 0;
   const h = (ADAROUND_ZETA - ADAROUND_GAMMA) / (1 + Math.exp(-v)) + ADAROUND_GAMMA;
   return h < 0 ? 0 : h > 1 ? 1 : h;
 }
@@ -238,23 +243,25 @@ export function lossAndGradient(p: RoundingProblem, v: Float64Array, lambda: num
   for (let i = 0; i < L; i++) {
     reconstruction += delta[i]! * hd[i]!;
     const hv = soft[i]!;
+    // Clipped h: no gradient, and the regulariser's term 1 − 1^β is 0.
+    if (hv <= 0 || hv >= 1) {
+      grad[i] = 0;
+      continue;
+    }
     const y = 2 * hv - 1;
     const a = y < 0 ? -y : y;
     // |2h − 1|^(β − 1), once: the regulariser's value and its derivative both use it.
     const power = on && a > 0 ? Math.pow(a, b - 1) : 0;
-    regularizer += power * a;
+    if (on) regularizer += 1 - power * a;
     let g = 0;
-    if (hv > 0 && hv < 1) {
-      const u = base[i]! + hv;
-      if (u >= qmin && u <= qmax) g = ((2 * hd[i]!) / rows) * scale[i]!;
-      if (on) g -= y < 0 ? -2 * lambda * b * power : 2 * lambda * b * power;
-      // h'(V) = (ζ − γ)·σ(1 − σ), with σ recovered from h.
-      const sg = (hv - ADAROUND_GAMMA) / span;
-      g *= span * sg * (1 - sg);
-    }
-    grad[i] = g;
+    const u = base[i]! + hv;
+    if (u >= qmin && u <= qmax) g = ((2 * hd[i]!) / rows) * scale[i]!;
+    if (on) g -= y < 0 ? -2 * lambda * b * power : 2 * lambda * b * power;
+    // h'(V) = (ζ − γ)·σ(1 − σ), with σ recovered from h.
+    const sg = (hv - ADAROUND_GAMMA) / span;
+    grad[i] = g * span * sg * (1 - sg);
   }
-  return { reconstruction: reconstruction / rows, regularizer: on ? lambda * (L - regularizer) : 0 };
+  return { reconstruction: reconstruction / rows, regularizer: lambda * regularizer };
 }
 
 /** Adam on V from {@link initialV} with the warm-up and the β schedule; returns the final V. */
