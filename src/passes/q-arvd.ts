@@ -19,7 +19,8 @@
  *    module is a rollout.
  * 5. With calibration data (a module or a prompt list; weight-only runs too), each layer's
  *    weights are reconstructed by GPTQ against `H = Σ_c α_c Σ xᵀx` of its input with the
- *    quantizers fixed (`reconstruct none`: round to nearest), the mean output change is folded
+ *    quantizers fixed (`reconstruct adaround`: learnt rounding, slower; `reconstruct none`:
+ *    round to nearest), the mean output change is folded
  *    into the bias (`bias-correction`), and under `dual-scale auto` a split is kept only where
  *    it lowers the layer's α-weighted error; see quant/reconstruct.ts.
  * 6. The decision is written to the report and to the layer's final node metadata.

@@ -9,25 +9,11 @@ import { describe, expect, it } from 'vitest';
 import { choleskyLower, inverseCholeskyUpper } from '../../src/kernels/cholesky.ts';
 import { type MatMul64, matmul64 } from '../../src/kernels/matmul.ts';
 import { gptq, gptqReference, quadraticError, roundToNearest, type RowQuantizers } from '../../src/kernels/gptq.ts';
-import { computeParamsBlocked, type QuantType } from '../../src/kernels/quantize.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
 import { obqReference } from '../helpers/gptq-reference.ts';
+import { makeLayer, type SyntheticLayerCase } from '../helpers/synthetic-layer.ts';
 
-interface Case {
-  name: string;
-  K: number;
-  N: number;
-  type: QuantType;
-  /** Rows with 8× larger weights, quantized as their own group (a dual-scale split). */
-  outliers: number[];
-  dead: number[];
-  /** Rows per quantizer block within a group (0: per output channel). */
-  block: number;
-  batch: number;
-  seed: number;
-}
-
-const CASES: Case[] = [
+const CASES: (SyntheticLayerCase & { batch: number })[] = [
   { name: 'int4 per channel, K 150 with batch 64', K: 150, N: 24, type: 'int4', outliers: [], dead: [], block: 0, batch: 64, seed: 1 },
   { name: 'int4 dual-scale, planted outliers, a dead channel', K: 150, N: 24, type: 'int4', outliers: [3, 40, 41, 97], dead: [77], block: 0, batch: 32, seed: 2 },
   { name: 'uint8 dual-scale, dead channel, K 100 with batch 128', K: 100, N: 16, type: 'uint8', outliers: [5, 6, 60], dead: [0, 99], block: 0, batch: 128, seed: 3 },
@@ -42,68 +28,6 @@ const reversedSum: MatMul64 = (a, b, m, k, n) => {
   for (let i = 0; i < m; i++) for (let p = k - 1; p >= 0; p--) for (let j = 0; j < n; j++) c[i * n + j] += a[i * k + p]! * b[p * n + j]!;
   return c;
 };
-
-const layers = new Map<Case, ReturnType<typeof buildLayer>>();
-
-/** The case's layer, built once (the larger H takes a second of JavaScript). */
-function makeLayer(c: Case) {
-  if (!layers.has(c)) layers.set(c, buildLayer(c));
-  return layers.get(c)!;
-}
-
-/** W, X (correlated channels, dead ones zero) and H = XᵀX, and the quantizers of the case. */
-function buildLayer(c: Case) {
-  const rng = seededRandom(c.seed);
-  const { K, N } = c;
-  const w = new Float32Array(K * N);
-  for (let k = 0; k < K; k++) {
-    const gain = c.outliers.includes(k) ? 8 : 1;
-    for (let n = 0; n < N; n++) w[k * N + n] = rng.normal() * 0.05 * gain;
-  }
-  // Rows x = z·A with a random mixing A: the channels are correlated, as real activations are.
-  const M = 4 * K;
-  const mixRank = 24;
-  const a = Float64Array.from({ length: mixRank * K }, () => rng.normal());
-  const x = new Float64Array(M * K);
-  for (let m = 0; m < M; m++) {
-    const z = Array.from({ length: mixRank }, () => rng.normal());
-    for (let k = 0; k < K; k++) {
-      if (c.dead.includes(k)) continue;
-      let s = 0.3 * rng.normal() + 0.5;
-      for (let r = 0; r < mixRank; r++) s += z[r]! * a[r * K + k]!;
-      x[m * K + k] = s;
-    }
-  }
-  const h = new Float64Array(K * K);
-  for (let m = 0; m < M; m++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) h[i * K + j] += x[m * K + i]! * x[m * K + j]!;
-  return { w, h, quantizers: quantizersOf(c, w) };
-}
-
-/** Groups: (branch, block) pairs; parameters by min/max of each group's rows, per column. */
-function quantizersOf(c: Case, w: Float32Array): RowQuantizers {
-  const { K, N } = c;
-  const branches = [c.outliers, Array.from({ length: K }, (_, k) => k).filter((k) => !c.outliers.includes(k))].filter((rows) => rows.length > 0);
-  const group = new Int32Array(K);
-  const scales: number[] = [];
-  const zeroPoints: number[] = [];
-  let g = 0;
-  for (const rows of branches) {
-    const B = c.block || rows.length;
-    for (let b0 = 0; b0 < rows.length; b0 += B) {
-      const part = rows.slice(b0, b0 + B);
-      const sub = new Float32Array(part.length * N);
-      part.forEach((k, i) => {
-        sub.set(w.subarray(k * N, (k + 1) * N), i * N);
-        group[k] = g;
-      });
-      const p = computeParamsBlocked(sub, part.length, N, part.length, c.type, false);
-      scales.push(...p.scales);
-      zeroPoints.push(...p.zeroPoints);
-      g++;
-    }
-  }
-  return { group, scales: Float32Array.from(scales), zeroPoints: Int32Array.from(zeroPoints), type: c.type };
-}
 
 describe('gptq', () => {
   for (const c of CASES) {

@@ -14,6 +14,7 @@ export interface RangedOptions {
   threads?: number;
   sensitivitySamples?: number;
   calibTimeout?: number;
+  iterations?: number;
 }
 
 /** [option name, resolved key, test, what it must be] */
@@ -24,6 +25,7 @@ const RANGES: readonly [string, keyof RangedOptions, (v: number) => boolean, str
   ['calib-threads', 'calibThreads', (v) => v >= 0, 'at least 0 (0: onnxruntime chooses)'],
   ['threads', 'threads', (v) => v >= 0, 'at least 0 (0: one per core)'],
   ['sensitivity-samples', 'sensitivitySamples', (v) => v >= 0, 'at least 0 (0: all samples)'],
+  ['iterations', 'iterations', (v) => v >= 1, 'at least 1'],
   ['calib-timeout', 'calibTimeout', (v) => v > 0 && v <= 2 ** 31 / 1000, 'a number of seconds above 0 (and below 24 days)'],
 ];
 

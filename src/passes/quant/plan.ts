@@ -71,7 +71,7 @@ export interface LayerPlan {
 
 /** What reconstruction did to one layer (for the report). */
 export interface LayerReconstruction {
-  method: 'gptq' | 'none';
+  method: 'gptq' | 'adaround' | 'none';
   /** Weighted output error per calibration row: round to nearest, and the final weights (both before bias correction). */
   error: { rtn: number; final: number };
   /** The final weights' error once the bias absorbs the mean shift (equal to `final` without bias correction). */
@@ -86,6 +86,8 @@ export interface LayerReconstruction {
   damp?: number | 'rtn';
   /** `damp auto`: each candidate's two-fold held-out error per row (after bias correction when on). */
   heldOut?: Record<string, number>;
+  /** AdaRound: weights rounded the other way than to nearest. */
+  flipped?: number;
 }
 
 /**

@@ -4,6 +4,7 @@ import { DEFAULT_QUANT_CONFIG, type QuantConfig } from './config.ts';
 import { DEFAULT_SMOOTH_ALPHA } from './smooth.ts';
 import { DEFAULT_GPTQ_DAMP } from '../../kernels/gptq.ts';
 import { DAMP_CANDIDATES } from './reconstruct.ts';
+import { DEFAULT_ADAROUND_ITERATIONS } from '../../kernels/adaround.ts';
 import { checkOptionRanges } from './option-ranges.ts';
 import { DEFAULT_CALIB_TIMEOUT_S } from '../calibration/supervise.ts';
 
@@ -53,9 +54,9 @@ export function biasCorrectionOption(enabled: boolean) {
 export const RECONSTRUCTION_OPTIONS = {
   reconstruct: {
     type: 'enum',
-    choices: ['gptq', 'none'],
+    choices: ['gptq', 'adaround', 'none'],
     default: 'gptq',
-    help: 'weight reconstruction from the α-weighted Gram matrix of calibration rows: gptq (error feedback, Frantar et al. 2022) or none (round to nearest); used whenever calibration data is given (also weight-only)',
+    help: 'weight reconstruction from the α-weighted Gram matrix of calibration rows: gptq (error feedback, Frantar et al. 2022), adaround (learnt up/down rounding, Nagel et al. 2020; slower) or none (round to nearest); used whenever calibration data is given (also weight-only)',
   },
   'gram-stride': {
     type: 'integer',
@@ -73,6 +74,7 @@ export const RECONSTRUCTION_OPTIONS = {
     help: 'collect each block\'s calibration statistics on a copy whose earlier blocks (blocks.N, layers.N, h.N in the node names) are already quantized, so each layer is fitted to the upstream error it will see; one more calibration pass per block',
   },
   'act-order': { type: 'boolean', default: true, help: 'GPTQ: quantize input channels in descending order of their H diagonal' },
+  iterations: { type: 'integer', default: DEFAULT_ADAROUND_ITERATIONS, help: 'AdaRound: Adam steps per layer; each costs K²·N multiply-adds (K input, N output channels)' },
   ...biasCorrectionOption(true),
 } as const satisfies Record<string, PassOption>;
 
@@ -130,9 +132,11 @@ export interface SharedQuantValues {
   /** S2: `true`/`'true'` the paper's rule, `'auto'` checked by data, false/`'false'` never. */
   dualScale?: boolean | 'auto' | 'true' | 'false';
   /** Reconstruction (q-arvd; minmax never reconstructs). */
-  reconstruct?: 'gptq' | 'none';
+  reconstruct?: 'gptq' | 'adaround' | 'none';
   /** `auto` or a damping fraction, as text. */
   damp?: string;
+  /** AdaRound's Adam steps per layer. */
+  iterations?: number;
   gramStride?: number;
   sequential?: boolean;
   actOrder?: boolean;

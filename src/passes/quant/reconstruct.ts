@@ -7,7 +7,8 @@
  * 1. The branches' scales and zero points are kept (min/max or searched, chosen before);
  *    only the integers change. GPTQ runs over all K rows of the layer at once, each row with
  *    its branch's quantizer, so the error of an outlier row is absorbed by normal rows and
- *    the other way round.
+ *    the other way round. AdaRound (`reconstruct adaround`, kernels/adaround.ts) instead learns
+ *    each weight's rounding up or down against the same objective, with the same quantizers.
  * 2. Bias correction (Nagel et al. 2019, empirical): `b' = b − μ·(Ŵ − W)`; a layer without a
  *    bias gets one.
  * 3. The layer's error per calibration row, `e = tr(ΔᵀHΔ)/Σα_c n_c` and, after bias
@@ -23,6 +24,7 @@
  *    candidate with the lowest held-out error is refitted on all samples. That held-out
  *    error is also what `dual-scale auto` compares.
  */
+import { adaround, type AdaroundOptions } from '../../kernels/adaround.ts';
 import { DEFAULT_GPTQ_DAMP, gptq, type GptqOptions, quadraticError, roundToNearest, type RowQuantizers } from '../../kernels/gptq.ts';
 import { newQuantArray } from '../../kernels/quantize.ts';
 import type { MatMul64 } from '../../kernels/matmul.ts';
@@ -31,8 +33,8 @@ import type { Branch, LayerPlan, LayerReconstruction } from './plan.ts';
 
 /** How layers are reconstructed. */
 export interface ReconstructOptions {
-  /** `gptq`: GPTQ error feedback; `none`: round to nearest (statistics still give bias correction and the error). */
-  method: 'gptq' | 'none';
+  /** `gptq`: GPTQ error feedback; `adaround`: learnt rounding; `none`: round to nearest (statistics still give bias correction and the error). */
+  method: 'gptq' | 'adaround' | 'none';
   gptq: GptqOptions;
   /**
    * Damping fractions to choose from per layer by two-fold cross-validation (`damp auto`;
@@ -40,6 +42,8 @@ export interface ReconstructOptions {
    * without candidates, `gptq.damp` is used.
    */
   dampCandidates?: readonly number[];
+  /** AdaRound's options (`rows` is set per layer from the statistics). */
+  adaround?: AdaroundOptions;
   biasCorrection: boolean;
 }
 
@@ -81,7 +85,8 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   const rtn = roundToNearest(w, K, N, quantizers);
   const crossValidated = options.method === 'gptq' && options.dampCandidates?.length && stats.folds ? chooseDamping(w, stats.folds, quantizers, rtn.deq, options) : undefined;
   const damp = crossValidated ? crossValidated.best : options.method === 'gptq' ? options.gptq.damp ?? DEFAULT_GPTQ_DAMP : 'rtn';
-  const result = damp === 'rtn' ? rtn : gptq(w, stats.h, K, N, quantizers, { ...options.gptq, damp });
+  const learnt = options.method === 'adaround' ? adaround(w, stats.h, K, N, quantizers, { ...options.adaround, rows: stats.weight > 0 ? stats.weight : 1 }) : undefined;
+  const result = learnt ?? (damp === 'rtn' ? rtn : gptq(w, stats.h, K, N, quantizers, { ...options.gptq, damp }));
   const perRow = stats.weight > 0 ? 1 / stats.weight : 0;
   const shift = meanShift(stats.mean, result.deq, w, K, N);
   const eRtn = quadraticError(rtn.deq, w, stats.h, K, N, options.gptq.matmul) * perRow;
@@ -100,6 +105,7 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
     dead: result.dead,
     ...(options.method === 'gptq' ? { damp } : {}),
     ...(crossValidated ? { heldOut: crossValidated.errors } : {}),
+    ...(learnt ? { flipped: learnt.flipped } : {}),
   };
   const out: LayerPlan = { ...plan, branches, reconstruction };
   if (options.biasCorrection) out.biasShift = Float32Array.from(shift, (v) => -v);

@@ -17,6 +17,7 @@ import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { SensitivityCurve } from '../calibration/sensitivity.ts';
 import { readReconFile, reconFileOf, writeReconFile } from '../calibration/recon-file.ts';
 import { openOrtMatMul } from '../calibration/ort-matmul.ts';
+import { simdMatrixProduct } from '../calibration/simd-product.ts';
 import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable, smoothingSummary } from './smooth.ts';
 import { withSmoothedCopy } from './smooth-calibration.ts';
 import { calibrateSequentially } from './sequential.ts';
@@ -65,7 +66,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   const { layers } = findLinearLayers(model.graph, selection);
   const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
   if (layers.length > 0 && config.aBits === null && wantStats && !hasData && !options.loadCalibration) {
-    ctx.log.info(`weight-only without calibration data: weights rounded to nearest, no bias correction (give calib or prompts to ${reconstructOptions.method === 'gptq' ? 'reconstruct them with GPTQ' : 'correct the biases'})`);
+    ctx.log.info(`weight-only without calibration data: weights rounded to nearest, no bias correction (give calib or prompts to ${reconstructOptions.method === 'none' ? 'correct the biases' : `reconstruct them with ${METHOD_NAMES[reconstructOptions.method]}`})`);
   }
   if (layers.length > 0 && options.loadCalibration && (config.aBits !== null || wantStats)) {
     if (options.calib || calibration) ctx.log.warn(`load-calibration given: the calibration module is not run`);
@@ -138,7 +139,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   } finally {
     products?.close();
   }
-  if (recon) ctx.log.info(`${reconstructOptions.method === 'gptq' ? 'GPTQ reconstruction' : 'round to nearest'}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
+  if (recon) ctx.log.info(`${reconstructOptions.method === 'none' ? 'round to nearest' : `${METHOD_NAMES[reconstructOptions.method]} reconstruction`}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
   if (calibrationInfo) report.calibration = calibrationInfo;
   if (smoothing) report.smoothing = smoothingSummary(smoothing);
   if (table) addCalibrationTable(report, table);
@@ -171,6 +172,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   };
 }
 
+const METHOD_NAMES = { gptq: 'GPTQ', adaround: 'AdaRound' } as const;
+
 /** The reconstruction options of a pass (`minmax` declares only bias-correction: it rounds to nearest). */
 function reconstructOptionsOf(options: SharedQuantValues): ReconstructOptions {
   const auto = options.damp === undefined || options.damp.trim() === 'auto';
@@ -180,6 +183,7 @@ function reconstructOptionsOf(options: SharedQuantValues): ReconstructOptions {
     method: options.reconstruct ?? 'none',
     gptq: { damp, actOrder: options.actOrder },
     ...(auto ? { dampCandidates: DAMP_CANDIDATES } : {}),
+    adaround: { iterations: options.iterations, product: simdMatrixProduct() },
     biasCorrection: options.biasCorrection ?? false,
   };
 }
