@@ -79,6 +79,9 @@ port.on('message', async ({ a, b, m, k, n }) => {
 });
 `;
 
+/** A flag nobody sets: `Atomics.wait` on it is a sleep. */
+const NAP = new Int32Array(new SharedArrayBuffer(4));
+
 /**
  * A synchronous float64 product through onnxruntime (see the module doc). Products below
  * `minMultiplyAdds` use {@link matmul64}.
@@ -92,7 +95,13 @@ export function openOrtMatMul(options: OrtMatMulOptions): OrtMatMul {
   /** Blocks until the worker answers; its message, or an error naming what failed. */
   const awaitAnswer = (port: MessagePort, ctrl: Int32Array, what: string): { c?: Float64Array; error?: string } => {
     if (Atomics.wait(ctrl, 0, 0, timeoutMs) === 'timed-out') throw new Error(`onnxruntime matmul: no answer to ${what} within ${timeoutMs / 1000} s`);
-    const message = receiveMessageOnPort(port)?.message as { c?: Float64Array; error?: string } | undefined;
+    let message = receiveMessageOnPort(port)?.message as { c?: Float64Array; error?: string } | undefined;
+    // The flag can be seen before the posted message reaches this end of the port (seen once in
+    // CI): poll for it in 1 ms naps for a few seconds before calling it missing.
+    for (let waited = 0; !message && waited < 5_000; waited++) {
+      Atomics.wait(NAP, 0, 0, 1);
+      message = receiveMessageOnPort(port)?.message as { c?: Float64Array; error?: string } | undefined;
+    }
     if (!message) throw new Error(`onnxruntime matmul: the worker signalled ${what} without an answer`);
     if (message.error !== undefined) throw new Error(`onnxruntime matmul: ${what} failed: ${message.error}`);
     return message;
