@@ -26,7 +26,7 @@ import { seededRandom } from '../../src/kernels/random.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/config.ts';
 import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
 import { type ActivationRanges, quantizeLinearLayers } from '../../src/passes/quant/quantize-layers.ts';
-import { type BenchCase, type BenchRow, collectGarbage, median, round } from '../lib.ts';
+import { type BenchCase, type BenchRow, median, ratioStats, round, timeInterleaved } from '../lib.ts';
 
 /** Weight shapes [K, N]: the tiny ARVDs' (64, 192, 256, 768 channels) and larger square ones. */
 const SHAPES: [number, number][] = [
@@ -92,11 +92,6 @@ function formModel(K: number, N: number, layers: number, form: (typeof FORMS)[nu
   return path;
 }
 
-const quantile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.round(p * (s.length - 1))]!;
-};
-
 const layerForms: BenchCase = {
   name: 'layer-forms',
   summary: 'per weight shape K×N and row count: each emitted form (W8A8, W8, W4; single and dual-scale) against fp32, 1 thread',
@@ -117,29 +112,20 @@ const layerForms: BenchCase = {
           const t0 = performance.now();
           await sessions[0]!.run({ x });
           const rounds = Math.max(15, Math.min(61, Math.round(1000 / Math.max(0.01, performance.now() - t0)))) | 1;
-          const times = sessions.map(() => [] as number[]);
-          for (let r = 0; r < rounds; r++) {
-            collectGarbage();
-            for (let i = 0; i < sessions.length; i++) {
-              const t = performance.now();
-              await sessions[i]!.run({ x });
-              times[i]!.push(performance.now() - t);
-            }
-          }
+          const times = await timeInterleaved(sessions, { x }, rounds);
           const cells: string[] = [];
           FORMS.forEach((f, i) => {
-            const ratios = times[i]!.map((t, r) => t / times[0]![r]!);
-            const ratio = median(ratios);
+            const st = ratioStats(times[i]!, times[0]!);
             rows.push({
               name: `${K}x${N} rows ${M} ${f.name}`,
               bytes: statSync(paths[i]!).size,
               ms: round(median(times[i]!) / layers, 4),
               copyMs: round(median(times[0]!) / layers, 4),
-              ratio: round(ratio, 2),
+              ratio: round(st.ratio, 2),
               runs: rounds,
-              details: { layers, p25: round(quantile(ratios, 0.25), 2), p75: round(quantile(ratios, 0.75), 2) },
+              details: { layers, p25: round(st.p25, 2), p75: round(st.p75, 2) },
             });
-            if (i > 0) cells.push(`${f.name} ${ratio.toFixed(2)} [${quantile(ratios, 0.25).toFixed(2)}–${quantile(ratios, 0.75).toFixed(2)}]`);
+            if (i > 0) cells.push(`${f.name} ${st.ratio.toFixed(2)} [${st.p25.toFixed(2)}–${st.p75.toFixed(2)}]`);
           });
           ctx.log(`${K}x${N} rows ${M} (${layers} layers, ${rounds} rounds): fp32 ${(median(times[0]!) / layers).toFixed(3)} ms/layer; ${cells.join('; ')}`);
         }

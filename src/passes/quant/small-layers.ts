@@ -3,20 +3,22 @@ import type { LayerPlan } from './plan.ts';
 
 /**
  * The measured rule (docs/speed.md "Small layers"; `npm run bench -- layer-forms`, onnxruntime
- * 1.30, 1 thread, models of same-shape layers timed against fp32 at 4, 16, 192 and 1024
- * rows). Below these sizes the integer form was slower than onnxruntime's fp32 Gemm at the
- * rows video tokens give (192) or more:
- * - weight-only (MatMulNBits, accuracy level 4), one quantizer: K = 64 took 1.05–1.20× fp32 at
- *   192 rows and 1.4–3.4× at 1024; from K = 192 it took 0.73–0.80× at 192 rows (0.94–1.3× at 1024
- *   for K = 192). The kernel quantizes every row of the activation per block at run time, which
- *   a short K does not amortise.
+ * 1.30, 1 thread, models of same-shape layers timed against fp32 at 4, 16, 192 and 1024 rows,
+ * two runs). Below these sizes the integer form was slower than onnxruntime's fp32 Gemm (or
+ * level with it) at the rows video tokens give (192) or more:
+ * - weight-only (MatMulNBits, accuracy level 4), one quantizer: K = 64 took 0.91–1.20× fp32 at
+ *   192 rows and 1.06–3.40× at 1024; K = 192 and 256 took 0.67–0.80× at 192 rows (0.85–1.32× at
+ *   1024). The kernel quantizes every row of the activation per block at run time, which a
+ *   short K does not amortise.
  * - weight-only, split: the outlier branch is a second MatMulNBits over 32–128 channels; the
- *   split layer took 1.13–1.54× fp32 at 192 rows for K ≤ 256, 0.93× (1.43× at 1024) for K = 384,
- *   0.70–0.79× for K = 768.
+ *   split layer took 1.13–1.54× fp32 at 192 rows for K ≤ 256, 0.90–0.93× (1.10–1.43× at 1024)
+ *   for K = 384, 0.61–0.79× for K = 768.
  * - quantized activations (MatMulIntegerToFloat), split: with K·N = 16384 (64×256, 256×64)
- *   0.99–1.85× at 192–1024 rows, and 64×64 1.2–5.7× from 16 rows; from 192×192 0.44–0.86×.
- * - quantized activations, one quantizer: faster than fp32 at every measured shape (0.27–0.74×):
+ *   0.98–1.85× at 192–1024 rows, 64×64 from 16 rows; from 192×192 0.75–0.86×.
+ * - quantized activations, one quantizer: faster than fp32 at every measured shape (0.27–0.76×):
  *   never kept in float.
+ * The rows a layer runs are not known when converting (symbolic in most models); at 1–16 rows
+ * the integer forms are faster even on these layers, which `integer-kernels always` keeps.
  * Weights written in blocks (`block-size`) keep the integer form: the rule was measured per channel.
  */
 export const SMALL_LAYER_RULE = {
