@@ -5,6 +5,7 @@
 // these tests assert the decision per shape, the report's words, what onnxruntime runs, that
 // the file keeps the 4-bit weights, and that the layers compute what the pass says.
 // Model: the real tiny ARVD (examples/tiny-arvd: K = 64 everywhere but ffn.2's 256).
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
@@ -14,7 +15,11 @@ import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
 import { type ActivationRanges, quantizeLinearLayers } from '../../src/passes/quant/quantize-layers.ts';
 import type { QuantReport } from '../../src/passes/quant/report.ts';
 import { SMALL_LAYER_RULE } from '../../src/passes/quant/small-layers.ts';
-import { toQuantConfig } from '../../src/passes/quant/quant-options.ts';
+import { type SharedQuantValues, toQuantConfig } from '../../src/passes/quant/quant-options.ts';
+import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
+import { createLogger } from '../../src/passes/log.ts';
+import { resolveOptions } from '../../src/passes/pass.ts';
+import qArvd from '../../src/passes/q-arvd.ts';
 import { optimizedCensus } from '../helpers/census.ts';
 import { removeDir, REPO_ROOT, scratchDir } from '../helpers/files.ts';
 import { checkAgainstReference } from '../helpers/quant-reference.ts';
@@ -102,6 +107,23 @@ describe('small-layer rule on tiny-arvd', () => {
     const ref = await checkAgainstReference(model, evalFeeds(quantFixture('tiny-arvd')));
     expect(ref.layers.some((l) => l.branches.startsWith('fq(w-only) int4') && l.mode === 'dual')).toBe(true);
     for (const l of ref.layers) expect(l.violations, `${l.name}: ${l.firstViolation}`).toBe(0);
+  });
+
+  it('through the pass (options as the CLI resolves them): the log line, the statistic and the report file say which layers are kept fp32', async () => {
+    const lines: string[] = [];
+    const model = loadModel(FP32);
+    const reportPath = join(dir, 'pass-report.json');
+    const options = resolveOptions(qArvd, { 'w-bits': '4', 'a-bits': 'none', report: reportPath }) as unknown as SharedQuantValues;
+    const result = await runQuantPass(model, { log: createLogger({ write: (l) => lines.push(l) }), verbose: false, modelDir: undefined }, options, 'q-arvd');
+    const written = JSON.parse(readFileSync(reportPath, 'utf8')) as QuantReport;
+    const kept = written.layers.filter((l) => l.compute === 'float');
+    expect(kept.length).toBeGreaterThan(0);
+    expect(result.stats!.floatCompute).toBe(kept.length);
+    expect(lines.some((l) => l.includes(`${kept.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul): kept fp32: too small for integer kernels`))).toBe(true);
+    expect(kept.every((l) => l.computeReason?.startsWith('kept fp32: too small for integer kernels'))).toBe(true);
+    // The decision on the layer's final node says so too (what `convert diff` reads).
+    const decisions = model.graph.nodes().map((n) => n.metadata.get('qarvd.decision')).filter((d) => d !== undefined).map((d) => JSON.parse(d!) as { compute?: string });
+    expect(decisions.filter((d) => d.compute === 'float').length).toBe(kept.length);
   });
 
   it('the option: integer-kernels auto by default, always/never as given', () => {
