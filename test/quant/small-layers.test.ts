@@ -20,6 +20,8 @@ import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
 import { createLogger } from '../../src/passes/log.ts';
 import { resolveOptions } from '../../src/passes/pass.ts';
 import qArvd from '../../src/passes/q-arvd.ts';
+import { diffModels } from '../../src/report/diff.ts';
+import { formatDiff } from '../../src/report/diff-format.ts';
 import { optimizedCensus } from '../helpers/census.ts';
 import { removeDir, REPO_ROOT, scratchDir } from '../helpers/files.ts';
 import { checkAgainstReference } from '../helpers/quant-reference.ts';
@@ -124,6 +126,10 @@ describe('small-layer rule on tiny-arvd', () => {
     // The decision on the layer's final node says so too (what `convert diff` reads).
     const decisions = model.graph.nodes().map((n) => n.metadata.get('qarvd.decision')).filter((d) => d !== undefined).map((d) => JSON.parse(d!) as { compute?: string });
     expect(decisions.filter((d) => d.compute === 'float').length).toBe(kept.length);
+    // And `convert diff` says so on each kept layer's line.
+    const text = formatDiff(diffModels(loadModel(FP32), model), 'text');
+    for (const l of kept) expect(text).toMatch(new RegExp(`^ {2}${l.name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} +\\[${l.K}×${l.N}\\] +(single|dual)-scale W4 kept fp32 · `, 'm'));
+    expect(text.match(/kept fp32/g)!.length).toBe(kept.length);
   });
 
   it('the option: integer-kernels auto by default, always/never as given', () => {
