@@ -69,7 +69,9 @@ beforeAll(() => {
     r = sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...deps]);
   }
   ok(r, `npm install ${deps.join(' ')}`);
-  console.log(`install test: ${packed.filename} ${(packed.size / 1024).toFixed(0)} KiB, ${packed.entryCount} files; npm install ${installMode}`);
+  // du's figure (disk use, like the issue's 816 MB with two onnxruntimes), for the closing note.
+  const du = sh('du', ['-sh', 'node_modules']);
+  console.log(`install test: ${packed.filename} ${(packed.size / 1024).toFixed(0)} KiB, ${packed.entryCount} files; npm install ${installMode}; du -sh node_modules: ${du.status === 0 ? du.stdout.split('\t')[0] : 'du failed'}`);
   cpSync(join(ROOT, 'test/fixtures/stories260K/stories260K.onnx'), join(project, 'model.onnx'));
 }, 240_000);
 
