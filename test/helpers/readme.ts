@@ -6,10 +6,19 @@ import { REPO_ROOT } from './files.ts';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 
+const codeBlocks = [...README.matchAll(/```(?:js|ts)\n([\s\S]*?)```/g)].map((m) => m[1]!);
+
 /** The README's ```js or ```ts block whose first line is `// <file>…` (e.g. `// calib.mjs: …`). */
 export function readmeBlock(file: string): string {
-  const block = [...README.matchAll(/```(?:js|ts)\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.startsWith(`// ${file}`));
+  const block = codeBlocks.find((b) => b.startsWith(`// ${file}`));
   if (!block) throw new Error(`README.md has no js or ts block starting // ${file}`);
+  return block;
+}
+
+/** The README's ```js or ```ts block that contains `text` (for snippets without a file name). */
+export function readmeBlockWith(text: string): string {
+  const block = codeBlocks.find((b) => b.includes(text));
+  if (!block) throw new Error(`README.md has no js or ts block containing ${text}`);
   return block;
 }
 

@@ -4,12 +4,13 @@
 // prompts.txt. `npx convert` is the checkout's bin/convert.js here; test/package/install.test.ts
 // runs the installed package's `npx convert --help`, a weight-only line and the "Use from code"
 // examples. A line the README adds is picked up without changing this file.
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli-process.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
-import { readmeBlock, readmeConvertLines } from '../helpers/readme.ts';
+import { readmeBlock, readmeBlockWith, readmeConvertLines } from '../helpers/readme.ts';
 
 // Inside the checkout (test-output/) so that calib.mjs resolves onnxruntime-node.
 const dir = scratchDir('readme');
@@ -45,6 +46,18 @@ describe("README's convert commands, as written", () => {
     // A folder line names the variant file it writes in its comment (onnx/model_quantized.onnx …).
     const variant = args[args.indexOf('--variant') + 1];
     if (args.includes('--variant')) expect(existsSync(join(dir, 'model/onnx', variant === 'q8' ? 'model_quantized.onnx' : `model_${variant}.onnx`))).toBe(true);
+  });
+
+  it("loads the q8 variant with the README's transformers.js lines (after the folder lines above)", () => {
+    // The snippet shows the calls, not the import; the rest is as written.
+    const snippet = readmeBlockWith("pipeline('text-generation'");
+    writeFileSync(
+      join(dir, 'load.mjs'),
+      `import { env, pipeline } from '@huggingface/transformers';\n${snippet}\nconst [out] = await generator('Once upon a time', { max_new_tokens: 4, do_sample: false });\nconsole.log(out.generated_text);\n`,
+    );
+    const r = spawnSync(process.execPath, ['load.mjs'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Once upon a time\S*( \S+){1,4}/);
   });
 
   it("runs the plugin block with `convert --plugin ./my-plugin.mjs`", async () => {
