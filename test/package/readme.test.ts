@@ -49,11 +49,12 @@ describe("README's convert commands, as written", () => {
   });
 
   it("loads the q8 variant with the README's transformers.js lines (after the folder lines above)", () => {
-    // The snippet shows the calls, not the import; the rest is as written.
+    // The snippet as written (its import included), then one call of the generator.
     const snippet = readmeBlockWith("pipeline('text-generation'");
+    expect(snippet).toContain("import { env, pipeline } from '@huggingface/transformers'");
     writeFileSync(
       join(dir, 'load.mjs'),
-      `import { env, pipeline } from '@huggingface/transformers';\n${snippet}\nconst [out] = await generator('Once upon a time', { max_new_tokens: 4, do_sample: false });\nconsole.log(out.generated_text);\n`,
+      `${snippet}\nconst [out] = await generator('Once upon a time', { max_new_tokens: 4, do_sample: false });\nconsole.log(out.generated_text);\n`,
     );
     const r = spawnSync(process.execPath, ['load.mjs'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);
