@@ -20,8 +20,8 @@ export interface PassManagerOptions {
   /**
    * Verify the model before the first pass and after each pass. Default: on when running
    * under vitest (`process.env.VITEST`), off otherwise (the CLI turns it on with `--verify`).
-   * Off, the cheap structural checks of {@link structuralIssues} still run before the first
-   * pass and after the last.
+   * Off, the cheap structural checks (`structuralIssues` in src/graph/structure.ts, not
+   * exported) still run before the first pass and after the last.
    */
   verify?: boolean;
   /** Where passes report (default: silent). */

@@ -7,6 +7,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readmeBlock } from '../helpers/readme.ts';
 
 const ROOT = resolve('.');
 const tmp = mkdtempSync(join(tmpdir(), 'qarvd-install-'));
@@ -26,14 +27,6 @@ function ok(r: SpawnSyncReturns<string>, what: string): string {
 /** The version of a dev dependency installed in this checkout (so that the cache has it). */
 function installed(pkg: string): string {
   return (JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
-}
-/** A fenced block of README's "Use from code" section whose first line is `// <file>…`. */
-function readmeExample(file: string): string {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Use from code'), readme.indexOf('\n## ', readme.indexOf('## Use from code') + 1));
-  const block = [...section.matchAll(/```(?:js|ts)\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.startsWith(`// ${file}`));
-  if (!block) throw new Error(`README.md's "Use from code" has no block starting // ${file}`);
-  return block;
 }
 /** Every folder named onnxruntime-node under node_modules, at any depth. */
 function copiesOf(name: string, dir: string): string[] {
@@ -69,7 +62,9 @@ beforeAll(() => {
     r = sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...deps]);
   }
   ok(r, `npm install ${deps.join(' ')}`);
-  console.log(`install test: ${packed.filename} ${(packed.size / 1024).toFixed(0)} KiB, ${packed.entryCount} files; npm install ${installMode}`);
+  // du's figure (disk use, like the issue's 816 MB with two onnxruntimes), for the closing note.
+  const du = sh('du', ['-sh', 'node_modules']);
+  console.log(`install test: ${packed.filename} ${(packed.size / 1024).toFixed(0)} KiB, ${packed.entryCount} files; npm install ${installMode}; du -sh node_modules: ${du.status === 0 ? du.stdout.split('\t')[0] : 'du failed'}`);
   cpSync(join(ROOT, 'test/fixtures/stories260K/stories260K.onnx'), join(project, 'model.onnx'));
 }, 240_000);
 
@@ -110,7 +105,7 @@ describe('the packed tarball installed in an empty project', () => {
   });
 
   it("runs the README's JavaScript example", () => {
-    writeFileSync(join(project, 'example.mjs'), readmeExample('example.mjs'));
+    writeFileSync(join(project, 'example.mjs'), readmeBlock('example.mjs'));
     const out = ok(sh(process.execPath, ['example.mjs']), 'node example.mjs');
     expect(out).toMatch(/^q-arvd: 36 layers, \d+ bytes written$/m);
     expect(out).toContain('the models differ: true');
@@ -118,7 +113,7 @@ describe('the packed tarball installed in an empty project', () => {
 
   it("type-checks the README's TypeScript example with tsc --init's settings, and runs it", () => {
     ok(sh('npx', ['--no', '--', 'tsc', '--init']), 'tsc --init');
-    writeFileSync(join(project, 'example.ts'), readmeExample('example.ts'));
+    writeFileSync(join(project, 'example.ts'), readmeBlock('example.ts'));
     ok(sh('npx', ['--no', '--', 'tsc']), 'tsc');
     const out = ok(sh(process.execPath, ['example.js']), 'node example.js');
     expect(out).toMatch(/^q-arvd W4A8: 36 layers quantized$/m);

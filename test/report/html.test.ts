@@ -1,8 +1,8 @@
 // The HTML report: built from `convert inspect` on the tiny ARVD and a real q-arvd W4A8 report
 // of it (one calibration rollout, with the S1 sensitivity it measures), checked as markup, then
-// opened in Debian's chromium (playwright-core): no console errors, no network, the expected
+// opened in a real Chromium (playwright-core; scripts/find-chromium.mjs says which): no console errors, no network, the expected
 // number of chart elements, a working layer picker; screenshot in test-output/report.png.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
@@ -19,10 +19,10 @@ import { renderHtmlReport } from '../../src/report/html.ts';
 import { type InspectReport, inspectModel } from '../../src/report/inspect.ts';
 import { layerKind } from '../../src/report/layer-type.ts';
 import { prompts, rollout } from '../../examples/tiny-arvd/rollout.ts';
+import { findChromium } from '../../scripts/find-chromium.mjs';
 
 const TINY = 'examples/tiny-arvd/model.onnx';
 const OUT = 'test-output/report-html';
-const CHROMIUM = '/usr/bin/chromium';
 
 let inspect: InspectReport;
 let quant: QuantReport;
@@ -92,9 +92,11 @@ describe('renderHtmlReport', () => {
 describe('the HTML report in chromium', () => {
   let browser: Browser;
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: npm test installs it (scripts/ensure-chromium.mjs), or apt-get install -y chromium`);
+    // The same browser npm test's pretest (scripts/ensure-chromium.mjs) found or installed.
+    const found = findChromium();
+    if (!found?.runs) throw new Error(`no Chromium found${found ? ` (CHROMIUM_PATH=${found.path} does not run)` : ''}: npm test installs Debian's (scripts/ensure-chromium.mjs), or set CHROMIUM_PATH`);
     browser = await chromium.launch({
-      executablePath: CHROMIUM,
+      executablePath: found.path,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
   });
