@@ -68,6 +68,31 @@ export async function timeMedian(fn: () => unknown, runs: number, warmup = 1): P
   return { ms: median(all), all };
 }
 
+/**
+ * Times `sessions` interleaved: each round calls every session once with `feeds`, in order,
+ * gc first, so that drift in machine load hits all alike. Returns each session's times (ms),
+ * round by round; {@link ratioStats} compares them with a baseline's.
+ */
+export async function timeInterleaved(sessions: { run(feeds: never): Promise<unknown> }[], feeds: Record<string, unknown>, rounds: number): Promise<number[][]> {
+  const times = sessions.map(() => [] as number[]);
+  for (let r = 0; r < rounds; r++) {
+    collectGarbage();
+    for (let i = 0; i < sessions.length; i++) {
+      const t0 = performance.now();
+      await sessions[i]!.run(feeds as never);
+      times[i]!.push(performance.now() - t0);
+    }
+  }
+  return times;
+}
+
+/** The per-round ratios of `times` to `baseline` (same rounds): median, interquartile range, extremes. */
+export function ratioStats(times: number[], baseline: number[]): { ratio: number; p25: number; p75: number; min: number; max: number } {
+  const ratios = times.map((t, r) => t / baseline[r]!).sort((a, b) => a - b);
+  const at = (p: number) => ratios[Math.round(p * (ratios.length - 1))]!;
+  return { ratio: median(ratios), p25: at(0.25), p75: at(0.75), min: ratios[0]!, max: ratios[ratios.length - 1]! };
+}
+
 /** Median time of copying each file to `<dest dir>` with fs.copyFile (the copies are removed). */
 export async function timeCopy(files: { from: string; to: string }[], runs: number, warmup = 1): Promise<number> {
   const { ms } = await timeMedian(() => {

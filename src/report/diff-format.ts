@@ -20,7 +20,7 @@ export function describeLayer(l: LayerChange): string {
   if (d) {
     const was = l.decisionBefore;
     const changed = was && (was.mode !== d.mode || was.bits !== d.bits || was.format !== d.format || was.outliers !== d.outliers);
-    parts.push(`${modeLabel(d)} ${d.bits}${changed ? ` (was ${modeLabel(was)} ${was.bits} ${was.format})` : ''}`);
+    parts.push(`${modeLabel(d)} ${d.bits}${d.compute === 'float' ? ' kept fp32' : ''}${changed ? ` (was ${modeLabel(was)} ${was.bits} ${was.format})` : ''}`);
     if (d.mode === 'dual') parts.push(`${d.outliers} outlier rows`);
   } else parts.push(l.direction === 'restored' ? 'restored to float' : 'rewritten');
   if (l.delta.length) parts.push(deltaText(l));

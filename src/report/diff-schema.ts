@@ -74,6 +74,8 @@ export interface LayerDecision {
   /** `W8A8`, `W4A8`, `W4`, … */
   bits: string;
   format: string;
+  /** `float` when the small-layer rule kept the layer fp32 (quantized weights dequantized at load); absent: integer kernels. */
+  compute?: 'float';
 }
 
 /** A linear layer whose nodes differ between the models. */

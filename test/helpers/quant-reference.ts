@@ -77,6 +77,12 @@ export interface WeightRef {
   N: number;
   /** The initializer holding the quantized weight (to check sharing). */
   tensor: Tensor;
+  /**
+   * A layer kept in float compute (small-layers.ts): its weight `[K, N]` as the constant
+   * Cast → Sub → Mul (→ Concat → Gather) chain computes it, which onnxruntime folds at load;
+   * `values`/`scales`/`zeroPoints` are then those of its first branch.
+   */
+  dequantized?: Float32Array;
 }
 
 /** One sub-matmul of a layer. */
@@ -259,6 +265,8 @@ function scalarInt(v: Value | null, where: string): { value: number; type: Quant
 }
 
 function dequantizedWeight(v: Value | null, where: string): WeightRef {
+  const op = v?.producer()?.opType;
+  if (op === 'Mul' || op === 'Gather') return foldedWeight(v!, where);
   const dq = v?.producer();
   if (!dq || dq.opType !== 'DequantizeLinear') throw new Error(`${where}: the MatMul's weight is not a DequantizeLinear output`);
   const blockSize = dq.intAttr('block_size', 0);
@@ -282,6 +290,52 @@ function dequantizedWeight(v: Value | null, where: string): WeightRef {
   if (scales.length !== N || zeroPoints.length !== N) throw new Error(`${where}: ${scales.length} scales / ${zeroPoints.length} zero points for N = ${N}`);
   if (zt.dataType !== wq.dataType) throw new Error(`${where}: weight zero point type ${dtypeName(zt.dataType)} differs from the weight's`);
   return { ...quantValues(wq), scales, zeroPoints, K, N, tensor: wq };
+}
+
+/**
+ * The float-compute form's weight: per branch `Mul(Sub(Cast(Wq), z), s)` (Sub absent for zero
+ * points 0), a split's branches stacked by Concat and reordered by Gather on axis 0. Computed
+ * in float32 as onnxruntime's constant folding does: (q − z) is exact, the product rounds once.
+ */
+function foldedWeight(v: Value, where: string): WeightRef {
+  const chain = (u: Value): WeightRef => {
+    const mul = u.producer()!;
+    if (mul.opType !== 'Mul') throw new Error(`${where}: expected Mul in the folded weight, found ${mul.opType}`);
+    const scales = floatVector(constOf(mul.input(1), where));
+    let c = mul.input(0)!.producer()!;
+    let zeroPoints = new Int32Array(scales.length);
+    if (c.opType === 'Sub') {
+      const zc = c.input(1)!.producer();
+      if (zc?.opType !== 'Cast') throw new Error(`${where}: folded weight zero points are not a Cast of a constant`);
+      zeroPoints = Int32Array.from(quantValues(constOf(zc.input(0), where)).values);
+      c = c.input(0)!.producer()!;
+    }
+    if (c.opType !== 'Cast') throw new Error(`${where}: expected Cast in the folded weight, found ${c.opType}`);
+    const wq = constOf(c.input(0), where);
+    const [K, N] = wq.dims as [number, number];
+    const q = quantValues(wq);
+    const dequantized = new Float32Array(K * N);
+    for (let i = 0; i < dequantized.length; i++) dequantized[i] = Math.fround((q.values[i]! - zeroPoints[i % N]!) * scales[i % N]!);
+    return { ...q, scales, zeroPoints, K, N, tensor: wq, dequantized };
+  };
+  const g = v.producer()!;
+  if (g.opType !== 'Gather') return chain(v);
+  if (g.intAttr('axis', 0) !== 0) throw new Error(`${where}: folded weight Gather on axis ${g.intAttr('axis', 0)}`);
+  const concat = g.input(0)!.producer();
+  if (concat?.opType !== 'Concat') throw new Error(`${where}: folded weight Gather does not read a Concat`);
+  const parts = concat.inputs.map((u) => chain(u!));
+  const N = parts[0]!.N;
+  const stacked = new Float32Array(parts.reduce((n, p) => n + p.K * N, 0));
+  let at = 0;
+  for (const p of parts) {
+    stacked.set(p.dequantized!, at);
+    at += p.K * N;
+  }
+  const position = constOf(g.input(1), where).toNumbers();
+  const K = position.length;
+  const dequantized = new Float32Array(K * N);
+  position.forEach((row, k) => dequantized.set(stacked.subarray(Number(row) * N, (Number(row) + 1) * N), k * N));
+  return { ...parts[0]!, K, dequantized };
 }
 
 /** Reads a MatMulNBits weight back as a per-channel `[K, N]` weight, checking that every block of a column shares its scale and zero point. */
@@ -342,7 +396,7 @@ export function referenceLayer(layer: LayerRef, x: Float32Array): LayerReference
       xb = xb.map((v) => (v < lo ? lo : v > hi ? hi : v));
     }
     const w = br.weight;
-    const wDeq = dequantizePerChannel(w.values, Kb, N, w.scales, w.zeroPoints);
+    const wDeq = w.dequantized ?? dequantizePerChannel(w.values, Kb, N, w.scales, w.zeroPoints);
     let xHat = xb;
     let y: Float32Array;
     if (br.kind === 'int') {

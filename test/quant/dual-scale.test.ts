@@ -14,6 +14,12 @@ import { GraphBuilder, weightWithOutliers } from './synthetic-graphs.ts';
 
 const table: string[] = [];
 
+/**
+ * The split's branch structure is what these tests read: the small-layer rule would keep these
+ * small layers in float compute (one MatMul, no branches; test/quant/small-layers.test.ts).
+ */
+const INTEGER = { 'integer-kernels': 'always' } as const;
+
 afterAll(() => {
   if (table.length) console.log(['weight error ‖Ŵ − W‖_F/‖W‖_F of the dual-scale layers: single-scale → dual-scale', ...table].join('\n'));
 });
@@ -72,7 +78,7 @@ describe('synthetic [128, 64] weight with planted outlier rows', () => {
     it(`W${wBits}: detected rows are the planted ones plus alignment padding, and dual error < single error`, async () => {
       const b = build();
       const w = b.graph.initializers.get('fc.weight')!.initializer!.toFloat32().slice();
-      const report = await quantize(b.model, { 'w-bits': wBits, 'a-bits': '8' }, b.calibration());
+      const report = await quantize(b.model, { 'w-bits': wBits, 'a-bits': '8', ...INTEGER }, b.calibration());
       const entry = report.layers[0]!;
       expect(entry).toMatchObject({ name: 'fc/MatMul', mode: 'dual', outliers: 32 });
       expect(entry.weightError!.dual!).toBeLessThan(entry.weightError!.single);
@@ -118,7 +124,7 @@ describe('synthetic [128, 64] weight with planted outlier rows', () => {
 
   it('with align 1 exactly the planted rows are detected', async () => {
     const b = build();
-    const report = await quantize(b.model, { 'w-bits': '8', 'a-bits': 'none', align: 1 });
+    const report = await quantize(b.model, { 'w-bits': '8', 'a-bits': 'none', align: 1, ...INTEGER });
     expect(report.layers[0]).toMatchObject({ mode: 'dual', outliers: planted.length });
     expect(Array.from(readQuantizedLayers(b.model)[0]!.branches[0]!.indices!)).toEqual(planted);
   });
@@ -213,8 +219,8 @@ describe('dual-scale false', () => {
       const on = await loadFixture(f);
       const off = await loadFixture(f);
       const gathersBefore = off.graph.nodes().filter((n) => n.opType === 'Gather').length;
-      const rOn: QuantReport = await quantize(on, { ...f.options, 'w-bits': '8', 'a-bits': 'none' });
-      const rOff: QuantReport = await quantize(off, { ...f.options, 'w-bits': '8', 'a-bits': 'none', 'dual-scale': false });
+      const rOn: QuantReport = await quantize(on, { ...f.options, 'w-bits': '8', 'a-bits': 'none', ...INTEGER });
+      const rOff: QuantReport = await quantize(off, { ...f.options, 'w-bits': '8', 'a-bits': 'none', 'dual-scale': false, ...INTEGER });
       const emitted = (m: Model) => m.graph.nodes().filter((n) => n.opType === 'Gather' && n.metadata.has('qarvd.layer'));
       // Every split gathers its outlier channels; its normal branch gathers too unless it reads all of X (few outliers).
       expect(emitted(on).filter((n) => n.name.includes('/outlier/')).length).toBe(rOn.totals.layers.dual);

@@ -30,7 +30,9 @@ const UPDATE = process.env.UPDATE_GOLDEN === '1';
 function quantizeFixed(model: Model, format: 'qdq' | 'qoperator'): QuantReport {
   const ranges: ActivationRanges = new Map();
   for (const l of findLinearLayers(model.graph).layers) ranges.set(l.name, { min: new Float32Array(l.K).fill(-3), max: new Float32Array(l.K).fill(4) });
-  return quantizeLinearLayers(model, { ...DEFAULT_QUANT_CONFIG, format }, {}, ranges, 'q-arvd');
+  // integer-kernels always: the goldens show the integer forms (these graphs' layers are small
+  // enough for the small-layer rule to keep some in float; test/quant/small-layers.test.ts covers that).
+  return quantizeLinearLayers(model, { ...DEFAULT_QUANT_CONFIG, format, integerKernels: 'always' }, {}, ranges, 'q-arvd');
 }
 
 /** The deterministic printout: the graph with metadata, the report's decisions, the small integer and scalar constants. */

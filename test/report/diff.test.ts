@@ -32,8 +32,13 @@ function path(sample: string, file: string): string {
   return `${OUT}/${sample}/${file}`;
 }
 
+/**
+ * q-arvd with `options`, every layer in its integer form: the samples show how the diff reads the
+ * integer emission (Gathers, Q/DQ, Sums); these small models' layers would otherwise mostly be
+ * kept fp32 by the small-layer rule (test/quant/small-layers.test.ts).
+ */
 async function quantize(model: Model, options: Record<string, string>, calibration?: Parameters<typeof runQuantPass>[4]): Promise<Model> {
-  await runQuantPass(model, ctx, resolveOptions(qArvd, options) as never, 'q-arvd', calibration);
+  await runQuantPass(model, ctx, resolveOptions(qArvd, { 'integer-kernels': 'always', ...options }) as never, 'q-arvd', calibration);
   return model;
 }
 

@@ -1,3 +1,10 @@
+/**
+ * Where quantized layers are computed: `auto` applies the measured small-layer rule
+ * (small-layers.ts), `always` emits every layer in its integer form, `never` none (every layer
+ * in float compute, its weights still stored quantized).
+ */
+export type IntegerKernels = 'auto' | 'always' | 'never';
+
 /** How the linear layers are quantized: shared by `q-arvd` and `minmax` so comparisons are like for like. */
 export interface QuantConfig {
   /** Weight bits: 8 (int8) or 4 (int4). */
@@ -27,6 +34,8 @@ export interface QuantConfig {
    * and output channel, opset-21 blocked DequantizeLinear / MatMulNBits); 0: per output channel.
    */
   blockSize: number;
+  /** Which layers run in integer kernels; the others in float compute (small-layers.ts). */
+  integerKernels: IntegerKernels;
 }
 
 /** The defaults of the paper's W8A8 setting. */
@@ -43,6 +52,7 @@ export const DEFAULT_QUANT_CONFIG: QuantConfig = {
   reduceRange: false,
   qdqDomain: '',
   blockSize: 0,
+  integerKernels: 'auto',
 };
 
 /** `W8A8`, `W4A8`, `W4` (weight-only): the label reports and diffs use. */

@@ -28,6 +28,8 @@ export type WeightCache = Map<string, Value[]>;
  * - branches and the bias are joined by one `Sum` in `qdq` (an `Add` right after a MatMul is
  *   turned into a float Gemm by onnxruntime's MatMulAddFusion before its QDQ fusions run,
  *   which would dequantize the weight on every call), by `Add` after the com.microsoft ops.
+ * A layer the small-layer rule keeps in float compute (`plan.floatCompute`, small-layers.ts)
+ * is one float MatMul whose weight is {@link floatWeight}'s.
  * Returns the builder holding the new nodes and the value that replaces the layer's output.
  */
 export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, cache: WeightCache, opset?: number): { builder: LayerBuilder; output: Value } {
@@ -39,6 +41,12 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
   let bias: Value | undefined;
   const biasValue = () => (bias ??= b.vectorF32('bias', withShift(stored, plan.biasShift)!));
   const hasBias = Boolean(stored || plan.biasShift);
+  if (plan.floatCompute) {
+    // One float MatMul (+ Add: onnxruntime makes it the same Gemm as fp32's) on the weight
+    // dequantized by constants, which onnxruntime folds when it loads the model.
+    const y = b.node('MatMul', [layer.node.input(0)!, floatWeight(plan, b, cache)], { tag: 'MatMul' });
+    return { builder: b, output: hasBias ? b.node('Add', [y, biasValue()], { tag: 'Add' }) : y };
+  }
   const form = branchForm(config, opset);
   const terms: Value[] = [];
   let biasInside = false;
@@ -104,6 +112,46 @@ function widenNormal(br: Branch, K: number, N: number): Branch {
   br.indices!.forEach((k, i) => wq.set(br.wq.subarray(i * N, (i + 1) * N), k * N));
   const { indices: _, ...rest } = br;
   return { ...rest, K, wq };
+}
+
+/**
+ * The layer's dequantized weight `[K, N]` as constant-only nodes: per branch
+ * `Cast(Wq → float) [→ Sub(zero points)] → Mul(scales)` (the arithmetic of DequantizeLinear,
+ * which onnxruntime would instead fuse into MatMulNBits, or leave unfolded), the branches of a
+ * split stacked by `Concat` and put back in channel order by a `Gather` on axis 0. onnxruntime's
+ * constant folding turns it into one float initializer when the session is created: the file
+ * keeps the quantized weights (4-bit values as int4 from opset 21, else int8), the runtime
+ * multiplies in float. Stored once per shared weight.
+ */
+function floatWeight(plan: LayerPlan, b: LayerBuilder, cache: WeightCache): Value {
+  const key = `${plan.layer.weightValue.name}|float`;
+  const hit = cache.get(key);
+  if (hit) return hit[0]!;
+  const N = plan.layer.N;
+  const int4 = (b.opset ?? 21) >= 21;
+  const parts = plan.branches.map((br) => {
+    const tag = br.role === 'all' ? '' : `${br.role}/`;
+    const wide = br.wType === 'int4' || br.wType === 'uint4';
+    const storage: QuantType = br.wType === 'int7' || (wide && !int4) ? (br.wType === 'uint4' ? 'uint8' : 'int8') : br.wType;
+    const toFloat = (v: Value, t: string) => b.node('Cast', [v], { attributes: [attr.int('to', DataType.FLOAT)], tag: `${tag}${t}/Cast` });
+    let w = toFloat(b.quantized(`${tag}weight_quantized`, storage, [br.K, N], br.wq), 'weight');
+    // Zero points in the weight's own type (half a byte each at 4 bits), cast like the weight.
+    const zp = br.wZeroPoints.subarray(0, N);
+    if (zp.some((z) => z !== 0)) w = b.node('Sub', [w, toFloat(b.quantized(`${tag}weight_zero_point`, storage, [N], zp), 'weight_zero_point')], { tag: `${tag}weight/Sub` });
+    return b.node('Mul', [w, b.vectorF32(`${tag}weight_scale`, br.wScales.slice(0, N))], { tag: `${tag}weight/Mul` });
+  });
+  let w = parts[0]!;
+  if (parts.length > 1) {
+    // Row i of the stack is channel order[i]; channel k is row position[k].
+    const order = plan.branches.flatMap((br) => [...br.indices!]);
+    const position = new Int32Array(order.length);
+    order.forEach((k, i) => (position[k] = i));
+    const stacked = b.node('Concat', parts, { attributes: [attr.int('axis', 0)], tag: 'weight/Concat' });
+    const order32 = b.constant('weight/channel_order', (n) => Tensor.fromBytes(n, DataType.INT32, [position.length], new Uint8Array(position.buffer)));
+    w = b.node('Gather', [stacked, order32], { attributes: [attr.int('axis', 0)], tag: 'weight/Gather' });
+  }
+  cache.set(key, [w]);
+  return w;
 }
 
 /** The bias plus bias correction's shift (float32 sums); the shift alone when there is no bias. */

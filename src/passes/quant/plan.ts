@@ -67,6 +67,8 @@ export interface LayerPlan {
   biasShift?: Float32Array;
   /** `dual-scale auto`: the weighted error per row of both forms, and which was kept. */
   splitChoice?: { single: number; dual: number };
+  /** Set when the layer is emitted in float compute (small-layers.ts): why. */
+  floatCompute?: string;
 }
 
 /** What reconstruction did to one layer (for the report). */

@@ -22,6 +22,12 @@ export const SHARED_QUANT_OPTIONS = {
     default: false,
     help: '8-bit weights on a 7-bit grid ([-64, 63] in int8): for CPUs with AVX2 but without VNNI, whose u8×s8 integer kernels saturate on full-range int8 weights (see docs/speed.md)',
   },
+  'integer-kernels': {
+    type: 'enum',
+    choices: ['auto', 'always', 'never'],
+    default: 'auto',
+    help: 'auto: layers too small for onnxruntime\'s integer kernels to pay (a measured rule by K, N and form: docs/speed.md "Small layers") are kept fp32 — their quantized weights stored as usual, dequantized once when onnxruntime loads the model, one float MatMul — and the report says so; always: every layer in its integer form; never: every layer so (quantized storage, float compute; block-size channel only)',
+  },
   'a-symmetric': { type: 'boolean', default: false, help: 'symmetric int8 activations instead of asymmetric uint8' },
   'qdq-domain': { type: 'enum', choices: ['ai.onnx', 'com.microsoft'], default: 'ai.onnx', help: 'domain of Q/DQ nodes; com.microsoft works at any opset without raising it' },
   'block-size': {
@@ -117,6 +123,8 @@ export interface SharedQuantValues {
   wSymmetric: boolean;
   aSymmetric: boolean;
   reduceRange?: boolean;
+  /** `auto` (the small-layer rule), `always` or `never`; absent means auto. */
+  integerKernels?: string;
   qdqDomain: string;
   /** `channel` or a block size (`'32'`); absent means per channel. */
   blockSize?: string;
@@ -177,6 +185,7 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
   return {
     ...DEFAULT_QUANT_CONFIG,
     blockSize,
+    integerKernels: o.integerKernels === 'always' || o.integerKernels === 'never' ? o.integerKernels : 'auto',
     wBits: o.wBits === '4' ? 4 : 8,
     aBits: o.aBits === 'none' ? null : o.aBits === '6' ? 6 : 8,
     format: o.format === 'qoperator' ? 'qoperator' : 'qdq',

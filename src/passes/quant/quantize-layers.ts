@@ -12,6 +12,7 @@ import { layerEntry, type QuantReport, skippedEntry, totals } from './report.ts'
 import { comparableError, reconstructPlan, type ReconstructOptions } from './reconstruct.ts';
 import { weightMatrix, weightMatrixView } from './layer-weights.ts';
 import { replaceLayer } from './rewire.ts';
+import { floatComputeReason } from './small-layers.ts';
 import type { ReconStats } from '../calibration/gram.ts';
 import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { Value } from '../../graph/ir/value.ts';
@@ -145,6 +146,7 @@ class LayerQuantizer {
         plan.splitChoice = choice;
       }
     }
+    plan.floatCompute = floatComputeReason(plan, config);
     const { builder, output } = emitLayer(plan, config, graph, this.cache, model.opset(''));
     const old = [...(layer.bias?.addNode ? [layer.bias.addNode] : []), layer.node];
     replaceLayer(graph, layer.node, builder.nodes, layer.output, output, old);
@@ -179,7 +181,7 @@ const EMPTY = new Int8Array(0);
 
 function decisionOf(plan: LayerPlan, config: QuantConfig, method: string) {
   const { layer } = plan;
-  return { method, layer: layer.name, op: layer.op, K: layer.K, N: layer.N, mode: plan.mode, outliers: plan.mode === 'dual' ? plan.outliers.indices.length : 0, bits: bitsLabel(config), format: config.format };
+  return { method, layer: layer.name, op: layer.op, K: layer.K, N: layer.N, mode: plan.mode, outliers: plan.mode === 'dual' ? plan.outliers.indices.length : 0, bits: bitsLabel(config), format: config.format, ...(plan.floatCompute ? { compute: 'float' } : {}) };
 }
 
 function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
@@ -188,6 +190,8 @@ function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
   if (config.format === 'qoperator') {
     // The integer op is onnxruntime's own; below opset 10 its QuantizeLinear is too.
     ensureDomain(model, 'com.microsoft');
+    // Layers kept in float compute store 4-bit weights as int4 behind a Cast, which needs 21.
+    if (config.wBits === 4 && config.integerKernels !== 'always') tryRaiseOpset(model, 21);
     return;
   }
   if (config.qdqDomain === 'com.microsoft') {
@@ -200,12 +204,16 @@ function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
   // Weight-only weights are written blocked (opset 21), the form onnxruntime fuses into
   // MatMulNBits with the fast block size (forms.ts), when the opset can be raised; otherwise
   // they stay per channel at 13, which onnxruntime still fuses, with blocks of 32.
-  if (config.aBits === null && (model.opset('') ?? 1) < 21) {
-    try {
-      raiseOpset(model, 21, 'blocked DequantizeLinear');
-    } catch {
-      // An operator changed meaning between the model's opset and 21: keep the per-channel form.
-    }
+  if (config.aBits === null) tryRaiseOpset(model, 21);
+}
+
+/** Raises the default opset to `to` when no operator of the model changed meaning on the way; else leaves it. */
+function tryRaiseOpset(model: Model, to: number): void {
+  if ((model.opset('') ?? 1) >= to) return;
+  try {
+    raiseOpset(model, to, 'blocked DequantizeLinear or an int4 Cast');
+  } catch {
+    // An operator changed meaning between the model's opset and `to`: keep the lower opset (per-channel DQ, int8 storage).
   }
 }
 

@@ -38,6 +38,12 @@ export interface LayerReportEntry {
   reconstruction?: LayerReconstruction;
   /** `dual-scale auto`: the corrected error per row of the single and the split form (the lower one was kept). */
   splitChoice?: { single: number; dual: number };
+  /**
+   * Where onnxruntime computes the layer: `integer` (its quantized kernels), or `float` (kept
+   * fp32: the quantized weights dequantized once at load, one float MatMul; `computeReason` says why).
+   */
+  compute?: 'integer' | 'float';
+  computeReason?: string;
 }
 
 /** One branch's activation quantizer in the report. */
@@ -98,6 +104,8 @@ export function layerEntry(p: LayerPlan, config: QuantConfig): LayerReportEntry 
     weightError: p.weightError,
     ...(p.reconstruction ? { reconstruction: p.reconstruction } : {}),
     ...(p.splitChoice ? { splitChoice: p.splitChoice } : {}),
+    compute: p.floatCompute ? 'float' : 'integer',
+    ...(p.floatCompute ? { computeReason: `kept fp32: ${p.floatCompute}` } : {}),
   };
   const acts = p.branches.filter((b) => b.act);
   if (acts.length) e.activation = acts.map((b) => ({ role: b.role, channels: b.K, scale: b.act!.scale, zeroPoint: b.act!.zeroPoint, range: b.act!.range }));

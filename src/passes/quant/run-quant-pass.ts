@@ -30,6 +30,7 @@ export const QUANT_STATISTICS = {
   dualScale: 'layers split into outlier and normal branches (S2)',
   singleScale: 'layers with one quantizer',
   skipped: 'candidate layers left in float (reasons in the report)',
+  floatCompute: 'quantized layers kept in float compute, too small for integer kernels (reasons in the report)',
   outlierChannels: 'input channels in outlier branches, summed over layers',
   weightBytesBefore: 'initializer bytes before',
   weightBytesAfter: 'initializer bytes after',
@@ -156,6 +157,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   }
   if (options.report) writeJsonAtomic(options.report, report);
   const outlierChannels = report.layers.reduce((s, l) => s + (l.mode === 'dual' ? l.outliers : 0), 0);
+  const floatCompute = report.layers.filter((l) => l.compute === 'float');
+  if (floatCompute.length) ctx.log.info(`${floatCompute.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul): ${floatCompute[0]!.computeReason}${floatCompute.length > 1 ? ' (first; every reason is in the report)' : ''}`);
   ctx.log.info(`${method} ${bitsLabel(config)} ${config.format}: ${report.totals.layers.dual} dual-scale, ${report.totals.layers.single} single-scale, ${report.totals.layers.skipped} skipped; weights ${report.totals.bytesBefore} → ${report.totals.bytesAfter} bytes`);
   return {
     modified: report.totals.layers.dual + report.totals.layers.single > 0,
@@ -165,6 +168,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       singleScale: report.totals.layers.single,
       skipped: report.totals.layers.skipped,
       outlierChannels,
+      floatCompute: floatCompute.length,
       weightBytesBefore: report.totals.bytesBefore,
       weightBytesAfter: report.totals.bytesAfter,
     },
