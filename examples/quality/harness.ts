@@ -58,8 +58,8 @@ export interface QualityOptions {
 export interface QualityEntry {
   row: QualityRow;
   bits: BitWidth;
-  /** Per draw: final-video MSE, per-chunk MSE, quantization wall time (ms). */
-  draws: { mse: number; chunkMse: number[]; ms: number; path: string }[];
+  /** Per draw: final-video MSE, per-chunk MSE, one-step error (see `ModelEvaluation.stepError`), quantization wall time (ms). */
+  draws: { mse: number; chunkMse: number[]; stepError: number; ms: number; path: string }[];
 }
 
 /** Everything {@link runQuality} measured. */
@@ -114,7 +114,7 @@ export async function runQuality(options: QualityOptions): Promise<QualityResult
     let entry = entries.find((e) => e.row === job.row && e.bits === job.bits);
     if (!entry) entries.push((entry = { row: job.row, bits: job.bits, draws: [] }));
     const e = byName.get(hashOf.get(job)!.slice(0, 16))!;
-    entry.draws[job.draw] = { mse: e.mse, chunkMse: e.chunkMse, ms: job.ms!, path: job.output };
+    entry.draws[job.draw] = { mse: e.mse, chunkMse: e.chunkMse, stepError: e.stepError, ms: job.ms!, path: job.output };
   }
   return {
     model,
@@ -147,7 +147,7 @@ const s1Time = (ms: number[]): string => {
 /** The table as aligned text: a header line, then per bit-width its rows and skipped rows. */
 export function formatQuality(result: QualityResult): string {
   const chunks = result.entries[0]?.draws[0]?.chunkMse.length ?? 0;
-  const header = ['bits', 'row', 'MSE mean', 'MSE min–max', 'PSNR dB', '×minmax', '×minmax min–max', ...Array.from({ length: chunks }, (_, c) => `c${c}`), 'quant s'];
+  const header = ['bits', 'row', 'MSE mean', 'MSE min–max', 'PSNR dB', '×minmax', '×minmax min–max', '1-step', '1-step ×minmax', ...Array.from({ length: chunks }, (_, c) => `c${c}`), 'quant s'];
   const lines: string[][] = [];
   const notes: string[] = [];
   const bitLabels = [...new Set([...result.entries.map((e) => e.bits.label), ...result.skipped.map((s) => s.bits.label)])];
@@ -166,6 +166,8 @@ export function formatQuality(result: QualityResult): string {
         (10 * Math.log10(4 / m)).toFixed(2),
         base ? (m / mean(base.draws.map((d) => d.mse))).toFixed(3) : '-',
         base ? range(ratios, (x) => x.toFixed(3)) : '-',
+        exp(mean(e.draws.map((d) => d.stepError))),
+        base ? range(e.draws.map((d, i) => d.stepError / base.draws[i].stepError), (x) => x.toFixed(3)) : '-',
         ...Array.from({ length: chunks }, (_, c) => exp(mean(e.draws.map((d) => d.chunkMse[c])))),
         seconds(e.draws.map((d) => d.ms)),
       ]);
@@ -184,7 +186,8 @@ export function formatQuality(result: QualityResult): string {
   return [
     `${result.model.name}: final-video MSE vs fp32 over ${result.prompts.length} evaluation prompts (fixed, disjoint from the ${result.calibrationSamples} calibration prompts), ` +
       `${result.draws} calibration draw(s) (same prompts, other noise); mean and min–max over draws; PSNR = 10·log10(4/mean MSE); ` +
-      `×minmax = mean MSE ÷ minmax's mean MSE at the same bits (min–max: per draw); c0… = per-chunk MSE, mean over draws; quant s = mean wall time of one convert run`,
+      `×minmax = mean MSE ÷ minmax's mean MSE at the same bits (min–max: per draw); ` +
+      `1-step = one-step error (fp32's calls replayed on the model, relative squared output error; not amplified by the rollout), mean over draws, and its ratio to minmax's per draw (min–max); c0… = per-chunk MSE, mean over draws; quant s = mean wall time of one convert run`,
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...lines.map(line),

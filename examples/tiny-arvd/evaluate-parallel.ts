@@ -67,7 +67,8 @@ export async function evaluateInParallel(options: ParallelEvaluateOptions): Prom
     const promptMse = new Array<number>(prompts.length);
     const videos = new Array<Float32Array>(prompts.length);
     parts.forEach((idx, w) => idx.forEach((i, j) => ((promptMse[i] = pick(results[w]).promptMse[j]), (videos[i] = pick(results[w]).videos[j]))));
-    return { ...first, mse, psnr: psnr(mse), chunkMse, promptMse, videos };
+    const stepSums = results.reduce((s, r) => ({ error: s.error + pick(r).stepSums.error, reference: s.reference + pick(r).stepSums.reference }), { error: 0, reference: 0 });
+    return { ...first, mse, psnr: psnr(mse), chunkMse, promptMse, videos, stepSums, stepError: stepSums.error / stepSums.reference };
   };
   const fp32 = merge(-1);
   const models = options.models.map((_, m) => merge(m));

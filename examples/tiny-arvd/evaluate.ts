@@ -55,6 +55,12 @@ export interface EvaluateOptions {
   latencyRuns?: number;
   /** onnxruntime intra-op threads per session (0 or undefined: onnxruntime's default). */
   threads?: number;
+  /**
+   * One-step error: every `stepStride`-th call of each fp32 rollout (from the middle of each
+   * stride) is replayed on the model with fp32's own inputs. Default 8 (one call per
+   * tiny-arvd chunk); 0 skips it (NaN).
+   */
+  stepStride?: number;
 }
 
 /** Results for one model (the fp32 entry compares the reference with itself). */
@@ -69,6 +75,13 @@ export interface ModelEvaluation {
   chunkMse: number[];
   /** MSE per prompt. */
   promptMse: number[];
+  /**
+   * One-step error: `Σ‖y − y_fp32‖² / Σ‖y_fp32‖²` over the outputs of fp32's own calls
+   * replayed on this model (teacher forcing; see {@link EvaluateOptions.stepStride}), with
+   * its two sums so that parts of an evaluation can be merged.
+   */
+  stepError: number;
+  stepSums: { error: number; reference: number };
   bytes: number;
   /** bytes / fp32 bytes (below 1 is smaller). */
   sizeRatio: number;
@@ -114,7 +127,7 @@ export function evaluationPromptsOf(mod: RolloutModule): SeededPrompt[] {
 interface Rollout {
   video: Float32Array;
   dims: readonly number[];
-  calls: { feeds: Record<string, ort.Tensor>; chunk: number }[];
+  calls: { feeds: Record<string, ort.Tensor>; chunk: number; outputs: Record<string, ort.Tensor> }[];
 }
 
 async function rolloutWith(
@@ -125,13 +138,44 @@ async function rolloutWith(
 ): Promise<Rollout> {
   const calls: Rollout['calls'] = [];
   const run: RunModel = async (feeds, opts) => {
-    calls.push({ feeds, chunk: opts.chunk });
-    return (await session.run(feeds)) as Record<string, ort.Tensor>;
+    const outputs = (await session.run(feeds)) as Record<string, ort.Tensor>;
+    calls.push({ feeds, chunk: opts.chunk, outputs });
+    return outputs;
   };
   const ctx: RolloutContext = { sample, prompt: p.prompt, random: seededRandom(p.seed) };
   const out = await mod.rollout(run, ctx);
   if (out.type !== 'float32') throw new Error(`rollout returned a ${out.type} tensor; expected float32`);
   return { video: out.data as Float32Array, dims: out.dims, calls };
+}
+
+/**
+ * The one-step error's sums: every `stride`-th call of the reference rollouts (offset
+ * stride/2, so not only each chunk's first step from pure noise) run on `session` with the
+ * reference's inputs, every float output compared with the reference's. Unlike the final
+ * video, whose error a rollout amplifies chaotically (a shape that starts a pixel away ends
+ * elsewhere), this measures what quantization changes in one call, and is stable across
+ * prompts; it does not see how errors add up along the rollout.
+ */
+async function replayError(session: ort.InferenceSession, reference: Rollout[], stride: number): Promise<{ error: number; reference: number }> {
+  let error = 0;
+  let energy = 0;
+  for (const r of reference) {
+    for (let i = stride >> 1; i < r.calls.length; i += stride) {
+      const call = r.calls[i];
+      const got = (await session.run(call.feeds)) as Record<string, ort.Tensor>;
+      for (const [name, want] of Object.entries(call.outputs)) {
+        if (want.type !== 'float32') continue;
+        const a = got[name]!.data as Float32Array;
+        const b = want.data as Float32Array;
+        for (let j = 0; j < b.length; j++) {
+          const d = a[j]! - b[j]!;
+          error += d * d;
+          energy += b[j]! * b[j]!;
+        }
+      }
+    }
+  }
+  return { error, reference: energy };
 }
 
 /** Sums of squared differences per chunk (frames = axis 1, split evenly over `chunks`). */
@@ -156,7 +200,7 @@ function median(xs: number[]): number {
 
 /** Rolls out every model on the evaluation prompts and compares it with the fp32 model. */
 export async function evaluateModels(options: EvaluateOptions): Promise<EvaluationResult> {
-  const { fp32Path, models, latencyRuns = 20 } = options;
+  const { fp32Path, models, latencyRuns = 20, stepStride = 8 } = options;
   const names = new Set(['fp32']);
   for (const m of models) {
     if (names.has(m.name)) throw new Error(`evaluateModels: duplicate model name "${m.name}" ("fp32" is the reference)`);
@@ -189,6 +233,7 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
         promptMse.push(sums.reduce((x, y) => x + y, 0) / video.length);
         videos.push(video);
       }
+      const stepSums = stepStride > 0 ? await replayError(sessions[m], reference, stepStride) : { error: NaN, reference: NaN };
       const values = reference.reduce((n, r) => n + r.video.length, 0);
       const mse = chunkSums.reduce((x, y) => x + y, 0) / values;
       evaluations.push({
@@ -198,6 +243,8 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
         psnr: psnr(mse),
         chunkMse: chunkSums.map((s) => (s * chunks) / values),
         promptMse,
+        stepError: stepSums.error / stepSums.reference,
+        stepSums,
         bytes: statSync(spec.path).size,
         videos,
       });

@@ -97,6 +97,10 @@ describe('quality run', () => {
     // Weight-only today ignores calibration: both draws are one file, evaluated once.
     expect(get('minmax', 'W4').draws[0].mse).toBe(get('minmax', 'W4').draws[1].mse);
     expect(result.evaluated).toBeLessThan(12);
+    // Every quantized row has a finite, positive one-step error, and 4-bit weights err more than 8-bit ones.
+    for (const e of result.entries) for (const d of e.draws) expect(d.stepError).toBeGreaterThan(0);
+    expect(get('minmax', 'W4').draws[0].stepError).toBeGreaterThan(get('minmax', 'W8A8').draws[0].stepError);
+    expect(table).toMatch(/1-step ×minmax/);
     expect(table).toContain('2 evaluation prompts (fixed, disjoint from the 4 calibration prompts)');
     expect(table).toMatch(/^W8A8 +q-arvd dual off +\d/m);
     expect(table).toContain("skipped: future at W8A8, W4 (pass q-arvd: unknown option 'no-such-option')");

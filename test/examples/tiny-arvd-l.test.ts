@@ -98,6 +98,11 @@ describe('the parallel evaluator', () => {
     for (let i = 0; i < prompts.length; i++) expect(two.models[0].videos[i]).toEqual(one.models[0].videos[i]);
     expect(two.models[0].latencyMs).toBeGreaterThan(0);
     expect(Number.isNaN(one.models[0].latencyMs)).toBe(true);
+    // The one-step error (fp32's calls replayed): zero for fp32 itself, merged exactly from the parts.
+    expect(one.fp32.stepError).toBe(0);
+    expect(two.models[0].stepError).toBeGreaterThan(0);
+    expect(two.models[0].stepError).toBeCloseTo(one.models[0].stepError, 12);
+    expect(two.models[0].stepSums.reference).toBeCloseTo(one.models[0].stepSums.reference, 6);
     // About 7 s on an idle machine; minutes when the two cores are shared with other work.
   }, 300_000);
 });
