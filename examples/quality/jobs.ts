@@ -39,6 +39,8 @@ export interface QuantJob {
   saves?: string;
   /** The job whose table gives this job's S1 curve. */
   after?: QuantJob;
+  /** The S1 curve (`save-sensitivity`) this job writes as soon as it has measured it; its `after` jobs read that instead of the table. */
+  savesSensitivity?: string;
   /** The statistics file (`save-statistics`) this job writes right after its collect step. */
   savesStatistics?: string;
   /** The job whose statistics file this job reads instead of collecting; it starts as soon as that file exists. */
@@ -110,6 +112,8 @@ export function drawModuleFile(rolloutPath: string, draw: number, dir: string): 
  *   draw's other q-arvd jobs read that collection (`load-statistics`: the same models as
  *   collecting again, see src/passes/calibration/stats-file.ts); needs `s1From`. The minmax
  *   jobs collect their own ranges: they run while that collection does, on the other core.
+ *   The S1 curve is then also written as soon as it is measured (`save-sensitivity`), and
+ *   the jobs reusing it start then rather than when the measuring job ends.
  */
 export function planJobs(rows: readonly QualityRow[], bitWidths: readonly BitWidth[], calibFiles: string[], dir: string, s1From?: string, statistics = false): { jobs: QuantJob[]; skipped: SkippedRow[] } {
   const jobs: QuantJob[] = [];
@@ -141,6 +145,7 @@ function shareStatistics(jobs: QuantJob[], dir: string): void {
   for (const provider of jobs.filter((j) => j.saves)) {
     if (!collectsGrams(provider)) throw new Error(`planJobs: the statistics of draw ${provider.draw} would come from ${provider.id}, which collects no Gram matrices`);
     provider.savesStatistics = join(dir, `statistics-d${provider.draw}.bin`);
+    provider.savesSensitivity = join(dir, `sensitivity-d${provider.draw}.json`);
     for (const job of jobs) if (job !== provider && job.draw === provider.draw && collectsGrams(job)) job.statisticsFrom = provider;
   }
 }
@@ -166,7 +171,8 @@ function shareSensitivity(jobs: QuantJob[], dir: string, s1From?: string): void 
 export function convertArgs(job: QuantJob, fp32Path: string): string[] {
   const options = { ...job.options };
   if (job.saves) options['save-calibration'] = job.saves;
-  if (job.after) options.sensitivity = job.after.saves!;
+  if (job.after) options.sensitivity = job.after.savesSensitivity ?? job.after.saves!;
+  if (job.savesSensitivity) options['save-sensitivity'] = job.savesSensitivity;
   if (job.savesStatistics) options['save-statistics'] = job.savesStatistics;
   if (job.statisticsFrom) options['load-statistics'] = job.statisticsFrom.savesStatistics!;
   const pass = job.row.pass;
@@ -190,7 +196,7 @@ async function fileOf(path: string, writer: Promise<void>): Promise<void> {
     () => (ended = true),
   );
   while (!existsSync(path)) {
-    if (ended) throw new Error(`${path} was not written by the job that collects the statistics`);
+    if (ended) throw new Error(`${path} was not written by the job that was to write it`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -223,7 +229,8 @@ export async function runJobs(jobs: QuantJob[], fp32Path: string, parallel: numb
   const start = (job: QuantJob): Promise<void> => {
     const run = async () => {
       if (job.statisticsFrom) await fileOf(job.statisticsFrom.savesStatistics!, done.get(job.statisticsFrom)!);
-      if (job.after) await done.get(job.after);
+      if (job.after?.savesSensitivity) await fileOf(job.after.savesSensitivity, done.get(job.after)!);
+      else if (job.after) await done.get(job.after);
       if (reuse && existsSync(job.output) && (!job.saves || existsSync(job.saves))) {
         job.ms = NaN;
         onDone?.(job);

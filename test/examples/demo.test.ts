@@ -39,6 +39,9 @@ describe('the demo, shortened', () => {
     for (const bits of ['W8A8', 'W4']) expect(readFileSync(join(out, `q-arvd-S1-S2-${bits}.log`), 'utf8')).toMatch(/collect step read from .*statistics-d0\.bin/);
     expect(readFileSync(join(out, 'q-arvd-S1-S2-W4A8.log'), 'utf8')).toMatch(/calibrated 37 layers on 16 sample\(s\) .*: collect \d/);
     expect(existsSync(join(out, 'statistics-d0.bin'))).toBe(false);
+    // The W8A8 run read the S1 curve the W4A8 run wrote as soon as it had measured it.
+    expect(result.reports['q-arvd S1+S2 W8A8'].calibration?.seconds?.sensitivity).toBeDefined();
+    expect(JSON.parse(readFileSync(join(out, 'sensitivity-d0.json'), 'utf8')).sensitivity.normalized).toEqual(result.sensitivity);
     // fp32 and minmax were evaluated while q-arvd ran; the latency covers every model.
     expect(result.timings.overlapped).toBeGreaterThan(0);
     for (const m of [result.evaluation.fp32, ...result.evaluation.models]) expect(m.latencyMs).toBeGreaterThan(0);

@@ -55,6 +55,9 @@ describe('quality plan', () => {
     expect(readers).toContain('q-arvd-W4-d0');
     for (const j of jobs.filter((x) => x.row.pass === 'minmax')) expect(convertArgs(j, 'm.onnx').some((a) => a.includes('statistics'))).toBe(false);
     expect(convertArgs(jobs.find((j) => j.id === 'q-arvd-W8A8-d0')!, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.load-statistics', provider.savesStatistics!]));
+    // The S1 curve is written as soon as it is measured, and read from there.
+    expect(convertArgs(provider, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.save-sensitivity', provider.savesSensitivity!]));
+    expect(convertArgs(jobs.find((j) => j.id === 'q-arvd-W8A8-d0')!, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.sensitivity', provider.savesSensitivity!]));
   });
 
   it('resumes: a job whose model and table an earlier run left is not run again', async () => {

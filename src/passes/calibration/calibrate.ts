@@ -13,6 +13,7 @@
  * The result holds the min/max ranges (what `minmax` and scale-search false use), the
  * searched scales, and the calibration table that records every decision.
  */
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
 import type { Value } from '../../graph/ir/value.ts';
@@ -64,6 +65,8 @@ export interface CalibrateOptions {
   saveStatistics?: string;
   /** Read the collect step's statistics from this file instead of running the collection (S1 still runs the module). */
   loadStatistics?: string;
+  /** Write the S1 curve to this JSON file as soon as it is known (`{ "sensitivity": curve }`, what `sensitivityFile` reads). */
+  saveSensitivity?: string;
   log?: Logger;
 }
 
@@ -135,6 +138,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
       log.warn('sensitivity file ignored: frame weighting is off');
     }
     timings.sensitivity = performance.now() - t0;
+    if (options.saveSensitivity && sensitivity) writeJsonNow(options.saveSensitivity, { sensitivity });
     const alpha = sensitivity ? alphaFromSensitivity(sensitivity.normalized) : chunks.map(() => 1);
     const recon = stats.grams ? combineGrams(stats.grams, layers, chunks, alpha) : undefined;
     // The per-chunk matrices are not needed once combined.
@@ -172,6 +176,13 @@ export function checkFiniteRanges(ranges: ActivationRanges, calib: LoadedCalibra
       }
     }
   }
+}
+
+/** Writes JSON through a temporary file and a rename: a run waiting for the file never reads half of it. */
+function writeJsonNow(path: string, data: unknown): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n');
+  renameSync(tmp, path);
 }
 
 /** Bytes of Gram matrices above which calibration refuses rather than exhausting memory. */

@@ -90,6 +90,7 @@ export const CALIBRATION_OPTIONS = {
   'calib-timeout': { type: 'number', default: DEFAULT_CALIB_TIMEOUT_S, help: 'seconds one calibration sample (a rollout, or a feeds() sample) may take before the conversion stops naming it; raise it for slow rollouts' },
   'reservoir-rows': { type: 'integer', default: 256, help: 'activation rows kept per layer input and chunk for the scale search (memory bound)' },
   'save-calibration': { type: 'string', default: '', help: 'write the calibration table (sensitivity, α, every chosen scale and its candidates) to this JSON file' },
+  'save-sensitivity': { type: 'string', default: '', help: 'write the S1 curve to this JSON file as soon as it is measured, before the rest of the run (what sensitivity reads in another run)' },
   'load-calibration': { type: 'string', default: '', help: 'quantize with a saved calibration table: no calibration module, no onnxruntime' },
 } as const satisfies Record<string, PassOption>;
 
@@ -157,6 +158,7 @@ export interface SharedQuantValues {
   reservoirRows?: number;
   calibTimeout?: number;
   saveCalibration?: string;
+  saveSensitivity?: string;
   loadCalibration?: string;
 }
 

@@ -101,6 +101,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       splitAuto: wantStats && splitAuto(options),
       saveStatistics: options.saveStatistics || undefined,
       loadStatistics: options.loadStatistics || undefined,
+      saveSensitivity: options.saveSensitivity || undefined,
       log: ctx.log,
     };
     if ((options.sequential || options.smoothQuant) && (calibrateOptions.saveStatistics || calibrateOptions.loadStatistics)) {
@@ -122,6 +123,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     ({ ranges, scales, table, recon, activation } = result);
     calibrated = true;
     curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
+    if (options.saveSensitivity && !curve) ctx.log.warn(`save-sensitivity: this run has no S1 curve (frame weighting off, or a module without rollouts); ${options.saveSensitivity} not written`);
     if (table && smoothing) table.smoothing = smoothing;
     const s = (ms: number) => Math.round(ms) / 1000;
     calibrationInfo = {
