@@ -10,8 +10,10 @@
  * collected, and the W8A8 and W4 q-arvd runs read them (`load-statistics`: the same models as
  * collecting again, at a fraction of the cost) while the minmax runs collect their own ranges
  * on the other core; S1 is measured in the W4A8 q-arvd run on the first `sensitivitySamples`
- * calibration rollouts, and that curve is reused at W8A8; the evaluation deals the prompts to
- * two processes. The table says how many prompts. docs/demo.md has the measurements.
+ * calibration rollouts, and that curve is reused at W8A8 (written as soon as it is measured,
+ * `save-sensitivity`, so the W8A8 run starts then); fp32 and the minmax models are evaluated
+ * while q-arvd runs, the q-arvd models at the end in two processes. The table says how many
+ * prompts. docs/demo.md has the measurements.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
