@@ -39,6 +39,12 @@ export interface QuantJob {
   saves?: string;
   /** The job whose table gives this job's S1 curve. */
   after?: QuantJob;
+  /** The S1 curve (`save-sensitivity`) this job writes as soon as it has measured it; its `after` jobs read that instead of the table. */
+  savesSensitivity?: string;
+  /** The statistics file (`save-statistics`) this job writes right after its collect step. */
+  savesStatistics?: string;
+  /** The job whose statistics file this job reads instead of collecting; it starts as soon as that file exists. */
+  statisticsFrom?: QuantJob;
   /** Wall time of the run, in ms (set when it has run; NaN when an earlier run's file was reused). */
   ms?: number;
 }
@@ -102,8 +108,14 @@ export function drawModuleFile(rolloutPath: string, draw: number, dir: string): 
  * The jobs (and skipped rows) of one model: every row at every bit-width and draw.
  * @param s1From a bit-width label: measure S1 there only and reuse its curve at every
  *   bit-width (the demo's shortcut); default: one curve per (bit-width, draw).
+ * @param statistics collect once per draw (in the q-arvd job that measures S1) and let the
+ *   draw's other q-arvd jobs read that collection (`load-statistics`: the same models as
+ *   collecting again, see src/passes/calibration/stats-file.ts); needs `s1From`. The minmax
+ *   jobs collect their own ranges: they run while that collection does, on the other core.
+ *   The S1 curve is then also written as soon as it is measured (`save-sensitivity`), and
+ *   the jobs reusing it start then rather than when the measuring job ends.
  */
-export function planJobs(rows: readonly QualityRow[], bitWidths: readonly BitWidth[], calibFiles: string[], dir: string, s1From?: string): { jobs: QuantJob[]; skipped: SkippedRow[] } {
+export function planJobs(rows: readonly QualityRow[], bitWidths: readonly BitWidth[], calibFiles: string[], dir: string, s1From?: string, statistics = false): { jobs: QuantJob[]; skipped: SkippedRow[] } {
   const jobs: QuantJob[] = [];
   const skipped: SkippedRow[] = [];
   for (const bits of bitWidths) {
@@ -122,7 +134,20 @@ export function planJobs(rows: readonly QualityRow[], bitWidths: readonly BitWid
     }
   }
   shareSensitivity(jobs, dir, s1From);
+  if (statistics) shareStatistics(jobs, dir);
   return { jobs, skipped };
+}
+
+/** True for a q-arvd job that collects Gram matrices (reconstruction or bias correction on; both are by default). */
+const collectsGrams = (job: QuantJob): boolean => job.row.pass === 'q-arvd' && !(job.options.reconstruct === 'none' && job.options['bias-correction'] === 'false');
+
+function shareStatistics(jobs: QuantJob[], dir: string): void {
+  for (const provider of jobs.filter((j) => j.saves)) {
+    if (!collectsGrams(provider)) throw new Error(`planJobs: the statistics of draw ${provider.draw} would come from ${provider.id}, which collects no Gram matrices`);
+    provider.savesStatistics = join(dir, `statistics-d${provider.draw}.bin`);
+    provider.savesSensitivity = join(dir, `sensitivity-d${provider.draw}.json`);
+    for (const job of jobs) if (job !== provider && job.draw === provider.draw && collectsGrams(job)) job.statisticsFrom = provider;
+  }
 }
 
 /** S1 on for a q-arvd job with activations (weight-only calibrates no activation scales). */
@@ -146,7 +171,10 @@ function shareSensitivity(jobs: QuantJob[], dir: string, s1From?: string): void 
 export function convertArgs(job: QuantJob, fp32Path: string): string[] {
   const options = { ...job.options };
   if (job.saves) options['save-calibration'] = job.saves;
-  if (job.after) options.sensitivity = job.after.saves!;
+  if (job.after) options.sensitivity = job.after.savesSensitivity ?? job.after.saves!;
+  if (job.savesSensitivity) options['save-sensitivity'] = job.savesSensitivity;
+  if (job.savesStatistics) options['save-statistics'] = job.savesStatistics;
+  if (job.statisticsFrom) options['load-statistics'] = job.statisticsFrom.savesStatistics!;
   const pass = job.row.pass;
   return [fp32Path, '-o', job.output, '--pass', pass, ...Object.entries(options).flatMap(([k, v]) => [`--${pass}.${k}`, v])];
 }
@@ -157,14 +185,30 @@ export function jobCommand(job: QuantJob, fp32Path: string): string[] {
   return ['--import', 'tsx', RECIPE_CLI, fp32Path, '-o', job.output, ...Object.entries(job.options).flatMap(([k, v]) => [`--${k}`, v])];
 }
 
-/** Runs node with `args`; rejects with its stderr on failure. */
-function runConvert(args: string[]): Promise<void> {
+/**
+ * Resolves once `path` exists (its writer renames it into place complete), polling; rejects
+ * if the job writing it ends without it.
+ */
+async function fileOf(path: string, writer: Promise<void>): Promise<void> {
+  let ended = false;
+  writer.then(
+    () => (ended = true),
+    () => (ended = true),
+  );
+  while (!existsSync(path)) {
+    if (ended) throw new Error(`${path} was not written by the job that was to write it`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Runs node with `args` and resolves with its stderr (the convert log); rejects with it on failure. */
+function runConvert(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`node ${args.join(' ')} exited with ${code}:\n${stderr.trim()}`))));
+    child.on('exit', (code) => (code === 0 ? resolve(stderr) : reject(new Error(`node ${args.join(' ')} exited with ${code}:\n${stderr.trim()}`))));
   });
 }
 
@@ -184,7 +228,9 @@ export async function runJobs(jobs: QuantJob[], fp32Path: string, parallel: numb
   const ordered = [...jobs.filter((j) => j.saves), ...jobs.filter((j) => !j.saves)];
   const start = (job: QuantJob): Promise<void> => {
     const run = async () => {
-      if (job.after) await done.get(job.after);
+      if (job.statisticsFrom) await fileOf(job.statisticsFrom.savesStatistics!, done.get(job.statisticsFrom)!);
+      if (job.after?.savesSensitivity) await fileOf(job.after.savesSensitivity, done.get(job.after)!);
+      else if (job.after) await done.get(job.after);
       if (reuse && existsSync(job.output) && (!job.saves || existsSync(job.saves))) {
         job.ms = NaN;
         onDone?.(job);
@@ -193,7 +239,8 @@ export async function runJobs(jobs: QuantJob[], fp32Path: string, parallel: numb
       await acquire();
       const t0 = performance.now();
       try {
-        await runConvert(jobCommand(job, fp32Path));
+        // The log beside the model: which phase took how long (calibration, S1, reconstruction).
+        writeFileSync(job.output.replace(/\.onnx$/, '') + '.log', await runConvert(jobCommand(job, fp32Path)));
       } finally {
         release();
       }

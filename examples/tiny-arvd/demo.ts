@@ -5,12 +5,17 @@
  * tiny-arvd-l; the test runs it on the small tiny-arvd.
  *
  * To stay under three minutes on two cores: the quantizations run as `convert` child
- * processes two at a time (examples/quality/jobs.ts); S1 is measured once, in the W4A8 q-arvd
- * run, on the first `sensitivitySamples` calibration rollouts (its chunk sensitivity is a
- * property of the model and the rollout), and that curve is reused at the other bit-widths;
- * the evaluation deals the prompts to two processes. The table says how many prompts.
+ * processes two at a time (examples/quality/jobs.ts); the W4A8 q-arvd run collects the
+ * calibration statistics once and saves them (`save-statistics`) as soon as they are
+ * collected, and the W8A8 and W4 q-arvd runs read them (`load-statistics`: the same models as
+ * collecting again, at a fraction of the cost) while the minmax runs collect their own ranges
+ * on the other core; S1 is measured in the W4A8 q-arvd run on the first `sensitivitySamples`
+ * calibration rollouts, and that curve is reused at W8A8 (written as soon as it is measured,
+ * `save-sensitivity`, so the W8A8 run starts then); fp32 and the minmax models are evaluated
+ * while q-arvd runs, the q-arvd models at the end in two processes. The table says how many
+ * prompts. docs/demo.md has the measurements.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadModel } from '../../src/graph/serde/io.ts';
 import type { Logger } from '../../src/passes/log.ts';
@@ -20,10 +25,10 @@ import { renderHtmlReport } from '../../src/report/html.ts';
 import { inspectModel } from '../../src/report/inspect.ts';
 import type { InspectReport } from '../../src/report/inspect-schema.ts';
 import { MODELS, type QualityModel } from '../quality/harness.ts';
-import { planJobs, runJobs } from '../quality/jobs.ts';
+import { planJobs, type QuantJob, runJobs } from '../quality/jobs.ts';
 import { BIT_WIDTHS as ALL_BIT_WIDTHS, type QualityRow } from '../quality/rows.ts';
 import { type EvaluationResult, formatTable } from './evaluate.ts';
-import { evaluateInParallel } from './evaluate-parallel.ts';
+import { addLatency, evaluateInParallel } from './evaluate-parallel.ts';
 import { writeStrip } from './frames.ts';
 import type { SeededPrompt } from './prompts.ts';
 
@@ -62,8 +67,11 @@ export interface DemoResult {
   evaluation: EvaluationResult;
   reports: Record<string, QuantReport>;
   table: string;
-  /** Wall time of each step, in ms. */
-  timings: { quantize: number; evaluate: number };
+  /**
+   * Wall time of each step, in ms: all quantization; the evaluation after the last model was
+   * made; and the part of the evaluation that ran during quantization (fp32 and minmax).
+   */
+  timings: { quantize: number; evaluate: number; overlapped: number };
 }
 
 /** The demo's rows: the MinMax baseline and q-arvd with today's defaults (S1+S2). */
@@ -83,7 +91,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const prompts = options.evaluationPrompts ?? mod.evaluationPrompts.slice(0, 8);
   const inspect = inspectModel(loadModel(model.fp32Path), `${model.name}/model.onnx`, { norms: true });
 
-  const { jobs } = planJobs(demoRows(options.sensitivitySamples ?? DEMO_SENSITIVITY_SAMPLES), BIT_WIDTHS, [model.rolloutPath], out, 'W4A8');
+  const { jobs } = planJobs(demoRows(options.sensitivitySamples ?? DEMO_SENSITIVITY_SAMPLES), BIT_WIDTHS, [model.rolloutPath], out, 'W4A8', true);
   for (const job of jobs) {
     const file = `${job.row.label.replace(/[ +]+/g, '-')}-${job.bits.label}`;
     job.output = join(out, `${file}.onnx`);
@@ -91,8 +99,30 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   }
   log.info(`quantizing ${model.name}: ${jobs.length} convert runs, ${parallel} at a time`);
   let t0 = performance.now();
-  await runJobs(jobs, model.fp32Path, parallel, (job) => log.info(`  ${job.row.label} ${job.bits.label}: ${(job.ms! / 1000).toFixed(1)} s${job.saves ? ' (measured S1)' : ''}`));
+  const notes = (job: QuantJob) => [job.savesStatistics && 'collected the statistics', job.saves && 'measured S1', job.statisticsFrom && 'read the statistics', job.after && 'reused S1'].filter(Boolean).join(', ');
+  const spec = (job: QuantJob) => ({ name: `${job.row.label} ${job.bits.label}`, path: job.output });
+  const evaluateOptions = { fp32Path: model.fp32Path, prompts, rollout: model.rolloutPath, latencyRuns: 0 };
+  // The minmax runs end while the first q-arvd run still collects: fp32 and the minmax models
+  // are rolled out then, on the core they leave free; the q-arvd models are compared with
+  // those fp32 videos at the end (the same rollouts and numbers as evaluating all at once).
+  const early = jobs.filter((job) => job.row.pass === 'minmax');
+  let pending = early.length;
+  let first: Promise<EvaluationResult> | undefined;
+  let overlapped = 0;
+  const startEarly = () => {
+    const t = performance.now();
+    log.info(`evaluating fp32 and ${early.map(spec).map((m) => m.name).join(', ')} on ${prompts.length} held-out prompts (the fp32 model's noise seeds) while q-arvd runs, 1 process`);
+    first = evaluateInParallel({ ...evaluateOptions, models: early.map(spec), workers: 1 }).finally(() => (overlapped = performance.now() - t));
+    first.catch(() => {}); // awaited below; this only keeps an early failure from being unhandled meanwhile
+  };
+  if (pending === 0) startEarly();
+  await runJobs(jobs, model.fp32Path, parallel, (job) => {
+    log.info(`  ${job.row.label} ${job.bits.label}: ${(job.ms! / 1000).toFixed(1)} s${notes(job) ? ` (${notes(job)})` : ''}`);
+    if (job.row.pass === 'minmax' && --pending === 0) startEarly();
+  });
   const quantize = performance.now() - t0;
+  // The saved collection is an intermediate (hundreds of MB for tiny-arvd-l): not kept.
+  for (const job of jobs) if (job.savesStatistics) rmSync(job.savesStatistics, { force: true });
   const reports: Record<string, QuantReport> = {};
   for (const job of jobs) reports[`${job.row.label} ${job.bits.label}`] = JSON.parse(readFileSync(job.options.report, 'utf8')) as QuantReport;
   const measured = reports['q-arvd S1+S2 W4A8'];
@@ -100,10 +130,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const alpha = measured.alpha ?? [];
   writeFileSync(join(out, 'sensitivity.json'), JSON.stringify(sensitivity) + '\n');
 
-  const models = jobs.map((job) => ({ name: `${job.row.label} ${job.bits.label}`, path: job.output }));
-  log.info(`evaluating ${models.length} models on ${prompts.length} held-out prompts (the fp32 model's noise seeds), ${parallel} processes`);
   t0 = performance.now();
-  const evaluation = await evaluateInParallel({ fp32Path: model.fp32Path, models, prompts, rollout: model.rolloutPath, latencyRuns: options.latencyRuns, workers: parallel });
+  const before = await first!;
+  const late = jobs.filter((job) => job.row.pass !== 'minmax').map(spec);
+  log.info(`evaluating ${late.map((m) => m.name).join(', ')} on the same prompts against fp32's videos, ${parallel} processes`);
+  const after = await evaluateInParallel({ ...evaluateOptions, models: late, workers: parallel, reference: { videos: before.fp32.videos, dims: before.videoDims, chunks: before.chunks } });
+  const byName = new Map([...before.models, ...after.models].map((m) => [m.name, m]));
+  let evaluation: EvaluationResult = { ...before, models: jobs.map((job) => byName.get(spec(job).name)!) };
+  const latencyRuns = options.latencyRuns ?? 20;
+  if (latencyRuns > 0) evaluation = await addLatency(evaluation, model.rolloutPath, latencyRuns);
   const evaluate = performance.now() - t0;
   for (const bits of BIT_WIDTHS) {
     const rows = [evaluation.fp32, ...METHODS.map((m) => evaluation.models.find((e) => e.name === `${m} ${bits.label}`)!)];
@@ -113,7 +148,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   writeJsonAtomic(join(out, 'evaluation.json'), { ...evaluation, fp32: strip(evaluation.fp32), models: evaluation.models.map(strip), sensitivity, alpha });
   const s1Samples = measured.calibration?.sensitivity?.samples;
   const table = [outlierSummary(inspect), sensitivityLine(sensitivity, alpha, s1Samples), '', formatTable(evaluation)].join('\n');
-  return { inspect, sensitivity, alpha, evaluation, reports, table, timings: { quantize, evaluate } };
+  return { inspect, sensitivity, alpha, evaluation, reports, table, timings: { quantize, evaluate, overlapped } };
 }
 
 function strip<T extends { videos: unknown }>(m: T): Omit<T, 'videos'> {

@@ -29,6 +29,7 @@ export interface WorkerJob {
   models: EvaluateOptions['models'];
   prompts: SeededPrompt[];
   rollout: string;
+  reference?: EvaluateOptions['reference'];
 }
 
 const WORKER = fileURLToPath(new URL('./evaluate-worker.ts', import.meta.url));
@@ -56,9 +57,15 @@ function runWorker(job: WorkerJob): Promise<EvaluationResult> {
 /** Evaluates like {@link evaluateModels}, with the prompts spread over `workers` processes. */
 export async function evaluateInParallel(options: ParallelEvaluateOptions): Promise<EvaluationResult> {
   const { prompts, latencyRuns = 20 } = options;
+  if (latencyRuns > 0 && options.reference) throw new Error('evaluateInParallel: with reference videos give latencyRuns 0 and time the models with measureLatency');
   const workers = Math.max(1, Math.min(options.workers ?? 2, prompts.length));
   const parts = Array.from({ length: workers }, (_, w) => prompts.map((_, i) => i).filter((i) => i % workers === w));
-  const results = await Promise.all(parts.map((idx) => runWorker({ fp32Path: options.fp32Path, models: options.models, prompts: idx.map((i) => prompts[i]), rollout: options.rollout })));
+  const { reference } = options;
+  const results = await Promise.all(
+    parts.map((idx) =>
+      runWorker({ fp32Path: options.fp32Path, models: options.models, prompts: idx.map((i) => prompts[i]), rollout: options.rollout, ...(reference ? { reference: { ...reference, videos: idx.map((i) => reference.videos[i]) } } : {}) }),
+    ),
+  );
   const merge = (m: number): ModelEvaluation => {
     const pick = (r: EvaluationResult) => (m < 0 ? r.fp32 : r.models[m]);
     const first = pick(results[0]);
@@ -70,17 +77,21 @@ export async function evaluateInParallel(options: ParallelEvaluateOptions): Prom
     const stepSums = results.reduce((s, r) => ({ error: s.error + pick(r).stepSums.error, reference: s.reference + pick(r).stepSums.reference }), { error: 0, reference: 0 });
     return { ...first, mse, psnr: psnr(mse), chunkMse, promptMse, videos, stepSums, stepError: stepSums.error / stepSums.reference };
   };
-  const fp32 = merge(-1);
-  const models = options.models.map((_, m) => merge(m));
-  let latencyChunk = results[0].latencyChunk;
-  if (latencyRuns > 0) {
-    const mod = await loadRolloutModule(options.rollout);
-    const timed = await measureLatency([options.fp32Path, ...options.models.map((m) => m.path)], mod, prompts[0], latencyRuns, 1);
-    latencyChunk = timed.chunk;
-    for (const [m, e] of [fp32, ...models].entries()) {
-      e.latencyMs = timed.ms[m];
-      e.latencyRatio = timed.ms[m] / timed.ms[0];
-    }
+  const result = { ...results[0], prompts, fp32: merge(-1), models: options.models.map((_, m) => merge(m)) };
+  return latencyRuns > 0 ? addLatency(result, options.rollout, latencyRuns) : result;
+}
+
+/**
+ * Times fp32 and every model of `result` in this process (one onnxruntime thread, nothing
+ * else of ours running: the workers are done) on the typical call of the first prompt's
+ * fp32 rollout, and fills in their latencies.
+ */
+export async function addLatency(result: EvaluationResult, rollout: string, runs: number): Promise<EvaluationResult> {
+  const all = [result.fp32, ...result.models];
+  const timed = await measureLatency(all.map((e) => e.path), await loadRolloutModule(rollout), result.prompts[0], runs, 1);
+  for (const [m, e] of all.entries()) {
+    e.latencyMs = timed.ms[m];
+    e.latencyRatio = timed.ms[m] / timed.ms[0];
   }
-  return { ...results[0], prompts, latencyRuns, latencyChunk, fp32, models };
+  return { ...result, latencyRuns: runs, latencyChunk: timed.chunk };
 }

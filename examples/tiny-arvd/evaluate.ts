@@ -58,9 +58,21 @@ export interface EvaluateOptions {
   /**
    * One-step error: every `stepStride`-th call of each fp32 rollout (from the middle of each
    * stride) is replayed on the model with fp32's own inputs. Default 8 (one call per
-   * tiny-arvd chunk); 0 skips it (NaN).
+   * tiny-arvd chunk); 0 skips it (NaN), and so does `reference` (it has no calls to replay).
    */
   stepStride?: number;
+  /**
+   * fp32's final videos of these prompts from an earlier evaluation (same rollout module): the
+   * reference is not rolled out again. Latency then cannot be measured here (latencyRuns 0).
+   */
+  reference?: ReferenceVideos;
+}
+
+/** fp32's final videos, one per prompt, as an {@link EvaluationResult} has them. */
+export interface ReferenceVideos {
+  videos: Float32Array[];
+  dims: readonly number[];
+  chunks: number;
 }
 
 /** Results for one model (the fp32 entry compares the reference with itself). */
@@ -215,10 +227,13 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
   try {
     for (const s of specs) sessions.push(await ort.InferenceSession.create(s.path, sessionOptions(options.threads)));
 
+    const given = options.reference;
+    if (given && given.videos.length !== prompts.length) throw new Error(`evaluateModels: ${given.videos.length} reference videos for ${prompts.length} prompts`);
+    if (given && latencyRuns > 0) throw new Error('evaluateModels: latency is timed on a call of the fp32 rollout; with reference videos give latencyRuns 0');
     const reference: Rollout[] = [];
-    for (const [i, p] of prompts.entries()) reference.push(await rolloutWith(mod, sessions[0], i, p));
-    const chunks = Math.max(...reference[0].calls.map((c) => c.chunk)) + 1;
-    const typical = reference[0].calls[reference[0].calls.length >> 1];
+    for (const [i, p] of prompts.entries()) reference.push(given ? { video: given.videos[i], dims: given.dims, calls: [] } : await rolloutWith(mod, sessions[0], i, p));
+    const chunks = given?.chunks ?? Math.max(...reference[0].calls.map((c) => c.chunk)) + 1;
+    const typical = given ? undefined : reference[0].calls[reference[0].calls.length >> 1];
 
     const evaluations: Omit<ModelEvaluation, 'latencyMs' | 'latencyRatio' | 'sizeRatio'>[] = [];
     for (const [m, spec] of specs.entries()) {
@@ -233,7 +248,8 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
         promptMse.push(sums.reduce((x, y) => x + y, 0) / video.length);
         videos.push(video);
       }
-      const stepSums = stepStride > 0 ? await replayError(sessions[m], reference, stepStride) : { error: NaN, reference: NaN };
+      // Reference videos from an earlier evaluation come without fp32's calls: no one-step error then.
+      const stepSums = stepStride > 0 && !given ? await replayError(sessions[m], reference, stepStride) : { error: NaN, reference: NaN };
       const values = reference.reduce((n, r) => n + r.video.length, 0);
       const mse = chunkSums.reduce((x, y) => x + y, 0) / values;
       evaluations.push({
@@ -250,7 +266,7 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
       });
     }
 
-    const latency = latencyRuns > 0 ? await timeCalls(sessions, typical.feeds, latencyRuns) : sessions.map(() => NaN);
+    const latency = typical && latencyRuns > 0 ? await timeCalls(sessions, typical.feeds, latencyRuns) : sessions.map(() => NaN);
 
     const [fp32, ...rest] = evaluations.map(
       (e, m): ModelEvaluation => ({
@@ -260,7 +276,7 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
         latencyRatio: latency[m] / latency[0],
       }),
     );
-    return { prompts, videoDims: reference[0].dims, chunks, latencyRuns, latencyChunk: typical.chunk, fp32, models: rest };
+    return { prompts, videoDims: reference[0].dims, chunks, latencyRuns, latencyChunk: typical?.chunk ?? -1, fp32, models: rest };
   } finally {
     for (const s of sessions) await s.release();
   }

@@ -2,7 +2,7 @@
 // calibration rollouts, but 3 held-out prompts and 3 latency runs, on fixed seeds. The table
 // has its rows and columns, and the claims hold — at W4A8 q-arvd (S1+S2) is no worse than
 // minmax, at W8A8 every method stays above 35 dB PSNR.
-import { mkdtempSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -34,6 +34,17 @@ describe('the demo, shortened', () => {
     // S1 once, at W4A8, on the demo's few rollouts; the other q-arvd runs read that curve.
     expect(result.reports['q-arvd S1+S2 W4A8'].calibration?.sensitivity?.samples).toBe(4);
     expect(result.reports['q-arvd S1+S2 W8A8'].sensitivity).toEqual(result.sensitivity);
+    // One collection: the W4A8 q-arvd run saves it, the other q-arvd runs read it (their logs
+    // say so), and the file (an intermediate) is gone afterwards.
+    for (const bits of ['W8A8', 'W4']) expect(readFileSync(join(out, `q-arvd-S1-S2-${bits}.log`), 'utf8')).toMatch(/collect step read from .*statistics-d0\.bin/);
+    expect(readFileSync(join(out, 'q-arvd-S1-S2-W4A8.log'), 'utf8')).toMatch(/calibrated 37 layers on 16 sample\(s\) .*: collect \d/);
+    expect(existsSync(join(out, 'statistics-d0.bin'))).toBe(false);
+    // The W8A8 run read the S1 curve the W4A8 run wrote as soon as it had measured it.
+    expect(result.reports['q-arvd S1+S2 W8A8'].calibration?.seconds?.sensitivity).toBeDefined();
+    expect(JSON.parse(readFileSync(join(out, 'sensitivity-d0.json'), 'utf8')).sensitivity.normalized).toEqual(result.sensitivity);
+    // fp32 and minmax were evaluated while q-arvd ran; the latency covers every model.
+    expect(result.timings.overlapped).toBeGreaterThan(0);
+    for (const m of [result.evaluation.fp32, ...result.evaluation.models]) expect(m.latencyMs).toBeGreaterThan(0);
     // About 40 s on an idle 2-core machine; the suite-wide 120 s is too tight when it is busy.
   }, 300_000);
 

@@ -45,6 +45,21 @@ describe('quality plan', () => {
     expect(once.jobs.find((j) => j.id === 'q-arvd-W8A8-d0')!.after!.id).toBe('q-arvd-W4A8-d0');
   });
 
+  it('with shared statistics (the demo), the S1 job saves its collection and the other q-arvd jobs of the draw read it', () => {
+    const { jobs } = planJobs(ROWS_SMALL, [bits('W8A8'), bits('W4A8'), bits('W4')], ['a.ts'], out, 'W4A8', true);
+    const provider = jobs.find((j) => j.savesStatistics)!;
+    expect(provider.id).toBe('q-arvd-W4A8-d0');
+    expect(convertArgs(provider, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.save-statistics', provider.savesStatistics!]));
+    const readers = jobs.filter((j) => j.statisticsFrom === provider).map((j) => j.id);
+    expect(readers.sort()).toEqual(jobs.filter((j) => j.row.pass === 'q-arvd' && j !== provider).map((j) => j.id).sort());
+    expect(readers).toContain('q-arvd-W4-d0');
+    for (const j of jobs.filter((x) => x.row.pass === 'minmax')) expect(convertArgs(j, 'm.onnx').some((a) => a.includes('statistics'))).toBe(false);
+    expect(convertArgs(jobs.find((j) => j.id === 'q-arvd-W8A8-d0')!, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.load-statistics', provider.savesStatistics!]));
+    // The S1 curve is written as soon as it is measured, and read from there.
+    expect(convertArgs(provider, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.save-sensitivity', provider.savesSensitivity!]));
+    expect(convertArgs(jobs.find((j) => j.id === 'q-arvd-W8A8-d0')!, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.sensitivity', provider.savesSensitivity!]));
+  });
+
   it('resumes: a job whose model and table an earlier run left is not run again', async () => {
     const { jobs } = planJobs(ROWS_SMALL.slice(0, 2), [bits('W8A8')], ['missing-module.ts'], out);
     for (const j of jobs) writeFileSync(j.output, '');

@@ -13,6 +13,7 @@
  * The result holds the min/max ranges (what `minmax` and scale-search false use), the
  * searched scales, and the calibration table that records every decision.
  */
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
 import type { Value } from '../../graph/ir/value.ts';
@@ -24,7 +25,8 @@ import { weightMatrix } from '../quant/layer-weights.ts';
 import type { LayerSelection, LinearLayer } from '../quant/linear-layers.ts';
 import { type BranchScales, planLayer } from '../quant/plan.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from '../quant/quantize-layers.ts';
-import { collectStatistics, type CollectedStats, DEFAULT_RESERVOIR_ROWS, openCalibrationSession, rangesOf } from './collect.ts';
+import { collectStatistics, type CollectedStats, DEFAULT_RESERVOIR_ROWS, observedInputs, openCalibrationSession, rangesOf } from './collect.ts';
+import { readStatsFile, type StatsIdentity, writeStatsFile } from './stats-file.ts';
 import { CalibrationError, type LoadedCalibration } from './module.ts';
 import type { GramStats, ReconStats } from './gram.ts';
 import { type ActivationShift, activationShift } from './activation-shift.ts';
@@ -59,6 +61,12 @@ export interface CalibrateOptions {
   gramStride?: number;
   /** `dual-scale auto`: search the unsplit form of split layers too (its scales under role `all`). */
   splitAuto?: boolean;
+  /** Write the collect step's statistics to this file (stats-file.ts) as soon as they are collected. */
+  saveStatistics?: string;
+  /** Read the collect step's statistics from this file instead of running the collection (S1 still runs the module). */
+  loadStatistics?: string;
+  /** Write the S1 curve to this JSON file as soon as it is known (`{ "sensitivity": curve }`, what `sensitivityFile` reads). */
+  saveSensitivity?: string;
   log?: Logger;
 }
 
@@ -95,8 +103,15 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     let t0 = performance.now();
     const reconstruct = options.reconstruct ?? false;
     if (reconstruct) checkGramMemory(layers);
-    const stats = await collectStatistics(session, layers, { reservoirRows, progress, ...(reconstruct ? { gram: { threads, stride: options.gramStride ?? 1 } } : {}) });
+    const gramStride = options.gramStride ?? 1;
+    // Hashing the model costs a read of it: only when a statistics file is written or read.
+    const identity = (): StatsIdentity => ({ model: session.fingerprint(), origin: calib.origin, samples: calib.samples, reservoirRows, gramStride: reconstruct ? gramStride : null });
+    const stats = options.loadStatistics
+      ? readStatsFile(options.loadStatistics, { ...identity(), inputs: observedInputs(layers), grams: reconstruct })
+      : await collectStatistics(session, layers, { reservoirRows, progress, ...(reconstruct ? { gram: { threads, stride: gramStride } } : {}) });
+    if (options.saveStatistics) writeStatsFile(options.saveStatistics, stats, identity());
     timings.collect = performance.now() - t0;
+    if (options.loadStatistics) log.info(`collect step read from ${options.loadStatistics} in ${seconds(timings.collect)} (made from ${calib.samples} sample(s) of ${calib.origin})`);
     const ranges = rangesOf(stats, layers);
     checkFiniteRanges(ranges, calib);
     const { chunks } = stats;
@@ -123,6 +138,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
       log.warn('sensitivity file ignored: frame weighting is off');
     }
     timings.sensitivity = performance.now() - t0;
+    if (options.saveSensitivity && sensitivity) writeJsonNow(options.saveSensitivity, { sensitivity });
     const alpha = sensitivity ? alphaFromSensitivity(sensitivity.normalized) : chunks.map(() => 1);
     const recon = stats.grams ? combineGrams(stats.grams, layers, chunks, alpha) : undefined;
     // The per-chunk matrices are not needed once combined.
@@ -160,6 +176,13 @@ export function checkFiniteRanges(ranges: ActivationRanges, calib: LoadedCalibra
       }
     }
   }
+}
+
+/** Writes JSON through a temporary file and a rename: a run waiting for the file never reads half of it. */
+function writeJsonNow(path: string, data: unknown): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n');
+  renameSync(tmp, path);
 }
 
 /** Bytes of Gram matrices above which calibration refuses rather than exhausting memory. */

@@ -57,6 +57,22 @@ export class ExtremeRows {
   }
 
   /** The held rows, row-major `[kept, width]`. */
+  /** The magnitudes of the held rows, in the order of {@link rows}. */
+  scores(): Float64Array {
+    return this.score.subarray(0, this.kept);
+  }
+
+  /** A copy of a stratum from its {@link rows} and {@link scores} (a saved collection, stats-file.ts). */
+  static restore(width: number, capacity: number, rows: Float32Array, scores: Float64Array): ExtremeRows {
+    const e = new ExtremeRows(width, capacity);
+    if (rows.length !== scores.length * width || scores.length > capacity) throw new RangeError(`ExtremeRows.restore: ${rows.length} values and ${scores.length} scores for width ${width}, capacity ${capacity}`);
+    e.data.set(rows);
+    e.score.set(scores);
+    e.kept = scores.length;
+    if (e.kept === capacity) e.findMin();
+    return e;
+  }
+
   rows(): Float32Array {
     return this.data.subarray(0, this.kept * this.width);
   }

@@ -98,6 +98,21 @@ export class GramStats {
     return c;
   }
 
+  /** Per chunk, ascending: both folds' sums (what a saved collection keeps, stats-file.ts). */
+  snapshot(): { chunk: number; folds: [ChunkGram, ChunkGram] }[] {
+    return [...this.byChunk.keys()].sort((a, b) => a - b).map((chunk) => ({ chunk, folds: this.byChunk.get(chunk)! }));
+  }
+
+  /** Statistics rebuilt from a {@link snapshot}. */
+  static restore(channels: number, chunks: { chunk: number; folds: [ChunkGram, ChunkGram] }[]): GramStats {
+    const g = new GramStats(channels);
+    for (const { chunk, folds } of chunks) {
+      for (const f of folds) if (f.gram.length !== channels * channels || f.sum.length !== channels) throw new RangeError(`GramStats.restore: chunk ${chunk} has a ${f.gram.length}-value Gram matrix and a ${f.sum.length}-value sum for ${channels} channels`);
+      g.byChunk.set(chunk, folds);
+    }
+    return g;
+  }
+
   /** The sums of one fold of a chunk. */
   chunk(c: number, fold: 0 | 1 = 0): ChunkGram | undefined {
     return this.byChunk.get(c)?.[fold];

@@ -12,8 +12,7 @@
  * them) — and per activation entry K values, as little-endian float64 at `offset` (bytes from
  * the start of the data). Version 1 files (no folds) are still read.
  */
-import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readTaggedFile, writeTaggedFile } from './tagged-file.ts';
 import type { ActivationShift } from './activation-shift.ts';
 import type { ReconStats } from './gram.ts';
 
@@ -62,31 +61,15 @@ export function writeReconFile(path: string, stats: Map<string, ReconStats>, act
       }
     }
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((MAGIC.length + 4 + Buffer.byteLength(json)) % 8)) % 8);
-  const head = Buffer.alloc(MAGIC.length + 4);
-  head.write(MAGIC, 0, 'latin1');
-  head.writeUInt32LE(Buffer.byteLength(json), MAGIC.length);
-  const full = resolve(path);
-  const tmp = `${full}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, head);
-    writeSync(fd, Buffer.from(json));
+  writeTaggedFile(path, MAGIC, header, (write) => {
     for (const s of groups.keys()) {
       for (const part of [s, ...(s.folds ?? [])]) {
-        writeSync(fd, littleEndian(part.h));
-        writeSync(fd, littleEndian(part.mean));
+        write(littleEndian(part.h));
+        write(littleEndian(part.mean));
       }
     }
-    for (const v of vectors) writeSync(fd, littleEndian(v));
-    closeSync(fd);
-    renameSync(tmp, full);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+    for (const v of vectors) write(littleEndian(v));
+  });
 }
 
 /** Reads a side file; errors name the file and what is wrong with it. */
@@ -94,22 +77,9 @@ export function readReconFile(path: string): ReconFile {
   const fail = (what: string): never => {
     throw new Error(`reconstruction statistics ${path}: ${what}`);
   };
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    return fail(`cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  if (bytes.length < MAGIC.length + 4 || bytes.toString('latin1', 0, MAGIC.length) !== MAGIC) fail(`is not a reconstruction statistics file (no ${MAGIC} header)`);
-  const length = bytes.readUInt32LE(MAGIC.length);
-  const start = MAGIC.length + 4 + length;
-  if (start > bytes.length) fail('is truncated in its header');
-  let header: Header;
-  try {
-    header = JSON.parse(bytes.toString('utf8', MAGIC.length + 4, start)) as Header;
-  } catch (e) {
-    return fail(`has a malformed header (${(e as Error).message})`);
-  }
+  const file = readTaggedFile(path, MAGIC, 'a reconstruction statistics file', fail);
+  const { bytes, start } = file;
+  const header = file.header as Header;
   if (!READS.includes(header.version) || !Array.isArray(header.inputs)) fail(`has version ${String(header.version)}; this build reads versions ${READS.join(' and ')}`);
   const out = new Map<string, ReconStats>();
   for (const entry of header.inputs) {

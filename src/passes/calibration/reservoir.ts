@@ -69,6 +69,21 @@ export class RowReservoir {
   }
 
   /** The kept rows, row-major `[kept, width]` (a view; do not keep it across offers). */
+  /**
+   * A reservoir holding `rows` out of `seen` offered, as {@link rows} and {@link seen} of
+   * another one reported them (a saved collection, stats-file.ts). It is a read-only copy:
+   * its generator state is not restored, so it takes no further rows (offers are ignored).
+   */
+  static restore(width: number, capacity: number, rows: Float32Array, seen: number): RowReservoir {
+    const r = new RowReservoir(width, capacity, 0);
+    if (rows.length % width !== 0 || rows.length / width > capacity || rows.length / width > seen) throw new RangeError(`RowReservoir.restore: ${rows.length / width} rows of ${width} for capacity ${capacity} after ${seen} offered`);
+    r.data = rows.slice();
+    r.kept = rows.length / width;
+    r.seen = seen;
+    r.next = Infinity;
+    return r;
+  }
+
   rows(): Float32Array {
     return this.data.subarray(0, this.kept * this.width);
   }

@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { importOnnxruntime } from '../../runtime/optional-import.ts';
 import type { Model } from '../../graph/ir/model.ts';
@@ -38,6 +41,18 @@ export class CalibrationSession {
       aug.dispose();
       throw e;
     }
+  }
+
+  /**
+   * SHA-256 of the model onnxruntime runs here: the model under calibration with the observed
+   * layer inputs as extra outputs, so it names both the model and the layers observed (its
+   * folder holds the file and any external data, and nothing else).
+   */
+  fingerprint(): string {
+    const hash = createHash('sha256');
+    const dir = dirname(this.augmented.path);
+    for (const name of readdirSync(dir).sort()) hash.update(name).update(readFileSync(join(dir, name)));
+    return hash.digest('hex');
   }
 
   get inputNames(): readonly string[] {

@@ -17,6 +17,21 @@ export interface ChunkStats {
   reservoir: RowReservoir;
 }
 
+/** One chunk of {@link TensorStats} as plain arrays (see {@link TensorStats.snapshot}). */
+export interface ChunkSnapshot {
+  chunk: number;
+  min: Float32Array;
+  max: Float32Array;
+  /** Calls folded into the ranges. */
+  calls: number;
+  /** The extreme stratum's rows and their magnitudes. */
+  extremes: Float32Array;
+  scores: Float64Array;
+  /** The reservoir's rows, and how many rows were offered to it. */
+  reservoir: Float32Array;
+  seen: number;
+}
+
 /**
  * Statistics of one observed layer input (`[..., channels]`), kept separately per chunk (the
  * `chunk` tag of the run call; untagged calls are chunk 0). Memory per chunk: two floats per
@@ -78,6 +93,37 @@ export class TensorStats {
       this.byChunk.set(chunk, s);
     }
     return s;
+  }
+
+  /** What a saved collection keeps of each chunk (stats-file.ts): everything the later steps read. */
+  snapshot(): ChunkSnapshot[] {
+    return this.chunks().map((chunk) => {
+      const s = this.byChunk.get(chunk)!;
+      return {
+        chunk,
+        min: s.ranges.min,
+        max: s.ranges.max,
+        calls: s.ranges.samples,
+        extremes: s.extremes.rows(),
+        scores: s.extremes.scores(),
+        reservoir: s.reservoir.rows(),
+        seen: s.reservoir.seen,
+      };
+    });
+  }
+
+  /** Statistics rebuilt from a {@link snapshot}: read-only (the reservoirs take no further rows). */
+  static restore(channels: number, reservoirRows: number, chunks: ChunkSnapshot[]): TensorStats {
+    const t = new TensorStats(channels, reservoirRows, 0);
+    for (const c of chunks) {
+      const ranges = new ChannelRangeAccumulator(channels);
+      ranges.min.set(c.min);
+      ranges.max.set(c.max);
+      ranges.samples = c.calls;
+      const extremes = ExtremeRows.restore(channels, reservoirRows > 0 ? EXTREME_ROWS : 0, c.extremes, c.scores);
+      t.byChunk.set(c.chunk, { ranges, extremes, reservoir: RowReservoir.restore(channels, reservoirRows, c.reservoir, c.seen) });
+    }
+    return t;
   }
 
   /** Chunks seen, ascending. */

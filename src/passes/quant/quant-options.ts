@@ -41,6 +41,8 @@ export const SHARED_QUANT_OPTIONS = {
   'smooth-quant': { type: 'boolean', default: false, help: 'SmoothQuant before quantizing: divide each layer input channel by s = max|X|^α / max|W|^(1−α) (from a min/max pass over the calibration samples) and multiply the weight rows by s; narrows per-tensor activation ranges' },
   'smooth-alpha': { type: 'number', default: DEFAULT_SMOOTH_ALPHA, help: 'smooth-quant migration strength α in (0, 1): larger moves more of the activation range into the weights' },
   'calib-threads': { type: 'integer', default: 0, help: 'onnxruntime intra-op threads during calibration (0: its default; 1 is often fastest for small models)' },
+  'save-statistics': { type: 'string', default: '', help: 'write what calibration collected from the module (ranges, rows, Gram matrices) to this binary file, so that runs at other bit-widths on the same model and module skip the collection (load-statistics)' },
+  'load-statistics': { type: 'string', default: '', help: 'use a file written by save-statistics instead of collecting again (the same model, layers, module and sample count; checked); the result is the same as collecting' },
   report: { type: 'string', default: '', help: 'write the per-layer JSON report to this path' },
   threads: { type: 'integer', default: 0, help: 'threads quantizing the weights (0: one per core; 1: no worker threads); the output is the same for any number' },
 } as const satisfies Record<string, PassOption>;
@@ -94,6 +96,7 @@ export const CALIBRATION_OPTIONS = {
   'calib-timeout': { type: 'number', default: DEFAULT_CALIB_TIMEOUT_S, help: 'seconds one calibration sample (a rollout, or a feeds() sample) may take before the conversion stops naming it; raise it for slow rollouts' },
   'reservoir-rows': { type: 'integer', default: 256, help: 'activation rows kept per layer input and chunk for the scale search (memory bound)' },
   'save-calibration': { type: 'string', default: '', help: 'write the calibration table (sensitivity, α, every chosen scale and its candidates) to this JSON file' },
+  'save-sensitivity': { type: 'string', default: '', help: 'write the S1 curve to this JSON file as soon as it is measured, before the rest of the run (what sensitivity reads in another run)' },
   'load-calibration': { type: 'string', default: '', help: 'quantize with a saved calibration table: no calibration module, no onnxruntime' },
 } as const satisfies Record<string, PassOption>;
 
@@ -133,6 +136,8 @@ export interface SharedQuantValues {
   prompts?: string;
   report: string;
   calibThreads?: number;
+  saveStatistics?: string;
+  loadStatistics?: string;
   /** Threads quantizing the weights (0: one per core). */
   threads?: number;
   smoothQuant?: boolean;
@@ -161,6 +166,7 @@ export interface SharedQuantValues {
   reservoirRows?: number;
   calibTimeout?: number;
   saveCalibration?: string;
+  saveSensitivity?: string;
   loadCalibration?: string;
 }
 

@@ -63,6 +63,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let smoothing: Smoothing | undefined;
   // S1's curve, for the report when no calibration table carries it (weight-only reconstruction).
   let curve: { sensitivity: SensitivityCurve; alpha: number[] } | undefined;
+  let calibrated = false;
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
   const { layers } = findLinearLayers(model.graph, selection);
   const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
@@ -99,8 +100,14 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       reconstruct: wantStats,
       gramStride: options.gramStride,
       splitAuto: wantStats && splitAuto(options),
+      saveStatistics: options.saveStatistics || undefined,
+      loadStatistics: options.loadStatistics || undefined,
+      saveSensitivity: options.saveSensitivity || undefined,
       log: ctx.log,
     };
+    if ((options.sequential || options.smoothQuant) && (calibrateOptions.saveStatistics || calibrateOptions.loadStatistics)) {
+      throw new Error(`options save-statistics and load-statistics keep one collection of the model as given; ${options.sequential ? 'sequential collects once per stage on partly quantized copies' : 'smooth-quant collects on a smoothed copy'}`);
+    }
     let result: CalibrationResult;
     if (options.sequential) {
       if (!wantStats) throw new Error('option sequential collects reconstruction statistics stage by stage: it needs reconstruct gptq or bias-correction true');
@@ -115,7 +122,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       applySmoothing(model, layers, smoothing, 'smooth-quant');
     } else result = await calibrate(model, layers, calib, config, calibrateOptions);
     ({ ranges, scales, table, recon, activation } = result);
+    calibrated = true;
     curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
+    if (options.saveSensitivity && !curve) ctx.log.warn(`save-sensitivity: this run has no S1 curve (frame weighting off, or a module without rollouts); ${options.saveSensitivity} not written`);
     if (table && smoothing) table.smoothing = smoothing;
     const s = (ms: number) => Math.round(ms) / 1000;
     calibrationInfo = {
@@ -128,6 +137,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       seconds: { collect: s(result.timings.collect), sensitivity: s(result.timings.sensitivity), search: s(result.timings.search) },
     };
   }
+  if (!calibrated && (options.saveStatistics || options.loadStatistics)) ctx.log.warn(`${options.saveStatistics ? 'save-statistics' : 'load-statistics'} ignored: this run does not calibrate with a module (${options.loadCalibration ? 'load-calibration given' : 'no calibration data or nothing to quantize'})`);
   const t0 = performance.now();
   // The reconstruction's large float64 products (Cholesky of H, GPTQ's batch updates, the
   // weighted errors) run in onnxruntime; its worker starts only if a product is large enough.

@@ -1,0 +1,65 @@
+// A saved collect step (save-statistics / load-statistics) on the bundled ARVD
+// (examples/tiny-arvd, 4 calibration prompts, S1 off to stay short: it follows the collection): runs at other
+// bit-widths that read the file write the same bytes as runs that collect themselves (q-arvd
+// W8A8, q-arvd weight-only W4, minmax W8A8), say that they read it, and a file that does not
+// fit the run (another layer selection, other samples, another reservoir, no Gram matrices) is
+// refused with an error naming the file and the mismatch. About 30–60 s on an idle 2-core machine.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MODEL_PATH } from '../../examples/tiny-arvd/prompt.ts';
+import * as tinyArvd from '../../examples/tiny-arvd/rollout.ts';
+import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
+import type { CalibrationModule } from '../../src/passes/calibration/module.ts';
+import { createLogger } from '../../src/passes/log.ts';
+import minmax from '../../src/passes/minmax.ts';
+import { resolveOptions } from '../../src/passes/pass.ts';
+import qArvd from '../../src/passes/q-arvd.ts';
+import type { SharedQuantValues } from '../../src/passes/quant/quant-options.ts';
+import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
+import { removeDir, scratchDir } from '../helpers/files.ts';
+
+const dir = scratchDir('stats-file');
+afterAll(() => removeDir(dir));
+const calibration: CalibrationModule = { rollout: tinyArvd.rollout, prompts: tinyArvd.prompts.slice(0, 4) };
+const file = join(dir, 'collected.bin');
+
+async function quantize(method: 'q-arvd' | 'minmax', raw: Record<string, unknown>, module = calibration) {
+  const model = loadModel(MODEL_PATH);
+  const lines: string[] = [];
+  const log = createLogger({ write: (l) => lines.push(l) });
+  const pass = method === 'q-arvd' ? qArvd : minmax;
+  const options = resolveOptions(pass, { 'calib-threads': 1, ...(method === 'q-arvd' ? { 'frame-weighting': false } : {}), ...raw }) as unknown as SharedQuantValues;
+  if (method === 'minmax') options.dualScale = false;
+  await runQuantPass(model, { log, verbose: false, modelDir: undefined }, options, method, module);
+  const path = join(dir, `m${Math.random().toString(36).slice(2)}.onnx`);
+  saveModel(model, path);
+  return { bytes: readFileSync(path), lines };
+}
+
+describe('save-statistics / load-statistics on tiny-arvd', () => {
+  it('runs that read the collection write the same model as runs that collect', async () => {
+    await quantize('q-arvd', { 'w-bits': '4', 'a-bits': '8', 'save-statistics': file });
+    for (const [method, raw] of [
+      ['q-arvd', { 'w-bits': '8', 'a-bits': '8' }],
+      ['q-arvd', { 'w-bits': '4', 'a-bits': 'none' }],
+      ['minmax', { 'w-bits': '8', 'a-bits': '8' }],
+    ] as const) {
+      const fresh = await quantize(method, raw);
+      const loaded = await quantize(method, { ...raw, 'load-statistics': file });
+      expect(Buffer.compare(loaded.bytes, fresh.bytes), `${method} ${JSON.stringify(raw)}`).toBe(0);
+      expect(loaded.lines.some((l) => l.startsWith(`collect step read from ${file}`))).toBe(true);
+      expect(fresh.lines.some((l) => l.startsWith('collect step read from'))).toBe(false);
+    }
+  }, 600_000);
+
+  it('refuses a file that does not fit the run, naming it and the mismatch', async () => {
+    const w8a8 = { 'w-bits': '8', 'a-bits': '8', 'load-statistics': file };
+    await expect(quantize('q-arvd', { ...w8a8, exclude: ['*ffn*'] })).rejects.toThrow(/statistics file .*collected\.bin: was collected on another model or another layer selection/);
+    await expect(quantize('q-arvd', w8a8, { ...calibration, prompts: tinyArvd.prompts.slice(0, 3) })).rejects.toThrow(/collected\.bin: was collected from 4 sample\(s\) .* this run calibrates on 3 sample\(s\)/);
+    await expect(quantize('q-arvd', { ...w8a8, 'reservoir-rows': 64 })).rejects.toThrow(/collected\.bin: keeps 256 reservoir rows .* asks for 64 \(option reservoir-rows\)/);
+    const ranges = join(dir, 'ranges.bin');
+    await quantize('minmax', { 'w-bits': '8', 'a-bits': '8', 'save-statistics': ranges });
+    await expect(quantize('q-arvd', { 'w-bits': '8', 'a-bits': '8', 'scale-search': false, 'load-statistics': ranges })).rejects.toThrow(/ranges\.bin: has no Gram matrices/);
+  }, 600_000);
+});
