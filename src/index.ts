@@ -38,7 +38,7 @@ export { PassRegistry, UnknownPassError, type RegisteredPass } from './passes/re
 export { createLogger, silentLogger, type Logger, type LoggerOptions } from './passes/log.ts';
 
 // Calibration modules (`calib`): the contract a rollout or feeds module is written against.
-export { CalibrationError, type CalibrationContext, type CalibrationModule, type FeedSample, type RunFn } from './passes/calibration/module.ts';
+export { CalibrationError, type CalibrationContext, type CalibrationModule, type FeedSample, type FeedsContext, type RolloutRun, type RunFn } from './passes/calibration/module.ts';
 export type { SeededRandom } from './kernels/random.ts';
 export type { QuantReport } from './passes/quant/report.ts';
 

@@ -28,6 +28,12 @@ export interface FeedSample {
 /** Runs the model under calibration; `chunk` tags the call with the chunk it generates. */
 export type RunFn = (feeds: Record<string, ort.Tensor>, opts?: { chunk?: number }) => Promise<Record<string, ort.Tensor>>;
 
+/** The `run` function a rollout module's `rollout(run, ctx)` receives (the same type as {@link RunFn}). */
+export type RolloutRun = RunFn;
+
+/** The `ctx` a module's `feeds(ctx)` and `rollout(run, ctx)` receive (the same type as {@link CalibrationContext}). */
+export type FeedsContext = CalibrationContext;
+
 /**
  * A calibration module: an ES module (or an object passed to the API) that exports either
  * `feeds(ctx)` — an async generator of model inputs — or `rollout(run, ctx)` — an
