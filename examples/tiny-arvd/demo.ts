@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { loadModel } from '../../src/graph/serde/io.ts';
 import type { Logger } from '../../src/passes/log.ts';
 import type { QuantReport } from '../../src/passes/quant/report.ts';
-import { writeJsonAtomic } from '../../src/passes/quant/run-quant-pass.ts';
+import { writeJsonAtomic } from '../../src/passes/write-json.ts';
 import { renderHtmlReport } from '../../src/report/html.ts';
 import { inspectModel } from '../../src/report/inspect.ts';
 import type { InspectReport } from '../../src/report/inspect-schema.ts';

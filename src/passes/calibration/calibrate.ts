@@ -13,7 +13,6 @@
  * The result holds the min/max ranges (what `minmax` and scale-search false use), the
  * searched scales, and the calibration table that records every decision.
  */
-import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
 import type { Value } from '../../graph/ir/value.ts';
@@ -26,6 +25,7 @@ import type { LayerSelection, LinearLayer } from '../quant/linear-layers.ts';
 import { type BranchScales, planLayer } from '../quant/plan.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from '../quant/quantize-layers.ts';
 import { collectStatistics, type CollectedStats, DEFAULT_RESERVOIR_ROWS, observedInputs, openCalibrationSession, rangesOf } from './collect.ts';
+import { writeJsonAtomic } from '../write-json.ts';
 import { readStatsFile, type StatsIdentity, writeStatsFile } from './stats-file.ts';
 import { CalibrationError, type LoadedCalibration } from './module.ts';
 import type { GramStats, ReconStats } from './gram.ts';
@@ -138,7 +138,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
       log.warn('sensitivity file ignored: frame weighting is off');
     }
     timings.sensitivity = performance.now() - t0;
-    if (options.saveSensitivity && sensitivity) writeJsonNow(options.saveSensitivity, { sensitivity });
+    if (options.saveSensitivity && sensitivity) writeJsonAtomic(options.saveSensitivity, { sensitivity });
     const alpha = sensitivity ? alphaFromSensitivity(sensitivity.normalized) : chunks.map(() => 1);
     const recon = stats.grams ? combineGrams(stats.grams, layers, chunks, alpha) : undefined;
     // The per-chunk matrices are not needed once combined.
@@ -176,13 +176,6 @@ export function checkFiniteRanges(ranges: ActivationRanges, calib: LoadedCalibra
       }
     }
   }
-}
-
-/** Writes JSON through a temporary file and a rename: a run waiting for the file never reads half of it. */
-function writeJsonNow(path: string, data: unknown): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n');
-  renameSync(tmp, path);
 }
 
 /** Bytes of Gram matrices above which calibration refuses rather than exhausting memory. */

@@ -56,7 +56,6 @@ export class ExtremeRows {
     this.minIndex = min;
   }
 
-  /** The held rows, row-major `[kept, width]`. */
   /** The magnitudes of the held rows, in the order of {@link rows}. */
   scores(): Float64Array {
     return this.score.subarray(0, this.kept);
@@ -73,6 +72,7 @@ export class ExtremeRows {
     return e;
   }
 
+  /** The held rows, row-major `[kept, width]`. */
   rows(): Float32Array {
     return this.data.subarray(0, this.kept * this.width);
   }

@@ -1,5 +1,5 @@
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { writeJsonAtomic } from '../write-json.ts';
 import type { Model } from '../../graph/ir/model.ts';
 import { calibrate, type CalibrateOptions, type CalibrationResult } from '../calibration/calibrate.ts';
 import { type CalibrationModule, checkCalibrationModule, loadCalibrationModule, type LoadedCalibration } from '../calibration/module.ts';
@@ -219,14 +219,6 @@ async function resolveCalibration(options: SharedQuantValues, given: Calibration
     throw new Error(`A${config.aBits} needs activation ranges: give a calibration module with calib (e.g. --q-arvd.calib ./calib.mjs), a prompt list for a text model with prompts, a saved table with load-calibration, or use a-bits none for weight-only`);
   }
   return loadCalibrationModule(options.calib);
-}
-
-/** Writes JSON through a temporary file and a rename, so a reader never sees half a report. */
-export function writeJsonAtomic(path: string, data: unknown): void {
-  const full = resolve(path);
-  const tmp = `${full}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n');
-  renameSync(tmp, full);
 }
 
 export type { QuantReport };
