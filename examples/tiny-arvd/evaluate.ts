@@ -139,7 +139,8 @@ export function evaluationPromptsOf(mod: RolloutModule): SeededPrompt[] {
 interface Rollout {
   video: Float32Array;
   dims: readonly number[];
-  calls: { feeds: Record<string, ort.Tensor>; chunk: number; outputs: Record<string, ort.Tensor> }[];
+  /** Every call's inputs; the outputs only of the calls the one-step error replays. */
+  calls: { feeds: Record<string, ort.Tensor>; chunk: number; outputs?: Record<string, ort.Tensor> }[];
 }
 
 async function rolloutWith(
@@ -147,11 +148,12 @@ async function rolloutWith(
   session: ort.InferenceSession,
   sample: number,
   p: SeededPrompt,
+  stepStride: number,
 ): Promise<Rollout> {
   const calls: Rollout['calls'] = [];
   const run: RunModel = async (feeds, opts) => {
     const outputs = (await session.run(feeds)) as Record<string, ort.Tensor>;
-    calls.push({ feeds, chunk: opts.chunk, outputs });
+    calls.push({ feeds, chunk: opts.chunk, ...(isReplayed(calls.length, stepStride) ? { outputs } : {}) });
     return outputs;
   };
   const ctx: RolloutContext = { sample, prompt: p.prompt, random: seededRandom(p.seed) };
@@ -161,25 +163,31 @@ async function rolloutWith(
 }
 
 /**
- * The one-step error's sums: every `stride`-th call of the reference rollouts (offset
- * stride/2, so not only each chunk's first step from pure noise) run on `session` with the
- * reference's inputs, every float output compared with the reference's. Unlike the final
- * video, whose error a rollout amplifies chaotically (a shape that starts a pixel away ends
- * elsewhere), this measures what quantization changes in one call, and is stable across
- * prompts; it does not see how errors add up along the rollout.
+ * The one-step error's sums: the reference rollouts' calls that kept their outputs (every
+ * `stepStride`-th, offset stride/2, so not only each chunk's first step from pure noise, see
+ * {@link isReplayed}) run on `session` with the reference's inputs, every float output
+ * compared with the reference's. An output shaped like the video is compared on the frames
+ * of the call's chunk only (frames = axis 1, split evenly over `chunks`, as the video's MSE
+ * is): the sampler reads nothing else of it. Unlike the final video, whose error a rollout
+ * amplifies chaotically (a shape that starts a pixel away ends elsewhere), this measures
+ * what quantization changes in one call, and is stable across prompts; it does not see how
+ * errors add up along the rollout.
  */
-async function replayError(session: ort.InferenceSession, reference: Rollout[], stride: number): Promise<{ error: number; reference: number }> {
+async function replayError(session: ort.InferenceSession, reference: Rollout[], chunks: number): Promise<{ error: number; reference: number }> {
   let error = 0;
   let energy = 0;
   for (const r of reference) {
-    for (let i = stride >> 1; i < r.calls.length; i += stride) {
-      const call = r.calls[i];
+    const videoShaped = (t: ort.Tensor) => t.dims.length === r.dims.length && t.dims.every((d, i) => d === r.dims[i]);
+    const perChunk = r.video.length / chunks;
+    for (const call of r.calls) {
+      if (!call.outputs) continue;
       const got = (await session.run(call.feeds)) as Record<string, ort.Tensor>;
       for (const [name, want] of Object.entries(call.outputs)) {
         if (want.type !== 'float32') continue;
+        const [from, to] = videoShaped(want) ? [call.chunk * perChunk, (call.chunk + 1) * perChunk] : [0, want.data.length];
         const a = got[name]!.data as Float32Array;
         const b = want.data as Float32Array;
-        for (let j = 0; j < b.length; j++) {
+        for (let j = from; j < to; j++) {
           const d = a[j]! - b[j]!;
           error += d * d;
           energy += b[j]! * b[j]!;
@@ -188,6 +196,11 @@ async function replayError(session: ort.InferenceSession, reference: Rollout[], 
     }
   }
   return { error, reference: energy };
+}
+
+/** Whether call `i` of a rollout is one the one-step error replays (every `stride`-th, from stride/2). */
+function isReplayed(i: number, stride: number): boolean {
+  return stride > 0 && i % stride === stride >> 1;
 }
 
 /** Sums of squared differences per chunk (frames = axis 1, split evenly over `chunks`). */
@@ -231,7 +244,7 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
     if (given && given.videos.length !== prompts.length) throw new Error(`evaluateModels: ${given.videos.length} reference videos for ${prompts.length} prompts`);
     if (given && latencyRuns > 0) throw new Error('evaluateModels: latency is timed on a call of the fp32 rollout; with reference videos give latencyRuns 0');
     const reference: Rollout[] = [];
-    for (const [i, p] of prompts.entries()) reference.push(given ? { video: given.videos[i], dims: given.dims, calls: [] } : await rolloutWith(mod, sessions[0], i, p));
+    for (const [i, p] of prompts.entries()) reference.push(given ? { video: given.videos[i], dims: given.dims, calls: [] } : await rolloutWith(mod, sessions[0], i, p, stepStride));
     const chunks = given?.chunks ?? Math.max(...reference[0].calls.map((c) => c.chunk)) + 1;
     const typical = given ? undefined : reference[0].calls[reference[0].calls.length >> 1];
 
@@ -242,14 +255,14 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
       const promptMse: number[] = [];
       for (const [i, p] of prompts.entries()) {
         const ref = reference[i];
-        const video = m === 0 ? ref.video : (await rolloutWith(mod, sessions[m], i, p)).video;
+        const video = m === 0 ? ref.video : (await rolloutWith(mod, sessions[m], i, p, 0)).video;
         const sums = chunkSquaredErrors(video, ref.video, ref.dims, chunks);
         sums.forEach((s, c) => (chunkSums[c] += s));
         promptMse.push(sums.reduce((x, y) => x + y, 0) / video.length);
         videos.push(video);
       }
       // Reference videos from an earlier evaluation come without fp32's calls: no one-step error then.
-      const stepSums = stepStride > 0 && !given ? await replayError(sessions[m], reference, stepStride) : { error: NaN, reference: NaN };
+      const stepSums = stepStride > 0 && !given ? await replayError(sessions[m], reference, chunks) : { error: NaN, reference: NaN };
       const values = reference.reduce((n, r) => n + r.video.length, 0);
       const mse = chunkSums.reduce((x, y) => x + y, 0) / values;
       evaluations.push({
@@ -313,7 +326,7 @@ export async function measureLatency(paths: string[], mod: RolloutModule, prompt
   const sessions: ort.InferenceSession[] = [];
   try {
     for (const p of paths) sessions.push(await ort.InferenceSession.create(p, sessionOptions(threads)));
-    const { calls } = await rolloutWith(mod, sessions[0], 0, prompt);
+    const { calls } = await rolloutWith(mod, sessions[0], 0, prompt, 0);
     const typical = calls[calls.length >> 1];
     return { ms: await timeCalls(sessions, typical.feeds, runs), chunk: typical.chunk };
   } finally {
