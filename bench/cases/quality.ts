@@ -5,6 +5,7 @@
 //
 //   npm run bench -- quality
 //   QUALITY_MODELS=tiny-arvd QUALITY_DRAWS=3 QUALITY_PROMPTS=4 QUALITY_BITS=W8A8,W4 npm run bench -- quality
+//   QUALITY_MODELS=tiny-arvd-l QUALITY_S1_FROM=W4A8 npm run bench -- quality   # one S1 curve and one collection per draw
 //
 // (bench/run.ts passes no options to a case, hence the environment variables.)
 import { statSync } from 'node:fs';
@@ -33,6 +34,7 @@ const quality: BenchCase = {
         prompts: env('PROMPTS') ? Number(env('PROMPTS')) : undefined,
         bitWidths: bits ? BIT_WIDTHS.filter((b) => bits.includes(b.label)) : undefined,
         parallel: env('PARALLEL') ? Number(env('PARALLEL')) : undefined,
+        s1From: env('S1_FROM'),
         out: join(ctx.tmpDir, name),
         log: ctx.log,
       });

@@ -47,7 +47,12 @@ export interface QualityOptions {
   parallel?: number;
   /** Folder for the models and calibration tables. */
   out: string;
-  /** Measure S1 at this bit-width only (per draw) and reuse its curve at the others; default: per bit-width. */
+  /**
+   * Measure S1 at this bit-width only (per draw) and reuse its curve at the others; default:
+   * per bit-width. With it, each draw's calibration statistics are collected once and read by
+   * the draw's other q-arvd jobs (`load-statistics`, the same models as collecting again), as
+   * the demo does: what makes the table affordable on tiny-arvd-l.
+   */
   s1From?: string;
   /** Reuse the models an interrupted run with the same options left in `out`. */
   resume?: boolean;
@@ -85,8 +90,10 @@ export async function runQuality(options: QualityOptions): Promise<QualityResult
   mkdirSync(out, { recursive: true });
   const mod = (await import(model.rolloutPath)) as { evaluationPrompts: SeededPrompt[]; samples: number };
   const prompts = mod.evaluationPrompts.slice(0, options.prompts ?? mod.evaluationPrompts.length);
+  const bitWidths = options.bitWidths ?? BIT_WIDTHS;
+  if (options.s1From !== undefined && !bitWidths.some((b) => b.label === options.s1From)) throw new Error(`s1From ${options.s1From} is not one of the table's bit-widths (${bitWidths.map((b) => b.label).join(', ')})`);
   const calibFiles = Array.from({ length: draws }, (_, d) => drawModuleFile(model.rolloutPath, d, out));
-  const { jobs, skipped } = planJobs(options.rows ?? ROWS, options.bitWidths ?? BIT_WIDTHS, calibFiles, out, options.s1From);
+  const { jobs, skipped } = planJobs(options.rows ?? ROWS, bitWidths, calibFiles, out, options.s1From, options.s1From !== undefined);
   log(`${model.name}: ${jobs.length} quantizations (${draws} draw(s)), ${skipped.length} row(s) skipped; ${parallel} in parallel`);
 
   let t0 = performance.now();

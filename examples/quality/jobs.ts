@@ -133,7 +133,8 @@ export function planJobs(rows: readonly QualityRow[], bitWidths: readonly BitWid
       });
     }
   }
-  shareSensitivity(jobs, dir, s1From);
+  // The job that measures S1 also provides the shared collection, so it must collect Gram matrices.
+  shareSensitivity(jobs, dir, s1From, statistics ? collectsGrams : undefined);
   if (statistics) shareStatistics(jobs, dir);
   return { jobs, skipped };
 }
@@ -155,11 +156,13 @@ function usesS1(job: QuantJob): boolean {
   return job.row.pass === 'q-arvd' && job.options['a-bits'] !== 'none' && job.options['frame-weighting'] !== 'false' && job.options['scale-search'] !== 'false' && !job.options.sensitivity;
 }
 
-function shareSensitivity(jobs: QuantJob[], dir: string, s1From?: string): void {
+function shareSensitivity(jobs: QuantJob[], dir: string, s1From?: string, preferProvider?: (job: QuantJob) => boolean): void {
   const s1Jobs = jobs.filter(usesS1);
+  const candidates = s1Jobs.filter((j) => !s1From || j.bits.label === s1From);
   const key = (job: QuantJob) => (s1From ? `${job.draw}` : `${job.bits.label}|${job.draw}`);
   const providers = new Map<string, QuantJob>();
-  for (const job of s1Jobs.filter((j) => !s1From || j.bits.label === s1From)) {
+  const ordered = preferProvider ? [...candidates.filter(preferProvider), ...candidates.filter((j) => !preferProvider(j))] : candidates;
+  for (const job of ordered) {
     if (providers.has(key(job))) continue;
     job.saves = join(dir, `calibration-${job.bits.label}-d${job.draw}.json`);
     providers.set(key(job), job);

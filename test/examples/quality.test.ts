@@ -60,6 +60,18 @@ describe('quality plan', () => {
     expect(convertArgs(jobs.find((j) => j.id === 'q-arvd-W8A8-d0')!, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.sensitivity', provider.savesSensitivity!]));
   });
 
+  it('with shared statistics over the full table, the provider is a job that collects Gram matrices (the RTN rows come first and collect none)', () => {
+    const { jobs } = planJobs(ROWS, [bits('W8A8'), bits('W4A8'), bits('W4')], ['a.ts', 'b.ts'], out, 'W4A8', true);
+    const providers = jobs.filter((j) => j.savesStatistics);
+    expect(providers.map((j) => j.draw).sort()).toEqual([0, 1]);
+    for (const p of providers) {
+      expect(p.bits.label).toBe('W4A8');
+      expect(p.saves).toBeDefined();
+      expect(p.options.reconstruct === 'none' && p.options['bias-correction'] === 'false').toBe(false);
+    }
+    expect(jobs.find((j) => j.id === 'q-arvd-RTN-W4A8-d0')!.after).toBe(providers.find((p) => p.draw === 0));
+  });
+
   it('resumes: a job whose model and table an earlier run left is not run again', async () => {
     const { jobs } = planJobs(ROWS_SMALL.slice(0, 2), [bits('W8A8')], ['missing-module.ts'], out);
     for (const j of jobs) writeFileSync(j.output, '');
