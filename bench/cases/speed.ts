@@ -22,6 +22,7 @@
 // channels split (`dual-scale true`), round to nearest: GPTQ, bias correction and the scale
 // search change the integers and scales, not the ops.
 import { existsSync, statSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-node';
@@ -202,6 +203,8 @@ async function timeAll(entries: Entry[], variant: string, threads: number, log: 
     const random = seededRandom(11);
     for (const M of ROWS) {
       const x = new ort.Tensor('float32', random.normalArray(M * WAN_SHAPE.dim), [M, WAN_SHAPE.dim]);
+      // Other work on the machine moves these figures: the 1-minute load average as the stage starts.
+      const load = round(loadavg()[0]!, 1);
       const times = await timeStage(sessions, x, M);
       const rounds = times[0]!.length;
       const fp32 = median(times[0]!);
@@ -225,13 +228,14 @@ async function timeAll(entries: Entry[], variant: string, threads: number, log: 
             best: round(Math.min(...times[i]!) / Math.min(...times[0]!), 2),
             p25: round(s.p25, 2),
             p75: round(s.p75, 2),
+            load,
             ...(e.census ? { census: e.census } : {}),
             ...(vs ? { anchor: e.anchor!, vsAnchor: round(vs.ratio, 2), vsAnchorMin: round(vs.min, 2), vsAnchorMax: round(vs.max, 2) } : {}),
           },
         });
         if (i > 0) cells.push(`${e.name} ${s.ratio.toFixed(2)} [${s.min.toFixed(2)}–${s.max.toFixed(2)}] best ${(Math.min(...times[i]!) / Math.min(...times[0]!)).toFixed(2)}`);
       });
-      log(`${variant} rows ${M}, ${threads} thread(s), ${rounds} rounds: fp32 ${fp32.toFixed(1)} ms; ${cells.join('; ')}`);
+      log(`${variant} rows ${M}, ${threads} thread(s), ${rounds} rounds, load ${load}: fp32 ${fp32.toFixed(1)} ms; ${cells.join('; ')}`);
     }
   } finally {
     for (const s of sessions) await s.release();
