@@ -146,12 +146,15 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   const t0 = performance.now();
   // The reconstruction's large float64 products (Cholesky of H, GPTQ's batch updates, the
   // weighted errors) run in onnxruntime; its worker starts only if a product is large enough.
-  const products = recon ? openOrtMatMul({ threads: options.calibThreads ?? 0 }) : undefined;
+  const stats: ReconLookup | undefined = grouped ?? recon;
+  // Grouped statistics come group by group: nothing here may keep the first group's alive.
+  if (grouped) recon = undefined;
+  const products = stats ? openOrtMatMul({ threads: options.calibThreads ?? 0 }) : undefined;
   // The side file is written as the statistics come (grouped: one group at a time, then released).
-  const saveRecon = Boolean(options.saveCalibration && table && recon);
+  const saveRecon = Boolean(options.saveCalibration && table && stats);
   const reconWriter = saveRecon ? new ReconFileWriter(reconFileOf(options.saveCalibration!)) : undefined;
-  const reconstruction: Reconstruction | undefined = recon
-    ? { stats: grouped ?? recon, options: { ...reconstructOptions, gptq: { ...reconstructOptions.gptq, matmul: products!.matmul } }, splitAuto: splitAuto(options), ...(activation ? { activation } : {}), ...(grouped ? { prepare: (layer) => grouped!.prepare(layer) } : {}) }
+  const reconstruction: Reconstruction | undefined = stats
+    ? { stats, options: { ...reconstructOptions, gptq: { ...reconstructOptions.gptq, matmul: products!.matmul } }, splitAuto: splitAuto(options), ...(activation ? { activation } : {}), ...(grouped ? { prepare: (layer) => grouped!.prepare(layer) } : {}) }
     : undefined;
   const threads = options.threads || defaultThreads();
   let report: QuantReport;
@@ -167,7 +170,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     reconWriter?.dispose();
     await grouped?.dispose();
   }
-  if (recon) ctx.log.info(`${reconstructOptions.method === 'none' ? 'round to nearest' : `${METHOD_NAMES[reconstructOptions.method]} reconstruction`}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
+  if (stats) ctx.log.info(`${reconstructOptions.method === 'none' ? 'round to nearest' : `${METHOD_NAMES[reconstructOptions.method]} reconstruction`}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
   // Sequential stages are calibrated while the quantizer runs: their collections count too.
   if (calibrationInfo?.seconds && calibrationTimings) calibrationInfo.seconds = secondsOf(calibrationTimings);
   if (calibrationInfo) report.calibration = calibrationInfo;

@@ -93,15 +93,18 @@ class SequentialStatistics implements StatisticsByGroup {
   private inner: StatisticsByGroup | undefined;
   private readonly stageOf = new Map<string, number>();
   private listener: ((stats: Map<string, ReconStats>) => void) | undefined;
+  /** Stage 0's statistics, until the quantizer moves on (then nothing here keeps them). */
+  private first: { recon?: Map<string, ReconStats>; grouped?: StatisticsByGroup };
 
   constructor(
     private readonly model: Model,
     private readonly stages: LinearLayer[][],
-    private readonly first: CalibrationResult,
+    first: CalibrationResult,
     private readonly merged: CalibrationResult,
     private readonly calibrateStage: (layers: LinearLayer[]) => Promise<CalibrationResult>,
     private readonly ctx: SequentialContext,
   ) {
+    this.first = { ...(first.recon ? { recon: first.recon } : {}), ...(first.grouped ? { grouped: first.grouped } : {}) };
     this.current = first.grouped ?? first.recon!;
     this.inner = first.grouped;
     stages.forEach((st, i) => st.forEach((l) => this.stageOf.set(l.name, i)));
@@ -127,6 +130,8 @@ class SequentialStatistics implements StatisticsByGroup {
     await this.inner?.dispose();
     this.inner = undefined;
     this.current = new Map();
+    this.first = {};
+    delete this.merged.recon;
     this.stage = s;
     const { model, merged, ctx } = this;
     const names = new Set(this.stages[s]!.map((l) => l.name));
