@@ -1,6 +1,6 @@
 // Sequential calibration: the stages cut from node names, and on tiny-arvd (real model, real
 // rollouts) that the first stage's statistics are the plain calibration's while a later
-// stage's are collected on the partly quantized copy (they differ), read back from the
+// stage's are collected on the partly quantized model (they differ), read back from the
 // .recon side files of the two calibration tables.
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -49,7 +49,7 @@ describe('tiny-arvd: sequential true', () => {
     return { stats: readReconFile(reconFileOf(table)).stats, lines, layers };
   }
 
-  it('collects stage 0 on the float model and each later stage on the partly quantized copy', async () => {
+  it('collects stage 0 on the float model and each later stage on the partly quantized model', async () => {
     const plain = await calibrateTo(join(dir, 'plain.json'), false);
     const seq = await calibrateTo(join(dir, 'seq.json'), true);
     // The report lists the quantized layers in graph order.

@@ -28,7 +28,8 @@ import { collectStatistics, type CollectedStats, DEFAULT_RESERVOIR_ROWS, observe
 import { writeJsonAtomic } from '../write-json.ts';
 import { readStatsFile, type StatsIdentity, writeStatsFile } from './stats-file.ts';
 import { CalibrationError, type LoadedCalibration } from './module.ts';
-import type { GramStats, ReconStats } from './gram.ts';
+import type { ReconStats } from './gram.ts';
+import { checkEachLayerFits, combineGrams, DEFAULT_STATISTICS_MEMORY, fittingPrefix, gib, GroupedStatistics, type StatisticsByGroup, statisticsBytes, statisticsGroups } from './grouped.ts';
 import { type ActivationShift, activationShift } from './activation-shift.ts';
 import { progressReporter, seconds } from './progress.ts';
 import { type LayerSearch, rowSample, type RowSample, searchLayer } from './search.ts';
@@ -61,6 +62,16 @@ export interface CalibrateOptions {
   gramStride?: number;
   /** `dual-scale auto`: search the unsplit form of split layers too (its scales under role `all`). */
   splitAuto?: boolean;
+  /**
+   * Bytes the reconstruction statistics may take (grouped.ts); default
+   * {@link DEFAULT_STATISTICS_MEMORY}. Over it the layers' statistics are collected group by
+   * group ({@link CalibrationResult.grouped}).
+   */
+  statisticsMemory?: number;
+  /** False: refuse, rather than group, statistics over the budget (a caller that cannot hold the session open). Default true. */
+  grouping?: boolean;
+  /** Collect reconstruction statistics of these layers only (by name; default all): sequential's first stage. */
+  statisticsFor?: ReadonlySet<string>;
   /** Write the collect step's statistics to this file (stats-file.ts) as soon as they are collected. */
   saveStatistics?: string;
   /** Read the collect step's statistics from this file instead of running the collection (S1 still runs the module). */
@@ -81,8 +92,16 @@ export interface CalibrationResult {
   chunks: number[];
   sensitivity: SensitivityCurve | null;
   alpha: number[];
-  /** Per layer (by name; layers sharing an input share the object): `H = Σ_c α_c G_c` and the weighted mean row (with `reconstruct`). */
+  /**
+   * Per layer (by name; layers sharing an input share the object): `H = Σ_c α_c G_c` and the
+   * weighted mean row (with `reconstruct`); with {@link grouped}, those of its first group only.
+   */
   recon?: Map<string, ReconStats>;
+  /**
+   * The statistics group by group, when they do not fit `statisticsMemory` together: it holds
+   * the calibration session open; the caller reconstructs through it and disposes it.
+   */
+  grouped?: StatisticsByGroup;
   /** Per layer: the activation quantizers' mean error per channel, for bias correction (with `reconstruct` and the scale search's rows). */
   activation?: Map<string, ActivationShift>;
   /** Wall time of each step, in ms. */
@@ -99,16 +118,29 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
   const progress = progressReporter(log);
   const timings = { collect: 0, sensitivity: 0, search: 0 };
   const session = await openCalibrationSession(model, layers, calib, threads);
+  let handedOver = false;
   try {
     let t0 = performance.now();
     const reconstruct = options.reconstruct ?? false;
-    if (reconstruct) checkGramMemory(layers);
+    const budget = options.statisticsMemory ?? DEFAULT_STATISTICS_MEMORY;
+    const grouping = (options.grouping ?? true) && !options.saveStatistics && !options.loadStatistics;
+    const statLayers = options.statisticsFor ? layers.filter((l) => options.statisticsFor!.has(l.name)) : layers;
+    // The chunk count is not known yet: one chunk is the least any input needs.
+    if (reconstruct) checkEachLayerFits(statLayers, 1, budget);
+    // The first collection keeps the Gram sums of the longest prefix of layers that fits.
+    let prefix = statLayers.length;
+    const keep = (chunks: number) => {
+      prefix = Math.min(prefix, fittingPrefix(statLayers, chunks, budget));
+      if (!grouping && prefix < statLayers.length) throw new Error(`reconstruction needs ${gib(statisticsBytes(statLayers, chunks))} of statistics for ${observedInputs(statLayers).length} layer inputs with ${chunks} chunk(s), more than statistics-memory ${gib(budget)}; ${options.saveStatistics || options.loadStatistics ? 'save-statistics and load-statistics keep every input in one collection' : 'this calibration cannot be split into groups'}: raise --q-arvd.statistics-memory or quantize fewer layers at a time (include/exclude)`);
+      return new Set(observedInputs(statLayers.slice(0, prefix)));
+    };
     const gramStride = options.gramStride ?? 1;
     // Hashing the model costs a read of it: only when a statistics file is written or read.
     const identity = (): StatsIdentity => ({ model: session.fingerprint(), origin: calib.origin, samples: calib.samples, reservoirRows, gramStride: reconstruct ? gramStride : null });
     const stats = options.loadStatistics
       ? readStatsFile(options.loadStatistics, { ...identity(), inputs: observedInputs(layers), grams: reconstruct })
-      : await collectStatistics(session, layers, { reservoirRows, progress, ...(reconstruct ? { gram: { threads, stride: gramStride } } : {}) });
+      : await collectStatistics(session, layers, { reservoirRows, progress, ...(reconstruct ? { gram: { threads, stride: gramStride, keep } } : {}) });
+    if (options.loadStatistics && reconstruct) keep(stats.chunks.length);
     if (options.saveStatistics) writeStatsFile(options.saveStatistics, stats, identity());
     timings.collect = performance.now() - t0;
     if (options.loadStatistics) log.info(`collect step read from ${options.loadStatistics} in ${seconds(timings.collect)} (made from ${calib.samples} sample(s) of ${calib.origin})`);
@@ -119,6 +151,8 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
       log.info(`calibrated ${layers.length} layers on ${calib.samples} sample(s) from ${calib.origin} in ${seconds(timings.collect)} (min/max ranges)`);
       return { ranges, chunks, sensitivity: null, alpha: chunks.map(() => 1), timings };
     }
+    const groups = reconstruct && prefix < statLayers.length ? [statLayers.slice(0, prefix), ...statisticsGroups(statLayers.slice(prefix), chunks.length, budget)].filter((g) => g.length > 0) : undefined;
+    if (groups) log.info(`reconstruction statistics of ${statLayers.length} layers take ${gib(statisticsBytes(statLayers, chunks.length))} with ${chunks.length} chunk(s), more than statistics-memory ${gib(budget)}: collected in ${groups.length} groups (one more run of the ${calib.samples} calibration sample(s) per group${prefix > 0 ? ' after the first' : ''})`);
 
     t0 = performance.now();
     let sensitivity: SensitivityCurve | null = null;
@@ -140,12 +174,13 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     timings.sensitivity = performance.now() - t0;
     if (options.saveSensitivity && sensitivity) writeJsonAtomic(options.saveSensitivity, { sensitivity });
     const alpha = sensitivity ? alphaFromSensitivity(sensitivity.normalized) : chunks.map(() => 1);
-    const recon = stats.grams ? combineGrams(stats.grams, layers, chunks, alpha) : undefined;
+    // Only the first group's layers: a later group's layer reading a kept input (the text context) gets its statistics with its group.
+    const recon = stats.grams ? combineGrams(stats.grams, statLayers.slice(0, prefix), chunks, alpha) : undefined;
     // The per-chunk matrices are not needed once combined.
     delete stats.grams;
     if (!scaleSearch) {
       log.info(`calibrated ${layers.length} layers on ${calib.samples} sample(s) from ${calib.origin}: collect ${seconds(timings.collect)}${sensitivity ? `, S1 ${seconds(timings.sensitivity)} (α ${fmt(alpha)})` : ''} (min/max ranges, reconstruction statistics)`);
-      return { ranges, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}) };
+      return { ranges, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}), ...handOver() };
     }
 
     t0 = performance.now();
@@ -154,9 +189,16 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     const activation = recon ? activationShifts(layers, stats, chunks, alpha, config, ranges, scales, options.splitAuto ?? false) : undefined;
     timings.search = performance.now() - t0;
     log.info(summary(layers, calib, stats, sensitivity, alpha, table, timings));
-    return { ranges, scales, table, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}), ...(activation ? { activation } : {}) };
+    return { ranges, scales, table, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}), ...(activation ? { activation } : {}), ...handOver() };
+
+    /** The grouped statistics, which take over the session (it stays open for their collections). */
+    function handOver(): { grouped?: StatisticsByGroup } {
+      if (!groups) return {};
+      handedOver = true;
+      return { grouped: new GroupedStatistics(session, groups, recon ?? new Map(), { chunks, alpha, threads, stride: gramStride, log }) };
+    }
   } finally {
-    await session.dispose();
+    if (!handedOver) await session.dispose();
   }
 }
 
@@ -176,34 +218,6 @@ export function checkFiniteRanges(ranges: ActivationRanges, calib: LoadedCalibra
       }
     }
   }
-}
-
-/** Bytes of Gram matrices above which calibration refuses rather than exhausting memory. */
-const GRAM_BUDGET_BYTES = 8 * 2 ** 30;
-
-/**
- * Refuses a reconstruction whose Gram matrices (16·K² bytes per layer input and chunk: two folds of 8·K²) could
- * not fit: the chunk count is not known yet, so the check is per chunk, naming the largest input.
- */
-function checkGramMemory(layers: LinearLayer[]): void {
-  const inputs = new Map<Value, LinearLayer>();
-  for (const l of layers) if (!inputs.has(l.input)) inputs.set(l.input, l);
-  let bytes = 0;
-  let largest: LinearLayer | undefined;
-  for (const l of inputs.values()) {
-    bytes += 16 * l.K * l.K;
-    if (!largest || l.K > largest.K) largest = l;
-  }
-  if (bytes > GRAM_BUDGET_BYTES) {
-    throw new Error(`reconstruction needs ${(bytes / 2 ** 30).toFixed(1)} GiB of Gram matrices per chunk for ${inputs.size} layer inputs (largest: ${largest!.name}, K = ${largest!.K}); quantize fewer layers at a time (include/exclude) or use reconstruct none with bias-correction false`);
-  }
-}
-
-/** α-combined statistics by layer name (names, not values: smooth-quant calibrates a copy of the model). */
-function combineGrams(grams: Map<Value, GramStats>, layers: LinearLayer[], chunks: number[], alpha: number[]): Map<string, ReconStats> {
-  const byInput = new Map<Value, ReconStats>();
-  for (const [v, g] of grams) byInput.set(v, g.combine(chunks, alpha));
-  return new Map(layers.map((l) => [l.name, byInput.get(l.input)!]));
 }
 
 /** Each layer's activation-quantizer mean error, over its input's rows weighted by α (as H is). */

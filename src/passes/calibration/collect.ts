@@ -43,11 +43,15 @@ export interface CollectedStats {
 export interface CollectOptions {
   /** Rows kept per tensor and chunk (0: ranges only). Default {@link DEFAULT_RESERVOIR_ROWS}. */
   reservoirRows?: number;
+  /** False: no ranges and no reservoirs, only the Gram statistics (a later group's collection, grouped.ts). Default true. */
+  ranges?: boolean;
   /**
    * Also accumulate per-chunk Gram matrices for reconstruction, with onnxruntime sessions on
    * `threads` threads, from one call in `stride` of each chunk (row sums from every call).
+   * `keep`, when given, is asked whenever a new chunk appears (with the number of chunks seen)
+   * which inputs still get Gram statistics; the others' are dropped (memory bound, grouped.ts).
    */
-  gram?: { threads: number; stride?: number };
+  gram?: { threads: number; stride?: number; keep?: (chunks: number) => ReadonlySet<Value> };
   progress?: (p: CollectProgress) => void;
 }
 
@@ -60,10 +64,12 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
   const { calib } = session;
   const reservoirRows = options.reservoirRows ?? DEFAULT_RESERVOIR_ROWS;
   const inputs = observedInputs(layers);
-  const tensors = new Map<Value, TensorStats>(inputs.map((v, i) => [v, new TensorStats(layers.find((l) => l.input === v)!.K, reservoirRows, 0x5eed0000 + i)]));
-  const grams = options.gram ? new Map<Value, GramStats>([...tensors].map(([v, t]) => [v, new GramStats(t.channels)])) : undefined;
+  const channels = new Map(inputs.map((v) => [v, layers.find((l) => l.input === v)!.K]));
+  const tensors = new Map<Value, TensorStats>(options.ranges === false ? [] : inputs.map((v, i) => [v, new TensorStats(channels.get(v)!, reservoirRows, 0x5eed0000 + i)]));
+  const grams = options.gram ? new Map<Value, GramStats>(inputs.map((v) => [v, new GramStats(channels.get(v)!)])) : undefined;
   const gramSessions = options.gram ? new GramSessions(options.gram.threads) : undefined;
   const gramStride = options.gram?.stride ?? 1;
+  const keep = options.gram?.keep;
   if (!Number.isInteger(gramStride) || gramStride < 1) throw new Error(`gram-stride must be a positive integer, got ${gramStride}`);
   const calls = new Map<number, number>();
   const started = performance.now();
@@ -73,17 +79,24 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
     const chunk = chunkTag(opts?.chunk, calib, sample);
     lastChunk = chunk;
     const out = await session.run(feeds, sample);
+    if (grams && keep && !calls.has(chunk)) {
+      const kept = keep(calls.size + 1);
+      for (const v of [...grams.keys()]) if (!kept.has(v)) grams.delete(v);
+    }
     // The calls of each chunk are counted across samples; one in `stride` enters the Gram matrices.
     const sampledCall = (calls.get(chunk) ?? 0) % gramStride === 0;
-    for (const [v, stats] of tensors) {
+    for (const v of inputs) {
+      const stats = tensors.get(v);
+      const gram = grams?.get(v);
+      if (!stats && !gram) continue;
+      const K = channels.get(v)!;
       const t = out[v.name];
       if (!t || !(t.data instanceof Float32Array)) throw new CalibrationError(calib.origin, `observed value ${v.name} is not float32 in onnxruntime's output`, sample);
-      if (t.data.length % stats.channels !== 0) throw new CalibrationError(calib.origin, `observed value ${v.name} has ${t.data.length} values, not a multiple of its ${stats.channels} channels`, sample);
-      stats.add(t.data, chunk);
-      const gram = grams?.get(v);
+      if (t.data.length % K !== 0) throw new CalibrationError(calib.origin, `observed value ${v.name} has ${t.data.length} values, not a multiple of its ${K} channels`, sample);
+      stats?.add(t.data, chunk);
       if (gram && t.data.length > 0) {
         gram.addRows(chunk, t.data, foldOf(sample));
-        if (sampledCall) gram.addProduct(chunk, await gramSessions!.product(t.data, stats.channels), t.data.length / stats.channels, foldOf(sample));
+        if (sampledCall) gram.addProduct(chunk, await gramSessions!.product(t.data, K), t.data.length / K, foldOf(sample));
       }
     }
     calls.set(chunk, (calls.get(chunk) ?? 0) + 1);

@@ -55,6 +55,13 @@ export interface ReconStats {
    * for choices checked on held-out samples; absent with fewer than two samples with rows.
    */
   folds?: [ReconStats, ReconStats];
+  /** The name of the layer input these are of (the `.recon` writer stores an input once even when two groups collected it). */
+  input?: string;
+}
+
+/** Statistics by layer name, as reconstruction looks them up (a map, a side file read as needed, or one group at a time). */
+export interface ReconLookup {
+  get(name: string): ReconStats | undefined;
 }
 
 /** Calibration samples fall into two folds by the parity of their index. */

@@ -12,9 +12,11 @@
  * them) — and per activation entry K values, as little-endian float64 at `offset` (bytes from
  * the start of the data). Version 1 files (no folds) are still read.
  */
-import { readTaggedFile, writeTaggedFile } from './tagged-file.ts';
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { readTaggedHeader, writeTaggedFile } from './tagged-file.ts';
 import type { ActivationShift } from './activation-shift.ts';
-import type { ReconStats } from './gram.ts';
+import type { ReconLookup, ReconStats } from './gram.ts';
 
 const MAGIC = 'QARVDREC';
 const VERSION = 2;
@@ -32,78 +34,204 @@ interface Header {
   activation?: { layer: string; form: keyof ActivationShift; K: number; offset: number }[];
 }
 
-/** What the side file holds. */
+/** What the side file holds: the statistics are read from it one input at a time, as they are asked for. */
 export interface ReconFile {
-  stats: Map<string, ReconStats>;
+  stats: ReconSource;
   activation?: Map<string, ActivationShift>;
 }
 
-/** Writes the statistics (by layer name; shared objects are stored once) atomically. */
-export function writeReconFile(path: string, stats: Map<string, ReconStats>, activation?: Map<string, ActivationShift>): void {
-  const groups = new Map<ReconStats, string[]>();
-  for (const [name, s] of stats) groups.set(s, [...(groups.get(s) ?? []), name]);
-  const header: Header = { version: VERSION, inputs: [] };
-  let offset = 0;
-  for (const [s, layers] of groups) {
-    header.inputs.push({ layers, K: s.K, weight: s.weight, offset, ...(s.folds ? { folds: [s.folds[0].weight, s.folds[1].weight] as [number, number] } : {}) });
-    offset += 8 * (s.K * s.K + s.K) * (s.folds ? 3 : 1);
+/**
+ * Writes the side file in pieces: each {@link add} appends statistics (grouped.ts hands one
+ * group at a time, then releases it) to a spool file beside the target; {@link finish} writes
+ * the header, copies the spool after it and renames the result into place. An input already
+ * written (one that two groups collected, e.g. the text context every block's cross-attention
+ * reads) only gets the new layer names: the same numbers, stored once, so the file is the one a
+ * single collection writes.
+ */
+export class ReconFileWriter {
+  private readonly header: Header = { version: VERSION, inputs: [] };
+  private offset = 0;
+  private readonly byInput = new Map<string, Header['inputs'][number]>();
+  private readonly spool: string;
+  private fd: number | undefined;
+
+  constructor(readonly path: string) {
+    this.spool = `${resolve(path)}.${process.pid}.spool`;
+    this.fd = openSync(this.spool, 'w');
   }
-  const vectors: Float64Array[] = [];
-  if (activation) {
-    header.activation = [];
-    for (const [layer, shift] of activation) {
-      for (const form of ['single', 'dual'] as const) {
-        const v = shift[form];
-        if (!v) continue;
-        header.activation.push({ layer, form, K: v.length, offset });
-        vectors.push(v);
-        offset += 8 * v.length;
+
+  /** Appends statistics by layer name (layers sharing an input share the object, stored once). */
+  add(stats: Iterable<[string, ReconStats]>): void {
+    const groups = new Map<ReconStats, string[]>();
+    for (const [name, s] of stats) groups.set(s, [...(groups.get(s) ?? []), name]);
+    for (const [s, layers] of groups) {
+      const known = s.input === undefined ? undefined : this.byInput.get(s.input);
+      if (known) {
+        known.layers.push(...layers);
+        continue;
       }
-    }
-  }
-  writeTaggedFile(path, MAGIC, header, (write) => {
-    for (const s of groups.keys()) {
+      const entry = { layers, K: s.K, weight: s.weight, offset: this.offset, ...(s.folds ? { folds: [s.folds[0].weight, s.folds[1].weight] as [number, number] } : {}) };
+      this.header.inputs.push(entry);
+      if (s.input !== undefined) this.byInput.set(s.input, entry);
       for (const part of [s, ...(s.folds ?? [])]) {
-        write(littleEndian(part.h));
-        write(littleEndian(part.mean));
+        this.write(littleEndian(part.h));
+        this.write(littleEndian(part.mean));
       }
     }
-    for (const v of vectors) write(littleEndian(v));
-  });
+  }
+
+  /** Writes the file (atomically) with the activation errors after the statistics, and removes the spool. */
+  finish(activation?: Map<string, ActivationShift>): void {
+    const vectors: Float64Array[] = [];
+    if (activation) {
+      this.header.activation = [];
+      for (const [layer, shift] of activation) {
+        for (const form of ['single', 'dual'] as const) {
+          const v = shift[form];
+          if (!v) continue;
+          this.header.activation.push({ layer, form, K: v.length, offset: this.offset + 8 * vectors.reduce((n, x) => n + x.length, 0) });
+          vectors.push(v);
+        }
+      }
+    }
+    closeSync(this.fd!);
+    this.fd = undefined;
+    try {
+      writeTaggedFile(this.path, MAGIC, this.header, (write) => {
+        const fd = openSync(this.spool, 'r');
+        try {
+          const piece = Buffer.alloc(COPY_BYTES);
+          for (let n; (n = readSync(fd, piece, 0, COPY_BYTES, null)) > 0; ) write(piece.subarray(0, n));
+        } finally {
+          closeSync(fd);
+        }
+        for (const v of vectors) write(littleEndian(v));
+      });
+    } finally {
+      rmSync(this.spool, { force: true });
+    }
+  }
+
+  /** Removes the spool without writing the file (a failed run). */
+  dispose(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    rmSync(this.spool, { force: true });
+  }
+
+  private write(bytes: Buffer): void {
+    writeSync(this.fd!, bytes);
+    this.offset += bytes.length;
+  }
 }
 
-/** Reads a side file; errors name the file and what is wrong with it. */
-export function readReconFile(path: string): ReconFile {
-  const fail = (what: string): never => {
-    throw new Error(`reconstruction statistics ${path}: ${what}`);
-  };
-  const file = readTaggedFile(path, MAGIC, 'a reconstruction statistics file', fail);
-  const { bytes, start } = file;
-  const header = file.header as Header;
-  if (!READS.includes(header.version) || !Array.isArray(header.inputs)) fail(`has version ${String(header.version)}; this build reads versions ${READS.join(' and ')}`);
-  const out = new Map<string, ReconStats>();
-  for (const entry of header.inputs) {
-    const { K, weight, offset, layers, folds } = entry;
+/** Bytes copied from the spool at a time. */
+const COPY_BYTES = 64 * 2 ** 20;
+
+/** Writes the statistics (by layer name; shared objects are stored once) atomically. */
+export function writeReconFile(path: string, stats: Iterable<[string, ReconStats]>, activation?: Map<string, ActivationShift>): void {
+  const writer = new ReconFileWriter(path);
+  try {
+    writer.add(stats);
+    writer.finish(activation);
+  } finally {
+    writer.dispose();
+  }
+}
+
+/**
+ * The statistics of a side file, read from it one input at a time: the last input read is
+ * kept (q, k and v ask for the same one in turn), so a model's reconstruction holds one
+ * input's statistics, not the file.
+ */
+export class ReconSource implements ReconLookup {
+  private readonly entryOf = new Map<string, Header['inputs'][number]>();
+  private last: { entry: Header['inputs'][number]; stats: ReconStats } | undefined;
+
+  constructor(
+    private readonly path: string,
+    private readonly header: Header,
+    private readonly start: number,
+    private readonly size: number,
+    private readonly fail: (what: string) => never,
+  ) {
+    for (const entry of header.inputs) {
+      const { K, offset, layers, folds } = entry;
+      const end = start + offset + 8 * (K * K + K) * (folds ? 3 : 1);
+      if (!(Number.isInteger(K) && K > 0) || end > size) fail(`is truncated (input of layers ${layers.join(', ')} needs bytes up to ${end}, the file has ${size})`);
+      for (const name of layers) this.entryOf.set(name, entry);
+    }
+  }
+
+  get(name: string): ReconStats | undefined {
+    const entry = this.entryOf.get(name);
+    if (!entry) return undefined;
+    if (this.last?.entry !== entry) this.last = { entry, stats: this.read(entry) };
+    return this.last.stats;
+  }
+
+  /** Every layer's statistics, an input at a time (what a writer copies). */
+  *[Symbol.iterator](): IterableIterator<[string, ReconStats]> {
+    for (const entry of this.header.inputs) {
+      const stats = this.read(entry);
+      for (const name of entry.layers) yield [name, stats];
+    }
+  }
+
+  private read(entry: Header['inputs'][number]): ReconStats {
+    const { K, weight, offset, folds } = entry;
     const parts = folds ? 3 : 1;
-    const end = start + offset + 8 * (K * K + K) * parts;
-    if (!(Number.isInteger(K) && K > 0) || end > bytes.length) fail(`is truncated (input of layers ${layers.join(', ')} needs bytes up to ${end}, the file has ${bytes.length})`);
-    const values = readFloat64(bytes, start + offset, (K * K + K) * parts);
+    const bytes = Buffer.alloc(8 * (K * K + K) * parts);
+    const fd = openSync(this.path, 'r');
+    try {
+      for (let got = 0; got < bytes.length; ) {
+        const n = readSync(fd, bytes, got, bytes.length - got, this.start + offset + got);
+        if (n === 0) this.fail('is truncated');
+        got += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    const values = readFloat64(bytes, 0, (K * K + K) * parts);
     const part = (i: number, w: number): ReconStats => {
       const at = i * (K * K + K);
       return { K, h: values.subarray(at, at + K * K), mean: values.subarray(at + K * K, at + K * K + K), weight: w };
     };
     const stats = part(0, weight);
     if (folds) stats.folds = [part(1, folds[0]), part(2, folds[1])];
-    for (const name of layers) out.set(name, stats);
+    return stats;
   }
-  if (!header.activation) return { stats: out };
+}
+
+/** Opens a side file (its header and activation errors are read now, the statistics as asked); errors name the file and what is wrong with it. */
+export function readReconFile(path: string): ReconFile {
+  const fail = (what: string): never => {
+    throw new Error(`reconstruction statistics ${path}: ${what}`);
+  };
+  const file = readTaggedHeader(path, MAGIC, 'a reconstruction statistics file', fail);
+  const { start, size } = file;
+  const header = file.header as Header;
+  if (!READS.includes(header.version) || !Array.isArray(header.inputs)) fail(`has version ${String(header.version)}; this build reads versions ${READS.join(' and ')}`);
+  const stats = new ReconSource(path, header, start, size, fail);
+  if (!header.activation) return { stats };
   const activation = new Map<string, ActivationShift>();
   for (const { layer, form, K, offset } of header.activation) {
     const end = start + offset + 8 * K;
-    if (!(Number.isInteger(K) && K > 0) || end > bytes.length) fail(`is truncated (activation error of layer ${layer} needs bytes up to ${end}, the file has ${bytes.length})`);
-    activation.set(layer, { ...activation.get(layer), [form]: readFloat64(bytes, start + offset, K) });
+    if (!(Number.isInteger(K) && K > 0) || end > size) fail(`is truncated (activation error of layer ${layer} needs bytes up to ${end}, the file has ${size})`);
+    activation.set(layer, { ...activation.get(layer), [form]: readFloat64(readBytes(path, start + offset, 8 * K), 0, K) });
   }
-  return { stats: out, activation };
+  return { stats, activation };
+}
+
+function readBytes(path: string, at: number, n: number): Buffer {
+  const bytes = Buffer.alloc(n);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, bytes, 0, n, at);
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
 }
 
 function littleEndian(x: Float64Array): Buffer {

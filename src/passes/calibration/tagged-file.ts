@@ -4,7 +4,7 @@
  * padded with spaces so that the data starts at a multiple of 8 bytes, then the data. Written
  * atomically (a temporary file renamed into place), so a reader never sees half a file.
  */
-import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 /** Writes `tag`, `header` and the data that `writeData` hands to `write`, atomically. */
@@ -42,11 +42,41 @@ export function readTaggedFile(path: string, tag: string, kind: string, fail: (w
   } catch (e) {
     return fail(`cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  if (bytes.length < tag.length + 4 || bytes.toString('latin1', 0, tag.length) !== tag) fail(`is not ${kind} (no ${tag} header)`);
-  const start = tag.length + 4 + bytes.readUInt32LE(tag.length);
-  if (start > bytes.length) fail('is truncated in its header');
+  return { ...parseHead(bytes, bytes.length, tag, kind, fail), bytes };
+}
+
+/**
+ * {@link readTaggedFile} without the data: the header, where the data starts and the file's
+ * size, for a reader that reads the data piece by piece (a file larger than memory).
+ */
+export function readTaggedHeader(path: string, tag: string, kind: string, fail: (what: string) => never): { header: unknown; start: number; size: number } {
+  let fd: number;
+  let size: number;
   try {
-    return { header: JSON.parse(bytes.toString('utf8', tag.length + 4, start)) as unknown, bytes, start };
+    fd = openSync(path, 'r');
+    size = fstatSync(fd).size;
+  } catch (e) {
+    return fail(`cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    const lead = Buffer.alloc(Math.min(size, tag.length + 4));
+    readSync(fd, lead, 0, lead.length, 0);
+    const headerBytes = lead.length === tag.length + 4 && lead.toString('latin1', 0, tag.length) === tag ? lead.readUInt32LE(tag.length) : 0;
+    const head = Buffer.alloc(Math.min(size, tag.length + 4 + headerBytes));
+    readSync(fd, head, 0, head.length, 0);
+    return { ...parseHead(head, size, tag, kind, fail), size };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The header of a tagged file whose first bytes are `head` (`size` bytes in all). */
+function parseHead(head: Buffer, size: number, tag: string, kind: string, fail: (what: string) => never): { header: unknown; start: number } {
+  if (head.length < tag.length + 4 || head.toString('latin1', 0, tag.length) !== tag) fail(`is not ${kind} (no ${tag} header)`);
+  const start = tag.length + 4 + head.readUInt32LE(tag.length);
+  if (start > size || start > head.length) fail('is truncated in its header');
+  try {
+    return { header: JSON.parse(head.toString('utf8', tag.length + 4, start)) as unknown, start };
   } catch (e) {
     return fail(`has a malformed header (${(e as Error).message})`);
   }

@@ -7,6 +7,7 @@ import { DAMP_CANDIDATES } from './reconstruct.ts';
 import { DEFAULT_ADAROUND_ITERATIONS } from '../../kernels/adaround.ts';
 import { checkOptionRanges } from './option-ranges.ts';
 import { DEFAULT_CALIB_TIMEOUT_S } from '../calibration/supervise.ts';
+import { DEFAULT_STATISTICS_MEMORY_TEXT } from '../calibration/grouped.ts';
 
 /** Options shared by `q-arvd` and `minmax` (declared once so the two stay comparable). */
 export const SHARED_QUANT_OPTIONS = {
@@ -81,6 +82,11 @@ export const RECONSTRUCTION_OPTIONS = {
     default: false,
     help: 'collect each block\'s calibration statistics on a copy whose earlier blocks (blocks.N, layers.N, h.N in the node names) are already quantized, so each layer is fitted to the upstream error it will see; one more calibration pass per block',
   },
+  'statistics-memory': {
+    type: 'string',
+    default: DEFAULT_STATISTICS_MEMORY_TEXT,
+    help: 'bytes the reconstruction statistics may take (4GiB, 512MiB, a number): over it the layers are calibrated in consecutive groups that fit, one more run of the calibration samples per group, each group reconstructed and released before the next; the model is the same (docs/calibration-memory.md)',
+  },
   'act-order': { type: 'boolean', default: true, help: 'GPTQ: quantize input channels in descending order of their H diagonal' },
   iterations: { type: 'integer', default: DEFAULT_ADAROUND_ITERATIONS, help: 'AdaRound: Adam steps per layer; each costs K²·N multiply-adds (K input, N output channels)' },
   ...biasCorrectionOption(true),
@@ -151,6 +157,8 @@ export interface SharedQuantValues {
   /** AdaRound's Adam steps per layer. */
   iterations?: number;
   gramStride?: number;
+  /** A byte count as text (`4GiB`). */
+  statisticsMemory?: string;
   sequential?: boolean;
   actOrder?: boolean;
   biasCorrection?: boolean;

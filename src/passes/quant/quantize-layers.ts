@@ -13,7 +13,7 @@ import { comparableError, reconstructPlan, type ReconstructOptions } from './rec
 import { weightMatrix, weightMatrixView } from './layer-weights.ts';
 import { replaceLayer } from './rewire.ts';
 import { floatComputeReason } from './small-layers.ts';
-import type { ReconStats } from '../calibration/gram.ts';
+import type { ReconLookup } from '../calibration/gram.ts';
 import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { Value } from '../../graph/ir/value.ts';
 
@@ -26,7 +26,13 @@ export type CalibratedScales = Map<string, LayerScales>;
 /** Calibration statistics and how to use them (see reconstruct.ts). */
 export interface Reconstruction {
   /** α-combined statistics by layer name. */
-  stats: Map<string, ReconStats>;
+  stats: ReconLookup;
+  /**
+   * Awaited before each layer is quantized, in layer order: grouped statistics
+   * (calibration/grouped.ts) collect the layer's group there, after the previous group's
+   * layers are done. Only {@link quantizeLinearLayersThreaded} calls it.
+   */
+  prepare?: (layer: LinearLayer) => Promise<void>;
   options: ReconstructOptions;
   /** `dual-scale auto`: keep a split only where it lowers the layer's weighted error. */
   splitAuto: boolean;
@@ -45,6 +51,7 @@ export interface Reconstruction {
  * thread; {@link quantizeLinearLayersThreaded} does the same with worker threads.
  */
 export function quantizeLinearLayers(model: Model, config: QuantConfig, selection: LayerSelection, ranges?: ActivationRanges, method = 'q-arvd', scales?: CalibratedScales, recon?: Reconstruction): QuantReport {
+  if (recon?.prepare) throw new Error('internal: statistics collected group by group need quantizeLinearLayersThreaded');
   const q = new LayerQuantizer(model, config, selection, ranges, method, scales, recon);
   for (const layer of q.layers) q.quantize(layer);
   return q.report();
@@ -60,7 +67,14 @@ export function quantizeLinearLayers(model: Model, config: QuantConfig, selectio
 export async function quantizeLinearLayersThreaded(threads: number, model: Model, config: QuantConfig, selection: LayerSelection, ranges?: ActivationRanges, method = 'q-arvd', scales?: CalibratedScales, recon?: Reconstruction): Promise<QuantReport> {
   const q = new LayerQuantizer(model, config, selection, ranges, method, scales, recon);
   const layers = q.layers;
-  if (threads <= 1 || layers.length <= 1) return quantizeLinearLayers(model, config, selection, ranges, method, scales, recon);
+  const prepare = recon?.prepare;
+  if (threads <= 1 || layers.length <= 1) {
+    for (const layer of layers) {
+      await prepare?.(layer);
+      q.quantize(layer);
+    }
+    return q.report();
+  }
   const pool = new PlanPool(threads);
   try {
     // Enough layers in flight to keep every worker busy while this thread emits; each holds
@@ -80,6 +94,7 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
       const weights = await ahead.get(i)!;
       ahead.delete(i);
       submit(i + window);
+      await prepare?.(layers[i]!);
       q.quantize(layers[i]!, weights);
     }
   } finally {

@@ -7,15 +7,16 @@ import { type CalibrationTable, readCalibrationTable, scalesFromTable } from '..
 import type { PassContext, PassResult } from '../pass.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
 import { findLinearLayers, type LayerSelection } from './linear-layers.ts';
-import { type ActivationRanges, type CalibratedScales, quantizeLinearLayersThreaded } from './quantize-layers.ts';
+import { type ActivationRanges, type CalibratedScales, quantizeLinearLayersThreaded, type Reconstruction } from './quantize-layers.ts';
 import { defaultThreads } from './plan-pool.ts';
 import { addCalibrationTable, type QuantReport } from './report.ts';
 import { splitAuto, toQuantConfig, type SharedQuantValues } from './quant-options.ts';
 import { DAMP_CANDIDATES, type ReconstructOptions } from './reconstruct.ts';
-import type { ReconStats } from '../calibration/gram.ts';
+import type { ReconLookup, ReconStats } from '../calibration/gram.ts';
 import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { SensitivityCurve } from '../calibration/sensitivity.ts';
-import { readReconFile, reconFileOf, writeReconFile } from '../calibration/recon-file.ts';
+import { readReconFile, ReconFileWriter, reconFileOf } from '../calibration/recon-file.ts';
+import { DEFAULT_STATISTICS_MEMORY_TEXT, parseBytes, type StatisticsByGroup } from '../calibration/grouped.ts';
 import { openOrtMatMul } from '../calibration/ort-matmul.ts';
 import { simdMatrixProduct } from '../calibration/simd-product.ts';
 import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable, smoothingSummary } from './smooth.ts';
@@ -57,13 +58,15 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let ranges: ActivationRanges | undefined;
   let scales: CalibratedScales | undefined;
   let table: CalibrationTable | undefined;
-  let recon: Map<string, ReconStats> | undefined;
+  let recon: ReconLookup & Iterable<[string, ReconStats]> | undefined;
+  let grouped: StatisticsByGroup | undefined;
   let activation: Map<string, ActivationShift> | undefined;
   let calibrationInfo: QuantReport['calibration'];
   let smoothing: Smoothing | undefined;
   // S1's curve, for the report when no calibration table carries it (weight-only reconstruction).
   let curve: { sensitivity: SensitivityCurve; alpha: number[] } | undefined;
   let calibrated = false;
+  let calibrationTimings: CalibrationResult['timings'] | undefined;
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
   const { layers } = findLinearLayers(model.graph, selection);
   const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
@@ -99,6 +102,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       threads: options.calibThreads,
       reconstruct: wantStats,
       gramStride: options.gramStride,
+      statisticsMemory: parseBytes(options.statisticsMemory ?? DEFAULT_STATISTICS_MEMORY_TEXT, 'statistics-memory'),
       splitAuto: wantStats && splitAuto(options),
       saveStatistics: options.saveStatistics || undefined,
       loadStatistics: options.loadStatistics || undefined,
@@ -112,21 +116,22 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     if (options.sequential) {
       if (!wantStats) throw new Error('option sequential collects reconstruction statistics stage by stage: it needs reconstruct gptq or bias-correction true');
       if (options.smoothQuant) throw new Error('option sequential cannot be combined with smooth-quant (the smoothed copy is calibrated in one stage)');
-      result = await calibrateSequentially(model, layers, calib, config, calibrateOptions, { selection, method, reconstruction: { options: reconstructOptions, splitAuto: splitAuto(options) }, log: ctx.log });
+      result = await calibrateSequentially(model, layers, calib, config, calibrateOptions, { selection, log: ctx.log });
     } else if (options.smoothQuant) {
       const alpha = options.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA;
+      // The smoothed copy is gone when the callback returns: its statistics cannot be collected later, group by group.
       ({ smoothing, result } = await withSmoothedCopy(model, layers, calib, config, { selection, alpha, threads: options.calibThreads, log: ctx.log }, (copy, copyLayers) =>
-        calibrate(copy, copyLayers, calib, config, calibrateOptions),
+        calibrate(copy, copyLayers, calib, config, { ...calibrateOptions, grouping: false }),
       ));
       // Calibration succeeded: now the user's model takes the same smoothing.
       applySmoothing(model, layers, smoothing, 'smooth-quant');
     } else result = await calibrate(model, layers, calib, config, calibrateOptions);
-    ({ ranges, scales, table, recon, activation } = result);
+    ({ ranges, scales, table, recon, activation, grouped } = result);
     calibrated = true;
     curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
     if (options.saveSensitivity && !curve) ctx.log.warn(`save-sensitivity: this run has no S1 curve (frame weighting off, or a module without rollouts); ${options.saveSensitivity} not written`);
     if (table && smoothing) table.smoothing = smoothing;
-    const s = (ms: number) => Math.round(ms) / 1000;
+    calibrationTimings = result.timings;
     calibrationInfo = {
       origin: calib.origin,
       kind: calib.module.rollout ? 'rollout' : 'feeds',
@@ -134,23 +139,40 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       scaleSearch: calibrateOptions.scaleSearch!,
       chunks: result.chunks,
       ...(calibrateOptions.scaleSearch ? { dualAlphaOne: options.dualAlphaOne ?? true } : {}),
-      seconds: { collect: s(result.timings.collect), sensitivity: s(result.timings.sensitivity), search: s(result.timings.search) },
+      seconds: secondsOf(result.timings),
     };
   }
   if (!calibrated && (options.saveStatistics || options.loadStatistics)) ctx.log.warn(`${options.saveStatistics ? 'save-statistics' : 'load-statistics'} ignored: this run does not calibrate with a module (${options.loadCalibration ? 'load-calibration given' : 'no calibration data or nothing to quantize'})`);
   const t0 = performance.now();
   // The reconstruction's large float64 products (Cholesky of H, GPTQ's batch updates, the
   // weighted errors) run in onnxruntime; its worker starts only if a product is large enough.
-  const products = recon ? openOrtMatMul({ threads: options.calibThreads ?? 0 }) : undefined;
-  const reconstruction = recon ? { stats: recon, options: { ...reconstructOptions, gptq: { ...reconstructOptions.gptq, matmul: products!.matmul } }, splitAuto: splitAuto(options), ...(activation ? { activation } : {}) } : undefined;
+  const stats: ReconLookup | undefined = grouped ?? recon;
+  // Grouped statistics come group by group: nothing here may keep the first group's alive.
+  if (grouped) recon = undefined;
+  const products = stats ? openOrtMatMul({ threads: options.calibThreads ?? 0 }) : undefined;
+  // The side file is written as the statistics come (grouped: one group at a time, then released).
+  const saveRecon = Boolean(options.saveCalibration && table && stats);
+  const reconWriter = saveRecon ? new ReconFileWriter(reconFileOf(options.saveCalibration!)) : undefined;
+  const reconstruction: Reconstruction | undefined = stats
+    ? { stats, options: { ...reconstructOptions, gptq: { ...reconstructOptions.gptq, matmul: products!.matmul } }, splitAuto: splitAuto(options), ...(activation ? { activation } : {}), ...(grouped ? { prepare: (layer) => grouped!.prepare(layer) } : {}) }
+    : undefined;
   const threads = options.threads || defaultThreads();
   let report: QuantReport;
   try {
+    if (reconWriter) {
+      if (grouped) grouped.onGroup((stats) => reconWriter.add(stats));
+      else reconWriter.add(recon!);
+    }
     report = await quantizeLinearLayersThreaded(threads, model, config, selection, ranges, method, scales, reconstruction);
+    reconWriter?.finish(activation);
   } finally {
     products?.close();
+    reconWriter?.dispose();
+    await grouped?.dispose();
   }
-  if (recon) ctx.log.info(`${reconstructOptions.method === 'none' ? 'round to nearest' : `${METHOD_NAMES[reconstructOptions.method]} reconstruction`}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
+  if (stats) ctx.log.info(`${reconstructOptions.method === 'none' ? 'round to nearest' : `${METHOD_NAMES[reconstructOptions.method]} reconstruction`}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
+  // Sequential stages are calibrated while the quantizer runs: their collections count too.
+  if (calibrationInfo?.seconds && calibrationTimings) calibrationInfo.seconds = secondsOf(calibrationTimings);
   if (calibrationInfo) report.calibration = calibrationInfo;
   if (smoothing) report.smoothing = smoothingSummary(smoothing);
   if (table) addCalibrationTable(report, table);
@@ -162,7 +184,6 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     if (!table) ctx.log.warn(`save-calibration: nothing to save (${config.aBits === null ? 'weight-only' : 'scale-search is off'}); ${options.saveCalibration} not written`);
     else {
       writeJsonAtomic(options.saveCalibration, table);
-      if (recon) writeReconFile(reconFileOf(options.saveCalibration), recon, activation);
     }
   }
   if (options.report) writeJsonAtomic(options.report, report);
@@ -184,6 +205,12 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     },
     report,
   };
+}
+
+/** Calibration's step times in seconds, to the millisecond. */
+function secondsOf(t: CalibrationResult['timings']): { collect: number; sensitivity: number; search: number } {
+  const s = (ms: number) => Math.round(ms) / 1000;
+  return { collect: s(t.collect), sensitivity: s(t.sensitivity), search: s(t.search) };
 }
 
 const METHOD_NAMES = { gptq: 'GPTQ', adaround: 'AdaRound' } as const;
