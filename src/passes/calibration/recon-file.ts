@@ -11,6 +11,11 @@
  * when `folds` gives the two folds' weights, by each fold's `H` and `μ` (`damp auto` needs
  * them) — and per activation entry K values, as little-endian float64 at `offset` (bytes from
  * the start of the data). Version 1 files (no folds) are still read.
+ *
+ * Version 3 (written only when there are any, i.e. with activation-objective `quantized` or
+ * `asymmetric`) adds `moments: [{ layer, form, K, offset }]`: per layer and form the activation
+ * error moments `E[eᵀx]` then `E[eᵀe]` (2·K² values). Without moments the file is version 2,
+ * as before.
  */
 import { readTaggedFile, writeTaggedFile } from './tagged-file.ts';
 import type { ActivationShift } from './activation-shift.ts';
@@ -18,8 +23,10 @@ import type { ReconStats } from './gram.ts';
 
 const MAGIC = 'QARVDREC';
 const VERSION = 2;
+/** The version of a file with activation error moments. */
+const VERSION_MOMENTS = 3;
 /** Versions this build reads. */
-const READS = [1, 2];
+const READS = [1, 2, 3];
 
 /** The side file's path for a calibration table. */
 export function reconFileOf(tablePath: string): string {
@@ -29,8 +36,11 @@ export function reconFileOf(tablePath: string): string {
 interface Header {
   version: number;
   inputs: { layers: string[]; K: number; weight: number; offset: number; folds?: [number, number] }[];
-  activation?: { layer: string; form: keyof ActivationShift; K: number; offset: number }[];
+  activation?: { layer: string; form: Form; K: number; offset: number }[];
+  moments?: { layer: string; form: Form; K: number; offset: number }[];
 }
+
+type Form = 'single' | 'dual';
 
 /** What the side file holds. */
 export interface ReconFile {
@@ -59,6 +69,20 @@ export function writeReconFile(path: string, stats: Map<string, ReconStats>, act
         vectors.push(v);
         offset += 8 * v.length;
       }
+    }
+    const moments: NonNullable<Header['moments']> = [];
+    for (const [layer, shift] of activation) {
+      for (const form of ['single', 'dual'] as const) {
+        const m = shift.moments?.[form];
+        if (!m) continue;
+        moments.push({ layer, form, K: m.K, offset });
+        vectors.push(m.cross, m.square);
+        offset += 16 * m.K * m.K;
+      }
+    }
+    if (moments.length) {
+      header.version = VERSION_MOMENTS;
+      header.moments = moments;
     }
   }
   writeTaggedFile(path, MAGIC, header, (write) => {
@@ -102,6 +126,14 @@ export function readReconFile(path: string): ReconFile {
     const end = start + offset + 8 * K;
     if (!(Number.isInteger(K) && K > 0) || end > bytes.length) fail(`is truncated (activation error of layer ${layer} needs bytes up to ${end}, the file has ${bytes.length})`);
     activation.set(layer, { ...activation.get(layer), [form]: readFloat64(bytes, start + offset, K) });
+  }
+  for (const { layer, form, K, offset } of header.moments ?? []) {
+    const end = start + offset + 16 * K * K;
+    if (!(Number.isInteger(K) && K > 0) || end > bytes.length) fail(`is truncated (activation error moments of layer ${layer} need bytes up to ${end}, the file has ${bytes.length})`);
+    const values = readFloat64(bytes, start + offset, 2 * K * K);
+    const entry = activation.get(layer) ?? {};
+    entry.moments = { ...entry.moments, [form]: { K, cross: values.subarray(0, K * K), square: values.subarray(K * K) } };
+    activation.set(layer, entry);
   }
   return { stats: out, activation };
 }

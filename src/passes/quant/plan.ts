@@ -90,6 +90,8 @@ export interface LayerReconstruction {
   heldOut?: Record<string, number>;
   /** AdaRound: weights rounded the other way than to nearest. */
   flipped?: number;
+  /** The activation objective the errors above are measured in, when not `fp32` (kernels/activation-objective.ts). */
+  objective?: 'quantized' | 'asymmetric';
 }
 
 /**

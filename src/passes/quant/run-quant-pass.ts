@@ -12,6 +12,7 @@ import { defaultThreads } from './plan-pool.ts';
 import { addCalibrationTable, type QuantReport } from './report.ts';
 import { splitAuto, toQuantConfig, type SharedQuantValues } from './quant-options.ts';
 import { DAMP_CANDIDATES, type ReconstructOptions } from './reconstruct.ts';
+import { ACTIVATION_OBJECTIVES, type ActivationObjective } from '../../kernels/activation-objective.ts';
 import type { ReconStats } from '../calibration/gram.ts';
 import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { SensitivityCurve } from '../calibration/sensitivity.ts';
@@ -80,6 +81,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       const side = reconFileOf(options.loadCalibration);
       if (!existsSync(side)) throw new Error(`calibration table ${options.loadCalibration} has no reconstruction statistics beside it (${side}); save it again with this version, or quantize with reconstruct none and bias-correction false`);
       ({ stats: recon, activation } = readReconFile(side));
+      if (config.aBits !== null && reconstructOptions.objective !== 'fp32' && ![...(activation?.values() ?? [])].some((a) => a.moments)) {
+        throw new Error(`option activation-objective ${reconstructOptions.objective}: ${side} has no activation error moments (it was saved with activation-objective fp32); save the calibration again with activation-objective ${reconstructOptions.objective}`);
+      }
     }
     calibrationInfo = { origin: options.loadCalibration, kind: table.source.kind, samples: table.source.samples, scaleSearch: table.scaleSearch, chunks: table.chunks, dualAlphaOne: table.dualAlphaOne };
     ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
@@ -100,6 +104,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       reconstruct: wantStats,
       gramStride: options.gramStride,
       splitAuto: wantStats && splitAuto(options),
+      activationMoments: wantStats && config.aBits !== null && reconstructOptions.objective !== 'fp32',
       saveStatistics: options.saveStatistics || undefined,
       loadStatistics: options.loadStatistics || undefined,
       saveSensitivity: options.saveSensitivity || undefined,
@@ -193,8 +198,11 @@ function reconstructOptionsOf(options: SharedQuantValues): ReconstructOptions {
   const auto = options.damp === undefined || options.damp.trim() === 'auto';
   const damp = auto ? undefined : Number(options.damp!.trim());
   if (!auto && !(options.damp!.trim() !== '' && damp! >= 0 && Number.isFinite(damp))) throw new Error(`option damp must be auto or a number ≥ 0, got ${options.damp}`);
+  const objective = options.activationObjective ?? 'fp32';
+  if (!(ACTIVATION_OBJECTIVES as readonly string[]).includes(objective)) throw new Error(`option activation-objective must be one of ${ACTIVATION_OBJECTIVES.join(', ')}, got ${objective}`);
   return {
     method: options.reconstruct ?? 'none',
+    objective: objective as ActivationObjective,
     gptq: { damp, actOrder: options.actOrder },
     ...(auto ? { dampCandidates: DAMP_CANDIDATES } : {}),
     adaround: { iterations: options.iterations, product: simdMatrixProduct() },
