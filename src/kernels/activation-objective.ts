@@ -43,24 +43,54 @@ export interface ActivationMoments {
   square: Float64Array;
 }
 
-/** `H̃ = H + rows·(B̄ + B̄ᵀ + Ē)`: the Gram matrix of the quantized inputs (a new array). */
-export function quantizedGram(h: Float64Array, rows: number, m: ActivationMoments): Float64Array {
+/**
+ * `H̃ = H + t·rows·(B̄ + B̄ᵀ + Ē)`: the Gram matrix of the quantized inputs (a new array); `t`
+ * (default 1) scales the correction (see {@link correctionScale}).
+ */
+export function quantizedGram(h: Float64Array, rows: number, m: ActivationMoments, t = 1): Float64Array {
   const { K, cross, square } = m;
   const out = new Float64Array(K * K);
+  const f = t * rows;
   for (let i = 0; i < K; i++) {
     for (let j = 0; j < K; j++) {
       const at = i * K + j;
-      out[at] = h[at]! + rows * (cross[at]! + cross[j * K + i]! + square[at]!);
+      out[at] = h[at]! + f * (cross[at]! + cross[j * K + i]! + square[at]!);
     }
   }
   return out;
 }
 
-/** `C = H + rows·B̄`: the cross moment `Σ Q(x)ᵀx` (a new array). */
-export function crossGram(h: Float64Array, rows: number, m: ActivationMoments): Float64Array {
+/** `C = H + t·rows·B̄`: the cross moment `Σ Q(x)ᵀx` (a new array). */
+export function crossGram(h: Float64Array, rows: number, m: ActivationMoments, t = 1): Float64Array {
   const out = new Float64Array(h.length);
-  for (let i = 0; i < h.length; i++) out[i] = h[i]! + rows * m.cross[i]!;
+  const f = t * rows;
+  for (let i = 0; i < h.length; i++) out[i] = h[i]! + f * m.cross[i]!;
   return out;
+}
+
+/**
+ * The largest `t ∈ {1, ½, ¼, …, 2⁻¹⁰, 0}` for which `H + t·rows·(B̄ + B̄ᵀ + Ē)`, damped by
+ * `damp`·mean diag as GPTQ damps it, is positive definite. H is summed over every calibration
+ * row and the moments are estimated from a sample of them, so their sum need not be positive
+ * semi-definite as the exact `Σ Q(x)ᵀQ(x)` is: a few clipped rows of the uniform reservoir,
+ * each standing for many rows, can outweigh what H holds of that channel. Shrinking the
+ * correction towards H (t = 0: the fp32 objective) keeps the objective a valid least-squares
+ * problem there; the report says where it was needed.
+ */
+export function correctionScale(h: Float64Array, rows: number, m: ActivationMoments, damp: number, matmul: MatMul64 = matmul64): number {
+  const { K } = m;
+  for (let t = 1; t >= 2 ** -10; t /= 2) {
+    const a = quantizedGram(h, rows, m, t);
+    const lambda = dampingOf(a, K, damp);
+    for (let k = 0; k < K; k++) a[k * K + k] = a[k * K + k] === 0 ? 1 : a[k * K + k]! + lambda;
+    try {
+      choleskyLowerInPlace(a, K, { matmul });
+      return t;
+    } catch {
+      // Not positive definite: try half the correction.
+    }
+  }
+  return 0;
 }
 
 /**

@@ -6,7 +6,7 @@
 // row and sums Q(x)ᵀQ(x), Q(x)ᵀx and ‖Q(x)Ŵ − xW‖² directly, and solves for W* by Gaussian
 // elimination; the kernels get H and the error moments instead.
 import { describe, expect, it } from 'vitest';
-import { type ActivationMoments, asymmetricError, asymmetricTarget, crossGram, dampingOf, quantizedGram } from '../../src/kernels/activation-objective.ts';
+import { type ActivationMoments, asymmetricError, asymmetricTarget, correctionScale, crossGram, dampingOf, quantizedGram } from '../../src/kernels/activation-objective.ts';
 import { gptq, quadraticError, roundToNearest } from '../../src/kernels/gptq.ts';
 import { makeLayer, type SyntheticLayerCase } from '../helpers/synthetic-layer.ts';
 
@@ -137,5 +137,13 @@ describe('activation objective kernels (synthetic layer, 6-bit clipped activatio
     // Each objective's own minimiser wins under its own loss: fp32's under tr(ΔᵀHΔ).
     expect(quadraticError(fp32.deq, w, h, K, N)).toBeLessThan(quadraticError(asym.deq, w, h, K, N));
     expect(asym.dead).toBe(1);
+  });
+
+  it('correctionScale keeps exact moments whole and shrinks an estimate that would make H̃ indefinite', () => {
+    expect(correctionScale(h, M, moments, 0.01)).toBe(1);
+    // A correction of −1.5·H (as an estimate from few heavily weighted clipped rows can be):
+    // H̃ = −0.5·H at t = 1, 0.25·H at t = ½.
+    const bad: ActivationMoments = { K, cross: new Float64Array(K * K), square: h.map((v) => (-1.5 * v) / M) };
+    expect(correctionScale(h, M, bad, 0.01)).toBe(0.5);
   });
 });

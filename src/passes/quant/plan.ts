@@ -92,6 +92,8 @@ export interface LayerReconstruction {
   flipped?: number;
   /** The activation objective the errors above are measured in, when not `fp32` (kernels/activation-objective.ts). */
   objective?: 'quantized' | 'asymmetric';
+  /** Below 1 where the estimated activation correction of H was shrunk to keep H̃ positive definite (kernels/activation-objective.ts `correctionScale`). */
+  correctionScale?: number;
 }
 
 /**

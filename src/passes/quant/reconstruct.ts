@@ -24,7 +24,7 @@
  *    candidate with the lowest held-out error is refitted on all samples. That held-out
  *    error is also what `dual-scale auto` compares.
  */
-import { type ActivationMoments, type ActivationObjective, asymmetricError, asymmetricTarget, crossGram, quantizedGram } from '../../kernels/activation-objective.ts';
+import { type ActivationMoments, type ActivationObjective, asymmetricError, asymmetricTarget, correctionScale, crossGram, quantizedGram } from '../../kernels/activation-objective.ts';
 import { adaround, type AdaroundOptions } from '../../kernels/adaround.ts';
 import { DEFAULT_GPTQ_DAMP, gptq, type GptqOptions, quadraticError, roundToNearest, type RowQuantizers } from '../../kernels/gptq.ts';
 import { newQuantArray } from '../../kernels/quantize.ts';
@@ -103,17 +103,17 @@ export interface LayerObjective {
  * `asymmetric`; without them the objective is `fp32`. `shift` (`E[Q(x) − x]`) enters the
  * mean error of those two.
  */
-export function layerObjective(stats: ReconStats, w: Float32Array, K: number, N: number, kind: ActivationObjective = 'fp32', moments?: ActivationMoments, shift?: Float64Array, matmul?: MatMul64): LayerObjective {
+export function layerObjective(stats: ReconStats, w: Float32Array, K: number, N: number, kind: ActivationObjective = 'fp32', moments?: ActivationMoments, shift?: Float64Array, matmul?: MatMul64, t = 1): LayerObjective {
   if (kind === 'fp32' || !moments) {
     return { stats, h: stats.h, target: () => w, error: (deq) => quadraticError(deq, w, stats.h, K, N, matmul), meanError: (deq) => meanShift(stats.mean, deq, w, K, N) };
   }
-  const h = quantizedGram(stats.h, stats.weight, moments);
+  const h = quantizedGram(stats.h, stats.weight, moments, t);
   if (kind === 'quantized') {
     // The mean of Q(x)·Δ is (μ + ē)·Δ.
     const mean = shift ? stats.mean.map((v, k) => v + shift[k]!) : stats.mean;
     return { stats, h, target: () => w, error: (deq) => quadraticError(deq, w, h, K, N, matmul), meanError: (deq) => meanShift(mean, deq, w, K, N) };
   }
-  const c = crossGram(stats.h, stats.weight, moments);
+  const c = crossGram(stats.h, stats.weight, moments, t);
   const targets = new Map<number, Float32Array>();
   return {
     stats,
@@ -123,7 +123,7 @@ export function layerObjective(stats: ReconStats, w: Float32Array, K: number, N:
       if (!t) targets.set(damp, (t = asymmetricTarget(w, h, c, K, N, damp, matmul)));
       return t;
     },
-    error: (deq) => asymmetricError(deq, w, stats.h, stats.weight, moments, K, N, matmul),
+    error: (deq) => asymmetricError(deq, w, stats.h, t * stats.weight, moments, K, N, matmul),
     // The mean of xΔ + eŴ is μΔ + ēŴ.
     meanError: (deq) => {
       const m = meanShift(stats.mean, deq, w, K, N);
@@ -148,10 +148,12 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   if (stats.K !== K) throw new Error(`internal: layer ${plan.layer.name} has K = ${K} but its statistics have ${stats.K} channels`);
   const matmul = options.gptq.matmul;
   const kind = moments ? options.objective ?? 'fp32' : 'fp32';
-  const objective = layerObjective(stats, w, K, N, kind, moments, activationShift, matmul);
+  // The reservoir's correction of H, shrunk where the whole or a fold would not be positive definite with the least damping tried.
+  const t = kind === 'fp32' ? 1 : Math.min(...[stats, ...(stats.folds ?? [])].map((s) => correctionScale(s.h, s.weight, moments!, Math.min(options.gptq.damp ?? DEFAULT_GPTQ_DAMP, ...(options.dampCandidates ?? [])), matmul)));
+  const objective = layerObjective(stats, w, K, N, kind, moments, activationShift, matmul, t);
   const quantizers = rowQuantizersOf(plan);
   const rtn = roundToNearest(w, K, N, quantizers);
-  const folds = stats.folds?.map((f) => layerObjective(f, w, K, N, kind, moments, activationShift, matmul)) as [LayerObjective, LayerObjective] | undefined;
+  const folds = stats.folds?.map((f) => layerObjective(f, w, K, N, kind, moments, activationShift, matmul, t)) as [LayerObjective, LayerObjective] | undefined;
   const crossValidated = options.method === 'gptq' && options.dampCandidates?.length && folds ? chooseDampingFor(folds, quantizers, rtn.deq, options) : undefined;
   const damp = crossValidated ? crossValidated.best : options.method === 'gptq' ? options.gptq.damp ?? DEFAULT_GPTQ_DAMP : 'rtn';
   const learnt = options.method === 'adaround' ? adaround(objective.target(options.gptq.damp ?? DEFAULT_GPTQ_DAMP), objective.h, K, N, quantizers, { ...options.adaround, rows: stats.weight > 0 ? stats.weight : 1 }) : undefined;
@@ -176,7 +178,7 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
     ...(options.method === 'gptq' ? { damp } : {}),
     ...(crossValidated ? { heldOut: crossValidated.errors } : {}),
     ...(learnt ? { flipped: learnt.flipped } : {}),
-    ...(kind !== 'fp32' ? { objective: kind } : {}),
+    ...(kind !== 'fp32' ? { objective: kind, ...(t < 1 ? { correctionScale: t } : {}) } : {}),
   };
   const out: LayerPlan = { ...plan, branches, reconstruction };
   if (options.biasCorrection) out.biasShift = Float32Array.from(shift, (v) => -v);
