@@ -217,7 +217,10 @@ function reconstructionSummary(report: QuantReport): string {
   const mean = (f: (r: (typeof recs)[number]) => number) => (recs.reduce((s, r) => s + f(r), 0) / recs.length).toExponential(2);
   const auto = report.layers.filter((l) => l.splitChoice);
   const kept = auto.filter((l) => l.mode === 'dual').length;
-  return `; mean layer error per row ${mean((r) => r.error.rtn)} (round to nearest) → ${mean((r) => r.errorCorrected)}${auto.length ? `; dual-scale auto kept ${kept} of ${auto.length} splits` : ''}`;
+  const objective = recs.find((r) => r.objective)?.objective;
+  const shrunk = recs.filter((r) => r.correctionScale !== undefined).length;
+  const objectiveNote = objective ? ` (activation objective ${objective}${shrunk ? `; its correction of H shrunk on ${shrunk} layer(s) to keep H̃ positive definite` : ''})` : '';
+  return `; mean layer error per row ${mean((r) => r.error.rtn)} (round to nearest) → ${mean((r) => r.errorCorrected)}${objectiveNote}${auto.length ? `; dual-scale auto kept ${kept} of ${auto.length} splits` : ''}`;
 }
 
 async function resolveCalibration(options: SharedQuantValues, given: CalibrationModule | undefined, config: QuantConfig): Promise<LoadedCalibration> {
