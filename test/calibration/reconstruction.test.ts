@@ -8,7 +8,7 @@
 // exactly where its error is lower; a saved calibration table with its `.recon` side file
 // reproduces the model byte for byte; AdaRound from that table (200 steps) lowers every layer's
 // error, is deterministic and beats round to nearest on the videos; weight-only without data
-// stays round to nearest.
+// stays round to nearest; activation-objective asymmetric round-trips through its side file.
 // Each test calibrates (4 rollouts, S1's 7 × 4) and rolls out 4 prompts per model: about 20–40 s
 // on an idle 2-core machine, hence the long timeouts for a loaded one.
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
@@ -98,6 +98,29 @@ describe('tiny-arvd: reconstruction from calibration statistics', () => {
     copyFileSync(join(dir, 'again.json'), join(dir, 'alone.json'));
     await expect(quantize('q-arvd', { 'w-bits': '4', 'a-bits': '8', 'load-calibration': join(dir, 'alone.json') }, false)).rejects.toThrow(/alone\.json\.recon/);
   }, 600_000);
+
+  it('activation-objective asymmetric: its .recon side file (with the activation error moments) reproduces the model byte for byte; fp32 ignores the moments; a table saved without them is refused', async () => {
+    const raw = { 'w-bits': '4', 'a-bits': '8' };
+    const plainTable = join(dir, 'objective-fp32.json');
+    const table = join(dir, 'objective-asymmetric.json');
+    const plain = await quantize('q-arvd', { ...raw, 'save-calibration': plainTable });
+    const fresh = await quantize('q-arvd', { ...raw, 'activation-objective': 'asymmetric', 'save-calibration': table });
+    const loaded = await quantize('q-arvd', { ...raw, 'activation-objective': 'asymmetric', 'load-calibration': table }, false);
+    expect(Buffer.compare(readFileSync(loaded.path), readFileSync(fresh.path))).toBe(0);
+    const layers = fresh.report.layers.filter((l) => l.reconstruction);
+    expect(layers.length).toBe(37);
+    for (const l of layers) expect(l.reconstruction!.objective, l.name).toBe('asymmetric');
+    // The same calibration read with the default objective, fp32: the moments are ignored and
+    // the model is the one calibrated without them.
+    const fp32 = await quantize('q-arvd', { ...raw, 'activation-objective': 'fp32', 'load-calibration': table }, false);
+    expect(Buffer.compare(readFileSync(fp32.path), readFileSync(plain.path))).toBe(0);
+    expect(Buffer.compare(readFileSync(fp32.path), readFileSync(fresh.path))).not.toBe(0);
+    expect(plain.report.layers.every((l) => l.reconstruction?.objective === undefined)).toBe(true);
+    await expect(quantize('q-arvd', { ...raw, 'activation-objective': 'quantized', 'load-calibration': plainTable }, false)).rejects.toThrow(
+      /option activation-objective quantized: .*objective-fp32\.json\.recon has no activation error moments/,
+    );
+    await expect(quantize('q-arvd', { ...raw, 'activation-objective': 'asym', 'load-calibration': table }, false)).rejects.toThrow(/option activation-objective expects one of fp32, quantized, asymmetric, got 'asym'/);
+  }, 900_000);
 
   it('AdaRound from the saved table: every layer below round to nearest, the same model twice, better videos', async () => {
     // 200 Adam steps instead of 2000 keep the test short; the full count is measured in docs/adaround.md.

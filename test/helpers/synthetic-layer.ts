@@ -19,7 +19,7 @@ export interface SyntheticLayerCase {
   seed: number;
 }
 
-/** W, X (correlated channels, dead ones zero), H = XᵀX over its `rows` rows, and the quantizers of the case. */
+/** W, X (correlated channels, dead ones zero; `[rows, K]`), H = XᵀX over its `rows` rows, and the quantizers of the case. */
 export function makeLayer(c: SyntheticLayerCase) {
   const rng = seededRandom(c.seed);
   const { K, N } = c;
@@ -44,7 +44,7 @@ export function makeLayer(c: SyntheticLayerCase) {
   }
   const h = new Float64Array(K * K);
   for (let m = 0; m < M; m++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) h[i * K + j] += x[m * K + i]! * x[m * K + j]!;
-  return { w, h, rows: M, quantizers: quantizersOf(c, w) };
+  return { w, h, x, rows: M, quantizers: quantizersOf(c, w) };
 }
 
 /** Groups: (branch, block) pairs; parameters by min/max of each group's rows, per column. */

@@ -72,6 +72,8 @@ export interface CalibrateOptions {
   grouping?: boolean;
   /** Collect reconstruction statistics of these layers only (by name; default all): sequential's first stage. */
   statisticsFor?: ReadonlySet<string>;
+  /** Also the activation quantizers' error moments `E[eᵀx]`, `E[eᵀe]` per layer and form (activation objectives `quantized`, `asymmetric`). */
+  activationMoments?: boolean;
   /** Write the collect step's statistics to this file (stats-file.ts) as soon as they are collected. */
   saveStatistics?: string;
   /** Read the collect step's statistics from this file instead of running the collection (S1 still runs the module). */
@@ -186,7 +188,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     t0 = performance.now();
     const dualAlphaOne = options.dualAlphaOne ?? true;
     const { scales, table } = searchAll(layers, stats, config, alpha, dualAlphaOne, sensitivity, calib, reservoirRows, options.splitAuto ?? false);
-    const activation = recon ? activationShifts(layers, stats, chunks, alpha, config, ranges, scales, options.splitAuto ?? false) : undefined;
+    const activation = recon ? activationShifts(layers, stats, chunks, alpha, config, ranges, scales, options.splitAuto ?? false, options.activationMoments ?? false) : undefined;
     timings.search = performance.now() - t0;
     log.info(summary(layers, calib, stats, sensitivity, alpha, table, timings));
     return { ranges, scales, table, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}), ...(activation ? { activation } : {}), ...handOver() };
@@ -220,8 +222,8 @@ export function checkFiniteRanges(ranges: ActivationRanges, calib: LoadedCalibra
   }
 }
 
-/** Each layer's activation-quantizer mean error, over its input's rows weighted by α (as H is). */
-function activationShifts(layers: LinearLayer[], stats: CollectedStats, chunks: number[], alpha: number[], config: QuantConfig, ranges: ActivationRanges, scales: CalibratedScales, bothForms: boolean): Map<string, ActivationShift> {
+/** Each layer's activation-quantizer mean error (and with `moments` its second moments), over its input's rows weighted by α (as H is). */
+function activationShifts(layers: LinearLayer[], stats: CollectedStats, chunks: number[], alpha: number[], config: QuantConfig, ranges: ActivationRanges, scales: CalibratedScales, bothForms: boolean, moments: boolean): Map<string, ActivationShift> {
   const out = new Map<string, ActivationShift>();
   let rows: RowSample | undefined;
   let input: Value | undefined;
@@ -230,7 +232,7 @@ function activationShifts(layers: LinearLayer[], stats: CollectedStats, chunks: 
       input = layer.input;
       rows = rowSample(stats.tensors.get(layer.input)!, chunks, alpha);
     }
-    out.set(layer.name, activationShift(layer, rows!, config, ranges.get(layer.name), scales.get(layer.name), bothForms));
+    out.set(layer.name, activationShift(layer, rows!, config, ranges.get(layer.name), scales.get(layer.name), bothForms, moments));
   }
   return out;
 }

@@ -11,6 +11,11 @@
  * when `folds` gives the two folds' weights, by each fold's `H` and `μ` (`damp auto` needs
  * them) — and per activation entry K values, as little-endian float64 at `offset` (bytes from
  * the start of the data). Version 1 files (no folds) are still read.
+ *
+ * Version 3 (written only when there are any, i.e. with activation-objective `quantized` or
+ * `asymmetric`) adds `moments: [{ layer, form, K, offset }]`: per layer and form the activation
+ * error moments `E[eᵀx]` then `E[eᵀe]` (2·K² values). Without moments the file is version 2,
+ * as before.
  */
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -20,8 +25,10 @@ import type { ReconLookup, ReconStats } from './gram.ts';
 
 const MAGIC = 'QARVDREC';
 const VERSION = 2;
+/** The version of a file with activation error moments. */
+const VERSION_MOMENTS = 3;
 /** Versions this build reads. */
-const READS = [1, 2];
+const READS = [1, 2, 3];
 
 /** The side file's path for a calibration table. */
 export function reconFileOf(tablePath: string): string {
@@ -31,8 +38,11 @@ export function reconFileOf(tablePath: string): string {
 interface Header {
   version: number;
   inputs: { layers: string[]; K: number; weight: number; offset: number; folds?: [number, number] }[];
-  activation?: { layer: string; form: keyof ActivationShift; K: number; offset: number }[];
+  activation?: { layer: string; form: Form; K: number; offset: number }[];
+  moments?: { layer: string; form: Form; K: number; offset: number }[];
 }
+
+type Form = 'single' | 'dual';
 
 /** What the side file holds: the statistics are read from it one input at a time, as they are asked for. */
 export interface ReconFile {
@@ -92,6 +102,20 @@ export class ReconFileWriter {
           this.header.activation.push({ layer, form, K: v.length, offset: this.offset + 8 * vectors.reduce((n, x) => n + x.length, 0) });
           vectors.push(v);
         }
+      }
+      // Version 3: the activation error moments E[eᵀx] then E[eᵀe] per layer and form, only when there are any.
+      const moments: NonNullable<Header['moments']> = [];
+      for (const [layer, shift] of activation) {
+        for (const form of ['single', 'dual'] as const) {
+          const m = shift.moments?.[form];
+          if (!m) continue;
+          moments.push({ layer, form, K: m.K, offset: this.offset + 8 * vectors.reduce((n, x) => n + x.length, 0) });
+          vectors.push(m.cross, m.square);
+        }
+      }
+      if (moments.length) {
+        this.header.version = VERSION_MOMENTS;
+        this.header.moments = moments;
       }
     }
     closeSync(this.fd!);
@@ -219,6 +243,14 @@ export function readReconFile(path: string): ReconFile {
     const end = start + offset + 8 * K;
     if (!(Number.isInteger(K) && K > 0) || end > size) fail(`is truncated (activation error of layer ${layer} needs bytes up to ${end}, the file has ${size})`);
     activation.set(layer, { ...activation.get(layer), [form]: readFloat64(readBytes(path, start + offset, 8 * K), 0, K) });
+  }
+  for (const { layer, form, K, offset } of header.moments ?? []) {
+    const end = start + offset + 16 * K * K;
+    if (!(Number.isInteger(K) && K > 0) || end > size) fail(`is truncated (activation error moments of layer ${layer} need bytes up to ${end}, the file has ${size})`);
+    const values = readFloat64(readBytes(path, start + offset, 16 * K * K), 0, 2 * K * K);
+    const entry = activation.get(layer) ?? {};
+    entry.moments = { ...entry.moments, [form]: { K, cross: values.subarray(0, K * K), square: values.subarray(K * K) } };
+    activation.set(layer, entry);
   }
   return { stats, activation };
 }

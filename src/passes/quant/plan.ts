@@ -90,6 +90,10 @@ export interface LayerReconstruction {
   heldOut?: Record<string, number>;
   /** AdaRound: weights rounded the other way than to nearest. */
   flipped?: number;
+  /** The activation objective the errors above are measured in, when not `fp32` (kernels/activation-objective.ts). */
+  objective?: 'quantized' | 'asymmetric';
+  /** Below 1 where the estimated activation correction of H was shrunk to keep H̃ positive definite (kernels/activation-objective.ts `correctionScale`). */
+  correctionScale?: number;
 }
 
 /**

@@ -88,6 +88,12 @@ export const RECONSTRUCTION_OPTIONS = {
     help: 'bytes the reconstruction statistics may take (4GiB, 512MiB, a number): over it the layers are calibrated in consecutive groups that fit, one more run of the calibration samples per group, each group reconstructed and released before the next; the model is the same (docs/calibration-memory.md)',
   },
   'act-order': { type: 'boolean', default: true, help: 'GPTQ: quantize input channels in descending order of their H diagonal' },
+  'activation-objective': {
+    type: 'enum',
+    choices: ['fp32', 'quantized', 'asymmetric'],
+    default: 'fp32',
+    help: 'with quantized activations, what the weights are fitted to: fp32 tr(ΔᵀHΔ) of the float inputs; quantized tr(ΔᵀH̃Δ) of the quantized inputs Q(x); asymmetric ‖Q(X)Ŵ − XW‖² (GPTQ of W* = H̃⁻¹CW on H̃). H̃ and C are H corrected by the activation error moments of the scale search\'s rows; damp auto and dual-scale auto score the same objective (docs/activation-objective.md); weight-only runs ignore it',
+  },
   iterations: { type: 'integer', default: DEFAULT_ADAROUND_ITERATIONS, help: 'AdaRound: Adam steps per layer; each costs K²·N multiply-adds (K input, N output channels)' },
   ...biasCorrectionOption(true),
 } as const satisfies Record<string, PassOption>;
@@ -161,6 +167,8 @@ export interface SharedQuantValues {
   statisticsMemory?: string;
   sequential?: boolean;
   actOrder?: boolean;
+  /** `fp32`, `quantized` or `asymmetric` (kernels/activation-objective.ts); absent means fp32. */
+  activationObjective?: string;
   biasCorrection?: boolean;
   tau?: number;
   gamma?: number;

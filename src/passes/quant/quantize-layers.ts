@@ -151,10 +151,10 @@ class LayerQuantizer {
     if (recon && stats) {
       const options: ReconstructOptions = this.uses.get(layer.weightValue)! > 1 ? { ...recon.options, method: 'none' } : recon.options;
       const w = weightMatrix(layer);
-      const shifts = options.biasCorrection ? recon.activation?.get(layer.name) : undefined;
-      plan = reconstructPlan(plan, w, stats, options, shifts?.[plan.mode]);
+      const shifts = recon.activation?.get(layer.name);
+      plan = reconstructPlan(plan, w, stats, options, shifts?.[plan.mode], shifts?.moments?.[plan.mode]);
       if (recon.splitAuto && plan.mode === 'dual') {
-        const single = reconstructPlan(planLayer(layer, { ...config, dualScale: false }, ranges?.get(layer.name), scales?.get(layer.name)), w, stats, options, shifts?.single);
+        const single = reconstructPlan(planLayer(layer, { ...config, dualScale: false }, ranges?.get(layer.name), scales?.get(layer.name)), w, stats, options, shifts?.single, shifts?.moments?.single);
         const choice = { single: comparableError(single.reconstruction!), dual: comparableError(plan.reconstruction!) };
         // Ties keep the single quantizer: a split that does not help only costs a second MatMul.
         plan = choice.dual < choice.single ? plan : single;

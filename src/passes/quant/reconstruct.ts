@@ -24,6 +24,7 @@
  *    candidate with the lowest held-out error is refitted on all samples. That held-out
  *    error is also what `dual-scale auto` compares.
  */
+import { type ActivationMoments, type ActivationObjective, asymmetricError, asymmetricTarget, correctionScale, crossGram, quantizedGram } from '../../kernels/activation-objective.ts';
 import { adaround, type AdaroundOptions } from '../../kernels/adaround.ts';
 import { DEFAULT_GPTQ_DAMP, gptq, type GptqOptions, quadraticError, roundToNearest, type RowQuantizers } from '../../kernels/gptq.ts';
 import { newQuantArray } from '../../kernels/quantize.ts';
@@ -45,6 +46,13 @@ export interface ReconstructOptions {
   /** AdaRound's options (`rows` is set per layer from the statistics). */
   adaround?: AdaroundOptions;
   biasCorrection: boolean;
+  /**
+   * What the weights are fitted to with quantized activations (kernels/activation-objective.ts):
+   * `fp32` (default) `tr(ΔᵀHΔ)` of the float inputs; `quantized` `tr(ΔᵀH̃Δ)` of the quantized
+   * inputs; `asymmetric` `‖Q(X)Ŵ − XW‖²`. Needs the layer's activation moments; without
+   * them (weight-only) every objective is `fp32`.
+   */
+  objective?: ActivationObjective;
 }
 
 /** The candidates of `damp auto`, strongest first (a tie keeps the stronger damping). */
@@ -74,38 +82,103 @@ export function rowQuantizersOf(plan: LayerPlan): RowQuantizers {
 }
 
 /**
+ * One set of statistics (all samples, or a fold) seen through the activation objective: the
+ * Hessian GPTQ runs on, the weights it quantizes, and the error it minimises.
+ */
+export interface LayerObjective {
+  stats: ReconStats;
+  /** The objective's Hessian: H (`fp32`) or H̃ of the quantized inputs. */
+  h: Float64Array;
+  /** What GPTQ quantizes at damping fraction `damp`: W, or the asymmetric target W*_λ. */
+  target(damp: number): Float32Array;
+  /** The objective's output error of the weights `deq`, summed over the rows. */
+  error(deq: Float32Array): number;
+  /** The mean of that output error over the rows (1×N): what bias correction removes. */
+  meanError(deq: Float32Array): Float64Array;
+}
+
+/**
+ * The objective `kind` on `stats` for the layer weight `w` (`[K, N]`). `moments` (the layer
+ * form's activation-quantizer error moments per row) are needed by `quantized` and
+ * `asymmetric`; without them the objective is `fp32`. `shift` (`E[Q(x) − x]`) enters the
+ * mean error of those two.
+ */
+export function layerObjective(stats: ReconStats, w: Float32Array, K: number, N: number, kind: ActivationObjective = 'fp32', moments?: ActivationMoments, shift?: Float64Array, matmul?: MatMul64, t = 1): LayerObjective {
+  if (kind === 'fp32' || !moments) {
+    return { stats, h: stats.h, target: () => w, error: (deq) => quadraticError(deq, w, stats.h, K, N, matmul), meanError: (deq) => meanShift(stats.mean, deq, w, K, N) };
+  }
+  const h = quantizedGram(stats.h, stats.weight, moments, t);
+  if (kind === 'quantized') {
+    // The mean of Q(x)·Δ is (μ + ē)·Δ.
+    const mean = shift ? stats.mean.map((v, k) => v + shift[k]!) : stats.mean;
+    return { stats, h, target: () => w, error: (deq) => quadraticError(deq, w, h, K, N, matmul), meanError: (deq) => meanShift(mean, deq, w, K, N) };
+  }
+  const c = crossGram(stats.h, stats.weight, moments, t);
+  const targets = new Map<number, Float32Array>();
+  return {
+    stats,
+    h,
+    target: (damp) => {
+      let t = targets.get(damp);
+      if (!t) targets.set(damp, (t = asymmetricTarget(w, h, c, K, N, damp, matmul)));
+      return t;
+    },
+    error: (deq) => asymmetricError(deq, w, stats.h, t * stats.weight, moments, K, N, matmul),
+    // The mean of xΔ + eŴ is μΔ + ēŴ.
+    meanError: (deq) => {
+      const m = meanShift(stats.mean, deq, w, K, N);
+      if (shift) {
+        const e = throughWeight(shift, deq, K, N);
+        for (let n = 0; n < N; n++) m[n] += e[n]!;
+      }
+      return m;
+    },
+  };
+}
+
+/**
  * Reconstructs the weights of `plan` (a new plan; the given one is not changed) and, with
  * bias correction, sets its bias shift.
  * @param w the layer's float weight `[K, N]` (alpha folded in)
+ * @param activationShift `E[Q(x) − x]` of the plan's form (bias correction with quantized activations)
+ * @param moments the plan's form's activation error moments (`quantized`/`asymmetric` objectives)
  */
-export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconStats, options: ReconstructOptions, activationShift?: Float64Array): LayerPlan {
+export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconStats, options: ReconstructOptions, activationShift?: Float64Array, moments?: ActivationMoments): LayerPlan {
   const { K, N } = plan.layer;
   if (stats.K !== K) throw new Error(`internal: layer ${plan.layer.name} has K = ${K} but its statistics have ${stats.K} channels`);
+  const matmul = options.gptq.matmul;
+  const kind = moments ? options.objective ?? 'fp32' : 'fp32';
+  // The reservoir's correction of H, shrunk where the whole or a fold would not be positive definite with the least damping tried.
+  const t = kind === 'fp32' ? 1 : Math.min(...[stats, ...(stats.folds ?? [])].map((s) => correctionScale(s.h, s.weight, moments!, Math.min(options.gptq.damp ?? DEFAULT_GPTQ_DAMP, ...(options.dampCandidates ?? [])), matmul)));
+  const objective = layerObjective(stats, w, K, N, kind, moments, activationShift, matmul, t);
   const quantizers = rowQuantizersOf(plan);
   const rtn = roundToNearest(w, K, N, quantizers);
-  const crossValidated = options.method === 'gptq' && options.dampCandidates?.length && stats.folds ? chooseDamping(w, stats.folds, quantizers, rtn.deq, options) : undefined;
+  const folds = stats.folds?.map((f) => layerObjective(f, w, K, N, kind, moments, activationShift, matmul, t)) as [LayerObjective, LayerObjective] | undefined;
+  const crossValidated = options.method === 'gptq' && options.dampCandidates?.length && folds ? chooseDampingFor(folds, quantizers, rtn.deq, options) : undefined;
   const damp = crossValidated ? crossValidated.best : options.method === 'gptq' ? options.gptq.damp ?? DEFAULT_GPTQ_DAMP : 'rtn';
-  const learnt = options.method === 'adaround' ? adaround(w, stats.h, K, N, quantizers, { ...options.adaround, rows: stats.weight > 0 ? stats.weight : 1 }) : undefined;
-  const result = learnt ?? (damp === 'rtn' ? rtn : gptq(w, stats.h, K, N, quantizers, { ...options.gptq, damp }));
+  const learnt = options.method === 'adaround' ? adaround(objective.target(options.gptq.damp ?? DEFAULT_GPTQ_DAMP), objective.h, K, N, quantizers, { ...options.adaround, rows: stats.weight > 0 ? stats.weight : 1 }) : undefined;
+  const result = learnt ?? (damp === 'rtn' ? rtn : gptq(objective.target(damp), objective.h, K, N, quantizers, { ...options.gptq, damp }));
   const perRow = stats.weight > 0 ? 1 / stats.weight : 0;
   const shift = meanShift(stats.mean, result.deq, w, K, N);
-  const eRtn = quadraticError(rtn.deq, w, stats.h, K, N, options.gptq.matmul) * perRow;
-  const eFinal = result !== rtn ? quadraticError(result.deq, w, stats.h, K, N, options.gptq.matmul) * perRow : eRtn;
+  const eRtn = objective.error(rtn.deq) * perRow;
+  const eFinal = result !== rtn ? objective.error(result.deq) * perRow : eRtn;
   const shiftNorm2 = shift.reduce((s, v) => s + v * v, 0);
+  const meanNorm2 = kind === 'fp32' ? shiftNorm2 : objective.meanError(result.deq).reduce((s, v) => s + v * v, 0);
   // With quantized activations the mean output is E[Q(x)]·Ŵ: the activation quantizer's mean error goes through Ŵ.
-  const actShift = activationShift ? throughWeight(activationShift, result.deq, K, N) : undefined;
+  const actShift = activationShift && options.biasCorrection ? throughWeight(activationShift, result.deq, K, N) : undefined;
   if (actShift) for (let n = 0; n < N; n++) shift[n] += actShift[n]!;
   const branches: Branch[] = plan.branches.map((br) => ({ ...br, wq: takeIntegers(result.q, br, K, N) }));
   const reconstruction: LayerReconstruction = {
     method: options.method,
     error: { rtn: eRtn, final: eFinal },
-    errorCorrected: options.biasCorrection ? Math.max(0, eFinal - shiftNorm2) : eFinal,
+    errorCorrected: options.biasCorrection ? Math.max(0, eFinal - meanNorm2) : eFinal,
     meanShift: Math.sqrt(shiftNorm2),
     ...(actShift ? { activationShift: Math.sqrt(actShift.reduce((s, v) => s + v * v, 0)) } : {}),
     dead: result.dead,
     ...(options.method === 'gptq' ? { damp } : {}),
     ...(crossValidated ? { heldOut: crossValidated.errors } : {}),
     ...(learnt ? { flipped: learnt.flipped } : {}),
+    ...(kind !== 'fp32' ? { objective: kind, ...(t < 1 ? { correctionScale: t } : {}) } : {}),
   };
   const out: LayerPlan = { ...plan, branches, reconstruction };
   if (options.biasCorrection) out.biasShift = Float32Array.from(shift, (v) => -v);
@@ -115,7 +188,8 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
 /**
  * The error `dual-scale auto` compares: the held-out error of the chosen candidate when
  * `damp auto` measured one (the in-sample error favours whichever form fits the samples more
- * closely), else the in-sample error after bias correction.
+ * closely), else the in-sample error after bias correction. Both are under the layer's
+ * activation objective.
  */
 export function comparableError(r: LayerReconstruction): number {
   return r.heldOut ? r.heldOut[String(r.damp)]! : r.errorCorrected;
@@ -127,19 +201,27 @@ export interface DampingChoice {
   best: number | 'rtn';
 }
 
-/** Two-fold cross-validation of the damping candidates and round to nearest (see the module doc, rule 4). */
+/** Two-fold cross-validation of the damping candidates and round to nearest (see the module doc, rule 4), under the fp32 objective. */
 export function chooseDamping(w: Float32Array, folds: readonly [ReconStats, ReconStats], quantizers: RowQuantizers, rtnDeq: Float32Array, options: ReconstructOptions): DampingChoice {
   const { K } = folds[0];
   const N = w.length / K;
-  const both = (fit: (train: ReconStats) => Float32Array): number => {
+  const objectives = folds.map((f) => layerObjective(f, w, K, N, 'fp32', undefined, undefined, options.gptq.matmul)) as [LayerObjective, LayerObjective];
+  return chooseDampingFor(objectives, quantizers, rtnDeq, options);
+}
+
+/** {@link chooseDamping} on the folds seen through an objective: fitted and scored by it. */
+function chooseDampingFor(folds: readonly [LayerObjective, LayerObjective], quantizers: RowQuantizers, rtnDeq: Float32Array, options: ReconstructOptions): DampingChoice {
+  const { K } = folds[0].stats;
+  const N = rtnDeq.length / K;
+  const both = (fit: (train: LayerObjective) => Float32Array): number => {
     let total = 0;
-    for (const [train, test] of [folds, [folds[1], folds[0]]] as const) total += heldOutError(fit(train), w, train, test, K, N, options.biasCorrection, options.gptq.matmul) * test.weight;
-    return total / (folds[0].weight + folds[1].weight);
+    for (const [train, test] of [folds, [folds[1], folds[0]]] as const) total += heldOutErrorOf(fit(train), train, test, options.biasCorrection) * test.stats.weight;
+    return total / (folds[0].stats.weight + folds[1].stats.weight);
   };
   const errors: Record<string, number> = { rtn: both(() => rtnDeq) };
   let best: number | 'rtn' = 'rtn';
   for (const damp of options.dampCandidates!) {
-    const e = both((train) => gptq(w, train.h, K, N, quantizers, { ...options.gptq, damp }).deq);
+    const e = both((train) => gptq(train.target(damp), train.h, K, N, quantizers, { ...options.gptq, damp }).deq);
     errors[String(damp)] = e;
     // Ties keep round to nearest, then the stronger damping: the choice that assumes less of the samples.
     if (e < errors[String(best)]!) best = damp;
@@ -148,16 +230,24 @@ export function chooseDamping(w: Float32Array, folds: readonly [ReconStats, Reco
 }
 
 /**
- * The error per row on `test` of weights fitted on `train`: `tr(ΔᵀH_tΔ)/n_t`, and with bias
- * correction (the bias from `train`'s mean, `b = −μ_f·Δ`) `E_t‖xΔ − μ_fΔ‖²`, which is
- * `tr(ΔᵀH_tΔ)/n_t − 2(μ_tΔ)·(μ_fΔ) + ‖μ_fΔ‖²`.
+ * The error per row on `test` of weights fitted on `train` under the fp32 objective:
+ * `tr(ΔᵀH_tΔ)/n_t`, and with bias correction (the bias from `train`'s mean, `b = −μ_f·Δ`)
+ * `E_t‖xΔ − μ_fΔ‖²`, which is `tr(ΔᵀH_tΔ)/n_t − 2(μ_tΔ)·(μ_fΔ) + ‖μ_fΔ‖²`.
  */
 export function heldOutError(deq: Float32Array, w: Float32Array, train: ReconStats, test: ReconStats, K: number, N: number, biasCorrection: boolean, matmul?: MatMul64): number {
-  let e = quadraticError(deq, w, test.h, K, N, matmul) / test.weight;
+  return heldOutErrorOf(deq, layerObjective(train, w, K, N, 'fp32', undefined, undefined, matmul), layerObjective(test, w, K, N, 'fp32', undefined, undefined, matmul), biasCorrection);
+}
+
+/**
+ * {@link heldOutError} under any objective: `error_t/n_t − 2·m_t·m_f + ‖m_f‖²`, `m` the
+ * objective's mean output error on each fold (the bias is fitted on `train`).
+ */
+function heldOutErrorOf(deq: Float32Array, train: LayerObjective, test: LayerObjective, biasCorrection: boolean): number {
+  let e = test.error(deq) / test.stats.weight;
   if (!biasCorrection) return e;
-  const fit = meanShift(train.mean, deq, w, K, N);
-  const seen = meanShift(test.mean, deq, w, K, N);
-  for (let n = 0; n < N; n++) e += fit[n]! * fit[n]! - 2 * seen[n]! * fit[n]!;
+  const fit = train.meanError(deq);
+  const seen = test.meanError(deq);
+  for (let n = 0; n < fit.length; n++) e += fit[n]! * fit[n]! - 2 * seen[n]! * fit[n]!;
   return e;
 }
 

@@ -12,6 +12,7 @@ import { defaultThreads } from './plan-pool.ts';
 import { addCalibrationTable, type QuantReport } from './report.ts';
 import { splitAuto, toQuantConfig, type SharedQuantValues } from './quant-options.ts';
 import { DAMP_CANDIDATES, type ReconstructOptions } from './reconstruct.ts';
+import { ACTIVATION_OBJECTIVES, type ActivationObjective } from '../../kernels/activation-objective.ts';
 import type { ReconLookup, ReconStats } from '../calibration/gram.ts';
 import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { SensitivityCurve } from '../calibration/sensitivity.ts';
@@ -83,6 +84,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       const side = reconFileOf(options.loadCalibration);
       if (!existsSync(side)) throw new Error(`calibration table ${options.loadCalibration} has no reconstruction statistics beside it (${side}); save it again with this version, or quantize with reconstruct none and bias-correction false`);
       ({ stats: recon, activation } = readReconFile(side));
+      if (config.aBits !== null && reconstructOptions.objective !== 'fp32' && ![...(activation?.values() ?? [])].some((a) => a.moments)) {
+        throw new Error(`option activation-objective ${reconstructOptions.objective}: ${side} has no activation error moments (it was saved with activation-objective fp32); save the calibration again with activation-objective ${reconstructOptions.objective}`);
+      }
     }
     calibrationInfo = { origin: options.loadCalibration, kind: table.source.kind, samples: table.source.samples, scaleSearch: table.scaleSearch, chunks: table.chunks, dualAlphaOne: table.dualAlphaOne };
     ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
@@ -104,6 +108,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       gramStride: options.gramStride,
       statisticsMemory: parseBytes(options.statisticsMemory ?? DEFAULT_STATISTICS_MEMORY_TEXT, 'statistics-memory'),
       splitAuto: wantStats && splitAuto(options),
+      activationMoments: wantStats && config.aBits !== null && reconstructOptions.objective !== 'fp32',
       saveStatistics: options.saveStatistics || undefined,
       loadStatistics: options.loadStatistics || undefined,
       saveSensitivity: options.saveSensitivity || undefined,
@@ -220,8 +225,11 @@ function reconstructOptionsOf(options: SharedQuantValues): ReconstructOptions {
   const auto = options.damp === undefined || options.damp.trim() === 'auto';
   const damp = auto ? undefined : Number(options.damp!.trim());
   if (!auto && !(options.damp!.trim() !== '' && damp! >= 0 && Number.isFinite(damp))) throw new Error(`option damp must be auto or a number ≥ 0, got ${options.damp}`);
+  const objective = options.activationObjective ?? 'fp32';
+  if (!(ACTIVATION_OBJECTIVES as readonly string[]).includes(objective)) throw new Error(`option activation-objective must be one of ${ACTIVATION_OBJECTIVES.join(', ')}, got ${objective}`);
   return {
     method: options.reconstruct ?? 'none',
+    objective: objective as ActivationObjective,
     gptq: { damp, actOrder: options.actOrder },
     ...(auto ? { dampCandidates: DAMP_CANDIDATES } : {}),
     adaround: { iterations: options.iterations, product: simdMatrixProduct() },
@@ -236,7 +244,10 @@ function reconstructionSummary(report: QuantReport): string {
   const mean = (f: (r: (typeof recs)[number]) => number) => (recs.reduce((s, r) => s + f(r), 0) / recs.length).toExponential(2);
   const auto = report.layers.filter((l) => l.splitChoice);
   const kept = auto.filter((l) => l.mode === 'dual').length;
-  return `; mean layer error per row ${mean((r) => r.error.rtn)} (round to nearest) → ${mean((r) => r.errorCorrected)}${auto.length ? `; dual-scale auto kept ${kept} of ${auto.length} splits` : ''}`;
+  const objective = recs.find((r) => r.objective)?.objective;
+  const shrunk = recs.filter((r) => r.correctionScale !== undefined).length;
+  const objectiveNote = objective ? ` (activation objective ${objective}${shrunk ? `; its correction of H shrunk on ${shrunk} layer(s) to keep H̃ positive definite` : ''})` : '';
+  return `; mean layer error per row ${mean((r) => r.error.rtn)} (round to nearest) → ${mean((r) => r.errorCorrected)}${objectiveNote}${auto.length ? `; dual-scale auto kept ${kept} of ${auto.length} splits` : ''}`;
 }
 
 async function resolveCalibration(options: SharedQuantValues, given: CalibrationModule | undefined, config: QuantConfig): Promise<LoadedCalibration> {
