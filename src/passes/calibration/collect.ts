@@ -5,7 +5,8 @@ import type { ActivationRanges } from '../quant/quantize-layers.ts';
 import { chunkTag, contextFor, drawSample, resultValues } from './samples.ts';
 import { CalibrationError, type LoadedCalibration, type RunFn } from './module.ts';
 import { CalibrationSession } from './session.ts';
-import { foldOf, GramSessions, GramStats } from './gram.ts';
+import { foldOf, GramStats } from './gram.ts';
+import { GramWorker } from './gram-worker.ts';
 import { TensorStats } from './tensor-stats.ts';
 
 /** Rows kept per observed tensor and chunk when not told otherwise. */
@@ -62,7 +63,9 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
   const inputs = observedInputs(layers);
   const tensors = new Map<Value, TensorStats>(inputs.map((v, i) => [v, new TensorStats(layers.find((l) => l.input === v)!.K, reservoirRows, 0x5eed0000 + i)]));
   const grams = options.gram ? new Map<Value, GramStats>([...tensors].map(([v, t]) => [v, new GramStats(t.channels)])) : undefined;
-  const gramSessions = options.gram ? new GramSessions(options.gram.threads) : undefined;
+  // The products run beside the model, in a worker thread (gram-worker.ts): the same sums.
+  const inputIndex = new Map(inputs.map((v, i) => [v, i]));
+  const gramWorker = options.gram ? GramWorker.open(new Set([...tensors.values()].map((t) => t.channels)), { threads: options.gram.threads }) : undefined;
   const gramStride = options.gram?.stride ?? 1;
   if (!Number.isInteger(gramStride) || gramStride < 1) throw new Error(`gram-stride must be a positive integer, got ${gramStride}`);
   const calls = new Map<number, number>();
@@ -83,13 +86,14 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
       const gram = grams?.get(v);
       if (gram && t.data.length > 0) {
         gram.addRows(chunk, t.data, foldOf(sample));
-        if (sampledCall) gram.addProduct(chunk, await gramSessions!.product(t.data, stats.channels), t.data.length / stats.channels, foldOf(sample));
+        if (sampledCall) await gramWorker!.add(inputIndex.get(v)!, chunk, foldOf(sample), t.data, stats.channels);
       }
     }
     calls.set(chunk, (calls.get(chunk) ?? 0) + 1);
     options.progress?.({ phase: 'collect', done: sample, total: calib.samples, chunk, fraction: sample / calib.samples, elapsedMs: performance.now() - started });
     return session.userView(out);
   };
+  let finished = false;
   try {
     for (; sample < calib.samples; sample++) {
       const result = await drawSample(calib, contextFor(calib, sample), run);
@@ -97,8 +101,12 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
       if (calib.module.rollout) resultValues(result, calib, sample);
       options.progress?.({ phase: 'collect', done: sample + 1, total: calib.samples, chunk: lastChunk, fraction: (sample + 1) / calib.samples, elapsedMs: performance.now() - started });
     }
+    if (gramWorker) {
+      for (const s of await gramWorker.finish()) grams!.get(inputs[s.input]!)!.setProducts(s.chunk, s.fold, s.gram, s.gramRows);
+    }
+    finished = true;
   } finally {
-    await gramSessions?.dispose();
+    if (!finished) await gramWorker?.close();
   }
   if (calls.size === 0) throw new CalibrationError(calib.origin, 'ran no model call in any sample');
   return { tensors, chunks: [...calls.keys()].sort((a, b) => a - b), calls, samples: calib.samples, ...(grams ? { grams } : {}) };
