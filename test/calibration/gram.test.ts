@@ -95,6 +95,9 @@ describe('Gram statistics', () => {
         const K = widths[c.input]!;
         want[c.input]!.addProduct(c.chunk, await sessions.product(data[i]!, K), c.rows, c.fold);
         await worker.add(c.input, c.chunk, c.fold, data[i]!, K);
+        // The queue stays bounded: at most the bound and the call just posted wait.
+        expect(worker.queuedBytes).toBeGreaterThanOrEqual(0);
+        expect(worker.queuedBytes).toBeLessThanOrEqual(4096 + data[i]!.byteLength);
       }
       const sums = await worker.finish();
       expect(sums.length).toBe(2 * 3 * 2);

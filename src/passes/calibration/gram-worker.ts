@@ -123,13 +123,19 @@ export class GramWorker {
     return new Error(`Gram products (calibration's worker thread) failed: ${this.error}`);
   }
 
+  /** Bytes of rows posted that the worker has not summed yet. */
+  get queuedBytes(): number {
+    return (this.posted - Atomics.load(this.done, 0)) | 0;
+  }
+
   /** Queues one call's rows (`[rows, K]`, copied) for `Σ XᵀX` of (input, chunk, fold); waits while the worker lags too far behind. */
   async add(input: number, chunk: number, fold: 0 | 1, data: Float32Array, K: number): Promise<void> {
     if (this.error !== undefined) throw this.failure();
     const copy = data.slice();
-    this.thread.postMessage({ input, chunk, fold, K, data: copy }, [copy.buffer]);
+    // Counted before the transfer detaches the copy (its byteLength is 0 after).
     this.posted = (this.posted + copy.byteLength) | 0;
-    while (((this.posted - Atomics.load(this.done, 0)) | 0) > this.maxQueuedBytes) {
+    this.thread.postMessage({ input, chunk, fold, K, data: copy }, [copy.buffer]);
+    while (this.queuedBytes > this.maxQueuedBytes) {
       if (Atomics.load(this.done, 1) === 1 || this.error !== undefined) throw this.failure();
       await new Promise((r) => setTimeout(r, 1));
     }
