@@ -89,7 +89,7 @@ export class GramWorker {
 
   private constructor(
     private readonly thread: Worker,
-    /** [0]: bytes of rows the worker has summed (wraps at 2³¹; compared as a difference); [1]: 1 once it failed. */
+    /** [0]: bytes of rows the worker has summed (an int32 that wraps past 2 GiB: only differences are read); [1]: 1 once it failed. */
     private readonly done: Int32Array,
     private readonly maxQueuedBytes: number,
   ) {
