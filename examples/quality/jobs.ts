@@ -109,9 +109,9 @@ export function drawModuleFile(rolloutPath: string, draw: number, dir: string): 
  * @param s1From a bit-width label: measure S1 there only and reuse its curve at every
  *   bit-width (the demo's shortcut); default: one curve per (bit-width, draw).
  * @param statistics collect once per draw (in the q-arvd job that measures S1) and let the
- *   draw's other q-arvd jobs read that collection (`load-statistics`: the same models as
- *   collecting again, see src/passes/calibration/stats-file.ts); needs `s1From`. The minmax
- *   jobs collect their own ranges: they run while that collection does, on the other core.
+ *   draw's other q-arvd jobs, and the minmax jobs that calibrate activations, read that
+ *   collection (`load-statistics`: the same models as collecting again, see
+ *   src/passes/calibration/stats-file.ts; minmax reads only its exact ranges); needs `s1From`.
  *   The S1 curve is then also written as soon as it is measured (`save-sensitivity`), and
  *   the jobs reusing it start then rather than when the measuring job ends.
  */
@@ -142,12 +142,15 @@ export function planJobs(rows: readonly QualityRow[], bitWidths: readonly BitWid
 /** True for a q-arvd job that collects Gram matrices (reconstruction or bias correction on; both are by default). */
 const collectsGrams = (job: QuantJob): boolean => job.row.pass === 'q-arvd' && !(job.options.reconstruct === 'none' && job.options['bias-correction'] === 'false');
 
+/** True for a minmax job that calibrates activation ranges (the exact min/max a saved collection holds). */
+const calibratesRanges = (job: QuantJob): boolean => job.row.pass === 'minmax' && job.options['a-bits'] !== 'none';
+
 function shareStatistics(jobs: QuantJob[], dir: string): void {
   for (const provider of jobs.filter((j) => j.saves)) {
     if (!collectsGrams(provider)) throw new Error(`planJobs: the statistics of draw ${provider.draw} would come from ${provider.id}, which collects no Gram matrices`);
     provider.savesStatistics = join(dir, `statistics-d${provider.draw}.bin`);
     provider.savesSensitivity = join(dir, `sensitivity-d${provider.draw}.json`);
-    for (const job of jobs) if (job !== provider && job.draw === provider.draw && collectsGrams(job)) job.statisticsFrom = provider;
+    for (const job of jobs) if (job !== provider && job.draw === provider.draw && (collectsGrams(job) || calibratesRanges(job))) job.statisticsFrom = provider;
   }
 }
 

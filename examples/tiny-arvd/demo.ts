@@ -5,11 +5,11 @@
  * tiny-arvd-l; the test runs it on the small tiny-arvd.
  *
  * To stay under three minutes on two cores: the quantizations run as `convert` child
- * processes two at a time (examples/quality/jobs.ts); the W4A8 q-arvd run collects the
- * calibration statistics once and saves them (`save-statistics`) as soon as they are
- * collected, and the W8A8 and W4 q-arvd runs read them (`load-statistics`: the same models as
- * collecting again, at a fraction of the cost) while the minmax runs collect their own ranges
- * on the other core; S1 is measured in the W4A8 q-arvd run on the first `sensitivitySamples`
+ * processes three at a time (examples/quality/jobs.ts; see `quantizeProcesses`); the W4A8 q-arvd run collects the
+ * calibration statistics once (its Gram products in a worker thread on the second core) and
+ * saves them (`save-statistics`) as soon as they are collected, and the W8A8 and W4 q-arvd
+ * runs and the minmax runs with activations read them (`load-statistics`: the same models as
+ * collecting again, at a fraction of the cost; minmax reads only the exact ranges); S1 is measured in the W4A8 q-arvd run on the first `sensitivitySamples`
  * calibration rollouts, and that curve is reused at W8A8 (written as soon as it is measured,
  * `save-sensitivity`, so the W8A8 run starts then); fp32 and the minmax models are evaluated
  * while q-arvd runs, the q-arvd models at the end in two processes. The table says how many
@@ -53,8 +53,16 @@ export interface DemoOptions {
   sensitivitySamples?: number;
   /** Timed runs per model for the latency median (default 20). */
   latencyRuns?: number;
-  /** Child processes for quantization and evaluation (default 2). */
+  /** Child processes for the evaluation (default 2). */
   parallel?: number;
+  /**
+   * `convert` runs at a time (default 3). More than the 2 cores: a run waiting for the
+   * statistics or the S1 curve holds no slot, and the W8A8 run, whose inputs are ready once
+   * the W4A8 run has measured S1, should not wait for the W4A8 or W4 run to end; each run is
+   * one onnxruntime thread (the W4A8 run's Gram worker a second during its collection), so a
+   * third run time-shares the cores rather than oversubscribing spinning thread pools.
+   */
+  quantizeProcesses?: number;
   log: Logger;
 }
 
@@ -84,7 +92,7 @@ function demoRows(sensitivitySamples: number): QualityRow[] {
 
 /** Runs the whole demo and writes its outputs under `options.out`. */
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
-  const { log, model = MODELS['tiny-arvd-l'], parallel = 2 } = options;
+  const { log, model = MODELS['tiny-arvd-l'], parallel = 2, quantizeProcesses = 3 } = options;
   const out = resolve(options.out);
   mkdirSync(out, { recursive: true });
   const mod = (await import(model.rolloutPath)) as { evaluationPrompts: SeededPrompt[] };
@@ -97,7 +105,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     job.output = join(out, `${file}.onnx`);
     job.options.report = join(out, `${file}.report.json`);
   }
-  log.info(`quantizing ${model.name}: ${jobs.length} convert runs, ${parallel} at a time`);
+  log.info(`quantizing ${model.name}: ${jobs.length} convert runs, ${quantizeProcesses} at a time`);
   let t0 = performance.now();
   const notes = (job: QuantJob) => [job.savesStatistics && 'collected the statistics', job.saves && 'measured S1', job.statisticsFrom && 'read the statistics', job.after && 'reused S1'].filter(Boolean).join(', ');
   const spec = (job: QuantJob) => ({ name: `${job.row.label} ${job.bits.label}`, path: job.output });
@@ -116,7 +124,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     first.catch(() => {}); // awaited below; this only keeps an early failure from being unhandled meanwhile
   };
   if (pending === 0) startEarly();
-  await runJobs(jobs, model.fp32Path, parallel, (job) => {
+  await runJobs(jobs, model.fp32Path, quantizeProcesses, (job) => {
     log.info(`  ${job.row.label} ${job.bits.label}: ${(job.ms! / 1000).toFixed(1)} s${notes(job) ? ` (${notes(job)})` : ''}`);
     if (job.row.pass === 'minmax' && --pending === 0) startEarly();
   });

@@ -3,6 +3,7 @@
 // scaled to the rows it stands for. Small generated matrices: the arithmetic is the subject.
 import { describe, expect, it } from 'vitest';
 import { GramSessions, GramStats } from '../../src/passes/calibration/gram.ts';
+import { GramWorker } from '../../src/passes/calibration/gram-worker.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
 
 function gramF64(x: Float32Array, K: number): Float64Array {
@@ -77,5 +78,45 @@ describe('Gram statistics', () => {
     one.addRows(0, even, 0);
     one.addProduct(0, Float32Array.from(ge), 2, 0);
     expect(one.combine([0], [1]).folds).toBeUndefined();
+  });
+
+  it('the worker thread sums the same bits as products summed on the main thread, per input, chunk and fold', async () => {
+    // Two widths, several chunks and both folds, calls of different row counts, interleaved as
+    // the collect step posts them; a small queue bound so that add() has to wait for the worker.
+    const rng = seededRandom(11);
+    const widths = [16, 40];
+    const calls = Array.from({ length: 24 }, (_, i) => ({ input: i % 2, chunk: (i >> 2) % 3, fold: ((i >> 1) % 2) as 0 | 1, rows: 5 + ((i * 7) % 23) }));
+    const data = calls.map((c) => rng.normalArray(c.rows * widths[c.input]!));
+    const sessions = new GramSessions(1);
+    const want = widths.map((K) => new GramStats(K));
+    const worker = GramWorker.open(widths, { threads: 1, maxQueuedBytes: 4096 });
+    try {
+      for (const [i, c] of calls.entries()) {
+        const K = widths[c.input]!;
+        want[c.input]!.addProduct(c.chunk, await sessions.product(data[i]!, K), c.rows, c.fold);
+        await worker.add(c.input, c.chunk, c.fold, data[i]!, K);
+        // The queue stays bounded: at most the bound and the call just posted wait.
+        expect(worker.queuedBytes).toBeGreaterThanOrEqual(0);
+        expect(worker.queuedBytes).toBeLessThanOrEqual(4096 + data[i]!.byteLength);
+      }
+      const sums = await worker.finish();
+      expect(sums.length).toBe(2 * 3 * 2);
+      for (const s of sums) {
+        const expected = want[s.input]!.chunk(s.chunk, s.fold)!;
+        expect(s.gramRows).toBe(expected.gramRows);
+        expect(Buffer.from(s.gram.buffer).equals(Buffer.from(expected.gram.buffer))).toBe(true);
+      }
+      // The caller's rows were copied, not taken.
+      expect(data.every((d) => d.length > 0)).toBe(true);
+    } finally {
+      await sessions.dispose();
+    }
+  });
+
+  it('a product the worker cannot compute fails the collection with onnxruntime\'s reason', async () => {
+    const worker = GramWorker.open([4], { threads: 1 });
+    // 6 values are not rows of 4: onnxruntime refuses the tensor in the worker.
+    await worker.add(0, 0, 0, new Float32Array(6), 4);
+    await expect(worker.finish()).rejects.toThrow(/Gram products \(calibration's worker thread\) failed: .+/);
   });
 });

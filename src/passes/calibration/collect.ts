@@ -5,7 +5,8 @@ import type { ActivationRanges } from '../quant/quantize-layers.ts';
 import { chunkTag, contextFor, drawSample, resultValues } from './samples.ts';
 import { CalibrationError, type LoadedCalibration, type RunFn } from './module.ts';
 import { CalibrationSession } from './session.ts';
-import { foldOf, GramSessions, GramStats } from './gram.ts';
+import { foldOf, GramStats } from './gram.ts';
+import { GramWorker } from './gram-worker.ts';
 import { TensorStats } from './tensor-stats.ts';
 
 /** Rows kept per observed tensor and chunk when not told otherwise. */
@@ -67,7 +68,9 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
   const channels = new Map(inputs.map((v) => [v, layers.find((l) => l.input === v)!.K]));
   const tensors = new Map<Value, TensorStats>(options.ranges === false ? [] : inputs.map((v, i) => [v, new TensorStats(channels.get(v)!, reservoirRows, 0x5eed0000 + i)]));
   const grams = options.gram ? new Map<Value, GramStats>(inputs.map((v) => [v, new GramStats(channels.get(v)!)])) : undefined;
-  const gramSessions = options.gram ? new GramSessions(options.gram.threads) : undefined;
+  // The products run beside the model, in a worker thread (gram-worker.ts): the same sums.
+  const inputIndex = new Map(inputs.map((v, i) => [v, i]));
+  const gramWorker = options.gram ? GramWorker.open(new Set(channels.values()), { threads: options.gram.threads }) : undefined;
   const gramStride = options.gram?.stride ?? 1;
   const keep = options.gram?.keep;
   if (!Number.isInteger(gramStride) || gramStride < 1) throw new Error(`gram-stride must be a positive integer, got ${gramStride}`);
@@ -81,7 +84,10 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
     const out = await session.run(feeds, sample);
     if (grams && keep && !calls.has(chunk)) {
       const kept = keep(calls.size + 1);
-      for (const v of [...grams.keys()]) if (!kept.has(v)) grams.delete(v);
+      const dropped = [...grams.keys()].filter((v) => !kept.has(v));
+      for (const v of dropped) grams.delete(v);
+      // The worker's sums of the dropped inputs go too (the memory bound counts them).
+      if (dropped.length) gramWorker!.drop(dropped.map((v) => inputIndex.get(v)!));
     }
     // The calls of each chunk are counted across samples; one in `stride` enters the Gram matrices.
     const sampledCall = (calls.get(chunk) ?? 0) % gramStride === 0;
@@ -96,13 +102,14 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
       stats?.add(t.data, chunk);
       if (gram && t.data.length > 0) {
         gram.addRows(chunk, t.data, foldOf(sample));
-        if (sampledCall) gram.addProduct(chunk, await gramSessions!.product(t.data, K), t.data.length / K, foldOf(sample));
+        if (sampledCall) await gramWorker!.add(inputIndex.get(v)!, chunk, foldOf(sample), t.data, K);
       }
     }
     calls.set(chunk, (calls.get(chunk) ?? 0) + 1);
     options.progress?.({ phase: 'collect', done: sample, total: calib.samples, chunk, fraction: sample / calib.samples, elapsedMs: performance.now() - started });
     return session.userView(out);
   };
+  let finished = false;
   try {
     for (; sample < calib.samples; sample++) {
       const result = await drawSample(calib, contextFor(calib, sample), run);
@@ -110,8 +117,12 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
       if (calib.module.rollout) resultValues(result, calib, sample);
       options.progress?.({ phase: 'collect', done: sample + 1, total: calib.samples, chunk: lastChunk, fraction: (sample + 1) / calib.samples, elapsedMs: performance.now() - started });
     }
+    if (gramWorker) {
+      for (const s of await gramWorker.finish()) grams!.get(inputs[s.input]!)?.setProducts(s.chunk, s.fold, s.gram, s.gramRows);
+    }
+    finished = true;
   } finally {
-    await gramSessions?.dispose();
+    if (!finished) await gramWorker?.close();
   }
   if (calls.size === 0) throw new CalibrationError(calib.origin, 'ran no model call in any sample');
   return { tensors, chunks: [...calls.keys()].sort((a, b) => a - b), calls, samples: calib.samples, ...(grams ? { grams } : {}) };

@@ -6,7 +6,8 @@
  *
  * Arithmetic: each call's `XᵀX` is one float32 GEMM in onnxruntime (`Gemm` with transA; its
  * MLAS kernels do in milliseconds what a JavaScript loop does in seconds: the products are
- * rows·K² per call), and the calls are summed in float64 here. A float32 sum over one call's
+ * rows·K² per call), and the calls are summed in float64 in call order (the collect step does
+ * both in a worker thread, gram-worker.ts, with the same bits as {@link GramStats.addProduct}). A float32 sum over one call's
  * rows (at most a few thousand) is within about √rows·2⁻²⁴ relative; the float64 sum across
  * calls keeps that from growing with the number of samples, as a float32 running sum would.
  * Row sums are float64 throughout.
@@ -92,6 +93,17 @@ export class GramStats {
     const { gram } = c;
     for (let i = 0; i < gram.length; i++) gram[i] += product[i]!;
     c.gramRows += rows;
+  }
+
+  /**
+   * Takes a chunk's `Σ XᵀX` summed elsewhere from zero in call order (gram-worker.ts), in
+   * place of {@link addProduct} calls: the chunk's fold must have no products yet.
+   */
+  setProducts(chunk: number, fold: 0 | 1, gram: Float64Array, gramRows: number): void {
+    const c = this.chunkSums(chunk)[fold];
+    if (gram.length !== c.gram.length || c.gramRows !== 0) throw new RangeError(`GramStats.setProducts: chunk ${chunk} fold ${fold} already has products, or ${gram.length} values are not ${this.channels}²`);
+    c.gram = gram;
+    c.gramRows = gramRows;
   }
 
   private chunkSums(chunk: number): [ChunkGram, ChunkGram] {

@@ -1,0 +1,175 @@
+/**
+ * The Gram products of calibration's collect step in a worker thread (see gram.ts for the
+ * arithmetic): each sampled call's `XᵀX` is one onnxruntime `Gemm` and a float64 sum of K²
+ * values, about half of the collect step's work on a transformer (the FFN's second layer alone
+ * has K = 4·width) and most of its garbage (a K×K product per call). In a worker they run on
+ * the second core while the main thread runs the model and keeps the ranges and reservoirs.
+ *
+ * The sums are the same bits as summing on the main thread: the worker starts each matrix at
+ * zero and adds the products one message at a time, in the order they were posted (a
+ * MessagePort keeps order; each product finishes before the next message is read), with the
+ * same `Gemm` model and session options as {@link GramSessions}.
+ *
+ * The rows are copied before they are posted (the model's output buffers stay with the
+ * caller); at most {@link GramWorkerOptions.maxQueuedBytes} of copies wait in the queue, beyond
+ * that {@link GramWorker.add} waits for the worker.
+ */
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import { gramModelBytes } from './gram.ts';
+import { sessionOptions } from './session.ts';
+
+/** Options of {@link GramWorker.open}. */
+export interface GramWorkerOptions {
+  /** onnxruntime intra-op threads of the worker's sessions (0: onnxruntime's default). */
+  threads: number;
+  /** Bytes of posted rows the worker may lag behind by (default 256 MiB). */
+  maxQueuedBytes?: number;
+}
+
+/** One summed Gram matrix: input index (as posted), chunk, fold, `Σ XᵀX` and its row count. */
+export interface GramSum {
+  input: number;
+  chunk: number;
+  fold: 0 | 1;
+  gram: Float64Array;
+  gramRows: number;
+}
+
+/** The worker: a `Gemm` session per K; each message one call's rows, summed into its matrix in order. */
+const WORKER_SOURCE = `
+const { workerData, parentPort } = require('node:worker_threads');
+const { ortPath, models, options, done } = workerData;
+const ort = require(ortPath);
+const sessions = new Map();
+const sums = new Map();
+let failed = false;
+const session = (K) => {
+  if (!sessions.has(K)) sessions.set(K, ort.InferenceSession.create(models[K], options));
+  return sessions.get(K);
+};
+const add = async ({ input, chunk, fold, K, data }) => {
+  const out = await (await session(K)).run({ x: new ort.Tensor('float32', data, [data.length / K, K]) });
+  const p = out.g.data;
+  const key = input + '|' + chunk + '|' + fold;
+  let s = sums.get(key);
+  if (!s) sums.set(key, (s = { input, chunk, fold, gram: new Float64Array(K * K), gramRows: 0 }));
+  const g = s.gram;
+  for (let i = 0; i < g.length; i++) g[i] += p[i];
+  s.gramRows += data.length / K;
+};
+const finish = async () => {
+  for (const s of sessions.values()) await (await s).release();
+  const list = [...sums.values()];
+  parentPort.postMessage({ sums: list }, list.map((s) => s.gram.buffer));
+};
+let queue = Promise.resolve();
+parentPort.on('message', (m) => {
+  queue = queue.then(async () => {
+    if (failed) return;
+    try {
+      if (m.finish) return await finish();
+      if (m.drop) {
+        for (const [key, v] of sums) if (m.drop.includes(v.input)) sums.delete(key);
+        return;
+      }
+      await add(m);
+      Atomics.add(done, 0, m.data.byteLength);
+    } catch (e) {
+      failed = true;
+      parentPort.postMessage({ error: String((e && e.message) || e) });
+      Atomics.store(done, 1, 1);
+    }
+  });
+});
+`;
+
+/** Sums of `XᵀX` per (input, chunk, fold) computed in a worker thread (see the module doc). */
+export class GramWorker {
+  private posted = 0;
+  private error: string | undefined;
+  private result: ((sums: GramSum[]) => void) | undefined;
+  private fail: ((e: Error) => void) | undefined;
+
+  private constructor(
+    private readonly thread: Worker,
+    /** [0]: bytes of rows the worker has summed (an int32 that wraps past 2 GiB: only differences are read); [1]: 1 once it failed. */
+    private readonly done: Int32Array,
+    private readonly maxQueuedBytes: number,
+  ) {
+    thread.on('message', (m: { sums?: GramSum[]; error?: string }) => {
+      if (m.error !== undefined) {
+        this.error = m.error;
+        this.fail?.(this.failure());
+      } else if (m.sums) this.result?.(m.sums);
+    });
+    thread.on('error', (e) => {
+      this.error ??= (e as Error).message;
+      this.fail?.(this.failure());
+    });
+    thread.on('exit', (code) => {
+      this.error ??= `the worker exited with code ${code}`;
+      this.fail?.(this.failure());
+    });
+  }
+
+  /** Starts the worker for inputs of the given widths. */
+  static open(widths: Iterable<number>, options: GramWorkerOptions): GramWorker {
+    const models: Record<number, Uint8Array> = {};
+    for (const K of widths) models[K] ??= gramModelBytes(K);
+    const done = new Int32Array(new SharedArrayBuffer(8));
+    const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
+    const thread = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath, models, options: sessionOptions(options.threads), done } });
+    return new GramWorker(thread, done, options.maxQueuedBytes ?? 256 * 2 ** 20);
+  }
+
+  private failure(): Error {
+    return new Error(`Gram products (calibration's worker thread) failed: ${this.error}`);
+  }
+
+  /** Bytes of rows posted that the worker has not summed yet. */
+  get queuedBytes(): number {
+    return (this.posted - Atomics.load(this.done, 0)) | 0;
+  }
+
+  /** Queues one call's rows (`[rows, K]`, copied) for `Σ XᵀX` of (input, chunk, fold); waits while the worker lags too far behind. */
+  async add(input: number, chunk: number, fold: 0 | 1, data: Float32Array, K: number): Promise<void> {
+    if (this.error !== undefined) throw this.failure();
+    const copy = data.slice();
+    // Counted before the transfer detaches the copy (its byteLength is 0 after).
+    this.posted = (this.posted + copy.byteLength) | 0;
+    this.thread.postMessage({ input, chunk, fold, K, data: copy }, [copy.buffer]);
+    while (this.queuedBytes > this.maxQueuedBytes) {
+      if (Atomics.load(this.done, 1) === 1 || this.error !== undefined) throw this.failure();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /**
+   * Forgets the sums of these inputs (by posted index), after the products already queued for
+   * them: the caller no longer wants their statistics (grouped.ts's memory bound).
+   */
+  drop(inputs: number[]): void {
+    if (this.error !== undefined) throw this.failure();
+    this.thread.postMessage({ drop: inputs });
+  }
+
+  /** Waits for every queued product and returns the sums; the worker ends. */
+  async finish(): Promise<GramSum[]> {
+    try {
+      if (this.error !== undefined) throw this.failure();
+      return await new Promise<GramSum[]>((resolve, reject) => {
+        this.result = resolve;
+        this.fail = reject;
+        this.thread.postMessage({ finish: true });
+      });
+    } finally {
+      await this.thread.terminate();
+    }
+  }
+
+  /** Ends the worker without waiting (after a failure elsewhere). */
+  async close(): Promise<void> {
+    await this.thread.terminate();
+  }
+}
