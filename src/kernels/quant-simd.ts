@@ -4,7 +4,7 @@
  * row-groups.ts compute (those stay the reference, and the fallback where WebAssembly SIMD is
  * missing); the tail of a row past a multiple of four is left to the caller's JavaScript.
  *
- * - `rowMinMax(src, n4, lo, hi) → Σ x²`: per-column running min/max of a float32 row into
+ * - `rowMinMax(src, n4, lo, hi) → Σ x²` (`rowMinMaxOnly`: the same without Σ x²): per-column running min/max of a float32 row into
  *   float32 `lo`/`hi` (`f32x4.pmin`/`pmax` are JavaScript's `v < lo ? v : lo`: NaN never
  *   enters, a signed zero keeps the first seen), and the row's sum of squares in float64,
  *   added in element order as `channelNorms` does (the row norms decide S2's outliers, so they
@@ -24,7 +24,8 @@ import { type Instr, instantiate, T } from './wasm-asm.ts';
 // ---- rowMinMax(src, n4, lo, hi) -> f64 -----------------------------------------------------
 const M = { src: 0, n4: 1, lo: 2, hi: 3, i: 4, end: 5, v: 6, acc: 7, t: 8 };
 
-const minMaxBody: Instr[] = [
+/** The body of rowMinMax, with the row's Σ x² or (for a pass that does not need the norms) without. */
+const minMaxBody = (withNorm: boolean): Instr[] => [
   ['local.get', M.n4], ['i32.const', 2], 'i32.shl', ['local.set', M.end],
   ['block'], ['loop'],
   ['local.get', M.i], ['local.get', M.end], 'i32.ge_u', ['br_if', 1],
@@ -34,7 +35,7 @@ const minMaxBody: Instr[] = [
   ['local.get', M.hi], ['local.get', M.i], 'i32.add',
   ['local.get', M.hi], ['local.get', M.i], 'i32.add', ['v128.load', 0], ['local.get', M.v], 'f32x4.pmax', ['v128.store', 0],
   // Σ x² in element order: one float64 chain, as the JavaScript loop.
-  ...[0, 1, 2, 3].flatMap((lane): Instr[] => [
+  ...(withNorm ? [0, 1, 2, 3] : []).flatMap((lane): Instr[] => [
     ['local.get', M.v], ['f32x4.extract_lane', lane], 'f64.promote_f32', ['local.tee', M.t], ['local.get', M.t], 'f64.mul',
     ['local.get', M.acc], 'f64.add', ['local.set', M.acc],
   ]),
@@ -91,6 +92,8 @@ const quantBody = (unsigned: boolean): Instr[] => [
 export interface QuantKernels {
   memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
   rowMinMax: (src: number, n4: number, lo: number, hi: number) => number;
+  /** rowMinMax without the sum of squares (returns 0). */
+  rowMinMaxOnly: (src: number, n4: number, lo: number, hi: number) => number;
   quantRowS: (src: number, n4: number, s: number, z: number, out: number, qmin: number, qmax: number, sums: number) => void;
   quantRowU: (src: number, n4: number, s: number, z: number, out: number, qmin: number, qmax: number, sums: number) => void;
 }
@@ -104,9 +107,11 @@ export function quantKernels(): QuantKernels | null {
   if (kernels !== undefined) return kernels;
   kernels = null;
   try {
+    const minMax = { params: [T.i32, T.i32, T.i32, T.i32], results: [T.f64], locals: [T.i32, T.i32, T.v128, T.f64, T.f64] };
     const quant = { params: [T.i32, T.i32, T.i32, T.i32, T.i32, T.f32, T.f32, T.i32], results: [], locals: [T.i32, T.i32, T.i32, ...Array(12).fill(T.v128)] };
     const e = instantiate([
-      { name: 'rowMinMax', params: [T.i32, T.i32, T.i32, T.i32], results: [T.f64], locals: [T.i32, T.i32, T.v128, T.f64, T.f64], body: minMaxBody },
+      { name: 'rowMinMax', ...minMax, body: minMaxBody(true) },
+      { name: 'rowMinMaxOnly', ...minMax, body: minMaxBody(false) },
       { name: 'quantRowS', ...quant, body: quantBody(false) },
       { name: 'quantRowU', ...quant, body: quantBody(true) },
     ]);

@@ -118,7 +118,7 @@ function minMaxSimd(k: QuantKernels, w: Float32Array, K: number, N: number, grou
       const p = Math.floor(i / B[g]!) * N;
       const l = starts[2 * g]! + p;
       const h = starts[2 * g + 1]! + p;
-      let acc = k.rowMinMax((params + (r - k0) * N) * 4, N4, l * 4, h * 4);
+      let acc = (norms ? k.rowMinMax : k.rowMinMaxOnly)((params + (r - k0) * N) * 4, N4, l * 4, h * 4);
       for (let n = N4; n < N; n++) {
         const v = w[r * N + n]!;
         if (v < f[l + n]!) f[l + n] = v;
