@@ -135,5 +135,15 @@ describe('packInt4', () => {
     expect(packInt4(values, true)).toEqual(packInt4(Array.from(values), true));
     expect(() => packInt4(Int8Array.of(1, 2, 9), true)).toThrow(/value 9 at 2 is out of range/);
     expect(() => packInt4(Uint8Array.of(16), false)).toThrow(/value 16 at 0 is out of range/);
+    // Long enough for the word-at-a-time path: every value of both ranges, and a bad value in a
+    // word after good ones, named at its index.
+    for (const signed of [true, false]) {
+      const long = signed ? Int8Array.from({ length: 1001 }, () => rng.int(16) - 8) : Uint8Array.from({ length: 1001 }, () => rng.int(16));
+      expect(packInt4(long, signed)).toEqual(packInt4(Array.from(long), signed));
+      long[613] = signed ? -9 : 16;
+      expect(() => packInt4(long, signed)).toThrow(new RegExp(`value ${signed ? -9 : 16} at 613 is out of range`));
+      long[613] = signed ? 8 : 255;
+      expect(() => packInt4(long, signed)).toThrow(/at 613 is out of range/);
+    }
   });
 });

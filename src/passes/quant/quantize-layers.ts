@@ -64,9 +64,10 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
   if (threads <= 1 || layers.length <= 1) return quantizeLinearLayers(model, config, selection, ranges, method, scales, recon);
   const pool = new PlanPool(threads);
   try {
-    // Enough layers in flight to keep every worker busy while this thread emits; each holds
-    // one weight, which bounds the memory.
-    const window = threads + 1;
+    // Enough layers in flight to keep every worker busy while this thread emits and writes a
+    // layer (two queued per worker): each holds its quantized rows until it is emitted (a
+    // worker reads the float weight itself, into one buffer), which bounds the memory.
+    const window = 2 * threads + 1;
     const ahead = new Map<number, Promise<WeightPlan>>();
     const submit = (i: number) => {
       const layer = layers[i];
