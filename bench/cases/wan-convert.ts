@@ -10,6 +10,10 @@
 // cold here means "not in this OS's page cache", not "read from the platters". Outputs are
 // written to the page cache and not synced, for `cp` and for the conversions alike.
 //
+// Each round times a cold cp, a warm cp, every conversion and inspect, in that order; rounds
+// repeat that (WAN_RUNS, default 2) on the same generated model, and a row gives the median
+// over rounds of (ours ÷ that round's cold cp) with the smallest and largest round.
+//
 //   npm run bench -- wan-convert            (WAN_BLOCKS=4 for a quicker, smaller run)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, rmSync, statSync, statfsSync } from 'node:fs';
@@ -17,7 +21,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { runTsChild } from '../../test/helpers/child.ts';
 import { REPO_ROOT } from '../../test/helpers/files.ts';
-import { type BenchCase, type BenchRow, MIB, round } from '../lib.ts';
+import { type BenchCase, type BenchRow, median, MIB, round } from '../lib.ts';
 import { wanParameters } from '../wan-model.ts';
 
 const GB = 1e9;
@@ -87,28 +91,10 @@ const wanConvert: BenchCase = {
       const cached = cold ? dropCache(data) : cachedShare(data);
       const t = timed('cp', [data, copy]);
       rmSync(copy);
-      ctx.log(`cp ${cold ? 'cold' : 'warm'}: ${(t.ms / 1000).toFixed(1)} s (${cached === undefined ? 'cache state unknown' : `${(cached * 100).toFixed(0)}% cached before`})`);
+      ctx.log(`cp ${cold ? 'cold' : 'warm'}: ${(t.ms / 1000).toFixed(1)} s, CPU ${t.userS} s user + ${t.sysS} s sys (${cached === undefined ? 'cache state unknown' : `${(cached * 100).toFixed(0)}% cached before`})`);
       return t.ms;
     };
-    const coldCp = cp(true);
-    const warmCp = cp(false);
     const bin = join(REPO_ROOT, 'bin', 'convert.js');
-    const rows: BenchRow[] = [];
-    const row = (name: string, t: Timed, cached: number | undefined, extra: Record<string, number | string>) => {
-      const r: BenchRow = {
-        name,
-        bytes: dataBytes,
-        ms: round(t.ms, 0),
-        copyMs: round(coldCp, 0),
-        ratio: round(t.ms / coldCp, 2),
-        peakRssMiB: round(t.peakRssBytes / MIB, 0),
-        rssRatio: round(t.peakRssBytes / weights, 3),
-        runs: 1,
-        details: { blocks, warmCpMs: round(warmCp, 0), ratioToWarmCp: round(t.ms / warmCp, 2), userS: t.userS, sysS: t.sysS, inputCachedBefore: cached === undefined ? 'unknown' : round(cached, 3), loadAverage1m: round(loadavg()[0]!, 2), ...extra },
-      };
-      ctx.log(`${name}: ${(t.ms / 1000).toFixed(1)} s = ${r.ratio}× cold cp, ${r.ratio && round(t.ms / warmCp, 2)}× warm cp; peak RSS ${r.peakRssMiB} MiB; CPU ${t.userS} s user + ${t.sysS} s sys; load ${r.details!.loadAverage1m}`);
-      rows.push(r);
-    };
     const conversions: [string, string, string, string[]][] = [
       ['minmax W8', 'minmax', '8', []],
       ['minmax W4', 'minmax', '4', []],
@@ -116,18 +102,58 @@ const wanConvert: BenchCase = {
       ['q-arvd W4', 'q-arvd', '4', []],
       ['q-arvd W8, 1 thread', 'q-arvd', '8', ['--q-arvd.threads', '1']],
     ];
-    for (const [name, pass, bits, extra] of conversions) {
-      const out = join(ctx.tmpDir, 'out.onnx');
+    /** Per row name, one entry per round. */
+    const measured = new Map<string, { t: Timed; cold: number; warm: number; load: number; outputBytes?: number }[]>();
+    const rounds = Math.max(1, Number(process.env.WAN_RUNS ?? 2));
+    for (let round_ = 0; round_ < rounds; round_++) {
+      ctx.log(`round ${round_ + 1} of ${rounds}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+      const cold = cp(true);
+      const warm = cp(false);
+      const note = (name: string, t: Timed, cached: number | undefined, outputBytes?: number) => {
+        const load = loadavg()[0]!;
+        ctx.log(`${name}: ${(t.ms / 1000).toFixed(1)} s = ${round(t.ms / cold, 2)}× cold cp, ${round(t.ms / warm, 2)}× warm cp; peak RSS ${(t.peakRssBytes / MIB).toFixed(0)} MiB; CPU ${t.userS} s user + ${t.sysS} s sys; input ${cached === undefined ? '?' : (cached * 100).toFixed(0)}% cached before; load ${load.toFixed(1)}`);
+        measured.set(name, [...(measured.get(name) ?? []), { t, cold, warm, load, ...(outputBytes === undefined ? {} : { outputBytes }) }]);
+      };
+      for (const [name, pass, bits, extra] of conversions) {
+        const out = join(ctx.tmpDir, 'out.onnx');
+        const cached = dropCache(data);
+        const t = timed(process.execPath, [bin, model, '-o', out, '--pass', pass, `--${pass}.a-bits`, 'none', `--${pass}.w-bits`, bits, ...extra, '-q']);
+        const outBytes = statSync(out).size + (existsSync(`${out}.data`) ? statSync(`${out}.data`).size : 0);
+        rmSync(out, { force: true });
+        rmSync(`${out}.data`, { force: true });
+        note(name, t, cached, outBytes);
+      }
       const cached = dropCache(data);
-      const t = timed(process.execPath, [bin, model, '-o', out, '--pass', pass, `--${pass}.a-bits`, 'none', `--${pass}.w-bits`, bits, ...extra, '-q']);
-      const outBytes = statSync(out).size + (existsSync(`${out}.data`) ? statSync(`${out}.data`).size : 0);
-      rmSync(out, { force: true });
-      rmSync(`${out}.data`, { force: true });
-      row(name, t, cached, { outputBytes: outBytes });
+      note('inspect', timed(process.execPath, [bin, 'inspect', model, '--format', 'json']), cached);
     }
-    const cached = dropCache(data);
-    const t = timed(process.execPath, [bin, 'inspect', model, '--format', 'json']);
-    row('inspect', t, cached, {});
+    const rows: BenchRow[] = [...measured].map(([name, runs]) => {
+      const ratios = runs.map((r) => r.t.ms / r.cold);
+      const warmRatios = runs.map((r) => r.t.ms / r.warm);
+      const peak = Math.max(...runs.map((r) => r.t.peakRssBytes));
+      const range = (xs: number[]) => `${round(Math.min(...xs), 2)}–${round(Math.max(...xs), 2)}`;
+      return {
+        name,
+        bytes: dataBytes,
+        ms: round(median(runs.map((r) => r.t.ms)), 0),
+        copyMs: round(median(runs.map((r) => r.cold)), 0),
+        ratio: round(median(ratios), 2),
+        peakRssMiB: round(peak / MIB, 0),
+        rssRatio: round(peak / weights, 3),
+        runs: runs.length,
+        details: {
+          blocks,
+          ratioRange: range(ratios),
+          warmCpMs: round(median(runs.map((r) => r.warm)), 0),
+          ratioToWarmCp: round(median(warmRatios), 2),
+          ratioToWarmCpRange: range(warmRatios),
+          msPerRound: runs.map((r) => round(r.t.ms, 0)).join(', '),
+          coldCpMsPerRound: runs.map((r) => round(r.cold, 0)).join(', '),
+          cpuUserSys: runs.map((r) => `${r.t.userS}+${r.t.sysS}`).join(', '),
+          loadAverage1m: range(runs.map((r) => r.load)),
+          ...(runs[0]!.outputBytes === undefined ? {} : { outputBytes: runs[0]!.outputBytes }),
+        },
+      };
+    });
     rmSync(model, { force: true });
     rmSync(data, { force: true });
     return rows;

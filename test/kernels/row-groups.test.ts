@@ -1,12 +1,15 @@
 // The in-place group quantization of S2 (row-groups.ts) against the copy-based kernels it
 // replaces: each group's rows copied out, computeParamsBlocked + quantizeBlocked on them, and
-// the relative error over a dequantizeBlocked copy reassembled in row order. Every result
-// must be bit for bit the same, including ties, clamping, blocks and zero rows.
+// the relative error over a dequantizeBlocked copy reassembled in row order. Parameters and
+// values must be bit for bit the same, including ties, clamping, blocks and zero rows; the
+// error is summed in four lanes (ERROR_LANES), so it agrees to rounding. The WebAssembly SIMD
+// kernels (quant-simd.ts) must give exactly what the JavaScript loops give.
 import { describe, expect, it } from 'vitest';
 import { computeParamsBlocked, dequantizeBlocked, packInt4, quantizeBlocked, type QuantType } from '../../src/kernels/quantize.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
 import { channelNorms } from '../../src/kernels/statistics.ts';
-import { allRows, groupParams, quantizeGroups, relativeErrorOf, rowGroups } from '../../src/kernels/row-groups.ts';
+import { allRows, groupParams, quantizeGroups, quantizeGroupsJs, relativeErrorOf, rowGroups } from '../../src/kernels/row-groups.ts';
+import { quantKernels, useQuantSimd } from '../../src/kernels/quant-simd.ts';
 
 /** The old path: copy each group's rows, quantize them, reassemble the dequantized rows in order. */
 function reference(w: Float32Array, K: number, N: number, parts: Int32Array[], blockSize: number | undefined, type: QuantType, symmetric: boolean) {
@@ -63,8 +66,8 @@ describe('quantizeGroups', () => {
       const kept = quantizeGroups(w, K, N, groups, params, B, type, true);
       const errorOnly = quantizeGroups(w, K, N, groups, params, B, type, false);
       expect(errorOnly.wq).toBeUndefined();
-      expect(relativeErrorOf(kept)).toBe(ref.error);
-      expect(relativeErrorOf(errorOnly)).toBe(ref.error);
+      expect(relativeErrorOf(kept)).toBe(relativeErrorOf(errorOnly));
+      expect(Math.abs(relativeErrorOf(kept) - ref.error)).toBeLessThanOrEqual(1e-14 * ref.error);
       ref.out.forEach((r, g) => {
         expect(params[g]!.scales).toEqual(r.scales);
         expect(params[g]!.zeroPoints).toEqual(r.zeroPoints);
@@ -80,6 +83,45 @@ describe('quantizeGroups', () => {
     expect(norms).toEqual(channelNorms(w, K, N));
   });
 
+  it('WebAssembly SIMD kernels: the JavaScript loops\' parameters, norms, values and error, bit for bit', () => {
+    expect(quantKernels(), 'WebAssembly SIMD is available in this node').not.toBeNull();
+    // N = 19 and 21 leave a tail past the last multiple of four; N = 24 has none. At N = 21,
+    // NaN, ±Infinity and a −0 exercise the clamps and the min/max rule (the error is then NaN).
+    for (const N of [19, 21, 24]) {
+      const w = weight(13 + N, K, N);
+      if (N === 21) {
+        w[2 * N + 1] = Number.NaN;
+        w[4 * N + 2] = Infinity;
+        w[6 * N + 3] = -Infinity;
+        w[8 * N + 5] = -0;
+      } else expect(Number.isFinite(quantizeGroupsJs(w, K, N, allRows(K), groupParams(w, K, N, allRows(K), undefined, 'int8', false), undefined, 'int8', false).squaredError)).toBe(true);
+      const parts = [outliers, normal];
+      for (const [type, symmetric, B] of [...cases.map((c) => c.slice(1)), ['uint4', false, 8]] as [QuantType, boolean, number | undefined][]) {
+        for (const groups of [allRows(K), rowGroups(K, parts)]) {
+          const run = (simd: boolean) => {
+            useQuantSimd(simd);
+            try {
+              const norms = new Float64Array(K);
+              const params = groupParams(w, K, N, groups, B, type, symmetric, norms);
+              const q = quantizeGroups(w, K, N, groups, params, B, type, true);
+              return { norms, params, q };
+            } finally {
+              useQuantSimd(true);
+            }
+          };
+          const simd = run(true);
+          const js = run(false);
+          expect(simd.norms).toEqual(js.norms);
+          expect(simd.params).toEqual(js.params);
+          expect(simd.q.wq).toEqual(js.q.wq);
+          expect(Object.is(simd.q.squaredError, js.q.squaredError), `${type} N=${N}: ${simd.q.squaredError} vs ${js.q.squaredError}`).toBe(true);
+          expect(simd.q.squaredNorm).toBe(js.q.squaredNorm);
+          expect(quantizeGroupsJs(w, K, N, groups, js.params, B, type, false).squaredError).toBe(js.q.squaredError);
+        }
+      }
+    }
+  });
+
   it('refuses groups that do not partition the rows', () => {
     expect(() => rowGroups(4, [Int32Array.of(0, 1), Int32Array.of(1, 2, 3)])).toThrow(/row 1 is outside \[0, 4\) or in two groups/);
     expect(() => rowGroups(4, [Int32Array.of(0, 1), Int32Array.of(3)])).toThrow(/row 2 is in no group/);
@@ -93,5 +135,15 @@ describe('packInt4', () => {
     expect(packInt4(values, true)).toEqual(packInt4(Array.from(values), true));
     expect(() => packInt4(Int8Array.of(1, 2, 9), true)).toThrow(/value 9 at 2 is out of range/);
     expect(() => packInt4(Uint8Array.of(16), false)).toThrow(/value 16 at 0 is out of range/);
+    // Long enough for the word-at-a-time path: every value of both ranges, and a bad value in a
+    // word after good ones, named at its index.
+    for (const signed of [true, false]) {
+      const long = signed ? Int8Array.from({ length: 1001 }, () => rng.int(16) - 8) : Uint8Array.from({ length: 1001 }, () => rng.int(16));
+      expect(packInt4(long, signed)).toEqual(packInt4(Array.from(long), signed));
+      long[613] = signed ? -9 : 16;
+      expect(() => packInt4(long, signed)).toThrow(new RegExp(`value ${signed ? -9 : 16} at 613 is out of range`));
+      long[613] = signed ? 8 : 255;
+      expect(() => packInt4(long, signed)).toThrow(/at 613 is out of range/);
+    }
   });
 });

@@ -209,8 +209,13 @@ export function alignedView<T extends ArrayBufferView>(b: Uint8Array, ctor: Type
   return new ctor(copy.buffer, 0, n);
 }
 
-function readExternal(name: string, loc: ExternalLocation): Uint8Array {
-  const out = new Uint8Array(loc.length);
+/**
+ * The bytes of an external tensor, read from its data file (into `out` when given: at least
+ * `loc.length` bytes, so that a reader of many tensors can reuse one buffer).
+ * @throws ModelFileError naming the tensor when the file is missing, swapped or too short
+ */
+export function readExternal(name: string, loc: ExternalLocation, into?: Uint8Array): Uint8Array {
+  const out = into ? into.subarray(0, loc.length) : new Uint8Array(loc.length);
   const fail = (why: string): never => {
     throw new ModelFileError(loc.path, `tensor ${name}: external data location ${loc.location} ${why}`);
   };

@@ -6,7 +6,7 @@ import type { ActivationQuant } from '../quant/plan.ts';
 import { gemm32, gemmF32, gemmF32Js, gemmNT, gemmNTJs } from './row-gemm.ts';
 import { fakeQuant, fakeQuantJs } from './search.ts';
 import { scanRows, scanRowsJs, simdAvailable } from './simd.ts';
-import { assemble, T } from './wasm-asm.ts';
+import { assemble, T } from '../../kernels/wasm-asm.ts';
 
 const random = seededRandom(42);
 const values = (n: number, scale = 4) => Float32Array.from({ length: n }, () => (random.next() - 0.5) * scale);

@@ -24,7 +24,7 @@
  * 1 MiB, so the memory stays a few MiB whatever the tensors, and never grows with the number
  * of calibration samples.
  */
-import { assemble, T, type Instr } from './wasm-asm.ts';
+import { instantiate, T, type Instr } from '../../kernels/wasm-asm.ts';
 
 // ---- scanRows(data, rows, K, min, max, rowMax): byte offsets into the memory -------------
 const S = { p: 0, rows: 1, K: 2, min: 3, max: 4, rm: 5, r: 6, c: 7, K4b: 8, Kb: 9, m: 10, v: 11, ms: 12, s: 13, o: 14, a: 15 };
@@ -221,12 +221,6 @@ const fakeQuantBody: Instr[] = [
 
 const I32x6 = [T.i32, T.i32, T.i32, T.i32, T.i32, T.i32];
 
-/** The part of the WebAssembly JavaScript API used here (the project's lib has no DOM types). */
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
 interface WasmMemory {
   readonly buffer: ArrayBuffer;
   grow(pages: number): number;
@@ -249,7 +243,7 @@ function instance(): Kernels | null {
   if (kernels !== undefined) return kernels;
   kernels = null;
   try {
-    const bytes = assemble([
+    const e = instantiate([
       { name: 'scan', params: I32x6, results: [], locals: [T.i32, T.i32, T.i32, T.i32, T.v128, T.v128, T.f32, T.f32, T.f32, T.f32], body: scanBody },
       { name: 'gemm', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(14).fill(T.v128)], body: gemmBody(false) },
       { name: 'gemm32', params: I32x6, results: [], locals: [...Array(8).fill(T.i32), ...Array(14).fill(T.v128)], body: gemmBody(true) },
@@ -257,9 +251,7 @@ function instance(): Kernels | null {
       { name: 'pack4', params: [T.i32, T.i32, T.i32, T.i32], results: [], locals: Array(6).fill(T.i32), body: packBody },
       { name: 'fakeQuant', params: [T.i32, T.i32, T.i32, T.f64, T.f64, T.f64, T.f64, T.f64, T.f64], results: [], locals: [T.i32, ...Array(7).fill(T.v128)], body: fakeQuantBody },
     ]);
-    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-    if (wasm && wasm.validate(bytes)) {
-      const e = new wasm.Instance(new wasm.Module(bytes), {}).exports;
+    if (e) {
       kernels = {
         memory: e.memory as WasmMemory,
         scan: e.scan as Kernels['scan'],

@@ -45,7 +45,11 @@ export class LayerBuilder {
     return this.constant(tag, (n) => Tensor.fromBytes(n, DataType.INT64, [idx.length], new Uint8Array(data.buffer)));
   }
 
-  /** Integer tensor of a quantized type; int4/uint4 are packed two per byte as ONNX stores them. */
+  /**
+   * Integer tensor of a quantized type; int4/uint4 are packed two per byte as ONNX stores them.
+   * 8-bit values given as an Int8Array/Uint8Array become the tensor's bytes without a copy:
+   * the caller hands them over and must not change them afterwards.
+   */
   quantized(tag: string, type: QuantType, dims: number[], values: ArrayLike<number>): Value {
     return this.constant(tag, (n) => Tensor.fromBytes(n, QUANT_DTYPE[type], dims, quantBytes(type, values)));
   }
@@ -54,6 +58,9 @@ export class LayerBuilder {
 /** Raw bytes of quantized values in `type`'s ONNX storage. */
 export function quantBytes(type: QuantType, values: ArrayLike<number>): Uint8Array {
   if (type === 'int4' || type === 'uint4') return packInt4(values, type === 'int4');
+  // A weight's quantized values are handed over as they are (a W8 model's worth of bytes not copied).
+  if ((type === 'int8' || type === 'int7') && values instanceof Int8Array) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  if (values instanceof Uint8Array && type === 'uint8') return values;
   if (type === 'int8' || type === 'int7') return new Uint8Array(Int8Array.from(values).buffer);
   return Uint8Array.from(values);
 }

@@ -108,8 +108,15 @@ function readsAllRows(br: Branch, K: number): boolean {
  */
 function widenNormal(br: Branch, K: number, N: number): Branch {
   const wq = br.wq instanceof Int8Array ? new Int8Array(K * N) : new Uint8Array(K * N);
-  for (let k = 0; k < K; k++) wq.set(br.wZeroPoints.subarray(0, N), k * N);
-  br.indices!.forEach((k, i) => wq.set(br.wq.subarray(i * N, (i + 1) * N), k * N));
+  const zeroRow = br.wq instanceof Int8Array ? Int8Array.from(br.wZeroPoints.subarray(0, N)) : Uint8Array.from(br.wZeroPoints.subarray(0, N));
+  // The branch's rows at their channels, the zero-point row at the others (the outliers).
+  let next = 0;
+  br.indices!.forEach((k, i) => {
+    for (; next < k; next++) wq.set(zeroRow, next * N);
+    wq.set(br.wq.subarray(i * N, (i + 1) * N), k * N);
+    next = k + 1;
+  });
+  for (; next < K; next++) wq.set(zeroRow, next * N);
   const { indices: _, ...rest } = br;
   return { ...rest, K, wq };
 }

@@ -5,13 +5,21 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import type { ExternalLocation } from '../../graph/ir/tensor.ts';
 import type { QuantConfig } from './config.ts';
 import type { WeightPlan } from './plan.ts';
 
-/** What a worker is asked. */
+/** A float32 `[K, N]` weight in a data file: the worker reads it itself (see {@link PlanPool.plan}). */
+export interface ExternalWeight {
+  /** The tensor's name, for errors. */
+  name: string;
+  location: ExternalLocation;
+}
+
+/** What a worker is asked: the weight's values, or where to read them. */
 export interface PlanRequest {
   id: number;
-  w: Float32Array;
+  w: Float32Array | ExternalWeight;
   K: number;
   N: number;
   config: QuantConfig;
@@ -64,8 +72,13 @@ export class PlanPool {
     }
   }
 
-  /** Plans one weight on the least busy worker; `w` is moved there (unusable here afterwards). */
-  plan(w: Float32Array, K: number, N: number, config: QuantConfig): Promise<WeightPlan> {
+  /**
+   * Plans one weight on the least busy worker; `w` is moved there (unusable here afterwards).
+   * A weight in a data file is read by the worker into a buffer it keeps: the reading runs
+   * on every worker at once, and no weight-sized buffer is allocated, moved and collected
+   * per layer.
+   */
+  plan(w: Float32Array | ExternalWeight, K: number, N: number, config: QuantConfig): Promise<WeightPlan> {
     if (this.failure) return Promise.reject(this.failure);
     const worker = this.load.indexOf(Math.min(...this.load));
     const id = this.nextId++;
@@ -73,7 +86,7 @@ export class PlanPool {
     const request: PlanRequest = { id, w, K, N, config };
     return new Promise<WeightPlan>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, worker });
-      this.workers[worker]!.postMessage(request, w.buffer instanceof ArrayBuffer ? [w.buffer] : []);
+      this.workers[worker]!.postMessage(request, w instanceof Float32Array && w.buffer instanceof ArrayBuffer ? [w.buffer] : []);
     });
   }
 

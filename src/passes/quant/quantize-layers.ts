@@ -4,7 +4,8 @@ import { emitLayer, type WeightCache } from './emit.ts';
 import { findLinearLayers, type LayerSelection, type LinearLayer, type SkippedLayer } from './linear-layers.ts';
 import { ensureDomain, raiseOpset } from './opset.ts';
 import { planLayer, type ChannelRanges, type LayerPlan, type LayerScales, type WeightPlan } from './plan.ts';
-import { PlanPool } from './plan-pool.ts';
+import { type ExternalWeight, PlanPool } from './plan-pool.ts';
+import { DataType } from '../../graph/ir/dtype.ts';
 import { SpillFile } from '../../graph/serde/spill-file.ts';
 import { EXTERNAL_THRESHOLD_BYTES } from '../../graph/serde/external-sink.ts';
 import type { Node } from '../../graph/ir/node.ts';
@@ -77,9 +78,10 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
   }
   const pool = new PlanPool(threads);
   try {
-    // Enough layers in flight to keep every worker busy while this thread emits; each holds
-    // one weight, which bounds the memory.
-    const window = threads + 1;
+    // Enough layers in flight to keep every worker busy while this thread emits and writes a
+    // layer (two queued per worker): each holds its quantized rows until it is emitted (a
+    // worker reads the float weight itself, into one buffer), which bounds the memory.
+    const window = 2 * threads + 1;
     const ahead = new Map<number, Promise<WeightPlan>>();
     const submit = (i: number) => {
       const layer = layers[i];
@@ -103,8 +105,11 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
   return q.report();
 }
 
-/** The weight as planWeights reads it, in a buffer of its own that can be moved to a worker. */
-function layerWeightForWorker(layer: LinearLayer): Float32Array {
+/** The weight as planWeights reads it, in a buffer of its own that can be moved to a worker, or where the worker reads it. */
+function layerWeightForWorker(layer: LinearLayer): Float32Array | ExternalWeight {
+  const t = layer.weight;
+  const location = t.external;
+  if (location && t.dataType === DataType.FLOAT && !layer.transposed && layer.alpha === 1 && location.length === layer.K * layer.N * 4) return { name: t.name, location };
   const w = weightMatrixView(layer);
   // A view of bytes the model holds must not be moved away from it: copy those.
   return layer.weight.isInMemory && !layer.transposed && layer.alpha === 1 ? w.slice() : w;

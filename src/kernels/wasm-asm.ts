@@ -1,5 +1,5 @@
 /**
- * A minimal WebAssembly assembler, enough for calibration's SIMD kernels: functions written
+ * A minimal WebAssembly assembler, enough for the SIMD kernels (calibration's, weight quantization's): functions written
  * as WAT-style instruction lists (`['local.get', 0]`, `'f32x4.pmax'`, `['v128.load', 0]`)
  * become a module with one exported memory and the exported functions. Only the opcodes the
  * kernels use are known; an unknown one is an error when the module is built.
@@ -28,7 +28,7 @@ export interface WasmFunction {
   body: Instr[];
 }
 
-type Imm = 'none' | 'block' | 'label' | 'local' | 'i32' | 'f32' | 'f64' | 'mem' | 'lane' | 'memlane';
+type Imm = 'none' | 'block' | 'label' | 'local' | 'i32' | 'f32' | 'f64' | 'mem' | 'lane' | 'memlane' | 'shuffle';
 
 /** Plain opcodes: [byte, immediate kind, natural alignment log2 for memory ops]. */
 const OPS: Record<string, [number, Imm, number?]> = {
@@ -58,6 +58,9 @@ const SIMD: Record<string, [number, Imm, number?]> = {
   'f32x4.abs': [0xe0, 'none'], 'f32x4.add': [0xe4, 'none'], 'f32x4.mul': [0xe6, 'none'], 'f32x4.pmin': [0xea, 'none'], 'f32x4.pmax': [0xeb, 'none'],
   'f64x2.add': [0xf0, 'none'], 'f64x2.sub': [0xf1, 'none'], 'f64x2.mul': [0xf2, 'none'], 'f64x2.div': [0xf3, 'none'],
   'f64x2.pmin': [0xf6, 'none'], 'f64x2.pmax': [0xf7, 'none'],
+  'i8x16.shuffle': [0x0d, 'shuffle'], 'v128.store32_lane': [0x5a, 'memlane', 2],
+  'i8x16.narrow_i16x8_s': [0x65, 'none'], 'i8x16.narrow_i16x8_u': [0x66, 'none'], 'f32x4.nearest': [0x6a, 'none'], 'i16x8.narrow_i32x4_s': [0x85, 'none'],
+  'f32x4.sub': [0xe5, 'none'], 'f32x4.div': [0xe7, 'none'], 'i32x4.trunc_sat_f32x4_s': [0xf8, 'none'],
 };
 
 function uleb(n: number, out: number[]): void {
@@ -100,7 +103,7 @@ function encodeBody(f: WasmFunction): number[] {
       uleb(simd[0], out);
     } else out.push(op[0]);
     const [, kind, align] = op;
-    const want = kind === 'none' || kind === 'block' ? 0 : kind === 'memlane' ? 2 : 1;
+    const want = kind === 'none' || kind === 'block' ? 0 : kind === 'memlane' ? 2 : kind === 'shuffle' ? 16 : 1;
     if (imm.length !== want) throw new Error(`wasm-asm: '${name}' takes ${want} immediate(s), got ${imm.length} in ${f.name}`);
     switch (kind) {
       case 'block': out.push(0x40); break;
@@ -111,6 +114,7 @@ function encodeBody(f: WasmFunction): number[] {
       case 'mem': uleb(align!, out); uleb(imm[0]!, out); break;
       case 'lane': out.push(imm[0]!); break;
       case 'memlane': uleb(align!, out); uleb(imm[0]!, out); out.push(imm[1]!); break;
+      case 'shuffle': out.push(...imm); break;
     }
   }
   out.push(0x0b);
@@ -168,4 +172,22 @@ export function assemble(functions: WasmFunction[], pages = 1): Uint8Array {
   }
   section(10, code, out);
   return Uint8Array.from(out);
+}
+
+/** The part of the WebAssembly JavaScript API used here (the project's lib has no DOM types). */
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+
+/**
+ * Assembles and instantiates a module; its exports (`memory` and the functions), or null where
+ * WebAssembly, or the SIMD the functions use, is not available (callers then run JavaScript).
+ */
+export function instantiate(functions: WasmFunction[]): Record<string, unknown> | null {
+  const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  const bytes = assemble(functions);
+  if (!wasm || !wasm.validate(bytes)) return null;
+  return new wasm.Instance(new wasm.Module(bytes), {}).exports;
 }
