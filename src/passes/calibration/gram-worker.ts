@@ -120,7 +120,12 @@ export class GramWorker {
     const done = new Int32Array(new SharedArrayBuffer(8));
     const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
     const thread = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath, models, options: sessionOptions(options.threads), done } });
-    return new GramWorker(thread, done, options.maxQueuedBytes ?? 256 * 2 ** 20);
+    const worker = new GramWorker(thread, done, options.maxQueuedBytes ?? 256 * 2 ** 20);
+    // Unref'd (after the listeners, which ref the port again): a running worker must not keep
+    // the event loop alive, or a calibration module whose promise never settles would hang
+    // instead of reaching beforeExit (supervise.ts). finish() refs it while it waits for the sums.
+    thread.unref();
+    return worker;
   }
 
   private failure(): Error {
@@ -161,6 +166,7 @@ export class GramWorker {
       return await new Promise<GramSum[]>((resolve, reject) => {
         this.result = resolve;
         this.fail = reject;
+        this.thread.ref();
         this.thread.postMessage({ finish: true });
       });
     } finally {
