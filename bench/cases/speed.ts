@@ -21,10 +21,9 @@
 // per variant (four samples of 64 standard-normal rows), q-arvd with every layer that has outlier
 // channels split (`dual-scale true`), round to nearest: GPTQ, bias correction and the scale
 // search change the integers and scales, not the ops.
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
@@ -36,6 +35,7 @@ import { type ActivationRanges, quantizeLinearLayersThreaded } from '../../src/p
 import { optimizedCensus } from '../../test/helpers/census.ts';
 import { WAN_SHAPE, wanBlock } from '../../test/helpers/wan-block.ts';
 import { type BenchCase, type BenchRow, collectGarbage, median, ratioStats, round } from '../lib.ts';
+import { quantizeDynamicInt8, quantizeMatMulNBits, quantizeStaticQdq } from '../peers/onnxruntime-recipe.ts';
 
 const ROWS = [1, 16, 256, 1560];
 const THREADS = [1, 2];
@@ -127,29 +127,21 @@ async function quantizeAll(fp32: string, dir: string, variant: string, log: (m: 
 
 // ---------------------------------------------------------------------------------------------
 // ANCHORS: onnxruntime's own quantizers on the same block (bench/peers/onnxruntime-recipe.ts,
-// written on another branch). Used when that module exists; the rows are named `anchor …`.
-const RECIPE = join(import.meta.dirname, '..', 'peers', 'onnxruntime-recipe.ts');
-
+// docs/peers.md); the rows are named `anchor …`.
 async function anchorModels(fp32: string, dir: string, variant: string, log: (m: string) => void): Promise<Entry[]> {
-  if (!existsSync(RECIPE)) {
-    log('anchors: bench/peers/onnxruntime-recipe.ts not present; no anchor rows');
-    return [];
-  }
-  const recipe = (await import(pathToFileURL(RECIPE).href)) as Record<string, (...args: unknown[]) => unknown>;
   const random = seededRandom(7);
   const feeds = Array.from({ length: 4 }, () => ({ x: new ort.Tensor('float32', random.normalArray(64 * WAN_SHAPE.dim), [64, WAN_SHAPE.dim]) }));
   const recipes: [string, (out: string) => unknown][] = [
-    [ANCHOR_STATIC, (o) => recipe.quantizeStaticQdq?.(fp32, o, { calibration: feeds })],
-    [ANCHOR_DYNAMIC, (o) => recipe.quantizeDynamicInt8?.(fp32, o)],
-    [ANCHOR_NBITS, (o) => recipe.quantizeMatMulNBits?.(fp32, o, { blockSize: 32, accuracyLevel: 4 })],
+    [ANCHOR_STATIC, (o) => quantizeStaticQdq(fp32, o, { calibration: feeds })],
+    [ANCHOR_DYNAMIC, (o) => quantizeDynamicInt8(fp32, o)],
+    [ANCHOR_NBITS, (o) => quantizeMatMulNBits(fp32, o, { blockSize: 32, accuracyLevel: 4 })],
   ];
   const out: Entry[] = [];
   for (const [name, make] of recipes) {
     const path = join(dir, `${variant}-${name.replace(/[^\w]+/g, '-')}.onnx`);
     try {
       await make(path);
-      if (existsSync(path)) out.push({ name, path });
-      else log(`anchors: ${name}: the recipe module has no such function`);
+      out.push({ name, path });
     } catch (e) {
       log(`anchors: ${name} failed: ${(e as Error).message}`);
     }
