@@ -23,11 +23,15 @@ import { wanBlock } from '../helpers/wan-block.ts';
 const dir = scratchDir('census');
 afterAll(() => removeDir(dir));
 
-const BITS: Record<string, Pick<QuantConfig, 'wBits' | 'aBits'>> = {
+// `W8 dynamic`: 8-bit weight-only layers with `w8-kernel dynamic`, as onnxruntime's
+// quantize_dynamic emits them (qoperator DynamicQuantizeMatMul; qdq the ONNX chain its fusions
+// turn into it).
+const BITS: Record<string, Pick<QuantConfig, 'wBits' | 'aBits'> & Partial<QuantConfig>> = {
   W8A8: { wBits: 8, aBits: 8 },
   W4A8: { wBits: 4, aBits: 8 },
   W4A6: { wBits: 4, aBits: 6 },
   W8: { wBits: 8, aBits: null },
+  'W8 dynamic': { wBits: 8, aBits: null, w8Kernel: 'dynamic' },
   W4: { wBits: 4, aBits: null },
 };
 
@@ -47,7 +51,7 @@ function quantizeFixed(model: Model, partial: Partial<QuantConfig>): { branches:
   const ranges: ActivationRanges = new Map();
   for (const l of findLinearLayers(model.graph).layers) ranges.set(l.name, { min: new Float32Array(l.K).fill(-3), max: new Float32Array(l.K).fill(4) });
   const report = quantizeLinearLayers(model, config, {}, config.aBits === null ? undefined : ranges, config.dualScale ? 'q-arvd' : 'minmax');
-  const branches = model.graph.nodes().filter((n) => n.metadata.has('qarvd.layer') && ['MatMul', 'MatMulIntegerToFloat', 'MatMulNBits'].includes(n.opType)).length;
+  const branches = model.graph.nodes().filter((n) => n.metadata.has('qarvd.layer') && ['MatMul', 'MatMulIntegerToFloat', 'MatMulNBits', 'DynamicQuantizeMatMul', 'MatMulInteger'].includes(n.opType)).length;
   return { branches, dual: report.totals.layers.dual };
 }
 
@@ -66,6 +70,16 @@ describe('census of the optimized graph: every quantized weight reaches an integ
             const census = await optimizedCensus(path);
             expect(census.floatWeights, JSON.stringify(census.ops)).toEqual([]);
             expect(census.integerKernels, JSON.stringify(census.ops)).toBe(branches);
+            if (bits.w8Kernel === 'dynamic') {
+              // Nothing of the qdq chain is left. Layers reading the same tensor (tiny-arvd's q, k,
+              // v) share one DynamicQuantizeLinear once onnxruntime's common-subexpression
+              // elimination has merged theirs; the fusion then stops at MatMulIntegerToFloat fed
+              // by it (the same arithmetic, the activation quantized once).
+              const { DynamicQuantizeMatMul = 0, MatMulIntegerToFloat = 0, MatMulInteger = 0 } = census.ops;
+              expect(DynamicQuantizeMatMul + MatMulIntegerToFloat, JSON.stringify(census.ops)).toBe(branches);
+              expect(MatMulInteger, JSON.stringify(census.ops)).toBe(0);
+              if (format === 'qoperator' || m.name === 'synthetic block') expect(DynamicQuantizeMatMul).toBe(branches);
+            }
           });
         }
       }

@@ -22,9 +22,14 @@ export class LayerBuilder {
 
   /** Adds a node with one output; names are given when the caller inserts the nodes. */
   node(opType: string, inputs: (Value | null)[], options: { domain?: string; attributes?: Attribute[]; tag: string }): Value {
-    const n = new Node({ opType, domain: options.domain ?? '', nameHint: `${this.base}/${options.tag}`, inputs, attributes: options.attributes, metadata: { 'qarvd.layer': this.layerName } });
+    return this.nodeOutputs(opType, inputs, 1, options)[0]!;
+  }
+
+  /** Adds a node with `outputs` outputs (DynamicQuantizeLinear's three); returns them in order. */
+  nodeOutputs(opType: string, inputs: (Value | null)[], outputs: number, options: { domain?: string; attributes?: Attribute[]; tag: string }): Value[] {
+    const n = new Node({ opType, domain: options.domain ?? '', nameHint: `${this.base}/${options.tag}`, inputs, outputs, attributes: options.attributes, metadata: { 'qarvd.layer': this.layerName } });
     this.nodes.push(n);
-    return n.output(0);
+    return Array.from({ length: outputs }, (_, i) => n.output(i));
   }
 
   /** A new initializer holding `t` (named after the layer). */

@@ -5,6 +5,14 @@
  */
 export type IntegerKernels = 'auto' | 'always' | 'never';
 
+/**
+ * The kernel 8-bit weight-only layers run in (docs/w8-weight-only.md): `nbits` MatMulNBits
+ * (accuracy level 4: the activation quantized to int8 per block of 256 at run time); `dynamic`
+ * onnxruntime's DynamicQuantizeMatMul (the activation quantized to uint8 per tensor at run
+ * time, u8×s8 GEMM), what its own `quantize_dynamic` emits.
+ */
+export type W8Kernel = 'nbits' | 'dynamic';
+
 /** How the linear layers are quantized: shared by `q-arvd` and `minmax` so comparisons are like for like. */
 export interface QuantConfig {
   /** Weight bits: 8 (int8) or 4 (int4). */
@@ -36,6 +44,8 @@ export interface QuantConfig {
   blockSize: number;
   /** Which layers run in integer kernels; the others in float compute (small-layers.ts). */
   integerKernels: IntegerKernels;
+  /** The kernel of 8-bit weight-only layers (4-bit and quantized activations ignore it). */
+  w8Kernel: W8Kernel;
 }
 
 /** The defaults of the paper's W8A8 setting. */
@@ -53,6 +63,7 @@ export const DEFAULT_QUANT_CONFIG: QuantConfig = {
   qdqDomain: '',
   blockSize: 0,
   integerKernels: 'auto',
+  w8Kernel: 'nbits',
 };
 
 /** `W8A8`, `W4A8`, `W4` (weight-only): the label reports and diffs use. */

@@ -51,7 +51,9 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
   const terms: Value[] = [];
   let biasInside = false;
   plan.branches.forEach((planned) => {
-    const br = readsAllRows(planned, layer.K) ? widenNormal(planned, layer.K, layer.N) : planned;
+    // A dynamic quantizer takes its range from what it reads: the normal branch then gathers its
+    // channels, so the outliers do not widen its activation grid.
+    const br = form.op !== 'dynamic' && readsAllRows(planned, layer.K) ? widenNormal(planned, layer.K, layer.N) : planned;
     const tag = br.role === 'all' ? '' : `${br.role}/`;
     // Read X from the node now: an earlier rewrite may have replaced the value it had at discovery.
     let x = layer.node.input(0)!;
@@ -59,7 +61,10 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
     // The com.microsoft ops add a 1-D bias themselves: it goes into the first branch.
     const takeBias = hasBias && !biasInside && form.op !== 'qdq';
     let y: Value;
-    if (form.op === 'integer') {
+    if (form.op === 'dynamic') {
+      const [wq, ws, wz] = cachedWeights(plan, br, config, b, cache, 'integer');
+      y = form.qdq ? dynamicChain(b, x, wq!, ws!, wz!, takeBias ? biasValue() : undefined, tag) : b.node('DynamicQuantizeMatMul', [x, wq!, ws!, wz!, ...(takeBias ? [biasValue()] : [])], { domain: 'com.microsoft', tag: `${tag}DynamicQuantizeMatMul` });
+    } else if (form.op === 'integer') {
       const { xq, scale, zeroPoint } = quantizeActivation(b, br, x, config, tag);
       const [wq, ws, wz] = cachedWeights(plan, br, config, b, cache, 'integer');
       y = b.node('MatMulIntegerToFloat', [xq, wq!, scale, ws!, zeroPoint, wz!, ...(takeBias ? [biasValue()] : [])], { domain: 'com.microsoft', tag: `${tag}MatMulIntegerToFloat` });
@@ -79,6 +84,25 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
   });
   if (hasBias && !biasInside) terms.push(biasValue());
   return { builder: b, output: join(b, terms, form.op === 'qdq') };
+}
+
+/**
+ * The ONNX-standard form of DynamicQuantizeMatMul, the chain onnxruntime's own
+ * `quantize_dynamic` writes: `DynamicQuantizeLinear(x) → MatMulInteger(x_q, W, x_zp, w_zp) →
+ * Cast(float) → Mul(·, Mul(x_scale, w_scale))`, the bias (when given) added right after.
+ * onnxruntime's MatMulIntegerToFloatFusion takes the chain and the bias Add into
+ * MatMulIntegerToFloat, and DynamicQuantizeMatMulFusion that and the DynamicQuantizeLinear
+ * (all three of its outputs used by this chain alone) into DynamicQuantizeMatMul. The operand
+ * order of the scale Mul matters: the fusions read x's scale first.
+ */
+function dynamicChain(b: LayerBuilder, x: Value, wq: Value, ws: Value, wz: Value, bias: Value | undefined, tag: string): Value {
+  const dql = b.nodeOutputs('DynamicQuantizeLinear', [x], 3, { tag: `${tag}DynamicQuantizeLinear` });
+  const [xq, xScale, xZero] = dql as [Value, Value, Value];
+  const acc = b.node('MatMulInteger', [xq, wq, xZero, wz], { tag: `${tag}MatMulInteger` });
+  const float = b.node('Cast', [acc], { attributes: [attr.int('to', DataType.FLOAT)], tag: `${tag}Cast` });
+  const scale = b.node('Mul', [xScale, ws], { tag: `${tag}scale/Mul` });
+  const y = b.node('Mul', [float, scale], { tag: `${tag}Mul` });
+  return bias ? b.node('Add', [y, bias], { tag: `${tag}bias/Add` }) : y;
 }
 
 /** Joins branch outputs and the bias: one Sum after MatMuls (see {@link emitLayer}), Adds after the com.microsoft ops. */

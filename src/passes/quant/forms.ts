@@ -14,11 +14,17 @@ import type { QuantConfig } from './config.ts';
  * - `integer`: `com.microsoft.MatMulIntegerToFloat` (uint8 activation × int8 weight).
  * - `nbits`: `com.microsoft.MatMulNBits`, accuracy level 4: int8 compute with the activation
  *   quantized per block at run time (what onnxruntime's own 4-bit quantizer emits).
+ * - `dynamic` (8-bit weight-only with `w8-kernel dynamic`): the activation quantized to uint8
+ *   per tensor at run time, int8 per-channel weight, u8×s8 GEMM — what onnxruntime's
+ *   `quantize_dynamic` emits. qoperator: `com.microsoft.DynamicQuantizeMatMul`; qdq: the ONNX
+ *   chain `DynamicQuantizeLinear → MatMulInteger → Cast → Mul(·, Mul(x_scale, w_scale))`,
+ *   which onnxruntime fuses into MatMulIntegerToFloat and then DynamicQuantizeMatMul.
  */
 export type BranchForm =
   | { op: 'qdq'; int8Storage: boolean; nbitsBlocks: boolean }
   | { op: 'integer' }
-  | { op: 'nbits' };
+  | { op: 'nbits' }
+  | { op: 'dynamic'; qdq: boolean };
 
 /**
  * The form of a branch under `config`; docs/speed.md has the measurements behind each:
@@ -34,10 +40,12 @@ export type BranchForm =
  *   1.3–1.8× slower). qdq reaches it through onnxruntime's DQ → MatMulNBits fusion, which
  *   needs a blocked default-domain DequantizeLinear (opset 21); with qdq-domain com.microsoft,
  *   or a model whose opset cannot be raised to 21, the per-channel DQ stays and onnxruntime
- *   fuses it with blocks of 32.
+ *   fuses it with blocks of 32. With `w8-kernel dynamic`, 8-bit weight-only layers are
+ *   `dynamic` instead (docs/w8-weight-only.md).
  */
-export function branchForm(config: Pick<QuantConfig, 'format' | 'aBits' | 'wBits' | 'qdqDomain'>, opset = 21): BranchForm {
+export function branchForm(config: Pick<QuantConfig, 'format' | 'aBits' | 'wBits' | 'qdqDomain' | 'w8Kernel'>, opset = 21): BranchForm {
   const activations = config.aBits !== null;
+  if (!activations && config.wBits === 8 && config.w8Kernel === 'dynamic') return { op: 'dynamic', qdq: config.format === 'qdq' };
   if (config.format === 'qdq') return { op: 'qdq', int8Storage: activations && config.wBits === 4, nbitsBlocks: !activations && config.qdqDomain === '' && opset >= 21 };
   return activations ? { op: 'integer' } : { op: 'nbits' };
 }

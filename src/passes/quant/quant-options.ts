@@ -29,6 +29,12 @@ export const SHARED_QUANT_OPTIONS = {
     default: 'auto',
     help: 'auto: layers too small for onnxruntime\'s integer kernels to pay (a measured rule by K, N and form: docs/speed.md "Small layers") are kept fp32 — their quantized weights stored as usual, dequantized once when onnxruntime loads the model, one float MatMul — and the report says so; always: every layer in its integer form; never: every layer so (quantized storage, float compute; block-size channel only)',
   },
+  'w8-kernel': {
+    type: 'enum',
+    choices: ['nbits', 'dynamic'],
+    default: 'nbits',
+    help: '8-bit weight-only layers (a-bits none, w-bits 8): nbits runs them in MatMulNBits (activation quantized to int8 per block of 256 at run time); dynamic in DynamicQuantizeMatMul, as onnxruntime\'s quantize_dynamic (activation quantized to uint8 per tensor at run time; faster from 16 rows, coarser): docs/w8-weight-only.md',
+  },
   'a-symmetric': { type: 'boolean', default: false, help: 'symmetric int8 activations instead of asymmetric uint8' },
   'qdq-domain': { type: 'enum', choices: ['ai.onnx', 'com.microsoft'], default: 'ai.onnx', help: 'domain of Q/DQ nodes; com.microsoft works at any opset without raising it' },
   'block-size': {
@@ -140,6 +146,8 @@ export interface SharedQuantValues {
   reduceRange?: boolean;
   /** `auto` (the small-layer rule), `always` or `never`; absent means auto. */
   integerKernels?: string;
+  /** `nbits` or `dynamic`; absent means nbits. */
+  w8Kernel?: string;
   qdqDomain: string;
   /** `channel` or a block size (`'32'`); absent means per channel. */
   blockSize?: string;
@@ -203,11 +211,15 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
   if (blockSize > 0 && o.qdqDomain === 'com.microsoft' && o.format !== 'qoperator') {
     throw new Error(`option block-size ${blockSize}: blocked weights need the default-domain DequantizeLinear of opset 21 (block_size), not qdq-domain com.microsoft`);
   }
+  if (blockSize > 0 && o.w8Kernel === 'dynamic' && o.aBits === 'none' && o.wBits !== '4') {
+    throw new Error(`option block-size ${blockSize}: w8-kernel dynamic (DynamicQuantizeMatMul / MatMulInteger) takes per-output-channel weight scales only; use block-size channel or w8-kernel nbits`);
+  }
   checkOptionRanges(o);
   return {
     ...DEFAULT_QUANT_CONFIG,
     blockSize,
     integerKernels: o.integerKernels === 'always' || o.integerKernels === 'never' ? o.integerKernels : 'auto',
+    w8Kernel: o.w8Kernel === 'dynamic' ? 'dynamic' : 'nbits',
     wBits: o.wBits === '4' ? 4 : 8,
     aBits: o.aBits === 'none' ? null : o.aBits === '6' ? 6 : 8,
     format: o.format === 'qoperator' ? 'qoperator' : 'qdq',

@@ -14,6 +14,7 @@ import { comparableError, reconstructPlan, type ReconstructOptions } from './rec
 import { weightMatrix, weightMatrixView } from './layer-weights.ts';
 import { replaceLayer } from './rewire.ts';
 import { floatComputeReason } from './small-layers.ts';
+import { branchForm } from './forms.ts';
 import type { ReconLookup } from '../calibration/gram.ts';
 import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { Value } from '../../graph/ir/value.ts';
@@ -212,6 +213,11 @@ function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
     ensureDomain(model, 'com.microsoft');
     // Layers kept in float compute store 4-bit weights as int4 behind a Cast, which needs 21.
     if (config.wBits === 4 && config.integerKernels !== 'always') tryRaiseOpset(model, 21);
+    return;
+  }
+  if (branchForm(config).op === 'dynamic') {
+    // DynamicQuantizeLinear (opset 11) and MatMulInteger (10), default domain; no DequantizeLinear.
+    raiseOpset(model, 11, 'DynamicQuantizeLinear');
     return;
   }
   if (config.qdqDomain === 'com.microsoft') {
