@@ -51,7 +51,10 @@ const THREADS = [1, 2];
  * rows 1 only: the sessions' first calls; what a call at more rows then allocates anew is
  * milliseconds against calls of tens of milliseconds to seconds.
  */
-const ROUNDS: Record<number, { min: number; max: number; settled: number; budgetMs: number; warmup: boolean }> = {
+/** How many rounds a stage at one row count runs (see {@link ROUNDS}). */
+export type RoundPlan = { min: number; max: number; settled: number; budgetMs: number; warmup: boolean };
+
+const ROUNDS: Record<number, RoundPlan> = {
   1: { min: 5, max: 61, settled: 0.1, budgetMs: 6_000, warmup: true },
   16: { min: 5, max: 41, settled: 0.1, budgetMs: 8_000, warmup: false },
   256: { min: 2, max: 7, settled: 0.1, budgetMs: 15_000, warmup: false },
@@ -59,7 +62,7 @@ const ROUNDS: Record<number, { min: number; max: number; settled: number; budget
 };
 
 const ANCHOR_STATIC = 'anchor quantize_static QDQ W8A8';
-const ANCHOR_DYNAMIC = 'anchor quantize_dynamic W8';
+export const ANCHOR_DYNAMIC = 'anchor quantize_dynamic W8';
 const ANCHOR_NBITS = 'anchor MatMulNBits W4 (block 32, level 4)';
 /**
  * Each bit width with the anchor of the same weight bits it is compared with: 8-bit weights with
@@ -76,7 +79,7 @@ const BITS = [
 ] as const;
 
 /** One model to time: ours or an anchor. */
-interface Entry {
+export interface Entry {
   name: string;
   path: string;
   census?: string;
@@ -93,7 +96,7 @@ function calibration(dim: number): CalibrationModule {
 }
 
 /** Min/max activation ranges of every layer input from {@link calibration}, collected once per variant. */
-async function activationRanges(fp32: string): Promise<ActivationRanges> {
+export async function activationRanges(fp32: string): Promise<ActivationRanges> {
   const model = loadModel(fp32);
   const { layers } = findLinearLayers(model.graph);
   const { ranges } = await calibrate(model, layers, checkCalibrationModule(calibration(WAN_SHAPE.dim)), DEFAULT_QUANT_CONFIG, { scaleSearch: false, frameWeighting: false });
@@ -128,7 +131,7 @@ async function quantizeAll(fp32: string, dir: string, variant: string, log: (m: 
 // ---------------------------------------------------------------------------------------------
 // ANCHORS: onnxruntime's own quantizers on the same block (bench/peers/onnxruntime-recipe.ts,
 // docs/peers.md); the rows are named `anchor …`.
-async function anchorModels(fp32: string, dir: string, variant: string, log: (m: string) => void): Promise<Entry[]> {
+export async function anchorModels(fp32: string, dir: string, variant: string, log: (m: string) => void): Promise<Entry[]> {
   const random = seededRandom(7);
   const feeds = Array.from({ length: 4 }, () => ({ x: new ort.Tensor('float32', random.normalArray(64 * WAN_SHAPE.dim), [64, WAN_SHAPE.dim]) }));
   const recipes: [string, (out: string) => unknown][] = [
@@ -151,7 +154,7 @@ async function anchorModels(fp32: string, dir: string, variant: string, log: (m:
 // ---------------------------------------------------------------------------------------------
 
 /** Op counts of the optimized graph, `Op×n` joined. */
-async function censusText(path: string): Promise<string> {
+export async function censusText(path: string): Promise<string> {
   const c = await optimizedCensus(path);
   const ops = Object.entries(c.ops).sort(([a], [b]) => a.localeCompare(b)).map(([op, n]) => `${op}×${n}`).join(' ');
   return c.floatWeights.length ? `${ops} | FLOAT WEIGHTS: ${c.floatWeights.length}` : ops;
@@ -168,8 +171,7 @@ function worstSpread(times: number[][]): number {
 }
 
 /** Calls every session once per round, in order, gc first, for the rounds {@link ROUNDS} gives `M`; each session's times (ms), round by round. */
-async function timeStage(sessions: ort.InferenceSession[], x: ort.Tensor, M: number): Promise<number[][]> {
-  const plan = ROUNDS[M]!;
+async function timeStage(sessions: ort.InferenceSession[], x: ort.Tensor, plan: RoundPlan): Promise<number[][]> {
   if (plan.warmup) for (const s of sessions) await s.run({ x });
   const times = sessions.map(() => [] as number[]);
   const t0 = performance.now();
@@ -185,19 +187,22 @@ async function timeStage(sessions: ort.InferenceSession[], x: ort.Tensor, M: num
   return times;
 }
 
-/** Times every entry against fp32 (entries[0]), interleaved; one row per entry and row count, ours with its ratio to its anchor in the same rounds. */
-async function timeAll(entries: Entry[], variant: string, threads: number, log: (m: string) => void): Promise<BenchRow[]> {
+/**
+ * Times every entry against fp32 (entries[0]), interleaved; one row per entry and row count, ours with its ratio to its anchor in the same rounds.
+ * `plans` replaces {@link ROUNDS} per row count (its keys are the row counts then).
+ */
+export async function timeAll(entries: Entry[], variant: string, threads: number, log: (m: string) => void, plans: Record<number, RoundPlan> = ROUNDS): Promise<BenchRow[]> {
   const sessions: ort.InferenceSession[] = [];
   for (const e of entries) sessions.push(await ort.InferenceSession.create(e.path, { intraOpNumThreads: threads, interOpNumThreads: 1, logSeverityLevel: 3 }));
   const index = new Map(entries.map((e, i) => [e.name, i]));
   const rows: BenchRow[] = [];
   try {
     const random = seededRandom(11);
-    for (const M of ROWS) {
+    for (const M of Object.keys(plans).map(Number)) {
       const x = new ort.Tensor('float32', random.normalArray(M * WAN_SHAPE.dim), [M, WAN_SHAPE.dim]);
       // Other work on the machine moves these figures: the 1-minute load average as the stage starts.
       const load = round(loadavg()[0]!, 1);
-      const times = await timeStage(sessions, x, M);
+      const times = await timeStage(sessions, x, plans[M]!);
       const rounds = times[0]!.length;
       const fp32 = median(times[0]!);
       const cells: string[] = [];
@@ -239,7 +244,7 @@ async function timeAll(entries: Entry[], variant: string, threads: number, log: 
  * The anchor table: for every output of ours, ours ÷ its anchor (median over the rounds both ran
  * in) at each row count, and whether ours is at least as fast (≤ 1.00) at every row count.
  */
-function anchorTable(rows: BenchRow[], log: (m: string) => void): void {
+export function anchorTable(rows: BenchRow[], log: (m: string) => void): void {
   const byModel = new Map<string, Map<number, BenchRow>>();
   for (const r of rows) {
     const m = /^(.*) rows (\d+) (\d+T)$/.exec(r.name);

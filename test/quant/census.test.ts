@@ -15,6 +15,7 @@ import type { Model } from '../../src/graph/ir/model.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/config.ts';
 import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
+import { toQuantConfig } from '../../src/passes/quant/quant-options.ts';
 import { type ActivationRanges, quantizeLinearLayers } from '../../src/passes/quant/quantize-layers.ts';
 import { optimizedCensus } from '../helpers/census.ts';
 import { removeDir, REPO_ROOT, scratchDir } from '../helpers/files.ts';
@@ -85,6 +86,15 @@ describe('census of the optimized graph: every quantized weight reaches an integ
       }
     }
   }
+
+  it('the option: w8-kernel nbits by default; dynamic is per channel only, and refuses block-size naming both options', () => {
+    const base = { wBits: '8', aBits: 'none', format: 'qdq', include: [], exclude: [], minK: 16, wSymmetric: false, aSymmetric: false, qdqDomain: 'ai.onnx', calib: '', report: '' };
+    expect(toQuantConfig(base).w8Kernel).toBe('nbits');
+    expect(toQuantConfig({ ...base, w8Kernel: 'dynamic' }).w8Kernel).toBe('dynamic');
+    expect(() => toQuantConfig({ ...base, w8Kernel: 'dynamic', blockSize: '32' })).toThrow(/block-size 32: w8-kernel dynamic .*per-output-channel/);
+    // 4-bit and quantized activations ignore it.
+    expect(() => toQuantConfig({ ...base, wBits: '4', w8Kernel: 'dynamic', blockSize: '32' })).not.toThrow();
+  });
 
   it('reduce-range (7-bit weights in int8) keeps the same kernels', async () => {
     const model = MODELS[1]!.load();
