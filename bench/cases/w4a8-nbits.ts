@@ -30,7 +30,7 @@ const PLANS: Record<number, RoundPlan> = {
 };
 
 /** The W4 weight-only model with each MatMulNBits's input fake-quantized by the W4A8 model's static quantizer of the same layer. */
-function nbitsBehindStaticQdq(w4Path: string, w4a8Path: string, out: string): void {
+export function nbitsBehindStaticQdq(w4Path: string, w4a8Path: string, out: string): void {
   const quantizers = new Map<string, { scale: Value; zeroPoint: Value }>();
   for (const n of loadModel(w4a8Path).graph.nodes()) {
     if (n.opType === 'QuantizeLinear') quantizers.set(n.metadata.get('qarvd.layer')!, { scale: n.input(1)!, zeroPoint: n.input(2)! });
