@@ -10,7 +10,9 @@
 //   Y_ref = Σ_branch DQ(Q(clip(X[:, idx]))) · DQ(Wq) + bias
 //
 // (weight-only branches skip the activation quantizer; a MatMulIntegerToFloat branch is the
-// integer GEMM with int32 accumulation, rescaled in float32). X and the runtime's layer output
+// integer GEMM with int32 accumulation, rescaled in float32; a DynamicQuantizeMatMul branch —
+// `w8-kernel dynamic`, also its qdq chain — the same after quantizing X[:, idx] to uint8 with
+// the scale and zero point the kernel derives from the tensor's own min/max). X and the runtime's layer output
 // are observed by adding them as extra graph outputs (calibration's augment step) and running
 // the model in onnxruntime-node.
 //
@@ -43,7 +45,7 @@ import type { Node } from '../../src/graph/ir/node.ts';
 import type { Tensor } from '../../src/graph/ir/tensor.ts';
 import type { Value } from '../../src/graph/ir/value.ts';
 import { matmul, matmulIntegerToFloat } from '../../src/kernels/gemm.ts';
-import { dequantizePerChannel, dequantizePerTensor, quantizePerTensor, type QuantType, unpackInt4 } from '../../src/kernels/quantize.ts';
+import { dequantizePerChannel, dequantizePerTensor, quantizePerTensor, type QuantType, roundHalfToEven, unpackInt4 } from '../../src/kernels/quantize.ts';
 import { augmentModel } from '../../src/passes/calibration/augment.ts';
 import { SESSION_OPTIONS } from './ort.ts';
 
@@ -87,8 +89,11 @@ export interface WeightRef {
 
 /** One sub-matmul of a layer. */
 export interface BranchRef {
-  /** `fq`: DQ(Q(x))·DQ(W) in float (or x·DQ(W) weight-only); `int`: com.microsoft.MatMulIntegerToFloat. */
-  kind: 'fq' | 'int';
+  /**
+   * `fq`: DQ(Q(x))·DQ(W) in float (or x·DQ(W) weight-only); `int`: com.microsoft.MatMulIntegerToFloat;
+   * `dyn`: DynamicQuantizeMatMul (the activation quantizer computed per call, {@link dynamicQuantizer}).
+   */
+  kind: 'fq' | 'int' | 'dyn';
   /** Input channels taken by a Gather on the last axis (undefined: all). */
   indices?: Int32Array;
   act?: ActQuantRef;
@@ -186,18 +191,24 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
       const quantized = a.producer()?.opType === 'DequantizeLinear' && inLayer(a.producer()) ? 'dq' : 'none';
       branch = { kind: 'fq', weight, ...activation(a, quantized) };
     } else if (p.opType === 'MatMulIntegerToFloat' && p.domain === 'com.microsoft') {
-      const bq = constOf(p.input(1), where);
-      const K = bq.dims[0]!;
-      const N = bq.dims[1]!;
-      const scales = floatVector(constOf(p.input(3), where));
-      const zq = quantValues(constOf(p.input(5), where));
-      const weight: WeightRef = { ...quantValues(bq), scales, zeroPoints: Int32Array.from(zq.values), K, N, tensor: bq };
+      const weight = integerWeight(p.input(1), p.input(3), p.input(5), where);
       const { act, indices } = activation(p.input(0)!, 'q');
       const aScale = scalarF32(p.input(2), where);
       const az = scalarInt(p.input(4), where);
       if (act!.scale !== aScale || act!.zeroPoint !== az.value) throw new Error(`${where}: MatMulIntegerToFloat's a_scale / a_zero_point differ from the QuantizeLinear's`);
       const biasIn = p.input(6);
       branch = { kind: 'int', weight, act, indices, bias: biasIn ? floatVector(constOf(biasIn, where)) : undefined };
+    } else if (p.opType === 'DynamicQuantizeMatMul' && p.domain === 'com.microsoft') {
+      const biasIn = p.input(4);
+      branch = { kind: 'dyn', weight: integerWeight(p.input(1), p.input(2), p.input(3), where), ...activation(p.input(0)!, 'none'), bias: biasIn ? floatVector(constOf(biasIn, where)) : undefined };
+    } else if (p.opType === 'Mul' && p.domain === '' && p.input(0)?.producer()?.opType === 'Cast') {
+      // The qdq form of DynamicQuantizeMatMul: Mul(Cast(MatMulInteger(DQL(x), W, x_zp, w_zp)), Mul(x_scale, w_scale)).
+      const cast = expectOp(p.input(0)!.producer(), 'Cast', where, inLayer);
+      const mmi = expectOp(cast.input(0)!.producer(), 'MatMulInteger', where, inLayer);
+      const scales = expectOp(p.input(1)!.producer(), 'Mul', where, inLayer);
+      const dql = expectOp(mmi.input(0)!.producer(), 'DynamicQuantizeLinear', where, inLayer);
+      if (scales.input(0) !== dql.output(1) || mmi.input(2) !== dql.output(2)) throw new Error(`${where}: MatMulInteger chain does not use its DynamicQuantizeLinear's scale and zero point`);
+      branch = { kind: 'dyn', weight: integerWeight(mmi.input(1), scales.input(1), mmi.input(3), where), ...activation(dql.input(0)!, 'none') };
     } else if (p.opType === 'MatMulNBits' && p.domain === 'com.microsoft') {
       // Weight-only QOperator form: the float input times a blockwise weight whose blocks
       // share their column's scale and zero point (per-channel quantization).
@@ -223,6 +234,33 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
     if ((b.indices?.length ?? b.weight.K) !== b.weight.K) throw new Error(`${where}: ${b.indices?.length} gathered channels for a weight of ${b.weight.K} rows`);
   }
   return { name, decision, final, x, y, sum, branches, K, N };
+}
+
+/** An int8/uint8 `[K, N]` weight with per-column scales and zero points, as the integer kernels take it. */
+function integerWeight(w: Value | null, scale: Value | null, zeroPoint: Value | null, where: string): WeightRef {
+  const bq = constOf(w, where);
+  const [K, N] = bq.dims as [number, number];
+  const scales = floatVector(constOf(scale, where));
+  const zeroPoints = Int32Array.from(quantValues(constOf(zeroPoint, where)).values);
+  if (scales.length !== N || zeroPoints.length !== N) throw new Error(`${where}: ${scales.length} scales / ${zeroPoints.length} zero points for N = ${N}`);
+  return { ...quantValues(bq), scales, zeroPoints, K, N, tensor: bq };
+}
+
+/**
+ * The uint8 quantizer DynamicQuantizeMatMul and DynamicQuantizeLinear derive from the tensor
+ * they are given, in onnxruntime's float32 steps: the range [min, max] widened to include 0,
+ * `s = (max − min) / 255` (1 for an all-zero tensor), `z = round_half_even(clamp(0 − min / s, 0, 255))`.
+ */
+export function dynamicQuantizer(x: Float32Array): ActQuantRef {
+  let min = 0;
+  let max = 0;
+  for (const v of x) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const scale = max === min ? 1 : Math.fround(Math.fround(max - min) / 255);
+  const z = Math.fround(0 - Math.fround(min / scale));
+  return { scale, zeroPoint: roundHalfToEven(Math.min(255, Math.max(0, z))), type: 'uint8' };
 }
 
 function expectOp(n: Node | undefined, op: string, where: string, inLayer: (n: Node | undefined) => n is Node): Node {
@@ -399,8 +437,8 @@ export function referenceLayer(layer: LayerRef, x: Float32Array): LayerReference
     const wDeq = w.dequantized ?? dequantizePerChannel(w.values, Kb, N, w.scales, w.zeroPoints);
     let xHat = xb;
     let y: Float32Array;
-    if (br.kind === 'int') {
-      const a = br.act!;
+    if (br.kind === 'int' || br.kind === 'dyn') {
+      const a = br.kind === 'dyn' ? dynamicQuantizer(xb) : br.act!;
       const q = quantizePerTensor(xb, a.scale, a.zeroPoint, a.type);
       xHat = dequantizePerTensor(q, a.scale, a.zeroPoint);
       y = matmulIntegerToFloat({ a: q, aZeroPoint: a.zeroPoint, b: w.values, bZeroPoint: w.zeroPoints, aScale: a.scale, bScale: w.scales, bias: br.bias, M, K: Kb, N });

@@ -9,7 +9,7 @@ import { seededRandom } from '../../src/kernels/random.ts';
 import { channelNorms } from '../../src/kernels/statistics.ts';
 import type { QuantReport } from '../../src/passes/quant/report.ts';
 import { checkAgainstReference, readQuantizedLayers } from '../helpers/quant-reference.ts';
-import { loadFixture, QUANT_FIXTURES, quantFixture, quantize, testCalibration } from './quant-fixtures.ts';
+import { evalFeeds, loadFixture, QUANT_FIXTURES, quantFixture, quantize, testCalibration } from './quant-fixtures.ts';
 import { GraphBuilder, weightWithOutliers } from './synthetic-graphs.ts';
 
 const table: string[] = [];
@@ -121,6 +121,23 @@ describe('synthetic [128, 64] weight with planted outlier rows', () => {
     const ref = await checkAgainstReference(b.model, b.feeds(seededRandom(99)));
     expect(ref.layers[0]!.violations).toBe(0);
   });
+
+  // w8-kernel dynamic: the activation quantizer is derived per call from what each branch
+  // reads (the outlier branch its gathered channels, the normal branch all of X here).
+  for (const format of ['qdq', 'qoperator'] as const) {
+    it(`w8-kernel dynamic, ${format}: the split layer (normal branch reading all of X) computes what the reference says`, async () => {
+      const wideK = 1024;
+      const b = new GraphBuilder('planted_wide_dynamic');
+      const x = b.input('x', [4, wideK]);
+      b.output(b.node('MatMul', 'fc/MatMul', [x, b.init('fc.weight', [wideK, N], weightWithOutliers(12, wideK, N, planted, 8))]), [4, N]);
+      const report = await quantize(b.model, { 'w-bits': '8', 'a-bits': 'none', 'w8-kernel': 'dynamic', format, ...INTEGER });
+      expect(report.layers[0]).toMatchObject({ mode: 'dual', outliers: 32 });
+      const layer = readQuantizedLayers(b.model)[0]!;
+      expect(layer.branches.map((br) => `${br.kind} ${br.indices ? br.indices.length : 'all'}`)).toEqual(['dyn 32', 'dyn all']);
+      const ref = await checkAgainstReference(b.model, b.feeds(seededRandom(99)));
+      expect(ref.layers[0]!.violations, ref.layers[0]!.firstViolation).toBe(0);
+    });
+  }
 
   it('with align 1 exactly the planted rows are detected', async () => {
     const b = build();
@@ -235,6 +252,25 @@ describe('dual-scale false', () => {
         expect(o.weightError).toEqual(l.weightError);
       }
       expect(readQuantizedLayers(off).every((l) => l.branches.length === 1 && !l.branches[0]!.indices)).toBe(true);
+    });
+  }
+});
+
+describe('w8-kernel dynamic on tiny-arvd: every layer computes what the reference says', () => {
+  // A real model: biases inside the kernel, layers sharing an input (q, k, v: one merged
+  // DynamicQuantizeLinear in the qdq form after onnxruntime's optimizations), split layers whose
+  // normal branch gathers (K = 64, 32 outliers) and ones reading all of X (K = 256).
+  for (const format of ['qdq', 'qoperator'] as const) {
+    it(format, async () => {
+      const f = quantFixture('tiny-arvd');
+      const model = await loadFixture(f);
+      await quantize(model, { ...f.options, 'w-bits': '8', 'a-bits': 'none', 'w8-kernel': 'dynamic', format, ...INTEGER });
+      const layers = readQuantizedLayers(model);
+      expect(layers.every((l) => l.branches.every((br) => br.kind === 'dyn'))).toBe(true);
+      expect(layers.some((l) => l.branches.length === 2 && l.branches.every((br) => br.indices))).toBe(true);
+      expect(layers.some((l) => l.branches.length === 2 && l.branches.some((br) => !br.indices))).toBe(true);
+      const ref = await checkAgainstReference(model, evalFeeds(f), layers);
+      for (const l of ref.layers) expect(l.violations, `${l.name}: ${l.firstViolation}`).toBe(0);
     });
   }
 });
