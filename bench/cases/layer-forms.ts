@@ -51,6 +51,10 @@ const FORMS: { name: string; config?: Partial<QuantConfig> }[] = [
   { name: 'W8 single', config: { wBits: 8, aBits: null, dualScale: false } },
   { name: 'W4 single', config: { wBits: 4, aBits: null, dualScale: false } },
   { name: 'W4 dual', config: { wBits: 4, aBits: null, dualScale: true } },
+  // w8-kernel dynamic in its qoperator form: in qdq, onnxruntime merges the L layers' identical
+  // DynamicQuantizeLinear (they read one input), which would time one quantizer for L layers.
+  { name: 'W8 dynamic single', config: { wBits: 8, aBits: null, dualScale: false, w8Kernel: 'dynamic', format: 'qoperator' } },
+  { name: 'W8 dynamic dual', config: { wBits: 8, aBits: null, dualScale: true, w8Kernel: 'dynamic', format: 'qoperator' } },
 ];
 
 const rowsType = (n: number) => ({ tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'rows' }, { dim_value: n }] } } });

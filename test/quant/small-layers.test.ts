@@ -95,6 +95,21 @@ describe('small-layer rule on tiny-arvd', () => {
     expect(layers.some((l) => l.mode === 'single' && l.compute === 'integer')).toBe(true);
   });
 
+  it('w8-kernel dynamic: the rule of quantized activations (single layers integer at every K, splits with K·N < 32768 kept fp32)', async () => {
+    const { path, report } = quantizeTiny({ wBits: 8, aBits: null, dualScale: true, w8Kernel: 'dynamic' }, 'q-arvd-w8-dynamic');
+    const layers = quantized(report);
+    for (const l of layers) {
+      const small = l.mode === 'dual' && l.K! * l.N! < SMALL_LAYER_RULE.activationSplitMinKN;
+      expect(l.compute, l.name).toBe(small ? 'float' : 'integer');
+      if (small) expect(l.computeReason).toContain('two DynamicQuantizeMatMul calls are slower than fp32');
+    }
+    // K = 64 single layers, which the MatMulNBits rule keeps fp32, are integer here.
+    expect(layers.some((l) => l.mode === 'single' && l.K! < SMALL_LAYER_RULE.weightOnlyMinK && l.compute === 'integer')).toBe(true);
+    expect(layers.some((l) => l.compute === 'float')).toBe(true);
+    const census = await optimizedCensus(path);
+    expect(census.floatWeights.length).toBe(layers.filter((l) => l.compute === 'float').length);
+  });
+
   it('integer-kernels never: onnxruntime runs the same graph as for fp32, from a third of its weight bytes', async () => {
     const { path, report } = quantizeTiny({ wBits: 4, aBits: null, dualScale: true, integerKernels: 'never' }, 'never');
     expect(quantized(report).every((l) => l.compute === 'float' && l.computeReason === 'kept fp32: integer-kernels never')).toBe(true);

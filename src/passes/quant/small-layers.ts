@@ -17,6 +17,10 @@ import type { LayerPlan } from './plan.ts';
  *   0.98–1.85× at 192–1024 rows, 64×64 from 16 rows; from 192×192 0.75–0.86×.
  * - quantized activations, one quantizer: faster than fp32 at every measured shape (0.27–0.76×):
  *   never kept in float.
+ * - 8-bit weight-only with `w8-kernel dynamic` (DynamicQuantizeMatMul: the same u8×s8 GEMM
+ *   after a per-call quantizer; docs/w8-weight-only.md): like quantized activations — one
+ *   quantizer 0.13–0.77× fp32 at every shape and row count, split layers with K·N ≤ 16384
+ *   1.09–6.99× at 192–1024 rows, from 192×192 0.15–0.80×. So the activation rule applies.
  * The rows a layer runs are not known when converting (symbolic in most models); at 1–16 rows
  * the integer forms are faster even on these layers, which `integer-kernels always` keeps.
  * Weights written in blocks (`block-size`) keep the integer form: the rule was measured per channel.
@@ -26,7 +30,7 @@ export const SMALL_LAYER_RULE = {
   weightOnlyMinK: 128,
   /** Weight-only, split into outlier and normal branches: K ≥ this. */
   weightOnlySplitMinK: 768,
-  /** Quantized activations, split: K·N ≥ this. */
+  /** Quantized activations (and `w8-kernel dynamic`), split: K·N ≥ this. */
   activationSplitMinKN: 32768,
 } as const;
 
@@ -34,20 +38,22 @@ export const SMALL_LAYER_RULE = {
  * Why `plan`'s layer is emitted in float compute (its quantized weights dequantized once, when
  * onnxruntime loads the model, and one float MatMul), or undefined for its integer form.
  */
-export function floatComputeReason(plan: LayerPlan, config: Pick<QuantConfig, 'integerKernels' | 'aBits' | 'blockSize'>): string | undefined {
+export function floatComputeReason(plan: LayerPlan, config: Pick<QuantConfig, 'integerKernels' | 'aBits' | 'wBits' | 'blockSize' | 'w8Kernel'>): string | undefined {
   if (config.integerKernels === 'always' || config.blockSize > 0) return undefined;
   if (config.integerKernels === 'never') return 'integer-kernels never';
   const { K, N } = plan.layer;
   const split = plan.mode === 'dual';
   const R = SMALL_LAYER_RULE;
   const measured = '(measured rule, docs/speed.md "Small layers"; integer-kernels always keeps the integer form)';
-  if (config.aBits === null) {
+  const dynamic = config.aBits === null && config.wBits === 8 && config.w8Kernel === 'dynamic';
+  if (config.aBits === null && !dynamic) {
     const min = split ? R.weightOnlySplitMinK : R.weightOnlyMinK;
     if (K < min) return `too small for integer kernels: weight-only${split ? ' split' : ''} layer with K = ${K} < ${min}, where MatMulNBits is slower than fp32 ${measured}`;
     return undefined;
   }
   if (split && K * N < R.activationSplitMinKN) {
-    return `too small for integer kernels: split layer with K·N = ${K * N} < ${R.activationSplitMinKN}, where two MatMulIntegerToFloat calls are slower than fp32 ${measured}; activations not quantized`;
+    const kernel = dynamic ? 'DynamicQuantizeMatMul' : 'MatMulIntegerToFloat';
+    return `too small for integer kernels: split layer with K·N = ${K * N} < ${R.activationSplitMinKN}, where two ${kernel} calls are slower than fp32 ${measured}${dynamic ? '' : '; activations not quantized'}`;
   }
   return undefined;
 }
