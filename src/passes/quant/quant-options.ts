@@ -33,7 +33,7 @@ export const SHARED_QUANT_OPTIONS = {
     type: 'enum',
     choices: ['nbits', 'dynamic'],
     default: 'nbits',
-    help: '8-bit weight-only layers (a-bits none, w-bits 8): nbits runs them in MatMulNBits (activation quantized to int8 per block of 256 at run time); dynamic in DynamicQuantizeMatMul, as onnxruntime\'s quantize_dynamic (activation quantized to uint8 per tensor at run time; faster from 16 rows, coarser): docs/w8-weight-only.md',
+    help: '8-bit weight-only layers (a-bits none, w-bits 8): nbits runs them in MatMulNBits (activation quantized to int8 per block of 256 at run time); dynamic in DynamicQuantizeMatMul, as onnxruntime\'s quantize_dynamic (activation quantized to uint8 per tensor at run time: measured faster from 4 rows on, slower at 1 row, about twice the error): docs/w8-weight-only.md',
   },
   'a-symmetric': { type: 'boolean', default: false, help: 'symmetric int8 activations instead of asymmetric uint8' },
   'qdq-domain': { type: 'enum', choices: ['ai.onnx', 'com.microsoft'], default: 'ai.onnx', help: 'domain of Q/DQ nodes; com.microsoft works at any opset without raising it' },
