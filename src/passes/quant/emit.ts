@@ -25,6 +25,8 @@ export type WeightCache = Map<string, Value[]>;
  * - `qdq`: [Clip →] QuantizeLinear → DequantizeLinear on the activation (scalar scale and
  *   zero point), `DequantizeLinear(Wq, s, z)`, `MatMul`;
  * - `qoperator`: MatMulIntegerToFloat or MatMulNBits, the bias inside the first branch's op;
+ * - 8-bit weight-only with `w8-kernel dynamic`: DynamicQuantizeMatMul (qoperator) or its ONNX
+ *   chain ({@link dynamicChain}, qdq), the bias inside the first branch, Adds joining;
  * - branches and the bias are joined by one `Sum` in `qdq` (an `Add` right after a MatMul is
  *   turned into a float Gemm by onnxruntime's MatMulAddFusion before its QDQ fusions run,
  *   which would dequantize the weight on every call), by `Add` after the com.microsoft ops.
@@ -53,7 +55,7 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
   plan.branches.forEach((planned) => {
     // Also in the dynamic form, whose run-time quantizer then takes the normal branch's range over
     // all channels, the outliers' too (as minmax's does): gathering 98% of the channels instead
-    // made q-arvd 1.5–1.7× slower than minmax at 256 rows on the Wan block (docs/w8-weight-only.md).
+    // made q-arvd 1.5–1.6× slower than minmax at 256 rows on the Wan block (docs/w8-weight-only.md).
     const br = readsAllRows(planned, layer.K) ? widenNormal(planned, layer.K, layer.N) : planned;
     const tag = br.role === 'all' ? '' : `${br.role}/`;
     // Read X from the node now: an earlier rewrite may have replaced the value it had at discovery.
