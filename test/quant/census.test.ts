@@ -33,6 +33,8 @@ const BITS: Record<string, Pick<QuantConfig, 'wBits' | 'aBits'> & Partial<QuantC
   W4A6: { wBits: 4, aBits: 6 },
   W8: { wBits: 8, aBits: null },
   'W8 dynamic': { wBits: 8, aBits: null, w8Kernel: 'dynamic' },
+  // `w4a8-kernel nbits`: MatMulNBits (int4) behind the static Q → DQ; qoperator only.
+  'W4A8 nbits': { wBits: 4, aBits: 8, w4a8Kernel: 'nbits' },
   W4: { wBits: 4, aBits: null },
 };
 
@@ -60,6 +62,7 @@ describe('census of the optimized graph: every quantized weight reaches an integ
   for (const m of MODELS) {
     for (const format of ['qdq', 'qoperator'] as const) {
       for (const [label, bits] of Object.entries(BITS)) {
+        if (bits.w4a8Kernel === 'nbits' && format === 'qdq') continue;
         for (const dualScale of [true, false]) {
           const name = `${m.name} ${format} ${label} ${dualScale ? 'q-arvd' : 'single-scale'}`;
           it(name, async () => {
@@ -87,13 +90,18 @@ describe('census of the optimized graph: every quantized weight reaches an integ
     }
   }
 
-  it('the option: w8-kernel nbits by default; dynamic is per channel only, and refuses block-size naming both options', () => {
+  it('the options: w8-kernel nbits by default, dynamic per channel only (refuses block-size naming both options); w4a8-kernel integer by default, nbits qoperator only', () => {
     const base = { wBits: '8', aBits: 'none', format: 'qdq', include: [], exclude: [], minK: 16, wSymmetric: false, aSymmetric: false, qdqDomain: 'ai.onnx', calib: '', report: '' };
     expect(toQuantConfig(base).w8Kernel).toBe('nbits');
     expect(toQuantConfig({ ...base, w8Kernel: 'dynamic' }).w8Kernel).toBe('dynamic');
     expect(() => toQuantConfig({ ...base, w8Kernel: 'dynamic', blockSize: '32' })).toThrow(/block-size 32: w8-kernel dynamic .*per-output-channel/);
     // 4-bit and quantized activations ignore it.
     expect(() => toQuantConfig({ ...base, wBits: '4', w8Kernel: 'dynamic', blockSize: '32' })).not.toThrow();
+    // w4a8-kernel: integer by default; nbits only in the qoperator format.
+    const w4a8 = { ...base, wBits: '4', aBits: '8' };
+    expect(toQuantConfig(w4a8).w4a8Kernel).toBe('integer');
+    expect(toQuantConfig({ ...w4a8, format: 'qoperator', w4a8Kernel: 'nbits' }).w4a8Kernel).toBe('nbits');
+    expect(() => toQuantConfig({ ...w4a8, w4a8Kernel: 'nbits' })).toThrow(/w4a8-kernel nbits: only with format qoperator/);
   });
 
   it('reduce-range (7-bit weights in int8) keeps the same kernels', async () => {

@@ -274,3 +274,21 @@ describe('w8-kernel dynamic on tiny-arvd: every layer computes what the referenc
     });
   }
 });
+
+describe('w4a8-kernel nbits on tiny-arvd: MatMulNBits behind the static Q → DQ computes what the reference says', () => {
+  // The reference check runs MatMulNBits at accuracy level 1 (fp32 compute), so this checks the
+  // model's own arithmetic: the fake-quantized activation times the int4 weight.
+  it('qoperator W4A8', async () => {
+    const f = quantFixture('tiny-arvd');
+    const model = await loadFixture(f);
+    const report = await quantize(model, { ...f.options, 'w-bits': '4', 'a-bits': '8', 'w4a8-kernel': 'nbits', format: 'qoperator', ...INTEGER }, testCalibration(f));
+    expect(report.layers.some((l) => l.mode === 'dual')).toBe(true);
+    const ops = new Set(model.graph.nodes().filter((n) => n.metadata.has('qarvd.layer')).map((n) => n.opType));
+    expect([...ops].sort()).toEqual(expect.arrayContaining(['DequantizeLinear', 'MatMulNBits', 'QuantizeLinear']));
+    expect(ops.has('MatMulIntegerToFloat')).toBe(false);
+    const layers = readQuantizedLayers(model);
+    expect(layers.every((l) => l.branches.every((br) => br.act && br.weight.type === 'uint4'))).toBe(true);
+    const ref = await checkAgainstReference(model, evalFeeds(f), layers);
+    for (const l of ref.layers) expect(l.violations, `${l.name}: ${l.firstViolation}`).toBe(0);
+  });
+});

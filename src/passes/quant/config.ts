@@ -13,6 +13,14 @@ export type IntegerKernels = 'auto' | 'always' | 'never';
  */
 export type W8Kernel = 'nbits' | 'dynamic';
 
+/**
+ * The kernel of 4-bit weights with quantized activations (W4A8, W4A6), qoperator only
+ * (docs/w8-weight-only.md, part b): `integer` MatMulIntegerToFloat with the 4-bit values in
+ * int8 (exact; twice the weight bytes); `nbits` MatMulNBits (int4) behind the static
+ * QuantizeLinear → DequantizeLinear, which requantizes the activation per block at run time.
+ */
+export type W4A8Kernel = 'integer' | 'nbits';
+
 /** How the linear layers are quantized: shared by `q-arvd` and `minmax` so comparisons are like for like. */
 export interface QuantConfig {
   /** Weight bits: 8 (int8) or 4 (int4). */
@@ -46,6 +54,8 @@ export interface QuantConfig {
   integerKernels: IntegerKernels;
   /** The kernel of 8-bit weight-only layers (4-bit and quantized activations ignore it). */
   w8Kernel: W8Kernel;
+  /** The kernel of W4A8 / W4A6 layers in the qoperator format. */
+  w4a8Kernel: W4A8Kernel;
 }
 
 /** The defaults of the paper's W8A8 setting. */
@@ -64,6 +74,7 @@ export const DEFAULT_QUANT_CONFIG: QuantConfig = {
   blockSize: 0,
   integerKernels: 'auto',
   w8Kernel: 'nbits',
+  w4a8Kernel: 'integer',
 };
 
 /** `W8A8`, `W4A8`, `W4` (weight-only): the label reports and diffs use. */

@@ -72,6 +72,8 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
       const [wq, ws, wz] = cachedWeights(plan, br, config, b, cache, 'integer');
       y = b.node('MatMulIntegerToFloat', [xq, wq!, scale, ws!, zeroPoint, wz!, ...(takeBias ? [biasValue()] : [])], { domain: 'com.microsoft', tag: `${tag}MatMulIntegerToFloat` });
     } else if (form.op === 'nbits') {
+      // W4A8 / W4A6 (w4a8-kernel nbits): the activation fake-quantized by its static quantizer first.
+      if (br.act) x = fakeQuantize(b, br, x, config, tag);
       const [wb, ws, wz] = cachedNBits(plan, br, b, cache);
       // int7 (reduce-range) travels as 8 bits. Level 4: int8 compute (forms.ts).
       const bits = quantRange(br.wType).bits <= 4 ? 4 : 8;

@@ -13,7 +13,9 @@ import type { QuantConfig } from './config.ts';
  *   {@link nbitsBlockSize} rows, the block size onnxruntime's fusion then keeps.
  * - `integer`: `com.microsoft.MatMulIntegerToFloat` (uint8 activation × int8 weight).
  * - `nbits`: `com.microsoft.MatMulNBits`, accuracy level 4: int8 compute with the activation
- *   quantized per block at run time (what onnxruntime's own 4-bit quantizer emits).
+ *   quantized per block at run time (what onnxruntime's own 4-bit quantizer emits); with a
+ *   quantized activation (`w4a8-kernel nbits`) behind its static QuantizeLinear →
+ *   DequantizeLinear.
  * - `dynamic` (8-bit weight-only with `w8-kernel dynamic`): the activation quantized to uint8
  *   per tensor at run time, int8 per-channel weight, u8×s8 GEMM — what onnxruntime's
  *   `quantize_dynamic` emits. qoperator: `com.microsoft.DynamicQuantizeMatMul`; qdq: the ONNX
@@ -43,8 +45,10 @@ export type BranchForm =
  *   fuses it with blocks of 32. With `w8-kernel dynamic`, 8-bit weight-only layers are
  *   `dynamic` instead (docs/w8-weight-only.md).
  */
-export function branchForm(config: Pick<QuantConfig, 'format' | 'aBits' | 'wBits' | 'qdqDomain' | 'w8Kernel'>, opset = 21): BranchForm {
+export function branchForm(config: Pick<QuantConfig, 'format' | 'aBits' | 'wBits' | 'qdqDomain' | 'w8Kernel' | 'w4a8Kernel'>, opset = 21): BranchForm {
   const activations = config.aBits !== null;
+  // W4A8 / W4A6 with `w4a8-kernel nbits` (qoperator): MatMulNBits behind the static Q → DQ.
+  if (activations && config.wBits === 4 && config.w4a8Kernel === 'nbits' && config.format === 'qoperator') return { op: 'nbits' };
   if (!activations && config.wBits === 8 && config.w8Kernel === 'dynamic') return { op: 'dynamic', qdq: config.format === 'qdq' };
   if (config.format === 'qdq') return { op: 'qdq', int8Storage: activations && config.wBits === 4, nbitsBlocks: !activations && config.qdqDomain === '' && opset >= 21 };
   return activations ? { op: 'integer' } : { op: 'nbits' };

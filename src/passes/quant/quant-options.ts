@@ -35,6 +35,12 @@ export const SHARED_QUANT_OPTIONS = {
     default: 'nbits',
     help: '8-bit weight-only layers (a-bits none, w-bits 8): nbits runs them in MatMulNBits (activation quantized to int8 per block of 256 at run time); dynamic in DynamicQuantizeMatMul, as onnxruntime\'s quantize_dynamic (activation quantized to uint8 per tensor at run time: measured faster from 4 rows on, slower at 1 row, about twice the error): docs/w8-weight-only.md',
   },
+  'w4a8-kernel': {
+    type: 'enum',
+    choices: ['integer', 'nbits'],
+    default: 'integer',
+    help: 'W4A8 and W4A6 with format qoperator: integer runs them in MatMulIntegerToFloat with the 4-bit values stored in int8 (exact; faster from 16 rows); nbits in MatMulNBits (int4: half the file) behind the static QuantizeLinear → DequantizeLinear, which requantizes the activation per block at run time (2.4× faster at 1 row, 1.5–1.9× slower from 16): docs/w8-weight-only.md',
+  },
   'a-symmetric': { type: 'boolean', default: false, help: 'symmetric int8 activations instead of asymmetric uint8' },
   'qdq-domain': { type: 'enum', choices: ['ai.onnx', 'com.microsoft'], default: 'ai.onnx', help: 'domain of Q/DQ nodes; com.microsoft works at any opset without raising it' },
   'block-size': {
@@ -148,6 +154,8 @@ export interface SharedQuantValues {
   integerKernels?: string;
   /** `nbits` or `dynamic`; absent means nbits. */
   w8Kernel?: string;
+  /** `integer` or `nbits`; absent means integer. */
+  w4a8Kernel?: string;
   qdqDomain: string;
   /** `channel` or a block size (`'32'`); absent means per channel. */
   blockSize?: string;
@@ -214,12 +222,16 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
   if (blockSize > 0 && o.w8Kernel === 'dynamic' && o.aBits === 'none' && o.wBits !== '4') {
     throw new Error(`option block-size ${blockSize}: w8-kernel dynamic (DynamicQuantizeMatMul / MatMulInteger) takes per-output-channel weight scales only; use block-size channel or w8-kernel nbits`);
   }
+  if (o.w4a8Kernel === 'nbits' && o.format !== 'qoperator' && o.wBits === '4' && o.aBits !== 'none') {
+    throw new Error(`option w4a8-kernel nbits: only with format qoperator (onnxruntime fuses no QDQ form of a 4-bit weight with a quantized activation into MatMulNBits); use format qoperator or w4a8-kernel integer`);
+  }
   checkOptionRanges(o);
   return {
     ...DEFAULT_QUANT_CONFIG,
     blockSize,
     integerKernels: o.integerKernels === 'always' || o.integerKernels === 'never' ? o.integerKernels : 'auto',
     w8Kernel: o.w8Kernel === 'dynamic' ? 'dynamic' : 'nbits',
+    w4a8Kernel: o.w4a8Kernel === 'nbits' ? 'nbits' : 'integer',
     wBits: o.wBits === '4' ? 4 : 8,
     aBits: o.aBits === 'none' ? null : o.aBits === '6' ? 6 : 8,
     format: o.format === 'qoperator' ? 'qoperator' : 'qdq',

@@ -38,7 +38,7 @@ export const SMALL_LAYER_RULE = {
  * Why `plan`'s layer is emitted in float compute (its quantized weights dequantized once, when
  * onnxruntime loads the model, and one float MatMul), or undefined for its integer form.
  */
-export function floatComputeReason(plan: LayerPlan, config: Pick<QuantConfig, 'integerKernels' | 'aBits' | 'wBits' | 'blockSize' | 'w8Kernel'>): string | undefined {
+export function floatComputeReason(plan: LayerPlan, config: Pick<QuantConfig, 'integerKernels' | 'aBits' | 'wBits' | 'blockSize' | 'w8Kernel' | 'w4a8Kernel' | 'format'>): string | undefined {
   if (config.integerKernels === 'always' || config.blockSize > 0) return undefined;
   if (config.integerKernels === 'never') return 'integer-kernels never';
   const { K, N } = plan.layer;
@@ -46,9 +46,11 @@ export function floatComputeReason(plan: LayerPlan, config: Pick<QuantConfig, 'i
   const R = SMALL_LAYER_RULE;
   const measured = '(measured rule, docs/speed.md "Small layers"; integer-kernels always keeps the integer form)';
   const dynamic = config.aBits === null && config.wBits === 8 && config.w8Kernel === 'dynamic';
-  if (config.aBits === null && !dynamic) {
+  // W4A8 in MatMulNBits (w4a8-kernel nbits): MatMulNBits' rule (not measured with the Q → DQ in front).
+  const nbitsActivations = config.aBits !== null && config.wBits === 4 && config.w4a8Kernel === 'nbits' && config.format === 'qoperator';
+  if ((config.aBits === null && !dynamic) || nbitsActivations) {
     const min = split ? R.weightOnlySplitMinK : R.weightOnlyMinK;
-    if (K < min) return `too small for integer kernels: weight-only${split ? ' split' : ''} layer with K = ${K} < ${min}, where MatMulNBits is slower than fp32 ${measured}`;
+    if (K < min) return `too small for integer kernels: ${nbitsActivations ? 'W4A8 MatMulNBits' : 'weight-only'}${split ? ' split' : ''} layer with K = ${K} < ${min}, where MatMulNBits is slower than fp32 ${measured}`;
     return undefined;
   }
   if (split && K * N < R.activationSplitMinKN) {
