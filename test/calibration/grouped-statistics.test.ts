@@ -29,12 +29,12 @@ afterAll(() => removeDir(dir));
 const calibration: CalibrationModule = { rollout: tinyArvd.rollout, prompts: tinyArvd.prompts.slice(0, 2) };
 
 /** Quantizes tiny-arvd W4A8 (S1 from one rollout) and returns the model's bytes, its table's and side file's, and the log. */
-async function quantize(name: string, raw: Record<string, unknown>, withData = true) {
+async function quantize(name: string, raw: Record<string, unknown>, withData = true, module = calibration) {
   const model = loadModel(MODEL_PATH);
   const lines: string[] = [];
   const table = join(dir, `${name}.json`);
   const options = resolveOptions(qArvd, { 'w-bits': '4', 'a-bits': '8', 'calib-threads': 1, 'sensitivity-samples': 1, ...(withData ? { 'save-calibration': table } : {}), ...raw }) as unknown as SharedQuantValues;
-  await runQuantPass(model, { log: createLogger({ write: (l) => lines.push(l), verbose: true }), verbose: true, modelDir: undefined }, options, 'q-arvd', withData ? calibration : undefined);
+  await runQuantPass(model, { log: createLogger({ write: (l) => lines.push(l), verbose: true }), verbose: true, modelDir: undefined }, options, 'q-arvd', withData ? module : undefined);
   const path = join(dir, `${name}.onnx`);
   saveModel(model, path);
   return { model: readFileSync(path), table: withData ? readFileSync(table, 'utf8') : '', recon: withData ? readFileSync(`${table}.recon`) : Buffer.alloc(0), lines, tablePath: table };
@@ -156,6 +156,14 @@ describe('statistics-memory', () => {
     const grouped = await quantize('seq-grouped', { sequential: true, 'statistics-memory': '9MiB' });
     expect(grouped.lines.filter((l) => /^statistics group \d+ of \d+/.test(l)).length).toBeGreaterThan(0);
     expectAgreement(one, grouped);
+  }, 600_000);
+
+  it('a module whose rollouts change between collections is refused when a later group is collected', async () => {
+    // The α-weighted sums weight each product with the first collection's row counts per chunk:
+    // here the rollouts after the first two (frame weighting off: no S1 rollouts) tag every call chunk 0.
+    let draws = 0;
+    const changing: CalibrationModule = { prompts: calibration.prompts, rollout: (run, ctx) => tinyArvd.rollout(draws++ < 2 ? run : (feeds) => run(feeds, { chunk: 0 }), ctx) };
+    await expect(quantize('changing', { 'statistics-memory': '3MiB', 'frame-weighting': false }, true, changing)).rejects.toThrow(/rows per chunk differ from the first collection's: grouped statistics need a module that draws the same samples every time/);
   }, 600_000);
 
   it('a layer whose statistics alone exceed the budget is refused, naming it and the option', async () => {

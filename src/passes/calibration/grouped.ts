@@ -21,7 +21,7 @@
  * The rollouts are deterministic given the module's seeds and each call's `XᵀX` is the same
  * onnxruntime product, so a later group's `H` is the per-chunk path's up to the order of its
  * float64 sums (relative ~ calls·2⁻⁵³, gram.ts), and its `μ` is bit for bit the same. With one
- * chunk the order is the same too, and so is every bit.
+ * chunk (and gram-stride 1) the order is the same too, and so is every bit.
  */
 import type { Value } from '../../graph/ir/value.ts';
 import type { Logger } from '../log.ts';
@@ -85,11 +85,10 @@ export function fittingPrefix(layers: readonly LinearLayer[], chunks: number | n
 
 /** Consecutive groups of `layers` whose α-weighted statistics fit the budget (each as long as it can be). */
 export function statisticsGroups(layers: readonly LinearLayer[], budget: number): LinearLayer[][] {
-  const chunks = null;
-  checkEachLayerFits(layers, chunks, budget);
+  checkEachLayerFits(layers, null, budget);
   const groups: LinearLayer[][] = [];
   for (let rest = layers.slice(); rest.length > 0; ) {
-    const n = fittingPrefix(rest, chunks, budget);
+    const n = fittingPrefix(rest, null, budget);
     groups.push(rest.slice(0, n));
     rest = rest.slice(n);
   }
