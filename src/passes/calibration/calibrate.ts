@@ -154,7 +154,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
       return { ranges, chunks, sensitivity: null, alpha: chunks.map(() => 1), timings };
     }
     const groups = reconstruct && prefix < statLayers.length ? [statLayers.slice(0, prefix), ...statisticsGroups(statLayers.slice(prefix), budget)].filter((g) => g.length > 0) : undefined;
-    if (groups) log.info(`reconstruction statistics of ${statLayers.length} layers take ${gib(statisticsBytes(statLayers, chunks.length))} with ${chunks.length} chunk(s), more than statistics-memory ${gib(budget)}: collected in ${groups.length} groups (one more run of the ${calib.samples} calibration sample(s) per group${prefix > 0 ? ' after the first' : ''}, α-weighted: ${gib(statisticsBytes(statLayers.slice(prefix), null))} for those layers in all)`);
+    if (groups) log.info(`reconstruction statistics of ${statLayers.length} layers take ${gib(statisticsBytes(statLayers, chunks.length))} with ${chunks.length} chunk(s), more than statistics-memory ${gib(budget)}: collected in ${groups.length} groups (one more run of the ${calib.samples} calibration sample(s) per group${prefix > 0 ? ' after the first' : ''}; collected after S1, α-weighted, the ${statLayers.length - prefix} layers of those groups take ${gib(statisticsBytes(statLayers.slice(prefix), null))} in all, whatever the chunk count)`);
 
     t0 = performance.now();
     let sensitivity: SensitivityCurve | null = null;
