@@ -63,8 +63,8 @@ export interface QualityOptions {
 export interface QualityEntry {
   row: QualityRow;
   bits: BitWidth;
-  /** Per draw: final-video MSE, per-chunk MSE, one-step error (see `ModelEvaluation.stepError`), quantization wall time (ms). */
-  draws: { mse: number; chunkMse: number[]; stepError: number; ms: number; path: string }[];
+  /** Per draw: final-video MSE, per-chunk MSE, per-prompt MSE, one-step error (see `ModelEvaluation.stepError`), quantization wall time (ms). */
+  draws: { mse: number; chunkMse: number[]; promptMse: number[]; stepError: number; ms: number; path: string }[];
 }
 
 /** Everything {@link runQuality} measured. */
@@ -121,7 +121,7 @@ export async function runQuality(options: QualityOptions): Promise<QualityResult
     let entry = entries.find((e) => e.row === job.row && e.bits === job.bits);
     if (!entry) entries.push((entry = { row: job.row, bits: job.bits, draws: [] }));
     const e = byName.get(hashOf.get(job)!.slice(0, 16))!;
-    entry.draws[job.draw] = { mse: e.mse, chunkMse: e.chunkMse, stepError: e.stepError, ms: job.ms!, path: job.output };
+    entry.draws[job.draw] = { mse: e.mse, chunkMse: e.chunkMse, promptMse: e.promptMse, stepError: e.stepError, ms: job.ms!, path: job.output };
   }
   return {
     model,
@@ -151,10 +151,30 @@ const s1Time = (ms: number[]): string => {
   return t === 'reused' ? ' (reused: their times are in the interrupted run\'s log)' : `, mean ${t} s`;
 };
 
+/**
+ * The paired comparison with minmax, rollout by rollout (the same prompt, noise and draw):
+ * the geometric mean of the per-rollout MSE ratios, and how many rollouts are below
+ * minmax's. A tiny-arvd-l rollout's error is heavy-tailed (one shape that ends elsewhere
+ * outweighs ten that do not), so the ratio of means moves with a few rollouts; these two
+ * weigh every rollout alike.
+ */
+function pairedCells(e: QualityEntry, base: QualityEntry): string[] {
+  const logs: number[] = [];
+  let below = 0;
+  e.draws.forEach((d, i) =>
+    d.promptMse.forEach((m, p) => {
+      const b = base.draws[i].promptMse[p];
+      if (m > 0 && b > 0) logs.push(Math.log(m / b));
+      if (m < b) below++;
+    }),
+  );
+  return [logs.length ? Math.exp(mean(logs)).toFixed(3) : '-', `${below}/${e.draws.reduce((n, d) => n + d.promptMse.length, 0)}`];
+}
+
 /** The table as aligned text: a header line, then per bit-width its rows and skipped rows. */
 export function formatQuality(result: QualityResult): string {
   const chunks = result.entries[0]?.draws[0]?.chunkMse.length ?? 0;
-  const header = ['bits', 'row', 'MSE mean', 'MSE min–max', 'PSNR dB', '×minmax', '×minmax min–max', '1-step', '1-step ×minmax', ...Array.from({ length: chunks }, (_, c) => `c${c}`), 'quant s'];
+  const header = ['bits', 'row', 'MSE mean', 'MSE min–max', 'PSNR dB', '×minmax', '×minmax min–max', 'paired ×minmax', 'below minmax', '1-step', '1-step ×minmax', ...Array.from({ length: chunks }, (_, c) => `c${c}`), 'quant s'];
   const lines: string[][] = [];
   const notes: string[] = [];
   const bitLabels = [...new Set([...result.entries.map((e) => e.bits.label), ...result.skipped.map((s) => s.bits.label)])];
@@ -173,6 +193,7 @@ export function formatQuality(result: QualityResult): string {
         (10 * Math.log10(4 / m)).toFixed(2),
         base ? (m / mean(base.draws.map((d) => d.mse))).toFixed(3) : '-',
         base ? range(ratios, (x) => x.toFixed(3)) : '-',
+        ...(base ? pairedCells(e, base) : ['-', '-']),
         exp(mean(e.draws.map((d) => d.stepError))),
         base ? range(e.draws.map((d, i) => d.stepError / base.draws[i].stepError), (x) => x.toFixed(3)) : '-',
         ...Array.from({ length: chunks }, (_, c) => exp(mean(e.draws.map((d) => d.chunkMse[c])))),
@@ -193,7 +214,7 @@ export function formatQuality(result: QualityResult): string {
   return [
     `${result.model.name}: final-video MSE vs fp32 over ${result.prompts.length} evaluation prompts (fixed, disjoint from the ${result.calibrationSamples} calibration prompts), ` +
       `${result.draws} calibration draw(s) (same prompts, other noise); mean and min–max over draws; PSNR = 10·log10(4/mean MSE); ` +
-      `×minmax = mean MSE ÷ minmax's mean MSE at the same bits (min–max: per draw); ` +
+      `×minmax = mean MSE ÷ minmax's mean MSE at the same bits (min–max: per draw); paired ×minmax = geometric mean over rollouts (prompt × draw) of the rollout's MSE ÷ minmax's, below minmax = rollouts with a lower MSE than minmax's; ` +
       `1-step = one-step error (fp32's calls replayed on the model, relative squared output error; not amplified by the rollout), mean over draws, and its ratio to minmax's per draw (min–max); c0… = per-chunk MSE, mean over draws; quant s = mean wall time of one convert run`,
     line(header),
     line(widths.map((w) => '-'.repeat(w))),

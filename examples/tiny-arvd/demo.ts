@@ -142,7 +142,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const before = await first!;
   const late = jobs.filter((job) => job.row.pass !== 'minmax').map(spec);
   log.info(`evaluating ${late.map((m) => m.name).join(', ')} on the same prompts against fp32's videos, ${parallel} processes`);
-  const after = await evaluateInParallel({ ...evaluateOptions, models: late, workers: parallel, reference: { videos: before.fp32.videos, dims: before.videoDims, chunks: before.chunks } });
+  const after = await evaluateInParallel({ ...evaluateOptions, models: late, workers: parallel, reference: { videos: before.fp32.videos, dims: before.videoDims, chunks: before.chunks, replays: before.replays } });
   const byName = new Map([...before.models, ...after.models].map((m) => [m.name, m]));
   let evaluation: EvaluationResult = { ...before, models: jobs.map((job) => byName.get(spec(job).name)!) };
   const latencyRuns = options.latencyRuns ?? 20;
@@ -153,7 +153,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     writeStrip(join(out, `frames-${bits.label}.png`), rows.map((m) => m.videos[0]!));
   }
   writeFileSync(join(out, 'report.html'), renderHtmlReport({ inspect, quant: measured, title: `Q-ARVD on ${model.name} (W4A8, S1+S2)` }));
-  writeJsonAtomic(join(out, 'evaluation.json'), { ...evaluation, fp32: strip(evaluation.fp32), models: evaluation.models.map(strip), sensitivity, alpha });
+  const { replays: _replays, ...written } = evaluation; // fp32's replayed calls: megabytes of tensors, not a result
+  writeJsonAtomic(join(out, 'evaluation.json'), { ...written, fp32: strip(evaluation.fp32), models: evaluation.models.map(strip), sensitivity, alpha });
   const s1Samples = measured.calibration?.sensitivity?.samples;
   const table = [outlierSummary(inspect), sensitivityLine(sensitivity, alpha, s1Samples), '', formatTable(evaluation)].join('\n');
   return { inspect, sensitivity, alpha, evaluation, reports, table, timings: { quantize, evaluate, overlapped } };

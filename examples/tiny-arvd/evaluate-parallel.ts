@@ -11,7 +11,7 @@
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { type EvaluateOptions, type EvaluationResult, loadRolloutModule, measureLatency, type ModelEvaluation, psnr } from './evaluate.ts';
+import { type EvaluateOptions, type EvaluationResult, loadRolloutModule, measureLatency, type ModelEvaluation, psnr, type ReferenceVideos } from './evaluate.ts';
 import type { SeededPrompt } from './prompts.ts';
 
 /** What {@link evaluateInParallel} takes: the rollout module must be a path (workers import it). */
@@ -54,6 +54,12 @@ function runWorker(job: WorkerJob): Promise<EvaluationResult> {
   });
 }
 
+/** The reference videos (and fp32's replayed calls) of the prompts `idx`. */
+function partOf(reference: ReferenceVideos, idx: number[]): ReferenceVideos {
+  const { replays } = reference;
+  return { ...reference, videos: idx.map((i) => reference.videos[i]), ...(replays ? { replays: idx.map((i) => replays[i]) } : {}) };
+}
+
 /** Evaluates like {@link evaluateModels}, with the prompts spread over `workers` processes. */
 export async function evaluateInParallel(options: ParallelEvaluateOptions): Promise<EvaluationResult> {
   const { prompts, latencyRuns = 20 } = options;
@@ -63,7 +69,7 @@ export async function evaluateInParallel(options: ParallelEvaluateOptions): Prom
   const { reference } = options;
   const results = await Promise.all(
     parts.map((idx) =>
-      runWorker({ fp32Path: options.fp32Path, models: options.models, prompts: idx.map((i) => prompts[i]), rollout: options.rollout, ...(reference ? { reference: { ...reference, videos: idx.map((i) => reference.videos[i]) } } : {}) }),
+      runWorker({ fp32Path: options.fp32Path, models: options.models, prompts: idx.map((i) => prompts[i]), rollout: options.rollout, ...(reference ? { reference: partOf(reference, idx) } : {}) }),
     ),
   );
   const merge = (m: number): ModelEvaluation => {
@@ -77,7 +83,9 @@ export async function evaluateInParallel(options: ParallelEvaluateOptions): Prom
     const stepSums = results.reduce((s, r) => ({ error: s.error + pick(r).stepSums.error, reference: s.reference + pick(r).stepSums.reference }), { error: 0, reference: 0 });
     return { ...first, mse, psnr: psnr(mse), chunkMse, promptMse, videos, stepSums, stepError: stepSums.error / stepSums.reference };
   };
-  const result = { ...results[0], prompts, fp32: merge(-1), models: options.models.map((_, m) => merge(m)) };
+  const replays = new Array<EvaluationResult['replays'][number]>(prompts.length);
+  parts.forEach((idx, w) => idx.forEach((i, j) => (replays[i] = results[w].replays[j])));
+  const result = { ...results[0], prompts, fp32: merge(-1), models: options.models.map((_, m) => merge(m)), replays };
   return latencyRuns > 0 ? addLatency(result, options.rollout, latencyRuns) : result;
 }
 

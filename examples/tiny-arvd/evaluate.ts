@@ -58,7 +58,7 @@ export interface EvaluateOptions {
   /**
    * One-step error: every `stepStride`-th call of each fp32 rollout (from the middle of each
    * stride) is replayed on the model with fp32's own inputs. Default 8 (one call per
-   * tiny-arvd chunk); 0 skips it (NaN), and so does `reference` (it has no calls to replay).
+   * tiny-arvd chunk); 0 skips it (NaN), and so does a `reference` without `replays`.
    */
   stepStride?: number;
   /**
@@ -73,6 +73,22 @@ export interface ReferenceVideos {
   videos: Float32Array[];
   dims: readonly number[];
   chunks: number;
+  /** fp32's replayed calls per prompt ({@link EvaluationResult.replays}): with them the one-step error is measured too. */
+  replays?: ReplayedCall[][];
+}
+
+/** A tensor as plain data, so that it survives a trip to a worker process. */
+export interface PlainTensor {
+  type: ort.Tensor.Type;
+  dims: readonly number[];
+  data: ort.Tensor.DataType;
+}
+
+/** One fp32 call the one-step error replays: its inputs, its chunk and fp32's outputs. */
+export interface ReplayedCall {
+  feeds: Record<string, PlainTensor>;
+  chunk: number;
+  outputs: Record<string, PlainTensor>;
 }
 
 /** Results for one model (the fp32 entry compares the reference with itself). */
@@ -115,6 +131,12 @@ export interface EvaluationResult {
   latencyChunk: number;
   fp32: ModelEvaluation;
   models: ModelEvaluation[];
+  /**
+   * fp32's calls that the one-step error replays, per prompt (empty lists when the reference
+   * was given without them): what a later evaluation against these videos needs to measure
+   * the one-step error as well. Not written to JSON.
+   */
+  replays: ReplayedCall[][];
 }
 
 /** PSNR in dB for values in [-1, 1] (peak-to-peak 2): 10·log10(4 / mse). */
@@ -198,6 +220,18 @@ async function replayError(session: ort.InferenceSession, reference: Rollout[], 
   return { error, reference: energy };
 }
 
+const plain = (t: ort.Tensor): PlainTensor => ({ type: t.type, dims: [...t.dims], data: t.data });
+const mapValues = <A, B>(o: Record<string, A>, f: (a: A) => B): Record<string, B> => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
+
+function toPlainCall(call: Rollout['calls'][number]): ReplayedCall {
+  return { feeds: mapValues(call.feeds, plain), chunk: call.chunk, outputs: mapValues(call.outputs!, plain) };
+}
+
+function fromPlainCall(call: ReplayedCall): Rollout['calls'][number] {
+  const tensor = (t: PlainTensor) => new ort.Tensor(t.type, t.data as never, t.dims);
+  return { feeds: mapValues(call.feeds, tensor), chunk: call.chunk, outputs: mapValues(call.outputs, tensor) };
+}
+
 /** Whether call `i` of a rollout is one the one-step error replays (every `stride`-th, from stride/2). */
 function isReplayed(i: number, stride: number): boolean {
   return stride > 0 && i % stride === stride >> 1;
@@ -244,7 +278,8 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
     if (given && given.videos.length !== prompts.length) throw new Error(`evaluateModels: ${given.videos.length} reference videos for ${prompts.length} prompts`);
     if (given && latencyRuns > 0) throw new Error('evaluateModels: latency is timed on a call of the fp32 rollout; with reference videos give latencyRuns 0');
     const reference: Rollout[] = [];
-    for (const [i, p] of prompts.entries()) reference.push(given ? { video: given.videos[i], dims: given.dims, calls: [] } : await rolloutWith(mod, sessions[0], i, p, stepStride));
+    if (given?.replays && given.replays.length !== prompts.length) throw new Error(`evaluateModels: replayed calls for ${given.replays.length} prompts, ${prompts.length} prompts`);
+    for (const [i, p] of prompts.entries()) reference.push(given ? { video: given.videos[i], dims: given.dims, calls: (given.replays?.[i] ?? []).map(fromPlainCall) } : await rolloutWith(mod, sessions[0], i, p, stepStride));
     const chunks = given?.chunks ?? Math.max(...reference[0].calls.map((c) => c.chunk)) + 1;
     const typical = given ? undefined : reference[0].calls[reference[0].calls.length >> 1];
 
@@ -261,8 +296,9 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
         promptMse.push(sums.reduce((x, y) => x + y, 0) / video.length);
         videos.push(video);
       }
-      // Reference videos from an earlier evaluation come without fp32's calls: no one-step error then.
-      const stepSums = stepStride > 0 && !given ? await replayError(sessions[m], reference, chunks) : { error: NaN, reference: NaN };
+      // Reference videos from an earlier evaluation without fp32's calls: no one-step error then.
+      const replayable = given ? given.replays !== undefined : stepStride > 0;
+      const stepSums = replayable ? await replayError(sessions[m], reference, chunks) : { error: NaN, reference: NaN };
       const values = reference.reduce((n, r) => n + r.video.length, 0);
       const mse = chunkSums.reduce((x, y) => x + y, 0) / values;
       evaluations.push({
@@ -289,7 +325,8 @@ export async function evaluateModels(options: EvaluateOptions): Promise<Evaluati
         latencyRatio: latency[m] / latency[0],
       }),
     );
-    return { prompts, videoDims: reference[0].dims, chunks, latencyRuns, latencyChunk: typical?.chunk ?? -1, fp32, models: rest };
+    const replays = reference.map((r) => r.calls.filter((c) => c.outputs).map(toPlainCall));
+    return { prompts, videoDims: reference[0].dims, chunks, latencyRuns, latencyChunk: typical?.chunk ?? -1, fp32, models: rest, replays };
   } finally {
     for (const s of sessions) await s.release();
   }
@@ -341,6 +378,7 @@ export function formatTable(result: EvaluationResult): string {
     'model',
     'MSE',
     'PSNR dB',
+    '1-step',
     ...Array.from({ length: result.chunks }, (_, c) => `MSE c${c}`),
     'bytes',
     'size/fp32',
@@ -351,6 +389,7 @@ export function formatTable(result: EvaluationResult): string {
     e.name,
     exp(e.mse),
     Number.isFinite(e.psnr) ? e.psnr.toFixed(2) : 'inf',
+    Number.isNaN(e.stepError) ? '-' : exp(e.stepError),
     ...e.chunkMse.map(exp),
     String(e.bytes),
     e.sizeRatio.toFixed(3),
@@ -361,7 +400,7 @@ export function formatTable(result: EvaluationResult): string {
   const line = (cells: string[]): string =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   return [
-    `${result.prompts.length} prompts; MSE/PSNR of final videos vs fp32 (PSNR = 10·log10(4/MSE)); ` +
+    `${result.prompts.length} prompts; MSE/PSNR of final videos vs fp32 (PSNR = 10·log10(4/MSE)); 1-step: relative error of fp32's calls replayed on the model, not amplified by the rollout; ` +
       (result.latencyRuns > 0 ? `latency = median of ${result.latencyRuns} runs of one chunk-${result.latencyChunk} call` : 'latency not measured'),
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
@@ -372,8 +411,9 @@ export function formatTable(result: EvaluationResult): string {
 /** `result` as JSON, without the videos (PSNR Infinity is written as the string "Infinity"). */
 export function resultJson(result: EvaluationResult): string {
   const strip = ({ videos: _videos, ...e }: ModelEvaluation) => e;
+  const { replays: _replays, ...rest } = result;
   return JSON.stringify(
-    { ...result, fp32: strip(result.fp32), models: result.models.map(strip) },
+    { ...rest, fp32: strip(result.fp32), models: result.models.map(strip) },
     (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v),
     2,
   );

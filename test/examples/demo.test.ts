@@ -25,9 +25,12 @@ describe('the demo, shortened', () => {
     const lines = result.table.split('\n');
     for (const name of ['fp32', ...names]) expect(lines.some((l) => l.startsWith(name + ' '))).toBe(true);
     expect(result.table).toContain('3 prompts;');
-    expect(lines.find((l) => l.startsWith('model'))).toMatch(/MSE\s+PSNR dB\s+MSE c0 .* MSE c5\s+bytes\s+size\/fp32\s+ms\/call\s+time\/fp32/);
+    expect(lines.find((l) => l.startsWith('model'))).toMatch(/MSE\s+PSNR dB\s+1-step\s+MSE c0 .* MSE c5\s+bytes\s+size\/fp32\s+ms\/call\s+time\/fp32/);
     for (const m of result.evaluation.models) {
       expect(m.chunkMse).toHaveLength(6);
+      // The one-step error of every model, the q-arvd ones included (evaluated later, against
+      // fp32's videos and replayed calls from the first evaluation).
+      expect(m.stepError).toBeGreaterThan(0);
       expect(m.sizeRatio).toBeLessThan(0.6);
     }
     for (const f of ['frames-W8A8.png', 'frames-W4A8.png', 'frames-W4.png', 'report.html', 'sensitivity.json', 'q-arvd-S1-S2-W4A8.onnx', 'minmax-W4.report.json']) expect(existsSync(join(out, f))).toBe(true);

@@ -131,6 +131,14 @@ describe('quality run', () => {
     for (const e of result.entries) for (const d of e.draws) expect(d.stepError).toBeGreaterThan(0);
     expect(get('minmax', 'W4').draws[0].stepError).toBeGreaterThan(get('minmax', 'W8A8').draws[0].stepError);
     expect(table).toMatch(/1-step ×minmax/);
+    // The paired comparison, rollout by rollout: minmax against itself is 1 with none below;
+    // another row's is the geometric mean of its per-rollout ratios (2 draws × 2 prompts).
+    expect(table).toMatch(/^W8A8 +minmax +\S+ +\S+ +\S+ +1\.000 +1\.000–1\.000 +1\.000 +0\/4 /m);
+    const [row, base] = [get('q-arvd dual off', 'W8A8'), get('minmax', 'W8A8')];
+    const logs = row.draws.flatMap((d, i) => d.promptMse.map((m, p) => Math.log(m / base.draws[i].promptMse[p])));
+    const below = row.draws.flatMap((d, i) => d.promptMse.filter((m, p) => m < base.draws[i].promptMse[p])).length;
+    expect(logs).toHaveLength(4);
+    expect(table).toMatch(new RegExp(`^W8A8 +q-arvd dual off +.* ${Math.exp(logs.reduce((a, b) => a + b) / 4).toFixed(3)} +${below}/4 `, 'm'));
     expect(table).toContain('2 evaluation prompts (fixed, disjoint from the 4 calibration prompts)');
     expect(table).toMatch(/^W8A8 +q-arvd dual off +\d/m);
     expect(table).toContain("skipped: future at W8A8, W4 (pass q-arvd: unknown option 'no-such-option')");

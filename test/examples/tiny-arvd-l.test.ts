@@ -103,6 +103,14 @@ describe('the parallel evaluator', () => {
     expect(two.models[0].stepError).toBeGreaterThan(0);
     expect(two.models[0].stepError).toBeCloseTo(one.models[0].stepError, 12);
     expect(two.models[0].stepSums.reference).toBeCloseTo(one.models[0].stepSums.reference, 6);
+    // Against the videos of an earlier evaluation (as the demo evaluates its q-arvd models):
+    // with fp32's replayed calls the one-step error is the same; without them it is not measured.
+    const reference = { videos: two.fp32.videos, dims: two.videoDims, chunks: two.chunks };
+    const later = await evaluateInParallel({ fp32Path: MODEL_PATH, models, prompts, rollout, latencyRuns: 0, workers: 2, reference: { ...reference, replays: two.replays } });
+    expect(later.models[0].mse).toBeCloseTo(one.models[0].mse, 12);
+    expect(later.models[0].stepError).toBeCloseTo(one.models[0].stepError, 12);
+    const blind = await evaluateModels({ fp32Path: MODEL_PATH, models, prompts, rollout, latencyRuns: 0, threads: 1, reference });
+    expect(Number.isNaN(blind.models[0].stepError)).toBe(true);
     // About 7 s on an idle machine; minutes when the two cores are shared with other work.
   }, 300_000);
 });

@@ -127,9 +127,9 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     const budget = options.statisticsMemory ?? DEFAULT_STATISTICS_MEMORY;
     const grouping = (options.grouping ?? true) && !options.saveStatistics && !options.loadStatistics;
     const statLayers = options.statisticsFor ? layers.filter((l) => options.statisticsFor!.has(l.name)) : layers;
-    // The chunk count is not known yet: one chunk is the least any input needs.
-    if (reconstruct) checkEachLayerFits(statLayers, 1, budget);
-    // The first collection keeps the Gram sums of the longest prefix of layers that fits.
+    // Grouped, a layer's statistics are α-weighted, whatever the chunk count; in one collection, one chunk is the least any input needs.
+    if (reconstruct) checkEachLayerFits(statLayers, grouping ? null : 1, budget);
+    // The first collection keeps the per-chunk Gram sums of the longest prefix of layers that fits.
     let prefix = statLayers.length;
     const keep = (chunks: number) => {
       prefix = Math.min(prefix, fittingPrefix(statLayers, chunks, budget));
@@ -153,8 +153,8 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
       log.info(`calibrated ${layers.length} layers on ${calib.samples} sample(s) from ${calib.origin} in ${seconds(timings.collect)} (min/max ranges)`);
       return { ranges, chunks, sensitivity: null, alpha: chunks.map(() => 1), timings };
     }
-    const groups = reconstruct && prefix < statLayers.length ? [statLayers.slice(0, prefix), ...statisticsGroups(statLayers.slice(prefix), chunks.length, budget)].filter((g) => g.length > 0) : undefined;
-    if (groups) log.info(`reconstruction statistics of ${statLayers.length} layers take ${gib(statisticsBytes(statLayers, chunks.length))} with ${chunks.length} chunk(s), more than statistics-memory ${gib(budget)}: collected in ${groups.length} groups (one more run of the ${calib.samples} calibration sample(s) per group${prefix > 0 ? ' after the first' : ''})`);
+    const groups = reconstruct && prefix < statLayers.length ? [statLayers.slice(0, prefix), ...statisticsGroups(statLayers.slice(prefix), budget)].filter((g) => g.length > 0) : undefined;
+    if (groups) log.info(`reconstruction statistics of ${statLayers.length} layers take ${gib(statisticsBytes(statLayers, chunks.length))} with ${chunks.length} chunk(s), more than statistics-memory ${gib(budget)}: collected in ${groups.length} groups (one more run of the ${calib.samples} calibration sample(s) per group${prefix > 0 ? ' after the first' : ''}; collected after S1, α-weighted, the ${statLayers.length - prefix} layers of those groups take ${gib(statisticsBytes(statLayers.slice(prefix), null))} in all, whatever the chunk count)`);
 
     t0 = performance.now();
     let sensitivity: SensitivityCurve | null = null;
@@ -197,7 +197,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     function handOver(): { grouped?: StatisticsByGroup } {
       if (!groups) return {};
       handedOver = true;
-      return { grouped: new GroupedStatistics(session, groups, recon ?? new Map(), { chunks, alpha, threads, stride: gramStride, log }) };
+      return { grouped: new GroupedStatistics(session, groups, recon ?? new Map(), { chunks, alpha, rowCounts: stats.rowCounts!, threads, stride: gramStride, log }) };
     }
   } finally {
     if (!handedOver) await session.dispose();

@@ -6,7 +6,7 @@ import { chunkTag, contextFor, drawSample, resultValues } from './samples.ts';
 import { CalibrationError, type LoadedCalibration, type RunFn } from './module.ts';
 import { CalibrationSession } from './session.ts';
 import { foldOf, GramStats } from './gram.ts';
-import { GramWorker } from './gram-worker.ts';
+import { GramWorker, WEIGHTED_SUM } from './gram-worker.ts';
 import { TensorStats } from './tensor-stats.ts';
 
 /** Rows kept per observed tensor and chunk when not told otherwise. */
@@ -38,6 +38,20 @@ export interface CollectedStats {
   samples: number;
   /** Per observed value: per-chunk Gram matrices and row sums (only when asked for, see gram.ts). */
   grams?: Map<Value, GramStats>;
+  /**
+   * With Gram statistics: per observed value (every one, also those whose sums were dropped),
+   * per chunk and fold, its rows and the rows its Gram products cover: what a later α-weighted
+   * collection needs to weight each product before the collection ends (gram-stride).
+   */
+  rowCounts?: RowCounts;
+}
+
+/** Rows per value, chunk and fold: all of them, and those in sampled calls (the Gram products). */
+export type RowCounts = Map<Value, Map<number, [RowCount, RowCount]>>;
+/** See {@link RowCounts}. */
+export interface RowCount {
+  rows: number;
+  gramRows: number;
 }
 
 /** Options of {@link collectStatistics}. */
@@ -51,8 +65,10 @@ export interface CollectOptions {
    * `threads` threads, from one call in `stride` of each chunk (row sums from every call).
    * `keep`, when given, is asked whenever a new chunk appears (with the number of chunks seen)
    * which inputs still get Gram statistics; the others' are dropped (memory bound, grouped.ts).
+   * `weight`, when given, makes the statistics α-weighted (gram.ts): each product enters one
+   * sum per input and fold, multiplied by `weight(input, chunk, fold)`.
    */
-  gram?: { threads: number; stride?: number; keep?: (chunks: number) => ReadonlySet<Value> };
+  gram?: { threads: number; stride?: number; keep?: (chunks: number) => ReadonlySet<Value>; weight?: (input: Value, chunk: number, fold: 0 | 1) => number };
   progress?: (p: CollectProgress) => void;
 }
 
@@ -67,7 +83,9 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
   const inputs = observedInputs(layers);
   const channels = new Map(inputs.map((v) => [v, layers.find((l) => l.input === v)!.K]));
   const tensors = new Map<Value, TensorStats>(options.ranges === false ? [] : inputs.map((v, i) => [v, new TensorStats(channels.get(v)!, reservoirRows, 0x5eed0000 + i)]));
-  const grams = options.gram ? new Map<Value, GramStats>(inputs.map((v) => [v, new GramStats(channels.get(v)!)])) : undefined;
+  const weight = options.gram?.weight;
+  const grams = options.gram ? new Map<Value, GramStats>(inputs.map((v) => [v, new GramStats(channels.get(v)!, weight !== undefined)])) : undefined;
+  const rowCounts: RowCounts | undefined = options.gram ? new Map(inputs.map((v) => [v, new Map()])) : undefined;
   // The products run beside the model, in a worker thread (gram-worker.ts): the same sums.
   const inputIndex = new Map(inputs.map((v, i) => [v, i]));
   const gramWorker = options.gram ? GramWorker.open(new Set(channels.values()), { threads: options.gram.threads }) : undefined;
@@ -100,9 +118,14 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
       if (!t || !(t.data instanceof Float32Array)) throw new CalibrationError(calib.origin, `observed value ${v.name} is not float32 in onnxruntime's output`, sample);
       if (t.data.length % K !== 0) throw new CalibrationError(calib.origin, `observed value ${v.name} has ${t.data.length} values, not a multiple of its ${K} channels`, sample);
       stats?.add(t.data, chunk);
+      if (rowCounts && t.data.length > 0) count(rowCounts.get(v)!, chunk, foldOf(sample), t.data.length / K, sampledCall);
       if (gram && t.data.length > 0) {
-        gram.addRows(chunk, t.data, foldOf(sample));
-        if (sampledCall) await gramWorker!.add(inputIndex.get(v)!, chunk, foldOf(sample), t.data, K);
+        const fold = foldOf(sample);
+        gram.addRows(chunk, t.data, fold);
+        if (sampledCall && weight) {
+          gram.countProduct(chunk, t.data.length / K, fold);
+          await gramWorker!.add(inputIndex.get(v)!, WEIGHTED_SUM, fold, t.data, K, weight(v, chunk, fold));
+        } else if (sampledCall) await gramWorker!.add(inputIndex.get(v)!, chunk, fold, t.data, K);
       }
     }
     calls.set(chunk, (calls.get(chunk) ?? 0) + 1);
@@ -118,14 +141,25 @@ export async function collectStatistics(session: CalibrationSession, layers: Lin
       options.progress?.({ phase: 'collect', done: sample + 1, total: calib.samples, chunk: lastChunk, fraction: (sample + 1) / calib.samples, elapsedMs: performance.now() - started });
     }
     if (gramWorker) {
-      for (const s of await gramWorker.finish()) grams!.get(inputs[s.input]!)?.setProducts(s.chunk, s.fold, s.gram, s.gramRows);
+      for (const s of await gramWorker.finish()) {
+        const g = grams!.get(inputs[s.input]!);
+        if (s.chunk === WEIGHTED_SUM) g?.setWeighted(s.fold, s.gram);
+        else g?.setProducts(s.chunk, s.fold, s.gram, s.gramRows);
+      }
     }
     finished = true;
   } finally {
     if (!finished) await gramWorker?.close();
   }
   if (calls.size === 0) throw new CalibrationError(calib.origin, 'ran no model call in any sample');
-  return { tensors, chunks: [...calls.keys()].sort((a, b) => a - b), calls, samples: calib.samples, ...(grams ? { grams } : {}) };
+  return { tensors, chunks: [...calls.keys()].sort((a, b) => a - b), calls, samples: calib.samples, ...(grams ? { grams, rowCounts } : {}) };
+}
+
+function count(byChunk: Map<number, [RowCount, RowCount]>, chunk: number, fold: 0 | 1, rows: number, sampled: boolean): void {
+  let c = byChunk.get(chunk);
+  if (!c) byChunk.set(chunk, (c = [{ rows: 0, gramRows: 0 }, { rows: 0, gramRows: 0 }]));
+  c[fold].rows += rows;
+  if (sampled) c[fold].gramRows += rows;
 }
 
 /** The distinct inputs of the layers, in layer order. */

@@ -27,7 +27,10 @@ export interface GramWorkerOptions {
   maxQueuedBytes?: number;
 }
 
-/** One summed Gram matrix: input index (as posted), chunk, fold, `Σ XᵀX` and its row count. */
+/** The chunk a weighted product is summed under (chunk tags are ≥ 0): one sum per input and fold over all chunks. */
+export const WEIGHTED_SUM = -1;
+
+/** One summed Gram matrix: input index (as posted), chunk ({@link WEIGHTED_SUM}: weighted over chunks), fold, `Σ w·XᵀX` and its row count. */
 export interface GramSum {
   input: number;
   chunk: number;
@@ -48,14 +51,15 @@ const session = (K) => {
   if (!sessions.has(K)) sessions.set(K, ort.InferenceSession.create(models[K], options));
   return sessions.get(K);
 };
-const add = async ({ input, chunk, fold, K, data }) => {
+const add = async ({ input, chunk, fold, K, data, weight }) => {
   const out = await (await session(K)).run({ x: new ort.Tensor('float32', data, [data.length / K, K]) });
   const p = out.g.data;
   const key = input + '|' + chunk + '|' + fold;
   let s = sums.get(key);
   if (!s) sums.set(key, (s = { input, chunk, fold, gram: new Float64Array(K * K), gramRows: 0 }));
   const g = s.gram;
-  for (let i = 0; i < g.length; i++) g[i] += p[i];
+  // Weight 1 (per-chunk sums) multiplies exactly: the same bits as adding p.
+  for (let i = 0; i < g.length; i++) g[i] += weight * p[i];
   s.gramRows += data.length / K;
 };
 const finish = async () => {
@@ -137,13 +141,17 @@ export class GramWorker {
     return (this.posted - Atomics.load(this.done, 0)) | 0;
   }
 
-  /** Queues one call's rows (`[rows, K]`, copied) for `Σ XᵀX` of (input, chunk, fold); waits while the worker lags too far behind. */
-  async add(input: number, chunk: number, fold: 0 | 1, data: Float32Array, K: number): Promise<void> {
+  /**
+   * Queues one call's rows (`[rows, K]`, copied) for `Σ XᵀX` of (input, chunk, fold); waits while
+   * the worker lags too far behind. `chunk` {@link WEIGHTED_SUM} with a `weight`: `weight·XᵀX`
+   * goes into the input's one sum of the fold (α-weighted statistics, gram.ts).
+   */
+  async add(input: number, chunk: number, fold: 0 | 1, data: Float32Array, K: number, weight = 1): Promise<void> {
     if (this.error !== undefined) throw this.failure();
     const copy = data.slice();
     // Counted before the transfer detaches the copy (its byteLength is 0 after).
     this.posted = (this.posted + copy.byteLength) | 0;
-    this.thread.postMessage({ input, chunk, fold, K, data: copy }, [copy.buffer]);
+    this.thread.postMessage({ input, chunk, fold, K, data: copy, weight }, [copy.buffer]);
     while (this.queuedBytes > this.maxQueuedBytes) {
       if (Atomics.load(this.done, 1) === 1 || this.error !== undefined) throw this.failure();
       await new Promise((r) => setTimeout(r, 1));

@@ -17,6 +17,13 @@
  * `damp auto` cross-validation); the whole set is their sum.
  *
  * Memory: 16·K² bytes per tensor and chunk (two folds), independent of the number of samples.
+ *
+ * α-weighted sums (a {@link GramStats} made with `weighted`, the grouped collections that run
+ * once S1's α is known, grouped.ts): each product enters one sum per fold already scaled by its
+ * chunk's weight, 16·K² bytes whatever the chunk count. That adds the same float64 terms in
+ * another order (call order across chunks, instead of per chunk then across chunks), so `H`
+ * differs from the per-chunk path's in its last bits (relative ~ calls·2⁻⁵³). The row sums stay
+ * per chunk (K values each), so `μ` and the weights are bit for bit the per-chunk path's.
  */
 import type * as ort from 'onnxruntime-node';
 import { importOnnxruntime } from '../../runtime/optional-import.ts';
@@ -70,10 +77,19 @@ export const foldOf = (sample: number): 0 | 1 => (sample % 2) as 0 | 1;
 
 /** Per-chunk Gram statistics of one observed tensor (`[..., K]`). */
 export class GramStats {
-  /** Per chunk: the sums of fold 0 and fold 1. */
+  /** Per chunk: the sums of fold 0 and fold 1 (weighted: their row sums and counts only, `gram` empty). */
   private readonly byChunk = new Map<number, [ChunkGram, ChunkGram]>();
+  /** Weighted: per fold `Σ_c w_c Σ xᵀx` ({@link setWeighted}). */
+  private readonly weightedSums: [Float64Array | undefined, Float64Array | undefined] = [undefined, undefined];
 
-  constructor(readonly channels: number) {}
+  /**
+   * @param weighted the products come α-weighted, one sum per fold ({@link setWeighted}; see the
+   *   module doc): no per-chunk K×K sums are kept.
+   */
+  constructor(
+    readonly channels: number,
+    readonly weighted = false,
+  ) {}
 
   /** Adds one call's rows to the chunk's row sum (every call), in the sample's fold. */
   addRows(chunk: number, data: Float32Array, fold: 0 | 1 = 0): void {
@@ -106,11 +122,25 @@ export class GramStats {
     c.gramRows = gramRows;
   }
 
+  /**
+   * Weighted: takes a fold's `Σ w_c XᵀX` summed elsewhere (gram-worker.ts) over the products
+   * counted with {@link countProduct}; `w_c` must be {@link productWeight} of the chunk.
+   */
+  setWeighted(fold: 0 | 1, gram: Float64Array): void {
+    if (!this.weighted || gram.length !== this.channels ** 2 || this.weightedSums[fold]) throw new RangeError(`GramStats.setWeighted: fold ${fold} already set, not weighted statistics, or ${gram.length} values are not ${this.channels}²`);
+    this.weightedSums[fold] = gram;
+  }
+
+  /** Weighted: counts the rows of one product added (α-weighted) to the fold's sum, in its chunk. */
+  countProduct(chunk: number, rows: number, fold: 0 | 1): void {
+    this.chunkSums(chunk)[fold].gramRows += rows;
+  }
+
   private chunkSums(chunk: number): [ChunkGram, ChunkGram] {
     let c = this.byChunk.get(chunk);
     if (!c) {
       const K = this.channels;
-      const empty = (): ChunkGram => ({ gram: new Float64Array(K * K), gramRows: 0, sum: new Float64Array(K), rows: 0 });
+      const empty = (): ChunkGram => ({ gram: new Float64Array(this.weighted ? 0 : K * K), gramRows: 0, sum: new Float64Array(K), rows: 0 });
       c = [empty(), empty()];
       this.byChunk.set(chunk, c);
     }
@@ -119,6 +149,7 @@ export class GramStats {
 
   /** Per chunk, ascending: both folds' sums (what a saved collection keeps, stats-file.ts). */
   snapshot(): { chunk: number; folds: [ChunkGram, ChunkGram] }[] {
+    if (this.weighted) throw new Error('internal: α-weighted Gram statistics have no per-chunk matrices to save');
     return [...this.byChunk.keys()].sort((a, b) => a - b).map((chunk) => ({ chunk, folds: this.byChunk.get(chunk)! }));
   }
 
@@ -157,18 +188,19 @@ export class GramStats {
 
   private combineFold(chunks: readonly number[], alpha: readonly number[], fold: 0 | 1): ReconStats & { meanWeight: number } {
     const K = this.channels;
-    const h = new Float64Array(K * K);
+    // Weighted: the products came scaled (productWeight), summed in the fold's one matrix.
+    const h = this.weighted ? (this.weightedSums[fold] ?? new Float64Array(K * K)) : new Float64Array(K * K);
     const total = new Float64Array(K);
     let weight = 0;
     let meanWeight = 0;
     chunks.forEach((chunk, j) => {
       const c = this.byChunk.get(chunk)?.[fold];
       if (!c) return;
-      // A chunk's Gram may cover a sample of its calls (gram-stride): scaled to all its rows, so
-      // the chunks keep their α-weighted shares of H.
       const a = alpha[j]!;
-      const scale = c.gramRows > 0 ? (a * c.rows) / c.gramRows : 0;
-      for (let i = 0; i < h.length; i++) h[i] += scale * c.gram[i]!;
+      if (!this.weighted) {
+        const scale = productWeight(a, c);
+        for (let i = 0; i < h.length; i++) h[i] += scale * c.gram[i]!;
+      }
       for (let k = 0; k < K; k++) total[k] += a * c.sum[k]!;
       if (c.gramRows > 0) weight += a * c.rows;
       meanWeight += a * c.rows;
@@ -176,6 +208,15 @@ export class GramStats {
     const mean = total.map((v) => (meanWeight > 0 ? v / meanWeight : 0));
     return { K, h, mean, weight, meanWeight };
   }
+}
+
+/**
+ * The factor a chunk's products enter `H` with: its α, and, when its Gram covers a sample of
+ * its calls (gram-stride), its rows over the rows in its Gram, so that the chunks keep their
+ * α-weighted shares of H.
+ */
+export function productWeight(alpha: number, counts: { rows: number; gramRows: number }): number {
+  return counts.gramRows > 0 ? (alpha * counts.rows) / counts.gramRows : 0;
 }
 
 /** A fold's statistics without its bookkeeping field. */

@@ -1,28 +1,34 @@
 /**
  * Reconstruction statistics in bounded memory (`statistics-memory`, docs/calibration-memory.md).
  *
- * A layer input's Gram sums take 16·K² bytes per chunk (two folds of float64 K×K) while
- * calibration collects, and the α-combined `H` with its two folds 24·K² more; a Wan2.1-sized
- * model needs tens of GB for all its layers at once. So the layers (in graph order) are cut
- * into consecutive groups whose statistics fit the budget:
+ * Collected per chunk, a layer input's Gram sums take 16·K² bytes per chunk (two folds of
+ * float64 K×K) until S1's α is known, and the α-combined `H` with its two folds 24·K² more; a
+ * Wan2.1-sized model needs tens of GB for all its layers at once. So when they do not fit the
+ * budget together, the layers (in graph order) are cut into consecutive groups:
  *
  * 1. The first collection (ranges, reservoirs, then S1 and the scale search, for every layer)
- *    also collects the Gram sums of the longest prefix of layers that fits; the prefix shrinks
- *    whenever a new chunk appears and it no longer fits ({@link fittingPrefix}).
+ *    also collects the per-chunk Gram sums of the longest prefix of layers that fits; the
+ *    prefix shrinks whenever a new chunk appears and it no longer fits ({@link fittingPrefix}).
+ *    When every layer fits, this is the only collection, as without a budget.
  * 2. Each later group is one more run of every calibration sample through the same
  *    onnxruntime session (the float model), collecting that group's Gram sums only. It runs
  *    when the quantizer reaches the group's first layer, after the previous group's layers
- *    are reconstructed and its statistics released.
+ *    are reconstructed and its statistics released. α is known by then, so each product is
+ *    added already weighted, into one sum per fold (gram.ts): 24·K² bytes per input whatever
+ *    the chunk count ({@link inputStatisticsBytes} with `chunks` null). The weights need each
+ *    chunk's row counts, taken from the first collection (the same rollouts).
  *
- * The rollouts are deterministic given the module's seeds, each call's `XᵀX` is the same
- * onnxruntime product and the per-chunk float64 sums add the calls in the same order, so
- * every layer's `H` — and the model — is bit for bit what one group gives.
+ * The rollouts are deterministic given the module's seeds and each call's `XᵀX` is the same
+ * onnxruntime product, so a later group's `H` is the per-chunk path's up to the order of its
+ * float64 sums (relative ~ calls·2⁻⁵³, gram.ts), and its `μ` is bit for bit the same. With one
+ * chunk (and gram-stride 1) the order is the same too, and so is every bit.
  */
 import type { Value } from '../../graph/ir/value.ts';
 import type { Logger } from '../log.ts';
 import type { LinearLayer } from '../quant/linear-layers.ts';
-import { collectStatistics, observedInputs } from './collect.ts';
-import type { GramStats, ReconLookup, ReconStats } from './gram.ts';
+import { collectStatistics, observedInputs, type RowCount, type RowCounts } from './collect.ts';
+import { type GramStats, productWeight, type ReconLookup, type ReconStats } from './gram.ts';
+import { CalibrationError } from './module.ts';
 import { seconds } from './progress.ts';
 import type { CalibrationSession } from './session.ts';
 
@@ -31,13 +37,18 @@ export const DEFAULT_STATISTICS_MEMORY = 4 * 2 ** 30;
 /** {@link DEFAULT_STATISTICS_MEMORY} as the option's text. */
 export const DEFAULT_STATISTICS_MEMORY_TEXT = '4GiB';
 
-/** Peak bytes of one layer input's statistics with `chunks` chunks: the per-chunk sums and the combined `H` with its folds. */
-export function inputStatisticsBytes(K: number, chunks: number): number {
-  return (16 * chunks + 24) * K * K;
+/**
+ * Peak bytes of one layer input's statistics. Collected per chunk (`chunks` chunks): the
+ * per-chunk sums and the combined `H` with its folds, `(16·C + 24)·K²`. α-weighted (`chunks`
+ * null, a group collected after S1): the two folds' sums, which are the folds' `H`, and their
+ * sum, `24·K²`.
+ */
+export function inputStatisticsBytes(K: number, chunks: number | null): number {
+  return (chunks === null ? 24 : 16 * chunks + 24) * K * K;
 }
 
-/** Peak bytes of the statistics of the distinct inputs of `layers`. */
-export function statisticsBytes(layers: readonly LinearLayer[], chunks: number): number {
+/** Peak bytes of the statistics of the distinct inputs of `layers` (`chunks` as {@link inputStatisticsBytes}). */
+export function statisticsBytes(layers: readonly LinearLayer[], chunks: number | null): number {
   const ks = new Map<Value, number>();
   for (const l of layers) ks.set(l.input, l.K);
   let bytes = 0;
@@ -45,18 +56,19 @@ export function statisticsBytes(layers: readonly LinearLayer[], chunks: number):
   return bytes;
 }
 
-/** Refuses a layer whose input's statistics alone exceed the budget, naming it and the option. */
-export function checkEachLayerFits(layers: readonly LinearLayer[], chunks: number, budget: number): void {
+/** Refuses a layer whose input's statistics alone exceed the budget, naming it and the option (`chunks` as {@link inputStatisticsBytes}). */
+export function checkEachLayerFits(layers: readonly LinearLayer[], chunks: number | null, budget: number): void {
   for (const l of layers) {
     const bytes = inputStatisticsBytes(l.K, chunks);
     if (bytes > budget) {
-      throw new Error(`layer ${l.name} (K = ${l.K}) needs ${gib(bytes)} of reconstruction statistics with ${chunks} chunk(s), more than statistics-memory ${gib(budget)} allows; raise --q-arvd.statistics-memory, exclude the layer, or use reconstruct none with bias-correction false`);
+      const how = chunks === null ? 'α-weighted (24·K² bytes: H and its two folds in float64, whatever the chunk count)' : `with ${chunks} chunk(s) collected per chunk`;
+      throw new Error(`layer ${l.name} (K = ${l.K}) needs ${gib(bytes)} of reconstruction statistics ${how}, more than statistics-memory ${gib(budget)} allows; raise --q-arvd.statistics-memory, exclude the layer, or use reconstruct none with bias-correction false`);
     }
   }
 }
 
-/** How many leading layers have statistics that fit the budget together. */
-export function fittingPrefix(layers: readonly LinearLayer[], chunks: number, budget: number): number {
+/** How many leading layers have statistics that fit the budget together (`chunks` as {@link inputStatisticsBytes}). */
+export function fittingPrefix(layers: readonly LinearLayer[], chunks: number | null, budget: number): number {
   const ks = new Map<Value, number>();
   let bytes = 0;
   for (let i = 0; i < layers.length; i++) {
@@ -71,12 +83,12 @@ export function fittingPrefix(layers: readonly LinearLayer[], chunks: number, bu
   return layers.length;
 }
 
-/** Consecutive groups of `layers` whose statistics fit the budget (each as long as it can be). */
-export function statisticsGroups(layers: readonly LinearLayer[], chunks: number, budget: number): LinearLayer[][] {
-  checkEachLayerFits(layers, chunks, budget);
+/** Consecutive groups of `layers` whose α-weighted statistics fit the budget (each as long as it can be). */
+export function statisticsGroups(layers: readonly LinearLayer[], budget: number): LinearLayer[][] {
+  checkEachLayerFits(layers, null, budget);
   const groups: LinearLayer[][] = [];
   for (let rest = layers.slice(); rest.length > 0; ) {
-    const n = fittingPrefix(rest, chunks, budget);
+    const n = fittingPrefix(rest, null, budget);
     groups.push(rest.slice(0, n));
     rest = rest.slice(n);
   }
@@ -119,6 +131,8 @@ export function combineGrams(grams: Map<Value, GramStats>, layers: readonly Line
 export interface GroupCollection {
   chunks: number[];
   alpha: number[];
+  /** The first collection's row counts, which weight each product (the rollouts are the same). */
+  rowCounts: RowCounts;
   threads: number;
   stride: number;
   log: Logger;
@@ -176,12 +190,21 @@ export class GroupedStatistics implements StatisticsByGroup {
   async prepare(layer: LinearLayer): Promise<void> {
     const g = this.groupOf.get(layer.name);
     if (g === undefined || g === this.index) return;
-    const { chunks, alpha, threads, stride, log } = this.collection;
+    const { chunks, alpha, rowCounts, threads, stride, log } = this.collection;
     const layers = this.groups[g]!;
     this.current = new Map();
     this.index = g;
     const t0 = performance.now();
-    const stats = await collectStatistics(this.session, layers, { ranges: false, gram: { threads, stride } });
+    const origin = this.session.calib.origin;
+    const changed = (v: Value) => new CalibrationError(origin, `the statistics of ${v.name} are collected again for a later group (statistics-memory), and its rows per chunk differ from the first collection's: grouped statistics need a module that draws the same samples every time (fixed seeds)`);
+    const weight = (v: Value, chunk: number, fold: 0 | 1) => {
+      const j = chunks.indexOf(chunk);
+      const counts = rowCounts.get(v)?.get(chunk)?.[fold];
+      if (j < 0 || !counts) throw changed(v);
+      return productWeight(alpha[j]!, counts);
+    };
+    const stats = await collectStatistics(this.session, layers, { ranges: false, gram: { threads, stride, weight } });
+    for (const [v, byChunk] of stats.rowCounts!) if (!sameCounts(byChunk, rowCounts.get(v))) throw changed(v);
     this.current = combineGrams(stats.grams!, layers, chunks, alpha);
     log.info(`statistics group ${g + 1} of ${this.groups.length} (${layers.length} layers from ${layers[0]!.name}, ${observedInputs(layers).length} inputs) collected in ${seconds(performance.now() - t0)}`);
     this.listener?.(this.current);
@@ -191,4 +214,13 @@ export class GroupedStatistics implements StatisticsByGroup {
     this.current = new Map();
     await this.session.dispose();
   }
+}
+
+function sameCounts(a: Map<number, [RowCount, RowCount]>, b: Map<number, [RowCount, RowCount]> | undefined): boolean {
+  if (!b || a.size !== b.size) return false;
+  for (const [chunk, folds] of a) {
+    const other = b.get(chunk);
+    if (!other || folds.some((f, i) => f.rows !== other[i]!.rows || f.gramRows !== other[i]!.gramRows)) return false;
+  }
+  return true;
 }

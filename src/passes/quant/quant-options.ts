@@ -97,7 +97,7 @@ export const RECONSTRUCTION_OPTIONS = {
   'statistics-memory': {
     type: 'string',
     default: DEFAULT_STATISTICS_MEMORY_TEXT,
-    help: 'bytes the reconstruction statistics may take (4GiB, 512MiB, a number): over it the layers are calibrated in consecutive groups that fit, one more run of the calibration samples per group, each group reconstructed and released before the next; the model is the same (docs/calibration-memory.md)',
+    help: 'bytes the reconstruction statistics may take (4GiB, 512MiB, a number): over it the layers are calibrated in consecutive groups that fit, one more run of the calibration samples per group, each group reconstructed and released before the next; the groups after the first sum α-weighted statistics (24·K² bytes per input whatever the chunk count), the same up to float64 summation order (docs/calibration-memory.md)',
   },
   'act-order': { type: 'boolean', default: true, help: 'GPTQ: quantize input channels in descending order of their H diagonal' },
   'activation-objective': {
