@@ -2,7 +2,7 @@
 // check of onnxruntime against it.
 //
 // For each quantized layer (its final node carries `qarvd.decision`), the layer's subgraph is
-// read back from the IR — Gather / GatherElements indices, Clip bounds, Q/DQ scales and zero points, the
+// read back from the IR — Gather indices, Clip bounds, Q/DQ scales and zero points, the
 // quantized weights (int4 unpacked) or the MatMulIntegerToFloat operands, the bias — and the
 // layer output is recomputed from the layer's float input X with the ONNX-exact kernels of
 // src/kernels:
@@ -161,14 +161,10 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
     }
     let indices: Int32Array | undefined;
     const g = v.producer();
-    if (inLayer(g) && (g.opType === 'Gather' || g.opType === 'GatherElements')) {
-      if (g.intAttr('axis', 0) !== -1) throw new Error(`${where}: ${g.opType} on axis ${g.intAttr('axis', 0)}, expected -1`);
-      // GatherElements reads the channel indices broadcast over X's leading dimensions by an Expand.
-      let idx = g.input(1)!;
-      if (g.opType === 'GatherElements') idx = expectOp(idx.producer(), 'Expand', where, inLayer).input(0)!;
-      const t = constOf(idx, where);
-      if (t.dataType !== DataType.INT64) throw new Error(`${where}: ${g.opType} indices are ${dtypeName(t.dataType)}`);
-      if (t.dims.length !== 1) throw new Error(`${where}: ${g.opType} indices of shape [${t.dims.join('x')}]`);
+    if (inLayer(g) && g.opType === 'Gather') {
+      if (g.intAttr('axis', 0) !== -1) throw new Error(`${where}: Gather on axis ${g.intAttr('axis', 0)}, expected -1`);
+      const t = constOf(g.input(1), where);
+      if (t.dataType !== DataType.INT64) throw new Error(`${where}: Gather indices are ${dtypeName(t.dataType)}`);
       indices = Int32Array.from(t.toNumbers());
       v = g.input(0)!;
     }

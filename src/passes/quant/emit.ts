@@ -17,11 +17,11 @@ export type WeightCache = Map<string, Value[]>;
 /**
  * Emits the quantized form of one layer (METHOD.md "Mapping to ONNX"; the op per format and
  * bits is {@link branchForm}'s, docs/speed.md says why):
- * - a split layer's outlier branch reads its channels of X ({@link gatherChannels}); its normal
- *   branch reads all of X when the outliers are few (≤ K/4), its weight holding the outlier rows
- *   as zero points (they dequantize to exactly 0, so the product is the normal channels' alone)
- *   — no copy of 98% of the activation. Otherwise, and for blocked weights (their blocks run
- *   over the branch's own rows), the normal branch gathers its channels too;
+ * - a split layer's outlier branch reads `Gather(X, idx, axis=-1)`; its normal branch reads
+ *   all of X when the outliers are few (≤ K/4), its weight holding the outlier rows as zero
+ *   points (they dequantize to exactly 0, so the product is the normal channels' alone) — no
+ *   copy of 98% of the activation. Otherwise, and for blocked weights (their blocks run over
+ *   the branch's own rows), the normal branch gathers its channels too;
  * - `qdq`: [Clip →] QuantizeLinear → DequantizeLinear on the activation (scalar scale and
  *   zero point), `DequantizeLinear(Wq, s, z)`, `MatMul`;
  * - `qoperator`: MatMulIntegerToFloat or MatMulNBits, the bias inside the first branch's op;
@@ -50,13 +50,12 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
   const form = branchForm(config, opset);
   const terms: Value[] = [];
   let biasInside = false;
-  let leading: Value | undefined;
   plan.branches.forEach((planned) => {
     const br = readsAllRows(planned, layer.K) ? widenNormal(planned, layer.K, layer.N) : planned;
     const tag = br.role === 'all' ? '' : `${br.role}/`;
     // Read X from the node now: an earlier rewrite may have replaced the value it had at discovery.
     let x = layer.node.input(0)!;
-    if (br.indices) x = gatherChannels(b, x, br.indices, tag, () => (leading ??= leadingShape(b, layer.node.input(0)!)));
+    if (br.indices) x = b.node('Gather', [x, b.indices(`${tag}channels`, br.indices)], { attributes: [attr.int('axis', -1)], tag: `${tag}Gather` });
     // The com.microsoft ops add a 1-D bias themselves: it goes into the first branch.
     const takeBias = hasBias && !biasInside && form.op !== 'qdq';
     let y: Value;
@@ -80,29 +79,6 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
   });
   if (hasBias && !biasInside) terms.push(biasValue());
   return { builder: b, output: join(b, terms, form.op === 'qdq') };
-}
-
-/**
- * The input channels `indices` of X (last axis). From opset 11, `GatherElements` on the
- * indices broadcast over X's leading dimensions by `Expand` (to the `[..., 1]` shape of
- * {@link leadingShape}, shared by a layer's branches); below it, `Gather`. The values are the
- * same; onnxruntime's CPU Gather on the last axis makes one copy call per element: 1560 × 180
- * floats of Wan's ffn.2 input took 7.8 ms of CPU time against 3.2 ms this way, and 0.02 ms both
- * at 1 row (docs/dual-scale-speed.md, bench/gather-slice.ts).
- */
-function gatherChannels(b: LayerBuilder, x: Value, indices: Int32Array, tag: string, leading: () => Value): Value {
-  const channels = b.indices(`${tag}channels`, indices);
-  if ((b.opset ?? 21) < 11) return b.node('Gather', [x, channels], { attributes: [attr.int('axis', -1)], tag: `${tag}Gather` });
-  const expanded = b.node('Expand', [channels, leading()], { tag: `${tag}channels/Expand` });
-  return b.node('GatherElements', [x, expanded], { attributes: [attr.int('axis', -1)], tag: `${tag}GatherElements` });
-}
-
-/** X's shape with its last dimension 1 (`Shape(X)[:-1] ++ [1]`), what {@link gatherChannels} broadcasts the channel indices to. */
-function leadingShape(b: LayerBuilder, x: Value): Value {
-  const int64 = (tag: string, v: bigint) => b.constant(tag, (n) => Tensor.fromBytes(n, DataType.INT64, [1], new Uint8Array(BigInt64Array.of(v).buffer)));
-  // Slice rather than Shape's start/end attributes, which need opset 15.
-  const dims = b.node('Slice', [b.node('Shape', [x], { tag: 'Shape' }), int64('zero', 0n), int64('minus_one', -1n)], { tag: 'Shape/Slice' });
-  return b.node('Concat', [dims, int64('one', 1n)], { attributes: [attr.int('axis', 0)], tag: 'leading_shape' });
 }
 
 /** Joins branch outputs and the bias: one Sum after MatMuls (see {@link emitLayer}), Adds after the com.microsoft ops. */
