@@ -4,8 +4,11 @@
 // per-node kernel times of the trace are summed per node (median over the runs) and printed
 // with the optimized graph's nodes. docs/dual-scale-speed.md reports what it showed.
 //
-//   node --import tsx bench/dual-profile.ts <outdir> [rows=1560] [runs=5] [forms=qdq-W8A8,qoperator-W8A8,qdq-W4,qoperator-W4]
-import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+//   node --import tsx bench/dual-profile.ts <outdir> [rows=1560] [runs=5] [forms=qdq-W8A8,qoperator-W8A8,qdq-W4,qoperator-W4] [fp32.onnx]
+//
+// fp32.onnx: quantize that model (the block with its channels permuted by
+// bench/fold-experiment.ts) instead of the block built here.
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -18,7 +21,7 @@ import { findLinearLayers } from '../src/passes/quant/linear-layers.ts';
 import { quantizeLinearLayersThreaded } from '../src/passes/quant/quantize-layers.ts';
 import { WAN_SHAPE, wanBlock } from '../test/helpers/wan-block.ts';
 
-const [outDir = '/tmp/dual-profile', rowsArg = '1560', runsArg = '5', formsArg = 'qdq-W8A8,qoperator-W8A8,qdq-W4,qoperator-W4'] = process.argv.slice(2);
+const [outDir = '/tmp/dual-profile', rowsArg = '1560', runsArg = '5', formsArg = 'qdq-W8A8,qoperator-W8A8,qdq-W4,qoperator-W4', fp32From] = process.argv.slice(2);
 const rows = Number(rowsArg);
 const runs = Number(runsArg);
 const BITS: Record<string, { wBits: 4 | 8; aBits: 8 | null }> = { W8A8: { wBits: 8, aBits: 8 }, W4A8: { wBits: 4, aBits: 8 }, W8: { wBits: 8, aBits: null }, W4: { wBits: 4, aBits: null } };
@@ -28,7 +31,8 @@ const median = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return
 async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const fp32 = join(outDir, 'fp32.onnx');
-  saveModel(wanBlock({ outliers: true }), fp32);
+  if (fp32From) copyFileSync(fp32From, fp32);
+  else saveModel(wanBlock({ outliers: true }), fp32);
   const model0 = loadModel(fp32);
   const { layers } = findLinearLayers(model0.graph);
   const random = seededRandom(3);
