@@ -85,6 +85,8 @@ export interface Entry {
   census?: string;
   /** Ours only: the name of the anchor entry it is compared with. */
   anchor?: string;
+  /** q-arvd only: the name of minmax's entry of the same format and bits (dual ÷ single). */
+  single?: string;
 }
 
 /** Four samples of 64 seeded standard-normal rows: the activation ranges of the block. */
@@ -108,10 +110,11 @@ async function quantizeAll(fp32: string, dir: string, variant: string, log: (m: 
   const ranges = await activationRanges(fp32);
   const out: Entry[] = [];
   // Without outlier channels q-arvd emits exactly minmax's graph (dual-scale.test.ts checks
-  // it), so the plain variant times minmax only.
-  for (const pass of variant === 'plain' ? (['minmax'] as const) : (['minmax', 'q-arvd'] as const)) {
-    for (const format of ['qdq', 'qoperator'] as const) {
-      for (const b of BITS) {
+  // it), so the plain variant times minmax only. Each q-arvd model comes right after minmax's of
+  // the same format and bits, so that the two run next to each other in every round.
+  for (const format of ['qdq', 'qoperator'] as const) {
+    for (const b of BITS) {
+      for (const pass of variant === 'plain' ? (['minmax'] as const) : (['minmax', 'q-arvd'] as const)) {
         const name = `${pass} ${format} ${b.label}`;
         const path = join(dir, `${variant}-${pass}-${format}-${b.label}.onnx`);
         const t0 = performance.now();
@@ -121,7 +124,7 @@ async function quantizeAll(fp32: string, dir: string, variant: string, log: (m: 
         const report = await quantizeLinearLayersThreaded(2, model, config, {}, b.aBits === null ? undefined : ranges, pass);
         saveModel(model, path);
         log(`${variant}: ${name}: ${report.totals.layers.dual} dual-scale, ${report.totals.layers.single} single in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-        out.push({ name, path, anchor: b.anchor });
+        out.push({ name, path, anchor: b.anchor, ...(pass === 'q-arvd' ? { single: `minmax ${format} ${b.label}` } : {}) });
       }
     }
   }
@@ -170,15 +173,21 @@ function worstSpread(times: number[][]): number {
   return worst;
 }
 
-/** Calls every session once per round, in order, gc first, for the rounds {@link ROUNDS} gives `M`; each session's times (ms), round by round. */
-async function timeStage(sessions: ort.InferenceSession[], x: ort.Tensor, plan: RoundPlan): Promise<number[][]> {
+/**
+ * Calls every session once per round, gc first, for the rounds `plan` gives (see {@link ROUNDS});
+ * each session's times (ms), round by round. The order is the entries' except that on odd rounds
+ * each q-arvd model runs before its minmax partner (`partner[i]`: the index of the model that `i`
+ * runs next to), so that neither of a pair always runs second.
+ */
+async function timeStage(sessions: ort.InferenceSession[], x: ort.Tensor, plan: RoundPlan, partner: (number | undefined)[]): Promise<number[][]> {
   if (plan.warmup) for (const s of sessions) await s.run({ x });
   const times = sessions.map(() => [] as number[]);
   const t0 = performance.now();
   for (let r = 0; r < plan.max; r++) {
     if (r >= plan.min && (performance.now() - t0 >= plan.budgetMs || worstSpread(times) <= plan.settled)) break;
     collectGarbage();
-    for (let i = 0; i < sessions.length; i++) {
+    const order = sessions.map((_, i) => (r % 2 === 1 && partner[i] !== undefined ? partner[i]! : i));
+    for (const i of order) {
       const t = performance.now();
       await sessions[i]!.run({ x });
       times[i]!.push(performance.now() - t);
@@ -195,6 +204,12 @@ export async function timeAll(entries: Entry[], variant: string, threads: number
   const sessions: ort.InferenceSession[] = [];
   for (const e of entries) sessions.push(await ort.InferenceSession.create(e.path, { intraOpNumThreads: threads, interOpNumThreads: 1, logSeverityLevel: 3 }));
   const index = new Map(entries.map((e, i) => [e.name, i]));
+  // A q-arvd entry and its minmax partner, adjacent (quantizeAll's order): they swap places on odd rounds.
+  const partner: (number | undefined)[] = entries.map(() => undefined);
+  entries.forEach((e, i) => {
+    const s = e.single === undefined ? undefined : index.get(e.single);
+    if (s === i - 1) [partner[i], partner[s]] = [s, i];
+  });
   const rows: BenchRow[] = [];
   try {
     const random = seededRandom(11);
@@ -202,7 +217,7 @@ export async function timeAll(entries: Entry[], variant: string, threads: number
       const x = new ort.Tensor('float32', random.normalArray(M * WAN_SHAPE.dim), [M, WAN_SHAPE.dim]);
       // Other work on the machine moves these figures: the 1-minute load average as the stage starts.
       const load = round(loadavg()[0]!, 1);
-      const times = await timeStage(sessions, x, plans[M]!);
+      const times = await timeStage(sessions, x, plans[M]!, partner);
       const rounds = times[0]!.length;
       const fp32 = median(times[0]!);
       const cells: string[] = [];
@@ -210,6 +225,8 @@ export async function timeAll(entries: Entry[], variant: string, threads: number
         const s = ratioStats(times[i]!, times[0]!);
         const a = e.anchor === undefined ? undefined : index.get(e.anchor);
         const vs = a === undefined ? undefined : ratioStats(times[i]!, times[a]!);
+        const s1 = e.single === undefined ? undefined : index.get(e.single);
+        const vsSingle = s1 === undefined ? undefined : ratioStats(times[i]!, times[s1]!);
         rows.push({
           name: `${variant} ${e.name} rows ${M} ${threads}T`,
           bytes: statSync(e.path).size,
@@ -228,6 +245,7 @@ export async function timeAll(entries: Entry[], variant: string, threads: number
             load,
             ...(e.census ? { census: e.census } : {}),
             ...(vs ? { anchor: e.anchor!, vsAnchor: round(vs.ratio, 2), vsAnchorMin: round(vs.min, 2), vsAnchorMax: round(vs.max, 2) } : {}),
+            ...(vsSingle ? { vsSingle: round(vsSingle.ratio, 3), vsSingleP25: round(vsSingle.p25, 3), vsSingleP75: round(vsSingle.p75, 3), vsSingleMin: round(vsSingle.min, 3), vsSingleMax: round(vsSingle.max, 3) } : {}),
           },
         });
         if (i > 0) cells.push(`${e.name} ${s.ratio.toFixed(2)} [${s.min.toFixed(2)}–${s.max.toFixed(2)}] best ${(Math.min(...times[i]!) / Math.min(...times[0]!)).toFixed(2)}`);
@@ -240,24 +258,30 @@ export async function timeAll(entries: Entry[], variant: string, threads: number
   return rows;
 }
 
+/** Rows carrying `details[key]`, by model and thread count (`<variant> <model> <n>T`), then by row count. */
+function byModel(rows: BenchRow[], key: string): Map<string, Map<number, BenchRow>> {
+  const out = new Map<string, Map<number, BenchRow>>();
+  for (const r of rows) {
+    const m = /^(.*) rows (\d+) (\d+T)$/.exec(r.name);
+    if (!m || r.details?.[key] === undefined) continue;
+    const model = `${m[1]} ${m[3]}`;
+    if (!out.has(model)) out.set(model, new Map());
+    out.get(model)!.set(Number(m[2]), r);
+  }
+  return out;
+}
+
 /**
  * The anchor table: for every output of ours, ours ÷ its anchor (median over the rounds both ran
  * in) at each row count, and whether ours is at least as fast (≤ 1.00) at every row count.
  */
 export function anchorTable(rows: BenchRow[], log: (m: string) => void): void {
-  const byModel = new Map<string, Map<number, BenchRow>>();
-  for (const r of rows) {
-    const m = /^(.*) rows (\d+) (\d+T)$/.exec(r.name);
-    if (!m || r.details?.vsAnchor === undefined) continue;
-    const key = `${m[1]} ${m[3]}`;
-    if (!byModel.has(key)) byModel.set(key, new Map());
-    byModel.get(key)!.set(Number(m[2]), r);
-  }
-  if (!byModel.size) return;
+  const models = byModel(rows, 'vsAnchor');
+  if (!models.size) return;
   log(`ours ÷ anchor of the same weight bits, same rounds (median; "yes" = at least as fast):`);
   log(`| model | anchor | ${ROWS.map((M) => `rows ${M}`).join(' | ')} | every row |`);
   log(`|---|---|${ROWS.map(() => '---|').join('')}---|`);
-  for (const [model, cells] of byModel) {
+  for (const [model, cells] of models) {
     const vs = ROWS.map((M) => cells.get(M)?.details?.vsAnchor as number | undefined);
     const anchor = String(cells.get(ROWS[0]!)?.details?.anchor ?? '').replace(/^anchor /, '');
     const text = vs.map((v) => (v === undefined ? '–' : `${v.toFixed(2)} ${v <= 1 ? 'yes' : 'no'}`));
@@ -265,11 +289,30 @@ export function anchorTable(rows: BenchRow[], log: (m: string) => void): void {
   }
 }
 
+/**
+ * The dual-scale table: every q-arvd output ÷ minmax's of the same format and bits, per round
+ * (the two ran next to each other, in alternating order), median with the interquartile range.
+ */
+function dualTable(rows: BenchRow[], log: (m: string) => void): void {
+  const models = byModel(rows, 'vsSingle');
+  if (!models.size) return;
+  log(`dual-scale ÷ single-scale (q-arvd ÷ minmax, same format and bits, adjacent in every round; median [p25–p75]):`);
+  log(`| model | ${ROWS.map((M) => `rows ${M}`).join(' | ')} |`);
+  log(`|---|${ROWS.map(() => '---|').join('')}`);
+  for (const [model, cells] of models) {
+    const text = ROWS.map((M) => {
+      const d = cells.get(M)?.details;
+      return d ? `${(d.vsSingle as number).toFixed(2)} [${(d.vsSingleP25 as number).toFixed(2)}–${(d.vsSingleP75 as number).toFixed(2)}]` : '–';
+    });
+    log(`| ${model} | ${text.join(' | ')} |`);
+  }
+}
+
 const speed: BenchCase = {
   name: 'speed',
   summary: 'onnxruntime inference time of every pass × format × bit width on the Wan2.1-1.3B-shaped block, vs fp32 (rows 1/16/256/1560, 1 and 2 threads)',
   legend:
-    'speed: "ours ms" = median time of one call; "baseline ms" = fp32 median in the same rounds; ratio = median over rounds of (model ÷ fp32 of that round), spread in results.json (details.spreadMin/Max, p25/p75; details.best = fastest call ÷ fp32\'s fastest), with each optimized graph\'s op census; details.vsAnchor = median over rounds of (model ÷ the anchor of its weight bits); runs = rounds; MiB = file size.',
+    'speed: "ours ms" = median time of one call; "baseline ms" = fp32 median in the same rounds; ratio = median over rounds of (model ÷ fp32 of that round), spread in results.json (details.spreadMin/Max, p25/p75; details.best = fastest call ÷ fp32\'s fastest), with each optimized graph\'s op census; details.vsAnchor = median over rounds of (model ÷ the anchor of its weight bits); details.vsSingle = the same of q-arvd ÷ minmax (same format and bits, adjacent in each round); runs = rounds; MiB = file size.',
   async run(ctx) {
     const rows: BenchRow[] = [];
     const started = performance.now();
@@ -288,6 +331,7 @@ const speed: BenchCase = {
       for (const threads of THREADS) rows.push(...(await timeAll(entries, variant, threads, ctx.log)));
     }
     anchorTable(rows, ctx.log);
+    dualTable(rows, ctx.log);
     const totalMs = performance.now() - started;
     ctx.log(`speed: ${(totalMs / 60_000).toFixed(1)} min in all: ${(setupMs / 60_000).toFixed(1)} building, quantizing and census, ${((totalMs - setupMs) / 60_000).toFixed(1)} timing`);
     return rows;

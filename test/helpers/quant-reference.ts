@@ -2,7 +2,7 @@
 // check of onnxruntime against it.
 //
 // For each quantized layer (its final node carries `qarvd.decision`), the layer's subgraph is
-// read back from the IR — Gather indices, Clip bounds, Q/DQ scales and zero points, the
+// read back from the IR — Gather indices (or a Slice's range), Clip bounds, Q/DQ scales and zero points, the
 // quantized weights (int4 unpacked) or the MatMulIntegerToFloat operands, the bias — and the
 // layer output is recomputed from the layer's float input X with the ONNX-exact kernels of
 // src/kernels:
@@ -171,6 +171,12 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
       const t = constOf(g.input(1), where);
       if (t.dataType !== DataType.INT64) throw new Error(`${where}: Gather indices are ${dtypeName(t.dataType)}`);
       indices = Int32Array.from(t.toNumbers());
+      v = g.input(0)!;
+    } else if (inLayer(g) && g.opType === 'Slice') {
+      // Contiguous channels: Slice(X, [start], [end], [-1]) without steps.
+      const [start, end, axis] = [1, 2, 3].map((i) => constOf(g.input(i), where).toNumbers());
+      if (axis?.length !== 1 || axis[0] !== -1 || start!.length !== 1 || end!.length !== 1 || g.input(4)) throw new Error(`${where}: Slice of the activation is not one range on axis -1`);
+      indices = Int32Array.from({ length: end![0]! - start![0]! }, (_, i) => start![0]! + i);
       v = g.input(0)!;
     }
     if (inLayer(v.producer())) throw new Error(`${where}: unexpected ${v.producer()!.opType} on the activation path`);

@@ -139,6 +139,24 @@ describe('synthetic [128, 64] weight with planted outlier rows', () => {
     });
   }
 
+  it('contiguous outlier channels (32 consecutive of 1024) are read by a Slice, not a Gather, and the layer computes what the reference says', async () => {
+    const wideK = 1024;
+    const consecutive = Array.from({ length: 32 }, (_, i) => 400 + i);
+    for (const format of ['qdq', 'qoperator'] as const) {
+      const b = new GraphBuilder('planted_consecutive');
+      const x = b.input('x', [4, wideK]);
+      b.output(b.node('MatMul', 'fc/MatMul', [x, b.init('fc.weight', [wideK, N], weightWithOutliers(13, wideK, N, consecutive, 8))]), [4, N]);
+      const m = b.model;
+      const report = await quantize(m, { 'w-bits': '8', 'a-bits': '8', format }, b.calibration());
+      expect(report.layers[0]).toMatchObject({ mode: 'dual', outliers: 32 });
+      expect(Array.from(readQuantizedLayers(m)[0]!.branches[0]!.indices!)).toEqual(consecutive);
+      const reads = m.graph.nodes().filter((n) => n.metadata.has('qarvd.layer') && (n.opType === 'Gather' || n.opType === 'Slice'));
+      expect(reads.map((n) => n.opType)).toEqual(['Slice']);
+      const ref = await checkAgainstReference(m, b.feeds(seededRandom(99)));
+      expect(ref.layers[0]!.violations).toBe(0);
+    }
+  });
+
   it('with align 1 exactly the planted rows are detected', async () => {
     const b = build();
     const report = await quantize(b.model, { 'w-bits': '8', 'a-bits': 'none', align: 1, ...INTEGER });
