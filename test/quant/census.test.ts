@@ -102,6 +102,7 @@ describe('census of the optimized graph: every quantized weight reaches an integ
     expect(toQuantConfig(w4a8).w4a8Kernel).toBe('integer');
     expect(toQuantConfig({ ...w4a8, format: 'qoperator', w4a8Kernel: 'nbits' }).w4a8Kernel).toBe('nbits');
     expect(() => toQuantConfig({ ...w4a8, w4a8Kernel: 'nbits' })).toThrow(/w4a8-kernel nbits: only with format qoperator/);
+    expect(() => toQuantConfig({ ...w4a8, format: 'qoperator', w4a8Kernel: 'nbits', blockSize: '32' })).toThrow(/block-size 32: not supported with w4a8-kernel nbits/);
   });
 
   it('reduce-range (7-bit weights in int8) keeps the same kernels', async () => {

@@ -95,6 +95,15 @@ describe('small-layer rule on tiny-arvd', () => {
     expect(layers.some((l) => l.mode === 'single' && l.compute === 'integer')).toBe(true);
   });
 
+  it('w4a8-kernel nbits: every layer in MatMulNBits behind its activation quantizer (a float fallback would drop the quantizer)', () => {
+    const { model, report } = quantizeTiny({ wBits: 4, aBits: 8, dualScale: true, w4a8Kernel: 'nbits', format: 'qoperator' }, 'q-arvd-w4a8-nbits');
+    const layers = quantized(report);
+    expect(layers.every((l) => l.compute === 'integer' && l.computeReason === undefined)).toBe(true);
+    const nodes = model.graph.nodes();
+    expect(nodes.filter((n) => n.opType === 'MatMulNBits').length).toBe(layers.reduce((n, l) => n + (l.mode === 'dual' ? 2 : 1), 0));
+    expect(nodes.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThanOrEqual(layers.length);
+  });
+
   it('w8-kernel dynamic: the rule of quantized activations (single layers integer at every K, splits with K·N < 32768 kept fp32)', async () => {
     const { path, report } = quantizeTiny({ wBits: 8, aBits: null, dualScale: true, w8Kernel: 'dynamic' }, 'q-arvd-w8-dynamic');
     const layers = quantized(report);

@@ -28,14 +28,17 @@ const BREAKING: Record<string, number[]> = {
 /** Reductions whose `axes` moved from an attribute to an input at opset 18: adapted, not refused. */
 const AXES_TO_INPUT_AT_18 = new Set(['ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceSumSquare']);
 
+/** What {@link raiseOpset}'s error advises by default: onnxruntime's Q/DQ work at any opset. */
+const QDQ_DOMAIN_ADVICE = "use --q-arvd.qdq-domain com.microsoft to emit onnxruntime's Q/DQ, which work at any opset";
+
 /**
  * Raises the default-domain opset import to `needed` when every operator already in the
  * model means the same there. Reductions whose `axes` attribute became an input at 18 are
  * rewritten (the attribute becomes an int64 initializer), which preserves their meaning.
- * Otherwise throws, naming the first operator (and node) that would change meaning.
+ * Otherwise throws, naming the first operator (and node) that would change meaning, then `advice`.
  * @returns the version before, or undefined when no change was needed
  */
-export function raiseOpset(model: Model, needed: number, why: string): number | undefined {
+export function raiseOpset(model: Model, needed: number, why: string, advice = QDQ_DOMAIN_ADVICE): number | undefined {
   const current = model.opset('') ?? 1;
   if (current >= needed) return undefined;
   const adaptable = [];
@@ -50,7 +53,7 @@ export function raiseOpset(model: Model, needed: number, why: string): number | 
       }
       throw new Error(
         `${why} needs opset ${needed}, but the model imports opset ${current} and ${n.opType} (node ${n.name || '(unnamed)'}) changed meaning at opset ${changes.join(', ')}; ` +
-          `use --q-arvd.qdq-domain com.microsoft to emit onnxruntime's Q/DQ, which work at any opset`,
+          advice,
       );
     }
   }

@@ -213,6 +213,9 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
   if (o.gamma !== undefined && !(o.gamma >= 1)) throw new Error(`option gamma must be at least 1, got ${o.gamma}`);
   if (o.align !== undefined && !(o.align >= 1)) throw new Error(`option align must be at least 1, got ${o.align}`);
   const blockSize = o.blockSize === undefined || o.blockSize === 'channel' ? 0 : Number(o.blockSize);
+  if (blockSize > 0 && o.w4a8Kernel === 'nbits' && o.format === 'qoperator' && o.wBits === '4' && o.aBits !== 'none') {
+    throw new Error(`option block-size ${blockSize}: not supported with w4a8-kernel nbits; use w4a8-kernel integer with format qdq (blocked DequantizeLinear), or block-size channel`);
+  }
   if (blockSize > 0 && o.format === 'qoperator' && o.aBits !== 'none') {
     throw new Error(`option block-size ${blockSize}: com.microsoft.MatMulIntegerToFloat takes per-output-channel weight scales only; use format qdq, a-bits none (MatMulNBits), or block-size channel`);
   }

@@ -217,7 +217,8 @@ function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
   }
   if (branchForm(config).op === 'dynamic') {
     // DynamicQuantizeLinear (opset 11) and MatMulInteger (10), default domain; no DequantizeLinear.
-    raiseOpset(model, 11, 'DynamicQuantizeLinear');
+    // qdq-domain does not help here: this form has no Q/DQ (the chain is DynamicQuantizeLinear → MatMulInteger).
+    raiseOpset(model, 11, 'w8-kernel dynamic (format qdq: DynamicQuantizeLinear)', 'use --q-arvd.format qoperator (com.microsoft.DynamicQuantizeMatMul, any opset) or --q-arvd.w8-kernel nbits');
     return;
   }
   if (config.qdqDomain === 'com.microsoft') {

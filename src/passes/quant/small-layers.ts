@@ -46,11 +46,13 @@ export function floatComputeReason(plan: LayerPlan, config: Pick<QuantConfig, 'i
   const R = SMALL_LAYER_RULE;
   const measured = '(measured rule, docs/speed.md "Small layers"; integer-kernels always keeps the integer form)';
   const dynamic = config.aBits === null && config.wBits === 8 && config.w8Kernel === 'dynamic';
-  // W4A8 in MatMulNBits (w4a8-kernel nbits): MatMulNBits' rule (not measured with the Q → DQ in front).
-  const nbitsActivations = config.aBits !== null && config.wBits === 4 && config.w4a8Kernel === 'nbits' && config.format === 'qoperator';
-  if ((config.aBits === null && !dynamic) || nbitsActivations) {
+  // W4A8 in MatMulNBits (w4a8-kernel nbits): always that form. Its float fallback would drop
+  // the static activation quantizer, which the float compute form does not emit, and make the
+  // layer weight-only; the rule for it was not measured with the Q → DQ in front.
+  if (config.aBits !== null && config.wBits === 4 && config.w4a8Kernel === 'nbits' && config.format === 'qoperator') return undefined;
+  if (config.aBits === null && !dynamic) {
     const min = split ? R.weightOnlySplitMinK : R.weightOnlyMinK;
-    if (K < min) return `too small for integer kernels: ${nbitsActivations ? 'W4A8 MatMulNBits' : 'weight-only'}${split ? ' split' : ''} layer with K = ${K} < ${min}, where MatMulNBits is slower than fp32 ${measured}`;
+    if (K < min) return `too small for integer kernels: weight-only${split ? ' split' : ''} layer with K = ${K} < ${min}, where MatMulNBits is slower than fp32 ${measured}`;
     return undefined;
   }
   if (split && K * N < R.activationSplitMinKN) {
