@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Model } from '../../src/graph/ir/model.ts';
+import { Tensor } from '../../src/graph/ir/tensor.ts';
 import { printGraph } from '../../src/graph/printer.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
 import { channelNorms } from '../../src/kernels/statistics.ts';
@@ -138,6 +139,22 @@ describe('synthetic [128, 64] weight with planted outlier rows', () => {
       expect(ref.layers[0]!.violations, ref.layers[0]!.firstViolation).toBe(0);
     });
   }
+
+  it('w8-kernel dynamic, qoperator: the reference check flags a weight scale off by 0.1%', async () => {
+    const wideK = 1024;
+    const b = new GraphBuilder('planted_wide_dynamic_tampered');
+    const x = b.input('x', [4, wideK]);
+    b.output(b.node('MatMul', 'fc/MatMul', [x, b.init('fc.weight', [wideK, N], weightWithOutliers(12, wideK, N, planted, 8))]), [4, N]);
+    await quantize(b.model, { 'w-bits': '8', 'a-bits': 'none', 'w8-kernel': 'dynamic', format: 'qoperator', ...INTEGER });
+    // Read before the tampering: the reference keeps believing the emitted scales.
+    const layers = readQuantizedLayers(b.model);
+    const op = b.model.graph.nodes().find((n) => n.opType === 'DynamicQuantizeMatMul' && !n.name.includes('outlier'))!;
+    const scale = op.input(2)!.initializer!;
+    const scaled = Float32Array.from(scale.toFloat32(), (v) => v * 1.001);
+    op.setInput(2, b.model.graph.createInitializer('tampered_scale', (name) => Tensor.fromFloat32(name, scale.dims, scaled)));
+    const ref = await checkAgainstReference(b.model, b.feeds(seededRandom(99)), layers);
+    expect(ref.layers[0]!.violations).toBeGreaterThan(0);
+  });
 
   it('contiguous outlier channels (32 consecutive of 1024) are read by a Slice, not a Gather, and the layer computes what the reference says', async () => {
     const wideK = 1024;

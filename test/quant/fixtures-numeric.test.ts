@@ -184,4 +184,13 @@ describe('opset 9 (PP-OCR) and default-domain Q/DQ', () => {
       expect(printModel(model, { metadata: true })).toBe(before);
     });
   }
+
+  it('W8 w8-kernel dynamic qdq is refused advising what works (format qoperator or w8-kernel nbits: qdq-domain cannot help)', async () => {
+    const f = quantFixture('PP-OCRv4-rec');
+    const model = await loadFixture(f);
+    const before = printModel(model, { metadata: true });
+    const err = await quantize(model, { format: 'qdq', 'w-bits': '8', 'a-bits': 'none', 'w8-kernel': 'dynamic', 'qdq-domain': 'com.microsoft' }).then(() => undefined, (e: Error) => e);
+    expect(err?.message).toMatch(/^w8-kernel dynamic \(format qdq: DynamicQuantizeLinear\) needs opset 11, but the model imports opset 9 and \w+ \(node [^)]*\) changed meaning at opset [\d, ]+; use --q-arvd.format qoperator .* or --q-arvd.w8-kernel nbits$/);
+    expect(printModel(model, { metadata: true })).toBe(before);
+  });
 });
