@@ -173,6 +173,17 @@ describe('Gram statistics', () => {
     for (const [p, q] of parts(one).map((w, i) => [w, parts(oneWeighted)[i]!] as const)) expect(Buffer.from(q.h.buffer).equals(Buffer.from(p.h.buffer))).toBe(true);
   });
 
+  it('close() while the worker is busy: the queued products are skipped, the thread ends, nothing is left running', async () => {
+    const K = 512;
+    const worker = GramWorker.open([K], { threads: 1 });
+    const rows = new Float32Array(256 * K).fill(0.25);
+    for (let i = 0; i < 12; i++) await worker.add(0, 0, 0, rows, K);
+    // Terminating the thread with a product in flight could abort the process (SIGABRT); close
+    // lets that one finish, skips the rest, and the worker then refuses to give sums.
+    await worker.close();
+    await expect(worker.finish()).rejects.toThrow(/worker/);
+  });
+
   it('a product the worker cannot compute fails the collection with onnxruntime\'s reason', async () => {
     const worker = GramWorker.open([4], { threads: 1 });
     // 6 values are not rows of 4: onnxruntime refuses the tensor in the worker.

@@ -68,9 +68,19 @@ const finish = async () => {
   parentPort.postMessage({ sums: list }, list.map((s) => s.gram.buffer));
 };
 let queue = Promise.resolve();
+let closing = false;
 parentPort.on('message', (m) => {
+  if (m.close) {
+    // Skip what is queued, let the product in flight finish, release the sessions, end.
+    closing = true;
+    queue = queue.then(async () => {
+      for (const s of sessions.values()) await (await s).release().catch(() => {});
+      parentPort.close();
+    });
+    return;
+  }
   queue = queue.then(async () => {
-    if (failed) return;
+    if (failed || closing) return;
     try {
       if (m.finish) return await finish();
       if (m.drop) {
@@ -87,6 +97,9 @@ parentPort.on('message', (m) => {
   });
 });
 `;
+
+/** How long {@link GramWorker.close} waits for the product in flight before it terminates the thread. */
+const CLOSE_WAIT_MS = 10_000;
 
 /** Sums of `XᵀX` per (input, chunk, fold) computed in a worker thread (see the module doc). */
 export class GramWorker {
@@ -182,8 +195,24 @@ export class GramWorker {
     }
   }
 
-  /** Ends the worker without waiting (after a failure elsewhere). */
+  /**
+   * Ends the worker after a failure elsewhere, without its sums: the products still queued are
+   * skipped, the one in flight finishes. Terminating the thread while onnxruntime runs a product
+   * in it aborted the whole process (SIGABRT, seen when a calibration module timed out while it
+   * kept the worker busy); `terminate` only follows, after at most {@link CLOSE_WAIT_MS}.
+   */
   async close(): Promise<void> {
-    await this.thread.terminate();
+    const exited = new Promise<void>((resolve) => this.thread.once('exit', () => resolve()));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      this.thread.ref();
+      this.thread.postMessage({ close: true });
+      await Promise.race([exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    } catch {
+      // The thread is gone already (postMessage after exit): nothing to wait for.
+    } finally {
+      clearTimeout(timer);
+      await this.thread.terminate();
+    }
   }
 }
