@@ -28,6 +28,31 @@ export function untrackTemp(path: string): void {
   live.delete(path);
 }
 
+const exitHooks = new Set<() => void>();
+
+/**
+ * Registers a synchronous step for the hard ways out (a signal, the calibration watchdog),
+ * run before the temporary files are removed and the process exits; returns a function that
+ * unregisters it. For work that must not be cut off by the exit (calibration's Gram worker
+ * waits there for the onnxruntime call it has in flight: exiting under it aborts the process).
+ */
+export function onHardExit(hook: () => void): () => void {
+  exitHooks.add(hook);
+  return () => exitHooks.delete(hook);
+}
+
+/** The registered {@link onHardExit} steps (each best effort), then {@link removeTempFiles}. */
+export function prepareHardExit(): void {
+  for (const hook of exitHooks) {
+    try {
+      hook();
+    } catch {
+      // On the way out: the other steps and the removal still run.
+    }
+  }
+  removeTempFiles();
+}
+
 /** Removes every registered temporary path (best effort: it runs on the way out). */
 export function removeTempFiles(): void {
   for (const p of live) {
@@ -52,7 +77,7 @@ export function liveTempFiles(): string[] {
 export async function cleanupOnSignal<T>(write: (text: string) => void, fn: () => Promise<T>): Promise<T> {
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
     const handler = () => {
-      removeTempFiles();
+      prepareHardExit();
       write(`convert: interrupted (${signal}); no output written, temporary files removed\n`);
       realExit(signal === 'SIGINT' ? 130 : 143);
     };

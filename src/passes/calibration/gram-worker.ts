@@ -15,6 +15,7 @@
  * that {@link GramWorker.add} waits for the worker.
  */
 import { createRequire } from 'node:module';
+import { onHardExit } from '../../graph/serde/temp-files.ts';
 import { Worker } from 'node:worker_threads';
 import { gramModelBytes } from './gram.ts';
 import { sessionOptions } from './session.ts';
@@ -81,7 +82,12 @@ parentPort.on('message', (m) => {
   }
   queue = queue.then(async () => {
     if (failed || closing) return;
+    // [2] = 1 while onnxruntime works for this thread; [3] = 1: the process is exiting, start
+    // nothing more (GramWorker.waitForExit). Set before the check, so that the main thread
+    // either sees this call busy or this call sees the stop.
+    Atomics.store(done, 2, 1);
     try {
+      if (Atomics.load(done, 3) === 1) return;
       if (m.finish) return await finish();
       if (m.drop) {
         for (const [key, v] of sums) if (m.drop.includes(v.input)) sums.delete(key);
@@ -93,6 +99,9 @@ parentPort.on('message', (m) => {
       failed = true;
       parentPort.postMessage({ error: String((e && e.message) || e) });
       Atomics.store(done, 1, 1);
+    } finally {
+      Atomics.store(done, 2, 0);
+      Atomics.notify(done, 2);
     }
   });
 });
@@ -100,6 +109,8 @@ parentPort.on('message', (m) => {
 
 /** How long {@link GramWorker.close} waits for the product in flight before it terminates the thread. */
 const CLOSE_WAIT_MS = 10_000;
+/** How long a hard way out (a signal, the watchdog) waits for the product in flight. */
+const EXIT_WAIT_MS = 5_000;
 
 /** Sums of `XᵀX` per (input, chunk, fold) computed in a worker thread (see the module doc). */
 export class GramWorker {
@@ -110,10 +121,19 @@ export class GramWorker {
 
   private constructor(
     private readonly thread: Worker,
-    /** [0]: bytes of rows the worker has summed (an int32 that wraps past 2 GiB: only differences are read); [1]: 1 once it failed. */
+    /**
+     * [0]: bytes of rows the worker has summed (an int32 that wraps past 2 GiB: only differences
+     * are read); [1]: 1 once it failed; [2]: 1 while onnxruntime works for it; [3]: 1 once the
+     * process is exiting (it starts nothing more).
+     */
     private readonly done: Int32Array,
     private readonly maxQueuedBytes: number,
   ) {
+    // A signal or the watchdog may end the process while a product is in flight: exiting then
+    // aborts the process (SIGABRT, "terminate called after throwing an instance of
+    // 'Napi::Error'"), so the way out first waits for it (blocking: it is the way out).
+    const unregister = onHardExit(() => this.waitForExit(EXIT_WAIT_MS));
+    thread.once('exit', unregister);
     thread.on('message', (m: { sums?: GramSum[]; error?: string }) => {
       if (m.error !== undefined) {
         this.error = m.error;
@@ -134,7 +154,7 @@ export class GramWorker {
   static open(widths: Iterable<number>, options: GramWorkerOptions): GramWorker {
     const models: Record<number, Uint8Array> = {};
     for (const K of widths) models[K] ??= gramModelBytes(K);
-    const done = new Int32Array(new SharedArrayBuffer(8));
+    const done = new Int32Array(new SharedArrayBuffer(16));
     const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
     const thread = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath, models, options: sessionOptions(options.threads), done } });
     const worker = new GramWorker(thread, done, options.maxQueuedBytes ?? 256 * 2 ** 20);
@@ -147,6 +167,17 @@ export class GramWorker {
 
   private failure(): Error {
     return new Error(`Gram products (calibration's worker thread) failed: ${this.error}`);
+  }
+
+  /** Tells the worker to start nothing more and blocks until its onnxruntime call in flight, if any, has returned (at most `maxMs`). */
+  private waitForExit(maxMs: number): void {
+    Atomics.store(this.done, 3, 1);
+    const until = performance.now() + maxMs;
+    while (Atomics.load(this.done, 2) === 1) {
+      const left = until - performance.now();
+      if (left <= 0) return;
+      Atomics.wait(this.done, 2, 1, left);
+    }
   }
 
   /** Bytes of rows posted that the worker has not summed yet. */

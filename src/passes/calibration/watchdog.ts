@@ -8,7 +8,7 @@
  */
 import { closeSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { realExit, removeTempFiles } from '../../graph/serde/temp-files.ts';
+import { prepareHardExit, realExit } from '../../graph/serde/temp-files.ts';
 
 /** How long after the deadline the worker steps in: the main thread's timer goes first. */
 export const WATCHDOG_GRACE_MS = 2000;
@@ -40,7 +40,7 @@ let message = '';
  * the debugger to disconnect..." (the worker's inspector session is still open).
  */
 function fatal(): void {
-  removeTempFiles();
+  prepareHardExit();
   try {
     writeSync(2, `convert: error: ${message}\n`);
     closeSync(2);
