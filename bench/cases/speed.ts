@@ -272,6 +272,28 @@ function byModel(rows: BenchRow[], key: string): Map<string, Map<number, BenchRo
 }
 
 /**
+ * Round plans for the cases that time a few forms against an anchor (w8-kernel, w4a8-nbits):
+ * many rounds at the cheap rows, which a ≤ 1.0-vs-anchor verdict on a loaded machine needs.
+ */
+export const ANCHOR_CASE_PLANS: Record<number, RoundPlan> = {
+  1: { min: 61, max: 61, settled: 0, budgetMs: 60_000, warmup: true },
+  16: { min: 41, max: 41, settled: 0, budgetMs: 60_000, warmup: false },
+  256: { min: 9, max: 15, settled: 0.05, budgetMs: 60_000, warmup: false },
+  1560: { min: 3, max: 5, settled: 0.03, budgetMs: 120_000, warmup: false },
+};
+
+/** Logs each entry's size and optimized-graph census, times them all (1 thread) and prints the anchor table. */
+export async function timeAgainstAnchors(entries: Entry[], log: (m: string) => void, plans: Record<number, RoundPlan>): Promise<BenchRow[]> {
+  for (const e of entries) {
+    e.census = await censusText(e.path);
+    log(`${e.name}: ${(statSync(e.path).size / 2 ** 20).toFixed(1)} MiB; optimized graph: ${e.census}`);
+  }
+  const rows = await timeAll(entries, 'outliers', 1, log, plans);
+  anchorTable(rows, log);
+  return rows;
+}
+
+/**
  * The anchor table: for every output of ours, ours ÷ its anchor (median over the rounds both ran
  * in) at each row count, and whether ours is at least as fast (≤ 1.00) at every row count.
  */

@@ -6,7 +6,6 @@
 // the model's arithmetic). Timed on the Wan-shaped block with outliers
 // (minmax, qoperator; the kernels do not depend on the pass) against fp32 and the 4-bit anchor,
 // interleaved, 1 thread, rows 1, 16, 256, 1560 (docs/w8-weight-only.md, part b).
-import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/config.ts';
@@ -14,16 +13,10 @@ import { quantizeLinearLayersThreaded } from '../../src/passes/quant/quantize-la
 import { wanBlock } from '../../test/helpers/wan-block.ts';
 import type { BenchCase, BenchRow } from '../lib.ts';
 import { quantizeMatMulNBits } from '../peers/onnxruntime-recipe.ts';
-import { activationRanges, anchorTable, censusText, type Entry, type RoundPlan, timeAll } from './speed.ts';
+import { ANCHOR_CASE_PLANS, activationRanges, type Entry, timeAgainstAnchors } from './speed.ts';
 
 const ANCHOR = 'anchor MatMulNBits W4 (block 32, level 4)';
 
-const PLANS: Record<number, RoundPlan> = {
-  1: { min: 61, max: 61, settled: 0, budgetMs: 60_000, warmup: true },
-  16: { min: 41, max: 41, settled: 0, budgetMs: 60_000, warmup: false },
-  256: { min: 9, max: 15, settled: 0.05, budgetMs: 60_000, warmup: false },
-  1560: { min: 3, max: 5, settled: 0.03, budgetMs: 120_000, warmup: false },
-};
 
 const w4a8Nbits: BenchCase = {
   name: 'w4a8-nbits',
@@ -52,12 +45,7 @@ const w4a8Nbits: BenchCase = {
       saveModel(model, path);
       entries.push({ name: f.name, path, anchor: ANCHOR });
     }
-    for (const e of entries) {
-      e.census = await censusText(e.path);
-      ctx.log(`${e.name}: ${(statSync(e.path).size / 2 ** 20).toFixed(1)} MiB; optimized graph: ${e.census}`);
-    }
-    const rows: BenchRow[] = await timeAll(entries, 'outliers', 1, ctx.log, PLANS);
-    anchorTable(rows, ctx.log);
+    const rows: BenchRow[] = await timeAgainstAnchors(entries, ctx.log, ANCHOR_CASE_PLANS);
     return rows;
   },
 };

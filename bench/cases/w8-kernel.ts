@@ -7,7 +7,6 @@
 // More rounds than the speed case gives these rows, which is what a 1.0-vs-anchor verdict on a
 // loaded machine needs. The quantization is the speed case's (min/max, q-arvd splitting every
 // layer with outlier channels, round to nearest): the ops are what is timed.
-import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/config.ts';
@@ -15,15 +14,10 @@ import { quantizeLinearLayersThreaded } from '../../src/passes/quant/quantize-la
 import { wanBlock } from '../../test/helpers/wan-block.ts';
 import type { BenchCase, BenchRow } from '../lib.ts';
 import { quantizeDynamicInt8 } from '../peers/onnxruntime-recipe.ts';
-import { ANCHOR_DYNAMIC, anchorTable, censusText, type Entry, type RoundPlan, timeAll } from './speed.ts';
+import { ANCHOR_CASE_PLANS, ANCHOR_DYNAMIC, type Entry, type RoundPlan, timeAgainstAnchors } from './speed.ts';
 
-/** Rounds per row count: many at the cheap rows; at 1560 (fp32 about 3.6 s a call) what 3 minutes allow. */
-const PLANS: Record<number, RoundPlan> = {
-  1: { min: 61, max: 61, settled: 0, budgetMs: 60_000, warmup: true },
-  16: { min: 41, max: 41, settled: 0, budgetMs: 60_000, warmup: false },
-  256: { min: 9, max: 15, settled: 0.05, budgetMs: 60_000, warmup: false },
-  1560: { min: 5, max: 7, settled: 0.03, budgetMs: 180_000, warmup: false },
-};
+/** The anchor cases' rounds, more of them at 1560 (fp32 about 3.6 s a call): what 3 minutes allow. */
+const PLANS: Record<number, RoundPlan> = { ...ANCHOR_CASE_PLANS, 1560: { min: 5, max: 7, settled: 0.03, budgetMs: 180_000, warmup: false } };
 
 const w8Kernel: BenchCase = {
   name: 'w8-kernel',
@@ -47,12 +41,7 @@ const w8Kernel: BenchCase = {
         }
       }
     }
-    for (const e of entries) {
-      e.census = await censusText(e.path);
-      ctx.log(`${e.name}: ${(statSync(e.path).size / 2 ** 20).toFixed(1)} MiB; optimized graph: ${e.census}`);
-    }
-    const rows: BenchRow[] = await timeAll(entries, 'outliers', 1, ctx.log, PLANS);
-    anchorTable(rows, ctx.log);
+    const rows: BenchRow[] = await timeAgainstAnchors(entries, ctx.log, PLANS);
     return rows;
   },
 };
