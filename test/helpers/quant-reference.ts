@@ -94,8 +94,10 @@ export interface BranchRef {
    * `dyn`: DynamicQuantizeMatMul (the activation quantizer computed per call, {@link dynamicQuantizer}).
    */
   kind: 'fq' | 'int' | 'dyn';
-  /** Input channels taken by a Gather on the last axis (undefined: all). */
+  /** Input channels taken by a Gather or Slice on the last axis (undefined: all). */
   indices?: Int32Array;
+  /** A Slice's axis as written (-1, or rank − 1 below opset 11): checked against X's rank as run. */
+  sliceAxis?: number;
   act?: ActQuantRef;
   weight: WeightRef;
   /** MatMulIntegerToFloat's or MatMulNBits's own bias input. */
@@ -143,7 +145,7 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
     x = v;
   };
   // Activation path of a branch: [Gather →] [Clip →] [QuantizeLinear [→ DequantizeLinear]].
-  const activation = (v: Value, quantized: 'dq' | 'q' | 'none'): { act?: ActQuantRef; indices?: Int32Array } => {
+  const activation = (v: Value, quantized: 'dq' | 'q' | 'none'): { act?: ActQuantRef; indices?: Int32Array; sliceAxis?: number } => {
     let act: ActQuantRef | undefined;
     if (quantized !== 'none') {
       let qv = v;
@@ -165,6 +167,7 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
       }
     }
     let indices: Int32Array | undefined;
+    let sliceAxis: number | undefined;
     const g = v.producer();
     if (inLayer(g) && g.opType === 'Gather') {
       if (g.intAttr('axis', 0) !== -1) throw new Error(`${where}: Gather on axis ${g.intAttr('axis', 0)}, expected -1`);
@@ -173,15 +176,18 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
       indices = Int32Array.from(t.toNumbers());
       v = g.input(0)!;
     } else if (inLayer(g) && g.opType === 'Slice') {
-      // Contiguous channels: Slice(X, [start], [end], [-1]) without steps.
-      const [start, end, axis] = [1, 2, 3].map((i) => constOf(g.input(i), where).toNumbers());
-      if (axis?.length !== 1 || axis[0] !== -1 || start!.length !== 1 || end!.length !== 1 || g.input(4)) throw new Error(`${where}: Slice of the activation is not one range on axis -1`);
-      indices = Int32Array.from({ length: end![0]! - start![0]! }, (_, i) => start![0]! + i);
+      // Contiguous channels: one range on the last axis, without steps: Slice(X, [start], [end], [axis])
+      // from opset 10, Slice-1's attributes below; the axis -1, or rank − 1 below opset 11 (emit.ts).
+      const attrs = g.inputs.length === 1;
+      const [start, end, axis] = attrs ? (['starts', 'ends', 'axes'] as const).map((a) => g.intsAttr(a)) : [1, 2, 3].map((i) => constOf(g.input(i), where).toNumbers());
+      if (axis?.length !== 1 || axis[0]! < -1 || start?.length !== 1 || end?.length !== 1 || g.input(4)) throw new Error(`${where}: Slice of the activation is not one range on one axis`);
+      sliceAxis = axis[0];
+      indices = Int32Array.from({ length: end[0]! - start[0]! }, (_, i) => start[0]! + i);
       v = g.input(0)!;
     }
     if (inLayer(v.producer())) throw new Error(`${where}: unexpected ${v.producer()!.opType} on the activation path`);
     setX(v);
-    return { act, indices };
+    return { act, indices, sliceAxis };
   };
   const walk = (v: Value): SumRef => {
     const p = v.producer();
@@ -198,12 +204,12 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
       branch = { kind: 'fq', weight, ...activation(a, quantized) };
     } else if (p.opType === 'MatMulIntegerToFloat' && p.domain === 'com.microsoft') {
       const weight = integerWeight(p.input(1), p.input(3), p.input(5), where);
-      const { act, indices } = activation(p.input(0)!, 'q');
+      const { act, indices, sliceAxis } = activation(p.input(0)!, 'q');
       const aScale = scalarF32(p.input(2), where);
       const az = scalarInt(p.input(4), where);
       if (act!.scale !== aScale || act!.zeroPoint !== az.value) throw new Error(`${where}: MatMulIntegerToFloat's a_scale / a_zero_point differ from the QuantizeLinear's`);
       const biasIn = p.input(6);
-      branch = { kind: 'int', weight, act, indices, bias: biasIn ? floatVector(constOf(biasIn, where)) : undefined };
+      branch = { kind: 'int', weight, act, indices, sliceAxis, bias: biasIn ? floatVector(constOf(biasIn, where)) : undefined };
     } else if (p.opType === 'DynamicQuantizeMatMul' && p.domain === 'com.microsoft') {
       const biasIn = p.input(4);
       branch = { kind: 'dyn', weight: integerWeight(p.input(1), p.input(2), p.input(3), where), ...activation(p.input(0)!, 'none'), bias: biasIn ? floatVector(constOf(biasIn, where)) : undefined };
@@ -558,6 +564,8 @@ export async function checkAgainstReference(
   const checks = layers.map((l): LayerCheck => {
     const xt = data(l.x);
     const yt = data(l.y);
+    const rank = xt.dims.length;
+    for (const b of l.branches) if (b.sliceAxis !== undefined && b.sliceAxis !== -1 && b.sliceAxis !== rank - 1) throw new Error(`layer ${l.name}: Slice on axis ${b.sliceAxis} of an input of rank ${rank}, not the last`);
     const ref = referenceLayer(l, xt.data as Float32Array);
     const yOrt = yt.data as Float32Array;
     const expectDims = [...xt.dims.slice(0, -1), l.N].join('x');

@@ -174,6 +174,44 @@ describe('synthetic [128, 64] weight with planted outlier rows', () => {
     }
   });
 
+  // The Slice's form per opset (emit.ts readChannels): negative axes only from Slice-11; Slice-10
+  // takes inputs, Slice-1 (opsets 1–9) attributes; without X's rank below 11, a Gather. Synthetic
+  // graphs: no real model here is at opset 10, and the opset-9 one (PP-OCR, run in every form by
+  // fixtures-numeric.test.ts) has neither contiguous outlier channels nor typed MatMul inputs.
+  // format qoperator keeps the model's opset (com.microsoft ops); X is [2, 4, 256], so a Slice
+  // on any axis but the last would fail to run or to match the reference.
+  for (const { opset, typed, read } of [
+    { opset: 9, typed: true, read: 'Slice starts=[100] ends=[132] axes=[2]' },
+    { opset: 9, typed: false, read: 'Gather axis=-1' },
+    { opset: 10, typed: true, read: 'Slice(100, 132, axes 2)' },
+    { opset: 10, typed: false, read: 'Gather axis=-1' },
+    { opset: 11, typed: false, read: 'Slice(100, 132, axes -1)' },
+    { opset: 17, typed: true, read: 'Slice(100, 132, axes -1)' },
+  ]) {
+    it(`opset ${opset}, X's rank ${typed ? 'declared' : 'unknown'}: contiguous outlier channels are read by ${read}, and onnxruntime computes what the reference says`, async () => {
+      const wideK = 256;
+      const consecutive = Array.from({ length: 32 }, (_, i) => 100 + i);
+      const b = new GraphBuilder(`consecutive_opset${opset}`, opset);
+      const input = b.input('x', [2, 4, wideK]);
+      // An untyped X: the output of a node the model declares no value_info for.
+      const x = typed ? input : b.node('Relu', 'relu', [input]);
+      b.output(b.node('MatMul', 'fc/MatMul', [x, b.init('fc.weight', [wideK, N], weightWithOutliers(13, wideK, N, consecutive, 8))]), [2, 4, N]);
+      const report = await quantize(b.model, { 'w-bits': '8', 'a-bits': '8', format: 'qoperator', ...INTEGER }, b.calibration());
+      expect(report.layers[0]).toMatchObject({ mode: 'dual', outliers: 32 });
+      expect(b.model.opset('')).toBe(opset);
+      const [reader] = b.graph.nodes().filter((n) => n.metadata.has('qarvd.layer') && (n.opType === 'Gather' || n.opType === 'Slice'));
+      const consts = reader!.inputs.slice(1).map((v) => v!.constTensor()!.toNumbers().join(','));
+      const printed =
+        reader!.opType === 'Gather' ? `Gather axis=${reader!.intAttr('axis', 0)}`
+        : reader!.inputs.length === 1 ? `Slice ${['starts', 'ends', 'axes'].map((a) => `${a}=[${reader!.intsAttr(a)}]`).join(' ')}`
+        : `Slice(${consts[0]}, ${consts[1]}, axes ${consts[2]})`;
+      expect(printed).toBe(read);
+      expect(Array.from(readQuantizedLayers(b.model)[0]!.branches[0]!.indices!)).toEqual(consecutive);
+      const ref = await checkAgainstReference(b.model, b.feeds(seededRandom(99)));
+      expect(ref.layers[0]!.violations).toBe(0);
+    });
+  }
+
   it('with align 1 exactly the planted rows are detected', async () => {
     const b = build();
     const report = await quantize(b.model, { 'w-bits': '8', 'a-bits': 'none', align: 1, ...INTEGER });

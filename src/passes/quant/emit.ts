@@ -60,7 +60,7 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
     const tag = br.role === 'all' ? '' : `${br.role}/`;
     // Read X from the node now: an earlier rewrite may have replaced the value it had at discovery.
     let x = layer.node.input(0)!;
-    if (br.indices) x = readChannels(b, x, br.indices, tag);
+    if (br.indices) x = readChannels(b, x, br.indices, tag, inputRank(layer));
     // The com.microsoft ops add a 1-D bias themselves: it goes into the first branch.
     const takeBias = hasBias && !biasInside && form.op !== 'qdq';
     let y: Value;
@@ -116,14 +116,29 @@ function dynamicChain(b: LayerBuilder, x: Value, wq: Value, ws: Value, wz: Value
  * copy call per element (1560 rows × 192 of Wan's ffn.2 channels: 5.3 ms in the model, against
  * 0.23 ms for a Slice of as many; docs/dual-scale-speed.md). Contiguous outlier channels are
  * what a producer whose output columns were permuted would hand over.
+ *
+ * The Slice's form follows the opset (ONNX Changelog.md): from 11 its `axes` input may be
+ * negative (-1); Slice-10 takes `axes` as an input but documents no negative values, and
+ * Slice-1 (opsets 1–9) takes `starts`, `ends`, `axes` as attributes, also without negative
+ * axes. So below 11 the last axis is written as `rank − 1`, which needs X's rank; when it is
+ * unknown the read is a Gather, whose `axis` may be negative from Gather-1 on.
  */
-function readChannels(b: LayerBuilder, x: Value, indices: Int32Array, tag: string): Value {
+function readChannels(b: LayerBuilder, x: Value, indices: Int32Array, tag: string, rank: number | undefined): Value {
   const first = indices[0]!;
-  if ((b.opset ?? 21) >= 10 && indices.every((k, i) => k === first + i)) {
+  const opset = b.opset ?? 21;
+  const axis = opset >= 11 ? -1 : rank !== undefined ? rank - 1 : undefined;
+  if (axis !== undefined && indices.every((k, i) => k === first + i)) {
+    const end = first + indices.length;
+    if (opset < 10) return b.node('Slice', [x], { attributes: [attr.ints('starts', [first]), attr.ints('ends', [end]), attr.ints('axes', [axis])], tag: `${tag}Slice` });
     const int64 = (t: string, v: number) => b.constant(`${tag}${t}`, (n) => Tensor.fromBytes(n, DataType.INT64, [1], new Uint8Array(BigInt64Array.of(BigInt(v)).buffer)));
-    return b.node('Slice', [x, int64('channels_start', first), int64('channels_end', first + indices.length), int64('channels_axis', -1)], { tag: `${tag}Slice` });
+    return b.node('Slice', [x, int64('channels_start', first), int64('channels_end', end), int64('channels_axis', axis)], { tag: `${tag}Slice` });
   }
   return b.node('Gather', [x, b.indices(`${tag}channels`, indices)], { attributes: [attr.int('axis', -1)], tag: `${tag}Gather` });
+}
+
+/** The rank of the layer's input X when known: 2 for Gemm (its A is a matrix), else from X's declared type. */
+function inputRank(layer: LayerPlan['layer']): number | undefined {
+  return layer.op === 'Gemm' ? 2 : layer.input.shape()?.length;
 }
 
 /** Joins branch outputs and the bias: one Sum after MatMuls (see {@link emitLayer}), Adds after the com.microsoft ops. */
