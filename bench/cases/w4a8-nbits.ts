@@ -11,12 +11,10 @@ import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/config.ts';
 import { quantizeLinearLayersThreaded } from '../../src/passes/quant/quantize-layers.ts';
 import { wanBlock } from '../../test/helpers/wan-block.ts';
+import { ANCHOR_CASE_PLANS, ANCHOR_NBITS, activationRanges, timeAgainstAnchors } from '../anchors.ts';
+import type { Entry } from '../interleaved.ts';
 import type { BenchCase, BenchRow } from '../lib.ts';
 import { quantizeMatMulNBits } from '../peers/onnxruntime-recipe.ts';
-import { ANCHOR_CASE_PLANS, activationRanges, type Entry, timeAgainstAnchors } from './speed.ts';
-
-const ANCHOR = 'anchor MatMulNBits W4 (block 32, level 4)';
-
 
 const w4a8Nbits: BenchCase = {
   name: 'w4a8-nbits',
@@ -35,7 +33,7 @@ const w4a8Nbits: BenchCase = {
     ] as const;
     const entries: Entry[] = [
       { name: 'fp32', path: fp32 },
-      { name: ANCHOR, path: anchor },
+      { name: ANCHOR_NBITS, path: anchor },
     ];
     for (const [i, f] of forms.entries()) {
       const model = loadModel(fp32);
@@ -43,7 +41,7 @@ const w4a8Nbits: BenchCase = {
       await quantizeLinearLayersThreaded(2, model, config, {}, f.aBits === null ? undefined : ranges, 'minmax');
       const path = join(ctx.tmpDir, `minmax-qoperator-${i}.onnx`);
       saveModel(model, path);
-      entries.push({ name: f.name, path, anchor: ANCHOR });
+      entries.push({ name: f.name, path, anchor: ANCHOR_NBITS });
     }
     const rows: BenchRow[] = await timeAgainstAnchors(entries, ctx.log, ANCHOR_CASE_PLANS);
     return rows;

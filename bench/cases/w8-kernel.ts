@@ -12,9 +12,10 @@ import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/config.ts';
 import { quantizeLinearLayersThreaded } from '../../src/passes/quant/quantize-layers.ts';
 import { wanBlock } from '../../test/helpers/wan-block.ts';
+import { ANCHOR_CASE_PLANS, ANCHOR_DYNAMIC, timeAgainstAnchors } from '../anchors.ts';
+import type { Entry, RoundPlan } from '../interleaved.ts';
 import type { BenchCase, BenchRow } from '../lib.ts';
 import { quantizeDynamicInt8 } from '../peers/onnxruntime-recipe.ts';
-import { ANCHOR_CASE_PLANS, ANCHOR_DYNAMIC, type Entry, type RoundPlan, timeAgainstAnchors } from './speed.ts';
 
 /** The anchor cases' rounds, more of them at 1560 (fp32 about 3.6 s a call): what 3 minutes allow. */
 const PLANS: Record<number, RoundPlan> = { ...ANCHOR_CASE_PLANS, 1560: { min: 5, max: 7, settled: 0.03, budgetMs: 180_000, warmup: false } };
