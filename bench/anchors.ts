@@ -12,16 +12,13 @@ import { DEFAULT_QUANT_CONFIG } from '../src/passes/quant/config.ts';
 import { findLinearLayers } from '../src/passes/quant/linear-layers.ts';
 import type { ActivationRanges } from '../src/passes/quant/quantize-layers.ts';
 import { WAN_SHAPE } from '../test/helpers/wan-block.ts';
-import { byModel, censusText, type Entry, type RoundPlan, timeAll } from './interleaved.ts';
+import { byModel, censusText, type Entry, type RoundPlan, rowCounts, timeAll } from './interleaved.ts';
 import type { BenchRow } from './lib.ts';
 import { quantizeDynamicInt8, quantizeMatMulNBits, quantizeStaticQdq } from './peers/onnxruntime-recipe.ts';
 
 export const ANCHOR_STATIC = 'anchor quantize_static QDQ W8A8';
 export const ANCHOR_DYNAMIC = 'anchor quantize_dynamic W8';
 export const ANCHOR_NBITS = 'anchor MatMulNBits W4 (block 32, level 4)';
-
-/** The row counts the tables show. */
-export const ROWS = [1, 16, 256, 1560];
 
 /** Four samples of 64 seeded standard-normal rows: the activation ranges of the block. */
 function calibration(dim: number): CalibrationModule {
@@ -90,12 +87,13 @@ export async function timeAgainstAnchors(entries: Entry[], log: (m: string) => v
 export function anchorTable(rows: BenchRow[], log: (m: string) => void): void {
   const models = byModel(rows, 'vsAnchor');
   if (!models.size) return;
+  const counts = rowCounts(models);
   log(`ours ÷ anchor of the same weight bits, same rounds (median; "yes" = at least as fast):`);
-  log(`| model | anchor | ${ROWS.map((M) => `rows ${M}`).join(' | ')} | every row |`);
-  log(`|---|---|${ROWS.map(() => '---|').join('')}---|`);
+  log(`| model | anchor | ${counts.map((M) => `rows ${M}`).join(' | ')} | every row |`);
+  log(`|---|---|${counts.map(() => '---|').join('')}---|`);
   for (const [model, cells] of models) {
-    const vs = ROWS.map((M) => cells.get(M)?.details?.vsAnchor as number | undefined);
-    const anchor = String(cells.get(ROWS[0]!)?.details?.anchor ?? '').replace(/^anchor /, '');
+    const vs = counts.map((M) => cells.get(M)?.details?.vsAnchor as number | undefined);
+    const anchor = String([...cells.values()][0]?.details?.anchor ?? '').replace(/^anchor /, '');
     const text = vs.map((v) => (v === undefined ? '–' : `${v.toFixed(2)} ${v <= 1 ? 'yes' : 'no'}`));
     log(`| ${model} | ${anchor} | ${text.join(' | ')} | ${vs.every((v) => v !== undefined && v <= 1) ? 'yes' : 'no'} |`);
   }

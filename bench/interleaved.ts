@@ -144,3 +144,8 @@ export function byModel(rows: BenchRow[], key: string): Map<string, Map<number, 
   }
   return out;
 }
+
+/** The row counts in {@link byModel}'s result, ascending: the rows the case ran, a table's columns. */
+export function rowCounts(models: Map<string, Map<number, BenchRow>>): number[] {
+  return [...new Set([...models.values()].flatMap((cells) => [...cells.keys()]))].sort((a, b) => a - b);
+}

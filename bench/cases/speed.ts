@@ -27,8 +27,8 @@ import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/config.ts';
 import { quantizeLinearLayersThreaded } from '../../src/passes/quant/quantize-layers.ts';
 import { wanBlock } from '../../test/helpers/wan-block.ts';
-import { activationRanges, ANCHOR_DYNAMIC, ANCHOR_NBITS, ANCHOR_STATIC, anchorModels, anchorTable, ROWS } from '../anchors.ts';
-import { byModel, censusText, type Entry, type RoundPlan, timeAll } from '../interleaved.ts';
+import { activationRanges, ANCHOR_DYNAMIC, ANCHOR_NBITS, ANCHOR_STATIC, anchorModels, anchorTable } from '../anchors.ts';
+import { byModel, censusText, type Entry, type RoundPlan, rowCounts, timeAll } from '../interleaved.ts';
 import type { BenchCase, BenchRow } from '../lib.ts';
 
 const THREADS = [1, 2];
@@ -98,11 +98,12 @@ async function quantizeAll(fp32: string, dir: string, variant: string, log: (m: 
 function dualTable(rows: BenchRow[], log: (m: string) => void): void {
   const models = byModel(rows, 'vsSingle');
   if (!models.size) return;
+  const counts = rowCounts(models);
   log(`dual-scale ÷ single-scale (q-arvd ÷ minmax, same format and bits, adjacent in every round; median [p25–p75]):`);
-  log(`| model | ${ROWS.map((M) => `rows ${M}`).join(' | ')} |`);
-  log(`|---|${ROWS.map(() => '---|').join('')}`);
+  log(`| model | ${counts.map((M) => `rows ${M}`).join(' | ')} |`);
+  log(`|---|${counts.map(() => '---|').join('')}`);
   for (const [model, cells] of models) {
-    const text = ROWS.map((M) => {
+    const text = counts.map((M) => {
       const d = cells.get(M)?.details;
       return d ? `${(d.vsSingle as number).toFixed(2)} [${(d.vsSingleP25 as number).toFixed(2)}–${(d.vsSingleP75 as number).toFixed(2)}]` : '–';
     });
