@@ -4,9 +4,10 @@
 // after the first α-weighted (one sum per fold, no chunk factor): their H differs from the
 // one-group H only in the order of float64 sums, so it agrees to about calls·2⁻⁵³ relative (see
 // reconAgreement), μ and the weights are bit for bit the same, and the model and calibration
-// table are byte for byte the one-group ones; a budget between the α-weighted and the per-chunk estimate (which used to be refused)
-// runs; so does sequential mode with its stages grouped; a layer too large for the budget alone
-// is refused naming the layer and the option.
+// table are byte for byte the one-group ones; a budget between the α-weighted and the per-chunk
+// estimate (which used to be refused) runs; so do sequential mode with its stages grouped and
+// gram-stride 2 (against the one-group run of the same stride); a layer too large for the
+// budget alone is refused naming the layer and the option.
 // Each run calibrates 2 rollouts, S1's rollouts and one more collection per group: seconds each.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -132,6 +133,19 @@ describe('statistics-memory', () => {
     const grouped = await quantize('seq-grouped', { sequential: true, 'statistics-memory': '9MiB' });
     expect(grouped.lines.filter((l) => /^statistics group \d+ of \d+/.test(l)).length).toBeGreaterThan(0);
     expectAgreement(one, grouped);
+  }, 600_000);
+
+  it('tiny-arvd with gram-stride 2: several groups give the one-group statistics and model of the same stride', async () => {
+    // A later group weights each sampled product by its chunk's rows over the rows in its Gram
+    // (productWeight), the one-group path the chunk's sum the same way: the same terms again.
+    const one = await quantize('stride-one', { 'gram-stride': 2 });
+    expect(groupsOf(one.lines)).toBe(1);
+    const grouped = await quantize('stride-grouped', { 'gram-stride': 2, 'statistics-memory': '3MiB' });
+    expect(groupsOf(grouped.lines)).toBeGreaterThanOrEqual(2);
+    expectAgreement(one, grouped);
+    // The stride took effect: every call's products (stride 1) give another H (measured: 1.0 relative).
+    const everyCall = await quantize('stride-1', {});
+    expect(reconAgreement(`${everyCall.tablePath}.recon`, `${one.tablePath}.recon`).maxRelH).toBeGreaterThan(1e-3);
   }, 600_000);
 
   it('a module whose rollouts change between collections is refused when a later group is collected', async () => {
