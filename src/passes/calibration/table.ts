@@ -21,6 +21,7 @@ import type { CalibratedScales } from '../quant/quantize-layers.ts';
 import { type ActivationCandidate, type LayerSearch, weightParamsFromChoice } from './search.ts';
 import type { SensitivityCurve } from './sensitivity.ts';
 import type { Smoothing } from '../quant/smooth.ts';
+import type { SplitFold } from '../quant/fold-split.ts';
 
 export const TABLE_FORMAT = 'qarvd-calibration';
 export const TABLE_VERSION = 1;
@@ -65,6 +66,18 @@ export interface TableBranch {
   };
 }
 
+/**
+ * Refuses a table whose layers were calibrated in another channel order than this run's:
+ * `fold-split` permutes producers' output columns and split layers' rows before calibration,
+ * so per-channel choices saved with one set of folds do not fit another.
+ */
+export function checkTableFolds(table: CalibrationTable, folds: readonly SplitFold[], origin: string): void {
+  const key = (f: readonly SplitFold[]) => JSON.stringify(f.map((x) => [x.consumer, x.producers, x.outliers]));
+  if (key(table.folds ?? []) === key(folds)) return;
+  const what = (f: readonly SplitFold[]) => (f.length ? `fold-split folding ${f.map((x) => `${x.producers.join('+')} → ${x.consumer}`).join(', ')}` : 'no fold-split fold');
+  throw new Error(`calibration table ${origin} was made with ${what(table.folds ?? [])}, this run has ${what(folds)}: its per-channel choices are in another channel order; calibrate again with these options (save-calibration), or quantize with fold-split ${table.folds?.length ? 'true' : 'false'} as the table was`);
+}
+
 /** One layer in the table. */
 export interface TableLayer {
   K: number;
@@ -95,6 +108,8 @@ export interface CalibrationTable {
   dualAlphaOne: boolean;
   /** smooth-quant's factors per smoothed input (absent without smooth-quant). */
   smoothing?: Smoothing;
+  /** fold-split's permutations (absent when none was made): the table's channels are in that order. */
+  folds?: SplitFold[];
   layers: Record<string, TableLayer>;
 }
 

@@ -1,4 +1,4 @@
-import { detectOutliers, type OutlierResult } from '../../kernels/outliers.ts';
+import { detectOutliers, type OutlierOptions, type OutlierResult } from '../../kernels/outliers.ts';
 import { allRows, groupParams, quantizeGroups, relativeErrorOf, rowGroups } from '../../kernels/row-groups.ts';
 import {
   computeScaleZeroPoint,
@@ -143,20 +143,8 @@ export interface WeightPlan {
  * split's is reported even when splitting is off, so a report shows what S2 would gain).
  */
 export function planWeights(w: Float32Array, K: number, N: number, config: QuantConfig): WeightPlan {
-  // 8-bit weights are int8: with uint8 activations onnxruntime then runs its u8×s8 kernels
-  // (VNNI, AMX, Arm dot products), about twice as fast as the u8×u8 ones uint8 weights select.
-  // On AVX2 without VNNI those kernels add pairs of products in int16 and saturate on
-  // full-range weights (measured: 0.58 relative logit error on stories260K W8A8, 0.015 with
-  // uint8); reduce-range keeps such CPUs exact with 7-bit weights.
-  const wType: QuantType = config.wBits === 4 ? 'int4' : config.reduceRange ? 'int7' : 'int8';
-  const B = config.blockSize > 0 ? config.blockSize : undefined;
+  const { wType, B, whole, singleParams, outliers } = singleFormAndOutliers(w, K, N, config);
   const block = B ? { blockSize: B } : {};
-  // Only the emitted form is kept quantized; the other's error needs its scales alone.
-  const whole = allRows(K);
-  // The single form's scales and the row norms S2 needs, in one pass over the weight.
-  const norms = new Float64Array(K);
-  const singleParams = groupParams(w, K, N, whole, B, wType, config.wSymmetric, norms);
-  const outliers = detectOutliers(norms, { tau: config.tau, gamma: config.gamma, align: config.align });
   const split = config.dualScale && outliers.indices.length > 0;
   const single = quantizeGroups(w, K, N, whole, singleParams, B, wType, !split);
   const weightError: LayerPlan['weightError'] = { single: relativeErrorOf(single) };
@@ -172,6 +160,37 @@ export function planWeights(w: Float32Array, K: number, N: number, config: Quant
     }
   }
   return { mode: split ? 'dual' : 'single', outliers, branches, weightError };
+}
+
+/**
+ * S2's outlier channels of a row-major `[K, N]` weight, exactly as {@link planWeights} finds
+ * them (the same row norms, the same rule): what `fold-split` reads before any layer is planned.
+ */
+export function weightOutliers(w: Float32Array, K: number, N: number, config: QuantConfig): { outliers: OutlierResult; norms: Float64Array } {
+  const { outliers, norms } = singleFormAndOutliers(w, K, N, config);
+  return { outliers, norms };
+}
+
+/** S2's detection options from the configuration. */
+export function outlierOptions(config: QuantConfig): OutlierOptions {
+  return { tau: config.tau, gamma: config.gamma, align: config.align };
+}
+
+/** The single form's scales and the row norms S2 needs, in one pass over the weight; then the outliers. */
+function singleFormAndOutliers(w: Float32Array, K: number, N: number, config: QuantConfig) {
+  // 8-bit weights are int8: with uint8 activations onnxruntime then runs its u8×s8 kernels
+  // (VNNI, AMX, Arm dot products), about twice as fast as the u8×u8 ones uint8 weights select.
+  // On AVX2 without VNNI those kernels add pairs of products in int16 and saturate on
+  // full-range weights (measured: 0.58 relative logit error on stories260K W8A8, 0.015 with
+  // uint8); reduce-range keeps such CPUs exact with 7-bit weights.
+  const wType: QuantType = config.wBits === 4 ? 'int4' : config.reduceRange ? 'int7' : 'int8';
+  const B = config.blockSize > 0 ? config.blockSize : undefined;
+  // Only the emitted form is kept quantized; the other's error needs its scales alone.
+  const whole = allRows(K);
+  const norms = new Float64Array(K);
+  const singleParams = groupParams(w, K, N, whole, B, wType, config.wSymmetric, norms);
+  const outliers = detectOutliers(norms, outlierOptions(config));
+  return { wType, B, whole, singleParams, outliers, norms };
 }
 
 /** A per-tensor quantizer for the channels `indices` (all when undefined) of a layer input. */

@@ -132,6 +132,11 @@ export const S2_OPTIONS = {
     default: 'auto',
     help: 'S2 split of layers with outlier input channels: true splits every such layer (the paper\'s rule), auto only where the split lowers the layer\'s α-weighted output error after reconstruction (the rule alone without calibration data), false never',
   },
+  'fold-split': {
+    type: 'boolean',
+    default: true,
+    help: 'where a split layer\'s input comes from linear layers through elementwise ops only (an FFN: up → Gelu → down), permute their output columns and its weight rows so its outlier channels are the last ones (the same function): the outlier branch then reads them with a Slice instead of a Gather (docs/dual-scale-speed.md)',
+  },
   tau: { type: 'number', default: DEFAULT_QUANT_CONFIG.tau, help: 'modified z-score threshold for outlier channels' },
   gamma: { type: 'number', default: DEFAULT_QUANT_CONFIG.gamma, help: 'an outlier norm must also exceed gamma × median' },
   align: { type: 'integer', default: DEFAULT_QUANT_CONFIG.align, help: 'round the outlier count up to a multiple of this (1 disables)' },
@@ -172,6 +177,8 @@ export interface SharedQuantValues {
   smoothAlpha?: number;
   /** S2: `true`/`'true'` the paper's rule, `'auto'` checked by data, false/`'false'` never. */
   dualScale?: boolean | 'auto' | 'true' | 'false';
+  /** S2: move split layers' outlier channels last through their producers (fold-split.ts); absent (minmax) means off. */
+  foldSplit?: boolean;
   /** Reconstruction (q-arvd; minmax never reconstructs). */
   reconstruct?: 'gptq' | 'adaround' | 'none';
   /** `auto` or a damping fraction, as text. */

@@ -1,6 +1,7 @@
 import { WEIGHT_CHOICE_CODES } from '../calibration/search.ts';
 import type { CalibrationTable } from '../calibration/table.ts';
 import type { QuantConfig } from './config.ts';
+import type { FoldSkip, SplitFold } from './fold-split.ts';
 import type { SkippedLayer } from './linear-layers.ts';
 import type { LayerPlan, LayerReconstruction } from './plan.ts';
 
@@ -80,6 +81,8 @@ export interface QuantReport {
     /** Wall time of each step in seconds (absent when loaded from a table). */
     seconds?: { collect: number; sensitivity: number; search: number };
   };
+  /** fold-split: the split layers whose outlier channels were moved last through their producers, and the candidates left as they were with the reason. */
+  foldSplit?: { folded: SplitFold[]; notFolded: FoldSkip[] };
   /** smooth-quant: α, inputs and layers smoothed, the range of the factors s. */
   smoothing?: { alpha: number; inputs: number; layers: number; factorRange: [number, number] };
   /** S1's chunk sensitivity curve, normalised to sum 1, per chunk of `calibration.chunks`. */

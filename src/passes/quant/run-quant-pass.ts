@@ -3,7 +3,7 @@ import { writeJsonAtomic } from '../write-json.ts';
 import type { Model } from '../../graph/ir/model.ts';
 import { calibrate, type CalibrateOptions, type CalibrationResult } from '../calibration/calibrate.ts';
 import { type CalibrationModule, checkCalibrationModule, loadCalibrationModule, type LoadedCalibration } from '../calibration/module.ts';
-import { type CalibrationTable, readCalibrationTable, scalesFromTable } from '../calibration/table.ts';
+import { type CalibrationTable, checkTableFolds, readCalibrationTable, scalesFromTable } from '../calibration/table.ts';
 import type { PassContext, PassResult } from '../pass.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
 import { findLinearLayers, type LayerSelection } from './linear-layers.ts';
@@ -23,6 +23,7 @@ import { simdMatrixProduct } from '../calibration/simd-product.ts';
 import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable, smoothingSummary } from './smooth.ts';
 import { withSmoothedCopy } from './smooth-calibration.ts';
 import { calibrateSequentially } from './sequential.ts';
+import { foldSplits, logFolds } from './fold-split.ts';
 import { refuseSubgraphLayers } from '../../hf/subgraph-check.ts';
 import { textCalibration } from '../../hf/text-calibration.ts';
 
@@ -69,7 +70,14 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let calibrated = false;
   let calibrationTimings: CalibrationResult['timings'] | undefined;
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
-  const { layers } = findLinearLayers(model.graph, selection);
+  let { layers } = findLinearLayers(model.graph, selection);
+  // Before anything reads the model: calibration, the table and the plans all see the permuted channels.
+  const fold = options.foldSplit && layers.length > 0 ? foldSplits(model, layers, config) : undefined;
+  if (fold) {
+    logFolds(ctx.log, fold);
+    // The permuted weights are new tensors: describe the layers again.
+    if (fold.folds.length) ({ layers } = findLinearLayers(model.graph, selection));
+  }
   const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
   if (layers.length > 0 && config.aBits === null && wantStats && !hasData && !options.loadCalibration) {
     ctx.log.info(`weight-only without calibration data: weights rounded to nearest, no bias correction (give calib or prompts to ${reconstructOptions.method === 'none' ? 'correct the biases' : `reconstruct them with ${METHOD_NAMES[reconstructOptions.method]}`})`);
@@ -77,6 +85,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (layers.length > 0 && options.loadCalibration && (config.aBits !== null || wantStats)) {
     if (options.calib || calibration) ctx.log.warn(`load-calibration given: the calibration module is not run`);
     table = readCalibrationTable(options.loadCalibration);
+    checkTableFolds(table, fold?.folds ?? [], options.loadCalibration);
     smoothing = smoothingOfTable(table, options, options.loadCalibration);
     if (smoothing) applySmoothing(model, layers, smoothing, `calibration table ${options.loadCalibration}`);
     if (config.aBits !== null) scales = scalesFromTable(table, smoothing ? findLinearLayers(model.graph, selection).layers : layers, config, options.loadCalibration);
@@ -136,6 +145,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
     if (options.saveSensitivity && !curve) ctx.log.warn(`save-sensitivity: this run has no S1 curve (frame weighting off, or a module without rollouts); ${options.saveSensitivity} not written`);
     if (table && smoothing) table.smoothing = smoothing;
+    if (table && fold?.folds.length) table.folds = fold.folds;
     calibrationTimings = result.timings;
     calibrationInfo = {
       origin: calib.origin,
@@ -180,6 +190,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (calibrationInfo?.seconds && calibrationTimings) calibrationInfo.seconds = secondsOf(calibrationTimings);
   if (calibrationInfo) report.calibration = calibrationInfo;
   if (smoothing) report.smoothing = smoothingSummary(smoothing);
+  if (fold && (fold.folds.length || fold.skipped.length)) report.foldSplit = { folded: fold.folds, notFolded: fold.skipped };
   if (table) addCalibrationTable(report, table);
   else if (curve) {
     report.sensitivity = curve.sensitivity.normalized;

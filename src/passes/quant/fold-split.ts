@@ -1,0 +1,243 @@
+/**
+ * `fold-split`: folding a split layer's channel selection into the layer that produces its
+ * input (docs/dual-scale-speed.md, "Folding the split into the producer").
+ *
+ * A dual-scale layer reads its outlier input channels with a Gather, which onnxruntime's CPU
+ * kernel copies element by element (5 ms of a 1560-row call on Wan's ffn.2). When the layer's
+ * input is a linear layer's output through elementwise ops — ffn.0 → Gelu → ffn.2 — the
+ * producer's output columns (weight columns and bias) and the consumer's weight rows can be
+ * permuted alike so that the outlier channels come last: the same function (each output
+ * column is computed on its own, the elementwise ops act channel by channel), and the emitter
+ * reads one contiguous range with a Slice (emit.ts `readChannels`).
+ *
+ * Rules (anything else is left as it is, with the reason in the report):
+ * 1. The consumer is a candidate layer whose S2 outlier channels, found from its weight
+ *    exactly as planning finds them (plan.ts `weightOutliers`), are not already last.
+ * 2. Walking back from its input, every node is an elementwise op of the default domain whose
+ *    constant operands are scalars (every dimension 1), until linear layers
+ *    (MatMul/Gemm with a constant weight, findLinearLayers' rules at any K) are reached;
+ *    several producers (SwiGLU's gate and up) are permuted alike.
+ * 3. Every value on the way (the producers' outputs included) is read only by those nodes
+ *    and the consumer, is not a graph output and is not captured by a subgraph.
+ * 4. Every permuted tensor (producer weights and biases, the consumer's weight) is an
+ *    initializer of the main graph with no other reader.
+ * 5. S2 on the permuted row norms must pick exactly the last channels (a tie in the norms
+ *    goes to the lower index, so it could pick others); if not, nothing is permuted.
+ *
+ * It runs before calibration, on the float model: everything after it (calibration
+ * statistics, smoothing, reconstruction, bias correction, the calibration table) sees the
+ * permuted model, which computes the same function up to float summation order.
+ * A permuted tensor that is not in memory (external data) is permuted when it is read, so the
+ * fold holds no weight in memory.
+ */
+import { dtypeName } from '../../graph/ir/dtype.ts';
+import { consumedValues, type Graph } from '../../graph/ir/graph.ts';
+import type { Model } from '../../graph/ir/model.ts';
+import type { Node } from '../../graph/ir/node.ts';
+import { Tensor } from '../../graph/ir/tensor.ts';
+import type { Value } from '../../graph/ir/value.ts';
+import type { Logger } from '../log.ts';
+import type { QuantConfig } from './config.ts';
+import { weightMatrixView } from './layer-weights.ts';
+import { findLinearLayers, type LinearLayer } from './linear-layers.ts';
+import { outlierOptions, weightOutliers } from './plan.ts';
+import { detectOutliers } from '../../kernels/outliers.ts';
+
+/** One fold: the consumer's outlier channels moved last through its producers. */
+export interface SplitFold {
+  /** The split layer whose weight rows were permuted. */
+  consumer: string;
+  /** The layers whose output columns were permuted alike. */
+  producers: string[];
+  /** The elementwise ops between them, in graph order. */
+  through: string[];
+  /** Outlier channels, now the last ones. */
+  outliers: number;
+  K: number;
+}
+
+/** A split candidate left as it was, and why. */
+export interface FoldSkip {
+  consumer: string;
+  reason: string;
+}
+
+/** Ops that act on each element alone (their constant operands must also be scalars). */
+const ELEMENTWISE = new Set([
+  'Abs', 'Add', 'Cast', 'Ceil', 'Clip', 'Cos', 'Div', 'Elu', 'Erf', 'Exp', 'Floor', 'Gelu', 'HardSigmoid', 'HardSwish', 'Identity',
+  'LeakyRelu', 'Log', 'Max', 'Min', 'Mish', 'Mul', 'Neg', 'Pow', 'Reciprocal', 'Relu', 'Round', 'Selu', 'Sigmoid', 'Sign', 'Sin',
+  'Softplus', 'Softsign', 'Sqrt', 'Sub', 'Tanh', 'ThresholdedRelu',
+]);
+
+/**
+ * Applies every fold the rules allow to `model` (in place) for the candidate `layers`.
+ * @returns the folds made and, per split candidate not folded, the reason
+ */
+export function foldSplits(model: Model, layers: readonly LinearLayer[], config: QuantConfig): { folds: SplitFold[]; skipped: FoldSkip[] } {
+  const g = model.graph;
+  const folds: SplitFold[] = [];
+  const skipped: FoldSkip[] = [];
+  if (!config.dualScale) return { folds, skipped };
+  for (const layer of layers) {
+    // Each fold replaces tensors: read the graph afresh so every layer sees the current ones.
+    const current = linearByNode(g).get(layer.node);
+    if (!current) continue;
+    const { outliers: found0, norms } = weightOutliers(weightMatrixView(current), current.K, current.N, config);
+    const outliers = found0.indices;
+    if (outliers.length === 0 || isTail(outliers, current.K)) continue;
+    const found = findProducers(g, current);
+    if (typeof found === 'string') {
+      skipped.push({ consumer: current.name, reason: found });
+      continue;
+    }
+    const order = outliersLast(outliers, current.K);
+    // The permuted rows have the same norms, reordered: S2 on them is S2 on the permuted weight.
+    if (!isTail(detectOutliers(Float64Array.from(order, (k) => norms[k]!), outlierOptions(config)).indices, current.K)) {
+      skipped.push({ consumer: current.name, reason: 'after permuting, S2 picks other channels (tied row norms); left as it was' });
+      continue;
+    }
+    permute(current, found.producers, order);
+    folds.push({ consumer: current.name, producers: found.producers.map((p) => p.name), through: found.through.map((n) => n.opType), outliers: outliers.length, K: current.K });
+  }
+  return { folds, skipped };
+}
+
+/** Every linear layer of the main graph (any K, no include/exclude), by node. */
+function linearByNode(g: Graph): Map<Node, LinearLayer> {
+  return new Map(findLinearLayers(g, { minK: 0 }).layers.map((l) => [l.node, l]));
+}
+
+function isTail(indices: Int32Array, K: number): boolean {
+  const first = K - indices.length;
+  return indices.every((k, i) => k === first + i);
+}
+
+/** New channel i is old channel order[i]: the normal channels in their order, then the outliers in theirs. */
+function outliersLast(outliers: Int32Array, K: number): Int32Array {
+  const moved = new Uint8Array(K);
+  for (const k of outliers) moved[k] = 1;
+  const order = new Int32Array(K);
+  let i = 0;
+  for (let k = 0; k < K; k++) if (!moved[k]) order[i++] = k;
+  order.set(outliers, i);
+  return order;
+}
+
+/** The producers of `consumer`'s input through elementwise ops (rules 2–4), or why there are none. */
+function findProducers(g: Graph, consumer: LinearLayer): { producers: LinearLayer[]; through: Node[] } | string {
+  const byOutput = new Map<Value, LinearLayer>();
+  for (const l of linearByNode(g).values()) byOutput.set(l.output, l);
+  const through = new Set<Node>();
+  const producers = new Set<LinearLayer>();
+  const values = new Set<Value>();
+  const stack = [consumer.input];
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (values.has(v)) continue;
+    values.add(v);
+    const producer = byOutput.get(v);
+    if (producer) {
+      producers.add(producer);
+      continue;
+    }
+    const p = v.producer();
+    if (!p || p.graph !== g) return `its input reaches ${v.name}, which no linear layer with a constant weight produces`;
+    if (p.domain !== '' || !ELEMENTWISE.has(p.opType) || p.subgraphs().length) return `its input passes through ${p.label()}, not an elementwise op`;
+    if (p.outputs.length !== 1) return `${p.label()} has ${p.outputs.length} outputs`;
+    through.add(p);
+    for (const x of p.inputs) {
+      if (!x) continue;
+      const t = x.constTensor();
+      if (!t) stack.push(x);
+      else if (t.dims.some((d) => d !== 1)) return `${p.label()} has a constant ${x.name} of shape [${t.dims.join('x')}], not a scalar`;
+    }
+  }
+  if (producers.size === 0) return 'no producing linear layer';
+  const readers = new Set<Node>([...through, consumer.node]);
+  const captured = capturedBySubgraphs(g);
+  for (const v of values) {
+    if (v.isGraphOutput()) return `${v.name} is a graph output`;
+    if (captured.has(v)) return `${v.name} is read inside a subgraph`;
+    const other = v.uses().find((u) => !readers.has(u.node));
+    if (other) return `${v.name} is also read by ${other.node.label()}`;
+  }
+  for (const p of producers) {
+    const why = unshared(g, p.weightValue, p.chain, `${p.name}'s weight`) ?? (p.bias ? unshared(g, biasValue(p)!, [], `${p.name}'s bias`) : undefined);
+    if (why) return why;
+  }
+  const why = unshared(g, consumer.weightValue, consumer.chain, `${consumer.name}'s weight`);
+  if (why) return why;
+  const order = new Map(g.nodes().map((n, i) => [n, i]));
+  return { producers: [...producers], through: [...through].sort((a, b) => order.get(a)! - order.get(b)!) };
+}
+
+/** Why `root` cannot be permuted in place (not an initializer of `g`, or read by more than the layer through `chain`), or undefined. */
+function unshared(g: Graph, root: Value, chain: Node[], what: string): string | undefined {
+  if (!root.initializer || root.isGraphInput() || g.initializers.get(root.name) !== root) return `${what} ${root.name} is not an initializer of the main graph`;
+  // `chain` runs from the layer back to the constant: every value from the constant to the layer has one reader.
+  for (const v of [root, ...[...chain].reverse().map((n) => n.output(0))]) {
+    if (v.useCount !== 1 || v.isGraphOutput()) return `${what} ${root.name} is shared`;
+  }
+  return undefined;
+}
+
+/** The value holding a layer's bias tensor (Gemm's C or the Add's constant operand). */
+function biasValue(l: LinearLayer): Value | undefined {
+  const node = l.bias?.addNode ?? l.node;
+  return node.inputs.find((v) => v !== null && v !== l.input && v.constTensor() === l.bias!.tensor) ?? undefined;
+}
+
+/** Values read by nodes inside subgraphs of the main graph (captured from outside). */
+function capturedBySubgraphs(g: Graph): Set<Value> {
+  const out = new Set<Value>();
+  for (const n of g) {
+    if (!n.subgraphs().length) continue;
+    const direct = new Set(n.inputs);
+    for (const v of consumedValues(n)) if (!direct.has(v)) out.add(v);
+  }
+  return out;
+}
+
+/** Permutes the producers' output channels and the consumer's input channels by `order` (new channel i = old channel order[i]). */
+function permute(consumer: LinearLayer, producers: LinearLayer[], order: Int32Array): void {
+  // The stored weight is [K, N], or [N, K] when transposed: the axis holding the channels.
+  const edits: [Value, number][] = [[consumer.weightValue, consumer.transposed ? 1 : 0]];
+  for (const p of producers) {
+    edits.push([p.weightValue, p.transposed ? 0 : 1]);
+    if (p.bias) edits.push([biasValue(p)!, -1]);
+  }
+  for (const [v, axis] of edits) v.initializer = permuted(v.initializer!, axis, order);
+}
+
+/** `t` with its slices along `axis` (−1: the last) reordered by `order`; read when needed if `t` is not in memory. */
+function permuted(t: Tensor, axis: number, order: Int32Array): Tensor {
+  const dims = t.dims;
+  const a = axis < 0 ? dims.length - 1 : axis;
+  if (dims[a] !== order.length) throw new Error(`internal: fold-split permutes ${order.length} channels of ${t.name} ${t.describe()} on axis ${a}`);
+  const element = t.byteLength / t.size;
+  if (!Number.isInteger(element)) throw new Error(`internal: fold-split cannot permute ${dtypeName(t.dataType)} tensor ${t.name}`);
+  // Bytes per slice along the axis, and how many such runs precede it.
+  const inner = dims.slice(a + 1).reduce((p, d) => p * d, 1) * element;
+  const outer = dims.slice(0, a).reduce((p, d) => p * d, 1);
+  const K = order.length;
+  const apply = (src: Uint8Array): Uint8Array => {
+    const out = new Uint8Array(src.byteLength);
+    for (let o = 0; o < outer; o++) {
+      const base = o * K * inner;
+      for (let i = 0; i < K; i++) out.set(src.subarray(base + order[i]! * inner, base + (order[i]! + 1) * inner), base + i * inner);
+    }
+    return out;
+  };
+  // The same tensor otherwise (name, type, shape, doc string, extra fields); only the bytes move.
+  const out = new Tensor(t.name, t.dataType, dims, t.isInMemory ? { kind: 'raw', bytes: apply(t.bytes()) } : { kind: 'lazy', produce: () => apply(t.bytes()) }, t.extras);
+  out.docString = t.docString;
+  return out;
+}
+
+/** One line for the log: how many split layers were folded, and the first reason a candidate was not. */
+export function logFolds(log: Logger, { folds, skipped }: { folds: SplitFold[]; skipped: FoldSkip[] }): void {
+  if (!folds.length && !skipped.length) return;
+  const made = folds.length ? `${folds.length} split layer(s) read their outlier channels last, through their producers (first: ${folds[0]!.producers.join(' + ')} → ${[...new Set(folds[0]!.through)].join('/') || 'directly'} → ${folds[0]!.consumer}, ${folds[0]!.outliers} of ${folds[0]!.K} channels)` : 'no split layer folded';
+  const left = skipped.length ? `; ${skipped.length} left as they were (first: ${skipped[0]!.consumer}: ${skipped[0]!.reason}${skipped.length > 1 ? '; every reason is in the report' : ''})` : '';
+  log.info(`fold-split: ${made}${left}`);
+}
