@@ -120,7 +120,7 @@ export function readStatsFile(path: string, needs: StatsNeeds): CollectedStats {
   const header = file.header as Header;
   if (header.version !== VERSION) fail(`has version ${String(header.version)}; this build reads version ${VERSION}`);
   const id = header.identity;
-  if (id.model !== needs.model) fail('was collected on another model or another layer selection (the fingerprints of the calibrated model differ); collect again with save-statistics');
+  if (id.model !== needs.model) fail('was collected on another model or another layer selection, or with another fold-split (which reorders channels before calibration): the fingerprints of the calibrated model differ; collect again with save-statistics');
   if (id.origin !== needs.origin || id.samples !== needs.samples) fail(`was collected from ${id.samples} sample(s) of ${id.origin}, this run calibrates on ${needs.samples} sample(s) of ${needs.origin}`);
   if (needs.reservoirRows > 0 && id.reservoirRows !== needs.reservoirRows) fail(`keeps ${id.reservoirRows} reservoir rows per input and chunk, this run asks for ${needs.reservoirRows} (option reservoir-rows)`);
   if (needs.grams && id.gramStride === null) fail('has no Gram matrices (it was saved by a run without reconstruction or bias correction); this run needs them');

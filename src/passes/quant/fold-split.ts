@@ -71,7 +71,8 @@ const ELEMENTWISE = new Set([
 
 /**
  * Applies every fold the rules allow to `model` (in place) for the candidate `layers`.
- * @returns the folds made and, per split candidate not folded, the reason
+ * @returns the folds made and, per candidate whose input cannot be folded, the reason (for
+ *   every candidate, split or not: the caller keeps those of the layers it splits)
  */
 export function foldSplits(model: Model, layers: readonly LinearLayer[], config: QuantConfig): { folds: SplitFold[]; skipped: FoldSkip[] } {
   const g = model.graph;
@@ -82,14 +83,16 @@ export function foldSplits(model: Model, layers: readonly LinearLayer[], config:
     // Each fold replaces tensors: read the graph afresh so every layer sees the current ones.
     const current = linearByNode(g).get(layer.node);
     if (!current) continue;
-    const { outliers: found0, norms } = weightOutliers(weightMatrixView(current), current.K, current.N, config);
-    const outliers = found0.indices;
-    if (outliers.length === 0 || isTail(outliers, current.K)) continue;
+    // The graph first: only a layer that could be folded has its weight read here (a model in
+    // external data is read once more for those layers only).
     const found = findProducers(g, current);
     if (typeof found === 'string') {
       skipped.push({ consumer: current.name, reason: found });
       continue;
     }
+    const { outliers: detected, norms } = weightOutliers(weightMatrixView(current), current.K, current.N, config);
+    const outliers = detected.indices;
+    if (outliers.length === 0 || isTail(outliers, current.K)) continue;
     const order = outliersLast(outliers, current.K);
     // The permuted rows have the same norms, reordered: S2 on them is S2 on the permuted weight.
     if (!isTail(detectOutliers(Float64Array.from(order, (k) => norms[k]!), outlierOptions(config)).indices, current.K)) {
@@ -234,7 +237,7 @@ function permuted(t: Tensor, axis: number, order: Int32Array): Tensor {
   return out;
 }
 
-/** One line for the log: how many split layers were folded, and the first reason a candidate was not. */
+/** One line for the log: how many split layers were folded, and the first reason a split layer was not. */
 export function logFolds(log: Logger, { folds, skipped }: { folds: SplitFold[]; skipped: FoldSkip[] }): void {
   if (!folds.length && !skipped.length) return;
   const made = folds.length ? `${folds.length} split layer(s) read their outlier channels last, through their producers (first: ${folds[0]!.producers.join(' + ')} → ${[...new Set(folds[0]!.through)].join('/') || 'directly'} → ${folds[0]!.consumer}, ${folds[0]!.outliers} of ${folds[0]!.K} channels)` : 'no split layer folded';

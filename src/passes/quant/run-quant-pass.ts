@@ -73,11 +73,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let { layers } = findLinearLayers(model.graph, selection);
   // Before anything reads the model: calibration, the table and the plans all see the permuted channels.
   const fold = options.foldSplit && layers.length > 0 ? foldSplits(model, layers, config) : undefined;
-  if (fold) {
-    logFolds(ctx.log, fold);
-    // The permuted weights are new tensors: describe the layers again.
-    if (fold.folds.length) ({ layers } = findLinearLayers(model.graph, selection));
-  }
+  // The permuted weights are new tensors: describe the layers again.
+  if (fold?.folds.length) ({ layers } = findLinearLayers(model.graph, selection));
   const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
   if (layers.length > 0 && config.aBits === null && wantStats && !hasData && !options.loadCalibration) {
     ctx.log.info(`weight-only without calibration data: weights rounded to nearest, no bias correction (give calib or prompts to ${reconstructOptions.method === 'none' ? 'correct the biases' : `reconstruct them with ${METHOD_NAMES[reconstructOptions.method]}`})`);
@@ -190,7 +187,13 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (calibrationInfo?.seconds && calibrationTimings) calibrationInfo.seconds = secondsOf(calibrationTimings);
   if (calibrationInfo) report.calibration = calibrationInfo;
   if (smoothing) report.smoothing = smoothingSummary(smoothing);
-  if (fold && (fold.folds.length || fold.skipped.length)) report.foldSplit = { folded: fold.folds, notFolded: fold.skipped };
+  if (fold) {
+    // Refusals matter where a layer was split: the others read no channels.
+    const split = new Set(report.layers.filter((l) => l.mode === 'dual').map((l) => l.name));
+    const notFolded = fold.skipped.filter((s) => split.has(s.consumer));
+    logFolds(ctx.log, { folds: fold.folds, skipped: notFolded });
+    if (fold.folds.length || notFolded.length) report.foldSplit = { folded: fold.folds, notFolded };
+  }
   if (table) addCalibrationTable(report, table);
   else if (curve) {
     report.sensitivity = curve.sensitivity.normalized;
