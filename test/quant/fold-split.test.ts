@@ -1,0 +1,178 @@
+// fold-split (src/passes/quant/fold-split.ts): on the real tiny ARVD models, each block's
+// ffn.2 has its outlier channels moved last through ffn.0 and the tanh-Gelu between them; the
+// fp32 function is unchanged (onnxruntime, real first-step inputs); the emitted split layers
+// read their outlier branch with a Slice in the graph onnxruntime optimizes and runs; with
+// fold-split false the pass writes what the layer rewrite alone writes. The negative case
+// (a producer output with a second reader) uses a synthetic graph: no real model has one
+// small enough to build by hand, and the point is the refusal.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Model } from '../../src/graph/ir/model.ts';
+import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
+import { seededRandom } from '../../src/kernels/random.ts';
+import { DEFAULT_QUANT_CONFIG } from '../../src/passes/quant/config.ts';
+import { foldSplits } from '../../src/passes/quant/fold-split.ts';
+import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
+import { quantizeLinearLayers } from '../../src/passes/quant/quantize-layers.ts';
+import { REPO_ROOT, removeDir, scratchDir } from '../helpers/files.ts';
+import { runModel } from '../helpers/ort.ts';
+import { quantFixture, quantize, testCalibration } from './quant-fixtures.ts';
+import { GraphBuilder, weightWithOutliers } from './synthetic-graphs.ts';
+
+const dir = scratchDir('fold-split');
+const measured: string[] = [];
+afterAll(() => {
+  removeDir(dir);
+  if (measured.length) console.log(['fp32 model before and after fold-split, first sampler step of a real prompt:', ...measured].join('\n'));
+});
+
+const MODELS = ['tiny-arvd', 'tiny-arvd-l'] as const;
+const pathOf = (m: string) => join(REPO_ROOT, 'examples', m, 'model.onnx');
+
+/** The sampler's first step on a real prompt: text rows of the model's own table, pure noise, t = 1 on every frame. */
+function firstStepFeeds(m: string): Record<string, ort.Tensor> {
+  const meta = JSON.parse(readFileSync(join(REPO_ROOT, 'examples', m, 'meta.json'), 'utf8')) as { vocab: string[]; text_table: number[][]; frames: number; channels: number; height: number; width: number };
+  const words = ['red', 'square', 'slow', 'one'].map((w) => meta.vocab.indexOf(w));
+  const { frames, channels, height, width } = meta;
+  return {
+    latents: new ort.Tensor('float32', seededRandom(7).normalArray(frames * channels * height * width), [1, frames, channels, height, width]),
+    timesteps: new ort.Tensor('float32', new Float32Array(frames).fill(1), [1, frames]),
+    frame_mask: new ort.Tensor('float32', new Float32Array(frames).fill(1), [1, frames]),
+    text_emb: new ort.Tensor('float32', Float32Array.from(words.flatMap((w) => meta.text_table[w]!)), [1, words.length, meta.text_table[0]!.length]),
+  };
+}
+
+/** The nodes of the graph onnxruntime runs (all optimizations, `optimizedModelFilePath`). */
+async function optimizedNodes(path: string): Promise<{ opType: string; name: string }[]> {
+  const optimized = `${path}.optimized.onnx`;
+  const s = await ort.InferenceSession.create(path, { intraOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 3, optimizedModelFilePath: optimized });
+  await s.release();
+  return [...loadModel(optimized).graph.nodes()].map((n) => ({ opType: n.opType, name: n.name }));
+}
+
+describe('fold-split on the tiny ARVD models', () => {
+  for (const m of MODELS) {
+    it(`${m}: every block's ffn.2 folds through ffn.0, and the fp32 model computes the same`, async () => {
+      const model = loadModel(pathOf(m));
+      const { folds, skipped } = foldSplits(model, findLinearLayers(model.graph).layers, DEFAULT_QUANT_CONFIG);
+      const ffn2 = folds.filter((f) => /\/ffn\/ffn\.2\/MatMul$/.test(f.consumer));
+      expect(ffn2.length).toBe(m === 'tiny-arvd' ? 3 : 6);
+      for (const f of ffn2) {
+        expect(f.producers).toEqual([f.consumer.replace('ffn.2', 'ffn.0')]);
+        // TorchScript's tanh approximation of Gelu at opset 17: Mul, Pow or Mul, Add, Tanh, Mul.
+        expect(f.through).toContain('Tanh');
+        expect(f.outliers).toBeGreaterThan(0);
+      }
+      // Attention projections read a Gather, Reshape or LayerNormalization: refused with the reason.
+      expect(skipped.length).toBeGreaterThan(0);
+      for (const s of skipped) expect(s.reason).toMatch(/not an elementwise op|also read by|no linear layer/);
+      const folded = join(dir, `${m}-folded-fp32.onnx`);
+      saveModel(model, folded);
+      const feeds = firstStepFeeds(m);
+      const want = (await runModel(pathOf(m), feeds)).velocity!.data as Float32Array;
+      const got = (await runModel(folded, feeds)).velocity!.data as Float32Array;
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < want.length; i++) {
+        diff = Math.max(diff, Math.abs(got[i]! - want[i]!));
+        scale = Math.max(scale, Math.abs(want[i]!));
+      }
+      measured.push(`  ${m}: max |folded − original| ${diff.toExponential(2)}, max |y| ${scale.toFixed(2)}`);
+      // The same function: float summation order only (a wrong permutation moves outputs by O(scale)).
+      expect(diff, `max |folded − original| ${diff} against max |y| ${scale}`).toBeLessThan(1e-5 * scale);
+    });
+
+    it(`${m}: q-arvd's split ffn.2 layers read their outlier branch with a Slice in onnxruntime's optimized graph`, async () => {
+      const model = loadModel(pathOf(m));
+      // Weight-only needs no calibration; integer-kernels always: the small-layer rule keeps these layers in float compute, unsplit.
+      const report = await quantize(model, { 'a-bits': 'none', 'integer-kernels': 'always' });
+      expect(report.foldSplit?.folded.length).toBeGreaterThan(0);
+      const path = join(dir, `${m}-w8.onnx`);
+      saveModel(model, path);
+      const nodes = await optimizedNodes(path);
+      for (const f of report.foldSplit!.folded) {
+        expect(report.layers.find((l) => l.name === f.consumer)?.mode, f.consumer).toBe('dual');
+        const branch = nodes.filter((n) => n.name.startsWith(`${f.consumer}/qarvd/outlier/`));
+        expect(branch.map((n) => n.opType), f.consumer).toContain('Slice');
+        expect(branch.map((n) => n.opType), f.consumer).not.toContain('Gather');
+      }
+      // Split layers that were not folded still gather their channels; the report gives each one's reason, and only theirs.
+      const notFolded = report.layers.filter((l) => l.mode === 'dual' && !report.foldSplit!.folded.some((f) => f.consumer === l.name));
+      expect(notFolded.length).toBeGreaterThan(0);
+      expect(report.foldSplit!.notFolded.map((x) => x.consumer)).toEqual(notFolded.map((l) => l.name));
+      for (const l of notFolded) expect(nodes.some((n) => n.name.startsWith(`${l.name}/qarvd/outlier/`) && n.opType === 'Gather'), l.name).toBe(true);
+    });
+  }
+
+  it('tiny-arvd W8A8: a calibration table made with the folds reproduces the model byte for byte, and is refused with fold-split false', async () => {
+    const f = quantFixture('tiny-arvd');
+    const table = join(dir, 'table.json');
+    const raw = { 'reconstruct': 'none', 'bias-correction': false, 'frame-weighting': false, 'integer-kernels': 'always' };
+    const fresh = loadModel(pathOf('tiny-arvd'));
+    const report = await quantize(fresh, { ...raw, 'save-calibration': table }, testCalibration(f, 2));
+    expect(report.foldSplit?.folded.length).toBe(3);
+    expect((JSON.parse(readFileSync(table, 'utf8')) as { folds: unknown[] }).folds).toEqual(report.foldSplit!.folded);
+    const loaded = loadModel(pathOf('tiny-arvd'));
+    await quantize(loaded, { ...raw, 'load-calibration': table });
+    const [a, b] = [join(dir, 'fresh.onnx'), join(dir, 'loaded.onnx')];
+    saveModel(fresh, a);
+    saveModel(loaded, b);
+    expect(Buffer.compare(readFileSync(a), readFileSync(b))).toBe(0);
+    await expect(quantize(loadModel(pathOf('tiny-arvd')), { ...raw, 'load-calibration': table, 'fold-split': false })).rejects.toThrow(
+      /table\.json was made with fold-split folding \/blocks\.0\/ffn\/ffn\.0\/MatMul → \/blocks\.0\/ffn\/ffn\.2\/MatMul, .* this run has no fold-split fold: .*quantize with fold-split true as the table was/,
+    );
+  });
+
+  it('tiny-arvd-l with fold-split false: the pass writes exactly what the layer rewrite alone writes (no permutation), Gathers as before', async () => {
+    const viaPass = loadModel(pathOf('tiny-arvd-l'));
+    const report = await quantize(viaPass, { 'a-bits': 'none', 'integer-kernels': 'always', 'fold-split': false });
+    expect(report.foldSplit).toBeUndefined();
+    const direct = loadModel(pathOf('tiny-arvd-l'));
+    quantizeLinearLayers(direct, { ...DEFAULT_QUANT_CONFIG, aBits: null, integerKernels: 'always' }, {});
+    const [a, b] = [join(dir, 'no-fold-pass.onnx'), join(dir, 'no-fold-direct.onnx')];
+    saveModel(viaPass, a);
+    saveModel(direct, b);
+    expect(Buffer.compare(readFileSync(a), readFileSync(b))).toBe(0);
+    const ops = (await optimizedNodes(a)).filter((n) => /\/ffn\/ffn\.2\/MatMul\/qarvd\/outlier\//.test(n.name)).map((n) => n.opType);
+    expect(ops).toContain('Gather');
+    expect(ops).not.toContain('Slice');
+  });
+});
+
+describe('fold-split refusals (synthetic graphs: the patterns are built on purpose)', () => {
+  /** x → up (MatMul + bias) → Relu → down, down's rows 3, 10, 17 planted outliers; `extra` adds a second reader of up's output. */
+  function ffn(extra: 'none' | 'second-reader' | 'channel-constant'): Model {
+    const b = new GraphBuilder(`ffn-${extra}`);
+    const x = b.input('x', [4, 32]);
+    const up = b.node('MatMul', 'up', [x, b.init('up.weight', [32, 64], weightWithOutliers(1, 32, 64))]);
+    const h = b.node('Add', 'up_bias', [up, b.init('up.bias', [64], seededRandom(2).normalArray(64))]);
+    const act = extra === 'channel-constant' ? b.node('Mul', 'scale', [h, b.init('channel_scale', [64], new Float32Array(64).fill(0.5))]) : b.node('Relu', 'relu', [h]);
+    const down = b.node('MatMul', 'down', [act, b.init('down.weight', [64, 32], weightWithOutliers(3, 64, 32, [3, 10, 17]))]);
+    b.output(down, [4, 32]);
+    if (extra === 'second-reader') b.output(b.node('Sigmoid', 'side', [h]), [4, 64]);
+    return b.model;
+  }
+  const fold = (model: Model) => foldSplits(model, findLinearLayers(model.graph).layers, { ...DEFAULT_QUANT_CONFIG, align: 1 });
+
+  it('folds the plain pattern (the control for the refusals below)', () => {
+    const { folds } = fold(ffn('none'));
+    expect(folds).toEqual([{ consumer: 'down', producers: ['up'], through: ['Relu'], outliers: 3, K: 64 }]);
+  });
+
+  it("refuses when the producer's output has a second reader, and leaves every weight as it was", () => {
+    const model = ffn('second-reader');
+    const before = [...model.graph.initializers.values()].map((v) => v.initializer!.bytes().slice());
+    const { folds, skipped } = fold(model);
+    expect(folds).toEqual([]);
+    expect(skipped.find((x) => x.consumer === 'down')).toEqual({ consumer: 'down', reason: 'up_bias_out is also read by side (Sigmoid)' });
+    [...model.graph.initializers.values()].forEach((v, i) => expect(Buffer.compare(v.initializer!.bytes(), before[i]!), v.name).toBe(0));
+  });
+
+  it('refuses a per-channel constant on the way', () => {
+    const { folds, skipped } = fold(ffn('channel-constant'));
+    expect(folds).toEqual([]);
+    expect(skipped.find((x) => x.consumer === 'down')?.reason).toBe('scale (Mul) has a constant channel_scale of shape [64], not a scalar');
+  });
+});
