@@ -4,7 +4,7 @@
 // per-node kernel times of the trace are summed per node (median over the runs) and printed
 // with the optimized graph's nodes. docs/dual-scale-speed.md reports what it showed.
 //
-//   node --import tsx bench/dual-profile.ts <outdir> [rows=1560] [runs=5] [forms=qdq-W8A8,qoperator-W8A8,qdq-W4,qoperator-W4] [fp32.onnx]
+//   node --import tsx bench/dual-profile.ts <outdir> [rows=1560] [runs=5] [forms=qdq-W8A8,qoperator-W8A8,qdq-W4,qoperator-W4] [fp32.onnx] [--fold]
 //
 // fp32.onnx: quantize that model (the block with its channels permuted by
 // bench/fold-experiment.ts) instead of the block built here.
@@ -18,6 +18,7 @@ import { calibrate } from '../src/passes/calibration/calibrate.ts';
 import { checkCalibrationModule } from '../src/passes/calibration/module.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../src/passes/quant/config.ts';
 import { findLinearLayers } from '../src/passes/quant/linear-layers.ts';
+import { foldSplits } from '../src/passes/quant/fold-split.ts';
 import { quantizeLinearLayersThreaded } from '../src/passes/quant/quantize-layers.ts';
 import { WAN_SHAPE, wanBlock } from '../test/helpers/wan-block.ts';
 
@@ -33,20 +34,30 @@ async function main(): Promise<void> {
   const fp32 = join(outDir, 'fp32.onnx');
   if (fp32From) copyFileSync(fp32From, fp32);
   else saveModel(wanBlock({ outliers: true }), fp32);
-  const model0 = loadModel(fp32);
-  const { layers } = findLinearLayers(model0.graph);
+  // --fold: also q-arvd of the block after fold-split (src/passes/quant/fold-split.ts, as the
+  // pass runs it: before calibration), written as q-arvd-<form>-fold.onnx; and -foldffn with
+  // only ffn.2 folded, as in a real model, where o reads the attention output (a Reshape), not q.
+  const fold = process.argv.includes('--fold');
+  const calibrated = async (folded?: string[]) => {
+    const model = loadModel(fp32);
+    if (folded) console.log(`fold-split: ${JSON.stringify(foldSplits(model, findLinearLayers(model.graph, { include: folded }).layers, DEFAULT_QUANT_CONFIG).folds)}`);
+    const { ranges } = await calibrate(model, findLinearLayers(model.graph).layers, checkCalibrationModule({ samples: 4, feeds: (ctx) => [{ feeds: { x: new ort.Tensor('float32', ctx.random.normalArray(64 * WAN_SHAPE.dim), [64, WAN_SHAPE.dim]) } }] }), DEFAULT_QUANT_CONFIG, { scaleSearch: false, frameWeighting: false });
+    return { model, ranges };
+  };
+  const variants = [{ suffix: '', ...(await calibrated()) }, ...(fold ? [{ suffix: '-fold', ...(await calibrated(['*'])) }, { suffix: '-foldffn', ...(await calibrated(['ffn.2*'])) }] : [])];
   const random = seededRandom(3);
-  const { ranges } = await calibrate(model0, layers, checkCalibrationModule({ samples: 4, feeds: (ctx) => [{ feeds: { x: new ort.Tensor('float32', ctx.random.normalArray(64 * WAN_SHAPE.dim), [64, WAN_SHAPE.dim]) } }] }), DEFAULT_QUANT_CONFIG, { scaleSearch: false, frameWeighting: false });
   const paths: [string, string][] = [];
   for (const f of formsArg.split(',')) {
     const [format, bits] = f.split('-') as ['qdq' | 'qoperator', string];
-    for (const pass of ['minmax', 'q-arvd'] as const) {
-      const path = join(outDir, `${pass}-${format}-${bits}.onnx`);
+    for (const [pass, { suffix, model, ranges }] of [['minmax', variants[0]!], ...variants.map((v) => ['q-arvd', v] as const)] as const) {
+      const path = join(outDir, `${pass}-${format}-${bits}${suffix}.onnx`);
       const m = loadModel(fp32);
+      // The folded block: its permuted weights in place of the file's (the same tensors the pass would quantize).
+      for (const [name, v] of model.graph.initializers) m.graph.initializers.get(name)!.initializer = v.initializer;
       const config: QuantConfig = { ...DEFAULT_QUANT_CONFIG, format, wBits: BITS[bits]!.wBits, aBits: BITS[bits]!.aBits, dualScale: pass === 'q-arvd' };
       await quantizeLinearLayersThreaded(2, m, config, {}, BITS[bits]!.aBits === null ? undefined : ranges, pass);
       saveModel(m, path);
-      paths.push([`${pass} ${format} ${bits}`, path]);
+      paths.push([`${pass} ${format} ${bits}${suffix}`, path]);
     }
   }
   const x = new ort.Tensor('float32', random.normalArray(rows * WAN_SHAPE.dim), [rows, WAN_SHAPE.dim]);
