@@ -18,7 +18,7 @@ import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
 import { quantizeLinearLayers } from '../../src/passes/quant/quantize-layers.ts';
 import { REPO_ROOT, removeDir, scratchDir } from '../helpers/files.ts';
 import { runModel } from '../helpers/ort.ts';
-import { quantFixture, quantize, testCalibration } from './quant-fixtures.ts';
+import { evalFeeds, quantFixture, quantize, testCalibration } from './quant-fixtures.ts';
 import { GraphBuilder, weightWithOutliers } from './synthetic-graphs.ts';
 
 const dir = scratchDir('fold-split');
@@ -105,6 +105,26 @@ describe('fold-split on the tiny ARVD models', () => {
       for (const l of notFolded) expect(nodes.some((n) => n.name.startsWith(`${l.name}/qarvd/outlier/`) && n.opType === 'Gather'), l.name).toBe(true);
     });
   }
+
+  it('stories260K (SwiGLU): w2 folds through both w1 and w3 (Sigmoid, Mul), and the fp32 model computes the same', async () => {
+    const f = quantFixture('stories260K');
+    const model = loadModel(join(REPO_ROOT, f.path));
+    const { folds } = foldSplits(model, findLinearLayers(model.graph).layers, DEFAULT_QUANT_CONFIG);
+    const w2 = folds.filter((x) => /\/w2\/MatMul$/.test(x.consumer));
+    expect(w2.length).toBeGreaterThan(0);
+    for (const x of w2) {
+      expect(x.producers).toEqual([x.consumer.replace('w2', 'w1'), x.consumer.replace('w2', 'w3')]);
+      expect([...new Set(x.through)].sort()).toEqual(['Mul', 'Sigmoid']);
+    }
+    const folded = join(dir, 'stories260K-folded-fp32.onnx');
+    saveModel(model, folded);
+    const feeds = evalFeeds(f);
+    const [want, got] = [Object.values(await runModel(join(REPO_ROOT, f.path), feeds))[0]!.data as Float32Array, Object.values(await runModel(folded, feeds))[0]!.data as Float32Array];
+    let [diff, scale] = [0, 0];
+    want.forEach((v, i) => ((diff = Math.max(diff, Math.abs(got[i]! - v))), (scale = Math.max(scale, Math.abs(v)))));
+    measured.push(`  stories260K: max |folded − original| ${diff.toExponential(2)}, max |y| ${scale.toFixed(2)} (logits of 16 random tokens)`);
+    expect(diff, `max |folded − original| ${diff} against max |y| ${scale}`).toBeLessThan(1e-5 * scale);
+  });
 
   it('tiny-arvd W8A8: a calibration table made with the folds reproduces the model byte for byte, and is refused with fold-split false', async () => {
     const f = quantFixture('tiny-arvd');

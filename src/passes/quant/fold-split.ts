@@ -165,13 +165,15 @@ function findProducers(g: Graph, consumer: LinearLayer): { producers: LinearLaye
     if (other) return `${v.name} is also read by ${other.node.label()}`;
   }
   for (const p of producers) {
+    if (p.N !== consumer.K) return `${p.name} has ${p.N} output channels, ${consumer.name} reads ${consumer.K}`;
     const why = unshared(g, p.weightValue, p.chain, `${p.name}'s weight`) ?? (p.bias ? unshared(g, biasValue(p)!, [], `${p.name}'s bias`) : undefined);
     if (why) return why;
   }
   const why = unshared(g, consumer.weightValue, consumer.chain, `${consumer.name}'s weight`);
   if (why) return why;
   const order = new Map(g.nodes().map((n, i) => [n, i]));
-  return { producers: [...producers], through: [...through].sort((a, b) => order.get(a)! - order.get(b)!) };
+  const byOrder = (a: Node, b: Node) => order.get(a)! - order.get(b)!;
+  return { producers: [...producers].sort((a, b) => byOrder(a.node, b.node)), through: [...through].sort(byOrder) };
 }
 
 /** Why `root` cannot be permuted in place (not an initializer of `g`, or read by more than the layer through `chain`), or undefined. */
