@@ -111,7 +111,9 @@ export function drawModuleFile(rolloutPath: string, draw: number, dir: string): 
  * @param statistics collect once per draw (in the q-arvd job that measures S1) and let the
  *   draw's other q-arvd jobs, and the minmax jobs that calibrate activations, read that
  *   collection (`load-statistics`: the same models as collecting again, see
- *   src/passes/calibration/stats-file.ts; minmax reads only its exact ranges); needs `s1From`.
+ *   src/passes/calibration/stats-file.ts; minmax reads only its exact ranges) when they
+ *   reorder channels alike (fold-split: the provider's q-arvd folds, minmax and dual-scale or
+ *   fold-split false do not, so those collect their own); needs `s1From`.
  *   The S1 curve is then also written as soon as it is measured (`save-sensitivity`), and
  *   the jobs reusing it start then rather than when the measuring job ends.
  */
@@ -145,12 +147,19 @@ const collectsGrams = (job: QuantJob): boolean => job.row.pass === 'q-arvd' && !
 /** True for a minmax job that calibrates activation ranges (the exact min/max a saved collection holds). */
 const calibratesRanges = (job: QuantJob): boolean => job.row.pass === 'minmax' && job.options['a-bits'] !== 'none';
 
+/**
+ * True for a job whose pass reorders channels before calibrating (q-arvd's fold-split, on unless
+ * dual-scale or fold-split is false): a collection is read only by jobs that fold alike, since
+ * the statistics file is tied to the model as calibrated (src/passes/quant/fold-split.ts).
+ */
+const folds = (job: QuantJob): boolean => job.row.pass === 'q-arvd' && job.options['dual-scale'] !== 'false' && job.options['fold-split'] !== 'false';
+
 function shareStatistics(jobs: QuantJob[], dir: string): void {
   for (const provider of jobs.filter((j) => j.saves)) {
     if (!collectsGrams(provider)) throw new Error(`planJobs: the statistics of draw ${provider.draw} would come from ${provider.id}, which collects no Gram matrices`);
     provider.savesStatistics = join(dir, `statistics-d${provider.draw}.bin`);
     provider.savesSensitivity = join(dir, `sensitivity-d${provider.draw}.json`);
-    for (const job of jobs) if (job !== provider && job.draw === provider.draw && (collectsGrams(job) || calibratesRanges(job))) job.statisticsFrom = provider;
+    for (const job of jobs) if (job !== provider && job.draw === provider.draw && (collectsGrams(job) || calibratesRanges(job)) && folds(job) === folds(provider)) job.statisticsFrom = provider;
   }
 }
 

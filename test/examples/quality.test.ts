@@ -51,12 +51,12 @@ describe('quality plan', () => {
     expect(provider.id).toBe('q-arvd-W4A8-d0');
     expect(convertArgs(provider, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.save-statistics', provider.savesStatistics!]));
     const readers = jobs.filter((j) => j.statisticsFrom === provider).map((j) => j.id);
-    // Every other q-arvd job, and the minmax jobs with activations (their ranges are in the file); minmax W4 calibrates nothing.
-    const expected = jobs.filter((j) => j !== provider && (j.row.pass === 'q-arvd' || (j.row.pass === 'minmax' && j.bits.label !== 'W4'))).map((j) => j.id);
+    // Every other q-arvd job that folds its split layers' producers alike (fold-split): not dual off,
+    // and not minmax, which calibrate the model with its channels in the original order.
+    const expected = jobs.filter((j) => j !== provider && j.row.pass === 'q-arvd' && !j.row.label.includes('dual off')).map((j) => j.id);
     expect(readers.sort()).toEqual(expected.sort());
-    expect(readers).toEqual(expect.arrayContaining(['q-arvd-W4-d0', 'minmax-W8A8-d0', 'minmax-W4A8-d0']));
-    expect(convertArgs(jobs.find((j) => j.id === 'minmax-W8A8-d0')!, 'm.onnx')).toEqual(expect.arrayContaining(['--minmax.load-statistics', provider.savesStatistics!]));
-    expect(convertArgs(jobs.find((j) => j.id === 'minmax-W4-d0')!, 'm.onnx').some((a) => a.includes('statistics'))).toBe(false);
+    expect(readers).toEqual(expect.arrayContaining(['q-arvd-W4-d0', 'q-arvd-W8A8-d0']));
+    for (const id of ['minmax-W8A8-d0', 'minmax-W4-d0', 'q-arvd-dual-off-W8A8-d0']) expect(convertArgs(jobs.find((j) => j.id === id)!, 'm.onnx').some((a) => a.includes('load-statistics')), id).toBe(false);
     expect(convertArgs(jobs.find((j) => j.id === 'q-arvd-W8A8-d0')!, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.load-statistics', provider.savesStatistics!]));
     // The S1 curve is written as soon as it is measured, and read from there.
     expect(convertArgs(provider, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.save-sensitivity', provider.savesSensitivity!]));
