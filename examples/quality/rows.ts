@@ -44,6 +44,7 @@ export interface QualityRow {
 const TODAY = { reconstruct: 'none', 'bias-correction': false } as const;
 const W4_ONLY = ['W4'] as const;
 const W8A8_ONLY = ['W8A8'] as const;
+const W4_FOLD = ['W4A8', 'W4'] as const;
 
 /** The table's rows, in order within a bit-width. */
 export const ROWS: readonly QualityRow[] = [
@@ -57,6 +58,8 @@ export const ROWS: readonly QualityRow[] = [
   { label: 'q-arvd GPTQ S1 off dual off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': false, 'dual-scale': false } },
   { label: 'q-arvd GPTQ S1 on dual auto', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto' } },
   { label: 'q-arvd GPTQ S1 on dual off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': false } },
+  // fold-split's A/B (docs/dual-scale-speed.md): the same function, channels in another order.
+  { label: 'q-arvd GPTQ S1 on dual auto fold off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'fold-split': false }, bits: W4_FOLD },
   { label: 'q-arvd AdaRound dual auto', pass: 'q-arvd', options: { reconstruct: 'adaround', 'dual-scale': 'auto' } },
   { label: 'q-arvd AdaRound dual off', pass: 'q-arvd', options: { reconstruct: 'adaround', 'dual-scale': false } },
   { label: 'minmax block 32', pass: 'minmax', options: { 'block-size': 32 }, bits: W4_ONLY },
