@@ -8,8 +8,9 @@
  * processes three at a time (examples/quality/jobs.ts; see `quantizeProcesses`); the W4A8 q-arvd run collects the
  * calibration statistics once (its Gram products in a worker thread on the second core) and
  * saves them (`save-statistics`) as soon as they are collected, and the W8A8 and W4 q-arvd
- * runs and the minmax runs with activations read them (`load-statistics`: the same models as
- * collecting again, at a fraction of the cost; minmax reads only the exact ranges); S1 is measured in the W4A8 q-arvd run on the first `sensitivitySamples`
+ * runs read them (`load-statistics`: the same models as collecting again, at a fraction of the
+ * cost; the minmax runs collect their own ranges, since q-arvd calibrates the model after
+ * fold-split has reordered ffn.2's channels, src/passes/quant/fold-split.ts); S1 is measured in the W4A8 q-arvd run on the first `sensitivitySamples`
  * calibration rollouts, and that curve is reused at W8A8 (written as soon as it is measured,
  * `save-sensitivity`, so the W8A8 run starts then); fp32 and the minmax models are evaluated
  * while q-arvd runs, the q-arvd models at the end in two processes. The table says how many
