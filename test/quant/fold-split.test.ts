@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
+import { attr } from '../../src/graph/ir/attribute.ts';
+import { DataType } from '../../src/graph/ir/dtype.ts';
 import type { Model } from '../../src/graph/ir/model.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
@@ -162,11 +164,12 @@ describe('fold-split on the tiny ARVD models', () => {
 });
 
 describe('fold-split refusals (synthetic graphs: the patterns are built on purpose)', () => {
-  /** x → up (MatMul + bias) → Relu → down, down's rows 3, 10, 17 planted outliers; `extra` adds a second reader of up's output. */
-  function ffn(extra: 'none' | 'second-reader' | 'channel-constant'): Model {
+  /** x → up (MatMul + bias) → Relu → down, down's rows 3, 10, 17 planted outliers; `extra` adds a second reader of up's output, a per-channel Mul, or stores up's weight in float16 behind a Cast. */
+  function ffn(extra: 'none' | 'second-reader' | 'channel-constant' | 'fp16'): Model {
     const b = new GraphBuilder(`ffn-${extra}`);
     const x = b.input('x', [4, 32]);
-    const up = b.node('MatMul', 'up', [x, b.init('up.weight', [32, 64], weightWithOutliers(1, 32, 64))]);
+    const upWeight = extra === 'fp16' ? b.node('Cast', 'up/Cast', [b.initF16('up.weight', [32, 64], weightWithOutliers(1, 32, 64))], [attr.int('to', DataType.FLOAT)]) : b.init('up.weight', [32, 64], weightWithOutliers(1, 32, 64));
+    const up = b.node('MatMul', 'up', [x, upWeight]);
     const h = b.node('Add', 'up_bias', [up, b.init('up.bias', [64], seededRandom(2).normalArray(64))]);
     const act = extra === 'channel-constant' ? b.node('Mul', 'scale', [h, b.init('channel_scale', [64], new Float32Array(64).fill(0.5))]) : b.node('Relu', 'relu', [h]);
     const down = b.node('MatMul', 'down', [act, b.init('down.weight', [64, 32], weightWithOutliers(3, 64, 32, [3, 10, 17]))]);
@@ -179,6 +182,20 @@ describe('fold-split refusals (synthetic graphs: the patterns are built on purpo
   it('folds the plain pattern (the control for the refusals below)', () => {
     const { folds } = fold(ffn('none'));
     expect(folds).toEqual([{ consumer: 'down', producers: ['up'], through: ['Relu'], outliers: 3, K: 64 }]);
+  });
+
+  it('folds through a float16 weight behind a Cast (2-byte elements), and onnxruntime computes the same', async () => {
+    const model = ffn('fp16');
+    const before = join(dir, 'ffn-fp16.onnx');
+    saveModel(model, before);
+    expect(fold(model).folds.map((x) => x.consumer)).toEqual(['down']);
+    const after = join(dir, 'ffn-fp16-folded.onnx');
+    saveModel(model, after);
+    const feeds = { x: new ort.Tensor('float32', seededRandom(5).normalArray(4 * 32), [4, 32]) };
+    const [want, got] = [(await runModel(before, feeds)).down_out!.data as Float32Array, (await runModel(after, feeds)).down_out!.data as Float32Array];
+    const diff = want.reduce((m, v, i) => Math.max(m, Math.abs(v - got[i]!)), 0);
+    expect(diff).toBeLessThan(1e-5 * want.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
+    expect(model.graph.initializers.get('up.weight')!.initializer!.dataType).toBe(DataType.FLOAT16);
   });
 
   it("refuses when the producer's output has a second reader, and leaves every weight as it was", () => {

@@ -34,7 +34,7 @@ import { dtypeName } from '../../graph/ir/dtype.ts';
 import { consumedValues, type Graph } from '../../graph/ir/graph.ts';
 import type { Model } from '../../graph/ir/model.ts';
 import type { Node } from '../../graph/ir/node.ts';
-import { Tensor } from '../../graph/ir/tensor.ts';
+import { alignedView, Tensor } from '../../graph/ir/tensor.ts';
 import type { Value } from '../../graph/ir/value.ts';
 import type { Logger } from '../log.ts';
 import type { QuantConfig } from './config.ts';
@@ -227,6 +227,17 @@ function permuted(t: Tensor, axis: number, order: Int32Array): Tensor {
   const K = order.length;
   const apply = (src: Uint8Array): Uint8Array => {
     const out = new Uint8Array(src.byteLength);
+    if (inner === 4 || inner === 2) {
+      // One element per slice (a weight's columns, a bias): copy elements, not 4-byte subarrays
+      // (a 1536×8960 weight is 14 M slices).
+      const n = src.byteLength / inner;
+      const [from, to] = inner === 4 ? [alignedView(src, Uint32Array, n), new Uint32Array(out.buffer)] : [alignedView(src, Uint16Array, n), new Uint16Array(out.buffer)];
+      for (let o = 0; o < outer; o++) {
+        const base = o * K;
+        for (let i = 0; i < K; i++) to[base + i] = from[base + order[i]!]!;
+      }
+      return out;
+    }
     for (let o = 0; o < outer; o++) {
       const base = o * K * inner;
       for (let i = 0; i < K; i++) out.set(src.subarray(base + order[i]! * inner, base + (order[i]! + 1) * inner), base + i * inner);
