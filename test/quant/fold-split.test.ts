@@ -128,6 +128,22 @@ describe('fold-split on the tiny ARVD models', () => {
     expect(diff, `max |folded − original| ${diff} against max |y| ${scale}`).toBeLessThan(1e-5 * scale);
   });
 
+  it('tiny-arvd-l in external data: the permuted weights stay out of memory (permuted when read) and hold the bytes the in-memory fold gives', () => {
+    const inMemory = loadModel(pathOf('tiny-arvd-l'));
+    foldSplits(inMemory, findLinearLayers(inMemory.graph).layers, DEFAULT_QUANT_CONFIG);
+    const external = join(dir, 'tiny-arvd-l-external.onnx');
+    saveModel(loadModel(pathOf('tiny-arvd-l')), external, { externalData: true });
+    const streamed = loadModel(external);
+    const { folds } = foldSplits(streamed, findLinearLayers(streamed.graph).layers, DEFAULT_QUANT_CONFIG);
+    expect(folds.length).toBe(6);
+    const permuted = folds.flatMap((f) => [f.consumer, ...f.producers]).map((name) => findLinearLayers(streamed.graph).layers.find((l) => l.name === name)!.weight);
+    for (const t of permuted) {
+      expect(t.isInMemory, t.name).toBe(false);
+      expect(t.external, t.name).toBeUndefined();
+      expect(Buffer.compare(t.bytes(), inMemory.graph.initializers.get(t.name)!.initializer!.bytes()), t.name).toBe(0);
+    }
+  });
+
   it('tiny-arvd W8A8: a calibration table made with the folds reproduces the model byte for byte, and is refused with fold-split false', async () => {
     const f = quantFixture('tiny-arvd');
     const table = join(dir, 'table.json');
