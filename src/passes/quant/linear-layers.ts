@@ -4,6 +4,7 @@ import type { Node } from '../../graph/ir/node.ts';
 import type { Tensor } from '../../graph/ir/tensor.ts';
 import type { Value } from '../../graph/ir/value.ts';
 import { selectedByGlobs } from './glob.ts';
+import { repeatedStacks, stackOf } from './repeated-blocks.ts';
 
 /** A constant bias added to a linear layer's output (from a following Add or Gemm's C). */
 export interface LayerBias {
@@ -57,7 +58,16 @@ export interface LayerSelection {
   minK?: number;
   /** Only these node names (a stage of sequential reconstruction), on top of include/exclude. */
   names?: ReadonlySet<string>;
+  /**
+   * `blocks`: only the layers inside the model's repeated blocks (repeated-blocks.ts); the
+   * layers around them (embeddings, time and text projections, the head) stay float. When the
+   * names show no repeated blocks every layer stays selected (the caller says so). Default `all`.
+   */
+  scope?: LayerScope;
 }
+
+/** Which layers a quantization pass considers: all, or those inside the repeated blocks. */
+export type LayerScope = 'all' | 'blocks';
 
 /**
  * Below 16 input channels a per-output-channel scale serves so few values that the scale
@@ -80,25 +90,31 @@ const FLOAT_TYPES: readonly number[] = [DataType.FLOAT, DataType.FLOAT16, DataTy
  * 6. A weight used elsewhere is quantized only when every use is a candidate layer that reads
  *    it the same way (then it is quantized once); otherwise all its layers are skipped.
  */
-export function findLinearLayers(graph: Graph, selection: LayerSelection = {}): { layers: LinearLayer[]; skipped: SkippedLayer[] } {
+export function findLinearLayers(graph: Graph, selection: LayerSelection = {}): { layers: LinearLayer[]; skipped: SkippedLayer[]; stacks?: string[] } {
   const { include = [], exclude = [], minK = DEFAULT_MIN_K } = selection;
   const layers: LinearLayer[] = [];
   const skipped: SkippedLayer[] = [];
   let unnamed = 0;
+  const results: (LinearLayer | SkippedLayer)[] = [];
   for (const node of graph) {
     if (node.domain !== '' || (node.opType !== 'MatMul' && node.opType !== 'Gemm')) continue;
-    const name = node.name || `${node.opType}_${unnamed++}`;
-    const result = matchLayer(node, name);
+    results.push(matchLayer(node, node.name || `${node.opType}_${unnamed++}`));
+  }
+  // The blocks are read from every linear layer's name, whatever else filters it.
+  const stacks = selection.scope === 'blocks' ? repeatedStacks(results.filter((r) => !('reason' in r)).map((r) => r.name)) : undefined;
+  for (const result of results) {
     if ('reason' in result) {
       skipped.push(result);
       continue;
     }
+    const name = result.name;
     if (result.K < minK) skipped.push(skip(result, `K = ${result.K} is below min-k ${minK}`));
     else if (!selectedByGlobs(name, include, exclude)) skipped.push(skip(result, 'not selected by include/exclude'));
+    else if (stacks?.size && !stackOf(name, stacks)) skipped.push(skip(result, 'outside the repeated blocks (scope blocks)'));
     else if (selection.names && !selection.names.has(name)) skipped.push(skip(result, 'not in this stage'));
     else layers.push(result);
   }
-  return rejectSharedWeights(layers, skipped);
+  return { ...rejectSharedWeights(layers, skipped), ...(stacks ? { stacks: [...stacks] } : {}) };
 }
 
 function skip(l: LinearLayer, reason: string): SkippedLayer {

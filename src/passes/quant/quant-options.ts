@@ -16,6 +16,12 @@ export const SHARED_QUANT_OPTIONS = {
   format: { type: 'enum', choices: ['qdq', 'qoperator'], default: 'qdq', help: 'qdq: Q/DQ around float MatMuls (portable; onnxruntime fuses them into integer kernels); qoperator: onnxruntime\'s com.microsoft.MatMulIntegerToFloat, or MatMulNBits for weight-only (docs/speed.md)' },
   include: { type: 'string[]', default: [], help: 'only layers whose node name matches one of these globs' },
   exclude: { type: 'string[]', default: [], help: 'skip layers whose node name matches one of these globs' },
+  scope: {
+    type: 'enum',
+    choices: ['all', 'blocks'],
+    default: 'all',
+    help: 'all: every linear layer; blocks: only the layers inside the model\'s repeated blocks (found from node names like /blocks.N/…, /model/layers.N/…), keeping the layers around them (embeddings, time and text projections, the head) float, as the Q-ARVD paper quantizes the 10 linears of each block and GPTQ tools keep lm_head (docs/error-propagation.md)',
+  },
   'min-k': { type: 'integer', default: DEFAULT_MIN_K, help: 'skip layers with fewer input channels' },
   'w-symmetric': { type: 'boolean', default: false, help: 'symmetric weights (zero point 0) instead of per-channel asymmetric' },
   'reduce-range': {
@@ -151,6 +157,8 @@ export interface SharedQuantValues {
   format: string;
   include: string[];
   exclude: string[];
+  /** `all` or `blocks` (linear-layers.ts LayerScope); absent means all. */
+  scope?: string;
   minK: number;
   wSymmetric: boolean;
   aSymmetric: boolean;

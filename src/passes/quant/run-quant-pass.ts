@@ -50,7 +50,7 @@ export const QUANT_STATISTICS = {
 export async function runQuantPass(model: Model, ctx: PassContext, options: SharedQuantValues, method: string, calibration?: CalibrationModule): Promise<PassResult> {
   calibration ??= ctx.calibration;
   const config: QuantConfig = toQuantConfig(options);
-  const selection: LayerSelection = { include: options.include, exclude: options.exclude, minK: options.minK };
+  const selection: LayerSelection = { include: options.include, exclude: options.exclude, minK: options.minK, scope: options.scope === 'blocks' ? 'blocks' : 'all' };
   refuseSubgraphLayers(model, selection);
   const scaleSearch = options.scaleSearch ?? false;
   const reconstructOptions = reconstructOptionsOf(options);
@@ -70,7 +70,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let calibrated = false;
   let calibrationTimings: CalibrationResult['timings'] | undefined;
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
-  let { layers } = findLinearLayers(model.graph, selection);
+  const found = findLinearLayers(model.graph, selection);
+  let { layers } = found;
+  if (found.stacks) logScope(ctx, found);
   // Before anything reads the model: calibration, the table and the plans all see the permuted channels.
   const fold = options.foldSplit && layers.length > 0 ? foldSplits(model, layers, config) : undefined;
   // The permuted weights are new tensors: describe the layers again.
@@ -274,3 +276,10 @@ async function resolveCalibration(options: SharedQuantValues, given: Calibration
 }
 
 export type { QuantReport };
+
+/** One line for `scope blocks`: the stacks found and how many layers stay float, or that none was found. */
+function logScope(ctx: PassContext, found: ReturnType<typeof findLinearLayers>): void {
+  const outside = found.skipped.filter((s) => s.reason.startsWith('outside the repeated blocks')).length;
+  if (!found.stacks?.length) ctx.log.warn('scope blocks: no repeated blocks found in the linear layers\' node names (numbered segments like /blocks.N/ with the same layers in each); every layer is considered');
+  else ctx.log.info(`scope blocks: ${found.layers.length} layer(s) in the repeated blocks (${found.stacks.map((s) => `${s}N`).join(', ')}); ${outside} outside them stay float`);
+}

@@ -1,0 +1,85 @@
+// `scope blocks` (src/passes/quant/repeated-blocks.ts, linear-layers.ts): on the real models
+// the repeated blocks are found from the node names and only their layers are quantized; the
+// layers around them keep their float weights byte for byte and the model runs in
+// onnxruntime-node. The detection rules are also checked on name lists (no model here is
+// named without blocks, or with a numbered module that is not a block).
+import { describe, expect, it } from 'vitest';
+import type { Model } from '../../src/graph/ir/model.ts';
+import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
+import { seededRandom } from '../../src/kernels/random.ts';
+import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
+import { repeatedStacks, stackOf } from '../../src/passes/quant/repeated-blocks.ts';
+import { REPO_ROOT, removeDir, scratchDir } from '../helpers/files.ts';
+import { runModel } from '../helpers/ort.ts';
+import { loadFixture, quantFixture, quantize } from './quant-fixtures.ts';
+
+const OUTER_ARVD = [
+  '/patch_embedding/MatMul',
+  '/time_embedding/time_embedding.0/MatMul',
+  '/time_embedding/time_embedding.2/MatMul',
+  '/time_projection/time_projection.1/MatMul',
+  '/text_embedding/text_embedding.0/MatMul',
+  '/text_embedding/text_embedding.2/MatMul',
+  '/head/MatMul',
+];
+
+describe('repeatedStacks', () => {
+  it('finds the block stacks of the real models and leaves the layers around them outside', () => {
+    for (const [path, outside] of [
+      ['examples/tiny-arvd-l/model.onnx', OUTER_ARVD],
+      ['examples/tiny-arvd/model.onnx', OUTER_ARVD],
+      ['test/fixtures/stories260K/stories260K.onnx', ['/MatMul']],
+    ] as const) {
+      const names = findLinearLayers(loadModel(`${REPO_ROOT}/${path}`).graph, { minK: 0 }).layers.map((l) => l.name);
+      const stacks = repeatedStacks(names);
+      expect([...stacks], path).toEqual(['/blocks.']);
+      expect(names.filter((n) => !stackOf(n, stacks)), path).toEqual([...outside]);
+    }
+  });
+
+  it('reads optimum, llama2.c and underscore names; a numbered module of one layer per index is no block', () => {
+    const optimum = [0, 1].flatMap((i) => ['q_proj', 'k_proj', 'o_proj'].map((p) => `/model/layers.${i}/self_attn/${p}/MatMul`));
+    expect([...repeatedStacks([...optimum, '/lm_head/MatMul'])]).toEqual(['/model/layers.']);
+    const llama = [0, 1, 2].flatMap((i) => [`layers.${i}.attention.wq`, `layers.${i}.feed_forward.w1`]);
+    expect([...repeatedStacks(llama)]).toEqual(['layers.']);
+    expect([...repeatedStacks(['h_0/attn/Gemm', 'h_0/mlp/Gemm', 'h_1/attn/Gemm', 'h_1/mlp/Gemm'])]).toEqual(['h_']);
+    // time_embedding.0 and .2 hold one layer each: a Sequential's children, not blocks.
+    expect(repeatedStacks(['/time_embedding/time_embedding.0/MatMul', '/time_embedding/time_embedding.2/MatMul']).size).toBe(0);
+    // Two indices with different layers are not the same block repeated.
+    expect(repeatedStacks(['/stage.0/a/MatMul', '/stage.0/b/MatMul', '/stage.1/c/MatMul', '/stage.1/d/MatMul']).size).toBe(0);
+    expect(repeatedStacks(['MatMul_0', 'MatMul_1', 'Gemm_2']).size).toBe(0);
+  });
+});
+
+describe('scope blocks', () => {
+  const dir = scratchDir('scope');
+
+  it('quantizes only tiny-arvd\'s block layers (q-arvd and minmax); the outer layers keep their weights and the model runs', async () => {
+    try {
+      const f = quantFixture('tiny-arvd');
+      const original = await loadFixture(f);
+      const weights = (m: Model) => new Map(findLinearLayers(m.graph, { minK: 0 }).layers.filter((l) => OUTER_ARVD.includes(l.name)).map((l) => [l.name, Buffer.from(l.weightValue.initializer!.bytes()).toString('base64')]));
+      const before = weights(original);
+      expect(before.size).toBe(OUTER_ARVD.length);
+      for (const method of ['q-arvd', 'minmax'] as const) {
+        const model = await loadFixture(f);
+        const report = await quantize(model, { 'w-bits': '4', 'a-bits': 'none', scope: 'blocks' }, undefined, method);
+        const outside = report.layers.filter((l) => l.reason === 'outside the repeated blocks (scope blocks)').map((l) => l.name);
+        expect(outside.sort(), method).toEqual([...OUTER_ARVD].sort());
+        expect(report.layers.filter((l) => l.mode !== 'skipped').every((l) => l.name.startsWith('/blocks.')), method).toBe(true);
+        expect(report.totals.layers.single + report.totals.layers.dual, method).toBe(30);
+        // The outer layers are still float MatMuls on the same bytes.
+        expect(weights(model), method).toEqual(before);
+        const path = `${dir}/${method}.onnx`;
+        saveModel(model, path);
+        const out = await runModel(path, f.feeds(seededRandom(7)));
+        expect(Object.values(out).every((t) => (t.data as Float32Array).every(Number.isFinite)), method).toBe(true);
+      }
+      // The default considers every layer.
+      const all = await quantize(await loadFixture(f), { 'w-bits': '4', 'a-bits': 'none' });
+      expect(all.totals.layers.single + all.totals.layers.dual).toBe(37);
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
