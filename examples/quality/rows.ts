@@ -65,6 +65,10 @@ export const ROWS: readonly QualityRow[] = [
   { label: 'minmax block 32', pass: 'minmax', options: { 'block-size': 32 }, bits: W4_ONLY },
   { label: 'q-arvd GPTQ block 32 dual auto', pass: 'q-arvd', options: { reconstruct: 'gptq', 'block-size': 32, 'dual-scale': 'auto' }, bits: W4_ONLY },
   { label: 'q-arvd GPTQ block 32 dual off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'block-size': 32, 'dual-scale': false }, bits: W4_ONLY },
+  // Both passes on the repeated blocks' layers only, the 7 around them float (`scope blocks`;
+  // docs/error-propagation.md: on tiny-arvd-l those layers carry most of the final-video error).
+  { label: 'minmax blocks', pass: 'minmax', options: { scope: 'blocks' }, pinned: { 'bias-correction': false } },
+  { label: 'q-arvd blocks', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', scope: 'blocks' } },
   // The peer (issue 14): onnxruntime's quantize_static (QDQ, per-channel int8 weights, uint8
   // MinMax activations on every MatMul) on the same calibration rollouts, and its 4-bit
   // MatMulNBits (RTN, block 32, asymmetric, accuracy level 4). docs/peers.md has the recipe.
