@@ -154,12 +154,27 @@ const calibratesRanges = (job: QuantJob): boolean => job.row.pass === 'minmax' &
  */
 const folds = (job: QuantJob): boolean => job.row.pass === 'q-arvd' && job.options['dual-scale'] !== 'false' && job.options['fold-split'] !== 'false';
 
+/**
+ * The layers a job quantizes (include, exclude, scope, min-k). A collection is tied to the
+ * layers calibrated, and an S1 curve is measured with those layers quantized: both are shared
+ * only between jobs that select alike.
+ */
+const selectionOf = (job: QuantJob): string => JSON.stringify([job.options.include ?? '', job.options.exclude ?? '', job.options.scope ?? 'all', job.options['min-k'] ?? '']);
+
+/** File-name suffix of a job's layer selection: none for every layer, `-s<n>` for the n-th other selection among `jobs`. */
+function selectionSuffix(jobs: readonly QuantJob[]): (job: QuantJob) => string {
+  const all = JSON.stringify(['', '', 'all', '']);
+  const others = [...new Set(jobs.map(selectionOf).filter((s) => s !== all))];
+  return (job) => (selectionOf(job) === all ? '' : `-s${others.indexOf(selectionOf(job)) + 1}`);
+}
+
 function shareStatistics(jobs: QuantJob[], dir: string): void {
+  const suffix = selectionSuffix(jobs);
   for (const provider of jobs.filter((j) => j.saves)) {
     if (!collectsGrams(provider)) throw new Error(`planJobs: the statistics of draw ${provider.draw} would come from ${provider.id}, which collects no Gram matrices`);
-    provider.savesStatistics = join(dir, `statistics-d${provider.draw}.bin`);
-    provider.savesSensitivity = join(dir, `sensitivity-d${provider.draw}.json`);
-    for (const job of jobs) if (job !== provider && job.draw === provider.draw && (collectsGrams(job) || calibratesRanges(job)) && folds(job) === folds(provider)) job.statisticsFrom = provider;
+    provider.savesStatistics = join(dir, `statistics-d${provider.draw}${suffix(provider)}.bin`);
+    provider.savesSensitivity = join(dir, `sensitivity-d${provider.draw}${suffix(provider)}.json`);
+    for (const job of jobs) if (job !== provider && job.draw === provider.draw && (collectsGrams(job) || calibratesRanges(job)) && folds(job) === folds(provider) && selectionOf(job) === selectionOf(provider)) job.statisticsFrom = provider;
   }
 }
 
@@ -171,12 +186,13 @@ function usesS1(job: QuantJob): boolean {
 function shareSensitivity(jobs: QuantJob[], dir: string, s1From?: string, preferProvider?: (job: QuantJob) => boolean): void {
   const s1Jobs = jobs.filter(usesS1);
   const candidates = s1Jobs.filter((j) => !s1From || j.bits.label === s1From);
-  const key = (job: QuantJob) => (s1From ? `${job.draw}` : `${job.bits.label}|${job.draw}`);
+  const key = (job: QuantJob) => `${selectionOf(job)}|${s1From ? '' : job.bits.label}|${job.draw}`;
+  const suffix = selectionSuffix(jobs);
   const providers = new Map<string, QuantJob>();
   const ordered = preferProvider ? [...candidates.filter(preferProvider), ...candidates.filter((j) => !preferProvider(j))] : candidates;
   for (const job of ordered) {
     if (providers.has(key(job))) continue;
-    job.saves = join(dir, `calibration-${job.bits.label}-d${job.draw}.json`);
+    job.saves = join(dir, `calibration-${job.bits.label}-d${job.draw}${suffix(job)}.json`);
     providers.set(key(job), job);
   }
   for (const job of s1Jobs) if (!job.saves) job.after = providers.get(key(job));

@@ -65,8 +65,15 @@ describe('quality plan', () => {
 
   it('with shared statistics over the full table, the provider is a job that collects Gram matrices (the RTN rows come first and collect none)', () => {
     const { jobs } = planJobs(ROWS, [bits('W8A8'), bits('W4A8'), bits('W4')], ['a.ts', 'b.ts'], out, 'W4A8', true);
-    const providers = jobs.filter((j) => j.savesStatistics);
+    const blocks = (j: { options: Record<string, string> }) => j.options.scope === 'blocks';
+    const providers = jobs.filter((j) => j.savesStatistics && !blocks(j));
     expect(providers.map((j) => j.draw).sort()).toEqual([0, 1]);
+    // The scope-blocks rows calibrate other layers: their own provider per draw, own files, read only by them.
+    const blockProviders = jobs.filter((j) => j.savesStatistics && blocks(j));
+    expect(blockProviders.map((j) => j.draw).sort()).toEqual([0, 1]);
+    expect(new Set(jobs.filter((j) => j.savesStatistics).map((j) => j.savesStatistics)).size).toBe(4);
+    for (const j of jobs) if (j.statisticsFrom) expect(blocks(j.statisticsFrom), j.id).toBe(blocks(j));
+    for (const j of jobs) if (j.after) expect(blocks(j.after), j.id).toBe(blocks(j));
     for (const p of providers) {
       expect(p.bits.label).toBe('W4A8');
       expect(p.saves).toBeDefined();
