@@ -11,7 +11,7 @@
  * - with `--parts`, q-arvd's error split at s = 1: `q-arvd no-bc` (its ΔW without the bias
  *   change), `q-arvd mean-only` (the bias change alone), `q-arvd block k` (only the layers of
  *   block k), `q-arvd outer` (only the layers outside the blocks: embeddings, time projection,
- *   head) and each of those alone, `q-arvd blocks only`; minmax's `outer` and `blocks only`.
+ *   head) and each of those alone, `q-arvd blocks only`; the same parts of minmax's error.
  * `--w-bits 8` does the same with 8-bit weights (W8 weight-only: not a row of the quality
  * table; q-arvd then reads the W4 run's calibration statistics and S1 curve when they exist).
  * Ŵ and b̂ are read from the converted models (`integer-kernels never`: every layer a float
@@ -26,7 +26,8 @@
  * curve needs for a final MSE of 0.6× and 0.5× minmax's.
  *
  *   node --import tsx examples/quality/error-scaling.ts [--model tiny-arvd-l] [--scales 0.125,0.25,…]
- *     [--families minmax,q-arvd,noise] [--parts] [--prompts N] [--draw 0] [--parallel 2] [--out out/error-scaling] [--resume]
+ *     [--families minmax,q-arvd,noise] [--parts [--parts-match regex]] [--w-bits 4|8] [--prompts N] [--draw 0]
+ *     [--parallel 2] [--out out/error-scaling] [--resume] [--curve earlier.json] [--table saved.json]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -53,6 +54,7 @@ const args = await yargs(hideBin(process.argv))
   .option('converted', { type: 'boolean', default: true, describe: 'also evaluate the converted models themselves' })
   .option('families', { type: 'string', default: 'minmax,q-arvd,noise', describe: 'families of ΔW (minmax, q-arvd, noise)' })
   .option('parts', { type: 'boolean', default: false, describe: 'also q-arvd\'s error split (no bias change, bias change only, per block) at s = 1' })
+  .option('parts-match', { type: 'string', describe: 'only the parts whose label matches this regular expression' })
   .option('prompts', { type: 'number', describe: 'the first N evaluation prompts (default all)' })
   .option('draw', { type: 'number', default: 0, describe: 'calibration draw of the q-arvd model (as the quality table\'s)' })
   .option('parallel', { type: 'number', default: 2, describe: 'child processes for quantization and evaluation' })
@@ -190,13 +192,19 @@ if (args.parts) {
   parts.set('q-arvd no-bc', qarvdDeltas.map((d) => ({ ...d, dB: new Float64Array(d.dB.length) })));
   parts.set('q-arvd mean-only', qarvdDeltas.map((d) => ({ ...d, dW: new Float64Array(d.dW.length) })));
   const blocks = [...new Set(qarvdDeltas.map((d) => blockOf(d.name)).filter((b) => b !== undefined))];
-  for (const blk of blocks) parts.set(`q-arvd block ${blk}`, only(qarvdDeltas, (n) => blockOf(n) === blk));
   const outer = (n: string) => blockOf(n) === undefined;
-  parts.set('q-arvd outer', only(qarvdDeltas, outer));
-  parts.set('q-arvd blocks only', only(qarvdDeltas, (n) => !outer(n)));
-  for (const d of qarvdDeltas.filter((x) => outer(x.name))) parts.set(`q-arvd ${d.name.split('/')[2] ?? d.name}`, only(qarvdDeltas, (n) => n === d.name));
-  parts.set('minmax outer', only(minmaxDeltas, outer));
-  parts.set('minmax blocks only', only(minmaxDeltas, (n) => !outer(n)));
+  // '/time_embedding/time_embedding.0/MatMul' → 'time_embedding.0', '/head/MatMul' → 'head'.
+  const module = (name: string) => name.split('/').filter(Boolean).at(-2) ?? name;
+  for (const [family, deltas] of [['q-arvd', qarvdDeltas], ['minmax', minmaxDeltas]] as const) {
+    for (const blk of blocks) parts.set(`${family} block ${blk}`, only(deltas, (n) => blockOf(n) === blk));
+    parts.set(`${family} outer`, only(deltas, outer));
+    parts.set(`${family} blocks only`, only(deltas, (n) => !outer(n)));
+    for (const d of deltas.filter((x) => outer(x.name))) parts.set(`${family} ${module(d.name)}`, only(deltas, (n) => n === d.name));
+  }
+  if (args['parts-match']) {
+    const keep = new RegExp(args['parts-match']);
+    for (const k of [...parts.keys()]) if (!keep.test(k)) parts.delete(k);
+  }
 }
 
 const planned: { family: string; s: number; path: string }[] = [];
