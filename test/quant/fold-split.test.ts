@@ -229,3 +229,28 @@ describe('fold-split refusals (synthetic graphs: the patterns are built on purpo
     expect(skipped.find((x) => x.consumer === 'down')?.reason).toBe('scale (Mul) has a constant channel_scale of shape [64], not a scalar');
   });
 });
+
+describe('fold-split when the pass fails', () => {
+  // Synthetic x → up (+bias) → Relu → down with planted outlier rows in down (no real model
+  // has a calibration module that fails on purpose).
+  const build = () => {
+    const b = new GraphBuilder('ffn');
+    const x = b.input('x', [4, 32]);
+    const up = b.node('MatMul', 'up', [x, b.init('up.weight', [32, 64], weightWithOutliers(1, 32, 64))]);
+    const h = b.node('Add', 'up_bias', [up, b.init('up.bias', [64], seededRandom(2).normalArray(64))]);
+    b.output(b.node('MatMul', 'down', [b.node('Relu', 'relu', [h]), b.init('down.weight', [64, 32], weightWithOutliers(3, 64, 32, [3, 10, 17]))]), [4, 32]);
+    return b;
+  };
+  const snapshot = (b: GraphBuilder) => new Map([...b.graph.initializers.values()].map((v) => [v.name, Buffer.from(v.initializer!.bytes()).toString('base64')]));
+
+  it('puts the permuted weights back when calibration fails (the model as given), and folds when it succeeds', async () => {
+    const failing = build();
+    const before = snapshot(failing);
+    await expect(quantize(failing.model, { 'w-bits': '8', 'a-bits': '8', align: '1' }, { samples: 2, feeds: () => { throw new Error('calibration data unavailable'); } })).rejects.toThrow(/calibration data unavailable/);
+    expect(snapshot(failing)).toEqual(before);
+    // The same graph with working calibration is folded: the restore above had something to undo.
+    const working = build();
+    const report = await quantize(working.model, { 'w-bits': '8', 'a-bits': '8', align: '1' }, working.calibration());
+    expect(report.foldSplit?.folded.map((f) => f.consumer)).toEqual(['down']);
+  });
+});

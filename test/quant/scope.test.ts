@@ -12,6 +12,7 @@ import { repeatedStacks, stackOf } from '../../src/passes/quant/repeated-blocks.
 import { REPO_ROOT, removeDir, scratchDir } from '../helpers/files.ts';
 import { runModel } from '../helpers/ort.ts';
 import { loadFixture, quantFixture, quantize } from './quant-fixtures.ts';
+import { GraphBuilder } from './synthetic-graphs.ts';
 
 const OUTER_ARVD = [
   '/patch_embedding/MatMul',
@@ -81,5 +82,22 @@ describe('scope blocks', () => {
     } finally {
       removeDir(dir);
     }
+  });
+});
+
+describe('scope blocks with sequential calibration', () => {
+  it('keeps each stage\'s layers on a model with two stacks (encoder and decoder, named like T5)', async () => {
+    // Synthetic: no bundled model has two stacks. Each stage finds its layers by name; the
+    // blocks are not detected again on the partly rewritten model.
+    const b = new GraphBuilder('two-stacks');
+    let x = b.input('x', [8, 32]);
+    let seed = 1;
+    const w = (n: string) => b.init(n, [32, 32], seededRandom(seed++).normalArray(32 * 32));
+    for (const stack of ['encoder', 'decoder']) for (const i of [0, 1]) for (const l of ['q', 'o']) x = b.node('MatMul', `/${stack}/block.${i}/${l}/MatMul`, [x, w(`${stack}${i}${l}.w`)]);
+    x = b.node('MatMul', '/lm_head/MatMul', [x, w('lm_head.w')]);
+    b.output(x, [8, 32]);
+    const report = await quantize(b.model, { 'w-bits': '4', 'a-bits': 'none', reconstruct: 'gptq', sequential: true, scope: 'blocks' }, b.calibration());
+    expect(report.layers.filter((l) => l.mode !== 'skipped').map((l) => l.name)).toHaveLength(8);
+    expect(report.layers.find((l) => l.name === '/lm_head/MatMul')?.reason).toBe('outside the repeated blocks (scope blocks)');
   });
 });

@@ -58,7 +58,10 @@ describe('convert inspect on stories260K', () => {
     expect(r.layers.map((l) => l.name)).toEqual([...pass.keys()]);
     for (const l of r.layers) {
       const p = pass.get(l.name)!;
-      expect([l.name, p.mode === 'dual' ? l.outliers : 0, l.threshold]).toEqual([l.name, p.outliers, p.threshold]);
+      expect([l.name, p.mode === 'dual' ? l.outliers : 0]).toEqual([l.name, p.outliers]);
+      // fold-split (on by default) permutes w1's and w3's output columns before the pass plans
+      // them, so their row norms are summed in another order: the same threshold to rounding.
+      expect(l.threshold, l.name).toBeCloseTo(p.threshold!, 12);
     }
   });
 

@@ -56,6 +56,14 @@ export interface SplitFold {
   K: number;
 }
 
+/** What {@link foldSplits} did. */
+export interface FoldResult {
+  folds: SplitFold[];
+  skipped: FoldSkip[];
+  /** Puts every permuted tensor back (the model as it was given): for a pass that fails before rewriting. */
+  restore(): void;
+}
+
 /** A split candidate left as it was, and why. */
 export interface FoldSkip {
   consumer: string;
@@ -74,11 +82,17 @@ const ELEMENTWISE = new Set([
  * @returns the folds made and, per candidate whose input cannot be folded, the reason (for
  *   every candidate, split or not: the caller keeps those of the layers it splits)
  */
-export function foldSplits(model: Model, layers: readonly LinearLayer[], config: QuantConfig): { folds: SplitFold[]; skipped: FoldSkip[] } {
+export function foldSplits(model: Model, layers: readonly LinearLayer[], config: QuantConfig): FoldResult {
   const g = model.graph;
   const folds: SplitFold[] = [];
   const skipped: FoldSkip[] = [];
-  if (!config.dualScale) return { folds, skipped };
+  // The tensors each fold replaced, to put back if the pass fails before rewriting (restore).
+  const replaced: [Value, Tensor][] = [];
+  const restore = () => {
+    for (const [v, t] of replaced.reverse()) v.initializer = t;
+    replaced.length = 0;
+  };
+  if (!config.dualScale) return { folds, skipped, restore };
   for (const layer of layers) {
     // Each fold replaces tensors: read the graph afresh so every layer sees the current ones.
     const current = linearByNode(g).get(layer.node);
@@ -99,10 +113,10 @@ export function foldSplits(model: Model, layers: readonly LinearLayer[], config:
       skipped.push({ consumer: current.name, reason: 'after permuting, S2 picks other channels (tied row norms); left as it was' });
       continue;
     }
-    permute(current, found.producers, order);
+    replaced.push(...permute(current, found.producers, order));
     folds.push({ consumer: current.name, producers: found.producers.map((p) => p.name), through: found.through.map((n) => n.opType), outliers: outliers.length, K: current.K });
   }
-  return { folds, skipped };
+  return { folds, skipped, restore };
 }
 
 /** Every linear layer of the main graph (any K, no include/exclude), by node. */
@@ -204,14 +218,16 @@ function capturedBySubgraphs(g: Graph): Set<Value> {
 }
 
 /** Permutes the producers' output channels and the consumer's input channels by `order` (new channel i = old channel order[i]). */
-function permute(consumer: LinearLayer, producers: LinearLayer[], order: Int32Array): void {
+function permute(consumer: LinearLayer, producers: LinearLayer[], order: Int32Array): [Value, Tensor][] {
   // The stored weight is [K, N], or [N, K] when transposed: the axis holding the channels.
   const edits: [Value, number][] = [[consumer.weightValue, consumer.transposed ? 1 : 0]];
   for (const p of producers) {
     edits.push([p.weightValue, p.transposed ? 0 : 1]);
     if (p.bias) edits.push([biasValue(p)!, -1]);
   }
+  const before: [Value, Tensor][] = edits.map(([v]) => [v, v.initializer!]);
   for (const [v, axis] of edits) v.initializer = permuted(v.initializer!, axis, order);
+  return before;
 }
 
 /** `t` with its slices along `axis` (−1: the last) reordered by `order`; read when needed if `t` is not in memory. */
@@ -253,7 +269,7 @@ function permuted(t: Tensor, axis: number, order: Int32Array): Tensor {
 /** One line for the log: how many split layers were folded, and the first reason a split layer was not. */
 export function logFolds(log: Logger, { folds, skipped }: { folds: SplitFold[]; skipped: FoldSkip[] }): void {
   if (!folds.length && !skipped.length) return;
-  const made = folds.length ? `${folds.length} split layer(s) read their outlier channels last, through their producers (first: ${folds[0]!.producers.join(' + ')} → ${[...new Set(folds[0]!.through)].join('/') || 'directly'} → ${folds[0]!.consumer}, ${folds[0]!.outliers} of ${folds[0]!.K} channels)` : 'no split layer folded';
+  const made = folds.length ? `${folds.length} layer(s) with outlier channels have them moved last, through their producers (a layer dual-scale auto then leaves single keeps the order: the same function) (first: ${folds[0]!.producers.join(' + ')} → ${[...new Set(folds[0]!.through)].join('/') || 'directly'} → ${folds[0]!.consumer}, ${folds[0]!.outliers} of ${folds[0]!.K} channels)` : 'no split layer folded';
   const left = skipped.length ? `; ${skipped.length} left as they were (first: ${skipped[0]!.consumer}: ${skipped[0]!.reason}${skipped.length > 1 ? '; every reason is in the report' : ''})` : '';
   log.info(`fold-split: ${made}${left}`);
 }

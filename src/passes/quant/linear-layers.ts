@@ -100,8 +100,10 @@ export function findLinearLayers(graph: Graph, selection: LayerSelection = {}): 
     if (node.domain !== '' || (node.opType !== 'MatMul' && node.opType !== 'Gemm')) continue;
     results.push(matchLayer(node, node.name || `${node.opType}_${unnamed++}`));
   }
-  // The blocks are read from every linear layer's name, whatever else filters it.
-  const stacks = selection.scope === 'blocks' ? repeatedStacks(results.filter((r) => !('reason' in r)).map((r) => r.name)) : undefined;
+  // The blocks are read from every linear layer's name, whatever else filters it. A stage of
+  // sequential calibration names its layers (chosen from the scoped list): on a partly
+  // rewritten model the float layers left would no longer show the blocks.
+  const stacks = selection.scope === 'blocks' && !selection.names ? repeatedStacks(results.filter((r) => !('reason' in r)).map((r) => r.name)) : undefined;
   for (const result of results) {
     if ('reason' in result) {
       skipped.push(result);

@@ -77,84 +77,90 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   const fold = options.foldSplit && layers.length > 0 ? foldSplits(model, layers, config) : undefined;
   // The permuted weights are new tensors: describe the layers again.
   if (fold?.folds.length) ({ layers } = findLinearLayers(model.graph, selection));
-  const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
-  if (layers.length > 0 && config.aBits === null && wantStats && !hasData && !options.loadCalibration) {
-    ctx.log.info(`weight-only without calibration data: weights rounded to nearest, no bias correction (give calib or prompts to ${reconstructOptions.method === 'none' ? 'correct the biases' : `reconstruct them with ${METHOD_NAMES[reconstructOptions.method]}`})`);
-  }
-  if (layers.length > 0 && options.loadCalibration && (config.aBits !== null || wantStats)) {
-    if (options.calib || calibration) ctx.log.warn(`load-calibration given: the calibration module is not run`);
-    table = readCalibrationTable(options.loadCalibration);
-    checkTableFolds(table, fold?.folds ?? [], options.loadCalibration);
-    smoothing = smoothingOfTable(table, options, options.loadCalibration);
-    if (smoothing) applySmoothing(model, layers, smoothing, `calibration table ${options.loadCalibration}`);
-    if (config.aBits !== null) scales = scalesFromTable(table, smoothing ? findLinearLayers(model.graph, selection).layers : layers, config, options.loadCalibration);
-    if (wantStats) {
-      const side = reconFileOf(options.loadCalibration);
-      if (!existsSync(side)) throw new Error(`calibration table ${options.loadCalibration} has no reconstruction statistics beside it (${side}); save it again with this version, or quantize with reconstruct none and bias-correction false`);
-      ({ stats: recon, activation } = readReconFile(side));
-      if (config.aBits !== null && reconstructOptions.objective !== 'fp32' && ![...(activation?.values() ?? [])].some((a) => a.moments)) {
-        throw new Error(`option activation-objective ${reconstructOptions.objective}: ${side} has no activation error moments (it was saved with activation-objective fp32); save the calibration again with activation-objective ${reconstructOptions.objective}`);
+  // The model as given comes back if anything before the rewrite fails (the fold's permutations).
+  try {
+    const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
+    if (layers.length > 0 && config.aBits === null && wantStats && !hasData && !options.loadCalibration) {
+      ctx.log.info(`weight-only without calibration data: weights rounded to nearest, no bias correction (give calib or prompts to ${reconstructOptions.method === 'none' ? 'correct the biases' : `reconstruct them with ${METHOD_NAMES[reconstructOptions.method]}`})`);
+    }
+    if (layers.length > 0 && options.loadCalibration && (config.aBits !== null || wantStats)) {
+      if (options.calib || calibration) ctx.log.warn(`load-calibration given: the calibration module is not run`);
+      table = readCalibrationTable(options.loadCalibration);
+      checkTableFolds(table, fold?.folds ?? [], options.loadCalibration);
+      smoothing = smoothingOfTable(table, options, options.loadCalibration);
+      if (smoothing) applySmoothing(model, layers, smoothing, `calibration table ${options.loadCalibration}`);
+      if (config.aBits !== null) scales = scalesFromTable(table, smoothing ? findLinearLayers(model.graph, selection).layers : layers, config, options.loadCalibration);
+      if (wantStats) {
+        const side = reconFileOf(options.loadCalibration);
+        if (!existsSync(side)) throw new Error(`calibration table ${options.loadCalibration} has no reconstruction statistics beside it (${side}); save it again with this version, or quantize with reconstruct none and bias-correction false`);
+        ({ stats: recon, activation } = readReconFile(side));
+        if (config.aBits !== null && reconstructOptions.objective !== 'fp32' && ![...(activation?.values() ?? [])].some((a) => a.moments)) {
+          throw new Error(`option activation-objective ${reconstructOptions.objective}: ${side} has no activation error moments (it was saved with activation-objective fp32); save the calibration again with activation-objective ${reconstructOptions.objective}`);
+        }
       }
+      calibrationInfo = { origin: options.loadCalibration, kind: table.source.kind, samples: table.source.samples, scaleSearch: table.scaleSearch, chunks: table.chunks, dualAlphaOne: table.dualAlphaOne };
+      ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
+    } else if (calibrateNow) {
+      const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config);
+      calib.supervision = { timeoutSeconds: options.calibTimeout, log: ctx.log };
+      const calibrateOptions: CalibrateOptions = {
+        selection,
+        // Weight-only has no activation scales to search.
+        scaleSearch: scaleSearch && config.aBits !== null,
+        // minmax declares no frame weighting: its calibration never runs S1.
+        frameWeighting: options.frameWeighting ?? false,
+        sensitivityFile: options.sensitivity || undefined,
+        sensitivitySamples: options.sensitivitySamples,
+        dualAlphaOne: options.dualAlphaOne,
+        reservoirRows: options.reservoirRows,
+        threads: options.calibThreads,
+        reconstruct: wantStats,
+        gramStride: options.gramStride,
+        statisticsMemory: parseBytes(options.statisticsMemory ?? DEFAULT_STATISTICS_MEMORY_TEXT, 'statistics-memory'),
+        splitAuto: wantStats && splitAuto(options),
+        activationMoments: wantStats && config.aBits !== null && reconstructOptions.objective !== 'fp32',
+        saveStatistics: options.saveStatistics || undefined,
+        loadStatistics: options.loadStatistics || undefined,
+        saveSensitivity: options.saveSensitivity || undefined,
+        log: ctx.log,
+      };
+      if ((options.sequential || options.smoothQuant) && (calibrateOptions.saveStatistics || calibrateOptions.loadStatistics)) {
+        throw new Error(`options save-statistics and load-statistics keep one collection of the model as given; ${options.sequential ? 'sequential collects once per stage on partly quantized copies' : 'smooth-quant collects on a smoothed copy'}`);
+      }
+      let result: CalibrationResult;
+      if (options.sequential) {
+        if (!wantStats) throw new Error('option sequential collects reconstruction statistics stage by stage: it needs reconstruct gptq or bias-correction true');
+        if (options.smoothQuant) throw new Error('option sequential cannot be combined with smooth-quant (the smoothed copy is calibrated in one stage)');
+        result = await calibrateSequentially(model, layers, calib, config, calibrateOptions, { selection, log: ctx.log });
+      } else if (options.smoothQuant) {
+        const alpha = options.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA;
+        // The smoothed copy is gone when the callback returns: its statistics cannot be collected later, group by group.
+        ({ smoothing, result } = await withSmoothedCopy(model, layers, calib, config, { selection, alpha, threads: options.calibThreads, log: ctx.log }, (copy, copyLayers) =>
+          calibrate(copy, copyLayers, calib, config, { ...calibrateOptions, grouping: false }),
+        ));
+        // Calibration succeeded: now the user's model takes the same smoothing.
+        applySmoothing(model, layers, smoothing, 'smooth-quant');
+      } else result = await calibrate(model, layers, calib, config, calibrateOptions);
+      ({ ranges, scales, table, recon, activation, grouped } = result);
+      calibrated = true;
+      curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
+      if (options.saveSensitivity && !curve) ctx.log.warn(`save-sensitivity: this run has no S1 curve (frame weighting off, or a module without rollouts); ${options.saveSensitivity} not written`);
+      if (table && smoothing) table.smoothing = smoothing;
+      if (table && fold?.folds.length) table.folds = fold.folds;
+      calibrationTimings = result.timings;
+      calibrationInfo = {
+        origin: calib.origin,
+        kind: calib.module.rollout ? 'rollout' : 'feeds',
+        samples: calib.samples,
+        scaleSearch: calibrateOptions.scaleSearch!,
+        chunks: result.chunks,
+        ...(calibrateOptions.scaleSearch ? { dualAlphaOne: options.dualAlphaOne ?? true } : {}),
+        seconds: secondsOf(result.timings),
+      };
     }
-    calibrationInfo = { origin: options.loadCalibration, kind: table.source.kind, samples: table.source.samples, scaleSearch: table.scaleSearch, chunks: table.chunks, dualAlphaOne: table.dualAlphaOne };
-    ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
-  } else if (calibrateNow) {
-    const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config);
-    calib.supervision = { timeoutSeconds: options.calibTimeout, log: ctx.log };
-    const calibrateOptions: CalibrateOptions = {
-      selection,
-      // Weight-only has no activation scales to search.
-      scaleSearch: scaleSearch && config.aBits !== null,
-      // minmax declares no frame weighting: its calibration never runs S1.
-      frameWeighting: options.frameWeighting ?? false,
-      sensitivityFile: options.sensitivity || undefined,
-      sensitivitySamples: options.sensitivitySamples,
-      dualAlphaOne: options.dualAlphaOne,
-      reservoirRows: options.reservoirRows,
-      threads: options.calibThreads,
-      reconstruct: wantStats,
-      gramStride: options.gramStride,
-      statisticsMemory: parseBytes(options.statisticsMemory ?? DEFAULT_STATISTICS_MEMORY_TEXT, 'statistics-memory'),
-      splitAuto: wantStats && splitAuto(options),
-      activationMoments: wantStats && config.aBits !== null && reconstructOptions.objective !== 'fp32',
-      saveStatistics: options.saveStatistics || undefined,
-      loadStatistics: options.loadStatistics || undefined,
-      saveSensitivity: options.saveSensitivity || undefined,
-      log: ctx.log,
-    };
-    if ((options.sequential || options.smoothQuant) && (calibrateOptions.saveStatistics || calibrateOptions.loadStatistics)) {
-      throw new Error(`options save-statistics and load-statistics keep one collection of the model as given; ${options.sequential ? 'sequential collects once per stage on partly quantized copies' : 'smooth-quant collects on a smoothed copy'}`);
-    }
-    let result: CalibrationResult;
-    if (options.sequential) {
-      if (!wantStats) throw new Error('option sequential collects reconstruction statistics stage by stage: it needs reconstruct gptq or bias-correction true');
-      if (options.smoothQuant) throw new Error('option sequential cannot be combined with smooth-quant (the smoothed copy is calibrated in one stage)');
-      result = await calibrateSequentially(model, layers, calib, config, calibrateOptions, { selection, log: ctx.log });
-    } else if (options.smoothQuant) {
-      const alpha = options.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA;
-      // The smoothed copy is gone when the callback returns: its statistics cannot be collected later, group by group.
-      ({ smoothing, result } = await withSmoothedCopy(model, layers, calib, config, { selection, alpha, threads: options.calibThreads, log: ctx.log }, (copy, copyLayers) =>
-        calibrate(copy, copyLayers, calib, config, { ...calibrateOptions, grouping: false }),
-      ));
-      // Calibration succeeded: now the user's model takes the same smoothing.
-      applySmoothing(model, layers, smoothing, 'smooth-quant');
-    } else result = await calibrate(model, layers, calib, config, calibrateOptions);
-    ({ ranges, scales, table, recon, activation, grouped } = result);
-    calibrated = true;
-    curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
-    if (options.saveSensitivity && !curve) ctx.log.warn(`save-sensitivity: this run has no S1 curve (frame weighting off, or a module without rollouts); ${options.saveSensitivity} not written`);
-    if (table && smoothing) table.smoothing = smoothing;
-    if (table && fold?.folds.length) table.folds = fold.folds;
-    calibrationTimings = result.timings;
-    calibrationInfo = {
-      origin: calib.origin,
-      kind: calib.module.rollout ? 'rollout' : 'feeds',
-      samples: calib.samples,
-      scaleSearch: calibrateOptions.scaleSearch!,
-      chunks: result.chunks,
-      ...(calibrateOptions.scaleSearch ? { dualAlphaOne: options.dualAlphaOne ?? true } : {}),
-      seconds: secondsOf(result.timings),
-    };
+  } catch (e) {
+    fold?.restore();
+    throw e;
   }
   if (!calibrated && (options.saveStatistics || options.loadStatistics)) ctx.log.warn(`${options.saveStatistics ? 'save-statistics' : 'load-statistics'} ignored: this run does not calibrate with a module (${options.loadCalibration ? 'load-calibration given' : 'no calibration data or nothing to quantize'})`);
   const t0 = performance.now();
