@@ -118,6 +118,8 @@ export function drawModuleFile(rolloutPath: string, draw: number, dir: string): 
  *   the jobs reusing it start then rather than when the measuring job ends.
  */
 export function planJobs(rows: readonly QualityRow[], bitWidths: readonly BitWidth[], calibFiles: string[], dir: string, s1From?: string, statistics = false): { jobs: QuantJob[]; skipped: SkippedRow[] } {
+  // One provider per draw (and layer selection) names its files by draw: without s1From each bit-width would have one, writing the same files.
+  if (statistics && !s1From) throw new Error('planJobs: shared statistics need s1From (one S1 measurement per draw)');
   const jobs: QuantJob[] = [];
   const skipped: SkippedRow[] = [];
   for (const bits of bitWidths) {

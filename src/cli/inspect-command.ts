@@ -30,6 +30,7 @@ export const inspectCommand: CliCommand = {
       minK: numberFlag(args['min-k'], '--min-k', (x) => Number.isInteger(x) && x >= 1, 'an integer ≥ 1'),
       include: listFlag(args.include, 'include', true),
       exclude: listFlag(args.exclude, 'exclude', true),
+      scope: scopeFlag(singleFlag(args.scope, '--scope')),
       norms: html !== undefined,
     };
     if (!existsSync(path)) throw new ModelFileError(path, 'no such file');
@@ -80,4 +81,10 @@ function writeAtomic(path: string, text: string): void {
   const tmp = `${full}.${process.pid}.tmp`;
   writeFileSync(tmp, text);
   renameSync(tmp, full);
+}
+
+/** `--scope all|blocks` (absent: all). */
+function scopeFlag(v: string | undefined): 'all' | 'blocks' {
+  if (v === undefined || v === 'all' || v === 'blocks') return v ?? 'all';
+  throw new CliError(`--scope ${v}: expected one of all, blocks`);
 }

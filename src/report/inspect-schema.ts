@@ -12,6 +12,8 @@ export interface InspectOptionsUsed {
   minK: number;
   include: string[];
   exclude: string[];
+  /** `blocks` when only the repeated blocks' layers were inspected (absent: every layer, `scope all`). */
+  scope?: 'blocks';
 }
 
 /** One eligible linear layer. */

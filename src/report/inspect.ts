@@ -18,7 +18,7 @@ import type { Model } from '../graph/ir/model.ts';
 import { detectOutliers } from '../kernels/outliers.ts';
 import { channelNorms, median } from '../kernels/statistics.ts';
 import { weightMatrixView } from '../passes/quant/layer-weights.ts';
-import { DEFAULT_MIN_K, findLinearLayers } from '../passes/quant/linear-layers.ts';
+import { DEFAULT_MIN_K, findLinearLayers, type LayerScope } from '../passes/quant/linear-layers.ts';
 import { layerKind } from './layer-type.ts';
 import type { InspectLayer, InspectOptionsUsed, InspectReport, Rollup } from './inspect-schema.ts';
 import { DEFAULT_QUANT_CONFIG } from '../passes/quant/config.ts';
@@ -33,6 +33,8 @@ export interface InspectOptions {
   minK?: number;
   include?: string[];
   exclude?: string[];
+  /** `blocks`: only the layers the passes' `scope blocks` would consider. Default `all`. */
+  scope?: LayerScope;
   /** Keep every layer's channel norms in the report (for the HTML charts). Default false. */
   norms?: boolean;
 }
@@ -46,8 +48,9 @@ export function inspectModel(model: Model, label: string, options: InspectOption
     minK: options.minK ?? DEFAULT_MIN_K,
     include: options.include ?? [],
     exclude: options.exclude ?? [],
+    ...(options.scope === 'blocks' ? { scope: 'blocks' as const } : {}),
   };
-  const { layers, skipped } = findLinearLayers(model.graph, { minK: used.minK, include: used.include, exclude: used.exclude });
+  const { layers, skipped } = findLinearLayers(model.graph, { minK: used.minK, include: used.include, exclude: used.exclude, scope: options.scope });
   const out: InspectLayer[] = layers.map((l) => {
     // Read once, in place: the bytes of one layer at a time, never a copy.
     const norms = channelNorms(weightMatrixView(l), l.K, l.N);

@@ -64,6 +64,7 @@ describe('quality plan', () => {
   });
 
   it('with shared statistics over the full table, the provider is a job that collects Gram matrices (the RTN rows come first and collect none)', () => {
+    expect(() => planJobs(ROWS, [bits('W8A8'), bits('W4')], ['a.ts'], out, undefined, true)).toThrow(/need s1From/);
     const { jobs } = planJobs(ROWS, [bits('W8A8'), bits('W4A8'), bits('W4')], ['a.ts', 'b.ts'], out, 'W4A8', true);
     const blocks = (j: { options: Record<string, string> }) => j.options.scope === 'blocks';
     const providers = jobs.filter((j) => j.savesStatistics && !blocks(j));

@@ -76,6 +76,20 @@ describe('convert inspect on stories260K', () => {
 });
 
 describe('convert inspect on the tiny ARVD', () => {
+  it('--scope blocks shows the layers scope blocks quantizes: the 7 around the blocks are skipped with the pass\'s reason', async () => {
+    const all = await inspectJson(TINY);
+    const blocks = await inspectJson(TINY, '--scope', 'blocks');
+    expect(blocks.options.scope).toBe('blocks');
+    expect(all.options.scope).toBeUndefined();
+    const outside = blocks.skipped.filter((s) => s.reason === 'outside the repeated blocks (scope blocks)').map((s) => s.name);
+    expect(outside).toHaveLength(7);
+    expect(blocks.layers.every((l) => l.name.startsWith('/blocks.'))).toBe(true);
+    expect(blocks.layers.length + outside.length).toBe(all.layers.length);
+    const bad = await cli('inspect', TINY, '--scope', 'some');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toBe('convert: error: --scope some: expected one of all, blocks\n');
+  });
+
   it('prints the per-type table: ffn.2 has outliers in every block', async () => {
     const text = await cli('inspect', TINY);
     golden(SAMPLES, 'inspect-tiny-arvd', 'inspect.txt', text.out);
