@@ -69,6 +69,10 @@ export const ROWS: readonly QualityRow[] = [
   // docs/error-propagation.md: on tiny-arvd-l those layers carry most of the final-video error).
   { label: 'minmax blocks', pass: 'minmax', options: { scope: 'blocks' }, pinned: { 'bias-correction': false } },
   { label: 'q-arvd blocks', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', scope: 'blocks' } },
+  // q-arvd's default scope (outer-w8: the layers around the blocks with 8-bit weights) against
+  // every layer at w-bits, and minmax with the same mixed precision (like for like).
+  { label: 'q-arvd all', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', scope: 'all' } },
+  { label: 'minmax outer-w8', pass: 'minmax', options: { scope: 'outer-w8' }, pinned: { 'bias-correction': false } },
   // The peer (issue 14): onnxruntime's quantize_static (QDQ, per-channel int8 weights, uint8
   // MinMax activations on every MatMul) on the same calibration rollouts, and its 4-bit
   // MatMulNBits (RTN, block 32, asymmetric, accuracy level 4). docs/peers.md has the recipe.

@@ -9,12 +9,12 @@
  */
 import { definePass } from './pass.ts';
 import { QUANT_STATISTICS, runQuantPass } from './quant/run-quant-pass.ts';
-import { biasCorrectionOption, SHARED_QUANT_OPTIONS } from './quant/quant-options.ts';
+import { biasCorrectionOption, SHARED_QUANT_OPTIONS, scopeOption } from './quant/quant-options.ts';
 
 export default definePass({
   name: 'minmax',
   summary: 'Quantize linear layers with plain min/max quantizers (the paper\'s MinMax baseline)',
-  options: { ...SHARED_QUANT_OPTIONS, ...biasCorrectionOption(false) },
+  options: { ...SHARED_QUANT_OPTIONS, ...scopeOption('all'), ...biasCorrectionOption(false) },
   statistics: QUANT_STATISTICS,
   run: (model, ctx, options) => runQuantPass(model, ctx, { ...options, dualScale: false }, 'minmax'),
 });

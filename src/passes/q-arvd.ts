@@ -27,12 +27,12 @@
  */
 import { definePass } from './pass.ts';
 import { QUANT_STATISTICS, runQuantPass } from './quant/run-quant-pass.ts';
-import { S2_OPTIONS, SHARED_QUANT_OPTIONS } from './quant/quant-options.ts';
+import { S2_OPTIONS, SHARED_QUANT_OPTIONS, scopeOption } from './quant/quant-options.ts';
 
 export default definePass({
   name: 'q-arvd',
   summary: 'Quantize linear layers with outlier-aware dual-scale quantizers (S2), frame-weighted calibration (S1) and GPTQ reconstruction',
-  options: { ...SHARED_QUANT_OPTIONS, ...S2_OPTIONS },
+  options: { ...SHARED_QUANT_OPTIONS, ...scopeOption('outer-w8'), ...S2_OPTIONS },
   statistics: QUANT_STATISTICS,
   run: (model, ctx, options) => runQuantPass(model, ctx, options, 'q-arvd'),
 });

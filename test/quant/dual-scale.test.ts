@@ -256,7 +256,8 @@ function layerPrintout(model: Model, name: string): { lines: string[]; initializ
 // (test/quant/fold-split.test.ts covers it).
 const SAME_AS_MINMAX = [
   { label: 'W8 weight-only (defaults)', options: { 'w-bits': '8', 'a-bits': 'none', 'fold-split': false } },
-  { label: 'W4 weight-only (defaults)', options: { 'w-bits': '4', 'a-bits': 'none', 'fold-split': false } },
+  // scope all: q-arvd's default gives the layers around the blocks 8-bit weights (outer-w8), minmax's does not.
+  { label: 'W4 weight-only (defaults)', options: { 'w-bits': '4', 'a-bits': 'none', 'fold-split': false, scope: 'all' } },
   { label: 'W8A8, scale-search false', options: { 'w-bits': '8', 'a-bits': '8', 'scale-search': false, reconstruct: 'none', 'bias-correction': false, 'fold-split': false } },
 ] as const;
 
@@ -297,7 +298,7 @@ describe('layers without outliers: q-arvd emits exactly what minmax emits', () =
     const f = quantFixture('stories260K');
     const qModel = await loadFixture(f);
     const mModel = await loadFixture(f);
-    await quantize(qModel, { 'w-bits': '4', 'a-bits': '8', 'dual-scale': false, 'scale-search': false, reconstruct: 'none', 'bias-correction': false }, testCalibration(f));
+    await quantize(qModel, { 'w-bits': '4', 'a-bits': '8', 'dual-scale': false, 'scale-search': false, reconstruct: 'none', 'bias-correction': false, scope: 'all' }, testCalibration(f));
     await quantize(mModel, { 'w-bits': '4', 'a-bits': '8' }, testCalibration(f), 'minmax');
     const norm = (m: Model) => printGraph(m.graph, { metadata: true }).replace(/\\"method\\":\\"(q-arvd|minmax)\\"/g, '');
     expect(norm(qModel)).toBe(norm(mModel));
@@ -358,7 +359,8 @@ describe('w4a8-kernel nbits on tiny-arvd: MatMulNBits behind the static Q → DQ
   it('qoperator W4A8', async () => {
     const f = quantFixture('tiny-arvd');
     const model = await loadFixture(f);
-    const report = await quantize(model, { ...f.options, 'w-bits': '4', 'a-bits': '8', 'w4a8-kernel': 'nbits', format: 'qoperator', ...INTEGER }, testCalibration(f));
+    // scope all: every layer 4-bit (outer-w8's 8-bit layers would run MatMulIntegerToFloat).
+    const report = await quantize(model, { ...f.options, 'w-bits': '4', 'a-bits': '8', 'w4a8-kernel': 'nbits', format: 'qoperator', scope: 'all', ...INTEGER }, testCalibration(f));
     expect(report.layers.some((l) => l.mode === 'dual')).toBe(true);
     const ops = new Set(model.graph.nodes().filter((n) => n.metadata.has('qarvd.layer')).map((n) => n.opType));
     expect([...ops].sort()).toEqual(expect.arrayContaining(['DequantizeLinear', 'MatMulNBits', 'QuantizeLinear']));

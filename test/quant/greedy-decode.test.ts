@@ -98,9 +98,10 @@ describe('stories260K: convert --pass q-arvd --q-arvd.a-bits none, then greedy d
 
       // The saved model is what the CLI was asked for: weight-only, every layer decided.
       const model = loadModel(out);
-      const decisions = model.graph.nodes().filter((n) => n.metadata.has('qarvd.decision')).map((n) => JSON.parse(n.metadata.get('qarvd.decision')!) as { bits: string });
+      const decisions = model.graph.nodes().filter((n) => n.metadata.has('qarvd.decision')).map((n) => JSON.parse(n.metadata.get('qarvd.decision')!) as { bits: string; layer: string });
       expect(decisions.length).toBe(36);
-      expect(decisions.every((d) => d.bits === `W${wBits}`)).toBe(true);
+      // The output layer (/MatMul, outside the /blocks.N/ stack) takes 8 bits under the default scope outer-w8.
+      expect(decisions.every((d) => d.bits === (d.layer === '/MatMul' ? 'W8' : `W${wBits}`))).toBe(true);
       expect(model.graph.nodes().some((n) => n.opType === 'QuantizeLinear')).toBe(false);
 
       // onnxruntime's defaults (what a user gets: its MatMulNBits fusion then runs the weight-only

@@ -63,6 +63,17 @@ export const QUANT_FIXTURES: readonly QuantFixture[] = [
   },
 ];
 
+/** The 7 linear layers around tiny-arvd's (and tiny-arvd-l's) repeated blocks, in graph order. */
+export const OUTER_ARVD = [
+  '/patch_embedding/MatMul',
+  '/time_embedding/time_embedding.0/MatMul',
+  '/time_embedding/time_embedding.2/MatMul',
+  '/time_projection/time_projection.1/MatMul',
+  '/text_embedding/text_embedding.0/MatMul',
+  '/text_embedding/text_embedding.2/MatMul',
+  '/head/MatMul',
+];
+
 export function quantFixture(name: string): QuantFixture {
   const f = QUANT_FIXTURES.find((x) => x.name === name);
   if (!f) throw new Error(`no quantization fixture ${name}`);

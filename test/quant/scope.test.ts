@@ -11,18 +11,9 @@ import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
 import { repeatedStacks, stackOf } from '../../src/passes/quant/repeated-blocks.ts';
 import { REPO_ROOT, removeDir, scratchDir } from '../helpers/files.ts';
 import { runModel } from '../helpers/ort.ts';
-import { loadFixture, quantFixture, quantize } from './quant-fixtures.ts';
+import { loadFixture, OUTER_ARVD, quantFixture, quantize } from './quant-fixtures.ts';
 import { GraphBuilder } from './synthetic-graphs.ts';
 
-const OUTER_ARVD = [
-  '/patch_embedding/MatMul',
-  '/time_embedding/time_embedding.0/MatMul',
-  '/time_embedding/time_embedding.2/MatMul',
-  '/time_projection/time_projection.1/MatMul',
-  '/text_embedding/text_embedding.0/MatMul',
-  '/text_embedding/text_embedding.2/MatMul',
-  '/head/MatMul',
-];
 
 describe('repeatedStacks', () => {
   it('finds the block stacks of the real models and leaves the layers around them outside', () => {
@@ -85,19 +76,34 @@ describe('scope blocks', () => {
   });
 });
 
+/** Synthetic: no bundled model has two stacks (encoder and decoder blocks, named like T5, and an lm_head). */
+function twoStacks(): GraphBuilder {
+  const b = new GraphBuilder('two-stacks');
+  let x = b.input('x', [8, 32]);
+  let seed = 1;
+  const w = (n: string) => b.init(n, [32, 32], seededRandom(seed++).normalArray(32 * 32));
+  for (const stack of ['encoder', 'decoder']) for (const i of [0, 1]) for (const l of ['q', 'o']) x = b.node('MatMul', `/${stack}/block.${i}/${l}/MatMul`, [x, w(`${stack}${i}${l}.w`)]);
+  x = b.node('MatMul', '/lm_head/MatMul', [x, w('lm_head.w')]);
+  b.output(x, [8, 32]);
+  return b;
+}
+
 describe('scope blocks with sequential calibration', () => {
   it('keeps each stage\'s layers on a model with two stacks (encoder and decoder, named like T5)', async () => {
     // Synthetic: no bundled model has two stacks. Each stage finds its layers by name; the
     // blocks are not detected again on the partly rewritten model.
-    const b = new GraphBuilder('two-stacks');
-    let x = b.input('x', [8, 32]);
-    let seed = 1;
-    const w = (n: string) => b.init(n, [32, 32], seededRandom(seed++).normalArray(32 * 32));
-    for (const stack of ['encoder', 'decoder']) for (const i of [0, 1]) for (const l of ['q', 'o']) x = b.node('MatMul', `/${stack}/block.${i}/${l}/MatMul`, [x, w(`${stack}${i}${l}.w`)]);
-    x = b.node('MatMul', '/lm_head/MatMul', [x, w('lm_head.w')]);
-    b.output(x, [8, 32]);
+    const b = twoStacks();
     const report = await quantize(b.model, { 'w-bits': '4', 'a-bits': 'none', reconstruct: 'gptq', sequential: true, scope: 'blocks' }, b.calibration());
     expect(report.layers.filter((l) => l.mode !== 'skipped').map((l) => l.name)).toHaveLength(8);
     expect(report.layers.find((l) => l.name === '/lm_head/MatMul')?.reason).toBe('outside the repeated blocks (scope blocks)');
+  });
+
+  it('keeps the 8-bit layer outside the stacks under outer-w8 (the stages see the marks made on the model as given)', async () => {
+    const b = twoStacks();
+    const report = await quantize(b.model, { 'w-bits': '4', 'a-bits': 'none', reconstruct: 'gptq', sequential: true, scope: 'outer-w8' }, b.calibration());
+    const bits = Object.fromEntries(report.layers.map((l) => [l.name, l.wBits]));
+    expect(bits['/lm_head/MatMul']).toBe(8);
+    expect(Object.entries(bits).filter(([n]) => n !== '/lm_head/MatMul').every(([, v]) => v === 4)).toBe(true);
+    expect(report.layers.filter((l) => l.mode !== 'skipped')).toHaveLength(9);
   });
 });

@@ -152,7 +152,7 @@ describe('small-layer rule on tiny-arvd', () => {
     expect(decisions.filter((d) => d.compute === 'float').length).toBe(kept.length);
     // And `convert diff` says so on each kept layer's line.
     const text = formatDiff(diffModels(loadModel(FP32), model), 'text');
-    for (const l of kept) expect(text).toMatch(new RegExp(`^ {2}${l.name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} +\\[${l.K}×${l.N}\\] +(single|dual)-scale W4 kept fp32 · `, 'm'));
+    for (const l of kept) expect(text).toMatch(new RegExp(`^ {2}${l.name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} +\\[${l.K}×${l.N}\\] +(single|dual)-scale W${l.wBits} kept fp32 · `, 'm'));
     expect(text.match(/kept fp32/g)!.length).toBe(kept.length);
   });
 

@@ -134,8 +134,8 @@ describe('convert diff golden samples', () => {
     golden(SAMPLES, 'stories260K-qdq-w4', 'diff.txt', text.out);
     golden(SAMPLES, 'stories260K-qdq-w4', 'diff.md', (await cli('diff', STORIES, after, '--format', 'md')).out);
     expect((await cli('diff', STORIES, after, '--exit-code')).code).toBe(1);
-    // The lm_head: 9 raw outliers of 64, rounded up to 32 rows.
-    expect(text.out).toMatch(/^ {2}\/MatMul +\[64×512\] +dual-scale W4 · 32 outlier rows · \+Gather×2 \+DequantizeLinear×2 \+MatMul×1 \+Sum×1 · constants 128\.0 KiB → 21\.0 KiB$/m);
+    // The lm_head: 9 raw outliers of 64, rounded up to 32 rows; outside the blocks, 8-bit weights (scope outer-w8).
+    expect(text.out).toMatch(/^ {2}\/MatMul +\[64×512\] +dual-scale W8 · 32 outlier rows · \+Gather×2 \+DequantizeLinear×2 \+MatMul×1 \+Sum×1 · constants 128\.0 KiB → 37\.5 KiB$/m);
     // Raising the opset from 14 to 21 turned ReduceMean's axes attribute into an input: the diff shows it.
     expect(text.out).toContain('~ /norm/ReduceMean (ReduceMean): attribute axes [-1] → (none)');
   });
@@ -235,7 +235,8 @@ describe('convert diff counts and data', () => {
     const r = await cli('diff', TINY, after);
     // The issue's line had +Gather×1; fold-split (default on) moves ffn.2's outlier channels last through ffn.0, so a Slice reads them.
     expect(r.out).toMatch(/^ {2}\/blocks\.0\/ffn\/ffn\.2\/MatMul +\[256×64\] +dual-scale W4A8 · 32 outlier rows · \+Slice×1 \+QuantizeLinear×2 \+DequantizeLinear×4 \+MatMul×1 \+Sum×1 -Add×1 · /m);
-    expect(r.out).toContain('37 linear layers rewritten (12 dual-scale, 25 single-scale; q-arvd W4A8 qdq), 0 unchanged');
+    // The 7 layers around the blocks take 8-bit weights (q-arvd's default scope outer-w8).
+    expect(r.out).toContain('37 linear layers rewritten (12 dual-scale, 25 single-scale; q-arvd W8A8 qdq, q-arvd W4A8 qdq), 0 unchanged');
   });
 
   it('reports bad arguments on one line with exit 1', async () => {

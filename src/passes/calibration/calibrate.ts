@@ -252,7 +252,7 @@ function searchAll(layers: LinearLayer[], stats: CollectedStats, config: QuantCo
   const table: CalibrationTable = {
     format: TABLE_FORMAT,
     version: TABLE_VERSION,
-    config: tableConfig(config),
+    config: tableConfig(config, layers),
     source: { origin: calib.origin, kind: calib.module.rollout ? 'rollout' : 'feeds', samples: calib.samples, reservoirRows, calls: chunks.map((c) => stats.calls.get(c) ?? 0) },
     scaleSearch: true,
     chunks,

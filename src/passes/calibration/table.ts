@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ScaleCandidate } from '../../kernels/scale-search.ts';
-import { bitsLabel, type QuantConfig } from '../quant/config.ts';
+import { bitsLabel, layerConfig, type QuantConfig } from '../quant/config.ts';
 import { takeRows, weightMatrix } from '../quant/layer-weights.ts';
 import type { LinearLayer } from '../quant/linear-layers.ts';
 import { planLayer, type ActivationQuant, type LayerPlan, type LayerScales } from '../quant/plan.ts';
@@ -37,6 +37,8 @@ export interface TableConfig {
   align: number;
   /** Input channels per weight block (0: per output channel). */
   blockSize?: number;
+  /** Layers with 8-bit weights under lower `bits` (`scope outer-w8`), in layer order; absent: none. */
+  w8Layers?: string[];
 }
 
 /** One branch of a layer in the table. */
@@ -113,8 +115,26 @@ export interface CalibrationTable {
   layers: Record<string, TableLayer>;
 }
 
-export function tableConfig(config: QuantConfig): TableConfig {
-  return { bits: bitsLabel(config), wSymmetric: config.wSymmetric, aSymmetric: config.aSymmetric, dualScale: config.dualScale, tau: config.tau, gamma: config.gamma, align: config.align, ...(config.blockSize ? { blockSize: config.blockSize } : {}) };
+/** What a table records of the run's options: a table is read only by a run with the same. */
+export function tableConfig(config: QuantConfig, layers: readonly LinearLayer[]): TableConfig {
+  const w8Layers = layers.filter((l) => layerConfig(config, l) !== config).map((l) => l.name);
+  return {
+    bits: bitsLabel(config),
+    wSymmetric: config.wSymmetric,
+    aSymmetric: config.aSymmetric,
+    dualScale: config.dualScale,
+    tau: config.tau,
+    gamma: config.gamma,
+    align: config.align,
+    ...(config.blockSize ? { blockSize: config.blockSize } : {}),
+    ...(w8Layers.length ? { w8Layers } : {}),
+  };
+}
+
+/** A recorded option's value as a refusal names it. */
+function optionText(v: unknown): string {
+  if (!Array.isArray(v)) return String(v);
+  return `[${v.slice(0, 3).join(', ')}${v.length > 3 ? `, … (${v.length})` : ''}]`;
 }
 
 /** The table entry of a searched layer. */
@@ -172,10 +192,12 @@ export function scalesFromTable(table: CalibrationTable, layers: LinearLayer[], 
   const fail = (what: string): never => {
     throw new Error(`calibration table ${origin}: ${what}`);
   };
-  const want = tableConfig(config);
-  const diffs = (Object.keys(want) as (keyof TableConfig)[]).filter((k) => table.config[k] !== want[k]);
+  const want = tableConfig(config, layers);
+  // Both sides' keys: an option one side records and the other leaves at its default differs too.
+  const keys = [...new Set([...Object.keys(want), ...Object.keys(table.config)])] as (keyof TableConfig)[];
+  const diffs = keys.filter((k) => optionText(table.config[k]) !== optionText(want[k]));
   if (diffs.length) {
-    fail(`was made with ${diffs.map((k) => `${k} ${String(table.config[k])}`).join(', ')}, this run has ${diffs.map((k) => `${k} ${String(want[k])}`).join(', ')}; calibrate again with these options (save-calibration) or use the table's`);
+    fail(`was made with ${diffs.map((k) => `${k} ${optionText(table.config[k])}`).join(', ')}, this run has ${diffs.map((k) => `${k} ${optionText(want[k])}`).join(', ')}; calibrate again with these options (save-calibration) or use the table's`);
   }
   const out: CalibratedScales = new Map();
   for (const layer of layers) {

@@ -81,3 +81,13 @@ export const DEFAULT_QUANT_CONFIG: QuantConfig = {
 export function bitsLabel(c: Pick<QuantConfig, 'wBits' | 'aBits'>): string {
   return `W${c.wBits}${c.aBits === null ? '' : `A${c.aBits}`}`;
 }
+
+/**
+ * The configuration one layer is quantized with: the pass's, with 8-bit weights for a layer
+ * that `scope outer-w8` marks (LinearLayer.wBits). Every per-layer decision (plan, scale
+ * search, form, small-layer rule, report) reads it, so such a layer is exactly what the pass
+ * would make of it at w-bits 8.
+ */
+export function layerConfig(config: QuantConfig, layer: { wBits?: 8 }): QuantConfig {
+  return layer.wBits && layer.wBits !== config.wBits ? { ...config, wBits: layer.wBits } : config;
+}

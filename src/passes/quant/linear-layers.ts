@@ -38,6 +38,11 @@ export interface LinearLayer {
   bias?: LayerBias;
   /** The value the layer (with its folded bias) produces. */
   output: Value;
+  /**
+   * 8 when this layer's weights take 8 bits whatever the pass's weight bits (`scope outer-w8`:
+   * a layer outside the repeated blocks); absent: the pass's bits. See `layerConfig`.
+   */
+  wBits?: 8;
 }
 
 /** A MatMul or Gemm that will not be quantized, with the reason for the report. */
@@ -64,10 +69,21 @@ export interface LayerSelection {
    * names show no repeated blocks every layer stays selected (the caller says so). Default `all`.
    */
   scope?: LayerScope;
+  /**
+   * `scope outer-w8`: the layers outside the repeated blocks, as found on the model as given.
+   * Later calls on a partly rewritten model (S1's copy, sequential stages) pass it on, where
+   * the float layers left would no longer show the blocks.
+   */
+  outer?: ReadonlySet<string>;
 }
 
-/** Which layers a quantization pass considers: all, or those inside the repeated blocks. */
-export type LayerScope = 'all' | 'blocks';
+/**
+ * Which layers a quantization pass considers, and at what weight bits: `all` every layer at
+ * the pass's bits; `blocks` only those inside the repeated blocks; `outer-w8` every layer, those
+ * outside the repeated blocks with 8-bit weights (the first and last layers at 8 bits, as
+ * low-bit quantization has kept them since PACT and LSQ: docs/error-propagation.md).
+ */
+export type LayerScope = 'all' | 'blocks' | 'outer-w8';
 
 /**
  * Below 16 input channels a per-output-channel scale serves so few values that the scale
@@ -103,7 +119,10 @@ export function findLinearLayers(graph: Graph, selection: LayerSelection = {}): 
   // The blocks are read from every linear layer's name, whatever else filters it. A stage of
   // sequential calibration names its layers (chosen from the scoped list): on a partly
   // rewritten model the float layers left would no longer show the blocks.
-  const stacks = selection.scope === 'blocks' && !selection.names ? repeatedStacks(results.filter((r) => !('reason' in r)).map((r) => r.name)) : undefined;
+  const scoped = selection.scope === 'blocks' || (selection.scope === 'outer-w8' && !selection.outer);
+  const stacks = scoped && !selection.names ? repeatedStacks(results.filter((r) => !('reason' in r)).map((r) => r.name)) : undefined;
+  const blocks = selection.scope === 'blocks' ? stacks : undefined;
+  const outer = (name: string): boolean => (selection.outer ? selection.outer.has(name) : Boolean(stacks?.size) && !stackOf(name, stacks!));
   for (const result of results) {
     if ('reason' in result) {
       skipped.push(result);
@@ -112,9 +131,9 @@ export function findLinearLayers(graph: Graph, selection: LayerSelection = {}): 
     const name = result.name;
     if (result.K < minK) skipped.push(skip(result, `K = ${result.K} is below min-k ${minK}`));
     else if (!selectedByGlobs(name, include, exclude)) skipped.push(skip(result, 'not selected by include/exclude'));
-    else if (stacks?.size && !stackOf(name, stacks)) skipped.push(skip(result, 'outside the repeated blocks (scope blocks)'));
+    else if (blocks?.size && !stackOf(name, blocks)) skipped.push(skip(result, 'outside the repeated blocks (scope blocks)'));
     else if (selection.names && !selection.names.has(name)) skipped.push(skip(result, 'not in this stage'));
-    else layers.push(result);
+    else layers.push(selection.scope === 'outer-w8' && outer(name) ? { ...result, wBits: 8 } : result);
   }
   return { ...rejectSharedWeights(layers, skipped), ...(stacks ? { stacks: [...stacks] } : {}) };
 }
@@ -211,7 +230,8 @@ function rejectSharedWeights(layers: LinearLayer[], skipped: SkippedLayer[]): { 
     const foreign = foreignUser(l.weightValue, group);
     if (foreign) skipped.push(skip(l, `weight ${l.weightValue.name} is also used by ${foreign}`));
     else if (group.some((o) => o.transposed !== l.transposed || o.alpha !== l.alpha)) skipped.push(skip(l, `weight ${l.weightValue.name} is shared by layers that read it differently`));
-    else kept.push(l);
+    // A weight is quantized once: a tied embedding and head, one of them outside the blocks, both take 8 bits.
+    else kept.push(!l.wBits && group.some((o) => o.wBits) ? { ...l, wBits: 8 } : l);
   }
   return { layers: kept, skipped };
 }

@@ -5,7 +5,7 @@ import {
   quantizeBlocked,
   type QuantType,
 } from '../../kernels/quantize.ts';
-import type { QuantConfig } from './config.ts';
+import { layerConfig, type QuantConfig } from './config.ts';
 import { takeRows, weightMatrixView } from './layer-weights.ts';
 import type { LinearLayer } from './linear-layers.ts';
 
@@ -90,6 +90,8 @@ export interface LayerReconstruction {
   heldOut?: Record<string, number>;
   /** AdaRound: weights rounded the other way than to nearest. */
   flipped?: number;
+  /** AdaRound: set when the learnt rounding's error was above round to nearest's, which the layer keeps. */
+  keptRoundToNearest?: true;
   /** The activation objective the errors above are measured in, when not `fp32` (kernels/activation-objective.ts). */
   objective?: 'quantized' | 'asymmetric';
   /** Below 1 where the estimated activation correction of H was shrunk to keep H̃ positive definite (kernels/activation-objective.ts `correctionScale`). */
@@ -103,8 +105,9 @@ export interface LayerReconstruction {
  * per-tensor quantizer per branch. Calibrated `scales`, when given for a branch, replace its
  * min/max quantizers (the weight is then quantized with the given per-channel scales).
  */
-export function planLayer(layer: LinearLayer, config: QuantConfig, ranges?: ChannelRanges, scales?: LayerScales, weights?: WeightPlan): LayerPlan {
+export function planLayer(layer: LinearLayer, passConfig: QuantConfig, ranges?: ChannelRanges, scales?: LayerScales, weights?: WeightPlan): LayerPlan {
   const { K, N } = layer;
+  const config = layerConfig(passConfig, layer);
   let w: Float32Array | undefined;
   const matrix = () => (w ??= weightMatrixView(layer));
   const { outliers, mode, branches, weightError } = weights ?? planWeights(matrix(), K, N, config);

@@ -16,12 +16,6 @@ export const SHARED_QUANT_OPTIONS = {
   format: { type: 'enum', choices: ['qdq', 'qoperator'], default: 'qdq', help: 'qdq: Q/DQ around float MatMuls (portable; onnxruntime fuses them into integer kernels); qoperator: onnxruntime\'s com.microsoft.MatMulIntegerToFloat, or MatMulNBits for weight-only (docs/speed.md)' },
   include: { type: 'string[]', default: [], help: 'only layers whose node name matches one of these globs' },
   exclude: { type: 'string[]', default: [], help: 'skip layers whose node name matches one of these globs' },
-  scope: {
-    type: 'enum',
-    choices: ['all', 'blocks'],
-    default: 'all',
-    help: 'all: every linear layer; blocks: only the layers inside the model\'s repeated blocks (found from node names like /blocks.N/…, /model/layers.N/…), keeping the layers around them (embeddings, time and text projections, the head) float, as the Q-ARVD paper quantizes the 10 linears of each block and GPTQ tools keep lm_head (docs/error-propagation.md)',
-  },
   'min-k': { type: 'integer', default: DEFAULT_MIN_K, help: 'skip layers with fewer input channels' },
   'w-symmetric': { type: 'boolean', default: false, help: 'symmetric weights (zero point 0) instead of per-channel asymmetric' },
   'reduce-range': {
@@ -65,6 +59,21 @@ export const SHARED_QUANT_OPTIONS = {
   report: { type: 'string', default: '', help: 'write the per-layer JSON report to this path' },
   threads: { type: 'integer', default: 0, help: 'threads quantizing the weights (0: one per core; 1: no worker threads); the output is the same for any number' },
 } as const satisfies Record<string, PassOption>;
+
+/**
+ * Which layers are quantized, and at what weight bits: `minmax` declares `all` (the paper's
+ * MinMax baseline: every layer alike), `q-arvd` `outer-w8` (docs/error-propagation.md).
+ */
+export function scopeOption(defaultScope: 'all' | 'outer-w8') {
+  return {
+    scope: {
+      type: 'enum',
+      choices: ['all', 'blocks', 'outer-w8'],
+      default: defaultScope,
+      help: "which layers, at what weight bits: all: every linear layer at w-bits; blocks: only the layers inside the model's repeated blocks (found from node names like /blocks.N/…, /model/layers.N/…), keeping the layers around them (embeddings, time and text projections, the head) float, as the Q-ARVD paper quantizes the 10 linears of each block and GPTQ tools keep lm_head; outer-w8: every layer, those around the blocks with 8-bit weights (the same at w-bits 8), as low-bit quantization keeps the first and last layers at 8 bits; when no blocks are found, every layer at w-bits (docs/error-propagation.md)",
+    },
+  } as const satisfies Record<string, PassOption>;
+}
 
 /** Bias correction: on by default in `q-arvd`; `minmax` declares it off (the paper's baseline), see {@link biasCorrectionOption}. */
 export function biasCorrectionOption(enabled: boolean) {

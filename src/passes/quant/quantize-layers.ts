@@ -1,5 +1,5 @@
 import type { Model } from '../../graph/ir/model.ts';
-import { bitsLabel, type QuantConfig } from './config.ts';
+import { bitsLabel, layerConfig, type QuantConfig } from './config.ts';
 import { emitLayer, type WeightCache } from './emit.ts';
 import { findLinearLayers, type LayerSelection, type LinearLayer, type SkippedLayer } from './linear-layers.ts';
 import { ensureDomain, raiseOpset } from './opset.ts';
@@ -87,7 +87,7 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
     const submit = (i: number) => {
       const layer = layers[i];
       if (!layer) return;
-      const planned = pool.plan(layerWeightForWorker(layer), layer.K, layer.N, config);
+      const planned = pool.plan(layerWeightForWorker(layer), layer.K, layer.N, layerConfig(config, layer));
       // A failure is thrown where this layer's plan is awaited, not as an unhandled rejection.
       planned.catch(() => undefined);
       ahead.set(i, planned);
@@ -144,13 +144,17 @@ class LayerQuantizer {
         throw new Error(`activation quantization (A${config.aBits}) needs calibration, and ${missing.length} layer(s) have no activation range (first: ${missing[0]!.name}); give a calibration module, or use a-bits none for weight-only`);
       }
     }
-    prepareOpsets(model, config, this.layers.length > 0);
+    prepareOpsets(model, config, this.layers.some((l) => !l.wBits));
+    // Layers outside the blocks at 8 bits (scope outer-w8) may need what 8-bit forms need.
+    const outer = this.layers.find((l) => l.wBits);
+    if (outer) prepareOpsets(model, layerConfig(config, outer), true);
     for (const l of this.layers) this.uses.set(l.weightValue, (this.uses.get(l.weightValue) ?? 0) + 1);
   }
 
   /** Plans, emits and swaps in one layer; `weights`: its weight-only plan, computed elsewhere. */
   quantize(layer: LinearLayer, weights?: WeightPlan): void {
-    const { config, ranges, scales, recon, model } = this;
+    const { ranges, scales, recon, model } = this;
+    const config = layerConfig(this.config, layer);
     const graph = model.graph;
     let plan = planLayer(layer, config, ranges?.get(layer.name), scales?.get(layer.name), weights);
     const stats = recon?.stats.get(layer.name);
@@ -190,7 +194,7 @@ class LayerQuantizer {
 
   report(): QuantReport {
     const { config, method } = this;
-    const entries = this.plans.map((p) => layerEntry(p, config)).concat(this.skipped.map((s: SkippedLayer) => skippedEntry(s)));
+    const entries = this.plans.map((p) => layerEntry(p, layerConfig(config, p.layer))).concat(this.skipped.map((s: SkippedLayer) => skippedEntry(s)));
     return { method, bits: bitsLabel(config), format: config.format, layers: entries, totals: totals(entries, this.bytesBefore, weightBytes(this.model)) };
   }
 }

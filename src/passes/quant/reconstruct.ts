@@ -157,11 +157,16 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   const crossValidated = options.method === 'gptq' && options.dampCandidates?.length && folds ? chooseDampingFor(folds, quantizers, rtn.deq, options) : undefined;
   const damp = crossValidated ? crossValidated.best : options.method === 'gptq' ? options.gptq.damp ?? DEFAULT_GPTQ_DAMP : 'rtn';
   const learnt = options.method === 'adaround' ? adaround(objective.target(options.gptq.damp ?? DEFAULT_GPTQ_DAMP), objective.h, K, N, quantizers, { ...options.adaround, rows: stats.weight > 0 ? stats.weight : 1 }) : undefined;
-  const result = learnt ?? (damp === 'rtn' ? rtn : gptq(objective.target(damp), objective.h, K, N, quantizers, { ...options.gptq, damp }));
   const perRow = stats.weight > 0 ? 1 / stats.weight : 0;
-  const shift = meanShift(stats.mean, result.deq, w, K, N);
   const eRtn = objective.error(rtn.deq) * perRow;
-  const eFinal = result !== rtn ? objective.error(result.deq) * perRow : eRtn;
+  // AdaRound minimises the error plus its rounding regulariser, on a damped target: where the
+  // learnt rounding ends above round to nearest's error (seen on 8-bit layers, whose
+  // rounding error is already small), the layer keeps round to nearest.
+  const eLearnt = learnt ? objective.error(learnt.deq) * perRow : undefined;
+  const learntKept = learnt && eLearnt! <= eRtn ? learnt : undefined;
+  const result = learnt ? learntKept ?? rtn : damp === 'rtn' ? rtn : gptq(objective.target(damp), objective.h, K, N, quantizers, { ...options.gptq, damp });
+  const shift = meanShift(stats.mean, result.deq, w, K, N);
+  const eFinal = result === learnt ? eLearnt! : result !== rtn ? objective.error(result.deq) * perRow : eRtn;
   const shiftNorm2 = shift.reduce((s, v) => s + v * v, 0);
   const meanNorm2 = kind === 'fp32' ? shiftNorm2 : objective.meanError(result.deq).reduce((s, v) => s + v * v, 0);
   // With quantized activations the mean output is E[Q(x)]·Ŵ: the activation quantizer's mean error goes through Ŵ.
@@ -177,7 +182,8 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
     dead: result.dead,
     ...(options.method === 'gptq' ? { damp } : {}),
     ...(crossValidated ? { heldOut: crossValidated.errors } : {}),
-    ...(learnt ? { flipped: learnt.flipped } : {}),
+    ...(learnt ? { flipped: learntKept ? learnt.flipped : 0 } : {}),
+    ...(learnt && !learntKept ? { keptRoundToNearest: true as const } : {}),
     ...(kind !== 'fp32' ? { objective: kind, ...(t < 1 ? { correctionScale: t } : {}) } : {}),
   };
   const out: LayerPlan = { ...plan, branches, reconstruction };

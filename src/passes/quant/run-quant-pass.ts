@@ -6,7 +6,7 @@ import { type CalibrationModule, checkCalibrationModule, loadCalibrationModule, 
 import { type CalibrationTable, checkTableFolds, readCalibrationTable, scalesFromTable } from '../calibration/table.ts';
 import type { PassContext, PassResult } from '../pass.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
-import { findLinearLayers, type LayerSelection } from './linear-layers.ts';
+import { findLinearLayers, type LayerScope, type LayerSelection } from './linear-layers.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayersThreaded, type Reconstruction } from './quantize-layers.ts';
 import { defaultThreads } from './plan-pool.ts';
 import { addCalibrationTable, type QuantReport } from './report.ts';
@@ -50,7 +50,7 @@ export const QUANT_STATISTICS = {
 export async function runQuantPass(model: Model, ctx: PassContext, options: SharedQuantValues, method: string, calibration?: CalibrationModule): Promise<PassResult> {
   calibration ??= ctx.calibration;
   const config: QuantConfig = toQuantConfig(options);
-  const selection: LayerSelection = { include: options.include, exclude: options.exclude, minK: options.minK, scope: options.scope === 'blocks' ? 'blocks' : 'all' };
+  const selection: LayerSelection = { include: options.include, exclude: options.exclude, minK: options.minK, scope: scopeOf(options.scope) };
   refuseSubgraphLayers(model, selection);
   const scaleSearch = options.scaleSearch ?? false;
   const reconstructOptions = reconstructOptionsOf(options);
@@ -72,7 +72,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
   const found = findLinearLayers(model.graph, selection);
   let { layers } = found;
-  if (found.stacks) logScope(ctx, found);
+  if (found.stacks) logScope(ctx, found, selection.scope!, config);
+  // Every later search (S1's copy, fold-split's, sequential stages) marks the same layers.
+  if (selection.scope === 'outer-w8') selection.outer = new Set(layers.filter((l) => l.wBits).map((l) => l.name));
   // Before anything reads the model: calibration, the table and the plans all see the permuted channels.
   const fold = options.foldSplit && layers.length > 0 ? foldSplits(model, layers, config) : undefined;
   // The permuted weights are new tensors: describe the layers again.
@@ -283,9 +285,21 @@ async function resolveCalibration(options: SharedQuantValues, given: Calibration
 
 export type { QuantReport };
 
-/** One line for `scope blocks`: the stacks found and how many layers stay float, or that none was found. */
-function logScope(ctx: PassContext, found: ReturnType<typeof findLinearLayers>): void {
-  const outside = found.skipped.filter((s) => s.reason.startsWith('outside the repeated blocks')).length;
-  if (!found.stacks?.length) ctx.log.warn('scope blocks: no repeated blocks found in the linear layers\' node names (numbered segments like /blocks.N/ with the same layers in each); every layer is considered');
-  else ctx.log.info(`scope blocks: ${found.layers.length} layer(s) in the repeated blocks (${found.stacks.map((s) => `${s}N`).join(', ')}); ${outside} outside them stay float`);
+/** The `scope` option's value (absent: all). */
+function scopeOf(scope: string | undefined): LayerScope {
+  return scope === 'blocks' || scope === 'outer-w8' ? scope : 'all';
+}
+
+/** One line for `scope blocks` / `outer-w8`: the stacks found and what becomes of the layers outside them, or that none was found. */
+function logScope(ctx: PassContext, found: ReturnType<typeof findLinearLayers>, scope: LayerScope, config: QuantConfig): void {
+  // outer-w8 is the q-arvd default: at w-bits 8 it changes nothing, and without blocks it is scope all (info, not a warning).
+  if (scope === 'outer-w8' && config.wBits === 8) return;
+  if (!found.stacks?.length) {
+    (scope === 'blocks' ? ctx.log.warn : ctx.log.info).call(ctx.log, `scope ${scope}: no repeated blocks found in the linear layers' node names (numbered segments like /blocks.N/ with the same layers in each); every layer is quantized at w-bits ${config.wBits}`);
+    return;
+  }
+  const outside = scope === 'blocks' ? found.skipped.filter((s) => s.reason.startsWith('outside the repeated blocks')).length : found.layers.filter((l) => l.wBits).length;
+  const inside = found.layers.length - (scope === 'blocks' ? 0 : outside);
+  const what = scope === 'blocks' ? 'stay float' : config.wBits === 8 ? 'take 8-bit weights like the rest' : 'take 8-bit weights';
+  ctx.log.info(`scope ${scope}: ${inside} layer(s) in the repeated blocks (${found.stacks.map((s) => `${s}N`).join(', ')}); ${outside} outside them ${what}`);
 }

@@ -1,0 +1,80 @@
+// `scope outer-w8`, q-arvd's default (linear-layers.ts, config.ts layerConfig): at w-bits 4 the
+// layers around tiny-arvd's repeated blocks take 8-bit weights, each exactly what w-bits 8
+// makes of it, while the block layers are what scope all makes of them; at w-bits 8 it writes
+// scope all's bytes; calibration tables record the 8-bit layers and refuse a run that differs.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { saveModel } from '../../src/graph/serde/io.ts';
+import { seededRandom } from '../../src/kernels/random.ts';
+import type { QuantReport } from '../../src/passes/quant/report.ts';
+import { removeDir, scratchDir } from '../helpers/files.ts';
+import { runModel } from '../helpers/ort.ts';
+import { loadFixture, OUTER_ARVD, quantFixture, quantize, testCalibration } from './quant-fixtures.ts';
+
+
+const f = quantFixture('tiny-arvd');
+const quantized = (r: QuantReport) => r.layers.filter((l) => l.mode !== 'skipped');
+const entry = (r: QuantReport, name: string) => r.layers.find((l) => l.name === name)!;
+
+describe('scope outer-w8', () => {
+  it('gives tiny-arvd\'s outer layers what w-bits 8 makes of them and its block layers what w-bits 4 does (q-arvd default and minmax); the model runs', async () => {
+    const dir = scratchDir('outer-w8');
+    try {
+      for (const method of ['q-arvd', 'minmax'] as const) {
+        const scope = method === 'minmax' ? { scope: 'outer-w8' } : {};
+        const model = await loadFixture(f);
+        const mixed = await quantize(model, { 'w-bits': '4', 'a-bits': 'none', ...scope }, undefined, method);
+        const w8 = await quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': 'none', scope: 'all' }, undefined, method);
+        const w4 = await quantize(await loadFixture(f), { 'w-bits': '4', 'a-bits': 'none', scope: 'all' }, undefined, method);
+        expect(quantized(mixed).filter((l) => l.wBits === 8).map((l) => l.name).sort(), method).toEqual([...OUTER_ARVD].sort());
+        expect(quantized(mixed).length, method).toBe(37);
+        for (const l of quantized(mixed)) {
+          const same = OUTER_ARVD.includes(l.name) ? entry(w8, l.name) : entry(w4, l.name);
+          expect([l.mode, l.outliers, l.weightError], `${method} ${l.name}`).toEqual([same.mode, same.outliers, same.weightError]);
+        }
+        expect(mixed.totals.bytesAfter, method).toBeGreaterThan(w4.totals.bytesAfter);
+        expect(mixed.totals.bytesAfter, method).toBeLessThan(w8.totals.bytesAfter);
+        const path = `${dir}/${method}.onnx`;
+        saveModel(model, path);
+        const out = await runModel(path, f.feeds(seededRandom(7)));
+        expect(Object.values(out).every((t) => (t.data as Float32Array).every(Number.isFinite)), method).toBe(true);
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  it('writes scope all\'s bytes at w-bits 8 (GPTQ on calibration data)', async () => {
+    const dir = scratchDir('outer-w8');
+    try {
+      const paths: string[] = [];
+      for (const scope of ['outer-w8', 'all']) {
+        const model = await loadFixture(f);
+        await quantize(model, { 'w-bits': '8', 'a-bits': 'none', scope }, testCalibration(f, 2));
+        paths.push(`${dir}/${scope}.onnx`);
+        saveModel(model, paths.at(-1)!);
+      }
+      expect(readFileSync(paths[0]!).equals(readFileSync(paths[1]!))).toBe(true);
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  it('records the 8-bit layers in the calibration table, which reproduces the model; a scope all run refuses it', async () => {
+    const dir = scratchDir('outer-w8');
+    try {
+      const table = `${dir}/table.json`;
+      const made = await loadFixture(f);
+      await quantize(made, { 'w-bits': '4', 'a-bits': '8', 'save-calibration': table }, testCalibration(f, 2));
+      saveModel(made, `${dir}/made.onnx`);
+      expect([...JSON.parse(readFileSync(table, 'utf8')).config.w8Layers].sort()).toEqual([...OUTER_ARVD].sort());
+      const again = await loadFixture(f);
+      await quantize(again, { 'w-bits': '4', 'a-bits': '8', 'load-calibration': table });
+      saveModel(again, `${dir}/again.onnx`);
+      expect(readFileSync(`${dir}/again.onnx`).equals(readFileSync(`${dir}/made.onnx`))).toBe(true);
+      await expect(quantize(await loadFixture(f), { 'w-bits': '4', 'a-bits': '8', scope: 'all', 'load-calibration': table })).rejects.toThrow(/w8Layers \[.*\], this run has w8Layers undefined/);
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
