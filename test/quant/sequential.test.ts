@@ -16,25 +16,26 @@ import type { LinearLayer } from '../../src/passes/quant/linear-layers.ts';
 import type { SharedQuantValues } from '../../src/passes/quant/quant-options.ts';
 import type { QuantReport } from '../../src/passes/quant/report.ts';
 import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
-import { blockOf, sequentialStages } from '../../src/passes/quant/sequential.ts';
+import { sequentialStages } from '../../src/passes/quant/sequential.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 
 const dir = scratchDir('sequential');
 afterAll(() => removeDir(dir));
 
 describe('sequential stages', () => {
-  it('finds the repeated block in PyTorch, Hugging Face and GPT-2 style node names, not sub-module indices', () => {
-    expect(blockOf('/blocks.3/ffn/ffn.2/MatMul')).toBe('blocks.3');
-    expect(blockOf('/model/layers.12/self_attn/q_proj/MatMul')).toBe('layers.12');
-    expect(blockOf('/transformer/h.0/attn/c_attn/MatMul')).toBe('h.0');
-    expect(blockOf('/time_embedding/time_embedding.0/MatMul')).toBeUndefined();
-    expect(blockOf('/head/MatMul')).toBeUndefined();
-  });
-
-  it('cuts layers in graph order where the block changes; layers outside blocks form their own stages', () => {
-    const names = ['/patch/MatMul', '/text/text.0/MatMul', '/blocks.0/q/MatMul', '/blocks.0/ffn/ffn.2/MatMul', '/blocks.1/q/MatMul', '/head/MatMul'];
-    const stages = sequentialStages(names.map((name) => ({ name }) as LinearLayer));
-    expect(stages.map((s) => s.map((l) => l.name))).toEqual([[names[0], names[1]], [names[2], names[3]], [names[4]], [names[5]]]);
+  it('cuts layers in graph order where the repeated block changes (the rule of scope blocks); layers outside blocks form their own stages', () => {
+    const stages = (names: string[]) => sequentialStages(names.map((name) => ({ name }) as LinearLayer)).map((s) => s.map((l) => l.name));
+    const arvd = ['/patch/MatMul', '/text/text.0/MatMul', '/text/text.2/MatMul', '/blocks.0/q/MatMul', '/blocks.0/ffn/ffn.2/MatMul', '/blocks.1/q/MatMul', '/blocks.1/ffn/ffn.2/MatMul', '/head/MatMul'];
+    expect(stages(arvd)).toEqual([arvd.slice(0, 3), arvd.slice(3, 5), arvd.slice(5, 7), arvd.slice(7)]);
+    // llama2.c's names (one path segment): the old word-list rule found no block in them.
+    const llama = [0, 1].flatMap((i) => [`layers.${i}.attention.wq`, `layers.${i}.feed_forward.w1`]);
+    expect(stages([...llama, 'output'])).toEqual([llama.slice(0, 2), llama.slice(2), ['output']]);
+    // CLIP's resblocks and Flux's single_transformer_blocks, which the word list did not know.
+    const clip = [0, 1].flatMap((i) => [`/text_model/resblocks.${i}/attn/MatMul`, `/text_model/resblocks.${i}/mlp/MatMul`]);
+    expect(stages(clip)).toHaveLength(2);
+    expect(stages([0, 1, 2].flatMap((i) => [`/single_transformer_blocks.${i}/proj_mlp/MatMul`, `/single_transformer_blocks.${i}/proj_out/MatMul`]))).toHaveLength(3);
+    // A Sequential's children (one layer per index) are not blocks: one stage.
+    expect(stages(['/time_embedding/time_embedding.0/MatMul', '/time_embedding/time_embedding.2/MatMul'])).toHaveLength(1);
     expect(sequentialStages([{ name: 'a' }, { name: 'b' }] as LinearLayer[])).toHaveLength(1);
   });
 });

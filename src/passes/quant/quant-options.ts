@@ -107,7 +107,7 @@ export const RECONSTRUCTION_OPTIONS = {
   sequential: {
     type: 'boolean',
     default: false,
-    help: 'collect each block\'s calibration statistics on a copy whose earlier blocks (blocks.N, layers.N, h.N in the node names) are already quantized, so each layer is fitted to the upstream error it will see; one more calibration pass per block',
+    help: 'collect each block\'s calibration statistics on a copy whose earlier blocks (the repeated blocks of scope blocks: /blocks.N/, /model/layers.N/, … in the node names) are already quantized, so each layer is fitted to the upstream error it will see; one more calibration pass per block',
   },
   'statistics-memory': {
     type: 'string',

@@ -67,3 +67,12 @@ export function repeatedStacks(names: readonly string[]): Set<string> {
 export function stackOf(name: string, stacks: ReadonlySet<string>): string | undefined {
   return segments(name).find((s) => stacks.has(s.stack))?.stack;
 }
+
+/**
+ * The block `name` belongs to: its outermost numbered segment in one of `stacks`, as the
+ * stack's name and the index (`/blocks.3`), or undefined for a layer outside every stack.
+ */
+export function blockOf(name: string, stacks: ReadonlySet<string>): string | undefined {
+  const s = segments(name).find((seg) => stacks.has(seg.stack));
+  return s && `${s.stack}${s.index}`;
+}

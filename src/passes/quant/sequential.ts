@@ -5,10 +5,11 @@
  * rollout that error also reaches later chunks through the generated context, and the
  * calibration rollouts of a partly quantized model carry it there too.
  *
- * 1. Stages: the selected layers in graph order, cut wherever the repeated-block part of the
- *    node name changes (`blocks.3`, `layers.12`, `h.0`: {@link blockOf}); layers outside any
- *    block (embeddings, the head) form stages of their own between the blocks. A model whose
- *    names show no block is one stage (the plain calibration).
+ * 1. Stages: the selected layers in graph order, cut wherever the repeated block of the node
+ *    name changes (`/blocks.3/`, `/model/layers.12/`, `layers.12.attention.wq`: the rule of
+ *    `scope blocks`, repeated-blocks.ts); layers outside any block (embeddings, the head) form
+ *    stages of their own between the blocks. A model whose names show no repeated block is one
+ *    stage (the plain calibration).
  * 2. Stage 0 is calibrated on the float model as usual: ranges, S1's sensitivity and scales
  *    for every layer, reconstruction statistics for stage 0's layers.
  * 3. The quantizer then walks the layers of the model itself. When it reaches the first layer
@@ -31,24 +32,18 @@ import type { StatisticsByGroup } from '../calibration/grouped.ts';
 import type { LoadedCalibration } from '../calibration/module.ts';
 import type { QuantConfig } from './config.ts';
 import { findLinearLayers, type LayerSelection, type LinearLayer } from './linear-layers.ts';
+import { blockOf, repeatedStacks } from './repeated-blocks.ts';
 
 /**
- * The repeated block a node name belongs to: the last path component of the form
- * `<word>.<index>` or `<word>_<index>` whose word names a block (`blocks.3`, `layers.12`,
- * `h.0`, `layer_7`), or undefined. Sub-module indices inside a block (`ffn.2`) do not count.
+ * Rule 1: consecutive layers (graph order) in the same repeated block, the blocks found from
+ * the layers' names as `scope blocks` finds them (repeated-blocks.ts).
  */
-export function blockOf(name: string): string | undefined {
-  const parts = name.split('/');
-  for (const part of parts) if (/^(blocks?|layers?|h|transformer_blocks|encoder_layers?|decoder_layers?)[._]\d+$/i.test(part)) return part;
-  return undefined;
-}
-
-/** The stages of {@link blockOf}'s rule 1: consecutive layers (graph order) with the same block. */
 export function sequentialStages(layers: readonly LinearLayer[]): LinearLayer[][] {
+  const stacks = repeatedStacks(layers.map((l) => l.name));
   const stages: LinearLayer[][] = [];
   let key: string | undefined | null = null;
   for (const l of layers) {
-    const k = blockOf(l.name);
+    const k = blockOf(l.name, stacks);
     if (stages.length === 0 || k !== key) stages.push([]);
     stages.at(-1)!.push(l);
     key = k;
@@ -71,7 +66,7 @@ export interface SequentialContext {
 export async function calibrateSequentially(model: Model, layers: LinearLayer[], calib: LoadedCalibration, config: QuantConfig, options: CalibrateOptions, ctx: SequentialContext): Promise<CalibrationResult> {
   const stages = sequentialStages(layers);
   if (stages.length === 1) {
-    ctx.log.info('sequential: the layer names show no repeated blocks (blocks.N, layers.N, h.N); calibrated as one stage');
+    ctx.log.info('sequential: the layer names show no repeated blocks (numbered segments like /blocks.N/ with the same layers in each); calibrated as one stage');
     return calibrate(model, layers, calib, config, options);
   }
   const first = await calibrate(model, layers, calib, config, { ...options, statisticsFor: new Set(stages[0]!.map((l) => l.name)) });
