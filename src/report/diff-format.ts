@@ -39,7 +39,14 @@ function summary(d: ModelDiff): string {
   const n = d.layers.rewritten.length;
   const dual = d.layers.rewritten.filter((l) => l.decision?.mode === 'dual').length;
   const single = d.layers.rewritten.filter((l) => l.decision?.mode === 'single').length;
-  const how = [...new Set(d.layers.rewritten.filter((l) => l.decision).map((l) => `${l.decision!.method} ${l.decision!.bits} ${l.decision!.format}`))];
+  const counts = new Map<string, number>();
+  for (const { decision: x } of d.layers.rewritten) {
+    if (!x) continue;
+    const key = `${x.method} ${x.bits} ${x.format}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  // Mixed bit-widths (scope outer-w8: the layers around the blocks at 8 bits): each with its count, most first.
+  const how = counts.size > 1 ? [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([k, c]) => `${k} ×${c}`) : [...counts.keys()];
   const modes = dual + single > 0 ? ` (${dual} dual-scale, ${single} single-scale${how.length ? `; ${how.join(', ')}` : ''})` : '';
   const parts = [`${n} linear layer${n === 1 ? '' : 's'} rewritten${modes}, ${d.layers.unchanged} unchanged`];
   const short = (l: ListDiff<unknown>) => [`${l.added.length} added`, `${l.removed.length} removed`, `${l.changed.length} changed`].filter((x) => !x.startsWith('0 ')).join(', ');

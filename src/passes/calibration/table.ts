@@ -24,7 +24,13 @@ import type { Smoothing } from '../quant/smooth.ts';
 import type { SplitFold } from '../quant/fold-split.ts';
 
 export const TABLE_FORMAT = 'qarvd-calibration';
-export const TABLE_VERSION = 1;
+export const TABLE_VERSION = 2;
+/**
+ * Versions this build reads. Version 2 added `config.w8Layers` (scope outer-w8); a version-1
+ * table has every layer at its `bits`, which the per-layer check reads as such. Builds before
+ * version 2 refuse a version-2 table rather than misread its 8-bit layers.
+ */
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 
 /** The options the scales depend on (a table made under other values does not apply). */
 export interface TableConfig {
@@ -131,10 +137,22 @@ export function tableConfig(config: QuantConfig, layers: readonly LinearLayer[])
   };
 }
 
-/** A recorded option's value as a refusal names it. */
-function optionText(v: unknown): string {
-  if (!Array.isArray(v)) return String(v);
-  return `[${v.slice(0, 3).join(', ')}${v.length > 3 ? `, … (${v.length})` : ''}]`;
+/**
+ * Refuses a table whose layers had other weight bits than this run gives them (scope
+ * outer-w8 marks the layers around the repeated blocks 8-bit): per layer of this run, so that
+ * a run on fewer layers (exclude, include) still reads the table.
+ */
+function checkLayerBits(table: CalibrationTable, layers: readonly LinearLayer[], config: QuantConfig, fail: (what: string) => never): void {
+  const eight = new Set(table.config.w8Layers ?? []);
+  const differ = layers.filter((l) => eight.has(l.name) !== (layerConfig(config, l) !== config));
+  if (!differ.length) return;
+  const first = differ[0]!;
+  const bits = (is8: boolean) => (is8 ? '8-bit' : `${config.wBits}-bit`);
+  const tableScope = eight.size ? 'scope outer-w8' : 'every layer at its bits (scope all or blocks, or a table from before scope outer-w8)';
+  fail(
+    `gave ${first.name} ${bits(eight.has(first.name))} weights and this run gives it ${bits(!eight.has(first.name))} (${differ.length} layer(s) differ; the table was made with ${tableScope}); ` +
+      `use the scope the table was made with (--<pass>.scope ${eight.size ? 'outer-w8' : 'all'}) or calibrate again (save-calibration)`,
+  );
 }
 
 /** The table entry of a searched layer. */
@@ -178,7 +196,7 @@ export function readCalibrationTable(path: string): CalibrationTable {
   }
   const t = json as Partial<CalibrationTable>;
   if (!t || typeof t !== 'object' || t.format !== TABLE_FORMAT) fail(`is not a calibration table (no "format": "${TABLE_FORMAT}")`);
-  if (t.version !== TABLE_VERSION) fail(`has version ${String(t.version)}; this build reads version ${TABLE_VERSION}`);
+  if (!READABLE_VERSIONS.includes(t.version as number)) fail(`has version ${String(t.version)}; this build reads versions ${READABLE_VERSIONS.join(' and ')}`);
   if (!t.config || !t.layers || typeof t.layers !== 'object' || !Array.isArray(t.chunks) || !Array.isArray(t.alpha)) fail('is missing config, chunks, alpha or layers');
   return t as CalibrationTable;
 }
@@ -193,12 +211,14 @@ export function scalesFromTable(table: CalibrationTable, layers: LinearLayer[], 
     throw new Error(`calibration table ${origin}: ${what}`);
   };
   const want = tableConfig(config, layers);
-  // Both sides' keys: an option one side records and the other leaves at its default differs too.
-  const keys = [...new Set([...Object.keys(want), ...Object.keys(table.config)])] as (keyof TableConfig)[];
-  const diffs = keys.filter((k) => optionText(table.config[k]) !== optionText(want[k]));
+  // Both sides' keys: an option one side records and the other leaves at its default differs
+  // too. The 8-bit layers are compared per layer below.
+  const keys = [...new Set([...Object.keys(want), ...Object.keys(table.config)])].filter((k) => k !== 'w8Layers') as (keyof TableConfig)[];
+  const diffs = keys.filter((k) => String(table.config[k]) !== String(want[k]));
   if (diffs.length) {
-    fail(`was made with ${diffs.map((k) => `${k} ${optionText(table.config[k])}`).join(', ')}, this run has ${diffs.map((k) => `${k} ${optionText(want[k])}`).join(', ')}; calibrate again with these options (save-calibration) or use the table's`);
+    fail(`was made with ${diffs.map((k) => `${k} ${String(table.config[k])}`).join(', ')}, this run has ${diffs.map((k) => `${k} ${String(want[k])}`).join(', ')}; calibrate again with these options (save-calibration) or use the table's`);
   }
+  checkLayerBits(table, layers, config, fail);
   const out: CalibratedScales = new Map();
   for (const layer of layers) {
     const entry = table.layers[layer.name];

@@ -81,7 +81,7 @@ export interface LayerSelection {
  * Which layers a quantization pass considers, and at what weight bits: `all` every layer at
  * the pass's bits; `blocks` only those inside the repeated blocks; `outer-w8` every layer, those
  * outside the repeated blocks with 8-bit weights (the first and last layers at 8 bits, as
- * low-bit quantization has kept them since PACT and LSQ: docs/error-propagation.md).
+ * low-bit quantization work commonly keeps them, e.g. LSQ: docs/error-propagation.md).
  */
 export type LayerScope = 'all' | 'blocks' | 'outer-w8';
 

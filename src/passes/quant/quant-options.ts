@@ -246,8 +246,10 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
   if (blockSize > 0 && o.qdqDomain === 'com.microsoft' && o.format !== 'qoperator') {
     throw new Error(`option block-size ${blockSize}: blocked weights need the default-domain DequantizeLinear of opset 21 (block_size), not qdq-domain com.microsoft`);
   }
-  if (blockSize > 0 && o.w8Kernel === 'dynamic' && o.aBits === 'none' && o.wBits !== '4') {
-    throw new Error(`option block-size ${blockSize}: w8-kernel dynamic (DynamicQuantizeMatMul / MatMulInteger) takes per-output-channel weight scales only; use block-size channel or w8-kernel nbits`);
+  // At w-bits 4, scope outer-w8's 8-bit layers take the 8-bit weight-only kernel too.
+  if (blockSize > 0 && o.w8Kernel === 'dynamic' && o.aBits === 'none' && (o.wBits !== '4' || o.scope === 'outer-w8')) {
+    const outer = o.wBits === '4' ? ' (at w-bits 4 for scope outer-w8\'s 8-bit layers)' : '';
+    throw new Error(`option block-size ${blockSize}: w8-kernel dynamic (DynamicQuantizeMatMul / MatMulInteger) takes per-output-channel weight scales only${outer}; use block-size channel or w8-kernel nbits${outer ? ', or scope all' : ''}`);
   }
   if (o.w4a8Kernel === 'nbits' && o.format !== 'qoperator' && o.wBits === '4' && o.aBits !== 'none') {
     throw new Error(`option w4a8-kernel nbits: only with format qoperator (onnxruntime fuses no QDQ form of a 4-bit weight with a quantized activation into MatMulNBits); use format qoperator or w4a8-kernel integer`);

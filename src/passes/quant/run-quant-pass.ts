@@ -96,6 +96,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         const side = reconFileOf(options.loadCalibration);
         if (!existsSync(side)) throw new Error(`calibration table ${options.loadCalibration} has no reconstruction statistics beside it (${side}); save it again with this version, or quantize with reconstruct none and bias-correction false`);
         ({ stats: recon, activation } = readReconFile(side));
+        // A table calibrated with quantized activations, read by a weight-only run: its activation-quantizer shifts are not this run's.
+        if (config.aBits === null) activation = undefined;
         if (config.aBits !== null && reconstructOptions.objective !== 'fp32' && ![...(activation?.values() ?? [])].some((a) => a.moments)) {
           throw new Error(`option activation-objective ${reconstructOptions.objective}: ${side} has no activation error moments (it was saved with activation-objective fp32); save the calibration again with activation-objective ${reconstructOptions.objective}`);
         }
@@ -300,6 +302,6 @@ function logScope(ctx: PassContext, found: ReturnType<typeof findLinearLayers>, 
   }
   const outside = scope === 'blocks' ? found.skipped.filter((s) => s.reason.startsWith('outside the repeated blocks')).length : found.layers.filter((l) => l.wBits).length;
   const inside = found.layers.length - (scope === 'blocks' ? 0 : outside);
-  const what = scope === 'blocks' ? 'stay float' : config.wBits === 8 ? 'take 8-bit weights like the rest' : 'take 8-bit weights';
+  const what = scope === 'blocks' ? 'stay float' : 'take 8-bit weights';
   ctx.log.info(`scope ${scope}: ${inside} layer(s) in the repeated blocks (${found.stacks.map((s) => `${s}N`).join(', ')}); ${outside} outside them ${what}`);
 }
