@@ -15,7 +15,8 @@ import type { Model } from '../../src/graph/ir/model.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
 import { DEFAULT_QUANT_CONFIG } from '../../src/passes/quant/config.ts';
-import { foldSplits } from '../../src/passes/quant/fold-split.ts';
+import { foldedExternalSource, foldSplits } from '../../src/passes/quant/fold-split.ts';
+import { permuteMatrixInPlace } from '../../src/passes/quant/plan-pool.ts';
 import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
 import { quantizeLinearLayers } from '../../src/passes/quant/quantize-layers.ts';
 import { REPO_ROOT, removeDir, scratchDir } from '../helpers/files.ts';
@@ -141,6 +142,46 @@ describe('fold-split on the tiny ARVD models', () => {
       expect(t.isInMemory, t.name).toBe(false);
       expect(t.external, t.name).toBeUndefined();
       expect(Buffer.compare(t.bytes(), inMemory.graph.initializers.get(t.name)!.initializer!.bytes()), t.name).toBe(0);
+    }
+  });
+
+  it('tiny-arvd-l in external data, on worker threads: the workers read and reorder the permuted weights themselves, and the model is the in-memory one byte for byte', async () => {
+    const external = join(dir, 'tiny-arvd-l-external-q.onnx');
+    saveModel(loadModel(pathOf('tiny-arvd-l')), external, { externalData: true });
+    const streamed = loadModel(external);
+    // What the workers are handed: the data file's location and the permutation, no bytes.
+    const { folds } = foldSplits(streamed, findLinearLayers(streamed.graph).layers, DEFAULT_QUANT_CONFIG);
+    const sources = folds.flatMap((f) => [f.consumer, ...f.producers]).map((name) => foldedExternalSource(findLinearLayers(streamed.graph).layers.find((l) => l.name === name)!.weight));
+    expect(sources.every((s) => s && s.permutation.order.length > 0)).toBe(true);
+    expect(new Set(sources.map((s) => s!.permutation.axis))).toEqual(new Set([0, 1]));
+    const convert = async (path: string, threads: number) => {
+      const m = loadModel(path);
+      await quantize(m, { 'w-bits': '4', 'a-bits': 'none', threads });
+      return m;
+    };
+    const [threaded, inMemory] = [await convert(external, 2), await convert(pathOf('tiny-arvd-l'), 1)];
+    const bytes = (m: Model) => new Map([...m.graph.initializers.values()].map((v) => [v.name, Buffer.from(v.initializer!.bytes())]));
+    const [a, b] = [bytes(threaded), bytes(inMemory)];
+    expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
+    for (const [name, v] of a) expect(Buffer.compare(v, b.get(name)!), name).toBe(0);
+  });
+
+  it('permuteMatrixInPlace moves rows (axis 0, every cycle shape) and columns (axis 1) as a copy by order does', () => {
+    const byOrder = (m: number[], rows: number, cols: number, axis: 0 | 1, order: number[]) =>
+      m.map((_, x) => (axis === 0 ? m[order[Math.floor(x / cols)]! * cols + (x % cols)] : m[Math.floor(x / cols) * cols + order[x % cols]!]));
+    const rng = seededRandom(11);
+    for (const [rows, cols] of [[3, 4], [7, 5], [64, 3]] as const) {
+      for (const axis of [0, 1] as const) {
+        const n = axis === 0 ? rows : cols;
+        for (let t = 0; t < 5; t++) {
+          // Random orders (fixed points, 2-cycles, long cycles), and outliers-last as fold-split makes them.
+          const order = t === 4 ? [...Array(n).keys()].filter((i) => i % 3 !== 1).concat([...Array(n).keys()].filter((i) => i % 3 === 1)) : [...Array(n).keys()].sort(() => rng.next() - 0.5);
+          const m = Array.from({ length: rows * cols }, (_, i) => i);
+          const got = Uint32Array.from(m);
+          permuteMatrixInPlace(got, rows, cols, { axis, order: Int32Array.from(order) });
+          expect([...got], `${rows}×${cols} axis ${axis} order ${order.join(',')}`).toEqual(byOrder(m, rows, cols, axis, order));
+        }
+      }
     }
   });
 

@@ -34,13 +34,14 @@ import { dtypeName } from '../../graph/ir/dtype.ts';
 import { consumedValues, type Graph } from '../../graph/ir/graph.ts';
 import type { Model } from '../../graph/ir/model.ts';
 import type { Node } from '../../graph/ir/node.ts';
-import { alignedView, Tensor } from '../../graph/ir/tensor.ts';
+import { alignedView, type ExternalLocation, Tensor } from '../../graph/ir/tensor.ts';
 import type { Value } from '../../graph/ir/value.ts';
 import type { Logger } from '../log.ts';
 import type { QuantConfig } from './config.ts';
 import { weightMatrixView } from './layer-weights.ts';
 import { findLinearLayers, type LinearLayer } from './linear-layers.ts';
 import { outlierOptions, weightOutliers } from './plan.ts';
+import type { ChannelPermutation } from './plan-pool.ts';
 import { detectOutliers } from '../../kernels/outliers.ts';
 
 /** One fold: the consumer's outlier channels moved last through its producers. */
@@ -263,7 +264,21 @@ function permuted(t: Tensor, axis: number, order: Int32Array): Tensor {
   // The same tensor otherwise (name, type, shape, doc string, extra fields); only the bytes move.
   const out = new Tensor(t.name, t.dataType, dims, t.isInMemory ? { kind: 'raw', bytes: apply(t.bytes()) } : { kind: 'lazy', produce: () => apply(t.bytes()) }, t.extras);
   out.docString = t.docString;
+  const location = t.external;
+  if (location && dims.length === 2 && element === 4) externalSources.set(out, { location, permutation: { axis: a as 0 | 1, order } });
   return out;
+}
+
+/** A permuted 32-bit matrix whose source is in a data file: where to read it and how to reorder it. */
+const externalSources = new WeakMap<Tensor, { location: ExternalLocation; permutation: ChannelPermutation }>();
+
+/**
+ * Where a weight fold-split permuted, and that is still in its data file, can be read from,
+ * with the permutation to apply: a worker thread then reads and reorders it itself (the
+ * conversion's main thread never holds it), as it reads an unpermuted weight.
+ */
+export function foldedExternalSource(t: Tensor): { location: ExternalLocation; permutation: ChannelPermutation } | undefined {
+  return externalSources.get(t);
 }
 
 /** One line for the log: how many split layers were folded, and the first reason a split layer was not. */

@@ -5,6 +5,7 @@ import { findLinearLayers, type LayerSelection, type LinearLayer, type SkippedLa
 import { ensureDomain, raiseOpset } from './opset.ts';
 import { planLayer, type ChannelRanges, type LayerPlan, type LayerScales, type WeightPlan } from './plan.ts';
 import { type ExternalWeight, PlanPool } from './plan-pool.ts';
+import { foldedExternalSource } from './fold-split.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
 import { SpillFile } from '../../graph/serde/spill-file.ts';
 import { EXTERNAL_THRESHOLD_BYTES } from '../../graph/serde/external-sink.ts';
@@ -109,8 +110,10 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
 /** The weight as planWeights reads it, in a buffer of its own that can be moved to a worker, or where the worker reads it. */
 function layerWeightForWorker(layer: LinearLayer): Float32Array | ExternalWeight {
   const t = layer.weight;
-  const location = t.external;
-  if (location && t.dataType === DataType.FLOAT && !layer.transposed && layer.alpha === 1 && location.length === layer.K * layer.N * 4) return { name: t.name, location };
+  // A weight fold-split reordered is read from its data file and reordered by the worker too.
+  const folded = foldedExternalSource(t);
+  const location = t.external ?? folded?.location;
+  if (location && t.dataType === DataType.FLOAT && !layer.transposed && layer.alpha === 1 && location.length === layer.K * layer.N * 4) return { name: t.name, location, ...(folded ? { permutation: folded.permutation } : {}) };
   const w = weightMatrixView(layer);
   // A view of bytes the model holds must not be moved away from it: copy those.
   return layer.weight.isInMemory && !layer.transposed && layer.alpha === 1 ? w.slice() : w;
