@@ -47,7 +47,7 @@ export const SHARED_QUANT_OPTIONS = {
     type: 'enum',
     choices: ['channel', '16', '32', '64', '128', '256'],
     default: 'channel',
-    help: 'weight scales per output channel, or per block of this many input channels and output channel (blocked DequantizeLinear at opset 21; MatMulNBits with qoperator weight-only); a split layer\'s outlier rows form their own blocks',
+    help: 'weight scales per output channel, or per block of this many input channels and output channel (blocked DequantizeLinear at opset 21; MatMulNBits with qoperator weight-only); a split layer\'s outlier rows form their own blocks; weight-only (a-bits none) only: onnxruntime fuses blocked weights with quantized activations into MatMulIntegerToFloat, which fails at run time',
   },
   calib: { type: 'string', default: '', help: 'calibration module (exports feeds(ctx) or rollout(run, ctx)); needed unless a-bits is none' },
   prompts: { type: 'string', default: '', help: 'text models: a prompt list (one a line) tokenized with the tokenizer beside the model (or in its parent folder), instead of calib' },
@@ -241,7 +241,13 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
     throw new Error(`option block-size ${blockSize}: not supported with w4a8-kernel nbits; use w4a8-kernel integer with format qdq (blocked DequantizeLinear), or block-size channel`);
   }
   if (blockSize > 0 && o.format === 'qoperator' && o.aBits !== 'none') {
-    throw new Error(`option block-size ${blockSize}: com.microsoft.MatMulIntegerToFloat takes per-output-channel weight scales only; use format qdq, a-bits none (MatMulNBits), or block-size channel`);
+    throw new Error(`option block-size ${blockSize}: com.microsoft.MatMulIntegerToFloat takes per-output-channel weight scales only; use a-bits none (MatMulNBits), or block-size channel`);
+  }
+  // onnxruntime (1.30, CPU) fuses the activation's Q/DQ and a blocked weight DequantizeLinear
+  // into MatMulIntegerToFloat as well, which then fails at run time ("Per-column quantization
+  // parameter of batched matrix should have same dimension as the matrix").
+  if (blockSize > 0 && o.format !== 'qoperator' && o.aBits !== 'none') {
+    throw new Error(`option block-size ${blockSize}: with quantized activations (a-bits ${o.aBits}) onnxruntime fuses the blocked weights into MatMulIntegerToFloat, which takes per-output-channel scales only and fails at run time; use a-bits none (blocked weights in MatMulNBits), or block-size channel`);
   }
   if (blockSize > 0 && o.qdqDomain === 'com.microsoft' && o.format !== 'qoperator') {
     throw new Error(`option block-size ${blockSize}: blocked weights need the default-domain DequantizeLinear of opset 21 (block_size), not qdq-domain com.microsoft`);
