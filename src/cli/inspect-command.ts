@@ -83,8 +83,8 @@ function writeAtomic(path: string, text: string): void {
   renameSync(tmp, full);
 }
 
-/** `--scope all|blocks` (absent: all). */
-function scopeFlag(v: string | undefined): 'all' | 'blocks' {
-  if (v === undefined || v === 'all' || v === 'blocks') return v ?? 'all';
-  throw new CliError(`--scope ${v}: expected one of all, blocks`);
+/** `--scope all|blocks|outer-w8` (absent: all). */
+function scopeFlag(v: string | undefined): 'all' | 'blocks' | 'outer-w8' {
+  if (v === undefined || v === 'all' || v === 'blocks' || v === 'outer-w8') return v ?? 'all';
+  throw new CliError(`--scope ${v}: expected one of all, blocks, outer-w8`);
 }

@@ -119,7 +119,7 @@ export const INSPECT_SPEC: CommandSpec = {
     'min-k': { type: 'string', describe: 'skip layers with fewer input channels (default 16)' },
     include: { type: 'string', describe: 'only layers whose node name matches one of these globs (comma-separated)' },
     exclude: { type: 'string', describe: 'skip layers whose node name matches one of these globs (comma-separated)' },
-    scope: { type: 'string', describe: 'all (default) or blocks: only the layers inside the repeated blocks, as the passes\' scope blocks' },
+    scope: { type: 'string', describe: 'all (default); blocks: only the layers inside the repeated blocks, as the passes\' scope blocks; outer-w8: every layer, marking those q-arvd\'s default scope gives 8-bit weights' },
   },
   examples: [
     ['$0 inspect model.onnx', 'outlier statistics per layer and the type × depth table'],

@@ -15,13 +15,14 @@ const LAYER_HEADER = ['layer', 'op', 'K×N', 'dtype', 'median', 'max', 'max/med'
 const LAYER_ALIGN: Align[] = ['left', 'left', 'right', 'left', 'right', 'right', 'right', 'right', 'right', 'right'];
 
 function layerRows(r: InspectReport, name: (s: string) => string): string[][] {
-  return r.layers.map((l) => [name(l.name), l.op, dims(l.K, l.N), l.dtype, num(l.median), num(l.max), l.ratio === null ? '–' : num(l.ratio, 3), num(l.threshold), String(l.rawCount), String(l.outliers)]);
+  return r.layers.map((l) => [name(l.name) + (l.wBits ? ' (8-bit)' : ''), l.op, dims(l.K, l.N), l.dtype, num(l.median), num(l.max), l.ratio === null ? '–' : num(l.ratio, 3), num(l.threshold), String(l.rawCount), String(l.outliers)]);
 }
 
 function ruleLine(r: InspectReport): string {
   const o = r.options;
   const sel = [...(o.include.length ? [`include ${o.include.join(',')}`] : []), ...(o.exclude.length ? [`exclude ${o.exclude.join(',')}`] : [])];
-  return `S2 rule: tau ${o.tau}, gamma ${o.gamma}, align ${o.align}, min-k ${o.minK}${sel.length ? `, ${sel.join(', ')}` : ''}`;
+  const scope = o.scope === 'outer-w8' ? `; scope outer-w8: ${r.layers.filter((l) => l.wBits).length} layer(s) around the repeated blocks marked (8-bit)` : o.scope === 'blocks' ? '; scope blocks' : '';
+  return `S2 rule: tau ${o.tau}, gamma ${o.gamma}, align ${o.align}, min-k ${o.minK}${sel.length ? `, ${sel.join(', ')}` : ''}${scope}`;
 }
 
 function totalsLine(r: InspectReport): string {

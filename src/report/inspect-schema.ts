@@ -12,8 +12,11 @@ export interface InspectOptionsUsed {
   minK: number;
   include: string[];
   exclude: string[];
-  /** `blocks` when only the repeated blocks' layers were inspected (absent: every layer, `scope all`). */
-  scope?: 'blocks';
+  /**
+   * `blocks` when only the repeated blocks' layers were inspected; `outer-w8` when every layer
+   * was, those around the blocks marked `wBits: 8` (absent: every layer, `scope all`).
+   */
+  scope?: 'blocks' | 'outer-w8';
 }
 
 /** One eligible linear layer. */
@@ -28,6 +31,8 @@ export interface InspectLayer {
   N: number;
   /** Stored weight element type (`f32`, or `f16`/`bf16` behind a Cast). */
   dtype: string;
+  /** 8 under `scope outer-w8` for a layer around the repeated blocks (q-arvd's default gives it 8-bit weights); absent otherwise. */
+  wBits?: 8;
   /** Median, maximum and max ÷ median of the input-channel norms (ratio null when the median is 0). */
   median: number;
   max: number;

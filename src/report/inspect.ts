@@ -33,7 +33,7 @@ export interface InspectOptions {
   minK?: number;
   include?: string[];
   exclude?: string[];
-  /** `blocks`: only the layers the passes' `scope blocks` would consider. Default `all`. */
+  /** `blocks`: only the layers the passes' `scope blocks` would consider; `outer-w8`: every layer, those `scope outer-w8` gives 8-bit weights marked. Default `all`. */
   scope?: LayerScope;
   /** Keep every layer's channel norms in the report (for the HTML charts). Default false. */
   norms?: boolean;
@@ -48,7 +48,7 @@ export function inspectModel(model: Model, label: string, options: InspectOption
     minK: options.minK ?? DEFAULT_MIN_K,
     include: options.include ?? [],
     exclude: options.exclude ?? [],
-    ...(options.scope === 'blocks' ? { scope: 'blocks' as const } : {}),
+    ...(options.scope === 'blocks' || options.scope === 'outer-w8' ? { scope: options.scope } : {}),
   };
   const { layers, skipped } = findLinearLayers(model.graph, { minK: used.minK, include: used.include, exclude: used.exclude, scope: options.scope });
   const out: InspectLayer[] = layers.map((l) => {
@@ -67,6 +67,7 @@ export function inspectModel(model: Model, label: string, options: InspectOption
       K: l.K,
       N: l.N,
       dtype: dtypeName(l.storedType),
+      ...(l.wBits ? { wBits: l.wBits } : {}),
       median: m,
       max,
       ratio: m > 0 ? max / m : null,

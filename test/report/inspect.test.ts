@@ -10,6 +10,7 @@ import type { QuantReport } from '../../src/passes/quant/report.ts';
 import type { InspectReport } from '../../src/report/inspect.ts';
 import { layerKind } from '../../src/report/layer-type.ts';
 import { cli, golden } from '../helpers/cli.ts';
+import { OUTER_ARVD } from '../quant/quant-fixtures.ts';
 
 const STORIES = 'test/fixtures/stories260K/stories260K.onnx';
 const TINY = 'examples/tiny-arvd/model.onnx';
@@ -87,7 +88,19 @@ describe('convert inspect on the tiny ARVD', () => {
     expect(blocks.layers.length + outside.length).toBe(all.layers.length);
     const bad = await cli('inspect', TINY, '--scope', 'some');
     expect(bad.code).toBe(1);
-    expect(bad.err).toBe('convert: error: --scope some: expected one of all, blocks\n');
+    expect(bad.err).toBe('convert: error: --scope some: expected one of all, blocks, outer-w8\n');
+  });
+
+  it('--scope outer-w8 marks the 7 layers q-arvd\'s default gives 8-bit weights, the others as all lists them', async () => {
+    const all = await inspectJson(TINY);
+    const outer = await inspectJson(TINY, '--scope', 'outer-w8');
+    expect(outer.options.scope).toBe('outer-w8');
+    expect(outer.layers.map((l) => l.name)).toEqual(all.layers.map((l) => l.name));
+    expect(outer.layers.filter((l) => l.wBits === 8).map((l) => l.name).sort()).toEqual([...OUTER_ARVD].sort());
+    expect(all.layers.some((l) => l.wBits !== undefined)).toBe(false);
+    const text = (await cli('inspect', TINY, '--scope', 'outer-w8')).out;
+    expect(text).toContain('scope outer-w8: 7 layer(s) around the repeated blocks marked (8-bit)');
+    expect(text).toMatch(/^ {0,2}\/head\/MatMul \(8-bit\) /m);
   });
 
   it('prints the per-type table: ffn.2 has outliers in every block', async () => {
