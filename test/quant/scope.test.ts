@@ -10,6 +10,7 @@ import { seededRandom } from '../../src/kernels/random.ts';
 import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
 import type { QuantReport } from '../../src/passes/quant/report.ts';
 import { repeatedStacks, stackOf } from '../../src/passes/quant/repeated-blocks.ts';
+import { sequentialStages } from '../../src/passes/quant/sequential.ts';
 import { REPO_ROOT, removeDir, scratchDir } from '../helpers/files.ts';
 import { runModel } from '../helpers/ort.ts';
 import { loadFixture, OUTER_ARVD, quantFixture, quantize } from './quant-fixtures.ts';
@@ -88,6 +89,48 @@ function twoStacks(): GraphBuilder {
   b.output(x, [8, 32]);
   return b;
 }
+
+describe('torch.onnx dynamo exports (nodes named linear_N, module paths in metadata)', () => {
+  // Synthetic: no bundled model comes from the dynamo exporter. Its nodes carry the module
+  // scopes as `pkg.torch.onnx.name_scopes` metadata (the repr of a Python list, the node's
+  // own name last), which the block rule reads in place of the node name.
+  function dynamoStyle(): GraphBuilder {
+    const b = new GraphBuilder('dynamo');
+    let x = b.input('x', [8, 32]);
+    let n = 0;
+    const linear = (scope: string[]) => {
+      const name = `linear_${n}`;
+      x = b.node('MatMul', name, [x, b.init(`w${n}`, [32, 32], seededRandom(++n).normalArray(32 * 32))]);
+      x.producer()!.metadata.set('pkg.torch.onnx.name_scopes', `[${['', ...scope, name].map((s) => `'${s}'`).join(', ')}]`);
+    };
+    linear(['patch_embedding']);
+    for (const i of [0, 1]) for (const l of ['attn.q', 'ffn.fc1']) linear([`blocks.${i}`, ...l.split('.').map((_, k, a) => `blocks.${i}.${a.slice(0, k + 1).join('.')}`)]);
+    linear(['head']);
+    b.output(x, [8, 32]);
+    return b;
+  }
+
+  it('finds the blocks from the metadata: scope blocks keeps the embedding and head float, outer-w8 gives them 8 bits, sequential cuts a stage per block', async () => {
+    const found = findLinearLayers(dynamoStyle().model.graph, { scope: 'blocks' });
+    expect(found.stacks).toEqual(['blocks.']);
+    expect(found.skipped.map((s) => s.name)).toEqual(['linear_0', 'linear_5']);
+    const outer = findLinearLayers(dynamoStyle().model.graph, { scope: 'outer-w8' }).layers.filter((l) => l.wBits).map((l) => l.name);
+    expect(outer).toEqual(['linear_0', 'linear_5']);
+    const stages = sequentialStages(findLinearLayers(dynamoStyle().model.graph).layers).map((st) => st.map((l) => l.name));
+    expect(stages).toEqual([['linear_0'], ['linear_1', 'linear_2'], ['linear_3', 'linear_4'], ['linear_5']]);
+    // The node names alone show no blocks.
+    expect(repeatedStacks(['linear_0', 'linear_1', 'linear_2', 'linear_3', 'linear_4', 'linear_5']).size).toBe(0);
+    // The metadata survives a save and load, and the pass reads it.
+    const dir = scratchDir('dynamo-style');
+    try {
+      saveModel(dynamoStyle().model, `${dir}/model.onnx`);
+      const report = await quantize(loadModel(`${dir}/model.onnx`), { 'w-bits': '4', 'a-bits': 'none' });
+      expect(report.layers.filter((l) => l.wBits === 8).map((l) => l.name)).toEqual(['linear_0', 'linear_5']);
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
 
 describe('scope blocks with sequential calibration', () => {
   it('keeps each stage\'s layers on a model with two stacks (encoder and decoder, named like T5)', async () => {

@@ -4,7 +4,7 @@ import type { Node } from '../../graph/ir/node.ts';
 import type { Tensor } from '../../graph/ir/tensor.ts';
 import type { Value } from '../../graph/ir/value.ts';
 import { selectedByGlobs } from './glob.ts';
-import { repeatedStacks, stackOf } from './repeated-blocks.ts';
+import { modulePath, repeatedStacks, stackOf } from './repeated-blocks.ts';
 
 /** A constant bias added to a linear layer's output (from a following Add or Gemm's C). */
 export interface LayerBias {
@@ -120,9 +120,9 @@ export function findLinearLayers(graph: Graph, selection: LayerSelection = {}): 
   // sequential calibration names its layers (chosen from the scoped list): on a partly
   // rewritten model the float layers left would no longer show the blocks.
   const scoped = selection.scope === 'blocks' || (selection.scope === 'outer-w8' && !selection.outer);
-  const stacks = scoped && !selection.names ? repeatedStacks(results.filter((r) => !('reason' in r)).map((r) => r.name)) : undefined;
+  const stacks = scoped && !selection.names ? repeatedStacks(results.filter((r) => !('reason' in r)).map((r) => modulePath(r.node, r.name))) : undefined;
   const blocks = selection.scope === 'blocks' ? stacks : undefined;
-  const outer = (name: string): boolean => (selection.outer ? selection.outer.has(name) : Boolean(stacks?.size) && !stackOf(name, stacks!));
+  const outer = (l: LinearLayer): boolean => (selection.outer ? selection.outer.has(l.name) : Boolean(stacks?.size) && !stackOf(modulePath(l.node, l.name), stacks!));
   for (const result of results) {
     if ('reason' in result) {
       skipped.push(result);
@@ -131,9 +131,9 @@ export function findLinearLayers(graph: Graph, selection: LayerSelection = {}): 
     const name = result.name;
     if (result.K < minK) skipped.push(skip(result, `K = ${result.K} is below min-k ${minK}`));
     else if (!selectedByGlobs(name, include, exclude)) skipped.push(skip(result, 'not selected by include/exclude'));
-    else if (blocks?.size && !stackOf(name, blocks)) skipped.push(skip(result, 'outside the repeated blocks (scope blocks)'));
+    else if (blocks?.size && !stackOf(modulePath(result.node, name), blocks)) skipped.push(skip(result, 'outside the repeated blocks (scope blocks)'));
     else if (selection.names && !selection.names.has(name)) skipped.push(skip(result, 'not in this stage'));
-    else layers.push(selection.scope === 'outer-w8' && outer(name) ? { ...result, wBits: 8 } : result);
+    else layers.push(selection.scope === 'outer-w8' && outer(result) ? { ...result, wBits: 8 } : result);
   }
   return { ...rejectSharedWeights(layers, skipped), ...(stacks ? { stacks: [...stacks] } : {}) };
 }

@@ -12,6 +12,10 @@
  * block of a stack when the stack (everything before the number) has at least two indices, at
  * least two of which hold at least two linear layers with the same names after the index.
  * A layer belongs to the first (outermost) such segment of its name.
+ *
+ * The name read is the layer's module path ({@link modulePath}): the node name, or — for
+ * torch.onnx's dynamo exporter, which names nodes `linear_8` — the module scope it records in
+ * the node's `pkg.torch.onnx.name_scopes` metadata (`blocks.2.mlp.fc1`).
  */
 
 /** A numbered path segment: the stack's name before it, its index, the rest of the name. */
@@ -75,4 +79,21 @@ export function stackOf(name: string, stacks: ReadonlySet<string>): string | und
 export function blockOf(name: string, stacks: ReadonlySet<string>): string | undefined {
   const s = segments(name).find((seg) => stacks.has(seg.stack));
   return s && `${s.stack}${s.index}`;
+}
+
+/** The node metadata key under which torch.onnx's dynamo exporter records a node's module scopes. */
+const NAME_SCOPES = 'pkg.torch.onnx.name_scopes';
+
+/**
+ * The module path block detection reads for a layer: the innermost module scope recorded in
+ * the node's `pkg.torch.onnx.name_scopes` metadata (the repr of a Python list of cumulative
+ * module paths, root `''` first, the node's own name last: `['', 'blocks.2', 'blocks.2.mlp',
+ * 'blocks.2.mlp.fc1', 'linear_8']` gives `blocks.2.mlp.fc1/`), or else the node name.
+ */
+export function modulePath(node: { metadata: ReadonlyMap<string, string> } | undefined, name: string): string {
+  const scopes = node?.metadata.get(NAME_SCOPES);
+  if (!scopes) return name;
+  const entries = [...scopes.matchAll(/'((?:[^'\\]|\\.)*)'/g)].map((m) => m[1]!);
+  // The trailing `/` lets a layer called directly in a block's forward (`blocks.2`) show its segment.
+  return entries.length >= 2 ? `${entries[entries.length - 2]}/` : name;
 }

@@ -32,18 +32,18 @@ import type { StatisticsByGroup } from '../calibration/grouped.ts';
 import type { LoadedCalibration } from '../calibration/module.ts';
 import type { QuantConfig } from './config.ts';
 import { findLinearLayers, type LayerSelection, type LinearLayer } from './linear-layers.ts';
-import { blockOf, repeatedStacks } from './repeated-blocks.ts';
+import { blockOf, modulePath, repeatedStacks } from './repeated-blocks.ts';
 
 /**
  * Rule 1: consecutive layers (graph order) in the same repeated block, the blocks found from
  * the layers' names as `scope blocks` finds them (repeated-blocks.ts).
  */
 export function sequentialStages(layers: readonly LinearLayer[]): LinearLayer[][] {
-  const stacks = repeatedStacks(layers.map((l) => l.name));
+  const stacks = repeatedStacks(layers.map((l) => modulePath(l.node, l.name)));
   const stages: LinearLayer[][] = [];
   let key: string | undefined | null = null;
   for (const l of layers) {
-    const k = blockOf(l.name, stacks);
+    const k = blockOf(modulePath(l.node, l.name), stacks);
     if (stages.length === 0 || k !== key) stages.push([]);
     stages.at(-1)!.push(l);
     key = k;
