@@ -34,6 +34,11 @@ describe('sequential stages', () => {
     const clip = [0, 1].flatMap((i) => [`/text_model/resblocks.${i}/attn/MatMul`, `/text_model/resblocks.${i}/mlp/MatMul`]);
     expect(stages(clip)).toHaveLength(2);
     expect(stages([0, 1, 2].flatMap((i) => [`/single_transformer_blocks.${i}/proj_mlp/MatMul`, `/single_transformer_blocks.${i}/proj_out/MatMul`]))).toHaveLength(3);
+    // A selection of one layer per block (include ffn.2 only) is cut by the blocks of every layer.
+    const all = arvd.map((name) => ({ name }) as LinearLayer);
+    const ffn2 = all.filter((l) => l.name.includes('ffn.2'));
+    expect(sequentialStages(ffn2, all).map((s) => s.map((l) => l.name))).toEqual([[arvd[4]], [arvd[6]]]);
+    expect(sequentialStages(ffn2)).toHaveLength(1);
     // A Sequential's children (one layer per index) are not blocks: one stage.
     expect(stages(['/time_embedding/time_embedding.0/MatMul', '/time_embedding/time_embedding.2/MatMul'])).toHaveLength(1);
     expect(sequentialStages([{ name: 'a' }, { name: 'b' }] as LinearLayer[])).toHaveLength(1);

@@ -151,7 +151,7 @@ function checkLayerBits(table: CalibrationTable, layers: readonly LinearLayer[],
   const tableScope = eight.size ? 'scope outer-w8' : 'every layer at its bits (scope all or blocks, or a table from before scope outer-w8)';
   fail(
     `gave ${first.name} ${bits(eight.has(first.name))} weights and this run gives it ${bits(!eight.has(first.name))} (${differ.length} layer(s) differ; the table was made with ${tableScope}); ` +
-      `use the scope the table was made with (--<pass>.scope ${eight.size ? 'outer-w8' : 'all'}) or calibrate again (save-calibration)`,
+      `use the option scope the table was made with (scope ${eight.size ? 'outer-w8' : 'all'}) or calibrate again (save-calibration)`,
   );
 }
 

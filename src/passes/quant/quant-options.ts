@@ -238,7 +238,7 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
   if (o.align !== undefined && !(o.align >= 1)) throw new Error(`option align must be at least 1, got ${o.align}`);
   const blockSize = o.blockSize === undefined || o.blockSize === 'channel' ? 0 : Number(o.blockSize);
   if (blockSize > 0 && o.w4a8Kernel === 'nbits' && o.format === 'qoperator' && o.wBits === '4' && o.aBits !== 'none') {
-    throw new Error(`option block-size ${blockSize}: not supported with w4a8-kernel nbits; use w4a8-kernel integer with format qdq (blocked DequantizeLinear), or block-size channel`);
+    throw new Error(`option block-size ${blockSize}: not supported with w4a8-kernel nbits (nor any form with quantized activations); use a-bits none (blocked weights in MatMulNBits), or block-size channel`);
   }
   if (blockSize > 0 && o.format === 'qoperator' && o.aBits !== 'none') {
     throw new Error(`option block-size ${blockSize}: com.microsoft.MatMulIntegerToFloat takes per-output-channel weight scales only; use a-bits none (MatMulNBits), or block-size channel`);
@@ -247,7 +247,7 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
   // into MatMulIntegerToFloat as well, which then fails at run time ("Per-column quantization
   // parameter of batched matrix should have same dimension as the matrix").
   if (blockSize > 0 && o.format !== 'qoperator' && o.aBits !== 'none') {
-    throw new Error(`option block-size ${blockSize}: with quantized activations (a-bits ${o.aBits}) onnxruntime fuses the blocked weights into MatMulIntegerToFloat, which takes per-output-channel scales only and fails at run time; use a-bits none (blocked weights in MatMulNBits), or block-size channel`);
+    throw new Error(`option block-size ${blockSize}: with quantized activations (a-bits ${o.aBits}) onnxruntime fuses the blocked weights into MatMulIntegerToFloat, which takes per-output-channel scales only and fails at run time; use a-bits none (blocked weights, which onnxruntime fuses into MatMulNBits), or block-size channel`);
   }
   if (blockSize > 0 && o.qdqDomain === 'com.microsoft' && o.format !== 'qoperator') {
     throw new Error(`option block-size ${blockSize}: blocked weights need the default-domain DequantizeLinear of opset 21 (block_size), not qdq-domain com.microsoft`);

@@ -35,11 +35,13 @@ import { findLinearLayers, type LayerSelection, type LinearLayer } from './linea
 import { blockOf, modulePath, repeatedStacks } from './repeated-blocks.ts';
 
 /**
- * Rule 1: consecutive layers (graph order) in the same repeated block, the blocks found from
- * the layers' names as `scope blocks` finds them (repeated-blocks.ts).
+ * Rule 1: consecutive layers (graph order) in the same repeated block, the blocks found as
+ * `scope blocks` finds them (repeated-blocks.ts): from `all`, every linear layer of the model
+ * (default: `layers`), so that a selection of one layer per block (include ffn.2 only) still
+ * cuts a stage per block.
  */
-export function sequentialStages(layers: readonly LinearLayer[]): LinearLayer[][] {
-  const stacks = repeatedStacks(layers.map((l) => modulePath(l.node, l.name)));
+export function sequentialStages(layers: readonly LinearLayer[], all: readonly LinearLayer[] = layers): LinearLayer[][] {
+  const stacks = repeatedStacks(all.map((l) => modulePath(l.node, l.name)));
   const stages: LinearLayer[][] = [];
   let key: string | undefined | null = null;
   for (const l of layers) {
@@ -64,7 +66,7 @@ export interface SequentialContext {
  * the timings) are updated then, in place.
  */
 export async function calibrateSequentially(model: Model, layers: LinearLayer[], calib: LoadedCalibration, config: QuantConfig, options: CalibrateOptions, ctx: SequentialContext): Promise<CalibrationResult> {
-  const stages = sequentialStages(layers);
+  const stages = sequentialStages(layers, findLinearLayers(model.graph, { minK: 0 }).layers);
   if (stages.length === 1) {
     ctx.log.info('sequential: the layer names show no repeated blocks (numbered segments like /blocks.N/ with the same layers in each); calibrated as one stage');
     return calibrate(model, layers, calib, config, options);
