@@ -70,7 +70,7 @@ export function scopeOption(defaultScope: 'all' | 'outer-w8') {
       type: 'enum',
       choices: ['all', 'blocks', 'outer-w8'],
       default: defaultScope,
-      help: "which layers, at what weight bits: all: every linear layer at w-bits; blocks: only the layers inside the model's repeated blocks (found from node names like /blocks.N/…, /model/layers.N/…), keeping the layers around them (embeddings, time and text projections, the head) float, as the Q-ARVD paper quantizes the 10 linears of each block and GPTQ tools keep lm_head; outer-w8: every layer, those around the blocks with 8-bit weights (the same at w-bits 8), as low-bit quantization keeps the first and last layers at 8 bits; when no blocks are found, every layer at w-bits (docs/error-propagation.md)",
+      help: "which layers, at what weight bits: all: every linear layer at w-bits; blocks: only the layers inside the model's repeated blocks (found from node names like /blocks.N/…, /model/layers.N/…, or the module scopes torch.onnx's dynamo exporter records on each node), keeping the layers around them (embeddings, time and text projections, the head) float, as the Q-ARVD paper quantizes the 10 linears of each block and GPTQ tools keep lm_head; outer-w8: every layer, those around the blocks with 8-bit weights (the same at w-bits 8), as low-bit quantization keeps the first and last layers at 8 bits; when no blocks are found, every layer at w-bits (docs/error-propagation.md)",
     },
   } as const satisfies Record<string, PassOption>;
 }
