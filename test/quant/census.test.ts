@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Model } from '../../src/graph/ir/model.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/config.ts';
-import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
+import { findLinearLayers, type LayerSelection } from '../../src/passes/quant/linear-layers.ts';
 import { toQuantConfig } from '../../src/passes/quant/quant-options.ts';
 import { type ActivationRanges, quantizeLinearLayers } from '../../src/passes/quant/quantize-layers.ts';
 import { optimizedCensus } from '../helpers/census.ts';
@@ -49,16 +49,34 @@ const MODELS: { name: string; load: () => Model }[] = [
  * forms, and tiny-arvd's layers are small enough for the small-layer rule to keep some in float
  * (test/quant/small-layers.test.ts).
  */
-function quantizeFixed(model: Model, partial: Partial<QuantConfig>): { branches: number; dual: number } {
+function quantizeFixed(model: Model, partial: Partial<QuantConfig>, selection: LayerSelection = {}): { branches: number; dual: number } {
   const config: QuantConfig = { ...DEFAULT_QUANT_CONFIG, integerKernels: 'always', ...partial };
   const ranges: ActivationRanges = new Map();
   for (const l of findLinearLayers(model.graph).layers) ranges.set(l.name, { min: new Float32Array(l.K).fill(-3), max: new Float32Array(l.K).fill(4) });
-  const report = quantizeLinearLayers(model, config, {}, config.aBits === null ? undefined : ranges, config.dualScale ? 'q-arvd' : 'minmax');
+  const report = quantizeLinearLayers(model, config, selection, config.aBits === null ? undefined : ranges, config.dualScale ? 'q-arvd' : 'minmax');
   const branches = model.graph.nodes().filter((n) => n.metadata.has('qarvd.layer') && ['MatMul', 'MatMulIntegerToFloat', 'MatMulNBits', 'DynamicQuantizeMatMul', 'MatMulInteger'].includes(n.opType)).length;
   return { branches, dual: report.totals.layers.dual };
 }
 
 describe('census of the optimized graph: every quantized weight reaches an integer kernel', () => {
+  // q-arvd's default scope outer-w8 mixes 4-bit block layers with 8-bit layers around them in one graph.
+  for (const format of ['qdq', 'qoperator'] as const) {
+    for (const label of ['W4A8', 'W4A6', 'W4'] as const) {
+      const name = `tiny-arvd ${format} ${label} scope outer-w8`;
+      it(name, async () => {
+        const model = loadModel(join(REPO_ROOT, 'examples/tiny-arvd/model.onnx'));
+        const { branches } = quantizeFixed(model, { ...BITS[label], format }, { scope: 'outer-w8' });
+        const bits = new Set(model.graph.nodes().map((n) => n.metadata.get('qarvd.decision')).filter((d) => d !== undefined).map((d) => (JSON.parse(d!) as { bits: string }).bits));
+        expect(bits.size, [...bits].join(', ')).toBe(2);
+        const path = join(dir, `${name.replaceAll(' ', '-')}.onnx`);
+        saveModel(model, path);
+        const census = await optimizedCensus(path);
+        expect(census.floatWeights, JSON.stringify(census.ops)).toEqual([]);
+        expect(census.integerKernels, JSON.stringify(census.ops)).toBe(branches);
+      });
+    }
+  }
+
   for (const m of MODELS) {
     for (const format of ['qdq', 'qoperator'] as const) {
       for (const [label, bits] of Object.entries(BITS)) {

@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ScaleCandidate } from '../../kernels/scale-search.ts';
-import { bitsLabel, layerConfig, type QuantConfig } from '../quant/config.ts';
+import { bitsLabel, type QuantConfig, takesOwnBits } from '../quant/config.ts';
 import { takeRows, weightMatrix } from '../quant/layer-weights.ts';
 import type { LinearLayer } from '../quant/linear-layers.ts';
 import { planLayer, type ActivationQuant, type LayerPlan, type LayerScales } from '../quant/plan.ts';
@@ -123,7 +123,7 @@ export interface CalibrationTable {
 
 /** What a table records of the run's options: a table is read only by a run with the same. */
 export function tableConfig(config: QuantConfig, layers: readonly LinearLayer[]): TableConfig {
-  const w8Layers = layers.filter((l) => layerConfig(config, l) !== config).map((l) => l.name);
+  const w8Layers = layers.filter((l) => takesOwnBits(config, l)).map((l) => l.name);
   return {
     bits: bitsLabel(config),
     wSymmetric: config.wSymmetric,
@@ -144,7 +144,7 @@ export function tableConfig(config: QuantConfig, layers: readonly LinearLayer[])
  */
 function checkLayerBits(table: CalibrationTable, layers: readonly LinearLayer[], config: QuantConfig, fail: (what: string) => never): void {
   const eight = new Set(table.config.w8Layers ?? []);
-  const differ = layers.filter((l) => eight.has(l.name) !== (layerConfig(config, l) !== config));
+  const differ = layers.filter((l) => eight.has(l.name) !== takesOwnBits(config, l));
   if (!differ.length) return;
   const first = differ[0]!;
   const bits = (is8: boolean) => (is8 ? '8-bit' : `${config.wBits}-bit`);

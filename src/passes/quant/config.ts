@@ -89,5 +89,10 @@ export function bitsLabel(c: Pick<QuantConfig, 'wBits' | 'aBits'>): string {
  * would make of it at w-bits 8.
  */
 export function layerConfig(config: QuantConfig, layer: { wBits?: 8 }): QuantConfig {
-  return layer.wBits && layer.wBits !== config.wBits ? { ...config, wBits: layer.wBits } : config;
+  return takesOwnBits(config, layer) ? { ...config, wBits: layer.wBits! } : config;
+}
+
+/** True when `layer`'s weight bits differ from the pass's (scope outer-w8 at w-bits 4). */
+export function takesOwnBits(config: QuantConfig, layer: { wBits?: 8 }): boolean {
+  return layer.wBits !== undefined && layer.wBits !== config.wBits;
 }

@@ -67,17 +67,19 @@ export function repeatedStacks(names: readonly string[]): Set<string> {
   return stacks;
 }
 
-/** The stack `name` belongs to (its outermost numbered segment in one of `stacks`), or undefined. */
-export function stackOf(name: string, stacks: ReadonlySet<string>): string | undefined {
-  return segments(name).find((s) => stacks.has(s.stack))?.stack;
+/** The outermost numbered segment of `name` that is in one of `stacks`, if any. */
+function blockSegment(name: string, stacks: ReadonlySet<string>): Segment | undefined {
+  return segments(name).find((s) => stacks.has(s.stack));
 }
 
-/**
- * The block `name` belongs to: its outermost numbered segment in one of `stacks`, as the
- * stack's name and the index (`/blocks.3`), or undefined for a layer outside every stack.
- */
+/** The stack `name` belongs to, or undefined. */
+export function stackOf(name: string, stacks: ReadonlySet<string>): string | undefined {
+  return blockSegment(name, stacks)?.stack;
+}
+
+/** The block `name` belongs to, as the stack's name and the index (`/blocks.3`), or undefined for a layer outside every stack. */
 export function blockOf(name: string, stacks: ReadonlySet<string>): string | undefined {
-  const s = segments(name).find((seg) => stacks.has(seg.stack));
+  const s = blockSegment(name, stacks);
   return s && `${s.stack}${s.index}`;
 }
 

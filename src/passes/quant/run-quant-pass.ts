@@ -297,7 +297,9 @@ function logScope(ctx: PassContext, found: ReturnType<typeof findLinearLayers>, 
   // outer-w8 is the q-arvd default: at w-bits 8 it changes nothing, and without blocks it is scope all (info, not a warning).
   if (scope === 'outer-w8' && config.wBits === 8) return;
   if (!found.stacks?.length) {
-    (scope === 'blocks' ? ctx.log.warn : ctx.log.info).call(ctx.log, `scope ${scope}: no repeated blocks found in the linear layers' node names (numbered segments like /blocks.N/ with the same layers in each); every layer is quantized at w-bits ${config.wBits}`);
+    const none = `scope ${scope}: no repeated blocks found in the linear layers' node names (numbered segments like /blocks.N/ with the same layers in each); every layer is quantized at w-bits ${config.wBits}`;
+    if (scope === 'blocks') ctx.log.warn(none);
+    else ctx.log.info(none);
     return;
   }
   const outside = scope === 'blocks' ? found.skipped.filter((s) => s.reason.startsWith('outside the repeated blocks')).length : found.layers.filter((l) => l.wBits).length;
