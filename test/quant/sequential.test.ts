@@ -2,6 +2,7 @@
 // rollouts) that the first stage's statistics are the plain calibration's while a later
 // stage's are collected on the partly quantized model (they differ), read back from the
 // .recon side files of the two calibration tables.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MODEL_PATH } from '../../examples/tiny-arvd/prompt.ts';
@@ -69,5 +70,19 @@ describe('tiny-arvd: sequential true', () => {
     };
     for (const l of stages[0]!) expect(differs(l.name), l.name).toBe(false);
     for (const stage of stages.slice(1)) expect(stage.some((l) => differs(l.name)), stage[0]!.name).toBe(true);
+
+    // The table says how its statistics were collected; they hold W4A8's upstream error, so a
+    // run at other bits (weight-only included, which reads no scales) is refused, naming them.
+    const seqTable = join(dir, 'seq.json');
+    expect(JSON.parse(readFileSync(seqTable, 'utf8')).config.sequential).toBe(true);
+    expect(JSON.parse(readFileSync(join(dir, 'plain.json'), 'utf8')).config.sequential).toBeUndefined();
+    const load = (raw: Record<string, unknown>) =>
+      runQuantPass(loadModel(MODEL_PATH), { log: createLogger({ write: () => {} }), verbose: false, modelDir: undefined }, resolveOptions(qArvd, raw) as unknown as SharedQuantValues, 'q-arvd');
+    await expect(load({ 'w-bits': '4', 'a-bits': 'none', 'load-calibration': seqTable })).rejects.toThrow(/seq\.json: was calibrated sequentially at W4A8: .* do not fit W4; calibrate again at W4/);
+    await expect(load({ 'w-bits': '4', 'a-bits': '6', 'load-calibration': seqTable })).rejects.toThrow(/calibrated sequentially at W4A8/);
+    // The same bits read it, sequential or not (nothing is collected on load).
+    await load({ 'w-bits': '4', 'a-bits': '8', 'load-calibration': seqTable });
+    // The float model's statistics fit any bits: a weight-only run reads the plain table.
+    await load({ 'w-bits': '4', 'a-bits': 'none', 'load-calibration': join(dir, 'plain.json') });
   }, 600_000);
 });

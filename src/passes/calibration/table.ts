@@ -24,13 +24,14 @@ import type { Smoothing } from '../quant/smooth.ts';
 import type { SplitFold } from '../quant/fold-split.ts';
 
 export const TABLE_FORMAT = 'qarvd-calibration';
-export const TABLE_VERSION = 2;
+export const TABLE_VERSION = 3;
 /**
  * Versions this build reads. Version 2 added `config.w8Layers` (scope outer-w8); a version-1
- * table has every layer at its `bits`, which the per-layer check reads as such. Builds before
- * version 2 refuse a version-2 table rather than misread its 8-bit layers.
+ * table has every layer at its `bits`, which the per-layer check reads as such. Version 3
+ * added `config.sequential`; earlier tables were never sequential. Builds before a version
+ * refuse its tables rather than misread them.
  */
-const READABLE_VERSIONS: readonly number[] = [1, 2];
+const READABLE_VERSIONS: readonly number[] = [1, 2, 3];
 
 /** The options the scales depend on (a table made under other values does not apply). */
 export interface TableConfig {
@@ -45,6 +46,12 @@ export interface TableConfig {
   blockSize?: number;
   /** Layers with 8-bit weights under lower `bits` (`scope outer-w8`), in layer order; absent: none. */
   w8Layers?: string[];
+  /**
+   * True: the reconstruction statistics beside the table were collected stage by stage on the
+   * partly quantized model (`sequential`), so they hold this table's bits' error and fit no
+   * other bits, weight-only included. Absent: collected on the float model.
+   */
+  sequential?: true;
 }
 
 /** One branch of a layer in the table. */
@@ -155,6 +162,23 @@ function checkLayerBits(table: CalibrationTable, layers: readonly LinearLayer[],
   );
 }
 
+/**
+ * Refuses a sequential table (see {@link TableConfig.sequential}) for a run with other bits,
+ * per layer included: checked for every run that reads the table's statistics, weight-only
+ * too, which reads no scales and so passes no other check of the bits.
+ */
+export function checkSequentialTable(table: CalibrationTable, layers: readonly LinearLayer[], config: QuantConfig, origin: string): void {
+  if (!table.config.sequential) return;
+  const fail = (what: string): never => {
+    throw new Error(`calibration table ${origin}: ${what}`);
+  };
+  const bits = bitsLabel(config);
+  if (table.config.bits !== bits) {
+    fail(`was calibrated sequentially at ${table.config.bits}: its reconstruction statistics were collected on the model quantized at those bits and do not fit ${bits}; calibrate again at ${bits} (save-calibration)`);
+  }
+  checkLayerBits(table, layers, config, fail);
+}
+
 /** The table entry of a searched layer. */
 export function tableLayer(layer: LinearLayer, mode: 'dual' | 'single', outliers: number, search: LayerSearch, alpha: 'chunk' | 'one'): TableLayer {
   return {
@@ -212,8 +236,9 @@ export function scalesFromTable(table: CalibrationTable, layers: LinearLayer[], 
   };
   const want = tableConfig(config, layers);
   // Both sides' keys: an option one side records and the other leaves at its default differs
-  // too. The 8-bit layers are compared per layer below.
-  const keys = [...new Set([...Object.keys(want), ...Object.keys(table.config)])].filter((k) => k !== 'w8Layers') as (keyof TableConfig)[];
+  // too. The 8-bit layers are compared per layer below; how the statistics were collected
+  // (sequential) does not change the scales, and checkSequentialTable checks its bits.
+  const keys = [...new Set([...Object.keys(want), ...Object.keys(table.config)])].filter((k) => k !== 'w8Layers' && k !== 'sequential') as (keyof TableConfig)[];
   const diffs = keys.filter((k) => String(table.config[k]) !== String(want[k]));
   if (diffs.length) {
     fail(`was made with ${diffs.map((k) => `${k} ${String(table.config[k])}`).join(', ')}, this run has ${diffs.map((k) => `${k} ${String(want[k])}`).join(', ')}; calibrate again with these options (save-calibration) or use the table's`);

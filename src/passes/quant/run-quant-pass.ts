@@ -3,7 +3,7 @@ import { writeJsonAtomic } from '../write-json.ts';
 import type { Model } from '../../graph/ir/model.ts';
 import { calibrate, type CalibrateOptions, type CalibrationResult } from '../calibration/calibrate.ts';
 import { type CalibrationModule, checkCalibrationModule, loadCalibrationModule, type LoadedCalibration } from '../calibration/module.ts';
-import { type CalibrationTable, checkTableFolds, readCalibrationTable, scalesFromTable } from '../calibration/table.ts';
+import { type CalibrationTable, checkSequentialTable, checkTableFolds, readCalibrationTable, scalesFromTable } from '../calibration/table.ts';
 import type { PassContext, PassResult } from '../pass.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
 import { findLinearLayers, type LayerScope, type LayerSelection } from './linear-layers.ts';
@@ -89,6 +89,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       if (options.calib || calibration) ctx.log.warn(`load-calibration given: the calibration module is not run`);
       table = readCalibrationTable(options.loadCalibration);
       checkTableFolds(table, fold?.folds ?? [], options.loadCalibration);
+      if (wantStats) checkSequentialTable(table, layers, config, options.loadCalibration);
       smoothing = smoothingOfTable(table, options, options.loadCalibration);
       if (smoothing) applySmoothing(model, layers, smoothing, `calibration table ${options.loadCalibration}`);
       if (config.aBits !== null) scales = scalesFromTable(table, smoothing ? findLinearLayers(model.graph, selection).layers : layers, config, options.loadCalibration);
@@ -151,6 +152,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       if (options.saveSensitivity && !curve) ctx.log.warn(`save-sensitivity: this run has no S1 curve (frame weighting off, or a module without rollouts); ${options.saveSensitivity} not written`);
       if (table && smoothing) table.smoothing = smoothing;
       if (table && fold?.folds.length) table.folds = fold.folds;
+      if (table && options.sequential) table.config.sequential = true;
       calibrationTimings = result.timings;
       calibrationInfo = {
         origin: calib.origin,
