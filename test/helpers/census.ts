@@ -25,6 +25,11 @@ export interface Census {
    * quantized weight (named under a layer's `/qarvd/`).
    */
   floatWeights: string[];
+  /**
+   * Casts of a constant matrix left in the graph (an int4-stored weight that was not folded
+   * into an int8 initializer at load: it would be widened on every call).
+   */
+  weightCasts: string[];
 }
 
 /** Opens `path` in onnxruntime-node (all optimizations, `sessionOptions` on top) and takes the census of the optimized graph. */
@@ -43,13 +48,17 @@ export async function optimizedCensus(path: string, sessionOptions: ort.Inferenc
 function censusOf(nodes: Node[]): Census {
   const ops: Record<string, number> = {};
   const floatWeights: string[] = [];
-  const isConstMatrix = (v: Value | null) => Boolean(v?.initializer && v.initializer.dims.length >= 2);
+  const isStoredMatrix = (v: Value | null | undefined) => Boolean(v?.initializer && v.initializer.dims.length >= 2);
+  // A constant matrix, or one behind a Cast that was not folded (int4-storage).
+  const isConstMatrix = (v: Value | null) => isStoredMatrix(v) || (v?.producer()?.opType === 'Cast' && isStoredMatrix(v.producer()!.input(0)));
+  const weightCasts: string[] = [];
   const fromQuantized = (v: Value | null) => Boolean(v && ((v.producer()?.opType === 'DequantizeLinear' && isConstMatrix(v.producer()!.input(0))) || (v.initializer && v.initializer.dataType === DataType.FLOAT && v.name.includes('/qarvd/'))));
   for (const n of nodes) {
     ops[n.opType] = (ops[n.opType] ?? 0) + 1;
+    if (n.opType === 'Cast' && isStoredMatrix(n.input(0))) weightCasts.push(`Cast of ${n.input(0)!.name}`);
     if (n.opType === 'DequantizeLinear' && isConstMatrix(n.input(0))) floatWeights.push(`DequantizeLinear of ${n.input(0)!.name}`);
     if ((n.opType === 'MatMul' || n.opType === 'Gemm' || n.opType === 'FusedMatMul') && n.inputs.some((v, i) => i > 0 && fromQuantized(v))) floatWeights.push(`float ${n.opType} ${n.name}`);
   }
   const integerKernels = nodes.filter((n) => INTEGER_KERNELS.has(n.opType)).length;
-  return { ops, integerKernels, floatWeights };
+  return { ops, integerKernels, floatWeights, weightCasts };
 }

@@ -39,7 +39,7 @@
 // tests report the default session's error separately.
 import * as ort from 'onnxruntime-node';
 import { attr } from '../../src/graph/ir/attribute.ts';
-import { DataType, dtypeName } from '../../src/graph/ir/dtype.ts';
+import { DataType, type DataTypeId, dtypeName } from '../../src/graph/ir/dtype.ts';
 import type { Model } from '../../src/graph/ir/model.ts';
 import type { Node } from '../../src/graph/ir/node.ts';
 import type { Tensor } from '../../src/graph/ir/tensor.ts';
@@ -250,12 +250,28 @@ function readLayer(final: Node, name: string, decision: LayerRef['decision']): L
 
 /** An int8/uint8 `[K, N]` weight with per-column scales and zero points, as the integer kernels take it. */
 function integerWeight(w: Value | null, scale: Value | null, zeroPoint: Value | null, where: string): WeightRef {
-  const bq = constOf(w, where);
+  const { tensor: bq, values } = storedWeight(w, where);
   const [K, N] = bq.dims as [number, number];
   const scales = floatVector(constOf(scale, where));
   const zeroPoints = Int32Array.from(quantValues(constOf(zeroPoint, where)).values);
   if (scales.length !== N || zeroPoints.length !== N) throw new Error(`${where}: ${scales.length} scales / ${zeroPoints.length} zero points for N = ${N}`);
-  return { ...quantValues(bq), scales, zeroPoints, K, N, tensor: bq };
+  return { ...values, scales, zeroPoints, K, N, tensor: bq };
+}
+
+/**
+ * A quantized weight's values as the op reading `v` sees them, and the initializer that holds
+ * them: a constant, or (int4-storage) an int4 constant behind `Cast(to int8)`, whose values
+ * reach the op as int8; `dataType` is the type the op sees.
+ */
+function storedWeight(v: Value | null, where: string): { tensor: Tensor; values: { values: Int8Array | Uint8Array; type: QuantType }; dataType: number } {
+  const cast = v?.producer();
+  if (cast?.opType === 'Cast' && !v!.constTensor()) {
+    const t = constOf(cast.input(0), where);
+    if (t.dataType !== DataType.INT4 || cast.intAttr('to', 0) !== DataType.INT8) throw new Error(`${where}: weight Cast from ${dtypeName(t.dataType)} to ${dtypeName(cast.intAttr('to', 0) as DataTypeId)}, expected int4 to int8`);
+    return { tensor: t, values: { values: Int8Array.from(quantValues(t).values), type: 'int8' }, dataType: DataType.INT8 };
+  }
+  const t = constOf(v, where);
+  return { tensor: t, values: quantValues(t), dataType: t.dataType };
 }
 
 /**
@@ -321,7 +337,7 @@ function dequantizedWeight(v: Value | null, where: string): WeightRef {
   if (!dq || dq.opType !== 'DequantizeLinear') throw new Error(`${where}: the MatMul's weight is not a DequantizeLinear output`);
   const blockSize = dq.intAttr('block_size', 0);
   if (dq.intAttr('axis', 1) !== (blockSize ? 0 : 1)) throw new Error(`${where}: weight DequantizeLinear on axis ${dq.intAttr('axis', 1)}`);
-  const wq = constOf(dq.input(0), where);
+  const { tensor: wq, values: wv, dataType: wType } = storedWeight(dq.input(0), where);
   if (wq.dims.length !== 2) throw new Error(`${where}: quantized weight is ${wq.dims.length}-D`);
   const [K, N] = wq.dims as [number, number];
   let scales = floatVector(constOf(dq.input(1), where));
@@ -338,8 +354,8 @@ function dequantizedWeight(v: Value | null, where: string): WeightRef {
     zeroPoints = zeroPoints.slice(0, N);
   }
   if (scales.length !== N || zeroPoints.length !== N) throw new Error(`${where}: ${scales.length} scales / ${zeroPoints.length} zero points for N = ${N}`);
-  if (zt.dataType !== wq.dataType) throw new Error(`${where}: weight zero point type ${dtypeName(zt.dataType)} differs from the weight's`);
-  return { ...quantValues(wq), scales, zeroPoints, K, N, tensor: wq };
+  if (zt.dataType !== wType) throw new Error(`${where}: weight zero point type ${dtypeName(zt.dataType)} differs from the weight's`);
+  return { ...wv, scales, zeroPoints, K, N, tensor: wq };
 }
 
 /**

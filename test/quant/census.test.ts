@@ -9,6 +9,7 @@
 // structure at a small size (test/helpers/wan-block.ts: 512/1024 channels, 2% planted outlier
 // rows in o and ffn.2, so q-arvd splits them). Activation ranges are fixed at [-3, 4]: the
 // forms do not depend on calibration, and this keeps the test to seconds.
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Model } from '../../src/graph/ir/model.ts';
@@ -18,6 +19,7 @@ import { findLinearLayers, type LayerSelection } from '../../src/passes/quant/li
 import { toQuantConfig } from '../../src/passes/quant/quant-options.ts';
 import { type ActivationRanges, quantizeLinearLayers } from '../../src/passes/quant/quantize-layers.ts';
 import { optimizedCensus } from '../helpers/census.ts';
+import { feedsFor, runModel, tensorBytes } from '../helpers/ort.ts';
 import { removeDir, REPO_ROOT, scratchDir } from '../helpers/files.ts';
 import { wanBlock } from '../helpers/wan-block.ts';
 
@@ -72,6 +74,7 @@ describe('census of the optimized graph: every quantized weight reaches an integ
         saveModel(model, path);
         const census = await optimizedCensus(path);
         expect(census.floatWeights, JSON.stringify(census.ops)).toEqual([]);
+        expect(census.weightCasts, JSON.stringify(census.ops)).toEqual([]);
         expect(census.integerKernels, JSON.stringify(census.ops)).toBe(branches);
       });
     }
@@ -91,6 +94,7 @@ describe('census of the optimized graph: every quantized weight reaches an integ
             saveModel(model, path);
             const census = await optimizedCensus(path);
             expect(census.floatWeights, JSON.stringify(census.ops)).toEqual([]);
+            expect(census.weightCasts, JSON.stringify(census.ops)).toEqual([]);
             expect(census.integerKernels, JSON.stringify(census.ops)).toBe(branches);
             if (bits.w8Kernel === 'dynamic') {
               // Nothing of the qdq chain is left. Layers reading the same tensor (tiny-arvd's q, k,
@@ -125,6 +129,32 @@ describe('census of the optimized graph: every quantized weight reaches an integ
     expect(() => toQuantConfig({ ...w4a8, blockSize: '32' })).toThrow(/block-size 32: with quantized activations \(a-bits 8\) onnxruntime fuses the blocked weights into MatMulIntegerToFloat/);
     expect(() => toQuantConfig({ ...w4a8, aBits: 'none', blockSize: '32' })).not.toThrow();
   });
+
+  for (const format of ['qdq', 'qoperator'] as const) {
+    it(`int4-storage (${format} W4A8, q-arvd): int4 weights behind a Cast that onnxruntime folds; the same optimized graph and outputs as int8 storage, half the weight bytes`, async () => {
+      const paths = { int4: join(dir, `int4-${format}.onnx`), int8: join(dir, `int8-${format}.onnx`) };
+      for (const [storage, path] of Object.entries(paths)) {
+        const model = MODELS[1]!.load();
+        quantizeFixed(model, { ...BITS.W4A8, format, int4Storage: storage === 'int4' });
+        const casts = model.graph.nodes().filter((n) => n.opType === 'Cast' && n.metadata.has('qarvd.layer'));
+        // One per branch: q and ffn.0 single-scale, o and ffn.2 split in two.
+        expect(casts.length, storage).toBe(storage === 'int4' ? 6 : 0);
+        saveModel(model, path);
+      }
+      const [int4, int8] = [await optimizedCensus(paths.int4), await optimizedCensus(paths.int8)];
+      expect(int4.ops).toEqual(int8.ops);
+      expect(int4.weightCasts).toEqual([]);
+      expect(int4.floatWeights).toEqual([]);
+      const feeds = await feedsFor(paths.int8, { dims: { rows: 16 } });
+      const [a, b] = [await runModel(paths.int4, feeds), await runModel(paths.int8, feeds)];
+      for (const name of Object.keys(b)) expect(Buffer.from(tensorBytes(a[name]!)).equals(Buffer.from(tensorBytes(b[name]!))), name).toBe(true);
+      // The weights are 512·512·2 + 512·1024·2 values (plus the outlier rows stored twice): half a byte each instead of one.
+      const saved = statSync(paths.int8).size - statSync(paths.int4).size;
+      expect(saved).toBeGreaterThan(0.45 * (512 * 512 * 2 + 512 * 1024 * 2));
+      // The census sees a Cast that is not folded (optimizations off).
+      expect((await optimizedCensus(paths.int4, { graphOptimizationLevel: 'disabled' })).weightCasts).toHaveLength(6);
+    });
+  }
 
   it('reduce-range (7-bit weights in int8) keeps the same kernels', async () => {
     const model = MODELS[1]!.load();

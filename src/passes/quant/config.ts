@@ -56,6 +56,11 @@ export interface QuantConfig {
   w8Kernel: W8Kernel;
   /** The kernel of W4A8 / W4A6 layers in the qoperator format. */
   w4a8Kernel: W4A8Kernel;
+  /**
+   * 4-bit weights of the 8-bit integer kernels (W4A8, W4A6) stored as int4 behind a `Cast` to
+   * int8 that onnxruntime folds at load (forms.ts); false: stored as int8.
+   */
+  int4Storage: boolean;
 }
 
 /** The defaults of the paper's W8A8 setting. */
@@ -75,6 +80,7 @@ export const DEFAULT_QUANT_CONFIG: QuantConfig = {
   integerKernels: 'auto',
   w8Kernel: 'nbits',
   w4a8Kernel: 'integer',
+  int4Storage: true,
 };
 
 /** `W8A8`, `W4A8`, `W4` (weight-only): the label reports and diffs use. */

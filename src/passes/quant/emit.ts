@@ -270,8 +270,9 @@ function qDomain(b: LayerBuilder, config: QuantConfig): string {
  * - `dq`: the DequantizeLinear output, in the weight's own type;
  * - `dq-nbits`: the same, per-channel weights written blocked along K (blocks of
  *   {@link nbitsBlockSize}), the form onnxruntime fuses into MatMulNBits;
- * - `dq-int8`: the values stored in int8 (4-bit values for the 8-bit integer kernels);
- * - `integer`: the int8 weight, its scales and zero points, for MatMulIntegerToFloat.
+ * - `dq-int8`: the values as int8 (4-bit values for the 8-bit integer kernels: stored as int4
+ *   behind a Cast to int8 with `int4-storage`, from opset 21);
+ * - `integer`: the int8 weight (the same), its scales and zero points, for MatMulIntegerToFloat.
  * int7 (reduce-range) is stored as int8 in every mode.
  */
 function cachedWeights(plan: LayerPlan, br: Branch, config: QuantConfig, b: LayerBuilder, cache: WeightCache, mode: 'dq' | 'dq-nbits' | 'dq-int8' | 'integer'): Value[] {
@@ -280,8 +281,15 @@ function cachedWeights(plan: LayerPlan, br: Branch, config: QuantConfig, b: Laye
   if (hit) return hit;
   const N = plan.layer.N;
   const tag = br.role === 'all' ? '' : `${br.role}/`;
-  const storage: QuantType = br.wType === 'int7' || ((mode === 'dq-int8' || mode === 'integer') && br.wType === 'int4') ? 'int8' : br.wType;
-  const wq = b.quantized(`${tag}weight_quantized`, storage, [br.K, N], br.wq);
+  // The 8-bit integer kernels take 4-bit values as int8. Stored as int4 behind a Cast, which
+  // onnxruntime folds into an int8 initializer when it loads the model (before its QDQ fusions),
+  // the file holds half the bytes and onnxruntime runs the same graph (forms.ts).
+  const widened = (mode === 'dq-int8' || mode === 'integer') && br.wType === 'int4';
+  const storage: QuantType = br.wType === 'int7' || widened ? 'int8' : br.wType;
+  const wq =
+    widened && config.int4Storage && (b.opset ?? 21) >= 21
+      ? b.node('Cast', [b.quantized(`${tag}weight_quantized`, 'int4', [br.K, N], br.wq)], { attributes: [attr.int('to', DataType.INT8)], tag: `${tag}weight/Cast` })
+      : b.quantized(`${tag}weight_quantized`, storage, [br.K, N], br.wq);
   const blockSize = br.blockSize ?? (mode === 'dq-nbits' ? nbitsBlockSize(br.K) : undefined);
   const params = br.blockSize || blockSize === undefined ? { scales: br.wScales, zeroPoints: br.wZeroPoints } : blockedPerChannel(br.wScales, br.wZeroPoints, br.K, N, blockSize);
   // Per output channel: scales [N] on axis 1. Blocked (opset 21): [blocks, N] on axis 0 with block_size.

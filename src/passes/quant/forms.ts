@@ -8,7 +8,8 @@ import type { QuantConfig } from './config.ts';
  * - `qdq`: `DequantizeLinear(W)` → `MatMul`, with `QuantizeLinear` → `DequantizeLinear` on the
  *   activation when it is quantized. onnxruntime fuses an 8-bit weight with a quantized
  *   activation into `MatMulIntegerToFloat` (or `QGemm`/`QLinearMatMul`), and a weight alone
- *   into `MatMulNBits` (accuracy level 4). `int8Storage`: 4-bit values stored in int8;
+ *   into `MatMulNBits` (accuracy level 4). `int8Storage`: 4-bit values given to the kernel as
+ *   int8 (stored as int4 behind a `Cast` to int8 with `int4-storage`, see below);
  *   `nbitsBlocks`: the per-channel weight written as a blocked DequantizeLinear, blocks of
  *   {@link nbitsBlockSize} rows, the block size onnxruntime's fusion then keeps.
  * - `integer`: `com.microsoft.MatMulIntegerToFloat` (uint8 activation × int8 weight).
@@ -36,7 +37,13 @@ export type BranchForm =
  *   in int8. onnxruntime 1.30 has no kernel for a 4-bit weight with a static quantized
  *   activation: a QDQ int4 weight with a DQ'd activation is not fused at all, and MatMulNBits
  *   (which requantizes its float input per block) measured slower than MatMulIntegerToFloat
- *   and is not exact. The file is then as large as W8A8's.
+ *   and is not exact. With `int4-storage` (default) the values are stored as int4 and a
+ *   `Cast(int4 → int8)` feeds the kernel: onnxruntime's constant folding (level 1, before the
+ *   QDQ fusions of level 2) turns it into the int8 initializer when the session is created, so
+ *   the optimized graph is the int8-stored one (same census, same outputs bit for bit, checked
+ *   by test/quant/census.test.ts) and the file holds half the weight bytes. Cast from int4
+ *   needs opset 21 and onnxruntime 1.23 (1.24 in onnxruntime-web); below opset 21, or with
+ *   `int4-storage false`, the values are stored as int8 and the file is as large as W8A8's.
  * - weight-only, both bit widths: MatMulNBits with blocks of {@link nbitsBlockSize} rows
  *   (256 for K ≥ 256: measured fastest; 32, onnxruntime's default for a per-channel DQ, ran
  *   1.3–1.8× slower). qdq reaches it through onnxruntime's DQ → MatMulNBits fusion, which

@@ -39,7 +39,12 @@ export const SHARED_QUANT_OPTIONS = {
     type: 'enum',
     choices: ['integer', 'nbits'],
     default: 'integer',
-    help: 'W4A8 and W4A6 with format qoperator: integer runs them in MatMulIntegerToFloat with the 4-bit values stored in int8 (exact; faster from 16 rows); nbits in MatMulNBits (int4: half the file) behind the static QuantizeLinear → DequantizeLinear, which requantizes the activation per block at run time (2.4× faster at 1 row, 1.5–1.9× slower from 16): docs/w8-weight-only.md',
+    help: 'W4A8 and W4A6 with format qoperator: integer runs them in MatMulIntegerToFloat on the 4-bit values widened to int8 (exact; faster from 16 rows; see int4-storage); nbits in MatMulNBits (int4) behind the static QuantizeLinear → DequantizeLinear, which requantizes the activation per block at run time (2.4× faster at 1 row, 1.5–1.9× slower from 16): docs/w8-weight-only.md',
+  },
+  'int4-storage': {
+    type: 'boolean',
+    default: true,
+    help: 'W4A8 and W4A6 in MatMulIntegerToFloat (both formats): store the 4-bit weights as int4 behind a Cast to int8, which onnxruntime folds when it loads the model (half the weight bytes in the file, the same kernels and results; needs opset 21 and onnxruntime 1.23 or later); false: store them as int8',
   },
   'a-symmetric': { type: 'boolean', default: false, help: 'symmetric int8 activations instead of asymmetric uint8' },
   'qdq-domain': { type: 'enum', choices: ['ai.onnx', 'com.microsoft'], default: 'ai.onnx', help: 'domain of Q/DQ nodes; com.microsoft works at any opset without raising it' },
@@ -178,6 +183,8 @@ export interface SharedQuantValues {
   w8Kernel?: string;
   /** `integer` or `nbits`; absent means integer. */
   w4a8Kernel?: string;
+  /** Absent means true. */
+  int4Storage?: boolean;
   qdqDomain: string;
   /** `channel` or a block size (`'32'`); absent means per channel. */
   blockSize?: string;
@@ -273,6 +280,7 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
     wSymmetric: o.wSymmetric,
     aSymmetric: o.aSymmetric,
     reduceRange: o.reduceRange ?? false,
+    int4Storage: o.int4Storage ?? true,
     qdqDomain: o.qdqDomain === 'com.microsoft' ? 'com.microsoft' : '',
     dualScale: o.dualScale !== undefined && o.dualScale !== false && o.dualScale !== 'false',
     tau: o.tau ?? DEFAULT_QUANT_CONFIG.tau,

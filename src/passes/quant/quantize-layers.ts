@@ -218,8 +218,9 @@ function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
   if (config.format === 'qoperator') {
     // The integer op is onnxruntime's own; below opset 10 its QuantizeLinear is too.
     ensureDomain(model, 'com.microsoft');
-    // Layers kept in float compute store 4-bit weights as int4 behind a Cast, which needs 21.
-    if (config.wBits === 4 && config.integerKernels !== 'always') tryRaiseOpset(model, 21);
+    // Layers kept in float compute store 4-bit weights as int4 behind a Cast, which needs 21; so
+    // do the integer kernels' 4-bit weights with int4-storage.
+    if (config.wBits === 4 && (config.integerKernels !== 'always' || config.int4Storage)) tryRaiseOpset(model, 21);
     return;
   }
   if (branchForm(config).op === 'dynamic') {
