@@ -151,6 +151,29 @@ describe('tiny-arvd: reconstruction from calibration statistics', () => {
     await expect(quantize('q-arvd', { ...raw, reconstruct: 'adaround', iterations: 0 }, false)).rejects.toThrow(/option iterations must be at least 1/);
   }, 600_000);
 
+  it('a table whose statistics do not fit the run is refused, naming why: dual-scale true read by auto, fewer layers than the run, a stale side file', async () => {
+    // Calibrated on block 0 alone (the rollouts are the cost), split layers kept split.
+    const raw = { 'w-bits': '4', 'a-bits': '8', include: ['/blocks.0/*'] };
+    const table = join(dir, 'dual-true.json');
+    await quantize('q-arvd', { ...raw, 'dual-scale': 'true', 'save-calibration': table });
+    // auto compares each split with its unsplit form, whose scales a dual-scale true table lacks.
+    await expect(quantize('q-arvd', { ...raw, 'load-calibration': table }, false)).rejects.toThrow(/dual-true\.json was made with dual-scale true: it has no unsplit search of split layers \(first: \/blocks\.0\//);
+    await quantize('q-arvd', { ...raw, 'dual-scale': 'true', 'load-calibration': table }, false);
+    // A weight-only run on more layers (the other blocks' ffn left out, so that fold-split folds
+    // what the table's run folded): the side file covers block 0 only.
+    await expect(quantize('q-arvd', { 'w-bits': '4', 'a-bits': 'none', exclude: ['/blocks.1/ffn/*', '/blocks.2/ffn/*'], 'load-calibration': table }, false)).rejects.toThrow(
+      /its reconstruction statistics \(.*dual-true\.json\.recon\) have none for \/patch_embedding\/MatMul \(\d+ of this run's 33 layers\)/,
+    );
+    // Saving a table without statistics over one with them removes the old side file.
+    const stale = join(dir, 'stale.json');
+    copyFileSync(table, stale);
+    copyFileSync(`${table}.recon`, `${stale}.recon`);
+    await quantize('q-arvd', { ...raw, reconstruct: 'none', 'bias-correction': false, 'save-calibration': stale });
+    expect(existsSync(stale)).toBe(true);
+    expect(existsSync(`${stale}.recon`)).toBe(false);
+    await expect(quantize('q-arvd', { ...raw, 'dual-scale': 'true', 'load-calibration': stale }, false)).rejects.toThrow(/stale\.json has no reconstruction statistics beside it/);
+  }, 600_000);
+
   it('weight-only without calibration data stays round to nearest and says so', async () => {
     const { report, lines } = await quantize('q-arvd', { 'w-bits': '4', 'a-bits': 'none' }, false);
     expect(report.layers.every((l) => l.reconstruction === undefined)).toBe(true);

@@ -19,6 +19,12 @@ import type { QuantReport } from '../../src/passes/quant/report.ts';
 import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
 import { sequentialStages } from '../../src/passes/quant/sequential.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
+import * as ort from 'onnxruntime-node';
+import { DataType } from '../../src/graph/ir/dtype.ts';
+import { Graph, Model, Node, Value } from '../../src/graph/ir/index.ts';
+import { Tensor } from '../../src/graph/ir/tensor.ts';
+import { seededRandom } from '../../src/kernels/random.ts';
+import { quantize as quantizeFixture } from './quant-fixtures.ts';
 
 const dir = scratchDir('sequential');
 afterAll(() => removeDir(dir));
@@ -72,17 +78,54 @@ describe('tiny-arvd: sequential true', () => {
     for (const stage of stages.slice(1)) expect(stage.some((l) => differs(l.name)), stage[0]!.name).toBe(true);
 
     // The table says how its statistics were collected; they hold W4A8's upstream error, so a
-    // run at other bits (weight-only included, which reads no scales) is refused, naming them.
+    // run at other bits or with another reconstruction (weight-only included, which reads no
+    // scales) is refused, naming why.
     const seqTable = join(dir, 'seq.json');
-    expect(JSON.parse(readFileSync(seqTable, 'utf8')).config.sequential).toBe(true);
-    expect(JSON.parse(readFileSync(join(dir, 'plain.json'), 'utf8')).config.sequential).toBeUndefined();
+        expect(JSON.parse(readFileSync(join(dir, 'plain.json'), 'utf8')).config.sequential).toBeUndefined();
     const load = (raw: Record<string, unknown>) =>
       runQuantPass(loadModel(MODEL_PATH), { log: createLogger({ write: () => {} }), verbose: false, modelDir: undefined }, resolveOptions(qArvd, raw) as unknown as SharedQuantValues, 'q-arvd');
-    await expect(load({ 'w-bits': '4', 'a-bits': 'none', 'load-calibration': seqTable })).rejects.toThrow(/seq\.json: was calibrated sequentially at W4A8: .* do not fit W4; calibrate again at W4/);
-    await expect(load({ 'w-bits': '4', 'a-bits': '6', 'load-calibration': seqTable })).rejects.toThrow(/calibrated sequentially at W4A8/);
+    expect(JSON.parse(readFileSync(seqTable, 'utf8')).config.sequential).toEqual({ reconstruct: 'gptq', biasCorrection: true });
+    await expect(load({ 'w-bits': '4', 'a-bits': 'none', 'load-calibration': seqTable })).rejects.toThrow(
+      /seq\.json: was calibrated sequentially at W4A8: .* quantized activations, which this weight-only run \(W4\) does not have; give this run its calibration data/,
+    );
+    await expect(load({ 'w-bits': '4', 'a-bits': '6', 'load-calibration': seqTable })).rejects.toThrow(/calibrated sequentially at W4A8: its reconstruction statistics were collected on the model quantized at those bits and do not fit W4A6; calibrate again at W4A6/);
+    // The upstream layers were reconstructed with GPTQ while the statistics were collected.
+    await expect(load({ 'w-bits': '4', 'a-bits': '8', reconstruct: 'none', 'load-calibration': seqTable })).rejects.toThrow(/sequentially with reconstruct gptq and bias-correction true: .* this run has reconstruct none and bias-correction true/);
     // The same bits read it, sequential or not (nothing is collected on load).
     await load({ 'w-bits': '4', 'a-bits': '8', 'load-calibration': seqTable });
     // The float model's statistics fit any bits: a weight-only run reads the plain table.
     await load({ 'w-bits': '4', 'a-bits': 'none', 'load-calibration': join(dir, 'plain.json') });
   }, 600_000);
+});
+
+describe('sequential true with a weight tied across blocks (synthetic graph: no real model ties block weights)', () => {
+  it('quantizes every stage; the shared weight is not a foreign use of a later stage', async () => {
+    const D = 32;
+    const rng = seededRandom(1);
+    const g = new Graph({ name: 'tied' });
+    const x = new Value('x', { type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_value: 8 }, { dim_value: D }] } } } });
+    g.addInput(x);
+    const weight = (n: string) => g.createInitializer(n, (name) => Tensor.fromFloat32(name, [D, D], rng.normalArray(D * D)));
+    const shared = weight('shared_a');
+    let cur = x;
+    for (let i = 0; i < 3; i++) {
+      for (const part of ['a', 'b']) {
+        const mm = new Node({ opType: 'MatMul', name: `/blocks.${i}/${part}/MatMul`, inputs: [cur, part === 'a' ? shared : weight(`w${i}${part}`)], outputs: [`/blocks.${i}/${part}/out`] });
+        const act = new Node({ opType: 'Tanh', name: `/blocks.${i}/${part}/Tanh`, inputs: [mm.output()], outputs: [`/blocks.${i}/${part}/t`] });
+        g.append(mm, act);
+        cur = act.output();
+      }
+    }
+    const head = new Node({ opType: 'MatMul', name: '/head/MatMul', inputs: [cur, weight('head')], outputs: ['y'] });
+    g.append(head);
+    g.addOutput(head.output());
+    const calib: CalibrationModule = {
+      samples: 2,
+      async *feeds(ctx) {
+        yield { feeds: { x: new ort.Tensor('float32', ctx.random.normalArray(8 * D), [8, D]) } };
+      },
+    };
+    const report = await quantizeFixture(new Model(g, { opset: 17 }), { 'w-bits': '4', 'a-bits': 'none', sequential: true }, calib);
+    expect(report.layers.filter((l) => l.mode !== 'skipped').map((l) => l.name)).toHaveLength(7);
+  }, 120_000);
 });

@@ -47,11 +47,19 @@ export interface TableConfig {
   /** Layers with 8-bit weights under lower `bits` (`scope outer-w8`), in layer order; absent: none. */
   w8Layers?: string[];
   /**
-   * True: the reconstruction statistics beside the table were collected stage by stage on the
-   * partly quantized model (`sequential`), so they hold this table's bits' error and fit no
-   * other bits, weight-only included. Absent: collected on the float model.
+   * Present: the reconstruction statistics beside the table were collected stage by stage on
+   * the partly quantized model (`sequential`), each stage's upstream layers quantized at the
+   * table's bits and reconstructed as recorded here; they fit no other bits, weight-only
+   * included, and no other reconstruction. Absent: collected on the float model (version 3
+   * on; an older table does not say).
    */
-  sequential?: true;
+  sequential?: SequentialRecord;
+}
+
+/** How a sequential table's upstream layers were reconstructed while its statistics were collected. */
+export interface SequentialRecord {
+  reconstruct: string;
+  biasCorrection: boolean;
 }
 
 /** One branch of a layer in the table. */
@@ -86,11 +94,13 @@ export interface TableBranch {
  * `fold-split` permutes producers' output columns and split layers' rows before calibration,
  * so per-channel choices saved with one set of folds do not fit another.
  */
-export function checkTableFolds(table: CalibrationTable, folds: readonly SplitFold[], origin: string): void {
+export function checkTableFolds(table: CalibrationTable, folds: readonly SplitFold[], dualScale: boolean, origin: string): void {
   const key = (f: readonly SplitFold[]) => JSON.stringify(f.map((x) => [x.consumer, x.producers, x.outliers]));
   if (key(table.folds ?? []) === key(folds)) return;
   const what = (f: readonly SplitFold[]) => (f.length ? `fold-split folding ${f.map((x) => `${x.producers.join('+')} → ${x.consumer}`).join(', ')}` : 'no fold-split fold');
-  throw new Error(`calibration table ${origin} was made with ${what(table.folds ?? [])}, this run has ${what(folds)}: its per-channel choices are in another channel order; calibrate again with these options (save-calibration), or quantize with fold-split ${table.folds?.length ? 'true' : 'false'} as the table was`);
+  // fold-split folds nothing without dual-scale: the table's folds then need dual-scale back as well.
+  const asTable = table.folds?.length ? (dualScale ? 'fold-split true' : 'dual-scale true or auto and fold-split true') : 'fold-split false';
+  throw new Error(`calibration table ${origin} was made with ${what(table.folds ?? [])}, this run has ${what(folds)}: its per-channel choices are in another channel order; calibrate again with these options (save-calibration), or quantize with ${asTable} as the table was`);
 }
 
 /** One layer in the table. */
@@ -163,20 +173,48 @@ function checkLayerBits(table: CalibrationTable, layers: readonly LinearLayer[],
 }
 
 /**
- * Refuses a sequential table (see {@link TableConfig.sequential}) for a run with other bits,
- * per layer included: checked for every run that reads the table's statistics, weight-only
- * too, which reads no scales and so passes no other check of the bits.
+ * Refuses a sequential table (see {@link TableConfig.sequential}) for a run its statistics do
+ * not fit: a weight-only run (their upstream error includes the quantized activations), other
+ * bits, or another reconstruction of the upstream layers. Checked for every run that reads the
+ * table's statistics; weight-only runs read no scales and so pass no other check of the bits.
+ * @param warn told when a weight-only run reads a table too old to say how it was collected
  */
-export function checkSequentialTable(table: CalibrationTable, layers: readonly LinearLayer[], config: QuantConfig, origin: string): void {
-  if (!table.config.sequential) return;
+export function checkSequentialTable(table: CalibrationTable, config: QuantConfig, reconstruct: SequentialRecord, origin: string, warn: (line: string) => void): void {
+  const seq = table.config.sequential;
+  if (!seq) {
+    if (table.version < 3 && config.aBits === null) {
+      warn(`calibration table ${origin} (version ${table.version}) does not say whether its statistics were collected sequentially (tables say so from version 3); if it was made with sequential true, they hold ${table.config.bits}'s upstream error, not this weight-only run's`);
+    }
+    return;
+  }
   const fail = (what: string): never => {
     throw new Error(`calibration table ${origin}: ${what}`);
   };
   const bits = bitsLabel(config);
+  if (config.aBits === null) {
+    fail(`was calibrated sequentially at ${table.config.bits}: its reconstruction statistics hold the upstream error of that model's quantized activations, which this weight-only run (${bits}) does not have; give this run its calibration data (calib or prompts) instead of load-calibration, or load a table made without sequential`);
+  }
   if (table.config.bits !== bits) {
     fail(`was calibrated sequentially at ${table.config.bits}: its reconstruction statistics were collected on the model quantized at those bits and do not fit ${bits}; calibrate again at ${bits} (save-calibration)`);
   }
-  checkLayerBits(table, layers, config, fail);
+  if (seq.reconstruct !== reconstruct.reconstruct || seq.biasCorrection !== reconstruct.biasCorrection) {
+    fail(
+      `was calibrated sequentially with reconstruct ${seq.reconstruct} and bias-correction ${seq.biasCorrection}: each stage's statistics hold the upstream layers as those made them; this run has reconstruct ${reconstruct.reconstruct} and bias-correction ${reconstruct.biasCorrection}; use the table's, or calibrate again (save-calibration)`,
+    );
+  }
+}
+
+/**
+ * Refuses a table made with `dual-scale true` for a `dual-scale auto` run that reconstructs:
+ * auto compares each split layer with its unsplit form, whose scales only an auto table holds
+ * (the `unsplit` entry); without them the unsplit form would have no activation quantizer.
+ */
+export function checkTableSplitAuto(table: CalibrationTable, layers: readonly LinearLayer[], origin: string): void {
+  const first = layers.find((l) => table.layers[l.name]?.mode === 'dual' && !table.layers[l.name]!.unsplit);
+  if (!first) return;
+  throw new Error(
+    `calibration table ${origin} was made with dual-scale true: it has no unsplit search of split layers (first: ${first.name}), which dual-scale auto compares the split with; load it with dual-scale true, or calibrate again with dual-scale auto (save-calibration)`,
+  );
 }
 
 /** The table entry of a searched layer. */

@@ -132,10 +132,17 @@ export function findLinearLayers(graph: Graph, selection: LayerSelection = {}): 
     if (result.K < minK) skipped.push(skip(result, `K = ${result.K} is below min-k ${minK}`));
     else if (!selectedByGlobs(name, include, exclude)) skipped.push(skip(result, 'not selected by include/exclude'));
     else if (blocks?.size && !stackOf(modulePath(result.node, name), blocks)) skipped.push(skip(result, 'outside the repeated blocks (scope blocks)'));
-    else if (selection.names && !selection.names.has(name)) skipped.push(skip(result, 'not in this stage'));
     else layers.push(selection.scope === 'outer-w8' && outer(result) ? { ...result, wBits: 8 } : result);
   }
-  return { ...rejectSharedWeights(layers, skipped), ...(stacks ? { stacks: [...stacks] } : {}) };
+  const found = rejectSharedWeights(layers, skipped);
+  // A stage's names apply after the shared-weight check: a weight the stage shares with a later
+  // stage's layer (blocks tied to one weight) is not a foreign use of it.
+  if (selection.names) {
+    const names = selection.names;
+    for (const l of found.layers) if (!names.has(l.name)) found.skipped.push(skip(l, 'not in this stage'));
+    found.layers = found.layers.filter((l) => names.has(l.name));
+  }
+  return { ...found, ...(stacks ? { stacks: [...stacks] } : {}) };
 }
 
 function skip(l: LinearLayer, reason: string): SkippedLayer {

@@ -1,9 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { writeJsonAtomic } from '../write-json.ts';
 import type { Model } from '../../graph/ir/model.ts';
 import { calibrate, type CalibrateOptions, type CalibrationResult } from '../calibration/calibrate.ts';
 import { type CalibrationModule, checkCalibrationModule, loadCalibrationModule, type LoadedCalibration } from '../calibration/module.ts';
-import { type CalibrationTable, checkSequentialTable, checkTableFolds, readCalibrationTable, scalesFromTable } from '../calibration/table.ts';
+import { type CalibrationTable, checkSequentialTable, checkTableFolds, checkTableSplitAuto, readCalibrationTable, scalesFromTable, type SequentialRecord } from '../calibration/table.ts';
 import type { PassContext, PassResult } from '../pass.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
 import { findLinearLayers, type LayerScope, type LayerSelection } from './linear-layers.ts';
@@ -88,8 +88,12 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     if (layers.length > 0 && options.loadCalibration && (config.aBits !== null || wantStats)) {
       if (options.calib || calibration) ctx.log.warn(`load-calibration given: the calibration module is not run`);
       table = readCalibrationTable(options.loadCalibration);
-      checkTableFolds(table, fold?.folds ?? [], options.loadCalibration);
-      if (wantStats) checkSequentialTable(table, layers, config, options.loadCalibration);
+      checkTableFolds(table, fold?.folds ?? [], config.dualScale, options.loadCalibration);
+      if (wantStats) checkSequentialTable(table, config, sequentialRecord(options), options.loadCalibration, (line) => ctx.log.warn(line));
+      if (wantStats && config.aBits !== null && splitAuto(options)) checkTableSplitAuto(table, layers, options.loadCalibration);
+      if (config.aBits === null && table.smoothing) {
+        throw new Error(`calibration table ${options.loadCalibration} was made with smooth-quant: its statistics are of the smoothed model, which a weight-only run does not make (smooth-quant needs quantized activations); give this run its calibration data (calib or prompts) instead of load-calibration`);
+      }
       smoothing = smoothingOfTable(table, options, options.loadCalibration);
       if (smoothing) applySmoothing(model, layers, smoothing, `calibration table ${options.loadCalibration}`);
       if (config.aBits !== null) scales = scalesFromTable(table, smoothing ? findLinearLayers(model.graph, selection).layers : layers, config, options.loadCalibration);
@@ -97,6 +101,11 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         const side = reconFileOf(options.loadCalibration);
         if (!existsSync(side)) throw new Error(`calibration table ${options.loadCalibration} has no reconstruction statistics beside it (${side}); save it again with this version, or quantize with reconstruct none and bias-correction false`);
         ({ stats: recon, activation } = readReconFile(side));
+        // Every layer of this run needs its statistics: a table made on other layers (scope, include, exclude) would leave some unreconstructed.
+        const uncovered = layers.filter((l) => !recon!.get(l.name));
+        if (uncovered.length) {
+          throw new Error(`calibration table ${options.loadCalibration}: its reconstruction statistics (${side}) have none for ${uncovered[0]!.name} (${uncovered.length} of this run's ${layers.length} layers); the table was made on other layers (scope, include or exclude): use the table's, or calibrate again with these (save-calibration)`);
+        }
         // A table calibrated with quantized activations, read by a weight-only run: its activation-quantizer shifts are not this run's.
         if (config.aBits === null) activation = undefined;
         if (config.aBits !== null && reconstructOptions.objective !== 'fp32' && ![...(activation?.values() ?? [])].some((a) => a.moments)) {
@@ -152,7 +161,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       if (options.saveSensitivity && !curve) ctx.log.warn(`save-sensitivity: this run has no S1 curve (frame weighting off, or a module without rollouts); ${options.saveSensitivity} not written`);
       if (table && smoothing) table.smoothing = smoothing;
       if (table && fold?.folds.length) table.folds = fold.folds;
-      if (table && options.sequential) table.config.sequential = true;
+      if (table && options.sequential) table.config.sequential = sequentialRecord(options);
       calibrationTimings = result.timings;
       calibrationInfo = {
         origin: calib.origin,
@@ -217,6 +226,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     if (!table) ctx.log.warn(`save-calibration: nothing to save (${config.aBits === null ? 'weight-only' : 'scale-search is off'}); ${options.saveCalibration} not written`);
     else {
       writeJsonAtomic(options.saveCalibration, table);
+      // A side file an earlier save left would be read with this table: only this run's may stay.
+      if (!saveRecon) rmSync(reconFileOf(options.saveCalibration), { force: true });
     }
   }
   if (options.report) writeJsonAtomic(options.report, report);
@@ -308,4 +319,10 @@ function logScope(ctx: PassContext, found: ReturnType<typeof findLinearLayers>, 
   const inside = found.layers.length - (scope === 'blocks' ? 0 : outside);
   const what = scope === 'blocks' ? 'stay float' : 'take 8-bit weights';
   ctx.log.info(`scope ${scope}: ${inside} layer(s) in the repeated blocks (${found.stacks.map((s) => `${s}N`).join(', ')}); ${outside} outside them ${what}`);
+}
+
+/** What a sequential table records of the run that collected it (table.ts SequentialRecord). */
+function sequentialRecord(options: SharedQuantValues): SequentialRecord {
+  const r = reconstructOptionsOf(options);
+  return { reconstruct: r.method, biasCorrection: r.biasCorrection };
 }
