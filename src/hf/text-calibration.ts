@@ -27,12 +27,12 @@ import { importOnnxruntime, importTransformers } from '../runtime/optional-impor
 
 /** Reads a prompt list: one prompt a line, blank lines skipped. */
 export function readPrompts(file: string): string[] {
-  if (!existsSync(file)) throw new CalibrationError(`prompts ${file}`, 'file not found');
+  if (!existsSync(file)) throw new CalibrationError(file, 'file not found', undefined, 'prompt list');
   const prompts = readFileSync(file, 'utf8')
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l !== '');
-  if (prompts.length === 0) throw new CalibrationError(`prompts ${file}`, 'has no prompts (one a line)');
+  if (prompts.length === 0) throw new CalibrationError(file, 'has no prompts (one a line)', undefined, 'prompt list');
   return prompts;
 }
 

@@ -60,7 +60,7 @@ export interface PipelineResult {
 
 /**
  * A pass that threw, returned a malformed result, or left an invalid graph. The message is
- * `pass <name> (plugin <plugin>): <what>; after: <passes that ran before, or (first pass)>`;
+ * `pass <name> (plugin <plugin>): <what>`, then `; after: <the passes that ran before>` when any did;
  * the original error is the `cause`.
  */
 export class PassFailure extends Error {
@@ -74,7 +74,7 @@ export class PassFailure extends Error {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super(`pass ${passName} (plugin ${plugin}): ${detail}; after: ${after.length ? after.join(', ') : '(first pass)'}`, options);
+    super(`pass ${passName} (plugin ${plugin}): ${detail}${after.length ? `; after: ${after.join(', ')}` : ''}`, options);
     this.name = 'PassFailure';
   }
 }

@@ -94,8 +94,9 @@ export interface LoadedCalibration {
 
 /** An error in the user's calibration module: names the module and, when known, the sample. */
 export class CalibrationError extends Error {
-  constructor(origin: string, message: string, sample?: number) {
-    super(`calibration module ${origin}${sample === undefined ? '' : `, sample ${sample}`}: ${message}`);
+  /** @param what what `origin` is, for the message (a prompt list is not a module) */
+  constructor(origin: string, message: string, sample?: number, what = 'calibration module') {
+    super(`${what} ${origin}${sample === undefined ? '' : `, sample ${sample}`}: ${message}`);
     this.name = 'CalibrationError';
   }
 }
