@@ -42,8 +42,8 @@ export type BranchForm =
  *   QDQ fusions of level 2) turns it into the int8 initializer when the session is created, so
  *   the optimized graph is the int8-stored one (same census, same outputs bit for bit, checked
  *   by test/quant/census.test.ts) and the file holds half the weight bytes. Cast from int4
- *   needs opset 21 and onnxruntime 1.23 (1.24 in onnxruntime-web); below opset 21, or with
- *   `int4-storage false`, the values are stored as int8 and the file is as large as W8A8's.
+ *   needs opset 21 and onnxruntime 1.23 (onnxruntime-web 1.24.1 checked); below opset 21, or
+ *   with `int4-storage false`, the values are stored as int8 and the file is as large as W8A8's.
  * - weight-only, both bit widths: MatMulNBits with blocks of {@link nbitsBlockSize} rows
  *   (256 for K ≥ 256: measured fastest; 32, onnxruntime's default for a per-channel DQ, ran
  *   1.3–1.8× slower). qdq reaches it through onnxruntime's DQ → MatMulNBits fusion, which

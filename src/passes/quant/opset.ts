@@ -1,3 +1,4 @@
+import { attr } from '../../graph/ir/attribute.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
 import type { Graph } from '../../graph/ir/graph.ts';
 import type { Model } from '../../graph/ir/model.ts';
@@ -10,7 +11,7 @@ import { Tensor } from '../../graph/ir/tensor.ts';
  */
 const BREAKING: Record<string, number[]> = {
   // attributes became inputs
-  Slice: [10], Pad: [11], Clip: [11], Split: [13], Squeeze: [13], Unsqueeze: [13], ReduceSum: [13],
+  Slice: [10], Pad: [11], Clip: [11], Split: [13, 18], Squeeze: [13], Unsqueeze: [13], ReduceSum: [13],
   TopK: [10], Upsample: [10], Resize: [11],
   ReduceMean: [18], ReduceMax: [18], ReduceMin: [18], ReduceProd: [18], ReduceL1: [18], ReduceL2: [18],
   ReduceLogSum: [18], ReduceLogSumExp: [18], ReduceSumSquare: [18],
@@ -28,13 +29,20 @@ const BREAKING: Record<string, number[]> = {
 /** Reductions whose `axes` moved from an attribute to an input at opset 18: adapted, not refused. */
 const AXES_TO_INPUT_AT_18 = new Set(['ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceSumSquare']);
 
+/**
+ * Split from opset 18 needs its `split` input or a `num_outputs` attribute: without the input
+ * (equal parts, one per output) it is adapted by giving it `num_outputs`, which means the same.
+ */
+const ADAPTED_AT_18 = (opType: string): boolean => AXES_TO_INPUT_AT_18.has(opType) || opType === 'Split';
+
 /** What {@link raiseOpset}'s error advises by default: onnxruntime's Q/DQ work at any opset. */
 const QDQ_DOMAIN_ADVICE = "use --q-arvd.qdq-domain com.microsoft to emit onnxruntime's Q/DQ, which work at any opset";
 
 /**
  * Raises the default-domain opset import to `needed` when every operator already in the
  * model means the same there. Reductions whose `axes` attribute became an input at 18 are
- * rewritten (the attribute becomes an int64 initializer), which preserves their meaning.
+ * rewritten (the attribute becomes an int64 initializer), and a Split without its `split`
+ * input gets `num_outputs` at 18, which preserves their meaning.
  * Otherwise throws, naming the first operator (and node) that would change meaning, then `advice`.
  * @returns the version before, or undefined when no change was needed
  */
@@ -47,7 +55,7 @@ export function raiseOpset(model: Model, needed: number, why: string, advice = Q
       if (n.domain !== '' && n.domain !== 'ai.onnx') continue;
       const changes = (BREAKING[n.opType] ?? []).filter((v) => v > current && v <= needed);
       if (changes.length === 0) continue;
-      if (changes.every((v) => v === 18) && AXES_TO_INPUT_AT_18.has(n.opType)) {
+      if (changes.every((v) => v === 18) && ADAPTED_AT_18(n.opType)) {
         adaptable.push({ g, n });
         continue;
       }
@@ -58,6 +66,10 @@ export function raiseOpset(model: Model, needed: number, why: string, advice = Q
     }
   }
   for (const { g, n } of adaptable) {
+    if (n.opType === 'Split') {
+      if (!n.input(1)) n.attributes.set('num_outputs', attr.int('num_outputs', n.outputs.length));
+      continue;
+    }
     const axes = n.intsAttr('axes');
     n.attributes.delete('axes');
     if (axes) {

@@ -233,13 +233,17 @@ function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
     ensureDomain(model, 'com.microsoft');
     return;
   }
-  // Q/DQ in the default domain: per-axis weights need 13, 4-bit types and blocked weights 21.
-  const needed = config.wBits === 4 || config.blockSize > 0 ? 21 : 13;
-  raiseOpset(model, needed, config.blockSize > 0 ? 'blocked DequantizeLinear' : config.wBits === 4 ? 'DequantizeLinear of int4 weights' : 'per-channel DequantizeLinear');
+  // Q/DQ in the default domain: per-axis weights need 13, blocked weights and a DequantizeLinear
+  // of 4-bit types (weight-only W4) 21. W4A8/W4A6 dequantize int8 (forms.ts).
+  const int4Dq = config.wBits === 4 && config.aBits === null;
+  const needed = int4Dq || config.blockSize > 0 ? 21 : 13;
+  raiseOpset(model, needed, config.blockSize > 0 ? 'blocked DequantizeLinear' : int4Dq ? 'DequantizeLinear of int4 weights' : 'per-channel DequantizeLinear');
   // Weight-only weights are written blocked (opset 21), the form onnxruntime fuses into
   // MatMulNBits with the fast block size (forms.ts), when the opset can be raised; otherwise
-  // they stay per channel at 13, which onnxruntime still fuses, with blocks of 32.
-  if (config.aBits === null) tryRaiseOpset(model, 21);
+  // they stay per channel at 13, which onnxruntime still fuses, with blocks of 32. W4A8/W4A6
+  // store their weights as int4 behind a Cast (int4-storage, and layers kept fp32) from 21;
+  // below it, as int8.
+  if (config.aBits === null || config.wBits === 4) tryRaiseOpset(model, 21);
 }
 
 /** Raises the default opset to `to` when no operator of the model changed meaning on the way; else leaves it. */
