@@ -35,8 +35,10 @@ const AXES_TO_INPUT_AT_18 = new Set(['ReduceMean', 'ReduceMax', 'ReduceMin', 'Re
  */
 const ADAPTED_AT_18 = (opType: string): boolean => AXES_TO_INPUT_AT_18.has(opType) || opType === 'Split';
 
-/** What {@link raiseOpset}'s error advises by default: onnxruntime's Q/DQ work at any opset. */
-const QDQ_DOMAIN_ADVICE = "use --q-arvd.qdq-domain com.microsoft to emit onnxruntime's Q/DQ, which work at any opset";
+/** What {@link raiseOpset}'s error advises by default: onnxruntime's Q/DQ work at any opset (the option of pass `pass`). */
+export function qdqDomainAdvice(pass = 'q-arvd'): string {
+  return `use --${pass}.qdq-domain com.microsoft to emit onnxruntime's Q/DQ, which work at any opset`;
+}
 
 /**
  * Raises the default-domain opset import to `needed` when every operator already in the
@@ -46,7 +48,7 @@ const QDQ_DOMAIN_ADVICE = "use --q-arvd.qdq-domain com.microsoft to emit onnxrun
  * Otherwise throws, naming the first operator (and node) that would change meaning, then `advice`.
  * @returns the version before, or undefined when no change was needed
  */
-export function raiseOpset(model: Model, needed: number, why: string, advice = QDQ_DOMAIN_ADVICE): number | undefined {
+export function raiseOpset(model: Model, needed: number, why: string, advice = qdqDomainAdvice()): number | undefined {
   const current = model.opset('') ?? 1;
   if (current >= needed) return undefined;
   const adaptable = [];

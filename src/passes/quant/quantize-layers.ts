@@ -2,7 +2,7 @@ import type { Model } from '../../graph/ir/model.ts';
 import { bitsLabel, layerConfig, type QuantConfig } from './config.ts';
 import { emitLayer, type WeightCache } from './emit.ts';
 import { findLinearLayers, type LayerSelection, type LinearLayer, type SkippedLayer } from './linear-layers.ts';
-import { ensureDomain, raiseOpset } from './opset.ts';
+import { ensureDomain, qdqDomainAdvice, raiseOpset } from './opset.ts';
 import { planLayer, type ChannelRanges, type LayerPlan, type LayerScales, type WeightPlan } from './plan.ts';
 import { type ExternalWeight, PlanPool } from './plan-pool.ts';
 import { foldedExternalSource } from './fold-split.ts';
@@ -147,10 +147,10 @@ class LayerQuantizer {
         throw new Error(`activation quantization (A${config.aBits}) needs calibration, and ${missing.length} layer(s) have no activation range (first: ${missing[0]!.name}); give a calibration module, or use a-bits none for weight-only`);
       }
     }
-    prepareOpsets(model, config, this.layers.some((l) => !l.wBits));
+    prepareOpsets(model, config, this.layers.some((l) => !l.wBits), method);
     // Layers outside the blocks at 8 bits (scope outer-w8) may need what 8-bit forms need.
     const outer = this.layers.find((l) => l.wBits);
-    if (outer) prepareOpsets(model, layerConfig(config, outer), true);
+    if (outer) prepareOpsets(model, layerConfig(config, outer), true, method);
     for (const l of this.layers) this.uses.set(l.weightValue, (this.uses.get(l.weightValue) ?? 0) + 1);
   }
 
@@ -212,7 +212,8 @@ function decisionOf(plan: LayerPlan, config: QuantConfig, method: string) {
   return { method, layer: layer.name, op: layer.op, K: layer.K, N: layer.N, mode: plan.mode, outliers: plan.mode === 'dual' ? plan.outliers.indices.length : 0, bits: bitsLabel(config), format: config.format, ...(plan.floatCompute ? { compute: 'float' } : {}) };
 }
 
-function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
+/** `pass`: the pass whose options the refusals name. */
+function prepareOpsets(model: Model, config: QuantConfig, any: boolean, pass: string): void {
   if (!any) return;
   // QOperator form: MatMulIntegerToFloat or (weight-only) MatMulNBits, both onnxruntime's own.
   if (config.format === 'qoperator') {
@@ -226,7 +227,7 @@ function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
   if (branchForm(config).op === 'dynamic') {
     // DynamicQuantizeLinear (opset 11) and MatMulInteger (10), default domain; no DequantizeLinear.
     // qdq-domain does not help here: this form has no Q/DQ (the chain is DynamicQuantizeLinear → MatMulInteger).
-    raiseOpset(model, 11, 'w8-kernel dynamic (format qdq: DynamicQuantizeLinear)', 'use --q-arvd.format qoperator (com.microsoft.DynamicQuantizeMatMul, any opset) or --q-arvd.w8-kernel nbits');
+    raiseOpset(model, 11, 'w8-kernel dynamic (format qdq: DynamicQuantizeLinear)', `use --${pass}.format qoperator (com.microsoft.DynamicQuantizeMatMul, any opset) or --${pass}.w8-kernel nbits`);
     return;
   }
   if (config.qdqDomain === 'com.microsoft') {
@@ -237,7 +238,7 @@ function prepareOpsets(model: Model, config: QuantConfig, any: boolean): void {
   // of 4-bit types (weight-only W4) 21. W4A8/W4A6 dequantize int8 (forms.ts).
   const int4Dq = config.wBits === 4 && config.aBits === null;
   const needed = int4Dq || config.blockSize > 0 ? 21 : 13;
-  raiseOpset(model, needed, config.blockSize > 0 ? 'blocked DequantizeLinear' : int4Dq ? 'DequantizeLinear of int4 weights' : 'per-channel DequantizeLinear');
+  raiseOpset(model, needed, config.blockSize > 0 ? 'blocked DequantizeLinear' : int4Dq ? 'DequantizeLinear of int4 weights' : 'per-channel DequantizeLinear', qdqDomainAdvice(pass));
   // Weight-only weights are written blocked (opset 21), the form onnxruntime fuses into
   // MatMulNBits with the fast block size (forms.ts), when the opset can be raised; otherwise
   // they stay per channel at 13, which onnxruntime still fuses, with blocks of 32. W4A8/W4A6
