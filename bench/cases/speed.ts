@@ -20,11 +20,17 @@
 // rewritten by the passes' shared code (quantizeLinearLayers) with min/max ranges collected once
 // per variant (four samples of 64 standard-normal rows), q-arvd with every layer that has outlier
 // channels split (`dual-scale true`), round to nearest: GPTQ, bias correction and the scale
-// search change the integers and scales, not the ops.
+// search change the integers and scales, not the ops. q-arvd's models are made as the pass makes
+// them by default, after `fold-split`: ffn.2's outlier channels are moved last through ffn.0
+// and Gelu, so its outlier branch reads them with a Slice. Only ffn.2 is folded, as in a real
+// model, where o reads the attention's output rather than q's (a Reshape, which the fold does
+// not pass); the q-arvd ranges are collected on the folded float block.
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/config.ts';
+import { foldSplits } from '../../src/passes/quant/fold-split.ts';
+import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
 import { quantizeLinearLayersThreaded } from '../../src/passes/quant/quantize-layers.ts';
 import { wanBlock } from '../../test/helpers/wan-block.ts';
 import { activationRanges, ANCHOR_DYNAMIC, ANCHOR_NBITS, ANCHOR_STATIC, anchorModels, anchorTable } from '../anchors.ts';
@@ -68,6 +74,7 @@ const BITS = [
 /** Every pass × format × bit width, quantized from the fp32 file with the variant's ranges. */
 async function quantizeAll(fp32: string, dir: string, variant: string, log: (m: string) => void): Promise<Entry[]> {
   const ranges = await activationRanges(fp32);
+  const folded = variant === 'plain' ? undefined : await foldedBlock(fp32, join(dir, `${variant}-fp32-folded.onnx`), log);
   const out: Entry[] = [];
   // Without outlier channels q-arvd emits exactly minmax's graph (dual-scale.test.ts checks
   // it), so the plain variant times minmax only. Each q-arvd model comes right after minmax's of
@@ -78,10 +85,11 @@ async function quantizeAll(fp32: string, dir: string, variant: string, log: (m: 
         const name = `${pass} ${format} ${b.label}`;
         const path = join(dir, `${variant}-${pass}-${format}-${b.label}.onnx`);
         const t0 = performance.now();
-        const model = loadModel(fp32);
+        const source = pass === 'q-arvd' && folded ? folded : { path: fp32, ranges };
+        const model = loadModel(source.path);
         const config: QuantConfig = { ...DEFAULT_QUANT_CONFIG, format, wBits: b.wBits, aBits: b.aBits, dualScale: pass === 'q-arvd' };
         // Both cores: the plans are the same for any number of threads.
-        const report = await quantizeLinearLayersThreaded(2, model, config, {}, b.aBits === null ? undefined : ranges, pass);
+        const report = await quantizeLinearLayersThreaded(2, model, config, {}, b.aBits === null ? undefined : source.ranges, pass);
         saveModel(model, path);
         log(`${variant}: ${name}: ${report.totals.layers.dual} dual-scale, ${report.totals.layers.single} single in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
         out.push({ name, path, anchor: b.anchor, ...(pass === 'q-arvd' ? { single: `minmax ${format} ${b.label}` } : {}) });
@@ -89,6 +97,16 @@ async function quantizeAll(fp32: string, dir: string, variant: string, log: (m: 
     }
   }
   return out;
+}
+
+/** The float block after fold-split of ffn.2 (what q-arvd quantizes by default), saved to `out`, with its ranges. */
+async function foldedBlock(fp32: string, out: string, log: (m: string) => void): Promise<{ path: string; ranges: Awaited<ReturnType<typeof activationRanges>> }> {
+  const model = loadModel(fp32);
+  const { folds } = foldSplits(model, findLinearLayers(model.graph, { include: ['ffn.2*'] }).layers, DEFAULT_QUANT_CONFIG);
+  if (folds.length !== 1) throw new Error(`speed bench: fold-split folded ${folds.length} layers of the block, expected ffn.2`);
+  log(`fold-split: ${folds[0]!.producers.join(' + ')} → ${folds[0]!.consumer} (${folds[0]!.outliers} of ${folds[0]!.K} channels moved last)`);
+  saveModel(model, out);
+  return { path: out, ranges: await activationRanges(out) };
 }
 
 /**
