@@ -28,11 +28,22 @@ export async function importUserModule(file: string): Promise<Record<string, unk
     if (!TS.has(extname(file)) || (e as { code?: unknown })?.code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw e;
   }
   const api = await tsxApi(file);
-  if (api.tsImport) return api.tsImport(url, import.meta.url);
+  if (api.tsImport) return esNamespace(await api.tsImport(url, import.meta.url));
   // tsx before 4.8 has no tsImport: its global hooks (ES module packages load this way).
   api.register();
   // Node remembers the failed import of `url`; a query makes the retry a fresh module.
   return (await import(`${url}?tsx`)) as Record<string, unknown>;
+}
+
+/**
+ * The module's exports as an ES module namespace. In a `"type": "commonjs"` package tsx compiles
+ * the file to CommonJS, and what the import returns has the whole `module.exports` as its
+ * `default` (marked `__esModule`, with the ES module's `default` export inside it): unwrapped,
+ * `export default { … }` (a plugin) is `default` again, as in an ES module package.
+ */
+function esNamespace(m: Record<string, unknown>): Record<string, unknown> {
+  const inner = m.default as Record<string, unknown> | undefined;
+  return inner !== null && typeof inner === 'object' && (inner as { __esModule?: unknown }).__esModule === true ? inner : m;
 }
 
 async function tsxApi(file: string): Promise<TsxApi> {

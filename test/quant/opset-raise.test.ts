@@ -27,8 +27,8 @@ afterAll(() => removeDir(dir));
 const D = 64;
 const shape = (d: number[]) => ({ tensor_type: { elem_type: DataType.FLOAT, shape: { dim: d.map((n) => ({ dim_value: n })) } } });
 
-/** x → fc1 → (Split into halves → Mul, or GroupNormalization) → fc2 → y, at `opset`. */
-function build(middle: 'split' | 'group-norm', opset: number): Model {
+/** x → fc1 → (Split into halves → Mul, or GroupNormalization) → fc2 → y, at `opset`; `emptySplit`: the Split's `split` input given as ''. */
+function build(middle: 'split' | 'group-norm', opset: number, emptySplit = false): Model {
   const rng = seededRandom(3);
   const g = new Graph({ name: middle });
   const x = new Value('x', { type: shape([1, 8, D]) });
@@ -37,7 +37,7 @@ function build(middle: 'split' | 'group-norm', opset: number): Model {
   const fc1 = new Node({ opType: 'MatMul', name: '/fc1/MatMul', inputs: [x, init('W1', [D, middle === 'split' ? 2 * D : D])], outputs: ['h1'] });
   const mid =
     middle === 'split'
-      ? [new Node({ opType: 'Split', name: '/split', inputs: [fc1.output()], outputs: ['a', 'b'], attributes: [attr.int('axis', -1)] })]
+      ? [new Node({ opType: 'Split', name: '/split', inputs: emptySplit ? [fc1.output(), null] : [fc1.output()], outputs: ['a', 'b'], attributes: [attr.int('axis', -1)] })]
       : [new Node({ opType: 'GroupNormalization', name: '/group_norm', inputs: [fc1.output(), init('scale', [2]), init('bias', [2])], outputs: ['h2'], attributes: [attr.int('num_groups', 2)] })];
   g.append(fc1, ...mid);
   let h = mid[0]!.output(0);
@@ -69,15 +69,18 @@ async function closeToFp32(fp32: Model, quantized: Model, name: string, bound: n
 }
 
 describe('raising the opset for the emitted forms', () => {
-  it('a Split without its split input gets num_outputs at 18: weight-only W8 (blocked weights, opset 21) loads and runs', async () => {
-    const model = build('split', 17);
-    await quantize(model, { 'w-bits': '8', 'a-bits': 'none' }, undefined, 'minmax');
-    expect(model.opset('')).toBe(21);
-    const split = model.graph.nodes().find((n) => n.opType === 'Split')!;
-    expect(split.intAttr('num_outputs', 0)).toBe(2);
-    // Relative squared error of the output, two 8-bit layers.
-    await closeToFp32(build('split', 17), model, 'split-w8', 0.01);
-  });
+  for (const emptySplit of [false, true]) {
+    it(`a Split without its split input${emptySplit ? " (given as '')" : ''} gets num_outputs at 18: weight-only W8 (blocked weights, opset 21) loads and runs`, async () => {
+      const model = build('split', 17, emptySplit);
+      await quantize(model, { 'w-bits': '8', 'a-bits': 'none' }, undefined, 'minmax');
+      expect(model.opset('')).toBe(21);
+      const split = model.graph.nodes().find((n) => n.opType === 'Split')!;
+      expect(split.intAttr('num_outputs', 0)).toBe(2);
+      expect(split.inputs).toHaveLength(1);
+      // Relative squared error of the output, two 8-bit layers.
+      await closeToFp32(build('split', 17, emptySplit), model, `split-w8-${emptySplit}`, 0.01);
+    });
+  }
 
   it('GroupNormalization (changed at 21): W4A8 QDQ keeps opset 18 with int8-stored weights; weight-only W4 is refused naming it', async () => {
     const model = build('group-norm', 18);

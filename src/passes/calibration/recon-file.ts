@@ -187,6 +187,11 @@ export class ReconSource implements ReconLookup {
     }
   }
 
+  /** Whether the file holds `name`'s statistics (from the header: nothing is read). */
+  has(name: string): boolean {
+    return this.entryOf.has(name);
+  }
+
   get(name: string): ReconStats | undefined {
     const entry = this.entryOf.get(name);
     if (!entry) return undefined;

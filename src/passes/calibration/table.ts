@@ -213,7 +213,7 @@ export function checkTableSplitAuto(table: CalibrationTable, layers: readonly Li
   const first = layers.find((l) => table.layers[l.name]?.mode === 'dual' && !table.layers[l.name]!.unsplit);
   if (!first) return;
   throw new Error(
-    `calibration table ${origin} was made with dual-scale true: it has no unsplit search of split layers (first: ${first.name}), which dual-scale auto compares the split with; load it with dual-scale true, or calibrate again with dual-scale auto (save-calibration)`,
+    `calibration table ${origin} has no unsplit search of split layers (first: ${first.name}), which dual-scale auto compares the split with: it was made with dual-scale true, or with auto and neither reconstruction nor bias correction; load it with dual-scale true, or calibrate again with dual-scale auto and reconstruction (save-calibration)`,
   );
 }
 

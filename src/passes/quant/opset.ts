@@ -69,7 +69,13 @@ export function raiseOpset(model: Model, needed: number, why: string, advice = q
   }
   for (const { g, n } of adaptable) {
     if (n.opType === 'Split') {
-      if (!n.input(1)) n.attributes.set('num_outputs', attr.int('num_outputs', n.outputs.length));
+      if (!n.input(1)) {
+        // An omitted `split` given as '' must go too: from 18 num_outputs excludes the input.
+        const x = n.input(0);
+        n.clearInputs();
+        n.appendInput(x);
+        n.attributes.set('num_outputs', attr.int('num_outputs', n.outputs.length));
+      }
       continue;
     }
     const axes = n.intsAttr('axes');

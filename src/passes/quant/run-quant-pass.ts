@@ -1,4 +1,5 @@
 import { existsSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { writeJsonAtomic } from '../write-json.ts';
 import type { Model } from '../../graph/ir/model.ts';
 import { calibrate, type CalibrateOptions, type CalibrationResult } from '../calibration/calibrate.ts';
@@ -100,9 +101,10 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       if (wantStats) {
         const side = reconFileOf(options.loadCalibration);
         if (!existsSync(side)) throw new Error(`calibration table ${options.loadCalibration} has no reconstruction statistics beside it (${side}); save it again with this version, or quantize with reconstruct none and bias-correction false`);
-        ({ stats: recon, activation } = readReconFile(side));
+        const file = readReconFile(side);
+        ({ stats: recon, activation } = file);
         // Every layer of this run needs its statistics: a table made on other layers (scope, include, exclude) would leave some unreconstructed.
-        const uncovered = layers.filter((l) => !recon!.get(l.name));
+        const uncovered = layers.filter((l) => !file.stats.has(l.name));
         if (uncovered.length) {
           throw new Error(`calibration table ${options.loadCalibration}: its reconstruction statistics (${side}) have none for ${uncovered[0]!.name} (${uncovered.length} of this run's ${layers.length} layers); the table was made on other layers (scope, include or exclude): use the table's, or calibrate again with these (save-calibration)`);
         }
@@ -226,8 +228,10 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     if (!table) ctx.log.warn(`save-calibration: nothing to save (${config.aBits === null ? 'weight-only' : 'scale-search is off'}); ${options.saveCalibration} not written`);
     else {
       writeJsonAtomic(options.saveCalibration, table);
-      // A side file an earlier save left would be read with this table: only this run's may stay.
-      if (!saveRecon) rmSync(reconFileOf(options.saveCalibration), { force: true });
+      // A side file an earlier save left would be read with this table: only this run's may
+      // stay (or the loaded table's own, when it is written back in place).
+      const inPlace = options.loadCalibration !== undefined && options.loadCalibration !== '' && resolve(options.loadCalibration) === resolve(options.saveCalibration);
+      if (!saveRecon && !inPlace) rmSync(reconFileOf(options.saveCalibration), { force: true });
     }
   }
   if (options.report) writeJsonAtomic(options.report, report);
