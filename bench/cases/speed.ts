@@ -31,7 +31,7 @@ import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/config.ts';
 import { foldSplits } from '../../src/passes/quant/fold-split.ts';
 import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
-import { quantizeLinearLayersThreaded } from '../../src/passes/quant/quantize-layers.ts';
+import { type ActivationRanges, quantizeLinearLayersThreaded } from '../../src/passes/quant/quantize-layers.ts';
 import { wanBlock } from '../../test/helpers/wan-block.ts';
 import { activationRanges, ANCHOR_DYNAMIC, ANCHOR_NBITS, ANCHOR_STATIC, anchorModels, anchorTable } from '../anchors.ts';
 import { byModel, censusText, type Entry, type RoundPlan, rowCounts, timeAll } from '../interleaved.ts';
@@ -100,7 +100,7 @@ async function quantizeAll(fp32: string, dir: string, variant: string, log: (m: 
 }
 
 /** The float block after fold-split of ffn.2 (what q-arvd quantizes by default), saved to `out`, with its ranges. */
-async function foldedBlock(fp32: string, out: string, log: (m: string) => void): Promise<{ path: string; ranges: Awaited<ReturnType<typeof activationRanges>> }> {
+async function foldedBlock(fp32: string, out: string, log: (m: string) => void): Promise<{ path: string; ranges: ActivationRanges }> {
   const model = loadModel(fp32);
   const { folds } = foldSplits(model, findLinearLayers(model.graph, { include: ['ffn.2*'] }).layers, DEFAULT_QUANT_CONFIG);
   if (folds.length !== 1) throw new Error(`speed bench: fold-split folded ${folds.length} layers of the block, expected ffn.2`);

@@ -18,7 +18,7 @@ import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/c
 import { findLinearLayers, type LayerSelection } from '../../src/passes/quant/linear-layers.ts';
 import { toQuantConfig } from '../../src/passes/quant/quant-options.ts';
 import { type ActivationRanges, quantizeLinearLayers } from '../../src/passes/quant/quantize-layers.ts';
-import { optimizedCensus } from '../helpers/census.ts';
+import { type Census, optimizedCensus } from '../helpers/census.ts';
 import { feedsFor, runModel, tensorBytes } from '../helpers/ort.ts';
 import { removeDir, REPO_ROOT, scratchDir } from '../helpers/files.ts';
 import { wanBlock } from '../helpers/wan-block.ts';
@@ -60,6 +60,20 @@ function quantizeFixed(model: Model, partial: Partial<QuantConfig>, selection: L
   return { branches, dual: report.totals.layers.dual };
 }
 
+/**
+ * Saves `model` as `<name>.onnx`, takes the census of its optimized graph and checks it: no
+ * weight in float, no weight Cast left unfolded, one integer kernel per emitted branch.
+ */
+async function expectIntegerCensus(model: Model, name: string, branches: number): Promise<Census> {
+  const path = join(dir, `${name.replaceAll(' ', '-')}.onnx`);
+  saveModel(model, path);
+  const census = await optimizedCensus(path);
+  expect(census.floatWeights, JSON.stringify(census.ops)).toEqual([]);
+  expect(census.weightCasts, JSON.stringify(census.ops)).toEqual([]);
+  expect(census.integerKernels, JSON.stringify(census.ops)).toBe(branches);
+  return census;
+}
+
 describe('census of the optimized graph: every quantized weight reaches an integer kernel', () => {
   // q-arvd's default scope outer-w8 mixes 4-bit block layers with 8-bit layers around them in one graph.
   for (const format of ['qdq', 'qoperator'] as const) {
@@ -70,12 +84,7 @@ describe('census of the optimized graph: every quantized weight reaches an integ
         const { branches } = quantizeFixed(model, { ...BITS[label], format }, { scope: 'outer-w8' });
         const bits = new Set(model.graph.nodes().map((n) => n.metadata.get('qarvd.decision')).filter((d) => d !== undefined).map((d) => (JSON.parse(d!) as { bits: string }).bits));
         expect(bits.size, [...bits].join(', ')).toBe(2);
-        const path = join(dir, `${name.replaceAll(' ', '-')}.onnx`);
-        saveModel(model, path);
-        const census = await optimizedCensus(path);
-        expect(census.floatWeights, JSON.stringify(census.ops)).toEqual([]);
-        expect(census.weightCasts, JSON.stringify(census.ops)).toEqual([]);
-        expect(census.integerKernels, JSON.stringify(census.ops)).toBe(branches);
+        await expectIntegerCensus(model, name, branches);
       });
     }
   }
@@ -90,12 +99,7 @@ describe('census of the optimized graph: every quantized weight reaches an integ
             const model = m.load();
             const { branches, dual } = quantizeFixed(model, { ...bits, format, dualScale });
             if (m.name === 'synthetic block') expect(dual).toBe(dualScale ? 2 : 0);
-            const path = join(dir, `${name.replaceAll(' ', '-')}.onnx`);
-            saveModel(model, path);
-            const census = await optimizedCensus(path);
-            expect(census.floatWeights, JSON.stringify(census.ops)).toEqual([]);
-            expect(census.weightCasts, JSON.stringify(census.ops)).toEqual([]);
-            expect(census.integerKernels, JSON.stringify(census.ops)).toBe(branches);
+            const census = await expectIntegerCensus(model, name, branches);
             if (bits.w8Kernel === 'dynamic') {
               // Nothing of the qdq chain is left. Layers reading the same tensor (tiny-arvd's q, k,
               // v) share one DynamicQuantizeLinear once onnxruntime's common-subexpression

@@ -28,7 +28,7 @@ export const TABLE_VERSION = 3;
 /**
  * Versions this build reads. Version 2 added `config.w8Layers` (scope outer-w8); a version-1
  * table has every layer at its `bits`, which the per-layer check reads as such. Version 3
- * added `config.sequential`; earlier tables were never sequential. Builds before a version
+ * added `config.sequential`; earlier tables do not say whether they were. Builds before a version
  * refuse its tables rather than misread them.
  */
 const READABLE_VERSIONS: readonly number[] = [1, 2, 3];

@@ -230,7 +230,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       writeJsonAtomic(options.saveCalibration, table);
       // A side file an earlier save left would be read with this table: only this run's may
       // stay (or the loaded table's own, when it is written back in place).
-      const inPlace = options.loadCalibration !== undefined && options.loadCalibration !== '' && resolve(options.loadCalibration) === resolve(options.saveCalibration);
+      const inPlace = Boolean(options.loadCalibration) && resolve(options.loadCalibration!) === resolve(options.saveCalibration);
       if (!saveRecon && !inPlace) rmSync(reconFileOf(options.saveCalibration), { force: true });
     }
   }
