@@ -15,7 +15,8 @@ import type { Plugin } from '../passes/plugin.ts';
 import { resolveOptions } from '../passes/pass.ts';
 import { createRegistry } from './registry.ts';
 import { ConvertError } from './errors.ts';
-import { checkDataFiles, checkOutputPath } from './paths.ts';
+import { checkDataFiles, checkOutputPath, dataFilesOf } from './paths.ts';
+import { checkRunFiles, passFiles } from './run-files.ts';
 
 /** How {@link convertFile} runs. */
 export interface ConvertFileOptions {
@@ -67,6 +68,9 @@ export async function convertFile(input: string, output: string, steps: readonly
   const t0 = performance.now();
   const model = loadModel(input);
   checkDataFiles(model, input, output);
+  const files = passFiles(steps);
+  const inputFiles = [{ label: 'the input model', path: input }, ...dataFilesOf(model).map((path) => ({ label: `the input's data file`, path }))];
+  checkRunFiles([...inputFiles, ...files.reads], [{ label: 'the output', path: output }, ...files.writes]);
   // A model that reads its weights from a data file is written with one too: an inline save
   // would hold the whole output in memory at once (docs/scale.md).
   const mode = options.externalData ?? 'auto';

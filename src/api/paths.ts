@@ -32,15 +32,20 @@ export function checkOutputPath(input: string, output: string): void {
 
 /** Refuses an output that would replace a data file the model reads, or whose data file would replace the input. */
 export function checkDataFiles(model: Model, input: string, output: string): void {
-  const dataFiles = new Set<string>();
-  for (const t of modelTensors(model)) if (t.external) dataFiles.add(t.external.path);
-  for (const f of dataFiles) {
+  for (const f of dataFilesOf(model)) {
     if (sameFile(f, output)) throw new ConvertError(`${output}: is the external data file of ${input}; write the output to another path`);
   }
   const outData = `${resolve(output)}.data`;
   if (existsSync(outData) && sameFile(outData, input)) {
     throw new ConvertError(`${output}: its data file ${basename(outData)} would replace the input ${input}; choose another output name`);
   }
+}
+
+/** The external data files a loaded model reads its weights from. */
+export function dataFilesOf(model: Model): string[] {
+  const files = new Set<string>();
+  for (const t of modelTensors(model)) if (t.external) files.add(t.external.path);
+  return [...files];
 }
 
 function sameFile(a: string, b: string): boolean {

@@ -7,11 +7,12 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { convertFile } from '../api/convert.ts';
 import { createRegistry } from '../api/registry.ts';
+import { checkRunFiles, passFiles } from '../api/run-files.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { SaveResult } from '../graph/serde/io.ts';
 import { cleanupOnSignal } from '../graph/serde/temp-files.ts';
 import { FolderError } from '../hf/errors.ts';
-import { convertFolder, isFolder, planVariant, quantMeaning, scanModelFolder } from '../hf/folder.ts';
+import { baseGraphFiles, convertFolder, isFolder, planVariant, quantMeaning, scanModelFolder } from '../hf/folder.ts';
 import type { Logger } from '../passes/log.ts';
 import { type PassRecord, PassManager, type PassStep } from '../passes/manager.ts';
 import type { PassRegistry } from '../passes/registry.ts';
@@ -71,6 +72,8 @@ export async function runConvert(args: Record<string, unknown>, io: Parameters<C
 async function runFolder(folder: string, variant: string, steps: PassStep[], args: Record<string, unknown>, io: Parameters<CliCommand['run']>[1], log: Logger, registry: PassRegistry): Promise<number> {
   try {
     const plan = planVariant(scanModelFolder(folder), variant, quantMeaning(steps), args.force === true);
+    const files = passFiles(steps);
+    checkRunFiles([...baseGraphFiles(plan.folder), ...files.reads], [...plan.targets.map((t) => ({ label: `the ${variant} variant of ${t.base}`, path: t.output })), ...files.writes]);
     const written = await convertFolder(plan, {
       externalData: args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto',
       log,

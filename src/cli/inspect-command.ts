@@ -5,6 +5,8 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { dataFilesOf } from '../api/paths.ts';
+import { checkRunFiles } from '../api/run-files.ts';
 import { ModelFileError } from '../graph/serde/errors.ts';
 import type { QuantReport } from '../passes/quant/report.ts';
 import { listFlag, singleFlag } from './args.ts';
@@ -42,7 +44,13 @@ export const inspectCommand: CliCommand = {
       import('../report/inspect-format.ts'),
       import('../report/html.ts'),
     ]);
-    const report = inspectModel(loadModel(path), path, options);
+    const model = loadModel(path);
+    if (html) {
+      // Before the model's weights are read (that can take a while): the report must not land on what inspect reads.
+      const reads = [{ label: 'the model', path }, ...dataFilesOf(model).map((f) => ({ label: "the model's data file", path: f })), ...(reportPath ? [{ label: '--report', path: reportPath }] : [])];
+      checkRunFiles(reads, [{ label: '--html', path: html }]);
+    }
+    const report = inspectModel(model, path, options);
     io.out(formatInspect(report, format));
     if (html) {
       writeAtomic(html, renderHtmlReport({ inspect: report, quant }));

@@ -21,6 +21,21 @@ export interface PassOption {
   help: string;
   /** The allowed values of an `enum` option. */
   choices?: readonly string[];
+  /**
+   * Set on a `string` option that names a file: whether the pass reads or writes it. `convert`
+   * refuses a run that would write over the model it reads or over another file of the run
+   * (src/api/run-files.ts).
+   */
+  file?: FileUse;
+}
+
+/** What a pass does with the file a path option names. */
+export interface FileUse {
+  access: 'read' | 'write';
+  /** Suffixes of the files beside it that go with it (`.recon`: `table.json.recon`). */
+  sidecars?: readonly string[];
+  /** A `read` option of the same pass that may name the same file: the pass rewrites it in place. */
+  rewrites?: string;
 }
 
 /** What every pass is given besides the model. */
@@ -152,6 +167,13 @@ export function checkPassShape(p: unknown): string | undefined {
       return `enum option ${key} needs a non-empty list of string choices`;
     }
     if (!('default' in o)) return `option ${key} has no default`;
+    if (o.file !== undefined) {
+      const f = o.file as Record<string, unknown> | null;
+      if (o.type !== 'string') return `option ${key} declares a file but has type ${String(o.type)}; a file option is a string`;
+      if (typeof f !== 'object' || f === null || (f.access !== 'read' && f.access !== 'write')) return `option ${key}: file.access must be 'read' or 'write'`;
+      if (f.sidecars !== undefined && !(Array.isArray(f.sidecars) && f.sidecars.every((x) => typeof x === 'string' && x !== ''))) return `option ${key}: file.sidecars must be a list of file suffixes`;
+      if (f.rewrites !== undefined && (f.access !== 'write' || typeof f.rewrites !== 'string' || !(f.rewrites in (pass.options as object)))) return `option ${key}: file.rewrites must name another option of the pass, on a write option`;
+    }
     try {
       coerce(pass.name, key, o as unknown as PassOption, o.default);
     } catch (e) {

@@ -54,14 +54,14 @@ export const SHARED_QUANT_OPTIONS = {
     default: 'channel',
     help: 'weight scales per output channel, or per block of this many input channels and output channel (blocked DequantizeLinear at opset 21; MatMulNBits with qoperator weight-only); a split layer\'s outlier rows form their own blocks; weight-only (a-bits none) only: onnxruntime fuses blocked weights with quantized activations into MatMulIntegerToFloat, which fails at run time',
   },
-  calib: { type: 'string', default: '', help: 'calibration module (exports feeds(ctx) or rollout(run, ctx)); needed unless a-bits is none' },
-  prompts: { type: 'string', default: '', help: 'text models: a prompt list (one a line) tokenized with the tokenizer beside the model (or in its parent folder), instead of calib' },
+  calib: { type: 'string', default: '', help: 'calibration module (exports feeds(ctx) or rollout(run, ctx)); needed unless a-bits is none', file: { access: 'read' } },
+  prompts: { type: 'string', default: '', help: 'text models: a prompt list (one a line) tokenized with the tokenizer beside the model (or in its parent folder), instead of calib', file: { access: 'read' } },
   'smooth-quant': { type: 'boolean', default: false, help: 'SmoothQuant before quantizing: divide each layer input channel by s = max|X|^α / max|W|^(1−α) (from a min/max pass over the calibration samples) and multiply the weight rows by s; narrows per-tensor activation ranges' },
   'smooth-alpha': { type: 'number', default: DEFAULT_SMOOTH_ALPHA, help: 'smooth-quant migration strength α in (0, 1): larger moves more of the activation range into the weights' },
   'calib-threads': { type: 'integer', default: 0, help: 'onnxruntime intra-op threads during calibration (0: its default; 1 is often fastest for small models)' },
-  'save-statistics': { type: 'string', default: '', help: 'write what calibration collected from the module (ranges, rows, Gram matrices) to this binary file, so that runs at other bit-widths on the same model and module skip the collection (load-statistics)' },
-  'load-statistics': { type: 'string', default: '', help: 'use a file written by save-statistics instead of collecting again (the same model, layers, module and sample count; checked); the result is the same as collecting' },
-  report: { type: 'string', default: '', help: 'write the per-layer JSON report to this path' },
+  'save-statistics': { type: 'string', default: '', help: 'write what calibration collected from the module (ranges, rows, Gram matrices) to this binary file, so that runs at other bit-widths on the same model and module skip the collection (load-statistics)', file: { access: 'write' } },
+  'load-statistics': { type: 'string', default: '', help: 'use a file written by save-statistics instead of collecting again (the same model, layers, module and sample count; checked); the result is the same as collecting', file: { access: 'read' } },
+  report: { type: 'string', default: '', help: 'write the per-layer JSON report to this path', file: { access: 'write' } },
   threads: { type: 'integer', default: 0, help: 'threads quantizing the weights (0: one per core; 1: no worker threads); the output is the same for any number' },
 } as const satisfies Record<string, PassOption>;
 
@@ -134,14 +134,14 @@ export const RECONSTRUCTION_OPTIONS = {
 export const CALIBRATION_OPTIONS = {
   'scale-search': { type: 'boolean', default: true, help: 'choose weight and activation scales among min/max and the 0.999/0.9999/0.99999 percentiles by the α-weighted layer output error on calibration rows (false: plain min/max, as minmax)' },
   'frame-weighting': { type: 'boolean', default: true, help: 'S1: weight calibration rows by the chunk sensitivity α (measured when calib is a rollout module, or read from sensitivity)' },
-  sensitivity: { type: 'string', default: '', help: 'reuse a chunk sensitivity curve (JSON: an array, or a saved calibration table or report) instead of measuring it' },
+  sensitivity: { type: 'string', default: '', help: 'reuse a chunk sensitivity curve (JSON: an array, or a saved calibration table or report) instead of measuring it', file: { access: 'read' } },
   'sensitivity-samples': { type: 'integer', default: 0, help: 'S1 rollouts to average (the first n samples; 0: all)' },
   'dual-alpha-one': { type: 'boolean', default: true, help: 'use α = 1 on dual-scale layers, as the reference code does (false: the per-chunk α there too)' },
   'calib-timeout': { type: 'number', default: DEFAULT_CALIB_TIMEOUT_S, help: 'seconds one calibration sample (a rollout, or a feeds() sample) may take before the conversion stops naming it; raise it for slow rollouts' },
   'reservoir-rows': { type: 'integer', default: 256, help: 'activation rows kept per layer input and chunk for the scale search (memory bound)' },
-  'save-calibration': { type: 'string', default: '', help: 'write the calibration table (sensitivity, α, every chosen scale and its candidates) to this JSON file' },
-  'save-sensitivity': { type: 'string', default: '', help: 'write the S1 curve to this JSON file as soon as it is measured, before the rest of the run (what sensitivity reads in another run)' },
-  'load-calibration': { type: 'string', default: '', help: 'quantize with a saved calibration table: no calibration module, no onnxruntime' },
+  'save-calibration': { type: 'string', default: '', help: 'write the calibration table (sensitivity, α, every chosen scale and its candidates) to this JSON file', file: { access: 'write', sidecars: ['.recon'], rewrites: 'load-calibration' } },
+  'save-sensitivity': { type: 'string', default: '', help: 'write the S1 curve to this JSON file as soon as it is measured, before the rest of the run (what sensitivity reads in another run)', file: { access: 'write' } },
+  'load-calibration': { type: 'string', default: '', help: 'quantize with a saved calibration table: no calibration module, no onnxruntime', file: { access: 'read', sidecars: ['.recon'] } },
 } as const satisfies Record<string, PassOption>;
 
 /** The options only on `q-arvd`: S2, and calibration's search and S1. */

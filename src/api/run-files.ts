@@ -1,0 +1,95 @@
+/**
+ * The files one conversion reads and writes, checked against each other before any work is
+ * done: no file the run writes (the output, a report, a calibration table, saved statistics)
+ * may be the model it reads, one of that model's data files, a file a pass reads (a
+ * calibration module, a table, a prompt list), or another file the run writes; and each one
+ * must go to a folder that exists. Passes say which of their options name files in the
+ * option's declaration (`PassOption.file`), so plugins get the same protection.
+ */
+import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import type { PassStep } from '../passes/manager.ts';
+import { ConvertError } from './errors.ts';
+
+/** A file of the run and what names it in messages (`--q-arvd.report`, `the input model`). */
+export interface RunFile {
+  label: string;
+  path: string;
+}
+
+/** A file the run writes; `rewrites`: the label of a read file it may replace in place. */
+export interface WrittenFile extends RunFile {
+  rewrites?: string;
+}
+
+/** The files the steps' options name, with the files beside them that go with them. */
+export function passFiles(steps: readonly PassStep[]): { reads: RunFile[]; writes: WrittenFile[] } {
+  const reads: RunFile[] = [];
+  const writes: WrittenFile[] = [];
+  for (const step of steps) {
+    for (const [key, decl] of Object.entries(step.pass.options)) {
+      const value = step.options?.[key];
+      if (!decl.file || typeof value !== 'string' || value === '') continue;
+      const label = `--${step.pass.name}.${key}`;
+      const rewrites = decl.file.rewrites ? `--${step.pass.name}.${decl.file.rewrites}` : undefined;
+      const files: WrittenFile[] = [{ label, path: value, ...(rewrites ? { rewrites } : {}) }];
+      for (const suffix of decl.file.sidecars ?? []) {
+        files.push({ label: sidecarLabel(label, suffix), path: `${value}${suffix}`, ...(rewrites ? { rewrites: sidecarLabel(rewrites, suffix) } : {}) });
+      }
+      if (decl.file.access === 'read') reads.push(...files.map(({ label: l, path }) => ({ label: l, path })));
+      else writes.push(...files);
+    }
+  }
+  return { reads, writes };
+}
+
+function sidecarLabel(label: string, suffix: string): string {
+  return `${label}'s ${suffix} file`;
+}
+
+/**
+ * Refuses a run that would write over a file it reads or write one file twice, or whose
+ * written files go to a missing or unwritable folder, or to a folder path. Paths are compared
+ * by real path (symbolic links, `..`) and, for existing files, by inode (hard links).
+ * @throws ConvertError naming both files' options
+ */
+export function checkRunFiles(reads: readonly RunFile[], writes: readonly WrittenFile[]): void {
+  const seen: WrittenFile[] = [];
+  for (const w of writes) {
+    const abs = resolve(w.path);
+    if (existsSync(abs) && statSync(abs).isDirectory()) throw new ConvertError(`${w.label} ${w.path}: is a folder; give a file path`);
+    const dir = dirname(abs);
+    if (!existsSync(dir)) throw new ConvertError(`${w.label} ${w.path}: folder ${dirname(w.path)} does not exist`);
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch {
+      throw new ConvertError(`${w.label} ${w.path}: folder ${dirname(w.path)} is not writable`);
+    }
+    for (const r of reads) {
+      if (r.label !== w.rewrites && sameFile(w.path, r.path)) {
+        throw new ConvertError(`${w.label} ${w.path}: is ${r.label} (${r.path}), which this run reads; write it to another path (what a run reads is never overwritten)`);
+      }
+    }
+    const twice = seen.find((s) => sameFile(w.path, s.path));
+    if (twice) throw new ConvertError(`${w.label} and ${twice.label} both name ${w.path}; one run cannot write both there`);
+    seen.push(w);
+  }
+}
+
+/** Whether two paths name one file, existing or not (then by real folder and name). */
+function sameFile(a: string, b: string): boolean {
+  const ka = fileKey(a);
+  const kb = fileKey(b);
+  if (ka === kb) return true;
+  if (!existsSync(a) || !existsSync(b)) return false;
+  const sa = statSync(a);
+  const sb = statSync(b);
+  return sa.dev === sb.dev && sa.ino === sb.ino;
+}
+
+function fileKey(path: string): string {
+  const abs = resolve(path);
+  if (existsSync(abs)) return realpathSync(abs);
+  const dir = dirname(abs);
+  return existsSync(dir) ? resolve(realpathSync(dir), basename(abs)) : abs;
+}
