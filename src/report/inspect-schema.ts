@@ -81,5 +81,6 @@ export interface InspectReport {
   layers: InspectLayer[];
   skipped: InspectSkipped[];
   rollup: Rollup;
-  totals: { layers: number; withOutliers: number; outlierRows: number; rawOutlierRows: number; skipped: number };
+  /** `quantized`: layers already quantized (integer matmul ops, or MatMul/Gemm on a dequantized weight); absent when none. */
+  totals: { layers: number; withOutliers: number; outlierRows: number; rawOutlierRows: number; skipped: number; quantized?: number };
 }

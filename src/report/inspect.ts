@@ -18,7 +18,7 @@ import type { Model } from '../graph/ir/model.ts';
 import { detectOutliers } from '../kernels/outliers.ts';
 import { channelNorms, median } from '../kernels/statistics.ts';
 import { weightMatrixView } from '../passes/quant/layer-weights.ts';
-import { DEFAULT_MIN_K, findLinearLayers, type LayerScope } from '../passes/quant/linear-layers.ts';
+import { ALREADY_QUANTIZED, DEFAULT_MIN_K, findLinearLayers, INTEGER_MATMUL_OPS, type LayerScope } from '../passes/quant/linear-layers.ts';
 import { layerKind } from './layer-type.ts';
 import type { InspectLayer, InspectOptionsUsed, InspectReport, Rollup } from './inspect-schema.ts';
 import { DEFAULT_QUANT_CONFIG } from '../passes/quant/config.ts';
@@ -79,6 +79,9 @@ export function inspectModel(model: Model, label: string, options: InspectOption
     if (options.norms) entry.norms = Array.from(norms);
     return entry;
   });
+  // A quantized model (this project's output, or another tool's): its integer layers are not listed, only counted.
+  let quantized = skipped.filter((s) => s.reason === ALREADY_QUANTIZED).length;
+  for (const n of model.graph.nodes()) if (INTEGER_MATMUL_OPS.has(n.opType)) quantized++;
   const skippedOut = skipped.map((s) => ({ name: s.name, op: s.op, reason: s.reason, ...(s.K !== undefined ? { K: s.K, N: s.N } : {}) }));
   return {
     schema: 'qarvd.inspect/1',
@@ -93,6 +96,7 @@ export function inspectModel(model: Model, label: string, options: InspectOption
       outlierRows: out.reduce((s, l) => s + l.outliers, 0),
       rawOutlierRows: out.reduce((s, l) => s + l.rawCount, 0),
       skipped: skippedOut.length,
+      ...(quantized ? { quantized } : {}),
     },
   };
 }

@@ -11,7 +11,7 @@
 // stays round to nearest; activation-objective asymmetric round-trips through its side file.
 // Each test calibrates (4 rollouts, S1's 7 × 4) and rolls out 4 prompts per model: about 20–40 s
 // on an idle 2-core machine, hence the long timeouts for a loaded one.
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL_PATH } from '../../examples/tiny-arvd/prompt.ts';
@@ -172,6 +172,13 @@ describe('tiny-arvd: reconstruction from calibration statistics', () => {
     expect(existsSync(stale)).toBe(true);
     expect(existsSync(`${stale}.recon`)).toBe(false);
     await expect(quantize('q-arvd', { ...raw, 'dual-scale': 'true', 'load-calibration': stale }, false)).rejects.toThrow(/stale\.json has no reconstruction statistics beside it/);
+    // A side file saved with another table (here: the table names another side file) is refused by id.
+    const mixed = join(dir, 'mixed.json');
+    const saved = JSON.parse(readFileSync(table, 'utf8')) as { recon?: string };
+    expect(saved.recon).toMatch(/^[0-9a-f]{32}$/);
+    writeFileSync(mixed, JSON.stringify({ ...saved, recon: '0'.repeat(32) }));
+    copyFileSync(`${table}.recon`, `${mixed}.recon`);
+    await expect(quantize('q-arvd', { ...raw, 'dual-scale': 'true', 'load-calibration': mixed }, false)).rejects.toThrow(/mixed\.json: its reconstruction statistics .*mixed\.json\.recon were saved with another table/);
     // A table loaded and written back in place keeps its side file, even by a run that does not reconstruct.
     await quantize('q-arvd', { ...raw, 'dual-scale': 'true', reconstruct: 'none', 'bias-correction': false, 'load-calibration': table, 'save-calibration': table }, false);
     expect(existsSync(`${table}.recon`)).toBe(true);

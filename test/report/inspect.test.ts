@@ -9,7 +9,11 @@ import qArvd from '../../src/passes/q-arvd.ts';
 import type { QuantReport } from '../../src/passes/quant/report.ts';
 import type { InspectReport } from '../../src/report/inspect.ts';
 import { layerKind } from '../../src/report/layer-type.ts';
+import { join } from 'node:path';
+import { quantize } from '../../src/api/quantize.ts';
+import { silentLogger } from '../../src/passes/log.ts';
 import { cli, golden } from '../helpers/cli.ts';
+import { removeDir, scratchDir } from '../helpers/files.ts';
 import { OUTER_ARVD } from '../quant/quant-fixtures.ts';
 
 const STORIES = 'test/fixtures/stories260K/stories260K.onnx';
@@ -121,6 +125,28 @@ describe('convert inspect on the tiny ARVD', () => {
     // The README's measurement: 25–27 of 256 input channels of ffn.2 over the threshold.
     expect(r.layers.filter((l) => l.type === 'ffn.2').map((l) => [l.depth, l.rawCount, l.outliers])).toEqual([[0, 25, 32], [1, 25, 32], [2, 27, 32]]);
     expect(r.totals).toEqual({ layers: 37, withOutliers: 12, outlierRows: 384, rawOutlierRows: 89, skipped: 12 });
+  });
+});
+
+describe('convert inspect on a quantized model', () => {
+  it('counts the layers a quantizer already rewrote instead of calling them attention products', async () => {
+    // minmax (no split) weight-only, in both forms: float compute on dequantized weights (qdq, small
+    // layers) and onnxruntime's integer ops (qoperator MatMulNBits).
+    const dir = scratchDir('inspect-quantized');
+    try {
+      for (const format of ['qdq', 'qoperator']) {
+        const out = join(dir, `${format}.onnx`);
+        await quantize(TINY, out, { pass: 'minmax', wBits: 4, aBits: 'none', format, log: silentLogger });
+        const r = await inspectJson(out);
+        expect(r.totals, format).toMatchObject({ layers: 0, quantized: 37 });
+        // The attention products (activation × activation) keep their reason; no quantized layer is among them.
+        expect(r.skipped.filter((s) => s.reason.startsWith('weight is not constant')).map((s) => s.name).every((n) => !/qarvd|MatMulNBits/.test(n)), format).toBe(true);
+        const text = await cli('inspect', out);
+        expect(text.out).toMatch(/37 matrix product\(s\) already quantized .*convert diff/);
+      }
+    } finally {
+      removeDir(dir);
+    }
   });
 });
 

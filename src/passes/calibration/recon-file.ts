@@ -12,11 +12,17 @@
  * them) — and per activation entry K values, as little-endian float64 at `offset` (bytes from
  * the start of the data). Version 1 files (no folds) are still read.
  *
+ * The header's `id` is a digest of the file's data and the rest of its header; the table saved
+ * with it records the same id (`CalibrationTable.recon`), so that a side file from another save
+ * is refused instead of read with the wrong table. Files without an id (earlier builds) are
+ * still read.
+ *
  * Version 3 (written only when there are any, i.e. with activation-objective `quantized` or
  * `asymmetric`) adds `moments: [{ layer, form, K, offset }]`: per layer and form the activation
  * error moments `E[eᵀx]` then `E[eᵀe]` (2·K² values). Without moments the file is version 2,
  * as before.
  */
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { readTaggedHeader, writeTaggedFile } from './tagged-file.ts';
@@ -37,6 +43,8 @@ export function reconFileOf(tablePath: string): string {
 
 interface Header {
   version: number;
+  /** Digest of the data and the rest of the header (absent in files of earlier builds). */
+  id?: string;
   inputs: { layers: string[]; K: number; weight: number; offset: number; folds?: [number, number] }[];
   activation?: { layer: string; form: Form; K: number; offset: number }[];
   moments?: { layer: string; form: Form; K: number; offset: number }[];
@@ -46,6 +54,8 @@ type Form = 'single' | 'dual';
 
 /** What the side file holds: the statistics are read from it one input at a time, as they are asked for. */
 export interface ReconFile {
+  /** The file's id, which the table saved with it records (absent in files of earlier builds). */
+  id?: string;
   stats: ReconSource;
   activation?: Map<string, ActivationShift>;
 }
@@ -64,6 +74,9 @@ export class ReconFileWriter {
   private readonly byInput = new Map<string, Header['inputs'][number]>();
   private readonly spool: string;
   private fd: number | undefined;
+  private readonly digest = createHash('sha256');
+  /** The written file's id, set by {@link finish}. */
+  id: string | undefined;
 
   constructor(readonly path: string) {
     this.spool = `${resolve(path)}.${process.pid}.spool`;
@@ -120,8 +133,12 @@ export class ReconFileWriter {
     }
     closeSync(this.fd!);
     this.fd = undefined;
+    const tail = vectors.map(littleEndian);
+    for (const b of tail) this.digest.update(b);
+    this.id = this.digest.update(JSON.stringify(this.header)).digest('hex').slice(0, 32);
+    const header: Header = { ...this.header, id: this.id };
     try {
-      writeTaggedFile(this.path, MAGIC, this.header, (write) => {
+      writeTaggedFile(this.path, MAGIC, header, (write) => {
         const fd = openSync(this.spool, 'r');
         try {
           const piece = Buffer.alloc(COPY_BYTES);
@@ -129,7 +146,7 @@ export class ReconFileWriter {
         } finally {
           closeSync(fd);
         }
-        for (const v of vectors) write(littleEndian(v));
+        for (const b of tail) write(b);
       });
     } finally {
       rmSync(this.spool, { force: true });
@@ -145,6 +162,7 @@ export class ReconFileWriter {
 
   private write(bytes: Buffer): void {
     writeSync(this.fd!, bytes);
+    this.digest.update(bytes);
     this.offset += bytes.length;
   }
 }
@@ -242,7 +260,8 @@ export function readReconFile(path: string): ReconFile {
   const header = file.header as Header;
   if (!READS.includes(header.version) || !Array.isArray(header.inputs)) fail(`has version ${String(header.version)}; this build reads versions ${READS.join(' and ')}`);
   const stats = new ReconSource(path, header, start, size, fail);
-  if (!header.activation) return { stats };
+  const id = typeof header.id === 'string' ? { id: header.id } : {};
+  if (!header.activation) return { ...id, stats };
   const activation = new Map<string, ActivationShift>();
   for (const { layer, form, K, offset } of header.activation) {
     const end = start + offset + 8 * K;
@@ -257,7 +276,7 @@ export function readReconFile(path: string): ReconFile {
     entry.moments = { ...entry.moments, [form]: { K, cross: values.subarray(0, K * K), square: values.subarray(K * K) } };
     activation.set(layer, entry);
   }
-  return { stats, activation };
+  return { ...id, stats, activation };
 }
 
 function readBytes(path: string, at: number, n: number): Buffer {

@@ -135,6 +135,8 @@ export interface CalibrationTable {
   smoothing?: Smoothing;
   /** fold-split's permutations (absent when none was made): the table's channels are in that order. */
   folds?: SplitFold[];
+  /** The id of the `.recon` side file saved with this table (recon-file.ts), when there is one. */
+  recon?: string;
   layers: Record<string, TableLayer>;
 }
 

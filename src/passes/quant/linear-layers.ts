@@ -45,6 +45,37 @@ export interface LinearLayer {
   wBits?: 8;
 }
 
+/** The skip reason of a MatMul/Gemm whose weight is dequantized from integers: a quantized model's layer. */
+export const ALREADY_QUANTIZED = 'weight is already quantized (computed from integer constants: DequantizeLinear, or Cast/Sub/Mul)';
+
+const INTEGER_WEIGHT_TYPES: readonly number[] = [DataType.INT8, DataType.UINT8, DataType.INT4, DataType.UINT4];
+
+/**
+ * Whether `v` is computed from constants alone, one of them 8- or 4-bit integers: a weight a
+ * quantizer stored as integers and dequantizes in the graph (a DequantizeLinear, or the
+ * Cast → Sub → Mul a float-compute layer uses). Looks at most a few nodes back.
+ */
+function computedFromIntegers(v: Value): boolean {
+  let integers = false;
+  const seen = new Set<Value>();
+  const visit = (x: Value, depth: number): boolean => {
+    if (seen.has(x)) return true;
+    seen.add(x);
+    const t = x.constTensor();
+    if (t) {
+      if (INTEGER_WEIGHT_TYPES.includes(t.dataType)) integers = true;
+      return true;
+    }
+    const p = x.producer();
+    if (!p || depth > 6 || p.inputs.length === 0) return false;
+    return p.inputs.every((i) => !i || visit(i, depth + 1));
+  };
+  return visit(v, 0) && integers;
+}
+
+/** onnxruntime's and ONNX's integer matrix-product ops: a layer a quantizer already rewrote. */
+export const INTEGER_MATMUL_OPS: ReadonlySet<string> = new Set(['MatMulNBits', 'MatMulIntegerToFloat', 'DynamicQuantizeMatMul', 'QLinearMatMul', 'MatMulInteger', 'QGemm']);
+
 /** A MatMul or Gemm that will not be quantized, with the reason for the report. */
 export interface SkippedLayer {
   node: Node;
@@ -185,6 +216,7 @@ function matchLayer(node: Node, name: string): LinearLayer | SkippedLayer {
     root = next;
   }
   const w = root.constTensor();
+  if (!w && computedFromIntegers(root)) return skipped(ALREADY_QUANTIZED);
   if (!w) return skipped('weight is not constant (activation × activation, e.g. attention QK/AV)');
   if (badTranspose) return skipped(`weight ${root.name} is behind a Transpose that is not a 2-D swap`);
   if (w.dims.length !== 2) return skipped(`weight ${root.name} is ${w.dims.length}-D, not a 2-D matrix`);

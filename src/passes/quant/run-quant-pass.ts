@@ -102,6 +102,10 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         const side = reconFileOf(options.loadCalibration);
         if (!existsSync(side)) throw new Error(`calibration table ${options.loadCalibration} has no reconstruction statistics beside it (${side}); save it again with this version, or quantize with reconstruct none and bias-correction false`);
         const file = readReconFile(side);
+        // Tables and side files of earlier builds carry no id; a pair that both do must match.
+        if (table.recon !== undefined && file.id !== table.recon) {
+          throw new Error(`calibration table ${options.loadCalibration}: its reconstruction statistics ${side} were saved with another table (the table names side file ${table.recon}, the file is ${file.id ?? 'from an earlier build'}); keep a table with its own .recon file, or calibrate again (save-calibration)`);
+        }
         ({ stats: recon, activation } = file);
         // Every layer of this run needs its statistics: a table made on other layers (scope, include, exclude) would leave some unreconstructed.
         const uncovered = layers.filter((l) => !file.stats.has(l.name));
@@ -227,10 +231,12 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (options.saveCalibration) {
     if (!table) ctx.log.warn(`save-calibration: nothing to save (${config.aBits === null ? 'weight-only' : 'scale-search is off'}); ${options.saveCalibration} not written`);
     else {
-      writeJsonAtomic(options.saveCalibration, table);
       // A side file an earlier save left would be read with this table: only this run's may
       // stay (or the loaded table's own, when it is written back in place).
       const inPlace = Boolean(options.loadCalibration) && resolve(options.loadCalibration!) === resolve(options.saveCalibration);
+      if (reconWriter) table.recon = reconWriter.id;
+      else if (!inPlace) delete table.recon;
+      writeJsonAtomic(options.saveCalibration, table);
       if (!saveRecon && !inPlace) rmSync(reconFileOf(options.saveCalibration), { force: true });
     }
   }
