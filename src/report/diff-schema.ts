@@ -42,6 +42,12 @@ export interface TensorSig {
   external?: boolean;
   /** Hex SHA-256 of the raw little-endian bytes (only with `--data`). */
   sha256?: string;
+  /**
+   * Hex SHA-256 of the values of an 8- or 4-bit integer tensor as 16-bit integers (only with
+   * `--data`): equal for the same numbers stored as int8 or int4, so a change of storage type
+   * is told apart from a change of values.
+   */
+  valuesSha256?: string;
 }
 
 /** Items matched by name: what only one side has, and what both have but differently. */

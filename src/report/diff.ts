@@ -22,7 +22,8 @@
  */
 import { createHash } from 'node:crypto';
 import { type Attribute, AttributeType } from '../graph/ir/attribute.ts';
-import { dtypeName } from '../graph/ir/dtype.ts';
+import { DataType, dtypeName } from '../graph/ir/dtype.ts';
+import { unpackInt4 } from '../kernels/int4.ts';
 import type { Graph } from '../graph/ir/graph.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { Node } from '../graph/ir/node.ts';
@@ -149,7 +150,11 @@ function tensorSig(v: Value, hash?: (t: Tensor) => string): TensorSig {
   const t = v.initializer!;
   const s: TensorSig = { name: v.name, dtype: dtypeName(t.dataType), shape: [...t.dims], bytes: t.byteLength };
   if (t.external) s.external = true;
-  if (hash) s.sha256 = hash(t);
+  if (hash) {
+    s.sha256 = hash(t);
+    const values = valuesHash(t);
+    if (values) s.valuesSha256 = values;
+  }
   return s;
 }
 
@@ -160,11 +165,33 @@ function allInitializers(g: Graph): Value[] {
 }
 
 function diffInitializers(a: Model, b: Model, hash?: (t: Tensor) => string): ListDiff<TensorSig> {
-  return diffByName(allInitializers(a.graph).map((v) => tensorSig(v, hash)), allInitializers(b.graph).map((v) => tensorSig(v, hash)), (x, y) => [
-    ...(x.dtype !== y.dtype ? ['dtype'] : []),
-    ...(!sameJson(x.shape, y.shape) ? ['shape'] : []),
-    ...(x.sha256 !== undefined && x.dtype === y.dtype && sameJson(x.shape, y.shape) && x.sha256 !== y.sha256 ? ['data'] : []),
-  ]);
+  return diffByName(allInitializers(a.graph).map((v) => tensorSig(v, hash)), allInitializers(b.graph).map((v) => tensorSig(v, hash)), (x, y) => {
+    const sameShape = sameJson(x.shape, y.shape);
+    // 8- and 4-bit integers stored in another type (int4-storage): compare the numbers.
+    const byValue = x.dtype !== y.dtype && sameShape && x.valuesSha256 !== undefined && y.valuesSha256 !== undefined;
+    return [
+      ...(x.dtype !== y.dtype ? [byValue && x.valuesSha256 === y.valuesSha256 ? 'dtype, same values' : 'dtype'] : []),
+      ...(!sameShape ? ['shape'] : []),
+      ...(byValue && x.valuesSha256 !== y.valuesSha256 ? ['values'] : []),
+      ...(x.sha256 !== undefined && x.dtype === y.dtype && sameShape && x.sha256 !== y.sha256 ? ['data'] : []),
+    ];
+  });
+}
+
+const SMALL_INTEGER_TYPES: readonly number[] = [DataType.INT8, DataType.UINT8, DataType.INT4, DataType.UINT4];
+
+/** SHA-256 of an 8- or 4-bit integer tensor's values as little-endian int16; undefined for other types. */
+function valuesHash(t: Tensor): string | undefined {
+  if (!SMALL_INTEGER_TYPES.includes(t.dataType)) return undefined;
+  const n = t.size;
+  const bytes = t.bytes();
+  const values =
+    t.dataType === DataType.INT4 || t.dataType === DataType.UINT4
+      ? unpackInt4(bytes, n, t.dataType === DataType.INT4)
+      : t.dataType === DataType.INT8
+        ? new Int8Array(bytes.buffer, bytes.byteOffset, n)
+        : bytes.subarray(0, n);
+  return createHash('sha256').update(new Uint8Array(Int16Array.from(values).buffer)).digest('hex');
 }
 
 function diffByName<T extends { name: string }>(a: T[], b: T[], compare: (x: T, y: T) => string[]): ListDiff<T> {

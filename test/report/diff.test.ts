@@ -238,6 +238,24 @@ describe('convert diff counts and data', () => {
     expect(r.out).toMatch(/^ {2}\/blocks\.0\/ffn\/ffn\.2\/MatMul +\[256×64\] +dual-scale W4A8 · 32 outlier rows · \+Slice×1 \+QuantizeLinear×2 \+DequantizeLinear×4 \+Cast×2 \+MatMul×1 \+Sum×1 -Add×1 · /m);
     // The 7 layers around the blocks take 8-bit weights (q-arvd's default scope outer-w8).
     expect(r.out).toContain('37 linear layers rewritten (12 dual-scale, 25 single-scale; q-arvd W4A8 qdq ×30, q-arvd W8A8 qdq ×7), 0 unchanged');
+
+    // The same conversion with int8 storage: --data tells the storage change from a change of values.
+    const int8 = path('tiny-w4a8', 'int8.onnx');
+    saveModel(await quantize(loadModel(TINY), { 'w-bits': '4', 'scale-search': 'false', 'int4-storage': 'false' }, { rollout: rollout as never, prompts, samples: 1 }), int8);
+    const d = JSON.parse((await cli('diff', int8, after, '--data', '--format', 'json')).out) as ModelDiff;
+    const storage = d.initializers.changed.filter((c) => c.before.dtype === 'i8' && c.after.dtype === 'i4');
+    expect(storage.length).toBe(30 + 12);
+    expect(storage.every((c) => c.what.join() === 'dtype, same values')).toBe(true);
+    // A weight whose values changed says so.
+    const model = loadModel(after);
+    const w = model.graph.initializers.get(storage[0]!.name)!.initializer!;
+    const bytes = Uint8Array.from(w.bytes());
+    bytes[0] = bytes[0]! ^ 0x01;
+    w.setBytes(bytes);
+    const edited = path('tiny-w4a8', 'edited.onnx');
+    saveModel(model, edited);
+    const e = JSON.parse((await cli('diff', int8, edited, '--data', '--format', 'json')).out) as ModelDiff;
+    expect(e.initializers.changed.find((c) => c.name === storage[0]!.name)!.what).toEqual(['dtype', 'values']);
   });
 
   it('reports bad arguments on one line with exit 1', async () => {
