@@ -202,6 +202,10 @@ describe('fold-split on the tiny ARVD models', () => {
     await expect(quantize(loadModel(pathOf('tiny-arvd')), { ...raw, 'load-calibration': table, 'fold-split': false })).rejects.toThrow(
       /table\.json was made with fold-split folding \/blocks\.0\/ffn\/ffn\.0\/MatMul → \/blocks\.0\/ffn\/ffn\.2\/MatMul, .* this run has no fold-split fold: .*quantize with fold-split true as the table was/,
     );
+    // Read by another model (fold-split on both sides): the message names the model, not the option.
+    await expect(quantize(loadModel(pathOf('tiny-arvd-l')), { ...raw, 'load-calibration': table })).rejects.toThrow(
+      /table\.json: its fold-split folded 3 layer pair\(s\) \(first \/blocks\.0\/ffn\/ffn\.2\/MatMul\), this run folds 6 .*made on another model or on other layers/,
+    );
   });
 
   it('tiny-arvd-l with fold-split false: the pass writes exactly what the layer rewrite alone writes (no permutation), Gathers as before', async () => {

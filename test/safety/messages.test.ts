@@ -87,6 +87,8 @@ describe('messages name the user\'s file, tensor, option or module', () => {
     ['threads', '-1', 'at least 0 (0: one per core), got -1'],
     ['sensitivity-samples', '-2', 'at least 0 (0: all samples), got -2'],
     ['iterations', '0', 'at least 1, got 0'],
+    // Checked on a run without calibration data too (a-bits none here).
+    ['statistics-memory', 'lots', "a byte count above 0 such as 4GiB, 512MiB or 2000000000, got 'lots'"],
   ])('--q-arvd.%s %s is refused naming the option', async (option, value, must) => {
     const says = new RegExp(`pass q-arvd \\(plugin q-arvd\\): option ${option} must be ${must.replace(/[()]/g, '\\$&')}`);
     await expectRefused([model, '-o', join(out, 'x.onnx'), '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', `--q-arvd.${option}`, value], says, { input: inDir, output: out });

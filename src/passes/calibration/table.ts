@@ -97,6 +97,15 @@ export interface TableBranch {
 export function checkTableFolds(table: CalibrationTable, folds: readonly SplitFold[], dualScale: boolean, origin: string): void {
   const key = (f: readonly SplitFold[]) => JSON.stringify(f.map((x) => [x.consumer, x.producers, x.outliers]));
   if (key(table.folds ?? []) === key(folds)) return;
+  // Both sides folded: the difference is not the fold-split option but the model, its weights, or the layers chosen.
+  if (folds.length && table.folds?.length) {
+    const layersOf = (f: readonly SplitFold[]) => JSON.stringify(f.map((x) => [x.consumer, x.producers]));
+    if (layersOf(table.folds) === layersOf(folds)) {
+      const i = folds.findIndex((f, j) => f.outliers !== table.folds![j]!.outliers);
+      throw new Error(`calibration table ${origin}: its fold-split moved ${table.folds[i]!.outliers} outlier channels of ${folds[i]!.consumer}, this model's weights give ${folds[i]!.outliers}: the table was made on another model (or other weights or S2 options); calibrate this model (save-calibration)`);
+    }
+    throw new Error(`calibration table ${origin}: its fold-split folded ${table.folds.length} layer pair(s) (first ${table.folds[0]!.consumer}), this run folds ${folds.length} (first ${folds[0]!.consumer}): the table was made on another model or on other layers (include, exclude, scope); calibrate this model with these options (save-calibration)`);
+  }
   const what = (f: readonly SplitFold[]) => (f.length ? `fold-split folding ${f.map((x) => `${x.producers.join('+')} → ${x.consumer}`).join(', ')}` : 'no fold-split fold');
   // fold-split folds nothing without dual-scale: the table's folds then need dual-scale back as well.
   const asTable = table.folds?.length ? (dualScale ? 'fold-split true' : 'dual-scale true or auto and fold-split true') : 'fold-split false';

@@ -7,7 +7,7 @@ import { DAMP_CANDIDATES } from './reconstruct.ts';
 import { DEFAULT_ADAROUND_ITERATIONS } from '../../kernels/adaround.ts';
 import { checkOptionRanges } from './option-ranges.ts';
 import { DEFAULT_CALIB_TIMEOUT_S } from '../calibration/supervise.ts';
-import { DEFAULT_STATISTICS_MEMORY_TEXT } from '../calibration/grouped.ts';
+import { DEFAULT_STATISTICS_MEMORY_TEXT, parseBytes } from '../calibration/grouped.ts';
 
 /** Options shared by `q-arvd` and `minmax` (declared once so the two stay comparable). */
 export const SHARED_QUANT_OPTIONS = {
@@ -268,6 +268,8 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
     throw new Error(`option w4a8-kernel nbits: only with format qoperator (onnxruntime fuses no QDQ form of a 4-bit weight with a quantized activation into MatMulNBits); use format qoperator or w4a8-kernel integer`);
   }
   checkOptionRanges(o);
+  // Checked on every run, not only those that calibrate: a bad value is a mistake either way.
+  if (o.statisticsMemory !== undefined) parseBytes(o.statisticsMemory, 'statistics-memory');
   return {
     ...DEFAULT_QUANT_CONFIG,
     blockSize,
