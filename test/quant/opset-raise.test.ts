@@ -19,6 +19,11 @@ import type { CalibrationModule } from '../../src/passes/calibration/module.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 import { runModel } from '../helpers/ort.ts';
 import { relativeError } from '../helpers/quant-reference.ts';
+import { createLogger } from '../../src/passes/log.ts';
+import minmax from '../../src/passes/minmax.ts';
+import { resolveOptions } from '../../src/passes/pass.ts';
+import type { SharedQuantValues } from '../../src/passes/quant/quant-options.ts';
+import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
 import { quantize } from './quant-fixtures.ts';
 
 const dir = scratchDir('opset-raise');
@@ -90,6 +95,11 @@ describe('raising the opset for the emitted forms', () => {
     expect(model.graph.nodes().filter((n) => n.opType === 'DequantizeLinear' && n.input(0)?.initializer?.dataType === DataType.INT8).length).toBeGreaterThan(0);
     // Two 4-bit layers of unit-normal weights with K = 64, 8-bit activations (measured 0.09).
     await closeToFp32(build('group-norm', 18), model, 'group-norm-w4a8', 0.2);
+    // The run says that int4-storage was not used.
+    const lines: string[] = [];
+    const options = resolveOptions(minmax, { 'w-bits': '4', 'a-bits': '8' }) as unknown as SharedQuantValues;
+    await runQuantPass(build('group-norm', 18), { log: createLogger({ write: (l) => lines.push(l) }), verbose: false, modelDir: undefined }, options, 'minmax', calibration);
+    expect(lines.some((l) => /int4-storage: the model keeps opset 18, below the 21 int4 initializers need .* stored as int8/.test(l)), lines.join('\n')).toBe(true);
     await expect(quantize(build('group-norm', 18), { 'w-bits': '4', 'a-bits': 'none' }, undefined, 'minmax')).rejects.toThrow(
       /DequantizeLinear of int4 weights needs opset 21, but the model imports opset 18 and GroupNormalization \(node \/group_norm\) changed meaning at opset 21; use --minmax\.qdq-domain com\.microsoft/,
     );

@@ -123,7 +123,7 @@ describe('calibration module supervision (CLI in a child process)', () => {
     });
     expect(sent, r.stderr).toBe(true);
     expect(r.code).toBe(130);
-    expect(r.stderr).toMatch(/convert: interrupted \(SIGINT\); no output written, temporary files removed\n$/);
+    expect(r.stderr).toMatch(/convert: interrupted \(SIGINT\); the model was not written, temporary files removed \(files a pass had finished, such as save-statistics or save-sensitivity, are kept\)\n$/);
     expect(readdirSync(out)).toEqual([]);
     expect(ours(tmp)).toEqual([]);
   });

@@ -78,7 +78,7 @@ export async function cleanupOnSignal<T>(write: (text: string) => void, fn: () =
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
     const handler = () => {
       prepareHardExit();
-      write(`convert: interrupted (${signal}); no output written, temporary files removed\n`);
+      write(`convert: interrupted (${signal}); the model was not written, temporary files removed (files a pass had finished, such as save-statistics or save-sensitivity, are kept)\n`);
       realExit(signal === 'SIGINT' ? 130 : 143);
     };
     process.on(signal, handler);

@@ -243,6 +243,11 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (options.report) writeJsonAtomic(options.report, report);
   const outlierChannels = report.layers.reduce((s, l) => s + (l.mode === 'dual' ? l.outliers : 0), 0);
   const floatCompute = report.layers.filter((l) => l.compute === 'float');
+  // int4 storage needs opset 21; a model whose operators changed meaning on the way keeps its opset and int8 storage.
+  const opset = model.opset('') ?? 1;
+  if (config.wBits === 4 && config.aBits !== null && config.int4Storage && opset < 21 && report.totals.layers.dual + report.totals.layers.single > 0) {
+    ctx.log.info(`int4-storage: the model keeps opset ${opset}, below the 21 int4 initializers need (qdq-domain com.microsoft does not raise it; a raise is skipped where an operator would change meaning), so the 4-bit weights are stored as int8: the same values, twice the bytes`);
+  }
   if (floatCompute.length) ctx.log.info(`${floatCompute.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul): ${floatCompute[0]!.computeReason}${floatCompute.length > 1 ? ' (first; every reason is in the report)' : ''}`);
   ctx.log.info(`${method} ${bitsLabel(config)} ${config.format}: ${report.totals.layers.dual} dual-scale, ${report.totals.layers.single} single-scale, ${report.totals.layers.skipped} skipped; weights ${report.totals.bytesBefore} → ${report.totals.bytesAfter} bytes`);
   return {
