@@ -16,7 +16,7 @@ import { resolveOptions } from '../passes/pass.ts';
 import { createRegistry } from './registry.ts';
 import { ConvertError } from './errors.ts';
 import { checkDataFiles, checkOutputPath, dataFilesOf } from './paths.ts';
-import { checkRunFiles, passFiles } from './run-files.ts';
+import { checkRunFiles, modelFolderFiles, passFiles, type RunFile } from './run-files.ts';
 
 /** How {@link convertFile} runs. */
 export interface ConvertFileOptions {
@@ -34,6 +34,8 @@ export interface ConvertFileOptions {
   verbose?: boolean;
   /** A calibration module object for quantization passes, instead of their `calib` file option. */
   calibration?: CalibrationModule;
+  /** Other files the caller read for this run (a config file, plugin modules): no output may replace them. */
+  reads?: readonly RunFile[];
 }
 
 /** What {@link convertFile} did. */
@@ -69,8 +71,8 @@ export async function convertFile(input: string, output: string, steps: readonly
   const model = loadModel(input);
   checkDataFiles(model, input, output);
   const files = passFiles(steps);
-  const inputFiles = [{ label: 'the input model', path: input }, ...dataFilesOf(model).map((path) => ({ label: `the input's data file`, path }))];
-  checkRunFiles([...inputFiles, ...files.reads], [{ label: 'the output', path: output }, ...files.writes]);
+  const inputFiles = [{ label: 'the input model', path: input }, ...dataFilesOf(model).map((path) => ({ label: `the input's data file`, path })), ...modelFolderFiles(dirname(resolve(input)))];
+  checkRunFiles([...inputFiles, ...(options.reads ?? []), ...files.reads], [{ label: 'the output', path: output }, { label: "the output's data file", path: `${output}.data` }, ...files.writes]);
   // A model that reads its weights from a data file is written with one too: an inline save
   // would hold the whole output in memory at once (docs/scale.md).
   const mode = options.externalData ?? 'auto';

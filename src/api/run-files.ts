@@ -7,7 +7,7 @@
  * option's declaration (`PassOption.file`), so plugins get the same protection.
  */
 import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { PassStep } from '../passes/manager.ts';
 import { ConvertError } from './errors.ts';
 
@@ -28,7 +28,8 @@ export function passFiles(steps: readonly PassStep[]): { reads: RunFile[]; write
   const writes: WrittenFile[] = [];
   for (const step of steps) {
     for (const [key, decl] of Object.entries(step.pass.options)) {
-      const value = step.options?.[key];
+      // A plugin's file option may have a path as its default: that file is written too.
+      const value = step.options?.[key] ?? decl.default;
       if (!decl.file || typeof value !== 'string' || value === '') continue;
       const label = `--${step.pass.name}.${key}`;
       const rewrites = decl.file.rewrites ? `--${step.pass.name}.${decl.file.rewrites}` : undefined;
@@ -42,6 +43,24 @@ export function passFiles(steps: readonly PassStep[]): { reads: RunFile[]; write
   }
   return { reads, writes };
 }
+
+/**
+ * The files of a Hugging Face style folder a conversion reads besides the model (its config,
+ * the tokenizer a prompt list is tokenized with), in `modelDir` and its parent: no side output
+ * may replace them.
+ */
+export function modelFolderFiles(modelDir: string): RunFile[] {
+  const out: RunFile[] = [];
+  for (const dir of new Set([resolve(modelDir), dirname(resolve(modelDir))])) {
+    for (const name of MODEL_FOLDER_FILES) {
+      const path = join(dir, name);
+      if (existsSync(path)) out.push({ label: `the model folder's ${name}`, path });
+    }
+  }
+  return out;
+}
+
+const MODEL_FOLDER_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'preprocessor_config.json', 'vocab.json', 'merges.txt', 'tokenizer.model'];
 
 function sidecarLabel(label: string, suffix: string): string {
   return `${label}'s ${suffix} file`;

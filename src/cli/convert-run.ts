@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { convertFile } from '../api/convert.ts';
 import { createRegistry } from '../api/registry.ts';
-import { checkRunFiles, passFiles } from '../api/run-files.ts';
+import { checkRunFiles, modelFolderFiles, passFiles, type RunFile } from '../api/run-files.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { SaveResult } from '../graph/serde/io.ts';
 import { cleanupOnSignal } from '../graph/serde/temp-files.ts';
@@ -49,13 +49,14 @@ export async function runConvert(args: Record<string, unknown>, io: Parameters<C
   const steps = buildSteps(registry, config?.passes ?? [], listFlag(args.pass, 'pass', true), passOptionsFromArgs(args, OWN_KEYS, registry), configFile);
 
   // Ctrl-C / SIGTERM remove the temporary files (saves in progress, calibration's copy) and exit 130 / 143.
-  if (folderMode) return cleanupOnSignal(io.err, () => runFolder(input, variant!, steps, args, io, log, registry));
+  if (folderMode) return cleanupOnSignal(io.err, () => runFolder(input, variant!, steps, args, io, log, registry, configFile));
   const r = await cleanupOnSignal(io.err, () =>
     convertFile(input, output!, steps, {
       verify: args.verify === true ? true : args.verify === false ? false : undefined,
       log,
       verbose: Boolean(flags.verbose || flags.debug),
       externalData: args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto',
+      reads: readsOf(args, configFile),
     }),
   );
   if (args.stats) io.out(formatStats(r.passes, registry));
@@ -69,11 +70,16 @@ export async function runConvert(args: Record<string, unknown>, io: Parameters<C
 }
 
 /** Folder mode: every fp32 graph of `folder`'s onnx/ gets the variant beside it, written all at once. */
-async function runFolder(folder: string, variant: string, steps: PassStep[], args: Record<string, unknown>, io: Parameters<CliCommand['run']>[1], log: Logger, registry: PassRegistry): Promise<number> {
+async function runFolder(folder: string, variant: string, steps: PassStep[], args: Record<string, unknown>, io: Parameters<CliCommand['run']>[1], log: Logger, registry: PassRegistry, configFile: string | undefined): Promise<number> {
   try {
     const plan = planVariant(scanModelFolder(folder), variant, quantMeaning(steps), args.force === true);
     const files = passFiles(steps);
-    checkRunFiles([...baseGraphFiles(plan.folder), ...files.reads], [...plan.targets.map((t) => ({ label: `the ${variant} variant of ${t.base}`, path: t.output })), ...files.writes]);
+    // Each graph's passes would write the same side files again, the last graph's winning.
+    if (plan.targets.length > 1 && files.writes.length) {
+      throw new CliError(`${folder}: ${files.writes[0]!.label} would be written once for each of the ${plan.targets.length} graphs (${plan.targets.map((t) => t.base).join(', ')}), each replacing the last; convert the graphs one at a time (convert ${folder}/onnx/<graph>.onnx -o …) to keep each one's`);
+    }
+    const variants = plan.targets.flatMap((t) => [{ label: `the ${variant} variant of ${t.base}`, path: t.output }, { label: `the data file of ${t.base}'s ${variant} variant`, path: join(plan.folder.onnxDir, t.dataFile) }]);
+    checkRunFiles([...baseGraphFiles(plan.folder), ...modelFolderFiles(plan.folder.onnxDir), ...readsOf(args, configFile), ...files.reads], [...variants, ...files.writes]);
     const written = await convertFolder(plan, {
       externalData: args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto',
       log,
@@ -102,6 +108,12 @@ async function runFolder(folder: string, variant: string, steps: PassStep[], arg
     if (e instanceof FolderError) throw new CliError(e.message, { cause: e });
     throw e;
   }
+}
+
+/** The files the command line names besides the model: the config file and plugin modules given as paths. */
+function readsOf(args: Record<string, unknown>, configFile: string | undefined): RunFile[] {
+  const plugins = listFlag(args.plugin, 'plugin').filter((p) => /^[./]|\.(m?[jt]s|cjs)$/.test(p));
+  return [...(configFile ? [{ label: '--config', path: configFile }] : []), ...plugins.map((p) => ({ label: '--plugin', path: p }))];
 }
 
 function countNodes(model: Model): number {

@@ -150,11 +150,7 @@ function tensorSig(v: Value, hash?: (t: Tensor) => string): TensorSig {
   const t = v.initializer!;
   const s: TensorSig = { name: v.name, dtype: dtypeName(t.dataType), shape: [...t.dims], bytes: t.byteLength };
   if (t.external) s.external = true;
-  if (hash) {
-    s.sha256 = hash(t);
-    const values = valuesHash(t);
-    if (values) s.valuesSha256 = values;
-  }
+  if (hash) s.sha256 = hash(t);
   return s;
 }
 
@@ -165,10 +161,22 @@ function allInitializers(g: Graph): Value[] {
 }
 
 function diffInitializers(a: Model, b: Model, hash?: (t: Tensor) => string): ListDiff<TensorSig> {
-  return diffByName(allInitializers(a.graph).map((v) => tensorSig(v, hash)), allInitializers(b.graph).map((v) => tensorSig(v, hash)), (x, y) => {
+  const tensors = new Map<TensorSig, Tensor>();
+  const sigs = (m: Model) =>
+    allInitializers(m.graph).map((v) => {
+      const sig = tensorSig(v, hash);
+      tensors.set(sig, v.initializer!);
+      return sig;
+    });
+  return diffByName(sigs(a), sigs(b), (x, y) => {
     const sameShape = sameJson(x.shape, y.shape);
-    // 8- and 4-bit integers stored in another type (int4-storage): compare the numbers.
-    const byValue = x.dtype !== y.dtype && sameShape && x.valuesSha256 !== undefined && y.valuesSha256 !== undefined;
+    // 8- and 4-bit integers stored in another type (int4-storage): compare the numbers. Only
+    // here are the values read a second time, one pair of tensors at a time.
+    if (hash && x.dtype !== y.dtype && sameShape) {
+      const [vx, vy] = [valuesHash(tensors.get(x)!), valuesHash(tensors.get(y)!)];
+      if (vx !== undefined && vy !== undefined) [x.valuesSha256, y.valuesSha256] = [vx, vy];
+    }
+    const byValue = x.valuesSha256 !== undefined && y.valuesSha256 !== undefined;
     return [
       ...(x.dtype !== y.dtype ? [byValue && x.valuesSha256 === y.valuesSha256 ? 'dtype, same values' : 'dtype'] : []),
       ...(!sameShape ? ['shape'] : []),
@@ -191,7 +199,15 @@ function valuesHash(t: Tensor): string | undefined {
       : t.dataType === DataType.INT8
         ? new Int8Array(bytes.buffer, bytes.byteOffset, n)
         : bytes.subarray(0, n);
-  return createHash('sha256').update(new Uint8Array(Int16Array.from(values).buffer)).digest('hex');
+  // In pieces: the widened copy of a large tensor never exists at once.
+  const h = createHash('sha256');
+  const piece = new Int16Array(1 << 20);
+  for (let i = 0; i < n; i += piece.length) {
+    const m = Math.min(piece.length, n - i);
+    for (let j = 0; j < m; j++) piece[j] = values[i + j]!;
+    h.update(new Uint8Array(piece.buffer, 0, 2 * m));
+  }
+  return h.digest('hex');
 }
 
 function diffByName<T extends { name: string }>(a: T[], b: T[], compare: (x: T, y: T) => string[]): ListDiff<T> {

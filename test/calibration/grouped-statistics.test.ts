@@ -81,8 +81,8 @@ const H_TOLERANCE = 2 * 48 * 2 ** -53;
 
 /**
  * A grouped run against the one-group run: H within {@link H_TOLERANCE} of it, μ and the
- * weights bit for bit, and the saved model and calibration table byte for byte the one-group
- * ones (docs/calibration-memory.md; a weight within ~10⁻¹⁵ of a rounding boundary could flip on
+ * weights bit for bit, and the saved model and calibration table (but for its side file's id)
+ * byte for byte the one-group ones (docs/calibration-memory.md; a weight within ~10⁻¹⁵ of a rounding boundary could flip on
  * another CPU, which this would then show).
  */
 function expectAgreement(one: Awaited<ReturnType<typeof quantize>>, grouped: Awaited<ReturnType<typeof quantize>>): void {
@@ -91,7 +91,13 @@ function expectAgreement(one: Awaited<ReturnType<typeof quantize>>, grouped: Awa
   expect(agreement.maxRelH).toBeLessThan(H_TOLERANCE);
   expect(agreement.sameMeans).toBe(true);
   expect(grouped.model.equals(one.model)).toBe(true);
-  expect(grouped.table).toBe(one.table);
+  // The tables differ only in their side files' ids: the side files differ in H's last bits.
+  const withoutId = (table: string) => {
+    const { recon, ...rest } = JSON.parse(table) as { recon?: string };
+    expect(recon).toMatch(/^[0-9a-f]{32}$/);
+    return JSON.stringify(rest);
+  };
+  expect(withoutId(grouped.table)).toBe(withoutId(one.table));
 }
 
 /** The number of groups a run's log announces (1 when it announces none). */

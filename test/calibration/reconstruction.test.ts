@@ -179,6 +179,10 @@ describe('tiny-arvd: reconstruction from calibration statistics', () => {
     writeFileSync(mixed, JSON.stringify({ ...saved, recon: '0'.repeat(32) }));
     copyFileSync(`${table}.recon`, `${mixed}.recon`);
     await expect(quantize('q-arvd', { ...raw, 'dual-scale': 'true', 'load-calibration': mixed }, false)).rejects.toThrow(/mixed\.json: its reconstruction statistics .*mixed\.json\.recon were saved with another table/);
+    // A table without an id (an earlier build's, or edited) beside a side file with one: a mismatch too.
+    const { recon: _, ...noId } = saved;
+    writeFileSync(mixed, JSON.stringify(noId));
+    await expect(quantize('q-arvd', { ...raw, 'dual-scale': 'true', 'load-calibration': mixed }, false)).rejects.toThrow(/were saved with another table \(the table names side file none: it is from an earlier build or was edited/);
     // A table loaded and written back in place keeps its side file, even by a run that does not reconstruct.
     await quantize('q-arvd', { ...raw, 'dual-scale': 'true', reconstruct: 'none', 'bias-correction': false, 'load-calibration': table, 'save-calibration': table }, false);
     expect(existsSync(`${table}.recon`)).toBe(true);

@@ -73,11 +73,28 @@ describe('files a conversion writes', () => {
     await expectRefused(['inspect', model, '--html', join(dir, 'missing', 'r.html')], /--html .*: folder .*missing does not exist/, folders());
   });
 
-  it('folder mode: a report over an fp32 base graph', async () => {
+  it("a report over the output's data file, the --config file, or a plugin's default output", async () => {
+    await expectRefused([...q('--q-arvd.report', join(dir, 'out.onnx.data')), '--external-data'], /--q-arvd\.report .*out\.onnx\.data .*the output's data file|the output's data file .*both name/, folders());
+    const config = join(dir, 'convert.config.json');
+    writeFileSync(config, JSON.stringify({ passes: [{ name: 'q-arvd', options: { 'w-bits': '4', 'a-bits': 'none', report: config } }] }));
+    await expectRefused([model, '-o', join(dir, 'out.onnx'), '--config', config], /--q-arvd\.report .*convert\.config\.json: is --config/, folders());
+    // A plugin pass whose file option defaults to a path: the default is checked like a given value.
+    const plugin = join(dir, 'dump.mjs');
+    writeFileSync(plugin, `export default { name: 'dumper', version: '1.0.0', passes: [{ name: 'dump', summary: 'writes a file', options: { out: { type: 'string', default: ${JSON.stringify(model)}, help: 'where', file: { access: 'write' } } }, statistics: {}, run() { return { modified: false, stats: {} }; } }] };\n`);
+    await expectRefused([model, '-o', join(dir, 'out.onnx'), '--plugin', plugin, '--pass', 'dump'], /--dump\.out .*model\.onnx: is the input model/, folders());
+  });
+
+  it('folder mode: a report over an fp32 base graph, the config or the tokenizer; side outputs of several graphs', async () => {
     const hf = join(dir, 'hf');
     cpSync(HF, hf, { recursive: true });
     const base = join(hf, 'onnx', 'model.onnx');
-    await expectRefused([hf, '--variant', 'q4', '--pass', 'q-arvd', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none', '--q-arvd.report', base], /--q-arvd\.report .*model\.onnx: is the fp32 graph model\.onnx/, { input: hf, output: hf });
+    const q4 = (report: string) => [hf, '--variant', 'q4', '--pass', 'q-arvd', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none', '--q-arvd.report', report];
+    await expectRefused(q4(base), /--q-arvd\.report .*model\.onnx: is the fp32 graph model\.onnx/, { input: hf, output: hf });
+    await expectRefused(q4(join(hf, 'config.json')), /--q-arvd\.report .*config\.json: is the model folder's config\.json/, { input: hf, output: hf });
+    // File mode on the same folder's graph: the tokenizer a prompt list would use is protected too.
+    await expectRefused([base, '-o', join(dir, 'hf-out.onnx'), '--pass', 'q-arvd', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none', '--q-arvd.report', join(hf, 'tokenizer.json')], /is the model folder's tokenizer\.json/, { input: hf, output: dir });
+    copyFileSync(base, join(hf, 'onnx', 'decoder_model.onnx'));
+    await expectRefused(q4(join(dir, 'r.json')), /--q-arvd\.report would be written once for each of the 2 graphs/, { input: hf, output: dir });
   });
 });
 

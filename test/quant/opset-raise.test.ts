@@ -100,6 +100,11 @@ describe('raising the opset for the emitted forms', () => {
     const options = resolveOptions(minmax, { 'w-bits': '4', 'a-bits': '8' }) as unknown as SharedQuantValues;
     await runQuantPass(build('group-norm', 18), { log: createLogger({ write: (l) => lines.push(l) }), verbose: false, modelDir: undefined }, options, 'minmax', calibration);
     expect(lines.some((l) => /int4-storage: the model keeps opset 18, below the 21 int4 initializers need .* stored as int8/.test(l)), lines.join('\n')).toBe(true);
+    // Weight-only with com.microsoft Q/DQ (no opset raise) says so too.
+    lines.length = 0;
+    const weightOnly = resolveOptions(minmax, { 'w-bits': '4', 'a-bits': 'none', 'qdq-domain': 'com.microsoft' }) as unknown as SharedQuantValues;
+    await runQuantPass(build('group-norm', 18), { log: createLogger({ write: (l) => lines.push(l) }), verbose: false, modelDir: undefined }, weightOnly, 'minmax');
+    expect(lines.some((l) => /int4-storage: the model keeps opset 18/.test(l)), lines.join('\n')).toBe(true);
     await expect(quantize(build('group-norm', 18), { 'w-bits': '4', 'a-bits': 'none' }, undefined, 'minmax')).rejects.toThrow(
       /DequantizeLinear of int4 weights needs opset 21, but the model imports opset 18 and GroupNormalization \(node \/group_norm\) changed meaning at opset 21; use --minmax\.qdq-domain com\.microsoft/,
     );

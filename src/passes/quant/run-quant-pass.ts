@@ -102,9 +102,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         const side = reconFileOf(options.loadCalibration);
         if (!existsSync(side)) throw new Error(`calibration table ${options.loadCalibration} has no reconstruction statistics beside it (${side}); save it again with this version, or quantize with reconstruct none and bias-correction false`);
         const file = readReconFile(side);
-        // Tables and side files of earlier builds carry no id; a pair that both do must match.
-        if (table.recon !== undefined && file.id !== table.recon) {
-          throw new Error(`calibration table ${options.loadCalibration}: its reconstruction statistics ${side} were saved with another table (the table names side file ${table.recon}, the file is ${file.id ?? 'from an earlier build'}); keep a table with its own .recon file, or calibrate again (save-calibration)`);
+        // Tables and side files of earlier builds carry no id; this build writes both, so one with and one without is a mismatch too.
+        if (file.id !== table.recon && (table.recon !== undefined || file.id !== undefined)) {
+          throw new Error(`calibration table ${options.loadCalibration}: its reconstruction statistics ${side} were saved with another table (the table names side file ${table.recon ?? 'none: it is from an earlier build or was edited'}, the file is ${file.id ?? 'from an earlier build'}); keep a table with its own .recon file, or calibrate again (save-calibration)`);
         }
         ({ stats: recon, activation } = file);
         // Every layer of this run needs its statistics: a table made on other layers (scope, include, exclude) would leave some unreconstructed.
@@ -245,7 +245,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   const floatCompute = report.layers.filter((l) => l.compute === 'float');
   // int4 storage needs opset 21; a model whose operators changed meaning on the way keeps its opset and int8 storage.
   const opset = model.opset('') ?? 1;
-  if (config.wBits === 4 && config.aBits !== null && config.int4Storage && opset < 21 && report.totals.layers.dual + report.totals.layers.single > 0) {
+  // (Weight-only qoperator packs its integer layers' 4-bit weights into MatMulNBits at any opset; its float-compute layers store int4 too.)
+  const int4Wanted = config.aBits !== null || config.format === 'qdq' || floatCompute.length > 0;
+  if (config.wBits === 4 && config.int4Storage && int4Wanted && opset < 21 && report.totals.layers.dual + report.totals.layers.single > 0) {
     ctx.log.info(`int4-storage: the model keeps opset ${opset}, below the 21 int4 initializers need (qdq-domain com.microsoft does not raise it; a raise is skipped where an operator would change meaning), so the 4-bit weights are stored as int8: the same values, twice the bytes`);
   }
   if (floatCompute.length) ctx.log.info(`${floatCompute.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul): ${floatCompute[0]!.computeReason}${floatCompute.length > 1 ? ' (first; every reason is in the report)' : ''}`);
