@@ -95,4 +95,37 @@ describe('scope outer-w8', () => {
       removeDir(dir);
     }
   });
+
+  it('outer-activations float: the outer layers keep float inputs (8-bit weight-only) under W8A8 and W4A8; no activation quantizer reaches them; the table records it', async () => {
+    const dir = scratchDir('outer-float');
+    try {
+      for (const bits of ['8', '4']) {
+        const table = `${dir}/w${bits}.json`;
+        const made = await loadFixture(f);
+        const report = await quantize(made, { 'w-bits': bits, 'a-bits': '8', 'outer-activations': 'float', 'save-calibration': table }, testCalibration(f, 2));
+        const outer = quantized(report).filter((l) => OUTER_ARVD.includes(l.name));
+        expect(outer.map((l) => [l.wBits, l.aBits ?? null]), bits).toEqual(OUTER_ARVD.map(() => [8, null]));
+        expect(quantized(report).filter((l) => !OUTER_ARVD.includes(l.name)).every((l) => l.aBits === 8 && l.wBits === Number(bits)), bits).toBe(true);
+        // No QuantizeLinear of an activation feeds the outer layers; every block layer in integer form has one.
+        const quantizes = made.graph.nodes().filter((n) => n.opType === 'QuantizeLinear' && !n.input(0)?.initializer);
+        const withQuantizer = new Set(quantizes.map((n) => n.metadata.get('qarvd.layer')));
+        const integerBlockLayers = quantized(report).filter((l) => !OUTER_ARVD.includes(l.name) && l.compute !== 'float').map((l) => l.name);
+        expect([...withQuantizer].sort(), bits).toEqual(integerBlockLayers.sort());
+        expect(integerBlockLayers.length, bits).toBeGreaterThan(10);
+        // No activation-quantizer shift in the outer layers' bias correction.
+        expect(outer.filter((l) => l.reconstruction?.activationShift !== undefined), bits).toEqual([]);
+        saveModel(made, `${dir}/w${bits}.onnx`);
+        const out = await runModel(`${dir}/w${bits}.onnx`, f.feeds(seededRandom(7)));
+        expect(Object.values(out).every((t) => (t.data as Float32Array).every(Number.isFinite)), bits).toBe(true);
+        expect(JSON.parse(readFileSync(table, 'utf8')).config.outerActivations, bits).toBe('float');
+        const again = await loadFixture(f);
+        await quantize(again, { 'w-bits': bits, 'a-bits': '8', 'outer-activations': 'float', 'load-calibration': table });
+        saveModel(again, `${dir}/again-w${bits}.onnx`);
+        expect(readFileSync(`${dir}/again-w${bits}.onnx`).equals(readFileSync(`${dir}/w${bits}.onnx`)), bits).toBe(true);
+        await expect(quantize(await loadFixture(f), { 'w-bits': bits, 'a-bits': '8', 'load-calibration': table })).rejects.toThrow(/was made with outerActivations float, this run has outerActivations \(not set\)/);
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
 });

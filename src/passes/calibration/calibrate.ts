@@ -19,10 +19,10 @@ import type { Value } from '../../graph/ir/value.ts';
 import { saveModel } from '../../graph/serde/io.ts';
 import { withModelCopy } from '../../graph/serde/model-copy.ts';
 import { type Logger, silentLogger } from '../log.ts';
-import type { QuantConfig } from '../quant/config.ts';
 import { weightMatrix } from '../quant/layer-weights.ts';
 import type { LayerSelection, LinearLayer } from '../quant/linear-layers.ts';
 import { type BranchScales, planLayer } from '../quant/plan.ts';
+import { layerConfig, type QuantConfig } from '../quant/config.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from '../quant/quantize-layers.ts';
 import { collectStatistics, type CollectedStats, DEFAULT_RESERVOIR_ROWS, observedInputs, openCalibrationSession, rangesOf } from './collect.ts';
 import { writeJsonAtomic } from '../write-json.ts';
@@ -232,6 +232,8 @@ function activationShifts(layers: LinearLayer[], stats: CollectedStats, chunks: 
       input = layer.input;
       rows = rowSample(stats.tensors.get(layer.input)!, chunks, alpha);
     }
+    // A layer that keeps float inputs (outer-activations float) has no activation quantizer to correct for.
+    if (layerConfig(config, layer).aBits === null) continue;
     out.set(layer.name, activationShift(layer, rows!, config, ranges.get(layer.name), scales.get(layer.name), bothForms, moments));
   }
   return out;

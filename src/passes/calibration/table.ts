@@ -44,8 +44,10 @@ export interface TableConfig {
   align: number;
   /** Input channels per weight block (0: per output channel). */
   blockSize?: number;
-  /** Layers with 8-bit weights under lower `bits` (`scope outer-w8`), in layer order; absent: none. */
+  /** Layers with 8-bit weights under lower `bits` (`scope outer-w8`), or float inputs (`outer-activations float`), in layer order; absent: none. */
   w8Layers?: string[];
+  /** `float`: the `w8Layers` keep float inputs (outer-activations float); absent: quantized. */
+  outerActivations?: 'float';
   /**
    * Present: the reconstruction statistics beside the table were collected stage by stage on
    * the partly quantized model (`sequential`), each stage's upstream layers quantized at the
@@ -162,6 +164,7 @@ export function tableConfig(config: QuantConfig, layers: readonly LinearLayer[])
     align: config.align,
     ...(config.blockSize ? { blockSize: config.blockSize } : {}),
     ...(w8Layers.length ? { w8Layers } : {}),
+    ...(config.outerActivations === 'float' && config.aBits !== null ? { outerActivations: 'float' as const } : {}),
   };
 }
 
@@ -290,7 +293,8 @@ export function scalesFromTable(table: CalibrationTable, layers: LinearLayer[], 
   const keys = [...new Set([...Object.keys(want), ...Object.keys(table.config)])].filter((k) => k !== 'w8Layers' && k !== 'sequential') as (keyof TableConfig)[];
   const diffs = keys.filter((k) => String(table.config[k]) !== String(want[k]));
   if (diffs.length) {
-    fail(`was made with ${diffs.map((k) => `${k} ${String(table.config[k])}`).join(', ')}, this run has ${diffs.map((k) => `${k} ${String(want[k])}`).join(', ')}; calibrate again with these options (save-calibration) or use the table's`);
+    const value = (v: unknown) => (v === undefined ? '(not set)' : String(v));
+    fail(`was made with ${diffs.map((k) => `${k} ${value(table.config[k])}`).join(', ')}, this run has ${diffs.map((k) => `${k} ${value(want[k])}`).join(', ')}; calibrate again with these options (save-calibration) or use the table's`);
   }
   checkLayerBits(table, layers, config, fail);
   const out: CalibratedScales = new Map();

@@ -61,6 +61,11 @@ export interface QuantConfig {
    * int8 that onnxruntime folds at load (forms.ts); false: stored as int8.
    */
   int4Storage: boolean;
+  /**
+   * `float`: the layers `scope outer-w8` marks keep float inputs (8-bit weight-only) when the
+   * pass quantizes activations; `quantized`: their activations as the rest's.
+   */
+  outerActivations: 'quantized' | 'float';
 }
 
 /** The defaults of the paper's W8A8 setting. */
@@ -81,6 +86,7 @@ export const DEFAULT_QUANT_CONFIG: QuantConfig = {
   w8Kernel: 'nbits',
   w4a8Kernel: 'integer',
   int4Storage: true,
+  outerActivations: 'quantized',
 };
 
 /** `W8A8`, `W4A8`, `W4` (weight-only): the label reports and diffs use. */
@@ -90,15 +96,24 @@ export function bitsLabel(c: Pick<QuantConfig, 'wBits' | 'aBits'>): string {
 
 /**
  * The configuration one layer is quantized with: the pass's, with 8-bit weights for a layer
- * that `scope outer-w8` marks (LinearLayer.wBits). Every per-layer decision (plan, scale
+ * that `scope outer-w8` marks (LinearLayer.wBits), and float inputs for it under
+ * `outer-activations float`. Every per-layer decision (plan, scale
  * search, form, small-layer rule, report) reads it, so such a layer is exactly what the pass
  * would make of it at w-bits 8.
  */
 export function layerConfig(config: QuantConfig, layer: { wBits?: 8 }): QuantConfig {
-  return takesOwnBits(config, layer) ? { ...config, wBits: layer.wBits! } : config;
+  if (!takesOwnBits(config, layer)) return config;
+  return { ...config, wBits: layer.wBits!, ...(floatOuterInputs(config, layer) ? { aBits: null } : {}) };
 }
 
-/** True when `layer`'s weight bits differ from the pass's (scope outer-w8 at w-bits 4). */
+/**
+ * True when `layer` is quantized otherwise than the pass's bits say: its weights take 8 bits at
+ * w-bits 4 (scope outer-w8), or its inputs stay float (outer-activations float).
+ */
 export function takesOwnBits(config: QuantConfig, layer: { wBits?: 8 }): boolean {
-  return layer.wBits !== undefined && layer.wBits !== config.wBits;
+  return layer.wBits !== undefined && (layer.wBits !== config.wBits || floatOuterInputs(config, layer));
+}
+
+function floatOuterInputs(config: QuantConfig, layer: { wBits?: 8 }): boolean {
+  return layer.wBits !== undefined && config.outerActivations === 'float' && config.aBits !== null;
 }

@@ -77,6 +77,12 @@ export function scopeOption(defaultScope: 'all' | 'outer-w8') {
       default: defaultScope,
       help: "which layers, at what weight bits: all: every linear layer at w-bits; blocks: only the layers inside the model's repeated blocks (found from node names like /blocks.N/…, /model/layers.N/…, or the module scopes torch.onnx's dynamo exporter records on each node), keeping the layers around them (embeddings, time and text projections, the head) float, as the Q-ARVD paper quantizes the 10 linears of each block and GPTQ tools keep lm_head; outer-w8: every layer, those around the blocks with 8-bit weights (the same at w-bits 8), as low-bit quantization keeps the first and last layers at 8 bits; when no blocks are found, every layer at w-bits (docs/error-propagation.md)",
     },
+    'outer-activations': {
+      type: 'enum',
+      choices: ['quantized', 'float'],
+      default: 'quantized',
+      help: "scope outer-w8 with quantized activations (a-bits 8 or 6): quantized: the layers around the blocks quantize their inputs like the rest; float: they keep float inputs (8-bit weight-only layers), where most of a W8A8 model's per-call error was measured on the tiny ARVDs (docs/error-propagation.md)",
+    },
   } as const satisfies Record<string, PassOption>;
 }
 
@@ -173,6 +179,8 @@ export interface SharedQuantValues {
   exclude: string[];
   /** `all` or `blocks` (linear-layers.ts LayerScope); absent means all. */
   scope?: string;
+  /** `quantized` or `float` (scope outer-w8's layers with quantized activations); absent means quantized. */
+  outerActivations?: string;
   minK: number;
   wSymmetric: boolean;
   aSymmetric: boolean;
@@ -283,6 +291,7 @@ export function toQuantConfig(o: SharedQuantValues): QuantConfig {
     aSymmetric: o.aSymmetric,
     reduceRange: o.reduceRange ?? false,
     int4Storage: o.int4Storage ?? true,
+    outerActivations: o.outerActivations === 'float' ? 'float' : 'quantized',
     qdqDomain: o.qdqDomain === 'com.microsoft' ? 'com.microsoft' : '',
     dualScale: o.dualScale !== undefined && o.dualScale !== false && o.dualScale !== 'false',
     tau: o.tau ?? DEFAULT_QUANT_CONFIG.tau,

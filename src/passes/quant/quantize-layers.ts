@@ -164,7 +164,7 @@ class LayerQuantizer {
     if (recon && stats) {
       const options: ReconstructOptions = this.uses.get(layer.weightValue)! > 1 ? { ...recon.options, method: 'none' } : recon.options;
       const w = weightMatrix(layer);
-      const shifts = recon.activation?.get(layer.name);
+      const shifts = config.aBits === null ? undefined : recon.activation?.get(layer.name);
       plan = reconstructPlan(plan, w, stats, options, shifts?.[plan.mode], shifts?.moments?.[plan.mode]);
       if (recon.splitAuto && plan.mode === 'dual') {
         const single = reconstructPlan(planLayer(layer, { ...config, dualScale: false }, ranges?.get(layer.name), scales?.get(layer.name)), w, stats, options, shifts?.single, shifts?.moments?.single);
