@@ -123,7 +123,18 @@ describe('scope outer-w8', () => {
         saveModel(again, `${dir}/again-w${bits}.onnx`);
         expect(readFileSync(`${dir}/again-w${bits}.onnx`).equals(readFileSync(`${dir}/w${bits}.onnx`)), bits).toBe(true);
         await expect(quantize(await loadFixture(f), { 'w-bits': bits, 'a-bits': '8', 'load-calibration': table })).rejects.toThrow(/was made with outerActivations float, this run has outerActivations \(not set\)/);
+        // With scope all the option changes no layer, and the refusal names the table's setting.
+        if (bits === '8') {
+          await expect(quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', scope: 'all', 'outer-activations': 'float', 'load-calibration': table })).rejects.toThrow(/was made with outerActivations float, this run has outerActivations \(not set\)/);
+          // A run on fewer layers (include) reads the table: the per-layer check passes.
+          await expect(quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', 'outer-activations': 'float', include: ['/blocks.*', '/head/*'], 'load-calibration': table })).resolves.toBeDefined();
+        }
       }
+      // Where the option changes no layer (scope all), the table does not record it: a run without it reads the table.
+      const allTable = `${dir}/all.json`;
+      await quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', scope: 'all', 'outer-activations': 'float', 'save-calibration': allTable }, testCalibration(f, 2));
+      expect(JSON.parse(readFileSync(allTable, 'utf8')).config.outerActivations).toBeUndefined();
+      await quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', scope: 'all', 'load-calibration': allTable });
     } finally {
       removeDir(dir);
     }

@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ScaleCandidate } from '../../kernels/scale-search.ts';
-import { bitsLabel, type QuantConfig, takesOwnBits } from '../quant/config.ts';
+import { bitsLabel, layerConfig, type QuantConfig, takesOwnBits } from '../quant/config.ts';
 import { takeRows, weightMatrix } from '../quant/layer-weights.ts';
 import type { LinearLayer } from '../quant/linear-layers.ts';
 import { planLayer, type ActivationQuant, type LayerPlan, type LayerScales } from '../quant/plan.ts';
@@ -164,7 +164,8 @@ export function tableConfig(config: QuantConfig, layers: readonly LinearLayer[])
     align: config.align,
     ...(config.blockSize ? { blockSize: config.blockSize } : {}),
     ...(w8Layers.length ? { w8Layers } : {}),
-    ...(config.outerActivations === 'float' && config.aBits !== null ? { outerActivations: 'float' as const } : {}),
+    // Only where a layer keeps float inputs: a run the option does not change reads the same table.
+    ...(layers.some((l) => layerConfig(config, l).aBits === null && config.aBits !== null) ? { outerActivations: 'float' as const } : {}),
   };
 }
 
@@ -178,6 +179,15 @@ function checkLayerBits(table: CalibrationTable, layers: readonly LinearLayer[],
   const differ = layers.filter((l) => eight.has(l.name) !== takesOwnBits(config, l));
   if (!differ.length) return;
   const first = differ[0]!;
+  // At w-bits 8 the marked layers differ from the others only in their float inputs (outer-activations float).
+  const floatInputs = table.config.outerActivations === 'float' || config.outerActivations === 'float';
+  if (config.wBits === 8 && floatInputs) {
+    const says = (marked: boolean) => (marked ? 'float inputs' : 'quantized inputs');
+    fail(
+      `gave ${first.name} ${says(eight.has(first.name))} and this run gives it ${says(!eight.has(first.name))} (${differ.length} layer(s) differ); ` +
+        `use the scope and outer-activations the table was made with (scope ${eight.size ? 'outer-w8' : 'all'}, outer-activations ${table.config.outerActivations ?? 'quantized'}) or calibrate again (save-calibration)`,
+    );
+  }
   const bits = (is8: boolean) => (is8 ? '8-bit' : `${config.wBits}-bit`);
   const tableScope = eight.size ? 'scope outer-w8' : 'every layer at its bits (scope all or blocks, or a table from before scope outer-w8)';
   fail(

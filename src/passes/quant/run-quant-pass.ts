@@ -73,6 +73,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
   const found = findLinearLayers(model.graph, selection);
   let { layers } = found;
+  if (config.outerActivations === 'float' && config.aBits !== null && !layers.some((l) => l.wBits)) {
+    ctx.log.warn(`outer-activations float changes nothing here: ${selection.scope === 'outer-w8' ? 'no repeated blocks were found, so no layer is outside them' : `it applies to scope outer-w8's layers, and this run has scope ${selection.scope ?? 'all'}`}`);
+  }
   if (found.stacks) logScope(ctx, found, selection.scope!, config);
   // Every later search (S1's copy, fold-split's, sequential stages) marks the same layers.
   if (selection.scope === 'outer-w8') selection.outer = new Set(layers.filter((l) => l.wBits).map((l) => l.name));
@@ -324,8 +327,9 @@ function scopeOf(scope: string | undefined): LayerScope {
 
 /** One line for `scope blocks` / `outer-w8`: the stacks found and what becomes of the layers outside them, or that none was found. */
 function logScope(ctx: PassContext, found: ReturnType<typeof findLinearLayers>, scope: LayerScope, config: QuantConfig): void {
-  // outer-w8 is the q-arvd default: at w-bits 8 it changes nothing, and without blocks it is scope all (info, not a warning).
-  if (scope === 'outer-w8' && config.wBits === 8) return;
+  const floatInputs = config.outerActivations === 'float' && config.aBits !== null;
+  // outer-w8 is the q-arvd default: at w-bits 8 it changes nothing (unless those layers keep float inputs), and without blocks it is scope all (info, not a warning).
+  if (scope === 'outer-w8' && config.wBits === 8 && !floatInputs) return;
   if (!found.stacks?.length) {
     const none = `scope ${scope}: no repeated blocks found in the linear layers' node names (numbered segments like /blocks.N/ with the same layers in each); every layer is quantized at w-bits ${config.wBits}`;
     if (scope === 'blocks') ctx.log.warn(none);
@@ -334,7 +338,7 @@ function logScope(ctx: PassContext, found: ReturnType<typeof findLinearLayers>, 
   }
   const outside = scope === 'blocks' ? found.skipped.filter((s) => s.reason.startsWith('outside the repeated blocks')).length : found.layers.filter((l) => l.wBits).length;
   const inside = found.layers.length - (scope === 'blocks' ? 0 : outside);
-  const what = scope === 'blocks' ? 'stay float' : 'take 8-bit weights';
+  const what = scope === 'blocks' ? 'stay float' : floatInputs ? 'take 8-bit weights and keep float inputs (outer-activations float)' : 'take 8-bit weights';
   ctx.log.info(`scope ${scope}: ${inside} layer(s) in the repeated blocks (${found.stacks.map((s) => `${s}N`).join(', ')}); ${outside} outside them ${what}`);
 }
 
