@@ -271,6 +271,9 @@ function searchAll(layers: LinearLayer[], stats: CollectedStats, config: QuantCo
       rowCache.clear();
       previousInput = layer.input;
     }
+    // A layer that keeps float inputs (outer-activations float) is what a weight-only run makes of
+    // it: no activation quantizer to search, and min/max weight scales before reconstruction.
+    if (layerConfig(config, layer).aBits === null) continue;
     const plan = planLayer(layer, config);
     const kind = plan.mode === 'dual' && dualAlphaOne ? 'one' : 'chunk';
     const tensorStats = stats.tensors.get(layer.input)!;

@@ -309,6 +309,8 @@ export function scalesFromTable(table: CalibrationTable, layers: LinearLayer[], 
   checkLayerBits(table, layers, config, fail);
   const out: CalibratedScales = new Map();
   for (const layer of layers) {
+    // Float inputs (outer-activations float): no searched scales, as in a weight-only run.
+    if (layerConfig(config, layer).aBits === null) continue;
     const entry = table.layers[layer.name];
     if (!entry) fail(`has no entry for layer ${layer.name} (it covers ${Object.keys(table.layers).length} layers); calibrate this model again`);
     if (entry!.K !== layer.K || entry!.N !== layer.N) fail(`layer ${layer.name} is ${entry!.K}×${entry!.N} in the table but ${layer.K}×${layer.N} in the model`);

@@ -142,7 +142,7 @@ class LayerQuantizer {
     this.bytesBefore = weightBytes(model);
     ({ layers: this.layers, skipped: this.skipped } = findLinearLayers(model.graph, selection));
     if (config.aBits !== null && this.layers.length > 0) {
-      const missing = this.layers.filter((l) => !ranges?.has(l.name) && !scales?.has(l.name));
+      const missing = this.layers.filter((l) => layerConfig(config, l).aBits !== null && !ranges?.has(l.name) && !scales?.has(l.name));
       if (missing.length) {
         throw new Error(`activation quantization (A${config.aBits}) needs calibration, and ${missing.length} layer(s) have no activation range (first: ${missing[0]!.name}); give a calibration module, or use a-bits none for weight-only`);
       }
