@@ -8,6 +8,7 @@ import { basename, dirname, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { modelTensors } from '../graph/serde/io.ts';
 import { ConvertError } from './errors.ts';
+import { sameFile } from './run-files.ts';
 
 /** Refuses an output that is the input (same real path or same inode), a folder, or in a missing or unwritable folder. */
 export function checkOutputPath(input: string, output: string): void {
@@ -46,12 +47,4 @@ export function dataFilesOf(model: Model): string[] {
   const files = new Set<string>();
   for (const t of modelTensors(model)) if (t.external) files.add(t.external.path);
   return [...files];
-}
-
-function sameFile(a: string, b: string): boolean {
-  if (!existsSync(a) || !existsSync(b)) return false;
-  if (realpathSync(a) === realpathSync(b)) return true;
-  const sa = statSync(a);
-  const sb = statSync(b);
-  return sa.dev === sb.dev && sa.ino === sb.ino;
 }

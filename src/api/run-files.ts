@@ -96,7 +96,7 @@ export function checkRunFiles(reads: readonly RunFile[], writes: readonly Writte
 }
 
 /** Whether two paths name one file, existing or not (then by real folder and name). */
-function sameFile(a: string, b: string): boolean {
+export function sameFile(a: string, b: string): boolean {
   const ka = fileKey(a);
   const kb = fileKey(b);
   if (ka === kb) return true;

@@ -7,12 +7,13 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { convertFile } from '../api/convert.ts';
 import { createRegistry } from '../api/registry.ts';
+import { dataFilesOf } from '../api/paths.ts';
 import { checkRunFiles, modelFolderFiles, passFiles, type RunFile } from '../api/run-files.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { SaveResult } from '../graph/serde/io.ts';
 import { cleanupOnSignal } from '../graph/serde/temp-files.ts';
 import { FolderError } from '../hf/errors.ts';
-import { baseGraphFiles, convertFolder, isFolder, planVariant, quantMeaning, scanModelFolder } from '../hf/folder.ts';
+import { convertFolder, isFolder, planVariant, quantMeaning, scanModelFolder } from '../hf/folder.ts';
 import type { Logger } from '../passes/log.ts';
 import { type PassRecord, PassManager, type PassStep } from '../passes/manager.ts';
 import type { PassRegistry } from '../passes/registry.ts';
@@ -79,12 +80,15 @@ async function runFolder(folder: string, variant: string, steps: PassStep[], arg
       throw new CliError(`${folder}: ${files.writes[0]!.label} would be written once for each of the ${plan.targets.length} graphs (${plan.targets.map((t) => t.base).join(', ')}), each replacing the last; convert the graphs one at a time (convert ${folder}/onnx/<graph>.onnx -o …) to keep each one's`);
     }
     const variants = plan.targets.flatMap((t) => [{ label: `the ${variant} variant of ${t.base}`, path: t.output }, { label: `the data file of ${t.base}'s ${variant} variant`, path: join(plan.folder.onnxDir, t.dataFile) }]);
-    checkRunFiles([...baseGraphFiles(plan.folder), ...modelFolderFiles(plan.folder.onnxDir), ...readsOf(args, configFile), ...files.reads], [...variants, ...files.writes]);
+    const bases = plan.folder.bases.map((base) => ({ label: `the fp32 graph ${base}`, path: join(plan.folder.onnxDir, base) }));
+    checkRunFiles([...bases, ...modelFolderFiles(plan.folder.onnxDir), ...readsOf(args, configFile), ...files.reads], [...variants, ...files.writes]);
     const written = await convertFolder(plan, {
       externalData: args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto',
       log,
       runPasses: async (model, target) => {
         const t0 = performance.now();
+        // The graph's data files are known once it is loaded (the folder has one graph when passes write side files).
+        checkRunFiles(dataFilesOf(model).map((path) => ({ label: `${target.base}'s data file`, path })), files.writes);
         const before = countNodes(model);
         const manager = new PassManager(steps, { verify: args.verify === true ? true : args.verify === false ? false : undefined, log, verbose: Boolean(args.verbose || args.debug), modelDir: dirname(resolve(target.input)) });
         const result = await manager.run(model);

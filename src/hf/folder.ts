@@ -20,8 +20,6 @@ import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, s
 import { basename, join, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
-import { dataFilesOf } from '../api/paths.ts';
-import type { RunFile } from '../api/run-files.ts';
 import type { Logger } from '../passes/log.ts';
 import type { PassStep } from '../passes/manager.ts';
 import { resolveOptions } from '../passes/pass.ts';
@@ -76,17 +74,6 @@ export function quantMeaning(steps: readonly PassStep[]): QuantMeaning {
   if (!quant) return {};
   const o = resolveOptions(quant.pass, quant.options) as { wBits: string; aBits: string; wSymmetric?: boolean };
   return { pass: quant.pass.name, wBits: Number(o.wBits), aBits: o.aBits === 'none' ? null : Number(o.aBits), wSymmetric: o.wSymmetric === true };
-}
-
-/**
- * The fp32 graphs of a folder and the data files they read, as files no conversion may write
- * (the graphs are loaded for their data files' names; the weights are not read).
- */
-export function baseGraphFiles(folder: ModelFolder): RunFile[] {
-  return folder.bases.flatMap((base) => {
-    const path = join(folder.onnxDir, base);
-    return [{ label: `the fp32 graph ${base}`, path }, ...dataFilesOf(loadModel(path)).map((f) => ({ label: `${base}'s data file`, path: f }))];
-  });
 }
 
 /** One graph to write: `onnx/<base>.onnx` → `onnx/<base><suffix>.onnx`. */

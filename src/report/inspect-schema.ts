@@ -81,6 +81,6 @@ export interface InspectReport {
   layers: InspectLayer[];
   skipped: InspectSkipped[];
   rollup: Rollup;
-  /** `quantized`: layers already quantized (integer matmul ops, or MatMul/Gemm on a dequantized weight); absent when none. */
+  /** `quantized`: matrix products already quantized (integer matmul ops, or MatMul/Gemm on a dequantized weight); absent when none. */
   totals: { layers: number; withOutliers: number; outlierRows: number; rawOutlierRows: number; skipped: number; quantized?: number };
 }

@@ -93,6 +93,12 @@ describe('files a conversion writes', () => {
     await expectRefused(q4(join(hf, 'config.json')), /--q-arvd\.report .*config\.json: is the model folder's config\.json/, { input: hf, output: hf });
     // File mode on the same folder's graph: the tokenizer a prompt list would use is protected too.
     await expectRefused([base, '-o', join(dir, 'hf-out.onnx'), '--pass', 'q-arvd', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none', '--q-arvd.report', join(hf, 'tokenizer.json')], /is the model folder's tokenizer\.json/, { input: hf, output: dir });
+    // A base graph with external data: its data file is known once the graph is loaded, before the passes.
+    const ext = join(dir, 'hf-ext');
+    cpSync(HF, ext, { recursive: true });
+    const extBase = join(ext, 'onnx', 'model.onnx');
+    saveModel(loadModel(extBase), extBase, { externalData: true });
+    await expectRefused([ext, '--variant', 'q4', '--pass', 'q-arvd', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none', '--q-arvd.report', `${extBase}.data`], /--q-arvd\.report .*model\.onnx\.data: is model\.onnx's data file/, { input: ext, output: ext });
     copyFileSync(base, join(hf, 'onnx', 'decoder_model.onnx'));
     await expectRefused(q4(join(dir, 'r.json')), /--q-arvd\.report would be written once for each of the 2 graphs/, { input: hf, output: dir });
   });

@@ -87,6 +87,17 @@ describe('census of the optimized graph: every quantized weight reaches an integ
         await expectIntegerCensus(model, name, branches);
       });
     }
+    // outer-activations float: the layers around the blocks as 8-bit weight-only kernels beside the quantized-activation ones.
+    for (const label of ['W8A8', 'W4A8'] as const) {
+      const name = `tiny-arvd ${format} ${label} scope outer-w8, outer-activations float`;
+      it(name, async () => {
+        const model = loadModel(join(REPO_ROOT, 'examples/tiny-arvd/model.onnx'));
+        const { branches } = quantizeFixed(model, { ...BITS[label], format, outerActivations: 'float' }, { scope: 'outer-w8' });
+        const bits = new Set(model.graph.nodes().map((n) => n.metadata.get('qarvd.decision')).filter((d) => d !== undefined).map((d) => (JSON.parse(d!) as { bits: string }).bits));
+        expect([...bits].sort()).toEqual([label, 'W8'].sort());
+        await expectIntegerCensus(model, name, branches);
+      });
+    }
   }
 
   for (const m of MODELS) {

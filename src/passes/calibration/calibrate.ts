@@ -22,7 +22,7 @@ import { type Logger, silentLogger } from '../log.ts';
 import { weightMatrix } from '../quant/layer-weights.ts';
 import type { LayerSelection, LinearLayer } from '../quant/linear-layers.ts';
 import { type BranchScales, planLayer } from '../quant/plan.ts';
-import { layerConfig, type QuantConfig } from '../quant/config.ts';
+import { keepsFloatInputs, type QuantConfig } from '../quant/config.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from '../quant/quantize-layers.ts';
 import { collectStatistics, type CollectedStats, DEFAULT_RESERVOIR_ROWS, observedInputs, openCalibrationSession, rangesOf } from './collect.ts';
 import { writeJsonAtomic } from '../write-json.ts';
@@ -233,7 +233,7 @@ function activationShifts(layers: LinearLayer[], stats: CollectedStats, chunks: 
       rows = rowSample(stats.tensors.get(layer.input)!, chunks, alpha);
     }
     // A layer that keeps float inputs (outer-activations float) has no activation quantizer to correct for.
-    if (layerConfig(config, layer).aBits === null) continue;
+    if (keepsFloatInputs(config, layer)) continue;
     out.set(layer.name, activationShift(layer, rows!, config, ranges.get(layer.name), scales.get(layer.name), bothForms, moments));
   }
   return out;
@@ -273,7 +273,7 @@ function searchAll(layers: LinearLayer[], stats: CollectedStats, config: QuantCo
     }
     // A layer that keeps float inputs (outer-activations float) is what a weight-only run makes of
     // it: no activation quantizer to search, and min/max weight scales before reconstruction.
-    if (layerConfig(config, layer).aBits === null) continue;
+    if (keepsFloatInputs(config, layer)) continue;
     const plan = planLayer(layer, config);
     const kind = plan.mode === 'dual' && dualAlphaOne ? 'one' : 'chunk';
     const tensorStats = stats.tensors.get(layer.input)!;

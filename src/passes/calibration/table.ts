@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ScaleCandidate } from '../../kernels/scale-search.ts';
-import { bitsLabel, layerConfig, type QuantConfig, takesOwnBits } from '../quant/config.ts';
+import { bitsLabel, keepsFloatInputs, type QuantConfig, takesOwnBits } from '../quant/config.ts';
 import { takeRows, weightMatrix } from '../quant/layer-weights.ts';
 import type { LinearLayer } from '../quant/linear-layers.ts';
 import { planLayer, type ActivationQuant, type LayerPlan, type LayerScales } from '../quant/plan.ts';
@@ -165,7 +165,7 @@ export function tableConfig(config: QuantConfig, layers: readonly LinearLayer[])
     ...(config.blockSize ? { blockSize: config.blockSize } : {}),
     ...(w8Layers.length ? { w8Layers } : {}),
     // Only where a layer keeps float inputs: a run the option does not change reads the same table.
-    ...(layers.some((l) => layerConfig(config, l).aBits === null && config.aBits !== null) ? { outerActivations: 'float' as const } : {}),
+    ...(layers.some((l) => keepsFloatInputs(config, l)) ? { outerActivations: 'float' as const } : {}),
   };
 }
 
@@ -310,7 +310,7 @@ export function scalesFromTable(table: CalibrationTable, layers: LinearLayer[], 
   const out: CalibratedScales = new Map();
   for (const layer of layers) {
     // Float inputs (outer-activations float): no searched scales, as in a weight-only run.
-    if (layerConfig(config, layer).aBits === null) continue;
+    if (keepsFloatInputs(config, layer)) continue;
     const entry = table.layers[layer.name];
     if (!entry) fail(`has no entry for layer ${layer.name} (it covers ${Object.keys(table.layers).length} layers); calibrate this model again`);
     if (entry!.K !== layer.K || entry!.N !== layer.N) fail(`layer ${layer.name} is ${entry!.K}×${entry!.N} in the table but ${layer.K}×${layer.N} in the model`);

@@ -103,7 +103,7 @@ export function bitsLabel(c: Pick<QuantConfig, 'wBits' | 'aBits'>): string {
  */
 export function layerConfig(config: QuantConfig, layer: { wBits?: 8 }): QuantConfig {
   if (!takesOwnBits(config, layer)) return config;
-  return { ...config, wBits: layer.wBits!, ...(floatOuterInputs(config, layer) ? { aBits: null } : {}) };
+  return { ...config, wBits: layer.wBits!, ...(keepsFloatInputs(config, layer) ? { aBits: null } : {}) };
 }
 
 /**
@@ -111,9 +111,10 @@ export function layerConfig(config: QuantConfig, layer: { wBits?: 8 }): QuantCon
  * w-bits 4 (scope outer-w8), or its inputs stay float (outer-activations float).
  */
 export function takesOwnBits(config: QuantConfig, layer: { wBits?: 8 }): boolean {
-  return layer.wBits !== undefined && (layer.wBits !== config.wBits || floatOuterInputs(config, layer));
+  return layer.wBits !== undefined && (layer.wBits !== config.wBits || keepsFloatInputs(config, layer));
 }
 
-function floatOuterInputs(config: QuantConfig, layer: { wBits?: 8 }): boolean {
+/** True when `layer` keeps float inputs in a run that quantizes activations (`outer-activations float`). */
+export function keepsFloatInputs(config: QuantConfig, layer: { wBits?: 8 }): boolean {
   return layer.wBits !== undefined && config.outerActivations === 'float' && config.aBits !== null;
 }

@@ -1,5 +1,5 @@
 import type { Model } from '../../graph/ir/model.ts';
-import { bitsLabel, layerConfig, type QuantConfig } from './config.ts';
+import { bitsLabel, keepsFloatInputs, layerConfig, type QuantConfig } from './config.ts';
 import { emitLayer, type WeightCache } from './emit.ts';
 import { findLinearLayers, type LayerSelection, type LinearLayer, type SkippedLayer } from './linear-layers.ts';
 import { ensureDomain, qdqDomainAdvice, raiseOpset } from './opset.ts';
@@ -142,7 +142,7 @@ class LayerQuantizer {
     this.bytesBefore = weightBytes(model);
     ({ layers: this.layers, skipped: this.skipped } = findLinearLayers(model.graph, selection));
     if (config.aBits !== null && this.layers.length > 0) {
-      const missing = this.layers.filter((l) => layerConfig(config, l).aBits !== null && !ranges?.has(l.name) && !scales?.has(l.name));
+      const missing = this.layers.filter((l) => !keepsFloatInputs(config, l) && !ranges?.has(l.name) && !scales?.has(l.name));
       if (missing.length) {
         throw new Error(`activation quantization (A${config.aBits}) needs calibration, and ${missing.length} layer(s) have no activation range (first: ${missing[0]!.name}); give a calibration module, or use a-bits none for weight-only`);
       }

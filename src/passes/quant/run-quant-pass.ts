@@ -105,8 +105,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         const side = reconFileOf(options.loadCalibration);
         if (!existsSync(side)) throw new Error(`calibration table ${options.loadCalibration} has no reconstruction statistics beside it (${side}); save it again with this version, or quantize with reconstruct none and bias-correction false`);
         const file = readReconFile(side);
-        // Tables and side files of earlier builds carry no id; this build writes both, so one with and one without is a mismatch too.
-        if (file.id !== table.recon && (table.recon !== undefined || file.id !== undefined)) {
+        // Tables and side files of earlier builds carry no id (both absent: accepted); this build writes both, so one with and one without is a mismatch too.
+        if (file.id !== table.recon) {
           throw new Error(`calibration table ${options.loadCalibration}: its reconstruction statistics ${side} were saved with another table (the table names side file ${table.recon ?? 'none: it is from an earlier build or was edited'}, the file is ${file.id ?? 'from an earlier build'}); keep a table with its own .recon file, or calibrate again (save-calibration)`);
         }
         ({ stats: recon, activation } = file);
