@@ -7,7 +7,7 @@ import { type BranchOutputs, chunkRelativeErrors, rowDots, weightedRowError } fr
 const random = seededRandom(11);
 const values = (n: number) => Float32Array.from({ length: n }, () => (random.next() < 0.05 ? -0 : random.next() - 0.5));
 
-function plainChunkErrors(outputs: BranchOutputs[], chunkIndex: Int32Array, M: number, N: number, C: number, of: Int32Array) {
+function plainChunkErrors(outputs: BranchOutputs[], chunkIndex: Int32Array, represents: Float64Array, M: number, N: number, C: number, of: Int32Array) {
   const sum = (pick: (o: BranchOutputs) => Float32Array): ArrayLike<number> => {
     if (outputs.length === 1) return pick(outputs[0]!);
     const acc = new Float64Array(pick(outputs[0]!).length);
@@ -20,11 +20,15 @@ function plainChunkErrors(outputs: BranchOutputs[], chunkIndex: Int32Array, M: n
   const dn = new Float64Array(C);
   for (let i = 0; i < M; i++) {
     const c = chunkIndex[i]!;
+    let [b, a, d] = [0, 0, 0];
     for (let j = of[i]! * N; j < (of[i]! + 1) * N; j++) {
-      nb[c]! += (before[j]! - ref[j]!) ** 2;
-      na[c]! += (after[j]! - ref[j]!) ** 2;
-      dn[c]! += ref[j]! ** 2;
+      b += (before[j]! - ref[j]!) ** 2;
+      a += (after[j]! - ref[j]!) ** 2;
+      d += ref[j]! ** 2;
     }
+    nb[c]! += represents[i]! * b;
+    na[c]! += represents[i]! * a;
+    dn[c]! += represents[i]! * d;
   }
   const rel = (num: Float64Array) => Array.from(num, (v, k) => (dn[k]! > 0 ? v / dn[k]! : 0));
   return { before: rel(nb), after: rel(na) };
@@ -49,11 +53,21 @@ describe('search error sums', () => {
     expect(weightedRowError(y, ref, weight, M, N, of)).toBe(total / wsum);
   });
 
-  it('chunkRelativeErrors: one, two and three branches as summed float64 outputs', () => {
+  it('chunkRelativeErrors: one, two and three branches as summed float64 outputs, rows weighted by what they stand for', () => {
     for (const branches of [1, 2, 3]) {
       const outputs = Array.from({ length: branches }, () => ({ ref: values(D * N), before: values(D * N), after: values(D * N) }));
-      expect(chunkRelativeErrors(outputs, chunkIndex, M, N, C, of)).toEqual(plainChunkErrors(outputs, chunkIndex, M, N, C, of));
+      expect(chunkRelativeErrors(outputs, chunkIndex, weight, M, N, C, of)).toEqual(plainChunkErrors(outputs, chunkIndex, weight, M, N, C, of));
     }
+  });
+
+  it('chunkRelativeErrors: a row standing for many counts that many times (the stratified estimate)', () => {
+    // Chunk 0: one extreme row (stands for itself, error 100 of 100) and one reservoir row standing
+    // for 99 rows (error 0 of 1). Over the chunk's 100 rows the relative error is 100 / (100 + 99).
+    const ref = Float32Array.of(10, 1);
+    const before = Float32Array.of(0, 1);
+    const out = chunkRelativeErrors([{ ref, before, after: ref }], Int32Array.of(0, 0), Float64Array.of(1, 99), 2, 1, 1, Int32Array.of(0, 1));
+    expect(out.before[0]).toBeCloseTo(100 / 199, 12);
+    expect(out.after[0]).toBe(0);
   });
 
   it('rowDots: each row dot product in order', () => {

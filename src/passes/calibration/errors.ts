@@ -57,34 +57,37 @@ export interface BranchOutputs {
 }
 
 /**
- * Per chunk Σ‖y − ref‖² / Σ‖ref‖² over the chunk's rows (unweighted), for the outputs before
- * and after the search in one pass. The layer's output is its one branch's (a sum 0 + y would
- * only turn -0 into 0, which changes no squared error), or the float64 sum of its branches',
- * branch by branch (0 + y₀ + y₁ …), taken value by value as the sums are read.
+ * Per chunk Σ_i r_i‖y_i − ref_i‖² / Σ_i r_i‖ref_i‖² over the chunk's sample rows, for the
+ * outputs before and after the search in one pass: `represents` holds r_i, the number of the
+ * chunk's rows sample row i stands for (the stratified sample's weights without S1's α), so each
+ * figure estimates the relative error over every row of the chunk, as the search's objective
+ * does (an unweighted sum let the few extreme rows outweigh the reservoir and could show the
+ * search's choice as worse than min/max). The layer's output is its one branch's (a sum 0 + y
+ * would only turn -0 into 0, which changes no squared error), or the float64 sum of its
+ * branches', branch by branch (0 + y₀ + y₁ …), taken value by value as the sums are read.
  */
-export function chunkRelativeErrors(outputs: BranchOutputs[], chunkIndex: Int32Array, M: number, N: number, C: number, of: Int32Array): { before: number[]; after: number[] } {
-  // sums[3c], sums[3c + 1], sums[3c + 2]: chunk c's Σ‖before − ref‖², Σ‖after − ref‖², Σ‖ref‖².
-  // The row helpers carry a chunk's running sums in locals through a row and store them
-  // back: the same additions in the same order as one running sum, and no float is boxed
-  // (a closure over the sums, or an object per row, made most of the search's garbage).
+export function chunkRelativeErrors(outputs: BranchOutputs[], chunkIndex: Int32Array, represents: Float64Array, M: number, N: number, C: number, of: Int32Array): { before: number[]; after: number[] } {
+  // sums[3c], sums[3c + 1], sums[3c + 2]: chunk c's Σ r_i‖before − ref‖², Σ r_i‖after − ref‖², Σ r_i‖ref‖².
+  // The row helpers sum a row in locals and add it, times r_i, to the chunk's sums: no float is
+  // boxed (a closure over the sums, or an object per row, made most of the search's garbage).
   const sums = new Float64Array(3 * C);
   const one = outputs.length === 1 ? outputs[0]! : undefined;
   const grouped = one ? undefined : summed(outputs);
   for (let i = 0; i < M; i++) {
     const at = of[i]! * N;
-    if (one) rowSums1(one, at, N, sums, 3 * chunkIndex[i]!);
-    else rowSums2(grouped!, at, N, sums, 3 * chunkIndex[i]!);
+    if (one) rowSums1(one, at, N, sums, 3 * chunkIndex[i]!, represents[i]!);
+    else rowSums2(grouped!, at, N, sums, 3 * chunkIndex[i]!, represents[i]!);
   }
   const rel = (k: number) => Array.from({ length: C }, (_, c) => (sums[3 * c + 2]! > 0 ? sums[3 * c + k]! / sums[3 * c + 2]! : 0));
   return { before: rel(0), after: rel(1) };
 }
 
-/** One branch: adds one output row to the chunk's three running sums at `sums[s..s+2]`. */
-function rowSums1(o: BranchOutputs, at: number, N: number, sums: Float64Array, s: number): void {
+/** One branch: adds one output row, times `share`, to the chunk's three sums at `sums[s..s+2]`. */
+function rowSums1(o: BranchOutputs, at: number, N: number, sums: Float64Array, s: number, share: number): void {
   const { ref, before, after } = o;
-  let nb = sums[s]!;
-  let na = sums[s + 1]!;
-  let dn = sums[s + 2]!;
+  let nb = 0;
+  let na = 0;
+  let dn = 0;
   for (let j = at, end = at + N; j < end; j++) {
     const r = ref[j]!;
     const db = before[j]! - r;
@@ -93,9 +96,9 @@ function rowSums1(o: BranchOutputs, at: number, N: number, sums: Float64Array, s
     na += da * da;
     dn += r * r;
   }
-  sums[s] = nb;
-  sums[s + 1] = na;
-  sums[s + 2] = dn;
+  sums[s]! += share * nb;
+  sums[s + 1]! += share * na;
+  sums[s + 2]! += share * dn;
 }
 
 /** The outputs of two or more branches, grouped for {@link rowSums2}: the first two, and any further ones. */
@@ -109,12 +112,12 @@ function summed(outputs: BranchOutputs[]): Summed {
   return { a: outputs[0]!, b: outputs[1]!, rest: outputs.slice(2) };
 }
 
-/** Several branches: the layer's values are 0 + y₀ + y₁ (+ further branches), in float64; adds one row to `sums[s..s+2]`. */
-function rowSums2(g: Summed, at: number, N: number, sums: Float64Array, s: number): void {
+/** Several branches: the layer's values are 0 + y₀ + y₁ (+ further branches), in float64; adds one row, times `share`, to `sums[s..s+2]`. */
+function rowSums2(g: Summed, at: number, N: number, sums: Float64Array, s: number, share: number): void {
   const { a, b, rest } = g;
-  let nb = sums[s]!;
-  let na = sums[s + 1]!;
-  let dn = sums[s + 2]!;
+  let nb = 0;
+  let na = 0;
+  let dn = 0;
   for (let j = at, end = at + N; j < end; j++) {
     let r = 0 + a.ref[j]! + b.ref[j]!;
     let yb = 0 + a.before[j]! + b.before[j]!;
@@ -130,9 +133,9 @@ function rowSums2(g: Summed, at: number, N: number, sums: Float64Array, s: numbe
     na += da * da;
     dn += r * r;
   }
-  sums[s] = nb;
-  sums[s + 1] = na;
-  sums[s + 2] = dn;
+  sums[s]! += share * nb;
+  sums[s + 1]! += share * na;
+  sums[s + 2]! += share * dn;
 }
 
 /** `out[r] = Σ_k a[r, k]·b[r, k]` of row-major `[R, K]` blocks, each sum in the order of k; four rows at a time. */

@@ -60,6 +60,8 @@ export interface RowSample {
   K: number;
   /** `f_i` of each row. */
   weight: Float64Array;
+  /** How many of its chunk's rows each row stands for (`f_i` without α): 1 for an extreme row, seen / kept for a reservoir row. */
+  represents: Float64Array;
   /** Index into `chunks` of each row's chunk. */
   chunkIndex: Int32Array;
   /** 1 for a row of the uniform reservoir, 0 for a row of the extreme stratum. */
@@ -78,12 +80,14 @@ export function rowSample(stats: TensorStats, chunks: number[], alpha: readonly 
   for (const c of chunks) M += (stats.chunk(c)?.reservoir.kept ?? 0) + (stats.chunk(c)?.extremes.kept ?? 0);
   const x = new Float32Array(M * K);
   const weight = new Float64Array(M);
+  const represents = new Float64Array(M);
   const chunkIndex = new Int32Array(M);
   const uniform = new Uint8Array(M);
   let at = 0;
-  const put = (rows: Float32Array, n: number, f: number, j: number, isUniform: boolean) => {
+  const put = (rows: Float32Array, n: number, share: number, j: number, isUniform: boolean) => {
     x.set(rows, at * K);
-    weight.fill(f, at, at + n);
+    weight.fill(alpha[j]! * share, at, at + n);
+    represents.fill(share, at, at + n);
     chunkIndex.fill(j, at, at + n);
     uniform.fill(isUniform ? 1 : 0, at, at + n);
     at += n;
@@ -91,10 +95,10 @@ export function rowSample(stats: TensorStats, chunks: number[], alpha: readonly 
   chunks.forEach((c, j) => {
     const s = stats.chunk(c);
     if (!s) return;
-    if (s.reservoir.kept > 0) put(s.reservoir.rows(), s.reservoir.kept, alpha[j]! * (s.reservoir.seen / s.reservoir.kept), j, true);
-    if (s.extremes.kept > 0) put(s.extremes.rows(), s.extremes.kept, alpha[j]!, j, false);
+    if (s.reservoir.kept > 0) put(s.reservoir.rows(), s.reservoir.kept, s.reservoir.seen / s.reservoir.kept, j, true);
+    if (s.extremes.kept > 0) put(s.extremes.rows(), s.extremes.kept, 1, j, false);
   });
-  return { x, M, K, weight, chunkIndex, uniform, chunks };
+  return { x, M, K, weight, represents, chunkIndex, uniform, chunks };
 }
 
 /** One evaluated activation candidate. */
@@ -136,7 +140,7 @@ export interface BranchSearch {
 export interface LayerSearch {
   layer: string;
   branches: BranchSearch[];
-  /** Per chunk: ‖ΔY‖² / ‖Y‖² of the whole layer over the chunk's reservoir rows. */
+  /** Per chunk: ‖ΔY‖² / ‖Y‖² of the whole layer, estimated over the chunk's rows from its stratified sample (errors.ts `chunkRelativeErrors`). */
   outputError: { before: number[]; after: number[] };
 }
 
@@ -227,7 +231,7 @@ export function searchLayer(plan: LayerPlan, w: Float32Array, stats: TensorStats
     if (weight) out.weight = weight;
     return out;
   });
-  const outputError = chunkRelativeErrors(outputs, rows.chunkIndex, M, N, C, distinctOf);
+  const outputError = chunkRelativeErrors(outputs, rows.chunkIndex, rows.represents, M, N, C, distinctOf);
   pool.give(scratch);
   return { layer: plan.layer.name, branches, outputError };
 }
