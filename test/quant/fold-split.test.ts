@@ -16,7 +16,7 @@ import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
 import { DEFAULT_QUANT_CONFIG } from '../../src/passes/quant/config.ts';
 import { foldedExternalSource, foldSplits } from '../../src/passes/quant/fold-split.ts';
-import { permuteMatrixInPlace } from '../../src/passes/quant/plan-pool.ts';
+import { permuteMatrixInPlace } from '../../src/kernels/permute.ts';
 import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
 import { quantizeLinearLayers } from '../../src/passes/quant/quantize-layers.ts';
 import { REPO_ROOT, removeDir, scratchDir } from '../helpers/files.ts';

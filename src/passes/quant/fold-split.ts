@@ -34,15 +34,15 @@ import { dtypeName } from '../../graph/ir/dtype.ts';
 import { consumedValues, type Graph } from '../../graph/ir/graph.ts';
 import type { Model } from '../../graph/ir/model.ts';
 import type { Node } from '../../graph/ir/node.ts';
-import { alignedView, type ExternalLocation, Tensor } from '../../graph/ir/tensor.ts';
+import { alignedView, type ExternalLocation, readExternal, Tensor } from '../../graph/ir/tensor.ts';
 import type { Value } from '../../graph/ir/value.ts';
 import type { Logger } from '../log.ts';
 import type { QuantConfig } from './config.ts';
 import { weightMatrixView } from './layer-weights.ts';
 import { findLinearLayers, type LinearLayer } from './linear-layers.ts';
 import { outlierOptions, weightOutliers } from './plan.ts';
-import type { ChannelPermutation } from './plan-pool.ts';
 import { detectOutliers } from '../../kernels/outliers.ts';
+import { type ChannelPermutation, permuteMatrixInPlace } from '../../kernels/permute.ts';
 
 /** One fold: the consumer's outlier channels moved last through its producers. */
 export interface SplitFold {
@@ -261,12 +261,25 @@ function permuted(t: Tensor, axis: number, order: Int32Array): Tensor {
     }
     return out;
   };
-  // The same tensor otherwise (name, type, shape, doc string, extra fields); only the bytes move.
-  const out = new Tensor(t.name, t.dataType, dims, t.isInMemory ? { kind: 'raw', bytes: apply(t.bytes()) } : { kind: 'lazy', produce: () => apply(t.bytes()) }, t.extras);
-  out.docString = t.docString;
+  // A 32-bit matrix in a data file is read into a buffer of its own and reordered there, as a
+  // worker does (plan-worker.ts): a second weight-sized buffer per read cost the main thread
+  // (one thread, or the save) 7.3 of 20 s on an 8-block Wan-shaped model, most of it in
+  // first-touch page faults of the new buffers.
   const location = t.external;
-  if (location && dims.length === 2 && element === 4) externalSources.set(out, { location, permutation: { axis: a as 0 | 1, order } });
+  const source = location && dims.length === 2 && element === 4 ? { location, permutation: { axis: a as 0 | 1, order } } : undefined;
+  const produce = source ? () => readPermuted(t.name, source.location, dims[0]!, dims[1]!, source.permutation) : () => apply(t.bytes());
+  // The same tensor otherwise (name, type, shape, doc string, extra fields); only the bytes move.
+  const out = new Tensor(t.name, t.dataType, dims, t.isInMemory ? { kind: 'raw', bytes: apply(t.bytes()) } : { kind: 'lazy', produce }, t.extras);
+  out.docString = t.docString;
+  if (source) externalSources.set(out, source);
   return out;
+}
+
+/** A `[rows, cols]` 32-bit matrix read from its data file into a new buffer and reordered in it. */
+function readPermuted(name: string, location: ExternalLocation, rows: number, cols: number, permutation: ChannelPermutation): Uint8Array {
+  const bytes = readExternal(name, location);
+  permuteMatrixInPlace(new Uint32Array(bytes.buffer, bytes.byteOffset, rows * cols), rows, cols, permutation);
+  return bytes;
 }
 
 /** A permuted 32-bit matrix whose source is in a data file: where to read it and how to reorder it. */

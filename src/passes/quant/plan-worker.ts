@@ -2,7 +2,8 @@
 import { parentPort } from 'node:worker_threads';
 import { readExternal } from '../../graph/ir/tensor.ts';
 import { planWeights } from './plan.ts';
-import { type ExternalWeight, permuteMatrixInPlace, type PlanReply, type PlanRequest, planTransfers } from './plan-pool.ts';
+import { permuteMatrixInPlace } from '../../kernels/permute.ts';
+import { type ExternalWeight, type PlanReply, type PlanRequest, planTransfers } from './plan-pool.ts';
 
 /** The buffer weights are read into, grown to the largest one (planWeights keeps no view of it). */
 let buffer = new Uint8Array(0);
