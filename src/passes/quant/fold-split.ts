@@ -38,7 +38,7 @@ import { alignedView, type ExternalLocation, readExternal, Tensor } from '../../
 import type { Value } from '../../graph/ir/value.ts';
 import type { Logger } from '../log.ts';
 import type { QuantConfig } from './config.ts';
-import { weightMatrixView } from './layer-weights.ts';
+import { type ReadBuffer, weightMatrixReadInto } from './layer-weights.ts';
 import { findLinearLayers, type LinearLayer } from './linear-layers.ts';
 import { outlierOptions, weightOutliers } from './plan.ts';
 import { detectOutliers } from '../../kernels/outliers.ts';
@@ -94,6 +94,8 @@ export function foldSplits(model: Model, layers: readonly LinearLayer[], config:
     replaced.length = 0;
   };
   if (!config.dualScale) return { folds, skipped, restore };
+  // Weights in a data file are read one after another into one buffer (no weight is kept).
+  const scratch: ReadBuffer = { bytes: new Uint8Array(0) };
   for (const layer of layers) {
     // Each fold replaces tensors: read the graph afresh so every layer sees the current ones.
     const current = linearByNode(g).get(layer.node);
@@ -105,7 +107,7 @@ export function foldSplits(model: Model, layers: readonly LinearLayer[], config:
       skipped.push({ consumer: current.name, reason: found });
       continue;
     }
-    const { outliers: detected, norms } = weightOutliers(weightMatrixView(current), current.K, current.N, config);
+    const { outliers: detected, norms } = weightOutliers(weightMatrixReadInto(current, scratch), current.K, current.N, config);
     const outliers = detected.indices;
     if (outliers.length === 0 || isTail(outliers, current.K)) continue;
     const order = outliersLast(outliers, current.K);
