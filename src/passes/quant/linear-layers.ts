@@ -176,6 +176,31 @@ export function findLinearLayers(graph: Graph, selection: LayerSelection = {}): 
   return { ...found, ...(stacks ? { stacks: [...stacks] } : {}) };
 }
 
+/** The skip reason of a MatMul/Gemm whose second operand is computed (attention's QK/AV): nothing to quantize. */
+export const NOT_CONSTANT = 'weight is not constant (activation × activation, e.g. attention QK/AV)';
+
+/**
+ * Why a quantization pass that selected no layer should stop rather than write the model
+ * unchanged: when every MatMul/Gemm was skipped and at least one of them holds a constant
+ * weight (an fp16 model, W·X, initializers exported as inputs, an already quantized model, a
+ * selection that matches nothing), the message names how many were skipped for what, with the
+ * first layer of each reason. Undefined when layers were selected, or when the graph has no
+ * MatMul/Gemm but activation products (nothing a user could have meant to quantize).
+ */
+export function nothingSelectedReason(found: { layers: readonly LinearLayer[]; skipped: readonly SkippedLayer[] }): string | undefined {
+  if (found.layers.length > 0 || found.skipped.every((s) => s.reason === NOT_CONSTANT)) return undefined;
+  // Reasons name their tensor: one group per reason with the names taken out.
+  const groups = new Map<string, SkippedLayer[]>();
+  for (const s of found.skipped) {
+    if (s.reason === NOT_CONSTANT) continue;
+    const key = s.reason.replace(/\b(weight|constant|tensor) \S+/g, '$1 …');
+    groups.set(key, [...(groups.get(key) ?? []), s]);
+  }
+  const listed = [...groups.values()].sort((a, b) => b.length - a.length).slice(0, 3);
+  const more = groups.size > listed.length ? `; and ${groups.size - listed.length} other reason(s)` : '';
+  return `no layer to quantize: all ${found.skipped.length} MatMul/Gemm node(s) were skipped — ${listed.map((g) => `${g.length} × ${g[0]!.reason} (first: ${g[0]!.name})`).join('; ')}${more}`;
+}
+
 function skip(l: LinearLayer, reason: string): SkippedLayer {
   return { node: l.node, name: l.name, op: l.op, reason, K: l.K, N: l.N };
 }
@@ -217,7 +242,7 @@ function matchLayer(node: Node, name: string): LinearLayer | SkippedLayer {
   }
   const w = root.constTensor();
   if (!w && computedFromIntegers(root)) return skipped(ALREADY_QUANTIZED);
-  if (!w) return skipped('weight is not constant (activation × activation, e.g. attention QK/AV)');
+  if (!w) return skipped(notConstantReason(node, root));
   if (badTranspose) return skipped(`weight ${root.name} is behind a Transpose that is not a 2-D swap`);
   if (w.dims.length !== 2) return skipped(`weight ${root.name} is ${w.dims.length}-D, not a 2-D matrix`);
   if (!FLOAT_TYPES.includes(w.dataType)) return skipped(`weight ${root.name} is ${dtypeName(w.dataType)}`);
@@ -233,6 +258,25 @@ function matchLayer(node: Node, name: string): LinearLayer | SkippedLayer {
     if (bias.addNode) layer.output = bias.addNode.output(0);
   }
   return layer;
+}
+
+/**
+ * Why a layer's second operand, followed back to `root`, is not a constant weight: the common
+ * exports whose weights are constant but reach the layer in a form the passes do not quantize
+ * are named, so the report says what to change rather than "activation × activation".
+ */
+function notConstantReason(node: Node, root: Value): string {
+  if (root.initializer && root.isGraphInput()) {
+    return `weight ${root.name} is an initializer that is also a graph input (an export with keep_initializers_as_inputs=True), so a caller may replace it at run time; re-export without that option to quantize it`;
+  }
+  const p = root.producer();
+  if (p && p.domain === '' && p.opType === 'Cast' && p.input(0)?.constTensor()) {
+    return `weight ${p.input(0)!.name} reaches the layer through a Cast to ${dtypeName(p.intAttr('to', 0))} (float16 compute, as torch autocast exports it); only float32 layers are quantized`;
+  }
+  if (node.input(0)?.constTensor()) {
+    return `the constant ${node.input(0)!.name} is the first operand (W·X); only X·W layers (the constant second) are quantized`;
+  }
+  return NOT_CONSTANT;
 }
 
 function findBias(node: Node, op: string, N: number): LayerBias | string | undefined {

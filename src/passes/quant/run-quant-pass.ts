@@ -7,7 +7,7 @@ import { type CalibrationModule, checkCalibrationModule, loadCalibrationModule, 
 import { type CalibrationTable, checkSequentialTable, checkTableFolds, checkTableSplitAuto, readCalibrationTable, scalesFromTable, type SequentialRecord } from '../calibration/table.ts';
 import type { PassContext, PassResult } from '../pass.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
-import { findLinearLayers, type LayerScope, type LayerSelection } from './linear-layers.ts';
+import { findLinearLayers, type LayerScope, type LayerSelection, nothingSelectedReason } from './linear-layers.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayersThreaded, type Reconstruction } from './quantize-layers.ts';
 import { defaultThreads } from './plan-pool.ts';
 import { addCalibrationTable, type QuantReport } from './report.ts';
@@ -72,6 +72,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let calibrationTimings: CalibrationResult['timings'] | undefined;
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
   const found = findLinearLayers(model.graph, selection);
+  // Writing the model unchanged would look like success: say what kept every layer float.
+  const nothing = nothingSelectedReason(found);
+  if (nothing) throw new Error(`${nothing}; nothing was written`);
   let { layers } = found;
   if (config.outerActivations === 'float' && config.aBits !== null && !layers.some((l) => l.wBits)) {
     ctx.log.warn(`outer-activations float changes nothing here: ${selection.scope === 'outer-w8' ? 'no repeated blocks were found, so no layer is outside them' : `it applies to scope outer-w8's layers, and this run has scope ${selection.scope ?? 'all'}`}`);

@@ -1,0 +1,73 @@
+// A quantization pass that selects no layer stops with the reason instead of writing the model
+// unchanged with exit 0 (found by a trial of common exports: a whole-fp16 model, W·X,
+// keep_initializers_as_inputs, a model quantized twice, an include that matches nothing).
+// The real model (stories260K) is changed in memory the way those exports look; the reasons
+// that need a graph no bundled model has (a Cast to float16 in the weight's path, W·X, only
+// attention products) are checked on small synthetic graphs, which say so below.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DataType } from '../../src/graph/ir/dtype.ts';
+import { attr } from '../../src/graph/ir/attribute.ts';
+import { loadModel } from '../../src/graph/serde/io.ts';
+import { findLinearLayers, nothingSelectedReason } from '../../src/passes/quant/linear-layers.ts';
+import { runCli } from '../helpers/cli-process.ts';
+import { REPO_ROOT, removeDir, scratchDir } from '../helpers/files.ts';
+import { quantize } from './quant-fixtures.ts';
+import { GraphBuilder } from './synthetic-graphs.ts';
+
+const STORIES = join(REPO_ROOT, 'test/fixtures/stories260K/stories260K.onnx');
+const dir = scratchDir('nothing-selected');
+afterAll(() => removeDir(dir));
+
+describe('a quantization pass that selects no layer', () => {
+  it('stories260K with its weights also graph inputs (keep_initializers_as_inputs): refused through the CLI, exit 1, nothing written, input untouched', async () => {
+    // As torch.onnx.export(keep_initializers_as_inputs=True) writes it: every initializer also a graph input
+    // (written with onnx-proto: this project's IR keeps a name once).
+    const { onnx } = createRequire(import.meta.url)('onnx-proto') as { onnx: { ModelProto: { decode(b: Uint8Array): any; encode(m: any): { finish(): Uint8Array } } } };
+    const proto = onnx.ModelProto.decode(readFileSync(STORIES));
+    for (const t of proto.graph.initializer) proto.graph.input.push({ name: t.name, type: { tensorType: { elemType: t.dataType, shape: { dim: t.dims.map((d: unknown) => ({ dimValue: d })) } } } });
+    const input = join(dir, 'init-inputs.onnx');
+    writeFileSync(input, onnx.ModelProto.encode(proto).finish());
+    expect(findLinearLayers(loadModel(input).graph).layers).toEqual([]);
+    const before = readFileSync(input);
+    const output = join(dir, 'out.onnx');
+    const run = await runCli([input, '-o', output, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/no layer to quantize: all \d+ MatMul\/Gemm node\(s\) were skipped — \d+ × weight \S+ is an initializer that is also a graph input \(an export with keep_initializers_as_inputs=True\).*\(first: \S+\); nothing was written/);
+    expect(existsSync(output)).toBe(false);
+    expect(Buffer.compare(readFileSync(input), before)).toBe(0);
+  });
+
+  it('a model already quantized, and an include that matches nothing, are refused with their reasons', async () => {
+    const once = loadModel(STORIES);
+    await quantize(once, { 'w-bits': '8', 'a-bits': 'none' }, undefined, 'minmax');
+    await expect(quantize(once, { 'w-bits': '4', 'a-bits': 'none' })).rejects.toThrow(/no layer to quantize: .*× weight is already quantized/);
+    await expect(quantize(loadModel(STORIES), { 'a-bits': 'none', include: 'no-such-layer*' })).rejects.toThrow(/no layer to quantize: .*× not selected by include\/exclude \(first: \S+\)/);
+  });
+
+  it('names a Cast to float16 in the weight path and a constant first operand; only activation products are no error (synthetic graphs)', () => {
+    // No bundled model computes in float16 or multiplies W·X: these graphs only need the shapes.
+    const g = new GraphBuilder('reasons');
+    const x = g.input('x', [4, 32]);
+    const w = g.init('w', [32, 16], new Float32Array(32 * 16).fill(0.5));
+    const half = g.node('Cast', 'w_to_half', [w], [attr.int('to', DataType.FLOAT16)]);
+    g.node('MatMul', 'autocast', [g.node('Cast', 'x_to_half', [x], [attr.int('to', DataType.FLOAT16)]), half]);
+    const wt = g.init('wt', [16, 4], new Float32Array(16 * 4).fill(0.5));
+    g.node('MatMul', 'w_times_x', [wt, g.node('Transpose', 'xt', [x])]);
+    const found = findLinearLayers(g.graph);
+    expect(found.skipped.map((s) => [s.name, s.reason])).toEqual([
+      ['autocast', 'weight w reaches the layer through a Cast to f16 (float16 compute, as torch autocast exports it); only float32 layers are quantized'],
+      ['w_times_x', 'the constant wt is the first operand (W·X); only X·W layers (the constant second) are quantized'],
+    ]);
+    expect(nothingSelectedReason(found)).toMatch(/^no layer to quantize: all 2 MatMul\/Gemm node\(s\) were skipped — 1 × weight w reaches .*\(first: autocast\); 1 × the constant wt is the first operand/);
+
+    const attention = new GraphBuilder('attention');
+    const q = attention.input('q', [4, 8]);
+    attention.node('MatMul', 'scores', [q, attention.node('Transpose', 'kt', [attention.input('k', [4, 8])])]);
+    const only = findLinearLayers(attention.graph);
+    expect(only.skipped).toHaveLength(1);
+    expect(nothingSelectedReason(only)).toBeUndefined();
+  });
+});
