@@ -17,7 +17,7 @@ import { dtypeName } from '../graph/ir/dtype.ts';
 import type { Model } from '../graph/ir/model.ts';
 import { detectOutliers } from '../kernels/outliers.ts';
 import { channelNorms, median } from '../kernels/statistics.ts';
-import { weightMatrixView } from '../passes/quant/layer-weights.ts';
+import { type ReadBuffer, weightMatrixReadInto } from '../passes/quant/layer-weights.ts';
 import { ALREADY_QUANTIZED, DEFAULT_MIN_K, findLinearLayers, INTEGER_MATMUL_OPS, type LayerScope } from '../passes/quant/linear-layers.ts';
 import { layerKind } from './layer-type.ts';
 import type { InspectLayer, InspectOptionsUsed, InspectReport, Rollup } from './inspect-schema.ts';
@@ -51,9 +51,11 @@ export function inspectModel(model: Model, label: string, options: InspectOption
     ...(options.scope === 'blocks' || options.scope === 'outer-w8' ? { scope: options.scope } : {}),
   };
   const { layers, skipped } = findLinearLayers(model.graph, { minK: used.minK, include: used.include, exclude: used.exclude, scope: options.scope });
+  // Read once: one layer at a time, weights in a data file into one reused buffer (a new one per
+  // layer cost more in first-touch page faults than the read itself), never a copy.
+  const scratch: ReadBuffer = { bytes: new Uint8Array(0) };
   const out: InspectLayer[] = layers.map((l) => {
-    // Read once, in place: the bytes of one layer at a time, never a copy.
-    const norms = channelNorms(weightMatrixView(l), l.K, l.N);
+    const norms = channelNorms(weightMatrixReadInto(l, scratch), l.K, l.N);
     const o = detectOutliers(norms, { tau: used.tau, gamma: used.gamma, align: used.align });
     let max = -Infinity;
     for (const n of norms) if (n > max) max = n;

@@ -5,8 +5,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { ExternalLocation } from '../../graph/ir/tensor.ts';
-import type { ChannelPermutation } from '../../kernels/permute.ts';
+import { type ExternalLocation, readExternal } from '../../graph/ir/tensor.ts';
+import { type ChannelPermutation, permuteMatrixInPlace } from '../../kernels/permute.ts';
+import type { ReadBuffer } from './layer-weights.ts';
 import type { QuantConfig } from './config.ts';
 import type { WeightPlan } from './plan.ts';
 
@@ -17,6 +18,19 @@ export interface ExternalWeight {
   location: ExternalLocation;
   /** fold-split's reordering of the stored rows (axis 0) or columns (axis 1): element i comes from `order[i]`. */
   permutation?: ChannelPermutation;
+}
+
+/**
+ * Reads a float32 `[K, N]` weight from its data file into `scratch` (grown to the largest
+ * weight) and applies fold-split's reordering there: no weight-sized buffer per layer, whose
+ * first-touch page faults cost more than the read. The view is valid until the next read into
+ * `scratch`.
+ */
+export function readWeightInto(w: ExternalWeight, K: number, N: number, scratch: ReadBuffer): Float32Array {
+  if (scratch.bytes.byteLength < w.location.length) scratch.bytes = new Uint8Array(w.location.length);
+  readExternal(w.name, w.location, scratch.bytes);
+  if (w.permutation) permuteMatrixInPlace(new Uint32Array(scratch.bytes.buffer, 0, K * N), K, N, w.permutation);
+  return new Float32Array(scratch.bytes.buffer, 0, K * N);
 }
 
 /** What a worker is asked: the weight's values, or where to read them. */

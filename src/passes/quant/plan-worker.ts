@@ -1,20 +1,14 @@
 /** A worker thread of {@link PlanPool}: answers plan requests with `planWeights`. */
 import { parentPort } from 'node:worker_threads';
-import { readExternal } from '../../graph/ir/tensor.ts';
 import { planWeights } from './plan.ts';
-import { permuteMatrixInPlace } from '../../kernels/permute.ts';
-import { type ExternalWeight, type PlanReply, type PlanRequest, planTransfers } from './plan-pool.ts';
+import type { ReadBuffer } from './layer-weights.ts';
+import { type ExternalWeight, type PlanReply, type PlanRequest, planTransfers, readWeightInto } from './plan-pool.ts';
 
 /** The buffer weights are read into, grown to the largest one (planWeights keeps no view of it). */
-let buffer = new Uint8Array(0);
+const scratch: ReadBuffer = { bytes: new Uint8Array(0) };
 
 function weightOf(w: Float32Array | ExternalWeight, K: number, N: number): Float32Array {
-  if (w instanceof Float32Array) return w;
-  if (buffer.byteLength < w.location.length) buffer = new Uint8Array(w.location.length);
-  readExternal(w.name, w.location, buffer);
-  // fold-split's reordering, in the same buffer.
-  if (w.permutation) permuteMatrixInPlace(new Uint32Array(buffer.buffer, 0, K * N), K, N, w.permutation);
-  return new Float32Array(buffer.buffer, 0, K * N);
+  return w instanceof Float32Array ? w : readWeightInto(w, K, N, scratch);
 }
 
 parentPort!.on('message', (m: PlanRequest) => {

@@ -3,8 +3,8 @@ import { bitsLabel, keepsFloatInputs, layerConfig, type QuantConfig } from './co
 import { emitLayer, type WeightCache } from './emit.ts';
 import { findLinearLayers, type LayerSelection, type LinearLayer, type SkippedLayer } from './linear-layers.ts';
 import { ensureDomain, qdqDomainAdvice, raiseOpset } from './opset.ts';
-import { planLayer, type ChannelRanges, type LayerPlan, type LayerScales, type WeightPlan } from './plan.ts';
-import { type ExternalWeight, PlanPool } from './plan-pool.ts';
+import { planLayer, planWeights, type ChannelRanges, type LayerPlan, type LayerScales, type WeightPlan } from './plan.ts';
+import { type ExternalWeight, PlanPool, readWeightInto } from './plan-pool.ts';
 import { foldedExternalSource } from './fold-split.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
 import { SpillFile } from '../../graph/serde/spill-file.ts';
@@ -12,7 +12,7 @@ import { EXTERNAL_THRESHOLD_BYTES } from '../../graph/serde/external-sink.ts';
 import type { Node } from '../../graph/ir/node.ts';
 import { layerEntry, type QuantReport, skippedEntry, totals } from './report.ts';
 import { comparableError, reconstructPlan, type ReconstructOptions } from './reconstruct.ts';
-import { weightMatrix, weightMatrixView } from './layer-weights.ts';
+import { type ReadBuffer, weightMatrix, weightMatrixView } from './layer-weights.ts';
 import { replaceLayer } from './rewire.ts';
 import { floatComputeReason } from './small-layers.ts';
 import { branchForm } from './forms.ts';
@@ -72,9 +72,12 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
   const layers = q.layers;
   const prepare = recon?.prepare;
   if (threads <= 1 || layers.length <= 1) {
+    // Weights in a data file are read into one buffer reused from layer to layer, as the workers do.
+    const scratch: ReadBuffer = { bytes: new Uint8Array(0) };
     for (const layer of layers) {
       await prepare?.(layer);
-      q.quantize(layer);
+      const source = externalWeight(layer);
+      q.quantize(layer, source ? planWeights(readWeightInto(source, layer.K, layer.N, scratch), layer.K, layer.N, layerConfig(config, layer)) : undefined);
     }
     return q.report();
   }
@@ -107,13 +110,20 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
   return q.report();
 }
 
-/** The weight as planWeights reads it, in a buffer of its own that can be moved to a worker, or where the worker reads it. */
-function layerWeightForWorker(layer: LinearLayer): Float32Array | ExternalWeight {
+/** Where a float32 `[K, N]` weight in a data file is (with fold-split's reordering, when it made one), or undefined. */
+function externalWeight(layer: LinearLayer): ExternalWeight | undefined {
   const t = layer.weight;
-  // A weight fold-split reordered is read from its data file and reordered by the worker too.
+  // A weight fold-split reordered is read from its data file and reordered after the read too.
   const folded = foldedExternalSource(t);
   const location = t.external ?? folded?.location;
   if (location && t.dataType === DataType.FLOAT && !layer.transposed && layer.alpha === 1 && location.length === layer.K * layer.N * 4) return { name: t.name, location, ...(folded ? { permutation: folded.permutation } : {}) };
+  return undefined;
+}
+
+/** The weight as planWeights reads it, in a buffer of its own that can be moved to a worker, or where the worker reads it. */
+function layerWeightForWorker(layer: LinearLayer): Float32Array | ExternalWeight {
+  const source = externalWeight(layer);
+  if (source) return source;
   const w = weightMatrixView(layer);
   // A view of bytes the model holds must not be moved away from it: copy those.
   return layer.weight.isInMemory && !layer.transposed && layer.alpha === 1 ? w.slice() : w;
