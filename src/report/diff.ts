@@ -27,7 +27,7 @@ import { unpackInt4 } from '../kernels/int4.ts';
 import type { Graph } from '../graph/ir/graph.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { Node } from '../graph/ir/node.ts';
-import type { Tensor } from '../graph/ir/tensor.ts';
+import type { ReadBuffer, Tensor } from '../graph/ir/tensor.ts';
 import type { Value } from '../graph/ir/value.ts';
 import { count, diffLayers, nodeKey, opKey, tally } from './diff-layers.ts';
 import type { DiffSchema, ListDiff, ModelDiff, NodeChange, NodeRef, OpCount, TensorSig, ValueSig } from './diff-schema.ts';
@@ -48,10 +48,12 @@ export interface DiffOptions {
 export function diffModels(before: Model, after: Model, options: DiffOptions = {}): ModelDiff {
   const data = options.data ?? false;
   const hashes = new Map<Tensor, string>();
+  // Weights in a file are read one at a time into one buffer (no buffer per tensor to fault in).
+  const scratch: ReadBuffer = { bytes: new Uint8Array(0) };
   const hash = (t: Tensor): string => {
     let h = hashes.get(t);
     if (h === undefined) {
-      h = createHash('sha256').update(t.bytes()).digest('hex');
+      h = createHash('sha256').update(t.bytesVia(scratch)).digest('hex');
       hashes.set(t, h);
     }
     return h;

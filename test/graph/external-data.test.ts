@@ -4,7 +4,9 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync,
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Model } from '../../src/graph/ir/model.ts';
-import type { Tensor } from '../../src/graph/ir/tensor.ts';
+import { DataType } from '../../src/graph/ir/dtype.ts';
+import { Tensor } from '../../src/graph/ir/tensor.ts';
+import { SpillFile } from '../../src/graph/serde/spill-file.ts';
 import { EXTERNAL_THRESHOLD_BYTES } from '../../src/graph/serde/external-sink.ts';
 import { loadModel, modelTensors, saveModel } from '../../src/graph/serde/io.ts';
 import { MIB, type ChildReport } from '../helpers/big-model.ts';
@@ -150,6 +152,31 @@ describe('a model that reads external data', () => {
     closeSync(fd);
     expect(Buffer.compare(t.bytes(), first)).not.toBe(0);
     expect(Buffer.compare(t.bytes(), patch)).toBe(0);
+  });
+
+  it('bytesVia reads external and spilled tensors into one reused buffer, with the bytes bytes() gives', () => {
+    const model = loadModel(input);
+    const external = tensorsOf(model).filter((x) => x.external);
+    expect(external.length).toBeGreaterThan(1);
+    const scratch = { bytes: new Uint8Array(0) };
+    const largest = Math.max(...external.map((x) => x.byteLength));
+    for (const t of external) {
+      const via = t.bytesVia(scratch);
+      expect(via.buffer).toBe(scratch.bytes.buffer);
+      expect(Buffer.compare(via, t.bytes()), t.name).toBe(0);
+    }
+    // Grown once to the largest tensor, never per tensor.
+    expect(scratch.bytes.byteLength).toBe(largest);
+    const grown = scratch.bytes;
+    external[0]!.bytesVia(scratch);
+    expect(scratch.bytes).toBe(grown);
+    // A tensor in the spill file, and one in memory (its own bytes, no copy).
+    const spilled = Tensor.fromBytes('s', DataType.UINT8, [8], Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8));
+    spilled.spillTo(new SpillFile());
+    expect(Array.from(spilled.bytesVia(scratch))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(scratch.bytes).toBe(grown);
+    const inMemory = Tensor.fromBytes('m', DataType.UINT8, [2], Uint8Array.of(9, 9));
+    expect(inMemory.bytesVia(scratch)).toBe(inMemory.bytes());
   });
 
   it('reports a missing or short data file, naming the model and the data file', () => {

@@ -1,5 +1,5 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
-import type { Tensor } from '../ir/tensor.ts';
+import type { ReadBuffer, Tensor } from '../ir/tensor.ts';
 import type { TensorSink } from './to-proto.ts';
 
 /** Tensors at least this large go to the data file when external data is on (as `onnx` does). */
@@ -16,6 +16,8 @@ export const inlineSink: TensorSink = { place: () => undefined };
 export class ExternalDataSink implements TensorSink {
   private fd: number | undefined;
   private offset = 0;
+  /** Tensors in a file (the input's data file, the spill file) are read into this one buffer, one at a time. */
+  private readonly scratch: ReadBuffer = { bytes: new Uint8Array(0) };
   /** Tensors written and bytes written, for the save report. */
   tensors = 0;
 
@@ -35,7 +37,7 @@ export class ExternalDataSink implements TensorSink {
     const align = t.byteLength >= 1 << 20 ? 4096 : 16;
     const start = Math.ceil(this.offset / align) * align;
     if (start > this.offset) writeSync(this.fd, new Uint8Array(start - this.offset), 0, start - this.offset, this.offset);
-    const bytes = t.bytes();
+    const bytes = t.bytesVia(this.scratch);
     let done = 0;
     while (done < bytes.byteLength) done += writeSync(this.fd, bytes, done, bytes.byteLength - done, start + done);
     this.offset = start + bytes.byteLength;

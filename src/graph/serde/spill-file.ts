@@ -56,9 +56,9 @@ export class SpillFile {
     return { offset, length: bytes.byteLength };
   }
 
-  /** A fresh copy of the bytes at `offset`. */
-  read(offset: number, length: number): Uint8Array {
-    const out = new Uint8Array(length);
+  /** The bytes at `offset`: a fresh copy, or in the first `length` bytes of `into`. */
+  read(offset: number, length: number, into?: Uint8Array): Uint8Array {
+    const out = into ? into.subarray(0, length) : new Uint8Array(length);
     let done = 0;
     while (done < length) {
       const n = readSync(this.fd, out, done, length - done, offset + done);

@@ -1,6 +1,8 @@
 import { bfloat16ToFloat32Array, float16ToFloat32Array } from '../../kernels/float16.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
-import { alignedView, readExternal, type Tensor } from '../../graph/ir/tensor.ts';
+import { alignedView, type ReadBuffer, type Tensor } from '../../graph/ir/tensor.ts';
+
+export type { ReadBuffer };
 import type { LinearLayer } from './linear-layers.ts';
 
 /** Float32 values of a float32, float16 or bfloat16 tensor. */
@@ -34,11 +36,6 @@ export function weightMatrixView(layer: LinearLayer): Float32Array {
   return !layer.transposed && layer.alpha === 1 ? tensorAsFloat32(layer.weight) : weightMatrix(layer);
 }
 
-/** A buffer reused by {@link weightMatrixReadInto} across layers, grown to the largest weight. */
-export interface ReadBuffer {
-  bytes: Uint8Array;
-}
-
 /**
  * {@link weightMatrixView}'s matrix, read into `scratch` when the weight is a float32 `[K, N]`
  * in a data file: a pass that reads many weights one after another and keeps none (fold-split's
@@ -48,12 +45,8 @@ export interface ReadBuffer {
  */
 export function weightMatrixReadInto(layer: LinearLayer, scratch: ReadBuffer): Float32Array {
   const t = layer.weight;
-  const location = t.external;
-  const bytes = layer.K * layer.N * 4;
-  if (!location || t.dataType !== DataType.FLOAT || layer.transposed || layer.alpha !== 1 || location.length !== bytes) return weightMatrixView(layer);
-  if (scratch.bytes.byteLength < bytes) scratch.bytes = new Uint8Array(bytes);
-  readExternal(t.name, location, scratch.bytes);
-  return new Float32Array(scratch.bytes.buffer, 0, layer.K * layer.N);
+  if (!t.external || t.dataType !== DataType.FLOAT || layer.transposed || layer.alpha !== 1) return weightMatrixView(layer);
+  return alignedView(t.bytesVia(scratch), Float32Array, layer.K * layer.N);
 }
 
 /**
