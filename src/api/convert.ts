@@ -91,7 +91,7 @@ export async function convertFile(input: string, output: string, steps: readonly
     throw e instanceof InvalidInputError ? new ModelFileError(input, e.message.replace(/^the input model /, ''), { cause: e }) : e;
   });
   const saved = saveModel(model, output, { externalData: streamed || mode });
-  if (streamed && saved.externalDataPath) saved.externalReason = 'the input reads its weights from external data, so the output does too (give external-data false for one file)';
+  if (streamed && saved.externalDataPath) saved.externalReason = 'the input reads its weights from external data, so the output does too (--no-external-data, or externalData: false in the API, for one file)';
   return {
     passes: result.passes,
     saved,

@@ -3,32 +3,18 @@
  * is never the input file, nor one of the data files the input reads, and its own data file
  * never lands on the input.
  */
-import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { modelTensors } from '../graph/serde/io.ts';
 import { ConvertError } from './errors.ts';
-import { sameFile } from './run-files.ts';
+import { checkWriteTarget, sameFile } from './run-files.ts';
 
-/** Refuses an output that is the input (same real path or same inode), a folder, or in a missing or unwritable folder. */
+/** Refuses an output that is the input (same real path or same inode), a folder, a device or FIFO, or in a missing or unwritable folder. */
 export function checkOutputPath(input: string, output: string): void {
-  const outAbs = resolve(output);
-  if (existsSync(outAbs)) {
-    if (statSync(outAbs).isDirectory()) throw new ConvertError(`${output}: is a folder; -o needs a file path`);
-    if (sameFile(input, output)) throw new ConvertError(`${output}: is the input file; write the output to another path (the input is never overwritten)`);
-  } else {
-    const dir = dirname(outAbs);
-    if (!existsSync(dir)) throw new ConvertError(`${output}: folder ${dirname(output)} does not exist`);
-    // Fail before the passes (calibration can take hours), not at the save.
-    try {
-      accessSync(dir, constants.W_OK);
-    } catch {
-      throw new ConvertError(`${output}: folder ${dirname(output)} is not writable`);
-    }
-    if (resolve(realpathSync(dir), basename(outAbs)) === realpathSync(input)) {
-      throw new ConvertError(`${output}: is the input file; write the output to another path (the input is never overwritten)`);
-    }
-  }
+  // Fail before the passes (calibration can take hours), not at the save.
+  checkWriteTarget(output, output);
+  if (sameFile(input, output)) throw new ConvertError(`${output}: is the input file; write the output to another path (the input is never overwritten)`);
 }
 
 /** Refuses an output that would replace a data file the model reads, or whose data file would replace the input. */

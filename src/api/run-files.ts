@@ -6,7 +6,7 @@
  * must go to a folder that exists. Passes say which of their options name files in the
  * option's declaration (`PassOption.file`), so plugins get the same protection.
  */
-import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { PassStep } from '../passes/manager.ts';
 import { ConvertError } from './errors.ts';
@@ -75,15 +75,7 @@ function sidecarLabel(label: string, suffix: string): string {
 export function checkRunFiles(reads: readonly RunFile[], writes: readonly WrittenFile[]): void {
   const seen: WrittenFile[] = [];
   for (const w of writes) {
-    const abs = resolve(w.path);
-    if (existsSync(abs) && statSync(abs).isDirectory()) throw new ConvertError(`${w.label} ${w.path}: is a folder; give a file path`);
-    const dir = dirname(abs);
-    if (!existsSync(dir)) throw new ConvertError(`${w.label} ${w.path}: folder ${dirname(w.path)} does not exist`);
-    try {
-      accessSync(dir, constants.W_OK);
-    } catch {
-      throw new ConvertError(`${w.label} ${w.path}: folder ${dirname(w.path)} is not writable`);
-    }
+    checkWriteTarget(w.path, `${w.label} ${w.path}`);
     for (const r of reads) {
       if (r.label !== w.rewrites && sameFile(w.path, r.path)) {
         throw new ConvertError(`${w.label} ${w.path}: is ${r.label} (${r.path}), which this run reads; write it to another path (what a run reads is never overwritten)`);
@@ -93,6 +85,38 @@ export function checkRunFiles(reads: readonly RunFile[], writes: readonly Writte
     if (twice) throw new ConvertError(`${w.label} and ${twice.label} both name ${w.path}; one run cannot write both there`);
     seen.push(w);
   }
+}
+
+/**
+ * Refuses a path a run would write (a temporary file renamed over it) when it is a folder or
+ * an existing file that is not a regular one (a device such as /dev/null, a FIFO, a socket:
+ * the rename would replace it with a regular file), or when its folder is missing, is not a
+ * folder, or is not writable. Checked before any pass, which can take hours.
+ * @param what how the error names the path (`-o out.onnx`, `option report r.json`)
+ */
+export function checkWriteTarget(path: string, what: string): void {
+  const abs = resolve(path);
+  if (existsSync(abs)) {
+    const st = statSync(abs);
+    if (st.isDirectory()) throw new ConvertError(`${what}: is a folder; give a file path`);
+    if (!st.isFile()) throw new ConvertError(`${what}: is ${specialKind(st)}, not a regular file; outputs are written to a temporary file and renamed over the path, which would replace it: give a file path`);
+  }
+  const dir = dirname(abs);
+  if (!existsSync(dir)) throw new ConvertError(`${what}: folder ${dirname(path)} does not exist`);
+  if (!statSync(dir).isDirectory()) throw new ConvertError(`${what}: ${dirname(path)} is not a folder`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new ConvertError(`${what}: folder ${dirname(path)} is not writable`);
+  }
+}
+
+function specialKind(st: Stats): string {
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
 }
 
 /** Whether two paths name one file, existing or not (then by real folder and name). */

@@ -40,7 +40,7 @@ export async function runConvert(args: Record<string, unknown>, io: Parameters<C
     throw new CliError(`${input}: is a folder, not an .onnx file, and not a transformers.js model folder (no config.json); give the .onnx file, or a folder with config.json and onnx/`);
   }
   if (folderMode && output) throw new CliError(`${input}: is a model folder; -o is not used with one: give --variant <name> and each variant is written beside its fp32 graph in onnx/`);
-  if (folderMode && !variant) throw new CliError(`${input}: is a model folder; give --variant <name> (q8, q4, int8, uint8, or a name of your own) to write beside each fp32 graph in onnx/`);
+  if (folderMode && !variant) throw new CliError(`${input}: is a model folder; give --variant <name> (q8, q4, int8, or a name of your own) to write beside each fp32 graph in onnx/`);
   if (!folderMode && (variant !== undefined || args.force !== undefined)) throw new CliError(`${variant !== undefined ? '--variant' : '--force'} applies to a model folder input; ${input} is not a folder (for a file give -o <output.onnx>)`);
   if (!folderMode && !output) throw new CliError(`${input}: no output path; give -o <output.onnx>`);
 

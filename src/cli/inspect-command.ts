@@ -38,13 +38,19 @@ export const inspectCommand: CliCommand = {
     if (!existsSync(path)) throw new ModelFileError(path, 'no such file');
     const quant = reportPath ? readQuantReport(reportPath) : undefined;
     // Imported when the command runs, so that the other commands do not load them.
-    const [{ loadModel }, { inspectModel }, { formatInspect }, { renderHtmlReport }] = await Promise.all([
+    const [{ loadModel }, { inspectModel }, { formatInspect }, { renderHtmlReport }, { findLinearLayers }] = await Promise.all([
       import('../graph/serde/io.ts'),
       import('../report/inspect.ts'),
       import('../report/inspect-format.ts'),
       import('../report/html.ts'),
+      import('../passes/quant/linear-layers.ts'),
     ]);
     const model = loadModel(path);
+    if (quant && reportPath) {
+      // The passes' names for the model's MatMul/Gemm nodes (unnamed ones get generated names), read from the graph alone.
+      const found = findLinearLayers(model.graph, { minK: 0 });
+      checkReportLayers(quant, reportPath, new Set([...found.layers, ...found.skipped].map((l) => l.name)), path);
+    }
     if (html) {
       // Before the model's weights are read (that can take a while): the report must not land on what inspect reads.
       const reads = [{ label: 'the model', path }, ...dataFilesOf(model).map((f) => ({ label: "the model's data file", path: f })), ...(reportPath ? [{ label: '--report', path: reportPath }] : [])];
@@ -81,6 +87,17 @@ function readQuantReport(path: string): QuantReport {
     throw new CliError(`--report ${path}: not a quantization report (expected method and layers, as --q-arvd.report writes)`);
   }
   return r as QuantReport;
+}
+
+/**
+ * Refuses a report made on another model: every layer it names must be a MatMul/Gemm of the
+ * model (the float model the report's conversion read), or its charts would show layers the model
+ * does not have.
+ */
+function checkReportLayers(quant: QuantReport, reportPath: string, nodes: ReadonlySet<string>, modelPath: string): void {
+  const missing = quant.layers.filter((l) => !nodes.has(l.name));
+  if (missing.length === 0) return;
+  throw new CliError(`--report ${reportPath}: ${missing.length} of its ${quant.layers.length} layers are not MatMul/Gemm nodes of ${modelPath} (first: ${missing[0]!.name}); give the report of a conversion of this model (inspect the float model the conversion read)`);
 }
 
 /** Writes through a temporary file and a rename, so a reader never sees half a report. */

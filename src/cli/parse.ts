@@ -35,7 +35,7 @@ export async function parseAndRun(argv: readonly string[], io: CliIO, commands: 
     .version(false)
     .fail((message, error) => {
       // yargs' own usage errors come as a message; errors thrown by a command come as `error`.
-      throw error ?? new UsageError(usageMessage(message));
+      throw error ?? new UsageError(usageMessage(message, argv, commands.map((c) => c.spec.command)));
     });
   for (const [name, o] of Object.entries(GLOBAL_OPTIONS)) parser = parser.option(name, { type: o.type, alias: o.alias, global: true, describe: o.describe });
   for (const c of commands) {
@@ -66,7 +66,13 @@ function declare<T>(y: import('yargs').Argv<T>, spec: CommandSpec): import('yarg
   return spec.strict ? y.strict() : y;
 }
 
-function usageMessage(message: string): string {
-  if (/^Not enough non-option arguments/.test(message)) return 'no input model; usage: convert <input.onnx> -o <output.onnx> (see convert --help)';
+/** yargs' message in the project's words; a missing argument of a subcommand gets that subcommand's usage. */
+function usageMessage(message: string, argv: readonly string[], commandLines: readonly string[]): string {
+  if (/^Not enough non-option arguments/.test(message)) {
+    // The subcommand is the first word (`convert diff a.onnx`), when it names one.
+    const line = commandLines.find((c) => !c.startsWith('$0') && c.split(' ')[0] === argv[0]);
+    if (line) return `missing argument; usage: convert ${line} (see convert ${line.split(' ')[0]} --help)`;
+    return 'no input model; usage: convert <input.onnx> -o <output.onnx> (see convert --help)';
+  }
   return `${message} (see convert --help)`;
 }

@@ -15,6 +15,7 @@
  *    `int8` signed and `uint8` unsigned ones; `q4` needs 4-bit weight-only.
  */
 import { FolderError } from './errors.ts';
+import { editDistance } from '../passes/near-names.ts';
 
 /** The suffix transformers.js appends to a base file name, per dtype. */
 export const DTYPE_SUFFIX: Readonly<Record<string, string>> = {
@@ -122,16 +123,3 @@ export function checkVariantMeaning(v: VariantName, m: QuantMeaning): void {
   }
 }
 
-/** Edit distance counting insertions, deletions, substitutions and swaps of neighbours (optimal string alignment). */
-export function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
-    }
-  }
-  return d[a.length]![b.length]!;
-}

@@ -7,6 +7,7 @@
 import type { CalibrationModule } from './calibration/module.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { Logger } from './log.ts';
+import { nearNames } from './near-names.ts';
 
 /** The value types an option may declare. */
 export type PassOptionType = 'number' | 'integer' | 'boolean' | 'string' | 'string[]' | 'enum';
@@ -205,7 +206,8 @@ export function resolveOptions<O>(pass: Pass<O>, raw: Record<string, unknown> = 
   for (const key of Object.keys(raw)) {
     if (!(key in pass.options)) {
       const valid = declared.length ? `valid keys: ${declared.join(', ')}` : 'this pass takes no options';
-      throw new PassOptionError(`pass ${pass.name}: unknown option '${key}'; ${valid}`);
+      const close = nearNames(key, declared);
+      throw new PassOptionError(`pass ${pass.name}: unknown option '${key}'${close.length ? ` (did you mean ${close.join(' or ')}?)` : ''}; ${valid}`);
     }
   }
   const out: Record<string, unknown> = {};

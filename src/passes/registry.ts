@@ -1,6 +1,7 @@
 import type { PassStep } from './manager.ts';
 import type { AnyPass } from './pass.ts';
 import { type Plugin, validatePlugin } from './plugin.ts';
+import { nearNames } from './near-names.ts';
 
 /** A pass together with the plugin that provides it. */
 export interface RegisteredPass {
@@ -18,7 +19,7 @@ export class UnknownPassError extends Error {
     /** The registered pass names. */
     readonly known: readonly string[],
   ) {
-    const close = known.filter((k) => editDistance(k, passName) <= Math.max(2, Math.floor(passName.length / 4)));
+    const close = nearNames(passName, known);
     const hint = close.length ? ` (did you mean ${close.join(' or ')}?)` : '';
     const list = known.length ? `known passes: ${known.join(', ')}` : 'no passes are registered';
     super(`unknown pass '${passName}'${hint}; ${list}`);
@@ -84,18 +85,4 @@ export class PassRegistry {
   plugins(): Plugin[] {
     return [...this.pluginList];
   }
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = row[j]!;
-      row[j] = Math.min(up + 1, row[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
-    }
-  }
-  return row[b.length]!;
 }

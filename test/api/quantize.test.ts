@@ -40,7 +40,7 @@ describe('quantize()', () => {
   });
 
   it('names an unknown option, a bad value, and an unknown pass', async () => {
-    await expect(quantize(MODEL, join(tmp, 'x.onnx'), { wBitz: 4 })).rejects.toThrow(/pass q-arvd: unknown option 'w-bitz'; valid keys: w-bits/);
+    await expect(quantize(MODEL, join(tmp, 'x.onnx'), { wBitz: 4 })).rejects.toThrow(/pass q-arvd: unknown option 'w-bitz' \(did you mean w-bits\?\); valid keys: w-bits/);
     await expect(quantize(MODEL, join(tmp, 'x.onnx'), { wBits: 3 as 4 })).rejects.toThrow(ConvertError);
     await expect(quantize(MODEL, join(tmp, 'x.onnx'), { pass: 'q-arvdd' })).rejects.toThrow(/unknown pass 'q-arvdd' \(did you mean q-arvd\?\)/);
   });

@@ -167,7 +167,7 @@ describe('convert', () => {
   describe('rejects unknown passes and options, listing what exists', () => {
     it.each([
       [['--pass', 'nope'], "unknown pass 'nope'; known passes: constants-to-initializers, dce, q-arvd, minmax, tag, boom"],
-      [['--pass', 'tag', '--tag.cuont', '3'], "pass tag: unknown option 'cuont'; valid keys: value, count"],
+      [['--pass', 'tag', '--tag.cuont', '3'], "pass tag: unknown option 'cuont' (did you mean count?); valid keys: value, count"],
       [['--pass', 'tag', '--tag.count', 'many'], "pass tag: option count expects an integer, got 'many'"],
       [['--pass', 'dce', '--dce.level', '3'], "pass dce: unknown option 'level'; this pass takes no options"],
       [['--pass', 'dce', '--tag.count', '3'], 'options were given for pass tag, but the passes to run are dce; add --pass tag'],

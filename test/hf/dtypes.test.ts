@@ -1,7 +1,8 @@
 // transformers.js dtype names → file names, typo detection and the meaning checks, as pure
 // functions (the CLI's use of them is in folder-errors.test.ts).
 import { describe, expect, it } from 'vitest';
-import { checkVariantMeaning, DTYPE_SUFFIX, editDistance, nearDtypes, resolveVariantName } from '../../src/hf/dtypes.ts';
+import { checkVariantMeaning, DTYPE_SUFFIX, nearDtypes, resolveVariantName } from '../../src/hf/dtypes.ts';
+import { editDistance } from '../../src/passes/near-names.ts';
 
 const W8A8 = { pass: 'q-arvd', wBits: 8, aBits: 8, wSymmetric: false };
 const W4 = { pass: 'q-arvd', wBits: 4, aBits: null, wSymmetric: false };

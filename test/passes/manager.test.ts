@@ -125,7 +125,7 @@ describe('PassManager', () => {
     trace.length = 0;
     const err = await new PassManager([step(tracer('a')), step(tracer('b'), { lable: 'x' })]).run(tiny()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PassOptionError);
-    expect((err as Error).message).toBe("pass b: unknown option 'lable'; valid keys: label");
+    expect((err as Error).message).toBe("pass b: unknown option 'lable' (did you mean label?); valid keys: label");
     expect(trace).toEqual([]);
   });
 

@@ -42,7 +42,7 @@ describe('resolveOptions', () => {
   it('rejects an unknown key, listing the valid keys', () => {
     expect(() => resolveOptions(quant, { wBits: 4 })).toThrow(PassOptionError);
     expect(() => resolveOptions(quant, { wBits: 4 })).toThrow(
-      "pass q-test: unknown option 'wBits'; valid keys: w-bits, ratio, symmetric, op-name, exclude, method",
+      "pass q-test: unknown option 'wBits' (did you mean w-bits?); valid keys: w-bits, ratio, symmetric, op-name, exclude, method",
     );
     const none = definePass({ name: 'none', summary: 's', options: {}, statistics: {}, run: () => ({ modified: false, stats: {} }) });
     expect(() => resolveOptions(none, { x: 1 })).toThrow("pass none: unknown option 'x'; this pass takes no options");

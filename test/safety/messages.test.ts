@@ -1,7 +1,8 @@
 // Bad inputs whose messages used to name the wrong thing (a temp file, a raw errno, "need -64
 // bytes", "is a model folder") or that were accepted silently (out-of-range options): each
 // now gets one line naming the user's file, tensor, option or module, exit 1, nothing written.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
@@ -127,5 +128,36 @@ describe('attributes', () => {
     const says = new RegExp(`graph-attribute\\.onnx: node ${node.name.replace(/[./]/g, '\\$&')} .*: attribute ${node.attribute[0].name} has type GRAPH but holds no graph`);
     expect(() => loadModel(bad)).toThrow(says);
     await expectRefused([bad, '-o', join(out, 'x.onnx')], says, { input: inDir, output: out });
+  });
+});
+
+describe('what a run writes, and how it is named (found by a new-user trial of the packed tarball)', () => {
+  it('a FIFO or device as -o, --<pass>.report or inspect --html is refused before any pass and stays what it was', async () => {
+    const fifo = join(out, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const kind = () => (statSync(fifo).isFIFO() ? 'fifo' : 'other');
+    await expectRefused([model, '-o', fifo, '--pass', 'minmax', '--minmax.a-bits', 'none'], /fifo: is a FIFO, not a regular file; outputs are written to a temporary file and renamed over the path, which would replace it: give a file path/, { input: inDir, output: out });
+    await expectRefused([model, '-o', join(out, 'x.onnx'), '--pass', 'minmax', '--minmax.a-bits', 'none', '--minmax.report', fifo], /report \S*fifo: is a FIFO, not a regular file/, { input: inDir, output: out });
+    await expectRefused(['inspect', model, '--html', fifo], /--html \S*fifo: is a FIFO, not a regular file/, { input: inDir, output: out });
+    expect(kind()).toBe('fifo');
+    // /dev/null is a character device: as root a rename over it would replace the system's.
+    await expectRefused([model, '-o', '/dev/null', '--pass', 'minmax', '--minmax.a-bits', 'none'], /\/dev\/null: is a character device, not a regular file/, { input: inDir, output: out });
+    expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
+  });
+
+  it('an output under a file is refused before any pass, naming the path that is not a folder', async () => {
+    await expectRefused([model, '-o', join(model, 'out.onnx'), '--pass', 'minmax', '--minmax.a-bits', 'none'], /two\.onnx\/out\.onnx: \S*two\.onnx is not a folder/, { input: inDir, output: out });
+  });
+
+  it('inspect --report refuses a report made on another model', async () => {
+    const report = join(out, 'other.json');
+    writeFileSync(report, JSON.stringify({ method: 'q-arvd', layers: [{ name: '/blocks.0/w2/MatMul' }, { name: 'mm1' }] }));
+    await expectRefused(['inspect', model, '--html', join(out, 'r.html'), '--report', report], /--report \S*other\.json: 1 of its 2 layers are not MatMul\/Gemm nodes of \S*two\.onnx \(first: \/blocks\.0\/w2\/MatMul\)/, { input: inDir, output: out });
+  });
+
+  it('a missing argument of diff or inspect gets that command\'s usage; a misspelt pass option a suggestion', async () => {
+    await expectRefused(['diff', model], /missing argument; usage: convert diff <before> <after> \(see convert diff --help\)/, { input: inDir, output: out });
+    await expectRefused(['inspect'], /missing argument; usage: convert inspect <model>/, { input: inDir, output: out });
+    await expectRefused([model, '-o', join(out, 'x.onnx'), '--pass', 'minmax', '--minmax.w-bit', '4'], /unknown option 'w-bit' \(did you mean w-bits\?\); valid keys: /, { input: inDir, output: out });
   });
 });
