@@ -90,7 +90,7 @@ async function runFolder(folder: string, variant: string, steps: PassStep[], arg
         // The graph's data files are known once it is loaded (the folder has one graph when passes write side files).
         checkRunFiles(dataFilesOf(model).map((path) => ({ label: `${target.base}'s data file`, path })), files.writes);
         const before = countNodes(model);
-        const manager = new PassManager(steps, { verify: args.verify === true ? true : args.verify === false ? false : undefined, log, verbose: Boolean(args.verbose || args.debug), modelDir: dirname(resolve(target.input)) });
+        const manager = new PassManager(steps, { verify: args.verify === true ? true : args.verify === false ? false : undefined, log, verbose: Boolean(args.verbose || args.debug), modelDir: dirname(resolve(target.input)), partOfSet: plan.targets.length > 1 });
         const result = await manager.run(model);
         if (args.stats) io.out(`${target.input}:\n${formatStats(result.passes, registry)}`);
         log.info(`${target.input}: ${before} → ${countNodes(model)} nodes; passes: ${result.passes.map((p) => p.name).join(', ') || 'none (round trip)'}; ${((performance.now() - t0) / 1000).toFixed(1)} s`);

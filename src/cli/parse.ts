@@ -69,8 +69,9 @@ function declare<T>(y: import('yargs').Argv<T>, spec: CommandSpec): import('yarg
 /** yargs' message in the project's words; a missing argument of a subcommand gets that subcommand's usage. */
 function usageMessage(message: string, argv: readonly string[], commandLines: readonly string[]): string {
   if (/^Not enough non-option arguments/.test(message)) {
-    // The subcommand is the first word (`convert diff a.onnx`), when it names one.
-    const line = commandLines.find((c) => !c.startsWith('$0') && c.split(' ')[0] === argv[0]);
+    // The subcommand is the first word that is not an option (`convert -v diff a.onnx`), when it names one.
+    const first = argv.find((a) => !a.startsWith('-'));
+    const line = commandLines.find((c) => !c.startsWith('$0') && c.split(' ')[0] === first);
     if (line) return `missing argument; usage: convert ${line} (see convert ${line.split(' ')[0]} --help)`;
     return 'no input model; usage: convert <input.onnx> -o <output.onnx> (see convert --help)';
   }

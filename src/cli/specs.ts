@@ -55,7 +55,7 @@ export const CONVERT_SPEC: CommandSpec = {
     'external-data': { type: 'boolean', describe: 'write every initializer of 1 KiB or more to <output>.data (default: when the input has a data file, or the output would pass 2 GiB; --no-external-data: one file)' },
     verify: { type: 'boolean', describe: 'verify the graph before the first pass and after each pass' },
     stats: { type: 'boolean', describe: "print each pass's statistics on stdout" },
-    variant: { type: 'string', describe: 'folder input: the variant to write beside each fp32 graph in onnx/: a transformers.js dtype (q8 → <base>_quantized.onnx, q4, int8, uint8) or a name of your own (→ <base>_<name>.onnx)' },
+    variant: { type: 'string', describe: 'folder input: the variant to write beside each fp32 graph in onnx/: a transformers.js dtype (q8 → <base>_quantized.onnx, q4, int8) or a name of your own (→ <base>_<name>.onnx)' },
     force: { type: 'boolean', describe: 'folder input: replace a variant that exists (fp32 graphs are never written)' },
   },
   examples: [

@@ -32,6 +32,8 @@ export interface PassManagerOptions {
   modelDir?: string;
   /** A calibration module object handed to passes in their context (library API). */
   calibration?: CalibrationModule;
+  /** The model is one of several graphs converted together (see {@link PassContext.partOfSet}). */
+  partOfSet?: boolean;
 }
 
 /** What one pass did. */
@@ -102,6 +104,7 @@ export class PassManager {
   private readonly verbose: boolean;
   private readonly modelDir: string | undefined;
   private readonly calibration: CalibrationModule | undefined;
+  private readonly partOfSet: boolean;
 
   constructor(steps: readonly PassStep[], options: PassManagerOptions = {}) {
     this.steps = [...steps];
@@ -110,6 +113,7 @@ export class PassManager {
     this.verbose = options.verbose ?? false;
     this.modelDir = options.modelDir;
     this.calibration = options.calibration;
+    this.partOfSet = options.partOfSet ?? false;
   }
 
   /** The names of the passes, in order. */
@@ -131,7 +135,7 @@ export class PassManager {
         throw new PassFailure(pass.name, plugin, ran, detail, cause === undefined ? undefined : { cause });
       };
       const log = this.log.child(pass.name);
-      const ctx: PassContext = { log, verbose: this.verbose, modelDir: this.modelDir, calibration: this.calibration };
+      const ctx: PassContext = { log, verbose: this.verbose, modelDir: this.modelDir, calibration: this.calibration, ...(this.partOfSet ? { partOfSet: true } : {}) };
       const t0 = performance.now();
       let result: PassResult;
       try {

@@ -14,9 +14,13 @@ export function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
-/** The names of `known` nearest to `name`, when within a typo's distance (2 edits, or a quarter of its length when longer). */
+/**
+ * The names of `known` nearest to `name`, when within a typo's distance: 2 edits, or a quarter
+ * of its length when longer, 1 for names of three characters or fewer (two edits turn `ab`
+ * into `tau`).
+ */
 export function nearNames(name: string, known: readonly string[]): string[] {
-  const limit = Math.max(2, Math.floor(name.length / 4));
+  const limit = name.length <= 3 ? 1 : Math.max(2, Math.floor(name.length / 4));
   const scored = known.map((k) => ({ k, d: editDistance(k, name) })).filter((x) => x.d <= limit);
   const best = Math.min(...scored.map((x) => x.d));
   return scored.filter((x) => x.d === best).map((x) => x.k);

@@ -52,6 +52,12 @@ export interface PassContext {
    * quantization passes use it instead of their `calib` option.
    */
   readonly calibration?: CalibrationModule;
+  /**
+   * True when the model is one of several graphs converted together (a transformers.js
+   * folder's graphs, each written as a variant): a pass that finds nothing to do in this one
+   * says so and leaves it as it is, where on a single model it would stop.
+   */
+  readonly partOfSet?: boolean;
 }
 
 /** What a pass returns. */

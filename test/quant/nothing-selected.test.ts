@@ -4,15 +4,17 @@
 // The real model (stories260K) is changed in memory the way those exports look; the reasons
 // that need a graph no bundled model has (a Cast to float16 in the weight's path, W·X, only
 // attention products) are checked on small synthetic graphs, which say so below.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
 import { attr } from '../../src/graph/ir/attribute.ts';
-import { loadModel } from '../../src/graph/serde/io.ts';
+import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { findLinearLayers, nothingSelectedReason } from '../../src/passes/quant/linear-layers.ts';
+import { cli } from '../helpers/cli.ts';
 import { runCli } from '../helpers/cli-process.ts';
+import { copyFixture } from '../hf/helpers.ts';
 import { REPO_ROOT, removeDir, scratchDir } from '../helpers/files.ts';
 import { quantize } from './quant-fixtures.ts';
 import { GraphBuilder } from './synthetic-graphs.ts';
@@ -35,7 +37,7 @@ describe('a quantization pass that selects no layer', () => {
     const output = join(dir, 'out.onnx');
     const run = await runCli([input, '-o', output, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none']);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/no layer to quantize: all \d+ MatMul\/Gemm node\(s\) were skipped — \d+ × weight \S+ is an initializer that is also a graph input \(an export with keep_initializers_as_inputs=True\).*\(first: \S+\); nothing was written/);
+    expect(run.stderr).toMatch(/no layer to quantize: all \d+ MatMul\/Gemm node\(s\) with a constant operand were skipped \(besides \d+ activation × activation product\(s\)\) — \d+ × weight \S+ is an initializer that is also a graph input \(an export with keep_initializers_as_inputs=True\).*\(first: \S+\); nothing was written/);
     expect(existsSync(output)).toBe(false);
     expect(Buffer.compare(readFileSync(input), before)).toBe(0);
   });
@@ -61,7 +63,7 @@ describe('a quantization pass that selects no layer', () => {
       ['autocast', 'weight w reaches the layer through a Cast to f16 (float16 compute, as torch autocast exports it); only float32 layers are quantized'],
       ['w_times_x', 'the constant wt is the first operand (W·X); only X·W layers (the constant second) are quantized'],
     ]);
-    expect(nothingSelectedReason(found)).toMatch(/^no layer to quantize: all 2 MatMul\/Gemm node\(s\) were skipped — 1 × weight w reaches .*\(first: autocast\); 1 × the constant wt is the first operand/);
+    expect(nothingSelectedReason(found)).toMatch(/^no layer to quantize: all 2 MatMul\/Gemm node\(s\) with a constant operand were skipped — 1 × weight w reaches .*\(first: autocast\); 1 × the constant wt is the first operand/);
 
     const attention = new GraphBuilder('attention');
     const q = attention.input('q', [4, 8]);
@@ -69,5 +71,32 @@ describe('a quantization pass that selects no layer', () => {
     const only = findLinearLayers(attention.graph);
     expect(only.skipped).toHaveLength(1);
     expect(nothingSelectedReason(only)).toBeUndefined();
+  });
+});
+
+describe('a model folder: the variant set needs every graph', () => {
+  it('a graph with no layer to quantize is written unquantized with a warning; a folder of one such graph is refused', async () => {
+    // stories260K-hf's graph and a second one whose only MatMul (K = 8) is below min-k (synthetic).
+    const { root, model } = copyFixture('nothing-selected');
+    try {
+      const g = new GraphBuilder('small');
+      g.output(g.node('MatMul', 'small', [g.input('x', [1, 8]), g.init('w', [8, 4], new Float32Array(32).fill(0.25))]), [1, 4]);
+      saveModel(g.model, join(model, 'onnx', 'small.onnx'));
+      const r = await cli(model, '--pass', 'q-arvd', '--variant', 'q4', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none');
+      expect(r.code, r.err).toBe(0);
+      expect(r.err).toMatch(/no layer to quantize: all 1 MatMul\/Gemm node\(s\) with a constant operand were skipped — 1 × K = 8 is below min-k 16 \(first: small\); this graph's variant is written unquantized/);
+      expect(existsSync(join(model, 'onnx', 'small_q4.onnx'))).toBe(true);
+      expect(existsSync(join(model, 'onnx', 'model_q4.onnx'))).toBe(true);
+      // Alone in its folder, the same graph is refused as a single model is.
+      rmSync(join(model, 'onnx', 'model.onnx'));
+      rmSync(join(model, 'onnx', 'model_q4.onnx'));
+      rmSync(join(model, 'onnx', 'small_q4.onnx'));
+      const alone = await cli(model, '--pass', 'q-arvd', '--variant', 'q4', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none');
+      expect(alone.code).toBe(1);
+      expect(alone.err).toMatch(/no layer to quantize: .*K = 8 is below min-k 16 \(first: small\); nothing was written/);
+      expect(existsSync(join(model, 'onnx', 'small_q4.onnx'))).toBe(false);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

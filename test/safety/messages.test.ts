@@ -149,6 +149,19 @@ describe('what a run writes, and how it is named (found by a new-user trial of t
     await expectRefused([model, '-o', join(model, 'out.onnx'), '--pass', 'minmax', '--minmax.a-bits', 'none'], /two\.onnx\/out\.onnx: \S*two\.onnx is not a folder/, { input: inDir, output: out });
   });
 
+  it('an external data length that disagrees with the tensor\'s type and shape is refused at load, naming the tensor', async () => {
+    // Found by review: a reused read buffer would otherwise show a shorter tensor's tail from the previous read.
+    const folder = join(dir, 'short-length');
+    mkdirSync(folder);
+    const path = join(folder, 'model.onnx');
+    saveModel(twoLayers(3), path, { externalData: true });
+    const p = decodeModel(readFileSync(path)) as Record<string, any>;
+    const entry = (p.graph.initializer as Record<string, any>[]).find((t) => t.name === 'W2')!.external_data.find((e: Record<string, string>) => e.key === 'length');
+    entry.value = '1024';
+    writeFileSync(path, encodeModel(p));
+    await expectRefused(['inspect', path], /model\.onnx: tensor W2: external data length 1024 does not match its type and shape \(f32\[32x16\] is 2048 bytes\)/, { input: folder, output: out });
+  });
+
   it('inspect --report refuses a report made on another model', async () => {
     const report = join(out, 'other.json');
     writeFileSync(report, JSON.stringify({ method: 'q-arvd', layers: [{ name: '/blocks.0/w2/MatMul' }, { name: 'mm1' }] }));
@@ -158,6 +171,10 @@ describe('what a run writes, and how it is named (found by a new-user trial of t
   it('a missing argument of diff or inspect gets that command\'s usage; a misspelt pass option a suggestion', async () => {
     await expectRefused(['diff', model], /missing argument; usage: convert diff <before> <after> \(see convert diff --help\)/, { input: inDir, output: out });
     await expectRefused(['inspect'], /missing argument; usage: convert inspect <model>/, { input: inDir, output: out });
+    await expectRefused(['-v', 'diff', model], /missing argument; usage: convert diff <before> <after>/, { input: inDir, output: out });
+    // A short key gets no far-fetched suggestion (two edits turn 'ab' into 'tau').
+    const short = await expectRefused([model, '-o', join(out, 'x.onnx'), '--pass', 'q-arvd', '--q-arvd.ab', '3'], /unknown option 'ab'; valid keys/, { input: inDir, output: out });
+    expect(short).not.toMatch(/did you mean/);
     await expectRefused([model, '-o', join(out, 'x.onnx'), '--pass', 'minmax', '--minmax.w-bit', '4'], /unknown option 'w-bit' \(did you mean w-bits\?\); valid keys: /, { input: inDir, output: out });
   });
 });

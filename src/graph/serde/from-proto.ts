@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { type Attribute, AttributeType } from '../ir/attribute.ts';
-import { DataType, elementCount, rawByteLength } from '../ir/dtype.ts';
+import { DataType, dtypeName, elementCount, rawByteLength } from '../ir/dtype.ts';
 import { Graph } from '../ir/graph.ts';
 import { Model } from '../ir/model.ts';
 import { Node } from '../ir/node.ts';
@@ -92,6 +92,12 @@ function externalLocation(label: string, dt: number, shape: number[], entries: P
   const length = kv.has('length') ? Number(kv.get('length')) : rawByteLength(dt, elementCount(shape));
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
     throw new ModelFileError(src.file, `tensor ${label}: external data offset ${kv.get('offset') ?? 0} and length ${kv.get('length') ?? length} must be non-negative integers`);
+  }
+  // A reader takes the tensor's bytes as its type and shape say: a length that disagrees would
+  // leave part of a reused read buffer stale, or read a neighbour's bytes.
+  const expected = rawByteLength(dt, elementCount(shape));
+  if (dt !== DataType.STRING && length !== expected) {
+    throw new ModelFileError(src.file, `tensor ${label}: external data length ${length} does not match its type and shape (${dtypeName(dt)}[${shape.join('x')}] is ${expected} bytes)`);
   }
   const size = statSync(path).size;
   if (offset + length > size) {

@@ -189,16 +189,18 @@ export const NOT_CONSTANT = 'weight is not constant (activation × activation, e
  */
 export function nothingSelectedReason(found: { layers: readonly LinearLayer[]; skipped: readonly SkippedLayer[] }): string | undefined {
   if (found.layers.length > 0 || found.skipped.every((s) => s.reason === NOT_CONSTANT)) return undefined;
-  // Reasons name their tensor: one group per reason with the names taken out.
+  // Reasons name their tensor and sizes: one group per reason with names and numbers taken out.
   const groups = new Map<string, SkippedLayer[]>();
-  for (const s of found.skipped) {
-    if (s.reason === NOT_CONSTANT) continue;
-    const key = s.reason.replace(/\b(weight|constant|tensor) \S+/g, '$1 …');
+  const candidates = found.skipped.filter((s) => s.reason !== NOT_CONSTANT);
+  for (const s of candidates) {
+    const key = s.reason.replace(/\b(weight|constant|tensor) \S+/g, '$1 …').replace(/\d+/g, '#');
     groups.set(key, [...(groups.get(key) ?? []), s]);
   }
   const listed = [...groups.values()].sort((a, b) => b.length - a.length).slice(0, 3);
   const more = groups.size > listed.length ? `; and ${groups.size - listed.length} other reason(s)` : '';
-  return `no layer to quantize: all ${found.skipped.length} MatMul/Gemm node(s) were skipped — ${listed.map((g) => `${g.length} × ${g[0]!.reason} (first: ${g[0]!.name})`).join('; ')}${more}`;
+  const products = found.skipped.length - candidates.length;
+  const besides = products ? ` (besides ${products} activation × activation product(s))` : '';
+  return `no layer to quantize: all ${candidates.length} MatMul/Gemm node(s) with a constant operand were skipped${besides} — ${listed.map((g) => `${g.length} × ${g[0]!.reason} (first: ${g[0]!.name})`).join('; ')}${more}`;
 }
 
 function skip(l: LinearLayer, reason: string): SkippedLayer {
@@ -270,13 +272,25 @@ function notConstantReason(node: Node, root: Value): string {
     return `weight ${root.name} is an initializer that is also a graph input (an export with keep_initializers_as_inputs=True), so a caller may replace it at run time; re-export without that option to quantize it`;
   }
   const p = root.producer();
-  if (p && p.domain === '' && p.opType === 'Cast' && p.input(0)?.constTensor()) {
-    return `weight ${p.input(0)!.name} reaches the layer through a Cast to ${dtypeName(p.intAttr('to', 0))} (float16 compute, as torch autocast exports it); only float32 layers are quantized`;
+  const cast = p && p.domain === '' && p.opType === 'Cast' ? constantBehind(p.input(0)) : undefined;
+  if (p && cast) {
+    return `weight ${cast.name} reaches the layer through a Cast to ${dtypeName(p.intAttr('to', 0))} (float16 compute, as torch autocast exports it); only float32 layers are quantized`;
   }
   if (node.input(0)?.constTensor()) {
     return `the constant ${node.input(0)!.name} is the first operand (W·X); only X·W layers (the constant second) are quantized`;
   }
   return NOT_CONSTANT;
+}
+
+/** The constant `v` is computed from through Identity, Transpose and Cast nodes only, if any. */
+function constantBehind(v: Value | null | undefined): Value | undefined {
+  for (let x = v, depth = 0; x && depth < 8; depth++) {
+    if (x.constTensor()) return x;
+    const p = x.producer();
+    if (!p || p.domain !== '' || !['Identity', 'Transpose', 'Cast'].includes(p.opType)) return undefined;
+    x = p.input(0);
+  }
+  return undefined;
 }
 
 function findBias(node: Node, op: string, N: number): LayerBias | string | undefined {

@@ -72,9 +72,11 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let calibrationTimings: CalibrationResult['timings'] | undefined;
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
   const found = findLinearLayers(model.graph, selection);
-  // Writing the model unchanged would look like success: say what kept every layer float.
+  // Writing the model unchanged would look like success: say what kept every layer float. A
+  // folder's graph is still written (the variant set needs every graph), with the reason.
   const nothing = nothingSelectedReason(found);
-  if (nothing) throw new Error(`${nothing}; nothing was written`);
+  if (nothing && !ctx.partOfSet) throw new Error(`${nothing}; nothing was written`);
+  if (nothing) ctx.log.warn(`${nothing}; this graph's variant is written unquantized`);
   let { layers } = found;
   if (config.outerActivations === 'float' && config.aBits !== null && !layers.some((l) => l.wBits)) {
     ctx.log.warn(`outer-activations float changes nothing here: ${selection.scope === 'outer-w8' ? 'no repeated blocks were found, so no layer is outside them' : `it applies to scope outer-w8's layers, and this run has scope ${selection.scope ?? 'all'}`}`);
