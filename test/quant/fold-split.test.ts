@@ -154,16 +154,20 @@ describe('fold-split on the tiny ARVD models', () => {
     const sources = folds.flatMap((f) => [f.consumer, ...f.producers]).map((name) => foldedExternalSource(findLinearLayers(streamed.graph).layers.find((l) => l.name === name)!.weight));
     expect(sources.every((s) => s && s.permutation.order.length > 0)).toBe(true);
     expect(new Set(sources.map((s) => s!.permutation.axis))).toEqual(new Set([0, 1]));
-    const convert = async (path: string, threads: number) => {
+    const convert = async (path: string, threads: number, bits: string) => {
       const m = loadModel(path);
-      await quantize(m, { 'w-bits': '4', 'a-bits': 'none', threads });
+      await quantize(m, { 'w-bits': bits, 'a-bits': 'none', threads });
       return m;
     };
-    const [threaded, inMemory] = [await convert(external, 2), await convert(pathOf('tiny-arvd-l'), 1)];
     const bytes = (m: Model) => new Map([...m.graph.initializers.values()].map((v) => [v.name, Buffer.from(v.initializer!.bytes())]));
-    const [a, b] = [bytes(threaded), bytes(inMemory)];
-    expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
-    for (const [name, v] of a) expect(Buffer.compare(v, b.get(name)!), name).toBe(0);
+    // W8 too: its widened normal branches are written into one buffer reused from layer to layer
+    // (spilled before the next), with one thread and two.
+    for (const [bits, threads] of [['4', 2], ['8', 2], ['8', 1]] as const) {
+      const [streamed, inMemory] = [await convert(external, threads, bits), await convert(pathOf('tiny-arvd-l'), 1, bits)];
+      const [a, b] = [bytes(streamed), bytes(inMemory)];
+      expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
+      for (const [name, v] of a) expect(Buffer.compare(v, b.get(name)!), `W${bits}, ${threads} thread(s): ${name}`).toBe(0);
+    }
   });
 
   it('permuteMatrixInPlace moves rows (axis 0, every cycle shape) and columns (axis 1) as a copy by order does', () => {

@@ -1,7 +1,7 @@
 import { attr } from '../../graph/ir/attribute.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
 import type { Graph } from '../../graph/ir/graph.ts';
-import { Tensor } from '../../graph/ir/tensor.ts';
+import { type ReadBuffer, Tensor } from '../../graph/ir/tensor.ts';
 import type { Value } from '../../graph/ir/value.ts';
 import type { QuantConfig } from './config.ts';
 import { LayerBuilder } from './builder.ts';
@@ -34,7 +34,7 @@ export type WeightCache = Map<string, Value[]>;
  * is one float MatMul whose weight is {@link floatWeight}'s.
  * Returns the builder holding the new nodes and the value that replaces the layer's output.
  */
-export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, cache: WeightCache, opset?: number): { builder: LayerBuilder; output: Value } {
+export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, cache: WeightCache, opset?: number, scratch?: ReadBuffer): { builder: LayerBuilder; output: Value } {
   const { layer } = plan;
   const b = new LayerBuilder(graph, `${layer.name}/qarvd`, layer.name);
   b.opset = opset;
@@ -56,7 +56,7 @@ export function emitLayer(plan: LayerPlan, config: QuantConfig, graph: Graph, ca
     // Also in the dynamic form, whose run-time quantizer then takes the normal branch's range over
     // all channels, the outliers' too (as minmax's does): gathering 98% of the channels instead
     // made q-arvd 1.5–1.6× slower than minmax at 256 rows on the Wan block (docs/w8-weight-only.md).
-    const br = readsAllRows(planned, layer.K) ? widenNormal(planned, layer.K, layer.N) : planned;
+    const br = readsAllRows(planned, layer.K) ? widenNormal(planned, layer.K, layer.N, scratch) : planned;
     const tag = br.role === 'all' ? '' : `${br.role}/`;
     // Read X from the node now: an earlier rewrite may have replaced the value it had at discovery.
     let x = layer.node.input(0)!;
@@ -166,8 +166,11 @@ function readsAllRows(br: Branch, K: number): boolean {
  * The integer product is then the normal channels' alone (integer kernels accumulate exactly),
  * and the layer reads X without a Gather.
  */
-function widenNormal(br: Branch, K: number, N: number): Branch {
-  const wq = br.wq instanceof Int8Array ? new Int8Array(K * N) : new Uint8Array(K * N);
+function widenNormal(br: Branch, K: number, N: number, scratch?: ReadBuffer): Branch {
+  // In `scratch` when given: the caller spills the layer's tensors before the next layer reuses it.
+  if (scratch && scratch.bytes.byteLength < K * N) scratch.bytes = new Uint8Array(K * N);
+  const into = scratch?.bytes.buffer;
+  const wq = br.wq instanceof Int8Array ? (into ? new Int8Array(into, 0, K * N) : new Int8Array(K * N)) : into ? new Uint8Array(into, 0, K * N) : new Uint8Array(K * N);
   const zeroRow = br.wq instanceof Int8Array ? Int8Array.from(br.wZeroPoints.subarray(0, N)) : Uint8Array.from(br.wZeroPoints.subarray(0, N));
   // The branch's rows at their channels, the zero-point row at the others (the outliers).
   let next = 0;

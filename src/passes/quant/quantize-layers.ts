@@ -139,6 +139,8 @@ class LayerQuantizer {
   private readonly uses = new Map<Value, number>();
   /** Where quantized weights of streamed layers go (created on first use). */
   private spill: SpillFile | undefined;
+  /** The widened normal branch of a streamed split layer, until the layer's tensors are spilled. */
+  private readonly widenScratch: ReadBuffer = { bytes: new Uint8Array(0) };
 
   constructor(
     private readonly model: Model,
@@ -185,13 +187,16 @@ class LayerQuantizer {
       }
     }
     plan.floatCompute = floatComputeReason(plan, config);
-    const { builder, output } = emitLayer(plan, config, graph, this.cache, model.opset(''));
+    // A streamed layer's tensors are spilled right below, so its widened normal branch can be
+    // written into one buffer reused from layer to layer (no K × N buffer to fault in per layer).
+    const streamed = !layer.weight.isInMemory;
+    const { builder, output } = emitLayer(plan, config, graph, this.cache, model.opset(''), streamed && layer.K * layer.N >= SPILL_MIN_BYTES ? this.widenScratch : undefined);
     const old = [...(layer.bias?.addNode ? [layer.bias.addNode] : []), layer.node];
     replaceLayer(graph, layer.node, builder.nodes, layer.output, output, old);
     output.producer()!.metadata.set('qarvd.decision', JSON.stringify(decisionOf(plan, config, this.method)));
     // A weight streamed from a data file streams out: its quantized form waits for the save
     // in the spill file, not in memory. The plan keeps only what the report needs.
-    if (!layer.weight.isInMemory) this.spillNew(builder.nodes);
+    if (streamed) this.spillNew(builder.nodes);
     for (const b of plan.branches) b.wq = EMPTY;
     this.plans.push(plan);
   }
