@@ -82,6 +82,9 @@ async function runFolder(folder: string, variant: string, steps: PassStep[], arg
     const variants = plan.targets.flatMap((t) => [{ label: `the ${variant} variant of ${t.base}`, path: t.output }, { label: `the data file of ${t.base}'s ${variant} variant`, path: join(plan.folder.onnxDir, t.dataFile) }]);
     const bases = plan.folder.bases.map((base) => ({ label: `the fp32 graph ${base}`, path: join(plan.folder.onnxDir, base) }));
     checkRunFiles([...bases, ...modelFolderFiles(plan.folder.onnxDir), ...readsOf(args, configFile), ...files.reads], [...variants, ...files.writes]);
+    // Layers each quantization pass quantized over the whole set: a pass that quantized none in
+    // any graph (a misspelt include, an fp16 folder) is refused, as it is on one model.
+    const quantizedBy = new Map<string, number>();
     const written = await convertFolder(plan, {
       externalData: args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto',
       log,
@@ -92,8 +95,13 @@ async function runFolder(folder: string, variant: string, steps: PassStep[], arg
         const before = countNodes(model);
         const manager = new PassManager(steps, { verify: args.verify === true ? true : args.verify === false ? false : undefined, log, verbose: Boolean(args.verbose || args.debug), modelDir: dirname(resolve(target.input)), partOfSet: plan.targets.length > 1 });
         const result = await manager.run(model);
+        for (const r of result.passes) if ('layersQuantized' in r.stats) quantizedBy.set(r.name, (quantizedBy.get(r.name) ?? 0) + r.stats.layersQuantized!);
         if (args.stats) io.out(`${target.input}:\n${formatStats(result.passes, registry)}`);
         log.info(`${target.input}: ${before} → ${countNodes(model)} nodes; passes: ${result.passes.map((p) => p.name).join(', ') || 'none (round trip)'}; ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      },
+      beforeCommit: () => {
+        const none = [...quantizedBy].find(([, n]) => n === 0);
+        if (none) throw new CliError(`${folder}: pass ${none[0]} quantized no layer in any of the folder's ${plan.targets.length} graphs (each graph's reason is in the warnings above); nothing was written`);
       },
     });
     for (const w of written) {

@@ -129,6 +129,8 @@ export interface ConvertFolderOptions {
   log: Logger;
   /** Runs the passes on one loaded base graph (the CLI's pass manager). */
   runPasses(model: Model, target: VariantTarget): Promise<void>;
+  /** Called once every graph is staged, before any is moved into onnx/: a throw writes nothing. */
+  beforeCommit?(): void;
 }
 
 /**
@@ -153,6 +155,7 @@ export async function convertFolder(plan: VariantPlan, options: ConvertFolderOpt
       const baseBytes = [target.input, ...dataFiles].reduce((s, f) => s + (existsSync(f) ? statSync(f).size : 0), 0);
       staged.push({ target, saved, baseBytes });
     }
+    options.beforeCommit?.();
     for (const { target } of staged) {
       for (const f of [target.output, join(folder.onnxDir, target.dataFile)]) {
         if (existsSync(f) && protectedFiles.has(realpathSync(f))) throw new FolderError(`${f}: is read by an fp32 graph; it is never replaced, pick another --variant name`);

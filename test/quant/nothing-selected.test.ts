@@ -4,7 +4,7 @@
 // The real model (stories260K) is changed in memory the way those exports look; the reasons
 // that need a graph no bundled model has (a Cast to float16 in the weight's path, W·X, only
 // attention products) are checked on small synthetic graphs, which say so below.
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -87,6 +87,12 @@ describe('a model folder: the variant set needs every graph', () => {
       expect(r.err).toMatch(/no layer to quantize: all 1 MatMul\/Gemm node\(s\) with a constant operand were skipped — 1 × K = 8 is below min-k 16 \(first: small\); this graph's variant is written unquantized/);
       expect(existsSync(join(model, 'onnx', 'small_q4.onnx'))).toBe(true);
       expect(existsSync(join(model, 'onnx', 'model_q4.onnx'))).toBe(true);
+      // An include that matches no layer in any graph: refused for the set, nothing written.
+      const before = readdirSync(join(model, 'onnx')).sort();
+      const none = await cli(model, '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.a-bits', 'none', '--q-arvd.include', '/model/layerz.*');
+      expect(none.code).toBe(1);
+      expect(none.err).toMatch(/pass q-arvd quantized no layer in any of the folder's 2 graphs \(each graph's reason is in the warnings above\); nothing was written/);
+      expect(readdirSync(join(model, 'onnx')).sort()).toEqual(before);
       // Alone in its folder, the same graph is refused as a single model is.
       rmSync(join(model, 'onnx', 'model.onnx'));
       rmSync(join(model, 'onnx', 'model_q4.onnx'));

@@ -10,6 +10,7 @@ import { Graph, Model, Node, Tensor, Value } from '../../src/graph/ir/index.ts';
 import { decodeModel, encodeModel } from '../../src/graph/proto/codec.ts';
 import { saveModel } from '../../src/graph/serde/io.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
+import { cli } from '../helpers/cli.ts';
 import { expectRefused } from '../helpers/refusal.ts';
 
 let dir: string;
@@ -160,6 +161,17 @@ describe('what a run writes, and how it is named (found by a new-user trial of t
     entry.value = '1024';
     writeFileSync(path, encodeModel(p));
     await expectRefused(['inspect', path], /model\.onnx: tensor W2: external data length 1024 does not match its type and shape \(f32\[32x16\] is 2048 bytes\)/, { input: folder, output: out });
+    // A length of 0 is read as "not given", as onnxruntime reads it (some published exports write it).
+    entry.value = '0';
+    writeFileSync(path, encodeModel(p));
+    const good = join(folder, 'good.onnx');
+    saveModel(twoLayers(3), good, { externalData: true });
+    const layersOf = async (m: string) => {
+      const r = await cli('inspect', m, '--format', 'json', '--min-k', '1');
+      expect(r.code, r.err).toBe(0);
+      return (JSON.parse(r.out) as { layers: unknown[] }).layers;
+    };
+    expect(await layersOf(path)).toEqual(await layersOf(good));
   });
 
   it('inspect --report refuses a report made on another model', async () => {

@@ -89,13 +89,16 @@ function externalLocation(label: string, dt: number, shape: number[], entries: P
   }
   const path = checkedDataFile({ file: src.file, baseDir: src.baseDir }, label, location);
   const offset = Number(kv.get('offset') ?? 0);
-  const length = kv.has('length') ? Number(kv.get('length')) : rawByteLength(dt, elementCount(shape));
+  // A length of 0 on a non-empty tensor is read as "not given", as onnxruntime reads it (some
+  // published exports write "0").
+  const expected = rawByteLength(dt, elementCount(shape));
+  const given = kv.has('length') ? Number(kv.get('length')) : undefined;
+  const length = given === undefined || (given === 0 && expected > 0) ? expected : given;
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
     throw new ModelFileError(src.file, `tensor ${label}: external data offset ${kv.get('offset') ?? 0} and length ${kv.get('length') ?? length} must be non-negative integers`);
   }
   // A reader takes the tensor's bytes as its type and shape say: a length that disagrees would
   // leave part of a reused read buffer stale, or read a neighbour's bytes.
-  const expected = rawByteLength(dt, elementCount(shape));
   if (dt !== DataType.STRING && length !== expected) {
     throw new ModelFileError(src.file, `tensor ${label}: external data length ${length} does not match its type and shape (${dtypeName(dt)}[${shape.join('x')}] is ${expected} bytes)`);
   }
