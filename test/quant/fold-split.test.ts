@@ -12,6 +12,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { attr } from '../../src/graph/ir/attribute.ts';
 import { DataType } from '../../src/graph/ir/dtype.ts';
 import type { Model } from '../../src/graph/ir/model.ts';
+import { Tensor } from '../../src/graph/ir/tensor.ts';
+import constantsToInitializers from '../../src/passes/constants-to-initializers.ts';
+import { silentLogger } from '../../src/passes/log.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
 import { DEFAULT_QUANT_CONFIG } from '../../src/passes/quant/config.ts';
@@ -230,10 +233,15 @@ describe('fold-split on the tiny ARVD models', () => {
 
 describe('fold-split refusals (synthetic graphs: the patterns are built on purpose)', () => {
   /** x → up (MatMul + bias) → Relu → down, down's rows 3, 10, 17 planted outliers; `extra` adds a second reader of up's output, a per-channel Mul, or stores up's weight in float16 behind a Cast. */
-  function ffn(extra: 'none' | 'second-reader' | 'channel-constant' | 'fp16'): Model {
+  function ffn(extra: 'none' | 'second-reader' | 'channel-constant' | 'fp16' | 'constant-node'): Model {
     const b = new GraphBuilder(`ffn-${extra}`);
     const x = b.input('x', [4, 32]);
-    const upWeight = extra === 'fp16' ? b.node('Cast', 'up/Cast', [b.initF16('up.weight', [32, 64], weightWithOutliers(1, 32, 64))], [attr.int('to', DataType.FLOAT)]) : b.init('up.weight', [32, 64], weightWithOutliers(1, 32, 64));
+    const upWeight =
+      extra === 'fp16'
+        ? b.node('Cast', 'up/Cast', [b.initF16('up.weight', [32, 64], weightWithOutliers(1, 32, 64))], [attr.int('to', DataType.FLOAT)])
+        : extra === 'constant-node'
+          ? b.node('Constant', 'up.weight', [], [attr.tensor('value', Tensor.fromFloat32('up.weight', [32, 64], weightWithOutliers(1, 32, 64)))])
+          : b.init('up.weight', [32, 64], weightWithOutliers(1, 32, 64));
     const up = b.node('MatMul', 'up', [x, upWeight]);
     const h = b.node('Add', 'up_bias', [up, b.init('up.bias', [64], seededRandom(2).normalArray(64))]);
     const act = extra === 'channel-constant' ? b.node('Mul', 'scale', [h, b.init('channel_scale', [64], new Float32Array(64).fill(0.5))]) : b.node('Relu', 'relu', [h]);
@@ -270,6 +278,15 @@ describe('fold-split refusals (synthetic graphs: the patterns are built on purpo
     expect(folds).toEqual([]);
     expect(skipped.find((x) => x.consumer === 'down')).toEqual({ consumer: 'down', reason: 'up_bias_out is also read by side (Sigmoid)' });
     [...model.graph.initializers.values()].forEach((v, i) => expect(Buffer.compare(v.initializer!.bytes(), before[i]!), v.name).toBe(0));
+  });
+
+  it('names a weight stored as a Constant node, and folds it once constants-to-initializers has lifted it', async () => {
+    const model = ffn('constant-node');
+    const { folds, skipped } = fold(model);
+    expect(folds).toEqual([]);
+    expect(skipped.find((x) => x.consumer === 'down')?.reason).toBe("up's weight up.weight_out is a Constant node's output, not an initializer (--pass constants-to-initializers before this pass lifts it, and the fold can then be made)");
+    await constantsToInitializers.run(model, { log: silentLogger, verbose: false, modelDir: undefined }, {});
+    expect(fold(model).folds.map((x) => x.consumer)).toEqual(['down']);
   });
 
   it('refuses a per-channel constant on the way', () => {

@@ -195,6 +195,7 @@ function findProducers(g: Graph, consumer: LinearLayer): { producers: LinearLaye
 
 /** Why `root` cannot be permuted in place (not an initializer of `g`, or read by more than the layer through `chain`), or undefined. */
 function unshared(g: Graph, root: Value, chain: Node[], what: string): string | undefined {
+  if (root.producer()?.opType === 'Constant') return `${what} ${root.name} is a Constant node's output, not an initializer (--pass constants-to-initializers before this pass lifts it, and the fold can then be made)`;
   if (!root.initializer || root.isGraphInput() || g.initializers.get(root.name) !== root) return `${what} ${root.name} is not an initializer of the main graph`;
   // `chain` runs from the layer back to the constant: every value from the constant to the layer has one reader.
   for (const v of [root, ...[...chain].reverse().map((n) => n.output(0))]) {
