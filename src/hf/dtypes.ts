@@ -122,4 +122,3 @@ export function checkVariantMeaning(v: VariantName, m: QuantMeaning): void {
       return;
   }
 }
-

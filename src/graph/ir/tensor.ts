@@ -138,9 +138,8 @@ export class Tensor {
   bytesVia(scratch: ReadBuffer): Uint8Array {
     const src = this.source;
     if (src.kind !== 'external' && src.kind !== 'spilled') return this.bytes();
-    const length = src.kind === 'external' ? src.location.length : src.length;
-    if (scratch.bytes.byteLength < length) scratch.bytes = new Uint8Array(length);
-    return src.kind === 'external' ? readExternal(this.name, src.location, scratch.bytes) : src.file.read(src.offset, src.length, scratch.bytes);
+    const into = grownTo(scratch, src.kind === 'external' ? src.location.length : src.length);
+    return src.kind === 'external' ? readExternal(this.name, src.location, into) : src.file.read(src.offset, src.length, into);
   }
 
   /** Values of a float32 or float64 tensor as float32 (float16/bfloat16 go through the kernels). */
@@ -227,6 +226,12 @@ export function alignedView<T extends ArrayBufferView>(b: Uint8Array, ctor: Type
 /** A buffer reused across reads (see {@link Tensor.bytesVia}), grown to the largest one. */
 export interface ReadBuffer {
   bytes: Uint8Array;
+}
+
+/** `scratch`'s buffer, first replaced by a larger one when it holds fewer than `n` bytes. */
+export function grownTo(scratch: ReadBuffer, n: number): Uint8Array {
+  if (scratch.bytes.byteLength < n) scratch.bytes = new Uint8Array(n);
+  return scratch.bytes;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { attr } from '../../graph/ir/attribute.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
 import type { Graph } from '../../graph/ir/graph.ts';
-import { type ReadBuffer, Tensor } from '../../graph/ir/tensor.ts';
+import { grownTo, type ReadBuffer, Tensor } from '../../graph/ir/tensor.ts';
 import type { Value } from '../../graph/ir/value.ts';
 import type { QuantConfig } from './config.ts';
 import { LayerBuilder } from './builder.ts';
@@ -168,9 +168,8 @@ function readsAllRows(br: Branch, K: number): boolean {
  */
 function widenNormal(br: Branch, K: number, N: number, scratch?: ReadBuffer): Branch {
   // In `scratch` when given: the caller spills the layer's tensors before the next layer reuses it.
-  if (scratch && scratch.bytes.byteLength < K * N) scratch.bytes = new Uint8Array(K * N);
-  const into = scratch?.bytes.buffer;
-  const wq = br.wq instanceof Int8Array ? (into ? new Int8Array(into, 0, K * N) : new Int8Array(K * N)) : into ? new Uint8Array(into, 0, K * N) : new Uint8Array(K * N);
+  const buffer = scratch ? grownTo(scratch, K * N).buffer : new ArrayBuffer(K * N);
+  const wq = br.wq instanceof Int8Array ? new Int8Array(buffer, 0, K * N) : new Uint8Array(buffer, 0, K * N);
   const zeroRow = br.wq instanceof Int8Array ? Int8Array.from(br.wZeroPoints.subarray(0, N)) : Uint8Array.from(br.wZeroPoints.subarray(0, N));
   // The branch's rows at their channels, the zero-point row at the others (the outliers).
   let next = 0;

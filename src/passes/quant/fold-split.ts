@@ -34,15 +34,16 @@ import { dtypeName } from '../../graph/ir/dtype.ts';
 import { consumedValues, type Graph } from '../../graph/ir/graph.ts';
 import type { Model } from '../../graph/ir/model.ts';
 import type { Node } from '../../graph/ir/node.ts';
-import { alignedView, type ExternalLocation, readExternal, Tensor } from '../../graph/ir/tensor.ts';
+import { alignedView, type ExternalLocation, type ReadBuffer, Tensor } from '../../graph/ir/tensor.ts';
 import type { Value } from '../../graph/ir/value.ts';
 import type { Logger } from '../log.ts';
 import type { QuantConfig } from './config.ts';
-import { type ReadBuffer, weightMatrixReadInto } from './layer-weights.ts';
+import { weightMatrixReadInto } from './layer-weights.ts';
+import { readWeightInto } from './plan-pool.ts';
 import { findLinearLayers, type LinearLayer } from './linear-layers.ts';
 import { outlierOptions, weightOutliers } from './plan.ts';
 import { detectOutliers } from '../../kernels/outliers.ts';
-import { type ChannelPermutation, permuteMatrixInPlace } from '../../kernels/permute.ts';
+import type { ChannelPermutation } from '../../kernels/permute.ts';
 
 /** One fold: the consumer's outlier channels moved last through its producers. */
 export interface SplitFold {
@@ -270,7 +271,7 @@ function permuted(t: Tensor, axis: number, order: Int32Array): Tensor {
   // first-touch page faults of the new buffers.
   const location = t.external;
   const source = location && dims.length === 2 && element === 4 ? { location, permutation: { axis: a as 0 | 1, order } } : undefined;
-  const produce = source ? () => readPermuted(t.name, source.location, dims[0]!, dims[1]!, source.permutation) : () => apply(t.bytes());
+  const produce = source ? () => readPermuted(t.name, source, dims[0]!, dims[1]!) : () => apply(t.bytes());
   // The same tensor otherwise (name, type, shape, doc string, extra fields); only the bytes move.
   const out = new Tensor(t.name, t.dataType, dims, t.isInMemory ? { kind: 'raw', bytes: apply(t.bytes()) } : { kind: 'lazy', produce }, t.extras);
   out.docString = t.docString;
@@ -278,11 +279,11 @@ function permuted(t: Tensor, axis: number, order: Int32Array): Tensor {
   return out;
 }
 
-/** A `[rows, cols]` 32-bit matrix read from its data file into a new buffer and reordered in it. */
-function readPermuted(name: string, location: ExternalLocation, rows: number, cols: number, permutation: ChannelPermutation): Uint8Array {
-  const bytes = readExternal(name, location);
-  permuteMatrixInPlace(new Uint32Array(bytes.buffer, bytes.byteOffset, rows * cols), rows, cols, permutation);
-  return bytes;
+/** A `[rows, cols]` 32-bit matrix read from its data file into a new buffer and reordered in it (as a worker reads it). */
+function readPermuted(name: string, source: { location: ExternalLocation; permutation: ChannelPermutation }, rows: number, cols: number): Uint8Array {
+  const scratch: ReadBuffer = { bytes: new Uint8Array(0) };
+  readWeightInto({ name, ...source }, rows, cols, scratch);
+  return scratch.bytes;
 }
 
 /** A permuted 32-bit matrix whose source is in a data file: where to read it and how to reorder it. */

@@ -1,8 +1,6 @@
 import { bfloat16ToFloat32Array, float16ToFloat32Array } from '../../kernels/float16.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
 import { alignedView, type ReadBuffer, type Tensor } from '../../graph/ir/tensor.ts';
-
-export type { ReadBuffer };
 import type { LinearLayer } from './linear-layers.ts';
 
 /** Float32 values of a float32, float16 or bfloat16 tensor. */

@@ -5,9 +5,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { type ExternalLocation, readExternal } from '../../graph/ir/tensor.ts';
+import { type ExternalLocation, grownTo, type ReadBuffer, readExternal } from '../../graph/ir/tensor.ts';
 import { type ChannelPermutation, permuteMatrixInPlace } from '../../kernels/permute.ts';
-import type { ReadBuffer } from './layer-weights.ts';
 import type { QuantConfig } from './config.ts';
 import type { WeightPlan } from './plan.ts';
 
@@ -27,10 +26,9 @@ export interface ExternalWeight {
  * `scratch`.
  */
 export function readWeightInto(w: ExternalWeight, K: number, N: number, scratch: ReadBuffer): Float32Array {
-  if (scratch.bytes.byteLength < w.location.length) scratch.bytes = new Uint8Array(w.location.length);
-  readExternal(w.name, w.location, scratch.bytes);
-  if (w.permutation) permuteMatrixInPlace(new Uint32Array(scratch.bytes.buffer, 0, K * N), K, N, w.permutation);
-  return new Float32Array(scratch.bytes.buffer, 0, K * N);
+  const bytes = readExternal(w.name, w.location, grownTo(scratch, w.location.length));
+  if (w.permutation) permuteMatrixInPlace(new Uint32Array(bytes.buffer, 0, K * N), K, N, w.permutation);
+  return new Float32Array(bytes.buffer, 0, K * N);
 }
 
 /** What a worker is asked: the weight's values, or where to read them. */

@@ -1,7 +1,7 @@
 /** A worker thread of {@link PlanPool}: answers plan requests with `planWeights`. */
 import { parentPort } from 'node:worker_threads';
 import { planWeights } from './plan.ts';
-import type { ReadBuffer } from './layer-weights.ts';
+import type { ReadBuffer } from '../../graph/ir/tensor.ts';
 import { type ExternalWeight, type PlanReply, type PlanRequest, planTransfers, readWeightInto } from './plan-pool.ts';
 
 /** The buffer weights are read into, grown to the largest one (planWeights keeps no view of it). */
