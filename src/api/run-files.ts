@@ -6,8 +6,9 @@
  * must go to a folder that exists. Passes say which of their options name files in the
  * option's declaration (`PassOption.file`), so plugins get the same protection.
  */
-import { accessSync, constants, existsSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { specialFileKind } from '../graph/serde/file-kind.ts';
 import type { PassStep } from '../passes/manager.ts';
 import { ConvertError } from './errors.ts';
 
@@ -73,6 +74,7 @@ function sidecarLabel(label: string, suffix: string): string {
  * @throws ConvertError naming both files' options
  */
 export function checkRunFiles(reads: readonly RunFile[], writes: readonly WrittenFile[]): void {
+  for (const r of reads) checkReadSource(r.path, `${r.label} ${r.path}`);
   const seen: WrittenFile[] = [];
   for (const w of writes) {
     checkWriteTarget(w.path, `${w.label} ${w.path}`);
@@ -88,6 +90,19 @@ export function checkRunFiles(reads: readonly RunFile[], writes: readonly Writte
 }
 
 /**
+ * Refuses a file a run reads when it exists but is not a regular file: a folder, or a FIFO
+ * or device (/dev/zero), whose read would block or never end. A missing file is left to
+ * whatever reads it, which names it.
+ * @param what how the error names the path (`--config c.json`, `the input model m.onnx`)
+ */
+export function checkReadSource(path: string, what: string): void {
+  if (!existsSync(path)) return;
+  const st = statSync(path);
+  if (st.isDirectory()) throw new ConvertError(`${what}: is a folder; give a file`);
+  if (!st.isFile()) throw new ConvertError(`${what}: is ${specialFileKind(st)}, not a regular file`);
+}
+
+/**
  * Refuses a path a run would write (a temporary file renamed over it) when it is a folder or
  * an existing file that is not a regular one (a device such as /dev/null, a FIFO, a socket:
  * the rename would replace it with a regular file), or when its folder is missing, is not a
@@ -99,7 +114,7 @@ export function checkWriteTarget(path: string, what: string): void {
   if (existsSync(abs)) {
     const st = statSync(abs);
     if (st.isDirectory()) throw new ConvertError(`${what}: is a folder; give a file path`);
-    if (!st.isFile()) throw new ConvertError(`${what}: is ${specialKind(st)}, not a regular file; outputs are written to a temporary file and renamed over the path, which would replace it: give a file path`);
+    if (!st.isFile()) throw new ConvertError(`${what}: is ${specialFileKind(st)}, not a regular file; outputs are written to a temporary file and renamed over the path, which would replace it: give a file path`);
   }
   const dir = dirname(abs);
   if (!existsSync(dir)) throw new ConvertError(`${what}: folder ${dirname(path)} does not exist`);
@@ -109,14 +124,6 @@ export function checkWriteTarget(path: string, what: string): void {
   } catch {
     throw new ConvertError(`${what}: folder ${dirname(path)} is not writable`);
   }
-}
-
-function specialKind(st: Stats): string {
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
 }
 
 /** Whether two paths name one file, existing or not (then by real folder and name). */

@@ -146,6 +146,20 @@ describe('what a run writes, and how it is named (found by a new-user trial of t
     expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
   });
 
+  it('a FIFO or device read as the model, a module, a prompt list or --config is refused without reading it (found by a safety trial: each hung, deaf to Ctrl-C)', async () => {
+    const fifo = join(out, 'read-fifo');
+    execFileSync('mkfifo', [fifo]);
+    const folders = { input: inDir, output: out };
+    const o = join(out, 'x.onnx');
+    await expectRefused([fifo, '-o', o], /read-fifo: is a FIFO, not a regular file/, folders);
+    await expectRefused(['/dev/zero', '-o', o], /\/dev\/zero: is a character device, not a regular file/, folders);
+    await expectRefused([model, '-o', o, '--pass', 'q-arvd', '--q-arvd.calib', fifo], /--q-arvd\.calib \S*read-fifo: is a FIFO, not a regular file/, folders);
+    await expectRefused([model, '-o', o, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.prompts', fifo], /--q-arvd\.prompts \S*read-fifo: is a FIFO, not a regular file/, folders);
+    await expectRefused([model, '-o', o, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.prompts', inDir], /--q-arvd\.prompts \S*: is a folder; give a file/, folders);
+    await expectRefused([model, '-o', o, '--config', fifo], /read-fifo: is a FIFO, not a regular file/, folders);
+    expect(statSync(fifo).isFIFO()).toBe(true);
+  });
+
   it('an output under a file is refused before any pass, naming the path that is not a folder', async () => {
     await expectRefused([model, '-o', join(model, 'out.onnx'), '--pass', 'minmax', '--minmax.a-bits', 'none'], /two\.onnx\/out\.onnx: \S*two\.onnx is not a folder/, { input: inDir, output: out });
   });

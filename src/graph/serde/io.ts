@@ -4,6 +4,7 @@ import type { Model } from '../ir/model.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import { decodeModel, encodeModel } from '../proto/codec.ts';
 import { realFolder } from './data-file.ts';
+import { specialFileKind } from './file-kind.ts';
 import { errnoText, isErrno, ModelFileError } from './errors.ts';
 import { trackTemp, untrackTemp } from './temp-files.ts';
 import { ExternalDataSink, inlineSink } from './external-sink.ts';
@@ -25,6 +26,7 @@ export function loadModel(source: string | Uint8Array, options: { baseDir?: stri
     if (!existsSync(file)) throw new ModelFileError(file, 'no such file');
     const st = statSync(file);
     if (st.isDirectory()) throw new ModelFileError(file, 'is a folder, not an .onnx file');
+    if (!st.isFile()) throw new ModelFileError(file, `is ${specialFileKind(st)}, not a regular file`);
     if (st.size >= PROTOBUF_LIMIT_BYTES) throw new ModelFileError(file, `is ${st.size} bytes, over the 2 GiB protobuf limit`);
     const model = loadModel(readFileSync(file), { baseDir: dirname(resolve(file)), file });
     return model;
