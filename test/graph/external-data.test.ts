@@ -189,6 +189,26 @@ describe('a model that reads external data', () => {
     truncateSync(`${model}.data`, statSync(inputData).size - 1);
     expect(() => loadModel(model)).toThrow(/model\.onnx: tensor .*: external data file model\.onnx\.data is too short/);
   });
+
+  it('a save whose model cannot be renamed into place leaves the previous data file as it was', () => {
+    // The data file is renamed first: it must not replace the old one when the model's rename
+    // then fails (the old model would read the new data). The model's final path is a
+    // non-empty folder, which makes that rename fail even as root.
+    const outDir = join(dir, 'commit-fails');
+    mkdirSync(join(outDir, 'out.onnx'), { recursive: true });
+    copyFileSync(inputData, join(outDir, 'out.onnx', 'kept'));
+    copyFileSync(inputData, join(outDir, 'out.onnx.data'));
+    truncateSync(join(outDir, 'out.onnx.data'), 1000); // not what the save writes
+    const before = sha256File(join(outDir, 'out.onnx.data'));
+    const out = join(outDir, 'out.onnx');
+    const saving = () => saveModel(loadModel(input), out, { externalData: true });
+    expect(saving).toThrow(/EISDIR/);
+    expect(sha256File(join(outDir, 'out.onnx.data'))).toBe(before);
+    expect(saving).toThrow(`${out}: cannot write: it is a folder (EISDIR); the previous files were left as they were`);
+    expect(sha256File(join(outDir, 'out.onnx', 'kept'))).toBe(hashes.data);
+    expect(listDir(outDir)).toEqual(['out.onnx', 'out.onnx.data']); // no temporary or set-aside file
+    unchanged();
+  });
 });
 
 function saveToBytes(model: Model, path: string): Uint8Array {

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { Model } from '../ir/model.ts';
 import type { Tensor } from '../ir/tensor.ts';
@@ -6,7 +6,8 @@ import { decodeModel, encodeModel } from '../proto/codec.ts';
 import { realFolder } from './data-file.ts';
 import { specialFileKind } from './file-kind.ts';
 import { errnoText, isErrno, ModelFileError } from './errors.ts';
-import { trackTemp, untrackTemp } from './temp-files.ts';
+import { tempSuffix, trackTemp, untrackTemp } from './temp-files.ts';
+import { CommitError, commitFiles } from './commit.ts';
 import { ExternalDataSink, inlineSink } from './external-sink.ts';
 import { modelFromProto } from './from-proto.ts';
 import { modelToProto } from './to-proto.ts';
@@ -72,10 +73,30 @@ export interface SaveResult {
 
 /**
  * Saves atomically: the model (and its data file) are written under temporary names and
- * renamed into place only when complete, so a failed save leaves no partial output. Refuses
- * to write into a data file that the model itself reads from.
+ * renamed into place only when complete, both or neither (see {@link commitFiles}), so a
+ * failed save leaves no partial output and the previous files as they were. Refuses to write
+ * into a data file that the model itself reads from.
+ * @throws ModelFileError naming `path`
  */
 export function saveModel(model: Model, path: string, options: SaveOptions = {}): SaveResult {
+  return writeModelFiles(model, path, options).commit();
+}
+
+/** A save whose temporary files are written: {@link PendingSave.commit} puts them in place. */
+export interface PendingSave {
+  /** Renames the temporary files into place (all or nothing) and returns what was written. */
+  commit(): SaveResult;
+  /** Removes the temporary files instead (best effort). */
+  discard(): void;
+}
+
+/**
+ * The first half of {@link saveModel}: writes the model (and its data file) under temporary
+ * names, registered with `trackTemp` so that a signal removes them, and leaves the rename to
+ * the caller. The CLI commits only after a pending Ctrl-C has had its chance to run.
+ * @throws ModelFileError naming `path`
+ */
+export function writeModelFiles(model: Model, path: string, options: SaveOptions = {}): PendingSave {
   const out = resolve(path);
   const dataName = options.dataFileName ?? `${basename(out)}.data`;
   if (basename(dataName) !== dataName || dataName === basename(out)) throw new ModelFileError(path, `data file name '${dataName}' must be a plain file name other than the model's`);
@@ -91,36 +112,59 @@ export function saveModel(model: Model, path: string, options: SaveOptions = {})
   if (external && readsFrom(model, dataPath)) {
     throw new ModelFileError(path, `would overwrite ${dataName}, the external data file the model reads its weights from; choose another output name`);
   }
-  const suffix = `.${process.pid}.${Date.now()}.tmp`;
+  const suffix = tempSuffix();
   const tmpModel = out + suffix;
   const tmpData = dataPath + suffix;
   const sink = external ? new ExternalDataSink(tmpData, dataName) : inlineSink;
   // Registered so that Ctrl-C or a calibration watchdog removes them too.
-  const removeTmpModel = trackTemp(tmpModel);
-  const removeTmpData = trackTemp(tmpData);
+  const removers = [trackTemp(tmpModel), trackTemp(tmpData)];
+  const discard = () => {
+    for (const remove of removers) {
+      try {
+        remove();
+      } catch {
+        // Best effort: the error that made the save fail is the one to report.
+      }
+    }
+  };
+  // A file-system error names the temporary file: name the user's output instead.
+  const named = (e: unknown) => (isErrno(e) ? new ModelFileError(path, `cannot write: ${errnoText(e)}`, { cause: e }) : e);
+  let bytes: Uint8Array;
+  let wroteData: boolean;
   try {
-    const bytes = encodeModel(modelToProto(model, sink));
+    bytes = encodeModel(modelToProto(model, sink));
     if (bytes.byteLength >= PROTOBUF_LIMIT_BYTES) throw new ModelFileError(path, 'the serialized model exceeds the 2 GiB protobuf limit; save with external data');
     writeFileSync(tmpModel, bytes);
-    const wroteData = sink instanceof ExternalDataSink && sink.close();
-    if (wroteData) renameSync(tmpData, dataPath);
-    renameSync(tmpModel, out);
-    untrackTemp(tmpModel);
-    untrackTemp(tmpData);
-    const result: SaveResult = { path: out, bytes: bytes.byteLength };
-    if (wroteData) {
-      result.externalDataPath = dataPath;
-      result.externalDataBytes = (sink as ExternalDataSink).bytesWritten;
-    }
-    if (externalReason) result.externalReason = externalReason;
-    return result;
+    wroteData = sink instanceof ExternalDataSink && sink.close();
   } catch (e) {
-    if (sink instanceof ExternalDataSink) sink.close();
-    removeTmpModel();
-    removeTmpData();
-    // A file-system error names the temporary file: name the user's output instead.
-    throw isErrno(e) ? new ModelFileError(path, `cannot write: ${errnoText(e)}`, { cause: e }) : e;
+    try {
+      if (sink instanceof ExternalDataSink) sink.close();
+    } catch {
+      // As for discard: keep the first error.
+    }
+    discard();
+    throw named(e);
   }
+  return {
+    discard,
+    commit: () => {
+      try {
+        commitFiles([...(wroteData ? [{ temp: tmpData, final: dataPath }] : []), { temp: tmpModel, final: out }]);
+      } catch (e) {
+        discard();
+        if (!(e instanceof CommitError)) throw named(e);
+        throw new ModelFileError(path, e.final === dataPath ? `cannot write its data file ${dataName}: ${e.reason.replace(/^cannot write: /, '')}` : e.reason, { cause: e });
+      }
+      for (const t of [tmpModel, tmpData]) untrackTemp(t);
+      const result: SaveResult = { path: out, bytes: bytes.byteLength };
+      if (wroteData) {
+        result.externalDataPath = dataPath;
+        result.externalDataBytes = (sink as ExternalDataSink).bytesWritten;
+      }
+      if (externalReason) result.externalReason = externalReason;
+      return result;
+    },
+  };
 }
 
 /** Every tensor of the model: initializers and tensor attributes, subgraphs included. */

@@ -9,6 +9,21 @@ import { rmSync } from 'node:fs';
 const live = new Set<string>();
 
 /**
+ * The suffix of a save's temporary names beside the final file (`out.onnx.1234.1796395860837.tmp`;
+ * `kind` 'old' for a final set aside while a commit replaces it). Unique per process and
+ * millisecond, so two runs writing one folder never share a temporary name.
+ */
+export function tempSuffix(kind: 'tmp' | 'old' = 'tmp'): string {
+  return `.${process.pid}.${Date.now()}.${kind}`;
+}
+
+/** Bytes {@link tempSuffix} adds to a file name at most: a name must leave this much of the 255-byte limit. */
+export function tempSuffixBytes(): number {
+  // Date.now() has 13 digits until the year 2286.
+  return Buffer.byteLength(tempSuffix());
+}
+
+/**
  * `process.exit` as it was when this module loaded: calibration supervision replaces it while
  * a user's module runs, and the ways out here must still really exit.
  */

@@ -1,0 +1,113 @@
+/**
+ * Moving finished temporary files into place as one step: a save writes a model and its data
+ * file, folder mode a model and a data file for every graph, and a reader needs all of them
+ * from the same run. Renaming them one by one would, on a failure part way (EPERM on a file
+ * another user owns in a sticky folder, a full disk for a metadata update), leave new files
+ * beside old ones that no longer match them (a model reading offsets past the end of a
+ * replaced data file). So every existing final file is first moved aside, then the new files
+ * are renamed in; on a failure the new ones are removed and the old ones moved back.
+ */
+import { lstatSync, renameSync, rmSync } from 'node:fs';
+import { errnoText, isErrno } from './errors.ts';
+import { tempSuffix } from './temp-files.ts';
+
+/** One file to put in place: `temp` renamed to `final`; without `temp`, `final` is removed. */
+export interface FileCommit {
+  /** The finished temporary file, or undefined to remove `final` (a stale file of the set). */
+  temp?: string;
+  final: string;
+}
+
+/**
+ * A commit that failed: nothing of it is in place. `final` is the file whose move failed;
+ * `restored` is false when an old file could not be moved back (the message says where it is).
+ */
+export class CommitError extends Error {
+  readonly final: string;
+  readonly restored: boolean;
+  /** The reason without the path, for callers that name the file their own way. */
+  readonly reason: string;
+  constructor(final: string, reason: string, restored: boolean, options?: { cause?: unknown }) {
+    super(`${final}: ${reason}`, options);
+    this.name = 'CommitError';
+    this.final = final;
+    this.reason = reason;
+    this.restored = restored;
+  }
+}
+
+/**
+ * Puts every `temp` in place of its `final` all or nothing, as far as the file system allows:
+ * each existing final (a symbolic link, even a dangling one, counts and is moved itself, not
+ * what it points to) is renamed to a name beside it, then the temporary files are renamed in,
+ * then the set-aside files are removed. On any failure the files placed so far are removed and
+ * the set-aside ones renamed back, and a {@link CommitError} is thrown. A final that is a
+ * folder is never moved (nor removed): a file's rename onto it fails, which undoes the commit.
+ * Temporary files not yet renamed are the caller's to remove.
+ * @throws CommitError naming the final file whose move failed
+ */
+export function commitFiles(files: readonly FileCommit[]): void {
+  const asides: { final: string; aside: string }[] = [];
+  const placed: string[] = [];
+  const suffix = tempSuffix('old');
+  let failed: { final: string; error: unknown } | undefined;
+  for (const f of files) {
+    if (!occupied(f.final)) continue;
+    const aside = f.final + suffix;
+    try {
+      renameSync(f.final, aside);
+      asides.push({ final: f.final, aside });
+    } catch (e) {
+      failed = { final: f.final, error: e };
+      break;
+    }
+  }
+  for (const f of failed ? [] : files) {
+    if (f.temp === undefined) continue;
+    try {
+      renameSync(f.temp, f.final);
+      placed.push(f.final);
+    } catch (e) {
+      failed = { final: f.final, error: e };
+      break;
+    }
+  }
+  if (!failed) {
+    // The new files are in place: what is left of the old ones is only a name beside them.
+    for (const a of asides) rmSync(a.aside, { recursive: true, force: true });
+    return;
+  }
+  const stuck = rollBack(placed, asides);
+  const why = isErrno(failed.error) ? errnoText(failed.error) : (failed.error as Error).message;
+  const left = stuck.length === 0 ? 'the previous files were left as they were' : `the previous ${stuck.map((a) => `${a.final} is now ${a.aside}`).join(', ')} (it could not be moved back)`;
+  throw new CommitError(failed.final, `cannot write: ${why}; ${left}`, stuck.length === 0, { cause: failed.error });
+}
+
+/** Whether a final path exists as something a file's rename replaces (not a real folder). */
+function occupied(path: string): boolean {
+  try {
+    return !lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Removes the placed files and moves the set-aside ones back; returns those that stayed aside. */
+function rollBack(placed: readonly string[], asides: readonly { final: string; aside: string }[]): { final: string; aside: string }[] {
+  for (const p of placed) {
+    try {
+      rmSync(p, { force: true });
+    } catch {
+      // Its old file's rename back below replaces it anyway.
+    }
+  }
+  const stuck: { final: string; aside: string }[] = [];
+  for (const a of asides) {
+    try {
+      renameSync(a.aside, a.final);
+    } catch {
+      stuck.push(a);
+    }
+  }
+  return stuck;
+}
