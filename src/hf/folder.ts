@@ -14,12 +14,15 @@
  *    name that would land on a base graph, or a data file that a base graph reads, is refused
  *    even with `force`. The fp32 files are never written.
  * 5. All variants are written into a staging folder inside `onnx/` and renamed into place
- *    only when every graph is done, so a failure leaves the folder as it was.
+ *    only when every graph is done, all or nothing, so a failure (or Ctrl-C) leaves the folder
+ *    as it was.
  */
-import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
+import { CommitError, commitFiles } from '../graph/serde/commit.ts';
 import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
+import { trackTemp } from '../graph/serde/temp-files.ts';
 import type { Logger } from '../passes/log.ts';
 import type { PassStep } from '../passes/manager.ts';
 import { resolveOptions } from '../passes/pass.ts';
@@ -135,7 +138,9 @@ export interface ConvertFolderOptions {
 
 /**
  * Loads every base graph, runs the passes, saves each variant into a staging folder, then
- * renames them all into `onnx/` (rule 5). Returns what was written.
+ * moves them all into `onnx/` at once (rule 5): on a failure part way every file of every
+ * variant is as it was (see {@link commitFiles}). Returns what was written.
+ * @throws FolderError naming the variant file that could not be moved into place
  */
 export async function convertFolder(plan: VariantPlan, options: ConvertFolderOptions): Promise<WrittenVariant[]> {
   const { folder, targets } = plan;
@@ -143,6 +148,8 @@ export async function convertFolder(plan: VariantPlan, options: ConvertFolderOpt
   const protectedFiles = new Set<string>(folder.bases.map((b) => realpathSync(join(folder.onnxDir, b))));
   const staged: { target: VariantTarget; saved: SaveResult; baseBytes: number }[] = [];
   mkdirSync(staging);
+  // Finished variants wait here, maybe for hours: Ctrl-C must not leave them in onnx/.
+  const removeStaging = trackTemp(staging);
   try {
     for (const target of targets) {
       const model = loadModel(target.input);
@@ -161,16 +168,23 @@ export async function convertFolder(plan: VariantPlan, options: ConvertFolderOpt
         if (existsSync(f) && protectedFiles.has(realpathSync(f))) throw new FolderError(`${f}: is read by an fp32 graph; it is never replaced, pick another --variant name`);
       }
     }
-    const written: WrittenVariant[] = [];
-    for (const { target, saved, baseBytes } of staged) {
-      const finalData = join(folder.onnxDir, target.dataFile);
-      if (saved.externalDataPath) renameSync(saved.externalDataPath, finalData);
-      else rmSync(finalData, { force: true }); // a stale data file of the variant replaced under --force
-      renameSync(saved.path, target.output);
-      written.push({ ...target, baseBytes, saved: { ...saved, path: resolve(target.output), externalDataPath: saved.externalDataPath ? resolve(finalData) : undefined } });
+    try {
+      commitFiles(
+        staged.flatMap(({ target, saved }) => [
+          // Without a data file of its own now, a variant replaced under --force loses its stale one.
+          { temp: saved.externalDataPath, final: join(folder.onnxDir, target.dataFile) },
+          { temp: saved.path, final: target.output },
+        ]),
+      );
+    } catch (e) {
+      if (e instanceof CommitError) throw new FolderError(`${e.final}: cannot move the ${plan.variant.name} variant into place: ${e.why}; no variant was written, ${e.left}`, { cause: e });
+      throw e;
     }
-    return written;
+    return staged.map(({ target, saved, baseBytes }) => {
+      const finalData = join(folder.onnxDir, target.dataFile);
+      return { ...target, baseBytes, saved: { ...saved, path: resolve(target.output), externalDataPath: saved.externalDataPath ? resolve(finalData) : undefined } };
+    });
   } finally {
-    rmSync(staging, { recursive: true, force: true });
+    removeStaging();
   }
 }

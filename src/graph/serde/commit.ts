@@ -20,19 +20,23 @@ export interface FileCommit {
 
 /**
  * A commit that failed: nothing of it is in place. `final` is the file whose move failed;
- * `restored` is false when an old file could not be moved back (the message says where it is).
+ * `restored` is false when an old file could not be moved back (`left` says where it is).
  */
 export class CommitError extends Error {
   readonly final: string;
+  /** Why the move failed, in plain words, without a (temporary) path. */
+  readonly why: string;
+  /** What became of the previous files. */
+  readonly left: string;
   readonly restored: boolean;
-  /** The reason without the path, for callers that name the file their own way. */
-  readonly reason: string;
-  constructor(final: string, reason: string, restored: boolean, options?: { cause?: unknown }) {
-    super(`${final}: ${reason}`, options);
+  constructor(final: string, why: string, stuck: readonly { final: string; aside: string }[], options?: { cause?: unknown }) {
+    const left = stuck.length === 0 ? 'the previous files were left as they were' : `the previous ${stuck.map((a) => `${a.final} is now ${a.aside}`).join(', ')} (it could not be moved back)`;
+    super(`${final}: cannot write: ${why}; ${left}`, options);
     this.name = 'CommitError';
     this.final = final;
-    this.reason = reason;
-    this.restored = restored;
+    this.why = why;
+    this.left = left;
+    this.restored = stuck.length === 0;
   }
 }
 
@@ -79,8 +83,7 @@ export function commitFiles(files: readonly FileCommit[]): void {
   }
   const stuck = rollBack(placed, asides);
   const why = isErrno(failed.error) ? errnoText(failed.error) : (failed.error as Error).message;
-  const left = stuck.length === 0 ? 'the previous files were left as they were' : `the previous ${stuck.map((a) => `${a.final} is now ${a.aside}`).join(', ')} (it could not be moved back)`;
-  throw new CommitError(failed.final, `cannot write: ${why}; ${left}`, stuck.length === 0, { cause: failed.error });
+  throw new CommitError(failed.final, why, stuck, { cause: failed.error });
 }
 
 /** Whether a final path exists as something a file's rename replaces (not a real folder). */

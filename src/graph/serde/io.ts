@@ -153,7 +153,7 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
       } catch (e) {
         discard();
         if (!(e instanceof CommitError)) throw named(e);
-        throw new ModelFileError(path, e.final === dataPath ? `cannot write its data file ${dataName}: ${e.reason.replace(/^cannot write: /, '')}` : e.reason, { cause: e });
+        throw new ModelFileError(path, `cannot write${e.final === dataPath ? ` its data file ${dataName}` : ''}: ${e.why}; ${e.left}`, { cause: e });
       }
       for (const t of [tmpModel, tmpData]) untrackTemp(t);
       const result: SaveResult = { path: out, bytes: bytes.byteLength };

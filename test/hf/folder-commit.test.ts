@@ -1,0 +1,68 @@
+// Folder mode moves every staged variant into onnx/ at once: a move that fails part way
+// leaves every old variant file as it was (found by a safety trial: a mix of old and new
+// variants, and an error naming the staging folder), and the staging folder is a registered
+// temporary so that Ctrl-C removes it. The graphs are tiny synthetic ones (Relu → Neg); a
+// variant path that is a non-empty folder makes the last move fail, even as root.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { saveModel } from '../../src/graph/serde/io.ts';
+import { liveTempFiles } from '../../src/graph/serde/temp-files.ts';
+import { FolderError } from '../../src/hf/errors.ts';
+import { convertFolder, planVariant, scanModelFolder, VARIANT_METADATA_KEY } from '../../src/hf/folder.ts';
+import { silentLogger } from '../../src/passes/log.ts';
+import { tinyModel } from '../helpers/tiny-model.ts';
+import { hashTree } from './helpers.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'qarvd-folder-commit-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** A model folder with two fp32 graphs, a.onnx and b.onnx. */
+function modelFolder(name: string): { dir: string; onnx: string } {
+  const dir = join(root, name);
+  const onnx = join(dir, 'onnx');
+  mkdirSync(onnx, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), '{}');
+  for (const base of ['a', 'b']) saveModel(tinyModel(), join(onnx, `${base}.onnx`));
+  return { dir, onnx };
+}
+
+describe('convertFolder commits every variant or none', () => {
+  it('a move that fails part way leaves the old variants as they were, and names the variant file', async () => {
+    const { dir, onnx } = modelFolder('fails');
+    // The old variant of a (with a data file the new one, inline, would drop), and b's variant path a folder.
+    const old = tinyModel();
+    old.metadata.set(VARIANT_METADATA_KEY, 'v');
+    old.metadata.set('written', 'by an earlier run'); // not what this run writes
+    saveModel(old, join(onnx, 'a_v.onnx'));
+    writeFileSync(join(onnx, 'a_v.onnx_data'), 'old data of a');
+    mkdirSync(join(onnx, 'b_v.onnx'));
+    writeFileSync(join(onnx, 'b_v.onnx', 'keep'), 'kept');
+    const before = hashTree(dir);
+    const plan = planVariant(scanModelFolder(dir), 'v', {}, true);
+    const error = await convertFolder(plan, { externalData: 'auto', log: silentLogger, runPasses: async () => {} }).catch((e: unknown) => e);
+    expect(hashTree(dir)).toEqual(before); // no new a_v.onnx, its data file back, no staging folder
+    expect(error).toBeInstanceOf(FolderError);
+    expect((error as Error).message).toBe(`${join(onnx, 'b_v.onnx')}: cannot move the v variant into place: it is a folder (EISDIR); no variant was written, the previous files were left as they were`);
+  });
+
+  it('the staging folder is a registered temporary while the graphs run, and is gone after', async () => {
+    const { dir, onnx } = modelFolder('staging');
+    const seen: string[][] = [];
+    const plan = planVariant(scanModelFolder(dir), 'v', {}, false);
+    await convertFolder(plan, {
+      externalData: 'auto',
+      log: silentLogger,
+      runPasses: async () => {
+        seen.push(liveTempFiles().filter((p) => p.startsWith(onnx)));
+      },
+    });
+    // While b's passes run, a's finished variant waits in the staging folder: Ctrl-C must remove it.
+    expect(seen).toHaveLength(2);
+    for (const live of seen) expect(live).toEqual([expect.stringMatching(/\/onnx\/\.convert-\d+-\d+\.staging$/)]);
+    expect(existsSync(seen[0]![0]!)).toBe(false);
+    expect(liveTempFiles().filter((p) => p.startsWith(onnx))).toEqual([]);
+    expect(readdirSync(onnx).sort()).toEqual(['a.onnx', 'a_v.onnx', 'b.onnx', 'b_v.onnx']);
+  });
+});
