@@ -7,7 +7,8 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { ModelFileError } from '../graph/serde/errors.ts';
-import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
+import { loadModel, modelTensors, type SaveResult, writeModelFiles } from '../graph/serde/io.ts';
+import { letSignalsRun } from '../graph/serde/temp-files.ts';
 import type { CalibrationModule } from '../passes/calibration/module.ts';
 import { type Logger, silentLogger } from '../passes/log.ts';
 import { InvalidInputError, PassManager, type PassRecord, type PassStep } from '../passes/manager.ts';
@@ -90,7 +91,11 @@ export async function convertFile(input: string, output: string, steps: readonly
     // The structural checks found the input broken: name the file, not "the input model".
     throw e instanceof InvalidInputError ? new ModelFileError(input, e.message.replace(/^the input model /, ''), { cause: e }) : e;
   });
-  const saved = saveModel(model, output, { externalData: streamed || mode });
+  const pending = writeModelFiles(model, output, { externalData: streamed || mode });
+  // A Ctrl-C that came while the passes or the save kept this thread busy is handled here
+  // (the CLI's handler removes the temporary files and exits), not after the output is in place.
+  await letSignalsRun();
+  const saved = pending.commit();
   if (streamed && saved.externalDataPath) saved.externalReason = 'the input reads its weights from external data, so the output does too (--no-external-data, or externalData: false in the API, for one file)';
   return {
     passes: result.passes,

@@ -22,7 +22,7 @@ import { basename, join, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { CommitError, commitFiles } from '../graph/serde/commit.ts';
 import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
-import { trackTemp } from '../graph/serde/temp-files.ts';
+import { letSignalsRun, trackTemp } from '../graph/serde/temp-files.ts';
 import type { Logger } from '../passes/log.ts';
 import type { PassStep } from '../passes/manager.ts';
 import { resolveOptions } from '../passes/pass.ts';
@@ -168,6 +168,8 @@ export async function convertFolder(plan: VariantPlan, options: ConvertFolderOpt
         if (existsSync(f) && protectedFiles.has(realpathSync(f))) throw new FolderError(`${f}: is read by an fp32 graph; it is never replaced, pick another --variant name`);
       }
     }
+    // A Ctrl-C that came while this thread was busy is handled here, before anything is moved.
+    await letSignalsRun();
     try {
       commitFiles(
         staged.flatMap(({ target, saved }) => [

@@ -86,6 +86,17 @@ export function liveTempFiles(): string[] {
 }
 
 /**
+ * Lets a SIGINT or SIGTERM that arrived while this thread was busy reach its handler (see
+ * {@link cleanupOnSignal}): a signal is delivered only from the event loop's poll phase, which
+ * synchronous work never reaches. Two turns of `setImmediate`, because from inside an I/O
+ * callback the first one runs before the next poll. Await it before committing an output and
+ * between long synchronous steps; it costs microseconds.
+ */
+export function letSignalsRun(): Promise<void> {
+  return new Promise((done) => setImmediate(() => setImmediate(done)));
+}
+
+/**
  * While `fn` runs, SIGINT and SIGTERM remove the temporary files, print `message` and exit
  * with 130 / 143 as a shell expects; the handlers are removed afterwards.
  */

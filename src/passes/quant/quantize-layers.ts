@@ -8,6 +8,7 @@ import { type ExternalWeight, PlanPool, readWeightInto } from './plan-pool.ts';
 import { foldedExternalSource } from './fold-split.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
 import { SpillFile } from '../../graph/serde/spill-file.ts';
+import { letSignalsRun } from '../../graph/serde/temp-files.ts';
 import { EXTERNAL_THRESHOLD_BYTES } from '../../graph/serde/external-sink.ts';
 import type { Node } from '../../graph/ir/node.ts';
 import { layerEntry, type QuantReport, skippedEntry, totals } from './report.ts';
@@ -76,6 +77,8 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
     // Weights in a data file are read into one buffer reused from layer to layer, as the workers do.
     const scratch: ReadBuffer = { bytes: new Uint8Array(0) };
     for (const layer of layers) {
+      // One turn of the event loop per layer, so that Ctrl-C is heard during a long conversion.
+      await letSignalsRun();
       await prepare?.(layer);
       const source = externalWeight(layer);
       q.quantize(layer, source ? planWeights(readWeightInto(source, layer.K, layer.N, scratch), layer.K, layer.N, layerConfig(config, layer)) : undefined);
