@@ -9,6 +9,7 @@
 import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { specialFileKind } from '../graph/serde/file-kind.ts';
+import { tempSuffixBytes } from '../graph/serde/temp-files.ts';
 import type { PassStep } from '../passes/manager.ts';
 import { ConvertError } from './errors.ts';
 
@@ -102,8 +103,12 @@ export function checkReadSource(path: string, what: string): void {
   if (!st.isFile()) throw new ConvertError(`${what}: is ${specialFileKind(st)}, not a regular file`);
 }
 
+/** The longest file name (one path component) Linux, macOS and Windows file systems accept, in bytes. */
+const NAME_MAX_BYTES = 255;
+
 /**
- * Refuses a path a run would write (a temporary file renamed over it) when it is a folder or
+ * Refuses a path a run would write (a temporary file renamed over it) when its name leaves no
+ * room for the temporary name's suffix within 255 bytes, when it is a folder or
  * an existing file that is not a regular one (a device such as /dev/null, a FIFO, a socket:
  * the rename would replace it with a regular file), or when its folder is missing, is not a
  * folder, or is not writable. Checked before any pass, which can take hours.
@@ -111,6 +116,13 @@ export function checkReadSource(path: string, what: string): void {
  */
 export function checkWriteTarget(path: string, what: string): void {
   const abs = resolve(path);
+  // The save's temporary name is longer than the file's: without this the run would fail
+  // only after the passes, with ENAMETOOLONG on a name the user never gave.
+  const bytes = Buffer.byteLength(basename(abs));
+  const extra = tempSuffixBytes();
+  if (bytes + extra > NAME_MAX_BYTES) {
+    throw new ConvertError(`${what}: the file name is ${bytes} bytes; it is written first under a temporary name ${extra} bytes longer, over the ${NAME_MAX_BYTES}-byte limit of a file name: choose a name of at most ${NAME_MAX_BYTES - extra} bytes`);
+  }
   if (existsSync(abs)) {
     const st = statSync(abs);
     if (st.isDirectory()) throw new ConvertError(`${what}: is a folder; give a file path`);

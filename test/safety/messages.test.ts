@@ -160,6 +160,17 @@ describe('what a run writes, and how it is named (found by a new-user trial of t
     expect(statSync(fifo).isFIFO()).toBe(true);
   });
 
+  it('an output name that leaves no room for the temporary name is refused before any pass, naming the output (found by a safety trial: ENAMETOOLONG after the passes, hidden by the cleanup\'s own error)', async () => {
+    // Bytes, not characters: é is two bytes in UTF-8.
+    for (const name of [`${'a'.repeat(240)}.onnx`, `${'é'.repeat(120)}.onnx`]) {
+      const err = await expectRefused([model, '-o', join(out, name), '--pass', 'minmax', '--minmax.a-bits', 'none'], /: the file name is 245 bytes; it is written first under a temporary name \d+ bytes longer, over the 255-byte limit of a file name: choose a name of at most \d+ bytes$/m, { input: inDir, output: out });
+      expect(err.startsWith(`convert: error: ${join(out, name)}: `)).toBe(true);
+    }
+    // The library's saveModel has no such check: its error still names the output and the real cause.
+    const long = join(out, `${'a'.repeat(240)}.onnx`);
+    expect(() => saveModel(twoLayers(1), long)).toThrow(`${long}: cannot write: the file name is too long (ENAMETOOLONG)`);
+  });
+
   it('an output under a file is refused before any pass, naming the path that is not a folder', async () => {
     await expectRefused([model, '-o', join(model, 'out.onnx'), '--pass', 'minmax', '--minmax.a-bits', 'none'], /two\.onnx\/out\.onnx: \S*two\.onnx is not a folder/, { input: inDir, output: out });
   });

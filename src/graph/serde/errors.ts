@@ -39,6 +39,7 @@ const ERRNO_TEXT: Record<string, string> = {
   EMFILE: 'too many open files',
   EFBIG: 'the file is too large for the file system',
   EIO: 'input/output error',
+  ENAMETOOLONG: 'the file name is too long',
 };
 
 /** A plain-words reason for a file-system error, without the (possibly temporary) path. */
