@@ -72,5 +72,11 @@ describe('commitFiles', () => {
     expect(readFileSync(join(d, 'b'), 'utf8')).toBe('new b');
     expect(readFileSync(join(d, 'target'), 'utf8')).toBe('target');
     expect(listDir(d)).toEqual(['a', 'b', 'c', 'c.tmp', 'target']);
+    // A link to a folder is replaced as a link: the folder and what is in it stay.
+    symlinkSync(join(d, 'c'), join(d, 'to-c'));
+    commitFiles([{ temp: join(d, 'c.tmp'), final: join(d, 'to-c') }]);
+    expect(readFileSync(join(d, 'to-c'), 'utf8')).toBe('new c');
+    expect(readFileSync(join(d, 'c', 'keep'), 'utf8')).toBe('kept');
+    expect(listDir(d)).toEqual(['a', 'b', 'c', 'target', 'to-c']);
   });
 });

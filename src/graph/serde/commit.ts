@@ -77,8 +77,16 @@ export function commitFiles(files: readonly FileCommit[]): void {
     }
   }
   if (!failed) {
-    // The new files are in place: what is left of the old ones is only a name beside them.
-    for (const a of asides) rmSync(a.aside, { recursive: true, force: true });
+    // The new files are in place: what is left of the old ones is only a name beside them,
+    // and one that cannot be removed does not undo the commit. Never a folder (see occupied):
+    // a symbolic link is removed itself, not what it points to.
+    for (const a of asides) {
+      try {
+        rmSync(a.aside, { force: true });
+      } catch {
+        // A stray file beside the output; the output itself is complete.
+      }
+    }
     return;
   }
   const stuck = rollBack(placed, asides);
