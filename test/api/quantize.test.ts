@@ -1,7 +1,7 @@
 // The library API from the sources: quantize() and convert() write what the CLI writes for the
 // same options (they share convertFile), take a calibration module as an object, and refuse
 // bad options and paths with errors that name them.
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -37,6 +37,21 @@ describe('quantize()', () => {
     expect(r.passes[0]!.stats.layersQuantized).toBe(36);
     const ops = new Set([...loadModel(join(tmp, 'w8a8.onnx')).graph.allNodes()].map((n) => n.opType));
     expect(ops.has('QuantizeLinear')).toBe(true);
+  });
+
+  it('warns when the scale search clips activations chosen from fewer than 8 samples, and not from 8', async () => {
+    const module = (samples: number) => {
+      const path = join(tmp, `calib-${samples}.mjs`);
+      writeFileSync(path, `import * as ort from 'onnxruntime-node';\nexport const samples = ${samples};\nexport function* feeds(ctx) { yield { feeds: { input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: 8 }, () => BigInt(ctx.random.int(512))), [1, 8]) } }; }\n`);
+      return path;
+    };
+    const run = (samples: number) => cli(MODEL, '-o', join(tmp, `few-${samples}.onnx`), '--pass', 'q-arvd', '--q-arvd.calib', module(samples));
+    const few = await run(2);
+    expect(few.code, few.err).toBe(0);
+    expect(few.err).toMatch(/warning.*chooses activation clipping from 2 calibration sample\(s\).*give at least 8 samples, or --q-arvd\.scale-search false/);
+    const enough = await run(8);
+    expect(enough.code, enough.err).toBe(0);
+    expect(enough.err).not.toMatch(/chooses activation clipping/);
   });
 
   it('names an unknown option, a bad value, and an unknown pass', async () => {
