@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
 import { Graph, Model, Node, Tensor, Value } from '../../src/graph/ir/index.ts';
 import { decodeModel, encodeModel } from '../../src/graph/proto/codec.ts';
-import { saveModel } from '../../src/graph/serde/io.ts';
+import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 import { cli } from '../helpers/cli.ts';
 import { expectRefused } from '../helpers/refusal.ts';
@@ -70,6 +70,33 @@ describe('messages name the user\'s file, tensor, option or module', () => {
     p.graph.initializer[0].dims = [-4, 16];
     writeFileSync(bad, encodeModel(p));
     await expectRefused([bad, '-o', join(out, 'x.onnx')], /negative-dim\.onnx: tensor W1: dims \[-4, 16\] hold -4; a tensor's dims must be non-negative integers/, { input: inDir, output: out });
+  });
+
+  it('typed-field data (float_data, …) that does not fill the shape names the tensor, as short raw_data does', async () => {
+    // The real tiny-arvd model with its first weight moved from raw_data to float_data: 3 values
+    // for hundreds of elements used to round-trip with exit 0 into a model onnxruntime refuses.
+    const p = decodeModel(readFileSync('examples/tiny-arvd/model.onnx')) as Record<string, any>;
+    const init = (p.graph.initializer as Record<string, any>[]).find((t) => t.data_type === DataType.FLOAT && t.dims.length === 2)!;
+    const n = init.dims.map(Number).reduce((a: number, b: number) => a * b, 1);
+    delete init.raw_data;
+    init.float_data = [1, 2, 3];
+    const short = join(inDir, 'short-float-data.onnx');
+    writeFileSync(short, encodeModel(p));
+    const says = new RegExp(`short-float-data\\.onnx: tensor ${init.name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: float_data has 3 values, its type and shape \\(f32\\[${init.dims.join('x')}\\]\\) need ${n}`);
+    await expectRefused([short, '-o', join(out, 'x.onnx')], says, { input: inDir, output: out });
+    // No data at all (no raw_data, no typed values, not external) for a non-empty tensor.
+    init.float_data = [];
+    const empty = join(inDir, 'no-data.onnx');
+    writeFileSync(empty, encodeModel(p));
+    await expectRefused([empty, '-o', join(out, 'x.onnx')], /no-data\.onnx: tensor .*: has no data \(no raw_data, no typed values, not external\)/, { input: inDir, output: out });
+    // What ONNX allows still loads: a scalar's one value, two float_data entries per complex64.
+    init.dims = [];
+    init.float_data = [7];
+    expect(loadModel(encodeModel(p)).graph.initializers.get(init.name)?.initializer?.toFloat32()).toEqual(new Float32Array([7]));
+    init.data_type = DataType.COMPLEX64;
+    init.dims = [2];
+    init.float_data = [1, 0, 2, 0];
+    expect(() => loadModel(encodeModel(p))).not.toThrow();
   });
 
   it('an empty folder is not called a model folder', async () => {
