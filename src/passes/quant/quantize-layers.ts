@@ -5,6 +5,7 @@ import { findLinearLayers, type LayerSelection, type LinearLayer, type SkippedLa
 import { ensureDomain, qdqDomainAdvice, raiseOpset } from './opset.ts';
 import { planLayer, planWeights, type ChannelRanges, type LayerPlan, type LayerScales, type WeightPlan } from './plan.ts';
 import { type ExternalWeight, PlanPool, readWeightInto } from './plan-pool.ts';
+import { weightLabel } from './finite-weights.ts';
 import { foldedExternalSource } from './fold-split.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
 import { SpillFile } from '../../graph/serde/spill-file.ts';
@@ -78,7 +79,7 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
     for (const layer of layers) {
       await prepare?.(layer);
       const source = externalWeight(layer);
-      q.quantize(layer, source ? planWeights(readWeightInto(source, layer.K, layer.N, scratch), layer.K, layer.N, layerConfig(config, layer)) : undefined);
+      q.quantize(layer, source ? planWeights(readWeightInto(source, layer.K, layer.N, scratch), layer.K, layer.N, layerConfig(config, layer), weightLabel(layer)) : undefined);
     }
     return q.report();
   }
@@ -92,7 +93,7 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
     const submit = (i: number) => {
       const layer = layers[i];
       if (!layer) return;
-      const planned = pool.plan(layerWeightForWorker(layer), layer.K, layer.N, layerConfig(config, layer));
+      const planned = pool.plan(layerWeightForWorker(layer), layer.K, layer.N, layerConfig(config, layer), weightLabel(layer));
       // A failure is thrown where this layer's plan is awaited, not as an unhandled rejection.
       planned.catch(() => undefined);
       ahead.set(i, planned);

@@ -25,6 +25,7 @@ import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable,
 import { withSmoothedCopy } from './smooth-calibration.ts';
 import { calibrateSequentially } from './sequential.ts';
 import { foldSplits, logFolds } from './fold-split.ts';
+import { refuseNonFiniteWeights } from './finite-weights.ts';
 import { refuseSubgraphLayers } from '../../hf/subgraph-check.ts';
 import { textCalibration } from '../../hf/text-calibration.ts';
 
@@ -84,6 +85,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (found.stacks) logScope(ctx, found, selection.scope!, config);
   // Every later search (S1's copy, fold-split's, sequential stages) marks the same layers.
   if (selection.scope === 'outer-w8') selection.outer = new Set(layers.filter((l) => l.wBits).map((l) => l.name));
+  // Before calibration runs the model: there a non-finite weight would be blamed on the feeds.
+  const calibrates = layers.length > 0 && !options.loadCalibration && (config.aBits !== null || (wantStats && hasData));
+  if (calibrates) refuseNonFiniteWeights(layers);
   // Before anything reads the model: calibration, the table and the plans all see the permuted channels.
   const fold = options.foldSplit && layers.length > 0 ? foldSplits(model, layers, config) : undefined;
   // The permuted weights are new tensors: describe the layers again.
