@@ -135,7 +135,8 @@ export class PassManager {
         throw new PassFailure(pass.name, plugin, ran, detail, cause === undefined ? undefined : { cause });
       };
       const log = this.log.child(pass.name);
-      const ctx: PassContext = { log, verbose: this.verbose, modelDir: this.modelDir, calibration: this.calibration, ...(this.partOfSet ? { partOfSet: true } : {}) };
+      const given = new Set(Object.entries(step.options ?? {}).filter(([, v]) => v !== undefined).map(([k]) => k));
+      const ctx: PassContext = { log, verbose: this.verbose, modelDir: this.modelDir, calibration: this.calibration, given, ...(this.partOfSet ? { partOfSet: true } : {}) };
       const t0 = performance.now();
       let result: PassResult;
       try {

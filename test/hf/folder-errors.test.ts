@@ -88,7 +88,7 @@ describe('convert <folder>: bad folders and bad --variant names write nothing', 
   });
 
   it('text calibration refusals name the prompt list', async () => {
-    await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.prompts', join(root, 'missing.txt')], /prompt list .*missing\.txt: file not found/);
+    await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.prompts', join(root, 'missing.txt')], /--q-arvd\.prompts .*missing\.txt: file not found/);
     const blank = join(root, 'blank.txt');
     writeFileSync(blank, '\n  \n');
     await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.prompts', blank], /blank\.txt: has no prompts \(one a line\)/);

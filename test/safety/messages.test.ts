@@ -99,6 +99,29 @@ describe('messages name the user\'s file, tensor, option or module', () => {
     expect(() => loadModel(encodeModel(p))).not.toThrow();
   });
 
+  it('calibration options that cannot apply: a missing read file is refused, an unused module is warned about, an explicit bias-correction without data is refused', async () => {
+    // Found by a user trial: each of these exited 0 without a word about the option.
+    const x = join(out, 'x.onnx');
+    // The runs that succeed write outside the folders the refusals compare.
+    const ok = join(dir, 'unused-calib.onnx');
+    const missing = join(inDir, 'does-not-exist.mjs');
+    await expectRefused([model, '-o', x, '--pass', 'minmax', '--minmax.a-bits', 'none', '--minmax.w-bits', '4', '--minmax.calib', missing], /--minmax\.calib .*does-not-exist\.mjs: file not found/, { input: inDir, output: out });
+    const calib = join(inDir, 'unused.mjs');
+    writeFileSync(calib, "throw new Error('an unused module must not be loaded');\n");
+    const minmax = await cli(model, '-o', ok, '--pass', 'minmax', '--minmax.a-bits', 'none', '--minmax.w-bits', '4', '--minmax.calib', calib);
+    expect(minmax.code, minmax.err).toBe(0);
+    expect(minmax.err).toMatch(/\[minmax\] warning: calib .*unused\.mjs is not used: with a-bits none, bias-correction false this run needs no calibration data \(it serves activation ranges or bias correction\); it is not read/);
+    const qarvd = await cli(model, '-o', ok, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.reconstruct', 'none', '--q-arvd.bias-correction', 'false', '--q-arvd.calib', calib);
+    expect(qarvd.code, qarvd.err).toBe(0);
+    expect(qarvd.err).toMatch(/\[q-arvd\] warning: calib .*unused\.mjs is not used: with a-bits none, reconstruct none, bias-correction false this run needs no calibration data \(it serves activation ranges, reconstruction or bias correction\)/);
+    await expectRefused([model, '-o', x, '--pass', 'minmax', '--minmax.a-bits', 'none', '--minmax.bias-correction', 'true'], /pass minmax \(plugin q-arvd\): option bias-correction true needs calibration data, and this weight-only run has none: give calib or prompts/, { input: inDir, output: out });
+    await expectRefused([model, '-o', x, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.reconstruct', 'gptq'], /option reconstruct gptq needs calibration data/, { input: inDir, output: out });
+    // The defaults (q-arvd: gptq and bias correction) without data still round to nearest, as the log says.
+    const defaults = await cli(model, '-o', ok, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none');
+    expect(defaults.code, defaults.err).toBe(0);
+    expect(defaults.err).toMatch(/weight-only without calibration data: weights rounded to nearest/);
+  });
+
   it('an empty folder is not called a model folder', async () => {
     const empty = join(dir, 'empty');
     mkdirSync(empty);

@@ -95,6 +95,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   // The model as given comes back if anything before the rewrite fails (the fold's permutations).
   try {
     const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
+    if (layers.length > 0 && config.aBits === null && !options.loadCalibration) checkWeightOnlyData(ctx, options, reconstructOptions, hasData);
     if (layers.length > 0 && config.aBits === null && wantStats && !hasData && !options.loadCalibration) {
       ctx.log.info(`weight-only without calibration data: weights rounded to nearest, no bias correction (give calib or prompts to ${reconstructOptions.method === 'none' ? 'correct the biases' : `reconstruct them with ${METHOD_NAMES[reconstructOptions.method]}`})`);
     }
@@ -289,6 +290,29 @@ function secondsOf(t: CalibrationResult['timings']): { collect: number; sensitiv
 const METHOD_NAMES = { gptq: 'GPTQ', adaround: 'AdaRound' } as const;
 
 /** The reconstruction options of a pass (`minmax` declares only bias-correction: it rounds to nearest). */
+/**
+ * A weight-only run's calibration options against each other: an option asked for explicitly
+ * that needs calibration data the run does not have is refused (its default is moot, and says
+ * so in the log), and calibration data the run will not use is said to be unused, with the
+ * options that make it so (both were silent: found by a user trial).
+ */
+function checkWeightOnlyData(ctx: PassContext, options: SharedQuantValues, recon: ReconstructOptions, hasData: boolean): void {
+  const asked = [
+    ...(recon.biasCorrection && ctx.given?.has('bias-correction') ? ['bias-correction true'] : []),
+    ...(recon.method !== 'none' && ctx.given?.has('reconstruct') ? [`reconstruct ${recon.method}`] : []),
+  ];
+  if (!hasData && asked.length) {
+    throw new Error(`option ${asked.join(' and ')} needs calibration data, and this weight-only run has none: give calib or prompts (or load-calibration), or drop the option`);
+  }
+  const source = options.calib ? `calib ${options.calib}` : options.prompts ? `prompts ${options.prompts}` : ctx.calibration ? 'the calibration module given' : undefined;
+  if (source && recon.method === 'none' && !recon.biasCorrection) {
+    // minmax declares no reconstruct option: name only the options the pass has.
+    const off = ['a-bits none', ...(options.reconstruct === undefined ? [] : ['reconstruct none']), 'bias-correction false'];
+    const uses = ['activation ranges', ...(options.reconstruct === undefined ? [] : ['reconstruction'])];
+    ctx.log.warn(`${source} is not used: with ${off.join(', ')} this run needs no calibration data (it serves ${uses.join(', ')} or bias correction); it is not read`);
+  }
+}
+
 function reconstructOptionsOf(options: SharedQuantValues): ReconstructOptions {
   const auto = options.damp === undefined || options.damp.trim() === 'auto';
   const damp = auto ? undefined : Number(options.damp!.trim());
