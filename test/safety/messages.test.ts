@@ -2,7 +2,7 @@
 // bytes", "is a model folder") or that were accepted silently (out-of-range options): each
 // now gets one line naming the user's file, tensor, option or module, exit 1, nothing written.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
@@ -11,6 +11,7 @@ import { decodeModel, encodeModel } from '../../src/graph/proto/codec.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 import { cli } from '../helpers/cli.ts';
+import { runCli } from '../helpers/cli-process.ts';
 import { expectRefused } from '../helpers/refusal.ts';
 
 let dir: string;
@@ -120,6 +121,38 @@ describe('messages name the user\'s file, tensor, option or module', () => {
     const defaults = await cli(model, '-o', ok, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none');
     expect(defaults.code, defaults.err).toBe(0);
     expect(defaults.err).toMatch(/weight-only without calibration data: weights rounded to nearest/);
+  });
+
+  it('a plugin pass that never settles, or that calls process.exit(0), ends with one line naming it and exit 1 (a child process)', async () => {
+    // Found by a user trial: the first exited 13 with nothing on stderr, the second 0 with no output written.
+    const plugin = join(inDir, 'rogue-plugin.mjs');
+    writeFileSync(plugin, [
+      "export default { name: 'rogue', version: '1.0.0', passes: [",
+      "  { name: 'hang', summary: 'never settles', options: {}, statistics: {}, run: () => new Promise(() => {}) },",
+      "  { name: 'quit', summary: 'exits', options: {}, statistics: {}, run: () => process.exit(0) },",
+      "  { name: 'spin', summary: 'runs until interrupted', options: {}, statistics: {}, run: () => new Promise(() => { process.stderr.write('spinning\\n'); setInterval(() => {}, 1000); }) },",
+      '] };',
+    ].join('\n'));
+    const x = join(out, 'rogue.onnx');
+    const hang = await runCli([model, '-o', x, '--plugin', plugin, '--pass', 'hang'], { timeoutMs: 30_000 });
+    expect(hang.stderr.trimEnd().split('\n').at(-1)).toBe('convert: error: pass hang (plugin rogue) never finished (its promise never settled, and nothing else was left to run) before the output was written; temporary files removed');
+    expect(hang.code).toBe(1);
+    const quit = await runCli([model, '-o', x, '--plugin', plugin, '--pass', 'quit'], { timeoutMs: 30_000 });
+    expect(quit.stderr.trimEnd().split('\n').at(-1)).toBe('convert: error: pass quit (plugin rogue) exited the process (process.exit(0)) before the output was written; temporary files removed');
+    expect(quit.code).toBe(1);
+    expect(existsSync(x)).toBe(false);
+    // Ctrl-C keeps its own line and code: the guard stays out of deliberate exits.
+    let sent = false;
+    const interrupted = await runCli([model, '-o', x, '--plugin', plugin, '--pass', 'spin'], {
+      timeoutMs: 30_000,
+      onStderr: (text, child) => {
+        if (!sent && text.includes('spinning')) child.kill('SIGINT');
+        sent ||= text.includes('spinning');
+      },
+    });
+    expect(interrupted.code).toBe(130);
+    expect(interrupted.stderr).toMatch(/convert: interrupted \(SIGINT\)/);
+    expect(interrupted.stderr).not.toMatch(/never finished|exited the process/);
   });
 
   it('an empty folder is not called a model folder', async () => {
