@@ -6,6 +6,7 @@ import { ensureDomain, qdqDomainAdvice, raiseOpset } from './opset.ts';
 import { planLayer, planWeights, type ChannelRanges, type LayerPlan, type LayerScales, type WeightPlan } from './plan.ts';
 import { type ExternalWeight, PlanPool, readWeightInto } from './plan-pool.ts';
 import { weightLabel } from './finite-weights.ts';
+import { weightBytes } from '../../graph/constant-bytes.ts';
 import { foldedExternalSource } from './fold-split.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
 import { SpillFile } from '../../graph/serde/spill-file.ts';
@@ -153,7 +154,7 @@ class LayerQuantizer {
     private readonly scales: CalibratedScales | undefined,
     private readonly recon: Reconstruction | undefined,
   ) {
-    this.bytesBefore = weightBytes(model);
+    this.bytesBefore = weightBytes(model.graph);
     ({ layers: this.layers, skipped: this.skipped } = findLinearLayers(model.graph, selection));
     if (config.aBits !== null && this.layers.length > 0) {
       const missing = this.layers.filter((l) => !keepsFloatInputs(config, l) && !ranges?.has(l.name) && !scales?.has(l.name));
@@ -215,7 +216,7 @@ class LayerQuantizer {
   report(): QuantReport {
     const { config, method } = this;
     const entries = this.plans.map((p) => layerEntry(p, layerConfig(config, p.layer))).concat(this.skipped.map((s: SkippedLayer) => skippedEntry(s)));
-    return { method, bits: bitsLabel(config), format: config.format, layers: entries, totals: totals(entries, this.bytesBefore, weightBytes(this.model)) };
+    return { method, bits: bitsLabel(config), format: config.format, layers: entries, totals: totals(entries, this.bytesBefore, weightBytes(this.model.graph)) };
   }
 }
 
@@ -272,10 +273,4 @@ function tryRaiseOpset(model: Model, to: number): void {
   } catch {
     // An operator changed meaning between the model's opset and `to`: keep the lower opset (per-channel DQ, int8 storage).
   }
-}
-
-function weightBytes(model: Model): number {
-  let total = 0;
-  for (const v of model.graph.initializers.values()) total += v.initializer!.byteLength;
-  return total;
 }

@@ -37,8 +37,8 @@ export const QUANT_STATISTICS = {
   skipped: 'candidate layers left in float (reasons in the report)',
   floatCompute: 'quantized layers kept in float compute, too small for integer kernels (reasons in the report)',
   outlierChannels: 'input channels in outlier branches, summed over layers',
-  weightBytesBefore: 'initializer bytes before',
-  weightBytesAfter: 'initializer bytes after',
+  weightBytesBefore: 'weight bytes before: initializers and Constant tensors, as convert diff counts them',
+  weightBytesAfter: 'weight bytes after: initializers and Constant tensors, as convert diff counts them',
 } as const;
 
 /**
