@@ -26,6 +26,7 @@ import { withSmoothedCopy } from './smooth-calibration.ts';
 import { calibrateSequentially } from './sequential.ts';
 import { foldSplits, logFolds } from './fold-split.ts';
 import { refuseNonFiniteWeights } from './finite-weights.ts';
+import { LateThrows } from '../calibration/supervise.ts';
 import { refuseSubgraphLayers } from '../../hf/subgraph-check.ts';
 import { textCalibration } from '../../hf/text-calibration.ts';
 
@@ -92,6 +93,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   const fold = options.foldSplit && layers.length > 0 ? foldSplits(model, layers, config) : undefined;
   // The permuted weights are new tensors: describe the layers again.
   if (fold?.folds.length) ({ layers } = findLinearLayers(model.graph, selection));
+  // Installed from the module's import until calibration has fully finished (see supervise.ts).
+  let late: LateThrows | undefined;
   // The model as given comes back if anything before the rewrite fails (the fold's permutations).
   try {
     const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
@@ -134,8 +137,10 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       calibrationInfo = { origin: options.loadCalibration, kind: table.source.kind, samples: table.source.samples, scaleSearch: table.scaleSearch, chunks: table.chunks, dualAlphaOne: table.dualAlphaOne };
       ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
     } else if (calibrateNow) {
+      late = new LateThrows(options.calib || 'the calibration module');
       const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config);
-      calib.supervision = { timeoutSeconds: options.calibTimeout, log: ctx.log };
+      late.origin = calib.origin;
+      calib.supervision = { timeoutSeconds: options.calibTimeout, log: ctx.log, late };
       const calibrateOptions: CalibrateOptions = {
         selection,
         // Weight-only has no activation scales to search.
@@ -174,6 +179,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         // Calibration succeeded: now the user's model takes the same smoothing.
         applySmoothing(model, layers, smoothing, 'smooth-quant');
       } else result = await calibrate(model, layers, calib, config, calibrateOptions);
+      // Sessions are released by now: a throw from a timer after the last sample is reported here.
+      late.check();
       ({ ranges, scales, table, recon, activation, grouped } = result);
       calibrated = true;
       curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
@@ -192,8 +199,10 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         seconds: secondsOf(result.timings),
       };
     }
+    late?.stop(false);
   } catch (e) {
     fold?.restore();
+    late?.stop(true);
     throw e;
   }
   if (!calibrated && (options.saveStatistics || options.loadStatistics)) ctx.log.warn(`${options.saveStatistics ? 'save-statistics' : 'load-statistics'} ignored: this run does not calibrate with a module (${options.loadCalibration ? 'load-calibration given' : 'no calibration data or nothing to quantize'})`);
