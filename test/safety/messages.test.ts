@@ -130,6 +130,7 @@ describe('messages name the user\'s file, tensor, option or module', () => {
       "export default { name: 'rogue', version: '1.0.0', passes: [",
       "  { name: 'hang', summary: 'never settles', options: {}, statistics: {}, run: () => new Promise(() => {}) },",
       "  { name: 'quit', summary: 'exits', options: {}, statistics: {}, run: () => process.exit(0) },",
+      "  { name: 'boom', summary: 'throws from a timer', options: {}, statistics: {}, run: () => new Promise(() => setTimeout(() => { throw new Error('boom'); }, 10)) },",
       "  { name: 'spin', summary: 'runs until interrupted', options: {}, statistics: {}, run: () => new Promise(() => { process.stderr.write('spinning\\n'); setInterval(() => {}, 1000); }) },",
       '] };',
     ].join('\n'));
@@ -140,6 +141,10 @@ describe('messages name the user\'s file, tensor, option or module', () => {
     const quit = await runCli([model, '-o', x, '--plugin', plugin, '--pass', 'quit'], { timeoutMs: 30_000 });
     expect(quit.stderr.trimEnd().split('\n').at(-1)).toBe('convert: error: pass quit (plugin rogue) exited the process (process.exit(0)) before the output was written; temporary files removed');
     expect(quit.code).toBe(1);
+    // An uncaught exception: Node prints its stack too; a line of its own still names the pass.
+    const boom = await runCli([model, '-o', x, '--plugin', plugin, '--pass', 'boom'], { timeoutMs: 30_000 });
+    expect(boom.stderr.split('\n')).toContain('convert: error: pass boom (plugin rogue) ended with an uncaught exception (boom) before the output was written; temporary files removed');
+    expect(boom.code).toBe(1);
     expect(existsSync(x)).toBe(false);
     // Ctrl-C keeps its own line and code: the guard stays out of deliberate exits.
     let sent = false;
