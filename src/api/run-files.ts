@@ -17,6 +17,13 @@ import { ConvertError } from './errors.ts';
 export interface RunFile {
   label: string;
   path: string;
+  /**
+   * Refused before any pass when missing: a file a pass option names for reading (a side file
+   * beside it may be optional). Otherwise a missing file is left to whatever reads it, which
+   * may be a pass that never runs the read (found by a user trial: a misspelt calib path
+   * accepted with exit 0 by a run that did not need it).
+   */
+  required?: boolean;
 }
 
 /** A file the run writes; `rewrites`: the label of a read file it may replace in place. */
@@ -39,7 +46,7 @@ export function passFiles(steps: readonly PassStep[]): { reads: RunFile[]; write
       for (const suffix of decl.file.sidecars ?? []) {
         files.push({ label: sidecarLabel(label, suffix), path: `${value}${suffix}`, ...(rewrites ? { rewrites: sidecarLabel(rewrites, suffix) } : {}) });
       }
-      if (decl.file.access === 'read') reads.push(...files.map(({ label: l, path }) => ({ label: l, path })));
+      if (decl.file.access === 'read') reads.push(...files.map(({ label: l, path }, i) => ({ label: l, path, ...(i === 0 ? { required: true } : {}) })));
       else writes.push(...files);
     }
   }
@@ -69,13 +76,17 @@ function sidecarLabel(label: string, suffix: string): string {
 }
 
 /**
- * Refuses a run that would write over a file it reads or write one file twice, or whose
+ * Refuses a run that misses a file a pass option names for reading, that would write over a
+ * file it reads or write one file twice, or whose
  * written files go to a missing or unwritable folder, or to a folder path. Paths are compared
  * by real path (symbolic links, `..`) and, for existing files, by inode (hard links).
  * @throws ConvertError naming both files' options
  */
 export function checkRunFiles(reads: readonly RunFile[], writes: readonly WrittenFile[]): void {
-  for (const r of reads) checkReadSource(r.path, `${r.label} ${r.path}`);
+  for (const r of reads) {
+    if (r.required && !existsSync(r.path)) throw new ConvertError(`${r.label} ${r.path}: file not found`);
+    checkReadSource(r.path, `${r.label} ${r.path}`);
+  }
   const seen: WrittenFile[] = [];
   for (const w of writes) {
     checkWriteTarget(w.path, `${w.label} ${w.path}`);

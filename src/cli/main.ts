@@ -31,6 +31,12 @@ export async function run(argv: readonly string[], io: CliIO = processIO(), comm
     io.out(renderHelp(asked.command, specs, width));
     return 0;
   }
-  const [{ parseAndRun }, defaults] = await Promise.all([import('./parse.ts'), commands ? undefined : import('./commands.ts')]);
-  return parseAndRun(argv, io, commands ?? defaults!.commands, width);
+  const [{ parseAndRun }, defaults, { guardExit }] = await Promise.all([import('./parse.ts'), commands ? undefined : import('./commands.ts'), import('./exit-guard.ts')]);
+  // A pass that ends the process, or never lets the run finish, still gets one line.
+  const disarm = guardExit((t) => io.err(t));
+  try {
+    return await parseAndRun(argv, io, commands ?? defaults!.commands, width);
+  } finally {
+    disarm();
+  }
 }

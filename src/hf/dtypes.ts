@@ -8,6 +8,9 @@
  *    `q4f16` → `_q4f16`, `bnb4` → `_bnb4`, `fp16` → `_fp16`.
  * 2. Any other name `n` gives `<base>_<n>.onnx`, which transformers.js loads with
  *    `model_file_name: '<base>_<n>'` (an unknown dtype string silently loads fp32).
+ * 2a. A name whose file is a dtype's file (`quantized` → `_quantized`, q8's; case ignored, as
+ *    on case-insensitive file systems it is the same file) is refused naming the dtype: written
+ *    under its own name it would bypass rule 4 and be loaded for `{ dtype: 'q8' }`.
  * 3. A name that is not a dtype but within edit distance 2 of one (a swap of neighbours counts 1) (1 for names of up to 3
  *    characters; case ignored) is taken for a typo and refused with "did you mean".
  * 4. A dtype is refused when the output does not have its meaning: `fp32` is the base itself;
@@ -67,7 +70,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
  * a likely typo of a dtype.
  */
 export function resolveVariantName(name: string): VariantName {
-  if (!NAME.test(name)) throw new VariantError(`--variant '${name}': use letters, digits, '.', '_' or '-' (it becomes part of a file name)`);
+  if (!NAME.test(name)) throw new VariantError(`--variant '${name}': ${nameProblem(name)} (it becomes part of a file name, <base>_<name>.onnx)`);
   if (Object.hasOwn(DTYPE_SUFFIX, name)) return { name, suffix: DTYPE_SUFFIX[name]!, isDtype: true };
   const near = nearDtypes(name);
   if (near.length) {
@@ -76,7 +79,30 @@ export function resolveVariantName(name: string): VariantName {
         `(dtypes: ${DTYPES.join(', ')}; for a file loaded with model_file_name pick a name that is not this close to one)`,
     );
   }
+  const sameFile = dtypeOfFile(name);
+  if (sameFile) {
+    throw new VariantError(
+      `--variant '${name}' writes <base>_${name}.onnx, the file transformers.js loads for dtype '${sameFile}'; ` +
+        `use --variant ${sameFile} (then the run must produce what '${sameFile}' means), or a name that is not a dtype's file`,
+    );
+  }
   return { name, suffix: `_${name}`, isDtype: false };
+}
+
+/** Why a name fails {@link NAME}: the message says what is wrong rather than listing the allowed characters only. */
+function nameProblem(name: string): string {
+  if (name === '') return 'is empty';
+  const bad = [...new Set(name.replace(/[A-Za-z0-9._-]/g, ''))];
+  if (bad.length) return `${bad.map((c) => `'${c}'`).join(', ')} ${bad.length === 1 ? 'is' : 'are'} not allowed: use letters, digits, '.', '_' or '-'`;
+  // Only the first character is wrong: a leading '.' gives hidden or '..' names, and convert adds the '_' itself.
+  const rest = name.replace(/^_+/, '');
+  const suggestion = dtypeOfFile(rest) ?? rest;
+  return `must start with a letter or digit${name.startsWith('_') && rest ? ` (convert adds the '_' itself: --variant ${suggestion})` : ''}`;
+}
+
+/** The dtype whose file `<base>_<name>.onnx` is (case ignored), if any. */
+function dtypeOfFile(name: string): string | undefined {
+  return DTYPES.find((d) => DTYPE_SUFFIX[d] === `_${name.toLowerCase()}`);
 }
 
 /** The dtypes a name is probably a typo of (rule 3): those at the smallest distance. */

@@ -92,6 +92,18 @@ export class InvalidInputError extends Error {
   }
 }
 
+/** The pass running now, in any pipeline of this process. */
+let running: { readonly name: string; readonly plugin: string } | undefined;
+
+/**
+ * The pass whose `run` has been called and has not settled, if any: what the CLI names when
+ * the process ends in the middle of a conversion (a plugin's promise that never settles, or
+ * a `process.exit` inside a pass).
+ */
+export function runningPass(): { readonly name: string; readonly plugin: string } | undefined {
+  return running;
+}
+
 /**
  * Runs passes in order on one model, like onnx_ir's PassManager: resolves every step's
  * options first (so a typo fails before any work), then runs each pass, checks its result
@@ -135,13 +147,17 @@ export class PassManager {
         throw new PassFailure(pass.name, plugin, ran, detail, cause === undefined ? undefined : { cause });
       };
       const log = this.log.child(pass.name);
-      const ctx: PassContext = { log, verbose: this.verbose, modelDir: this.modelDir, calibration: this.calibration, ...(this.partOfSet ? { partOfSet: true } : {}) };
+      const given = new Set(Object.entries(step.options ?? {}).filter(([, v]) => v !== undefined).map(([k]) => k));
+      const ctx: PassContext = { log, verbose: this.verbose, modelDir: this.modelDir, calibration: this.calibration, given, ...(this.partOfSet ? { partOfSet: true } : {}) };
       const t0 = performance.now();
       let result: PassResult;
+      running = { name: pass.name, plugin };
       try {
         result = await pass.run(model, ctx, options);
       } catch (e) {
         return fail(e instanceof Error ? e.message.split('\n').join(' ') : `threw ${describe(e)}`, e);
+      } finally {
+        running = undefined;
       }
       const ms = performance.now() - t0;
       const stats = checkResult(pass, result, fail);

@@ -58,6 +58,12 @@ export interface PassContext {
    * says so and leaves it as it is, where on a single model it would stop.
    */
   readonly partOfSet?: boolean;
+  /**
+   * The options given explicitly (kebab-case keys: on the command line, in a config file or
+   * through the API), as opposed to those left at their default: a pass refuses an option
+   * asked for that cannot apply, where the same value as a default is silently moot.
+   */
+  readonly given?: ReadonlySet<string>;
 }
 
 /** What a pass returns. */

@@ -9,9 +9,9 @@
  * - Op keys are `OpType` for the default ONNX domain and `domain.OpType` otherwise
  *   (`com.microsoft.MatMulIntegerToFloat`); counts include the nodes of subgraphs.
  * - Sizes are bytes of raw tensor data (`Tensor.byteLength`): 4-bit types count half a byte
- *   per element. `weights` sums the initializers and the tensors of `Constant` nodes
- *   (exporters store weights either way; shape constants count too, so it is a little more
- *   than the initializer bytes the quantization passes report).
+ *   per element. `weights` sums the initializers (subgraphs included) and the tensors of
+ *   `Constant` nodes (exporters store weights either way; shape constants count too): the
+ *   same figure the quantization passes log as `weights X → Y bytes` (src/graph/constant-bytes.ts).
  * - `sha256` fields appear only when `dataCompared` is true (`--data`); without it no
  *   tensor data is read and an initializer whose contents changed but whose type and shape
  *   did not is counted as unchanged.

@@ -30,6 +30,7 @@ import type { Node } from '../graph/ir/node.ts';
 import type { ReadBuffer, Tensor } from '../graph/ir/tensor.ts';
 import type { Value } from '../graph/ir/value.ts';
 import { count, diffLayers, nodeKey, opKey, tally } from './diff-layers.ts';
+import { allInitializers, weightBytes } from '../graph/constant-bytes.ts';
 import type { DiffSchema, ListDiff, ModelDiff, NodeChange, NodeRef, OpCount, TensorSig, ValueSig } from './diff-schema.ts';
 
 export type * from './diff-schema.ts';
@@ -156,12 +157,6 @@ function tensorSig(v: Value, hash?: (t: Tensor) => string): TensorSig {
   return s;
 }
 
-function allInitializers(g: Graph): Value[] {
-  const out = [...g.initializers.values()];
-  for (const n of g.allNodes()) for (const sg of n.subgraphs()) out.push(...sg.initializers.values());
-  return out;
-}
-
 function diffInitializers(a: Model, b: Model, hash?: (t: Tensor) => string): ListDiff<TensorSig> {
   const tensors = new Map<TensorSig, Tensor>();
   const sigs = (m: Model) =>
@@ -228,18 +223,6 @@ function diffByName<T extends { name: string }>(a: T[], b: T[], compare: (x: T, 
     else out.unchanged++;
   }
   return out;
-}
-
-/** Bytes of the initializers and of the `Constant` node tensors (exporters store weights either way). */
-function weightBytes(g: Graph): number {
-  let total = 0;
-  for (const v of allInitializers(g)) total += v.initializer!.byteLength;
-  for (const n of g.allNodes()) {
-    if (n.opType !== 'Constant' || n.domain !== '') continue;
-    const a = n.attributes.get('value');
-    if (a && a.type === AttributeType.TENSOR) total += (a.value as Tensor).byteLength;
-  }
-  return total;
 }
 
 // ---------------------------------------------------------------- other nodes

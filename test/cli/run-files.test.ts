@@ -115,7 +115,11 @@ describe('checkRunFiles', () => {
       ['--q-arvd.save-calibration', 't.json'],
       ["--q-arvd.save-calibration's .recon file", 't.json.recon'],
     ]);
-    expect(() => checkRunFiles(reads, writes)).not.toThrow();
-    expect(() => checkRunFiles(reads, [{ label: '--x', path: 't.json' }])).toThrow(/--x t\.json: is --q-arvd\.load-calibration \(t\.json\)/);
+    expect(reads.map((r) => r.required)).toEqual([true, undefined]);
+    // A table to load must exist (its .recon file may not); the checks below are of existing files.
+    expect(() => checkRunFiles(reads, writes)).toThrow(/^--q-arvd\.load-calibration t\.json: file not found$/);
+    const existing = reads.map((r) => ({ ...r, required: false }));
+    expect(() => checkRunFiles(existing, writes)).not.toThrow();
+    expect(() => checkRunFiles(existing, [{ label: '--x', path: 't.json' }])).toThrow(/--x t\.json: is --q-arvd\.load-calibration \(t\.json\)/);
   });
 });

@@ -27,7 +27,20 @@ describe('transformers.js dtypes', () => {
     expect(nearDtypes('qarvd')).toEqual([]);
     expect(nearDtypes('w4a8')).toEqual([]);
     expect(() => resolveVariantName('uint88')).toThrow(/did you mean 'uint8'\?/);
-    expect(() => resolveVariantName('a/b')).toThrow(/use letters, digits/);
+    expect(() => resolveVariantName('a/b')).toThrow(/'\/' is not allowed: use letters, digits/);
+  });
+
+  it("refuse a name whose file is a dtype's file, and say what is wrong with a name of allowed characters", () => {
+    // Found by a user trial: --variant quantized wrote W4 weights to model_quantized.onnx, q8's file.
+    expect(() => resolveVariantName('quantized')).toThrow(/--variant 'quantized' writes <base>_quantized\.onnx, the file transformers\.js loads for dtype 'q8'; use --variant q8/);
+    expect(() => resolveVariantName('Quantized')).toThrow(/loads for dtype 'q8'/);
+    expect(() => resolveVariantName('QUANTIZED')).toThrow(/loads for dtype 'q8'/);
+    // A case variant of a dtype's own name stays a typo.
+    expect(() => resolveVariantName('Q4F16')).toThrow(/did you mean 'q4f16'\?/);
+    expect(() => resolveVariantName('..')).toThrow(/--variant '\.\.': must start with a letter or digit/);
+    expect(() => resolveVariantName('_quantized')).toThrow(/must start with a letter or digit \(convert adds the '_' itself: --variant q8\)/);
+    expect(() => resolveVariantName('_mine')).toThrow(/--variant mine\)/);
+    expect(() => resolveVariantName('.hidden')).not.toThrow(/use letters/);
   });
 
   it('are refused when the output does not have their meaning', () => {

@@ -65,7 +65,7 @@ describe('convert <folder>: bad folders and bad --variant names write nothing', 
     await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q88'], /--variant 'q88' is not a transformers\.js dtype; did you mean 'q8'\?/);
     await refused(model, [model, '--pass', 'q-arvd', '--variant', 'qint8'], /did you mean 'int8' or 'uint8'\?/);
     await refused(model, [model, '--pass', 'q-arvd', '--variant', 'Q4'], /did you mean 'q4'\?/);
-    await refused(model, [model, '--pass', 'q-arvd', '--variant', '../model'], /--variant '\.\.\/model': use letters, digits/);
+    await refused(model, [model, '--pass', 'q-arvd', '--variant', '../model'], /--variant '\.\.\/model': '\/' is not allowed: use letters, digits/);
   });
 
   it('a dtype whose meaning the output lacks', async () => {
@@ -88,7 +88,7 @@ describe('convert <folder>: bad folders and bad --variant names write nothing', 
   });
 
   it('text calibration refusals name the prompt list', async () => {
-    await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.prompts', join(root, 'missing.txt')], /prompt list .*missing\.txt: file not found/);
+    await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.prompts', join(root, 'missing.txt')], /--q-arvd\.prompts .*missing\.txt: file not found/);
     const blank = join(root, 'blank.txt');
     writeFileSync(blank, '\n  \n');
     await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.prompts', blank], /blank\.txt: has no prompts \(one a line\)/);

@@ -2,15 +2,16 @@
 // bytes", "is a model folder") or that were accepted silently (out-of-range options): each
 // now gets one line naming the user's file, tensor, option or module, exit 1, nothing written.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
 import { Graph, Model, Node, Tensor, Value } from '../../src/graph/ir/index.ts';
 import { decodeModel, encodeModel } from '../../src/graph/proto/codec.ts';
-import { saveModel } from '../../src/graph/serde/io.ts';
+import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 import { cli } from '../helpers/cli.ts';
+import { runCli } from '../helpers/cli-process.ts';
 import { expectRefused } from '../helpers/refusal.ts';
 
 let dir: string;
@@ -72,6 +73,93 @@ describe('messages name the user\'s file, tensor, option or module', () => {
     await expectRefused([bad, '-o', join(out, 'x.onnx')], /negative-dim\.onnx: tensor W1: dims \[-4, 16\] hold -4; a tensor's dims must be non-negative integers/, { input: inDir, output: out });
   });
 
+  it('typed-field data (float_data, …) that does not fill the shape names the tensor, as short raw_data does', async () => {
+    // The real tiny-arvd model with its first weight moved from raw_data to float_data: 3 values
+    // for hundreds of elements used to round-trip with exit 0 into a model onnxruntime refuses.
+    const p = decodeModel(readFileSync('examples/tiny-arvd/model.onnx')) as Record<string, any>;
+    const init = (p.graph.initializer as Record<string, any>[]).find((t) => t.data_type === DataType.FLOAT && t.dims.length === 2)!;
+    const n = init.dims.map(Number).reduce((a: number, b: number) => a * b, 1);
+    delete init.raw_data;
+    init.float_data = [1, 2, 3];
+    const short = join(inDir, 'short-float-data.onnx');
+    writeFileSync(short, encodeModel(p));
+    const says = new RegExp(`short-float-data\\.onnx: tensor ${init.name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: float_data has 3 values, its type and shape \\(f32\\[${init.dims.join('x')}\\]\\) need ${n}`);
+    await expectRefused([short, '-o', join(out, 'x.onnx')], says, { input: inDir, output: out });
+    // No data at all (no raw_data, no typed values, not external) for a non-empty tensor.
+    init.float_data = [];
+    const empty = join(inDir, 'no-data.onnx');
+    writeFileSync(empty, encodeModel(p));
+    await expectRefused([empty, '-o', join(out, 'x.onnx')], /no-data\.onnx: tensor .*: has no data \(no raw_data, no typed values, not external\)/, { input: inDir, output: out });
+    // What ONNX allows still loads: a scalar's one value, two float_data entries per complex64.
+    init.dims = [];
+    init.float_data = [7];
+    expect(loadModel(encodeModel(p)).graph.initializers.get(init.name)?.initializer?.toFloat32()).toEqual(new Float32Array([7]));
+    init.data_type = DataType.COMPLEX64;
+    init.dims = [2];
+    init.float_data = [1, 0, 2, 0];
+    expect(() => loadModel(encodeModel(p))).not.toThrow();
+  });
+
+  it('calibration options that cannot apply: a missing read file is refused, an unused module is warned about, an explicit bias-correction without data is refused', async () => {
+    // Found by a user trial: each of these exited 0 without a word about the option.
+    const x = join(out, 'x.onnx');
+    // The runs that succeed write outside the folders the refusals compare.
+    const ok = join(dir, 'unused-calib.onnx');
+    const missing = join(inDir, 'does-not-exist.mjs');
+    await expectRefused([model, '-o', x, '--pass', 'minmax', '--minmax.a-bits', 'none', '--minmax.w-bits', '4', '--minmax.calib', missing], /--minmax\.calib .*does-not-exist\.mjs: file not found/, { input: inDir, output: out });
+    const calib = join(inDir, 'unused.mjs');
+    writeFileSync(calib, "throw new Error('an unused module must not be loaded');\n");
+    const minmax = await cli(model, '-o', ok, '--pass', 'minmax', '--minmax.a-bits', 'none', '--minmax.w-bits', '4', '--minmax.calib', calib);
+    expect(minmax.code, minmax.err).toBe(0);
+    expect(minmax.err).toMatch(/\[minmax\] warning: calib .*unused\.mjs is not used: with a-bits none, bias-correction false this run needs no calibration data \(it serves activation ranges or bias correction\); it is not read/);
+    const qarvd = await cli(model, '-o', ok, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.reconstruct', 'none', '--q-arvd.bias-correction', 'false', '--q-arvd.calib', calib);
+    expect(qarvd.code, qarvd.err).toBe(0);
+    expect(qarvd.err).toMatch(/\[q-arvd\] warning: calib .*unused\.mjs is not used: with a-bits none, reconstruct none, bias-correction false this run needs no calibration data \(it serves activation ranges, reconstruction or bias correction\)/);
+    await expectRefused([model, '-o', x, '--pass', 'minmax', '--minmax.a-bits', 'none', '--minmax.bias-correction', 'true'], /pass minmax \(plugin q-arvd\): option bias-correction true needs calibration data, and this weight-only run has none: give calib or prompts/, { input: inDir, output: out });
+    await expectRefused([model, '-o', x, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.reconstruct', 'gptq'], /option reconstruct gptq needs calibration data/, { input: inDir, output: out });
+    // The defaults (q-arvd: gptq and bias correction) without data still round to nearest, as the log says.
+    const defaults = await cli(model, '-o', ok, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none');
+    expect(defaults.code, defaults.err).toBe(0);
+    expect(defaults.err).toMatch(/weight-only without calibration data: weights rounded to nearest/);
+  });
+
+  it('a plugin pass that never settles, or that calls process.exit(0), ends with one line naming it and exit 1 (a child process)', async () => {
+    // Found by a user trial: the first exited 13 with nothing on stderr, the second 0 with no output written.
+    const plugin = join(inDir, 'rogue-plugin.mjs');
+    writeFileSync(plugin, [
+      "export default { name: 'rogue', version: '1.0.0', passes: [",
+      "  { name: 'hang', summary: 'never settles', options: {}, statistics: {}, run: () => new Promise(() => {}) },",
+      "  { name: 'quit', summary: 'exits', options: {}, statistics: {}, run: () => process.exit(0) },",
+      "  { name: 'boom', summary: 'throws from a timer', options: {}, statistics: {}, run: () => new Promise(() => setTimeout(() => { throw new Error('boom'); }, 10)) },",
+      "  { name: 'spin', summary: 'runs until interrupted', options: {}, statistics: {}, run: () => new Promise(() => { process.stderr.write('spinning\\n'); setInterval(() => {}, 1000); }) },",
+      '] };',
+    ].join('\n'));
+    const x = join(out, 'rogue.onnx');
+    const hang = await runCli([model, '-o', x, '--plugin', plugin, '--pass', 'hang'], { timeoutMs: 30_000 });
+    expect(hang.stderr.trimEnd().split('\n').at(-1)).toBe('convert: error: pass hang (plugin rogue) never finished (its promise never settled, and nothing else was left to run) before the output was written; temporary files removed');
+    expect(hang.code).toBe(1);
+    const quit = await runCli([model, '-o', x, '--plugin', plugin, '--pass', 'quit'], { timeoutMs: 30_000 });
+    expect(quit.stderr.trimEnd().split('\n').at(-1)).toBe('convert: error: pass quit (plugin rogue) exited the process (process.exit(0)) before the output was written; temporary files removed');
+    expect(quit.code).toBe(1);
+    // An uncaught exception: Node prints its stack too; a line of its own still names the pass.
+    const boom = await runCli([model, '-o', x, '--plugin', plugin, '--pass', 'boom'], { timeoutMs: 30_000 });
+    expect(boom.stderr.split('\n')).toContain('convert: error: pass boom (plugin rogue) ended with an uncaught exception (boom) before the output was written; temporary files removed');
+    expect(boom.code).toBe(1);
+    expect(existsSync(x)).toBe(false);
+    // Ctrl-C keeps its own line and code: the guard stays out of deliberate exits.
+    let sent = false;
+    const interrupted = await runCli([model, '-o', x, '--plugin', plugin, '--pass', 'spin'], {
+      timeoutMs: 30_000,
+      onStderr: (text, child) => {
+        if (!sent && text.includes('spinning')) child.kill('SIGINT');
+        sent ||= text.includes('spinning');
+      },
+    });
+    expect(interrupted.code).toBe(130);
+    expect(interrupted.stderr).toMatch(/convert: interrupted \(SIGINT\)/);
+    expect(interrupted.stderr).not.toMatch(/never finished|exited the process/);
+  });
+
   it('an empty folder is not called a model folder', async () => {
     const empty = join(dir, 'empty');
     mkdirSync(empty);
@@ -98,7 +186,8 @@ describe('messages name the user\'s file, tensor, option or module', () => {
 
   it('activations that overflow to Infinity name the value, the module and the sample', async () => {
     const overflowing = join(inDir, 'overflow.onnx');
-    saveModel(twoLayers(3e38), overflowing);
+    // Finite weights (non-finite ones are refused before calibration) whose products overflow.
+    saveModel(twoLayers(3e37), overflowing);
     const calib = join(inDir, 'calib.mjs');
     writeFileSync(calib, "import * as ort from 'onnxruntime-node';\nexport async function* feeds() { yield { feeds: { x: new ort.Tensor('float32', new Float32Array(128).fill(0.5), [1, 4, 32]) } }; }\n");
     const says = /calibration module \S*calib\.mjs, sample 0: the model's value h \(the input of a layer to quantize\) holds Infinity at index \d+ with this sample's feeds/;

@@ -72,11 +72,38 @@ export function tensorFromProto(p: Proto, src: ProtoSource): Tensor {
     }
     source = { kind: 'raw', bytes: raw_data };
   } else {
+    // As the raw_data length above: a short typed field round-trips into a model onnxruntime
+    // refuses (found by a user trial: 3 values for a 384-element weight, exit 0).
+    const have = typed?.values.length ?? 0;
+    const need = typedValueCount(dt, elementCount(shape));
+    if (have !== need) {
+      const what = typed ? `${typed.field} has ${have} value${have === 1 ? '' : 's'}` : 'has no data (no raw_data, no typed values, not external)';
+      throw new ModelFileError(src.file, `tensor ${label}: ${what}, its type and shape (${dtypeName(dt)}[${shape.join('x')}]) need ${need}`);
+    }
     source = { kind: 'typed', field: typed?.field ?? 'float_data', values: typed?.values ?? [] };
   }
   const t = new Tensor(name ?? '', dt, shape, source, extras);
   t.docString = doc_string;
   return t;
+}
+
+/**
+ * How many entries a TensorProto's typed field holds for `n` elements (onnx.proto): complex
+ * numbers take two (real, imaginary), 4-bit types are packed two to an int32_data entry,
+ * every other type one.
+ */
+function typedValueCount(dt: number, n: number): number {
+  switch (dt) {
+    case DataType.COMPLEX64:
+    case DataType.COMPLEX128:
+      return 2 * n;
+    case DataType.INT4:
+    case DataType.UINT4:
+    case DataType.FLOAT4E2M1:
+      return Math.ceil(n / 2);
+    default:
+      return n;
+  }
 }
 
 function externalLocation(label: string, dt: number, shape: number[], entries: Proto[], src: ProtoSource) {

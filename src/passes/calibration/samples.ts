@@ -20,6 +20,8 @@ export function contextFor(calib: LoadedCalibration, sample: number): Calibratio
  */
 export function drawSample(calib: LoadedCalibration, ctx: CalibrationContext, run: RunFn): Promise<unknown> {
   const call = { origin: calib.origin, sample: ctx.sample, samples: calib.samples, what: 'the sample' };
+  // A throw from a timer an earlier sample left ends the calibration here.
+  calib.supervision?.late?.check();
   return superviseModuleCall(call, calib.supervision, () => drawUnsupervised(calib, ctx, checkedRun(calib, ctx.sample, run)));
 }
 

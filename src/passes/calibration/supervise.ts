@@ -10,7 +10,10 @@
  *    hide it) and fails the sample;
  * 3. `process.exit(…)`: replaced while the module runs by a function that fails the sample;
  * 4. an error thrown outside its promise chain (in a timer, an unawaited promise): caught by
- *    `uncaughtException` / `unhandledRejection` listeners;
+ *    `uncaughtException` / `unhandledRejection` listeners, during a call and, through
+ *    {@link LateThrows}, between and after calls until calibration has fully finished (a
+ *    timer the module left may fire once its sample settled: without a listener Node prints
+ *    a raw stack, or aborts inside onnxruntime, and leaves the augmented model behind);
  * 5. a synchronous loop: no timer can fire, so a watchdog thread ends the process
  *    (see watchdog.ts) after the timeout.
  *
@@ -34,7 +37,52 @@ export interface Supervision {
   log?: Logger;
   /** Interval of the heartbeat lines (default {@link HEARTBEAT_MS}; tests shorten it). */
   heartbeatMs?: number;
+  /** The calibration-wide catcher of throws outside any call: each sample checks it first. */
+  late?: LateThrows;
 }
+
+/**
+ * Catches what the user's module throws outside any supervised call, from when calibration
+ * starts until it has fully finished (its sessions released, its temporary model removed):
+ * the first such error ends the calibration at the next sample, or when it returns, as a
+ * {@link CalibrationError} naming the module. Errors during a call are that call's (its own
+ * listeners name the sample); this one only remembers them too.
+ */
+export class LateThrows {
+  private error: CalibrationError | undefined;
+  private readonly onUncaught = (e: unknown) => {
+    this.error ??= new CalibrationError(this.origin, `threw outside its promise chain, outside any sample: ${e instanceof Error ? e.message : String(e)}`);
+  };
+
+  /** @param origin the module, for the message (set again once it is loaded) */
+  constructor(public origin: string) {
+    process.on('uncaughtException', this.onUncaught);
+    process.on('unhandledRejection', this.onUncaught);
+  }
+
+  /** Throws the first error caught, if any. */
+  check(): void {
+    if (this.error) throw this.error;
+  }
+
+  /**
+   * Removes the listeners once calibration has fully finished. After a failure they stay
+   * {@link LATE_GRACE_MS} longer, unref'd: the module's other timers may still fire while the
+   * conversion reports the first error and ends (measured: the timer of the sample after the
+   * failing one crashed one run in three with a raw stack), and that error is the one to show.
+   */
+  stop(failed: boolean): void {
+    const off = () => {
+      process.off('uncaughtException', this.onUncaught);
+      process.off('unhandledRejection', this.onUncaught);
+    };
+    if (failed) setTimeout(off, LATE_GRACE_MS).unref();
+    else off();
+  }
+}
+
+/** How long a failed calibration's module may still throw from its timers without a raw stack. */
+export const LATE_GRACE_MS = 10_000;
 
 /** Which call into the module this is, for messages. */
 export interface ModuleCall {

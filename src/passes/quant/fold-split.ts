@@ -42,6 +42,7 @@ import { weightMatrixReadInto } from './layer-weights.ts';
 import { readWeightInto } from './plan-pool.ts';
 import { findLinearLayers, type LinearLayer } from './linear-layers.ts';
 import { outlierOptions, weightOutliers } from './plan.ts';
+import { weightLabel } from './finite-weights.ts';
 import { detectOutliers } from '../../kernels/outliers.ts';
 import type { ChannelPermutation } from '../../kernels/permute.ts';
 
@@ -108,7 +109,7 @@ export function foldSplits(model: Model, layers: readonly LinearLayer[], config:
       skipped.push({ consumer: current.name, reason: found });
       continue;
     }
-    const { outliers: detected, norms } = weightOutliers(weightMatrixReadInto(current, scratch), current.K, current.N, config);
+    const { outliers: detected, norms } = weightOutliers(weightMatrixReadInto(current, scratch), current.K, current.N, config, weightLabel(current));
     const outliers = detected.indices;
     if (outliers.length === 0 || isTail(outliers, current.K)) continue;
     const order = outliersLast(outliers, current.K);

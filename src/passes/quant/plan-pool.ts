@@ -38,6 +38,8 @@ export interface PlanRequest {
   K: number;
   N: number;
   config: QuantConfig;
+  /** How messages name the weight (`layer <node>: weight <tensor>`): a worker's error reaches the user as it words it. */
+  label: string;
 }
 
 /** What a worker answers. */
@@ -93,12 +95,12 @@ export class PlanPool {
    * on every worker at once, and no weight-sized buffer is allocated, moved and collected
    * per layer.
    */
-  plan(w: Float32Array | ExternalWeight, K: number, N: number, config: QuantConfig): Promise<WeightPlan> {
+  plan(w: Float32Array | ExternalWeight, K: number, N: number, config: QuantConfig, label: string): Promise<WeightPlan> {
     if (this.failure) return Promise.reject(this.failure);
     const worker = this.load.indexOf(Math.min(...this.load));
     const id = this.nextId++;
     this.load[worker]!++;
-    const request: PlanRequest = { id, w, K, N, config };
+    const request: PlanRequest = { id, w, K, N, config, label };
     return new Promise<WeightPlan>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, worker });
       this.workers[worker]!.postMessage(request, w instanceof Float32Array && w.buffer instanceof ArrayBuffer ? [w.buffer] : []);

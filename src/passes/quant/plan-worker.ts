@@ -14,7 +14,7 @@ function weightOf(w: Float32Array | ExternalWeight, K: number, N: number): Float
 parentPort!.on('message', (m: PlanRequest) => {
   let reply: PlanReply;
   try {
-    reply = { id: m.id, plan: planWeights(weightOf(m.w, m.K, m.N), m.K, m.N, m.config) };
+    reply = { id: m.id, plan: planWeights(weightOf(m.w, m.K, m.N), m.K, m.N, m.config, m.label) };
   } catch (e) {
     reply = { id: m.id, error: (e as Error).message };
   }

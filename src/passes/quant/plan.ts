@@ -8,6 +8,7 @@ import {
 import { layerConfig, type QuantConfig } from './config.ts';
 import { takeRows, weightMatrixView } from './layer-weights.ts';
 import type { LinearLayer } from './linear-layers.ts';
+import { refuseNonFinite, weightLabel } from './finite-weights.ts';
 
 /** Per-input-channel activation range of one layer input, from calibration. */
 export interface ChannelRanges {
@@ -110,7 +111,7 @@ export function planLayer(layer: LinearLayer, passConfig: QuantConfig, ranges?: 
   const config = layerConfig(passConfig, layer);
   let w: Float32Array | undefined;
   const matrix = () => (w ??= weightMatrixView(layer));
-  const { outliers, mode, branches, weightError } = weights ?? planWeights(matrix(), K, N, config);
+  const { outliers, mode, branches, weightError } = weights ?? planWeights(matrix(), K, N, config, weightLabel(layer));
   if (config.aBits !== null && ranges) {
     for (const b of branches) b.act = activationQuant(ranges, b.indices, config);
   }
@@ -145,8 +146,8 @@ export interface WeightPlan {
  * quantization of the emitted form (split or not) and the relative error of both forms (the
  * split's is reported even when splitting is off, so a report shows what S2 would gain).
  */
-export function planWeights(w: Float32Array, K: number, N: number, config: QuantConfig): WeightPlan {
-  const { wType, B, whole, singleParams, outliers } = singleFormAndOutliers(w, K, N, config);
+export function planWeights(w: Float32Array, K: number, N: number, config: QuantConfig, label = 'a weight'): WeightPlan {
+  const { wType, B, whole, singleParams, outliers } = singleFormAndOutliers(w, K, N, config, label);
   const block = B ? { blockSize: B } : {};
   const split = config.dualScale && outliers.indices.length > 0;
   const single = quantizeGroups(w, K, N, whole, singleParams, B, wType, !split);
@@ -169,8 +170,8 @@ export function planWeights(w: Float32Array, K: number, N: number, config: Quant
  * S2's outlier channels of a row-major `[K, N]` weight, exactly as {@link planWeights} finds
  * them (the same row norms, the same rule): what `fold-split` reads before any layer is planned.
  */
-export function weightOutliers(w: Float32Array, K: number, N: number, config: QuantConfig): { outliers: OutlierResult; norms: Float64Array } {
-  const { outliers, norms } = singleFormAndOutliers(w, K, N, config);
+export function weightOutliers(w: Float32Array, K: number, N: number, config: QuantConfig, label = 'a weight'): { outliers: OutlierResult; norms: Float64Array } {
+  const { outliers, norms } = singleFormAndOutliers(w, K, N, config, label);
   return { outliers, norms };
 }
 
@@ -179,8 +180,11 @@ export function outlierOptions(config: QuantConfig): OutlierOptions {
   return { tau: config.tau, gamma: config.gamma, align: config.align };
 }
 
-/** The single form's scales and the row norms S2 needs, in one pass over the weight; then the outliers. */
-function singleFormAndOutliers(w: Float32Array, K: number, N: number, config: QuantConfig) {
+/**
+ * The single form's scales and the row norms S2 needs, in one pass over the weight; then the
+ * outliers. A non-finite weight is refused here, from the norms, before any value is quantized.
+ */
+function singleFormAndOutliers(w: Float32Array, K: number, N: number, config: QuantConfig, label: string) {
   // 8-bit weights are int8: with uint8 activations onnxruntime then runs its u8×s8 kernels
   // (VNNI, AMX, Arm dot products), about twice as fast as the u8×u8 ones uint8 weights select.
   // On AVX2 without VNNI those kernels add pairs of products in int16 and saturate on
@@ -192,6 +196,9 @@ function singleFormAndOutliers(w: Float32Array, K: number, N: number, config: Qu
   const whole = allRows(K);
   const norms = new Float64Array(K);
   const singleParams = groupParams(w, K, N, whole, B, wType, config.wSymmetric, norms);
+  let normSum = 0;
+  for (let k = 0; k < K; k++) normSum += norms[k]!;
+  refuseNonFinite(normSum, w, N, label);
   const outliers = detectOutliers(norms, outlierOptions(config));
   return { wType, B, whole, singleParams, outliers, norms };
 }

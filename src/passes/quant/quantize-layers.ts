@@ -5,6 +5,8 @@ import { findLinearLayers, type LayerSelection, type LinearLayer, type SkippedLa
 import { ensureDomain, qdqDomainAdvice, raiseOpset } from './opset.ts';
 import { planLayer, planWeights, type ChannelRanges, type LayerPlan, type LayerScales, type WeightPlan } from './plan.ts';
 import { type ExternalWeight, PlanPool, readWeightInto } from './plan-pool.ts';
+import { weightLabel } from './finite-weights.ts';
+import { weightBytes } from '../../graph/constant-bytes.ts';
 import { foldedExternalSource } from './fold-split.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
 import { SpillFile } from '../../graph/serde/spill-file.ts';
@@ -81,7 +83,7 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
       await letSignalsRun();
       await prepare?.(layer);
       const source = externalWeight(layer);
-      q.quantize(layer, source ? planWeights(readWeightInto(source, layer.K, layer.N, scratch), layer.K, layer.N, layerConfig(config, layer)) : undefined);
+      q.quantize(layer, source ? planWeights(readWeightInto(source, layer.K, layer.N, scratch), layer.K, layer.N, layerConfig(config, layer), weightLabel(layer)) : undefined);
     }
     return q.report();
   }
@@ -95,7 +97,7 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
     const submit = (i: number) => {
       const layer = layers[i];
       if (!layer) return;
-      const planned = pool.plan(layerWeightForWorker(layer), layer.K, layer.N, layerConfig(config, layer));
+      const planned = pool.plan(layerWeightForWorker(layer), layer.K, layer.N, layerConfig(config, layer), weightLabel(layer));
       // A failure is thrown where this layer's plan is awaited, not as an unhandled rejection.
       planned.catch(() => undefined);
       ahead.set(i, planned);
@@ -155,7 +157,7 @@ class LayerQuantizer {
     private readonly scales: CalibratedScales | undefined,
     private readonly recon: Reconstruction | undefined,
   ) {
-    this.bytesBefore = weightBytes(model);
+    this.bytesBefore = weightBytes(model.graph);
     ({ layers: this.layers, skipped: this.skipped } = findLinearLayers(model.graph, selection));
     if (config.aBits !== null && this.layers.length > 0) {
       const missing = this.layers.filter((l) => !keepsFloatInputs(config, l) && !ranges?.has(l.name) && !scales?.has(l.name));
@@ -217,7 +219,7 @@ class LayerQuantizer {
   report(): QuantReport {
     const { config, method } = this;
     const entries = this.plans.map((p) => layerEntry(p, layerConfig(config, p.layer))).concat(this.skipped.map((s: SkippedLayer) => skippedEntry(s)));
-    return { method, bits: bitsLabel(config), format: config.format, layers: entries, totals: totals(entries, this.bytesBefore, weightBytes(this.model)) };
+    return { method, bits: bitsLabel(config), format: config.format, layers: entries, totals: totals(entries, this.bytesBefore, weightBytes(this.model.graph)) };
   }
 }
 
@@ -274,10 +276,4 @@ function tryRaiseOpset(model: Model, to: number): void {
   } catch {
     // An operator changed meaning between the model's opset and `to`: keep the lower opset (per-channel DQ, int8 storage).
   }
-}
-
-function weightBytes(model: Model): number {
-  let total = 0;
-  for (const v of model.graph.initializers.values()) total += v.initializer!.byteLength;
-  return total;
 }

@@ -25,6 +25,8 @@ import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable,
 import { withSmoothedCopy } from './smooth-calibration.ts';
 import { calibrateSequentially } from './sequential.ts';
 import { foldSplits, logFolds } from './fold-split.ts';
+import { refuseNonFiniteWeights } from './finite-weights.ts';
+import { LateThrows } from '../calibration/supervise.ts';
 import { refuseSubgraphLayers } from '../../hf/subgraph-check.ts';
 import { textCalibration } from '../../hf/text-calibration.ts';
 
@@ -36,8 +38,8 @@ export const QUANT_STATISTICS = {
   skipped: 'candidate layers left in float (reasons in the report)',
   floatCompute: 'quantized layers kept in float compute, too small for integer kernels (reasons in the report)',
   outlierChannels: 'input channels in outlier branches, summed over layers',
-  weightBytesBefore: 'initializer bytes before',
-  weightBytesAfter: 'initializer bytes after',
+  weightBytesBefore: 'weight bytes before: initializers and Constant tensors, as convert diff counts them',
+  weightBytesAfter: 'weight bytes after: initializers and Constant tensors, as convert diff counts them',
 } as const;
 
 /**
@@ -84,13 +86,19 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (found.stacks) logScope(ctx, found, selection.scope!, config);
   // Every later search (S1's copy, fold-split's, sequential stages) marks the same layers.
   if (selection.scope === 'outer-w8') selection.outer = new Set(layers.filter((l) => l.wBits).map((l) => l.name));
+  // Before calibration runs the model: there a non-finite weight would be blamed on the feeds.
+  const calibrates = layers.length > 0 && !options.loadCalibration && (config.aBits !== null || (wantStats && hasData));
+  if (calibrates) refuseNonFiniteWeights(layers);
   // Before anything reads the model: calibration, the table and the plans all see the permuted channels.
   const fold = options.foldSplit && layers.length > 0 ? foldSplits(model, layers, config) : undefined;
   // The permuted weights are new tensors: describe the layers again.
   if (fold?.folds.length) ({ layers } = findLinearLayers(model.graph, selection));
+  // Installed from the module's import until calibration has fully finished (see supervise.ts).
+  let late: LateThrows | undefined;
   // The model as given comes back if anything before the rewrite fails (the fold's permutations).
   try {
     const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
+    if (layers.length > 0 && config.aBits === null && !options.loadCalibration) checkWeightOnlyData(ctx, options, reconstructOptions, hasData);
     if (layers.length > 0 && config.aBits === null && wantStats && !hasData && !options.loadCalibration) {
       ctx.log.info(`weight-only without calibration data: weights rounded to nearest, no bias correction (give calib or prompts to ${reconstructOptions.method === 'none' ? 'correct the biases' : `reconstruct them with ${METHOD_NAMES[reconstructOptions.method]}`})`);
     }
@@ -129,8 +137,10 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       calibrationInfo = { origin: options.loadCalibration, kind: table.source.kind, samples: table.source.samples, scaleSearch: table.scaleSearch, chunks: table.chunks, dualAlphaOne: table.dualAlphaOne };
       ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
     } else if (calibrateNow) {
+      late = new LateThrows(options.calib || 'the calibration module');
       const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config);
-      calib.supervision = { timeoutSeconds: options.calibTimeout, log: ctx.log };
+      late.origin = calib.origin;
+      calib.supervision = { timeoutSeconds: options.calibTimeout, log: ctx.log, late };
       const calibrateOptions: CalibrateOptions = {
         selection,
         // Weight-only has no activation scales to search.
@@ -169,6 +179,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         // Calibration succeeded: now the user's model takes the same smoothing.
         applySmoothing(model, layers, smoothing, 'smooth-quant');
       } else result = await calibrate(model, layers, calib, config, calibrateOptions);
+      // Sessions are released by now: a throw from a timer after the last sample is reported here.
+      late.check();
       ({ ranges, scales, table, recon, activation, grouped } = result);
       calibrated = true;
       curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
@@ -187,8 +199,10 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         seconds: secondsOf(result.timings),
       };
     }
+    late?.stop(false);
   } catch (e) {
     fold?.restore();
+    late?.stop(true);
     throw e;
   }
   if (!calibrated && (options.saveStatistics || options.loadStatistics)) ctx.log.warn(`${options.saveStatistics ? 'save-statistics' : 'load-statistics'} ignored: this run does not calibrate with a module (${options.loadCalibration ? 'load-calibration given' : 'no calibration data or nothing to quantize'})`);
@@ -285,6 +299,29 @@ function secondsOf(t: CalibrationResult['timings']): { collect: number; sensitiv
 const METHOD_NAMES = { gptq: 'GPTQ', adaround: 'AdaRound' } as const;
 
 /** The reconstruction options of a pass (`minmax` declares only bias-correction: it rounds to nearest). */
+/**
+ * A weight-only run's calibration options against each other: an option asked for explicitly
+ * that needs calibration data the run does not have is refused (its default is moot, and says
+ * so in the log), and calibration data the run will not use is said to be unused, with the
+ * options that make it so (both were silent: found by a user trial).
+ */
+function checkWeightOnlyData(ctx: PassContext, options: SharedQuantValues, recon: ReconstructOptions, hasData: boolean): void {
+  const asked = [
+    ...(recon.biasCorrection && ctx.given?.has('bias-correction') ? ['bias-correction true'] : []),
+    ...(recon.method !== 'none' && ctx.given?.has('reconstruct') ? [`reconstruct ${recon.method}`] : []),
+  ];
+  if (!hasData && asked.length) {
+    throw new Error(`option ${asked.join(' and ')} needs calibration data, and this weight-only run has none: give calib or prompts (or load-calibration), or drop the option`);
+  }
+  const source = options.calib ? `calib ${options.calib}` : options.prompts ? `prompts ${options.prompts}` : ctx.calibration ? 'the calibration module given' : undefined;
+  if (source && recon.method === 'none' && !recon.biasCorrection) {
+    // minmax declares no reconstruct option: name only the options the pass has.
+    const off = ['a-bits none', ...(options.reconstruct === undefined ? [] : ['reconstruct none']), 'bias-correction false'];
+    const uses = ['activation ranges', ...(options.reconstruct === undefined ? [] : ['reconstruction'])];
+    ctx.log.warn(`${source} is not used: with ${off.join(', ')} this run needs no calibration data (it serves ${uses.join(', ')} or bias correction); it is not read`);
+  }
+}
+
 function reconstructOptionsOf(options: SharedQuantValues): ReconstructOptions {
   const auto = options.damp === undefined || options.damp.trim() === 'auto';
   const damp = auto ? undefined : Number(options.damp!.trim());
