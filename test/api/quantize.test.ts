@@ -54,6 +54,14 @@ describe('quantize()', () => {
     expect(enough.err).not.toMatch(/chooses activation clipping/);
   });
 
+  it('warns when a rollout module tags no call with a chunk (S1 then has one chunk to weigh)', async () => {
+    const path = join(tmp, 'untagged.mjs');
+    writeFileSync(path, `import * as ort from 'onnxruntime-node';\nexport const samples = 8;\nexport async function rollout(run, ctx) { const out = await run({ input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: 8 }, () => BigInt(ctx.random.int(512))), [1, 8]) }); return out.logits; }\n`);
+    const r = await cli(MODEL, '-o', join(tmp, 'untagged.onnx'), '--pass', 'q-arvd', '--q-arvd.calib', path);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/warning.*untagged\.mjs: every model call of the rollouts was chunk 0 .*pass \{ chunk \} with each run call/);
+  });
+
   it('names an unknown option, a bad value, and an unknown pass', async () => {
     await expect(quantize(MODEL, join(tmp, 'x.onnx'), { wBitz: 4 })).rejects.toThrow(/pass q-arvd: unknown option 'w-bitz' \(did you mean w-bits\?\); valid keys: w-bits/);
     await expect(quantize(MODEL, join(tmp, 'x.onnx'), { wBits: 3 as 4 })).rejects.toThrow(ConvertError);
