@@ -8,12 +8,13 @@ import { basename, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { modelTensors } from '../graph/serde/io.ts';
 import { ConvertError } from './errors.ts';
-import { checkWriteTarget, sameFile } from './run-files.ts';
+import { checkTempNameRoom, checkWriteTarget, sameFile } from './run-files.ts';
 
 /** Refuses an output that is the input (same real path or same inode), a folder, a device or FIFO, or in a missing or unwritable folder. */
 export function checkOutputPath(input: string, output: string): void {
   // Fail before the passes (calibration can take hours), not at the save.
   checkWriteTarget(output, output);
+  checkTempNameRoom(output, output);
   if (sameFile(input, output)) throw new ConvertError(`${output}: is the input file; write the output to another path (the input is never overwritten)`);
 }
 

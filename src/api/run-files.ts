@@ -63,7 +63,9 @@ export function modelFolderFiles(modelDir: string): RunFile[] {
   for (const dir of new Set([resolve(modelDir), dirname(resolve(modelDir))])) {
     for (const name of MODEL_FOLDER_FILES) {
       const path = join(dir, name);
-      if (existsSync(path)) out.push({ label: `the model folder's ${name}`, path });
+      // Only regular files: the others are never read by a plain conversion (and a tokenizer
+      // that is not one is refused where it is read, text-calibration.ts).
+      if (existsSync(path) && statSync(path).isFile()) out.push({ label: `the model folder's ${name}`, path });
     }
   }
   return out;
@@ -118,8 +120,22 @@ export function checkReadSource(path: string, what: string): void {
 const NAME_MAX_BYTES = 255;
 
 /**
- * Refuses a path a run would write (a temporary file renamed over it) when its name leaves no
- * room for the temporary name's suffix within 255 bytes, when it is a folder or
+ * Refuses a model output whose name leaves no room for the save's temporary suffix within 255
+ * bytes: the run would fail only after the passes, with ENAMETOOLONG on a name the user never
+ * gave. Only the model file: its data file is written only with external data (and fails in
+ * plain words at the save when its longer name does not fit), side files take a shorter suffix.
+ * @param what how the error names the path
+ */
+export function checkTempNameRoom(path: string, what: string): void {
+  const bytes = Buffer.byteLength(basename(resolve(path)));
+  const extra = tempSuffixBytes();
+  if (bytes + extra > NAME_MAX_BYTES) {
+    throw new ConvertError(`${what}: the file name is ${bytes} bytes; it is written first under a temporary name ${extra} bytes longer, over the ${NAME_MAX_BYTES}-byte limit of a file name: choose a name of at most ${NAME_MAX_BYTES - extra} bytes`);
+  }
+}
+
+/**
+ * Refuses a path a run would write (a temporary file renamed over it) when it is a folder or
  * an existing file that is not a regular one (a device such as /dev/null, a FIFO, a socket:
  * the rename would replace it with a regular file), or when its folder is missing, is not a
  * folder, or is not writable. Checked before any pass, which can take hours.
@@ -127,13 +143,6 @@ const NAME_MAX_BYTES = 255;
  */
 export function checkWriteTarget(path: string, what: string): void {
   const abs = resolve(path);
-  // The save's temporary name is longer than the file's: without this the run would fail
-  // only after the passes, with ENAMETOOLONG on a name the user never gave.
-  const bytes = Buffer.byteLength(basename(abs));
-  const extra = tempSuffixBytes();
-  if (bytes + extra > NAME_MAX_BYTES) {
-    throw new ConvertError(`${what}: the file name is ${bytes} bytes; it is written first under a temporary name ${extra} bytes longer, over the ${NAME_MAX_BYTES}-byte limit of a file name: choose a name of at most ${NAME_MAX_BYTES - extra} bytes`);
-  }
   if (existsSync(abs)) {
     const st = statSync(abs);
     if (st.isDirectory()) throw new ConvertError(`${what}: is a folder; give a file path`);

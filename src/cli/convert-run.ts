@@ -12,6 +12,7 @@ import { checkRunFiles, modelFolderFiles, passFiles, type RunFile } from '../api
 import type { Model } from '../graph/ir/model.ts';
 import type { SaveResult } from '../graph/serde/io.ts';
 import { cleanupOnSignal } from '../graph/serde/temp-files.ts';
+import { holdLateThrowsAfterFailure } from '../passes/calibration/supervise.ts';
 import { FolderError } from '../hf/errors.ts';
 import { convertFolder, isFolder, planVariant, quantMeaning, scanModelFolder } from '../hf/folder.ts';
 import type { Logger } from '../passes/log.ts';
@@ -28,6 +29,16 @@ const OWN_KEYS = new Set(['_', '$0', 'input', 'output', 'pass', 'config', 'exter
 
 /** Runs `convert <input> …` with parsed arguments; returns the exit code. */
 export async function runConvert(args: Record<string, unknown>, io: Parameters<CliCommand['run']>[1]): Promise<number> {
+  // The process ends after a failure: a failed calibration module's later throws are caught, not printed as raw stacks.
+  const release = holdLateThrowsAfterFailure();
+  try {
+    return await convertCommand(args, io);
+  } finally {
+    release();
+  }
+}
+
+async function convertCommand(args: Record<string, unknown>, io: Parameters<CliCommand['run']>[1]): Promise<number> {
   const flags = args as GlobalFlags;
   const log = cliLogger(io, flags);
   const input = args.input as string;

@@ -16,12 +16,13 @@
  * 4. A graph input it cannot make from text is refused up front, naming the input.
  * 5. Blank lines are skipped; an empty list is refused.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { DataType, dtypeName } from '../graph/ir/dtype.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { Value } from '../graph/ir/value.ts';
+import { specialFileKind } from '../graph/serde/file-kind.ts';
 import { CalibrationError, type CalibrationModule, type FeedSample, type LoadedCalibration } from '../passes/calibration/module.ts';
 import { importOnnxruntime, importTransformers } from '../runtime/optional-import.ts';
 
@@ -35,6 +36,9 @@ export function readPrompts(file: string): string[] {
   if (prompts.length === 0) throw new CalibrationError(file, 'has no prompts (one a line)', undefined, 'prompt list');
   return prompts;
 }
+
+/** The files of a tokenizer folder that transformers.js may read. */
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'config.json', 'vocab.json', 'merges.txt', 'tokenizer.model'];
 
 /** The folder holding the tokenizer of a graph in `modelDir`: the folder itself or its parent. */
 export function findTokenizerFolder(modelDir: string): string | undefined {
@@ -80,6 +84,13 @@ export async function textCalibration(model: Model, promptsFile: string, modelDi
   const dir = modelDir ?? process.cwd();
   const folder = findTokenizerFolder(dir);
   if (!folder) throw new CalibrationError(origin, `needs the model's tokenizer, and there is no tokenizer.json in ${dir} or ${dirname(dir)}`);
+  // Reading a FIFO or device would block for good: refuse it by name first.
+  for (const name of TOKENIZER_FILES) {
+    const path = join(folder, name);
+    if (!existsSync(path)) continue;
+    const st = statSync(path);
+    if (!st.isFile()) throw new CalibrationError(origin, `the tokenizer's ${path} is ${st.isDirectory() ? 'a folder' : specialFileKind(st)}, not a regular file`);
+  }
   const { Tensor } = await importOnnxruntime('text calibration (--q-arvd.prompts)');
   const makers = model.graph.inputs.map((v) => inputMaker(v, origin, Tensor));
   const { ids } = await tokenizePrompts(folder, prompts);

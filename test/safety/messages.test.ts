@@ -249,12 +249,34 @@ describe('what a run writes, and how it is named (found by a new-user trial of t
     expect(statSync(fifo).isFIFO()).toBe(true);
   });
 
+  it('a FIFO where a tokenizer file is refuses a prompt list by name; beside a plain conversion, which never reads it, it changes nothing (found by review)', async () => {
+    const folder = join(dir, 'fifo-tokenizer');
+    mkdirSync(folder);
+    const m = join(folder, 'model.onnx');
+    writeFileSync(m, readFileSync(model));
+    execFileSync('mkfifo', [join(folder, 'tokenizer.json')]);
+    execFileSync('mkfifo', [join(folder, 'config.json')]);
+    const prompts = join(folder, 'prompts.txt');
+    writeFileSync(prompts, 'once upon a time\n');
+    const plain = await cli(m, '-o', join(out, 'beside-fifo.onnx'), '--pass', 'minmax', '--minmax.a-bits', 'none');
+    expect(plain.code, plain.err).toBe(0);
+    const r = await cli(m, '-o', join(out, 'fifo-prompts.onnx'), '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.prompts', prompts);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/tokenizer's \S*fifo-tokenizer\/tokenizer\.json is a FIFO, not a regular file/);
+  });
+
   it('an output name that leaves no room for the temporary name is refused before any pass, naming the output (found by a safety trial: ENAMETOOLONG after the passes, hidden by the cleanup\'s own error)', async () => {
     // Bytes, not characters: é is two bytes in UTF-8.
     for (const name of [`${'a'.repeat(240)}.onnx`, `${'é'.repeat(120)}.onnx`]) {
       const err = await expectRefused([model, '-o', join(out, name), '--pass', 'minmax', '--minmax.a-bits', 'none'], /: the file name is 245 bytes; it is written first under a temporary name \d+ bytes longer, over the 255-byte limit of a file name: choose a name of at most \d+ bytes$/m, { input: inDir, output: out });
       expect(err.startsWith(`convert: error: ${join(out, name)}: `)).toBe(true);
     }
+    // A name that fits with the model's temporary suffix is written, though its data file's
+    // would not fit: that file is only written with external data (found by review).
+    const fits = join(dir, `${'b'.repeat(222)}.onnx`);
+    const ok = await cli(model, '-o', fits, '--pass', 'minmax', '--minmax.a-bits', 'none', '--no-external-data');
+    expect(ok.code, ok.err).toBe(0);
+    expect(statSync(fits).isFile()).toBe(true);
     // The library's saveModel has no such check: its error still names the output and the real cause.
     const long = join(out, `${'a'.repeat(240)}.onnx`);
     expect(() => saveModel(twoLayers(1), long)).toThrow(`${long}: cannot write: the file name is too long (ENAMETOOLONG)`);

@@ -4,10 +4,12 @@
  * from the same run. Renaming them one by one would, on a failure part way (EPERM on a file
  * another user owns in a sticky folder, a full disk for a metadata update), leave new files
  * beside old ones that no longer match them (a model reading offsets past the end of a
- * replaced data file). So every existing final file is first moved aside, then the new files
- * are renamed in; on a failure the new ones are removed and the old ones moved back.
+ * replaced data file). So every existing final file first gets a second name beside it (a hard
+ * link, so that readers still find it until its replacement is renamed over it in one step;
+ * moved there where links are refused), then the new files are renamed in; on a failure the
+ * old ones are renamed back over whatever was placed.
  */
-import { lstatSync, renameSync, rmSync } from 'node:fs';
+import { linkSync, lstatSync, renameSync, rmSync } from 'node:fs';
 import { errnoText, isErrno } from './errors.ts';
 import { tempSuffix } from './temp-files.ts';
 
@@ -42,10 +44,11 @@ export class CommitError extends Error {
 
 /**
  * Puts every `temp` in place of its `final` all or nothing, as far as the file system allows:
- * each existing final (a symbolic link, even a dangling one, counts and is moved itself, not
- * what it points to) is renamed to a name beside it, then the temporary files are renamed in,
- * then the set-aside files are removed. On any failure the files placed so far are removed and
- * the set-aside ones renamed back, and a {@link CommitError} is thrown. A final that is a
+ * each existing final (a symbolic link, even a dangling one, counts and is linked or moved
+ * itself, not what it points to) gets a second name beside it, then the temporary files are
+ * renamed over the finals (a final without `temp` is removed), then the second names are
+ * removed. On any failure the old files are renamed back (new files with no old one are
+ * removed), and a {@link CommitError} is thrown. A final that is a
  * folder is never moved (nor removed): a file's rename onto it fails, which undoes the commit.
  * Temporary files not yet renamed are the caller's to remove.
  * @throws CommitError naming the final file whose move failed
@@ -59,7 +62,13 @@ export function commitFiles(files: readonly FileCommit[]): void {
     if (!occupied(f.final)) continue;
     const aside = f.final + suffix;
     try {
-      renameSync(f.final, aside);
+      // A second name (a hard link) keeps the old file readable at its path until the new one
+      // replaces it in one rename; where links are refused, the old file is moved aside.
+      try {
+        linkSync(f.final, aside);
+      } catch {
+        renameSync(f.final, aside);
+      }
       asides.push({ final: f.final, aside });
     } catch (e) {
       failed = { final: f.final, error: e };
@@ -67,10 +76,12 @@ export function commitFiles(files: readonly FileCommit[]): void {
     }
   }
   for (const f of failed ? [] : files) {
-    if (f.temp === undefined) continue;
     try {
-      renameSync(f.temp, f.final);
-      placed.push(f.final);
+      if (f.temp === undefined) rmSync(f.final, { force: true });
+      else {
+        renameSync(f.temp, f.final);
+        placed.push(f.final);
+      }
     } catch (e) {
       failed = { final: f.final, error: e };
       break;
@@ -106,10 +117,12 @@ function occupied(path: string): boolean {
 /** Removes the placed files and moves the set-aside ones back; returns those that stayed aside. */
 function rollBack(placed: readonly string[], asides: readonly { final: string; aside: string }[]): { final: string; aside: string }[] {
   for (const p of placed) {
+    // A placed file with an old one beside it is replaced by that one's rename back, below.
+    if (asides.some((a) => a.final === p)) continue;
     try {
       rmSync(p, { force: true });
     } catch {
-      // Its old file's rename back below replaces it anyway.
+      // Nothing more can be done; the error says the commit failed.
     }
   }
   const stuck: { final: string; aside: string }[] = [];

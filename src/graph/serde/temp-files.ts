@@ -5,6 +5,8 @@
  * leaving them behind in the user's output folder or the OS temp directory.
  */
 import { rmSync } from 'node:fs';
+// The real one: a test's fake timers replace the global, and nothing would advance them here.
+import { setImmediate } from 'node:timers';
 
 const live = new Set<string>();
 
@@ -93,8 +95,13 @@ export function liveTempFiles(): string[] {
  * between long synchronous steps; it costs microseconds.
  */
 export function letSignalsRun(): Promise<void> {
+  // Without cleanupOnSignal's handlers (the library API) there is nothing to let run.
+  if (signalScopes === 0) return Promise.resolve();
   return new Promise((done) => setImmediate(() => setImmediate(done)));
 }
+
+/** How many {@link cleanupOnSignal} calls are running. */
+let signalScopes = 0;
 
 /**
  * While `fn` runs, SIGINT and SIGTERM remove the temporary files, print `message` and exit
@@ -110,9 +117,11 @@ export async function cleanupOnSignal<T>(write: (text: string) => void, fn: () =
     process.on(signal, handler);
     return () => process.off(signal, handler);
   });
+  signalScopes++;
   try {
     return await fn();
   } finally {
+    signalScopes--;
     for (const off of handlers) off();
   }
 }

@@ -76,13 +76,28 @@ export class LateThrows {
       process.off('uncaughtException', this.onUncaught);
       process.off('unhandledRejection', this.onUncaught);
     };
-    if (failed) setTimeout(off, LATE_GRACE_MS).unref();
+    if (failed && lateGraceMs > 0) setTimeout(off, lateGraceMs).unref();
     else off();
   }
 }
 
-/** How long a failed calibration's module may still throw from its timers without a raw stack. */
+/** How long a failed calibration's module may still throw from its timers without a raw stack (see {@link holdLateThrowsAfterFailure}). */
 export const LATE_GRACE_MS = 10_000;
+let lateGraceMs = 0;
+
+/**
+ * For the CLI, whose process ends after reporting the failure: while its run lasts, a failed
+ * calibration keeps catching the module's throws for {@link LATE_GRACE_MS} so that its other
+ * timers do not print a raw stack over the error shown. A library caller keeps the default
+ * (none): its process goes on, and its own errors must not be swallowed.
+ * @returns a function that ends the setting (a hold already started runs its course)
+ */
+export function holdLateThrowsAfterFailure(): () => void {
+  lateGraceMs = LATE_GRACE_MS;
+  return () => {
+    lateGraceMs = 0;
+  };
+}
 
 /** Which call into the module this is, for messages. */
 export interface ModuleCall {

@@ -199,7 +199,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         seconds: secondsOf(result.timings),
       };
     }
-    late?.stop(false);
+    // Grouped statistics and sequential stages run the module again while the layers are
+    // quantized: their late throws are caught until that has finished (below).
+    if (!grouped) late?.stop(false);
   } catch (e) {
     fold?.restore();
     late?.stop(true);
@@ -228,10 +230,23 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     }
     report = await quantizeLinearLayersThreaded(threads, model, config, selection, ranges, method, scales, reconstruction);
     reconWriter?.finish(activation);
+  } catch (e) {
+    if (grouped) late?.stop(true);
+    throw e;
   } finally {
     products?.close();
     reconWriter?.dispose();
     await grouped?.dispose();
+  }
+  if (grouped && late) {
+    // A throw from a timer after the last group's samples is reported here, as after calibrate.
+    try {
+      late.check();
+    } catch (e) {
+      late.stop(true);
+      throw e;
+    }
+    late.stop(false);
   }
   if (stats) ctx.log.info(`${reconstructOptions.method === 'none' ? 'round to nearest' : `${METHOD_NAMES[reconstructOptions.method]} reconstruction`}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
   // Sequential stages are calibrated while the quantizer runs: their collections count too.
