@@ -28,8 +28,11 @@ export function guardExit(write: (text: string) => void): () => void {
   let deliberate = false;
   const offHardExit = onHardExit(() => void (deliberate = true));
   let uncaught: unknown;
-  // A monitor only looks: Node still reports the exception and exits as it would.
-  const onUncaught = (e: unknown) => void (uncaught ??= e);
+  // A monitor only looks: Node still reports the exception and exits as it would. One that an
+  // 'uncaughtException' listener takes (calibration's supervision) does not end the process.
+  const onUncaught = (e: unknown) => {
+    if (process.listenerCount('uncaughtException') === 0) uncaught ??= e;
+  };
   const onExit = (code: number) => {
     if (deliberate) return;
     const pass = runningPass();

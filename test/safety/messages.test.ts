@@ -131,6 +131,7 @@ describe('messages name the user\'s file, tensor, option or module', () => {
       "  { name: 'hang', summary: 'never settles', options: {}, statistics: {}, run: () => new Promise(() => {}) },",
       "  { name: 'quit', summary: 'exits', options: {}, statistics: {}, run: () => process.exit(0) },",
       "  { name: 'boom', summary: 'throws from a timer', options: {}, statistics: {}, run: () => new Promise(() => setTimeout(() => { throw new Error('boom'); }, 10)) },",
+      "  { name: 'handled', summary: 'an exception its own listener takes, then an exit', options: {}, statistics: {}, run: () => new Promise(() => { process.on('uncaughtException', () => {}); setTimeout(() => { throw new Error('taken'); }, 5); setTimeout(() => process.exit(0), 100); }) },",
       "  { name: 'spin', summary: 'runs until interrupted', options: {}, statistics: {}, run: () => new Promise(() => { process.stderr.write('spinning\\n'); setInterval(() => {}, 1000); }) },",
       '] };',
     ].join('\n'));
@@ -145,6 +146,10 @@ describe('messages name the user\'s file, tensor, option or module', () => {
     const boom = await runCli([model, '-o', x, '--plugin', plugin, '--pass', 'boom'], { timeoutMs: 30_000 });
     expect(boom.stderr.split('\n')).toContain('convert: error: pass boom (plugin rogue) ended with an uncaught exception (boom) before the output was written; temporary files removed');
     expect(boom.code).toBe(1);
+    // An exception a listener took did not end the process: the exit that did is named (found by review).
+    const handled = await runCli([model, '-o', x, '--plugin', plugin, '--pass', 'handled'], { timeoutMs: 30_000 });
+    expect(handled.stderr.trimEnd().split('\n').at(-1)).toBe('convert: error: pass handled (plugin rogue) exited the process (process.exit(0)) before the output was written; temporary files removed');
+    expect(handled.code).toBe(1);
     expect(existsSync(x)).toBe(false);
     // Ctrl-C keeps its own line and code: the guard stays out of deliberate exits.
     let sent = false;
