@@ -52,6 +52,17 @@ describe('commitFiles', () => {
     expect(readFileSync(join(d, 'b', 'keep'), 'utf8')).toBe('kept');
   });
 
+  it('a failure before an old file was replaced leaves no second name of it beside it (found with a sticky folder, as another user)', () => {
+    const d = folder('early', { a: 'old a', 'a.tmp': 'new a', 'b.tmp': 'new b' });
+    mkdirSync(join(d, 'b'));
+    writeFileSync(join(d, 'b', 'keep'), 'kept');
+    // a gets its second name first, then b's rename fails before a's.
+    expect(() => commitFiles([{ temp: join(d, 'a.tmp'), final: join(d, 'a') }, { temp: join(d, 'b.tmp'), final: join(d, 'b') }].reverse())).toThrow(CommitError);
+    expect(listDir(d)).toEqual(['a', 'a.tmp', 'b', 'b.tmp']);
+    expect(readFileSync(join(d, 'a'), 'utf8')).toBe('old a');
+    expect(lstatSync(join(d, 'a')).nlink).toBe(1);
+  });
+
   it('moves a symbolic link aside itself, dangling or not, never what it points to', () => {
     const d = folder('links', { target: 'target', 'a.tmp': 'new a', 'b.tmp': 'new b', 'c.tmp': 'new c' });
     symlinkSync(join(d, 'target'), join(d, 'a'));

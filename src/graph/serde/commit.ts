@@ -129,6 +129,9 @@ function rollBack(placed: readonly string[], asides: readonly { final: string; a
   for (const a of asides) {
     try {
       renameSync(a.aside, a.final);
+      // A second name of a file never replaced is still a link to the final's own file, and
+      // rename does nothing between two links of one file: remove the name left beside it.
+      if (occupied(a.aside)) rmSync(a.aside, { force: true });
     } catch {
       stuck.push(a);
     }
