@@ -12,9 +12,9 @@ import { checkRunFiles, modelFolderFiles, passFiles, type RunFile } from '../api
 import type { Model } from '../graph/ir/model.ts';
 import type { SaveResult } from '../graph/serde/io.ts';
 import { cleanupOnSignal } from '../graph/serde/temp-files.ts';
-import { holdLateThrowsAfterFailure } from '../passes/calibration/supervise.ts';
 import { FolderError } from '../hf/errors.ts';
 import { convertFolder, isFolder, planVariant, quantMeaning, scanModelFolder } from '../hf/folder.ts';
+import { holdLateThrowsAfterFailure } from '../passes/calibration/supervise.ts';
 import type { Logger } from '../passes/log.ts';
 import { type PassRecord, PassManager, type PassStep } from '../passes/manager.ts';
 import type { PassRegistry } from '../passes/registry.ts';

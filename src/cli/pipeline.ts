@@ -3,9 +3,9 @@
  * Config passes come first, then `--pass` entries in the order given; options set on the
  * command line (`--<pass>.<key> value`) override the config's for every step of that pass.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { specialFileKind } from '../graph/serde/file-kind.ts';
+import { checkReadSource } from '../api/run-files.ts';
 import type { PassStep } from '../passes/manager.ts';
 import { describe, resolveOptions } from '../passes/pass.ts';
 import type { PassRegistry } from '../passes/registry.ts';
@@ -37,8 +37,7 @@ export function readConfig(file: string): ConvertConfig {
     throw new CliError(`${file}: ${what}`);
   };
   if (!existsSync(file)) fail('no such file');
-  const st = statSync(file);
-  if (!st.isFile()) fail(st.isDirectory() ? 'is a folder; give a JSON file' : `is ${specialFileKind(st)}, not a regular file`);
+  checkReadSource(file, file);
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));

@@ -11,7 +11,7 @@
  * - Sizes are bytes of raw tensor data (`Tensor.byteLength`): 4-bit types count half a byte
  *   per element. `weights` sums the initializers (subgraphs included) and the tensors of
  *   `Constant` nodes (exporters store weights either way; shape constants count too): the
- *   same figure the quantization passes log as `weights X → Y bytes` (src/graph/constant-bytes.ts).
+ *   same figure the quantization passes log as `weights X → Y bytes` (src/graph/weight-bytes.ts).
  * - `sha256` fields appear only when `dataCompared` is true (`--data`); without it no
  *   tensor data is read and an initializer whose contents changed but whose type and shape
  *   did not is counted as unchanged.

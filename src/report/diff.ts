@@ -30,7 +30,7 @@ import type { Node } from '../graph/ir/node.ts';
 import type { ReadBuffer, Tensor } from '../graph/ir/tensor.ts';
 import type { Value } from '../graph/ir/value.ts';
 import { count, diffLayers, nodeKey, opKey, tally } from './diff-layers.ts';
-import { allInitializers, weightBytes } from '../graph/constant-bytes.ts';
+import { allInitializers, weightBytes } from '../graph/weight-bytes.ts';
 import type { DiffSchema, ListDiff, ModelDiff, NodeChange, NodeRef, OpCount, TensorSig, ValueSig } from './diff-schema.ts';
 
 export type * from './diff-schema.ts';

@@ -3,11 +3,11 @@ import { basename, dirname, resolve } from 'node:path';
 import type { Model } from '../ir/model.ts';
 import type { Tensor } from '../ir/tensor.ts';
 import { decodeModel, encodeModel } from '../proto/codec.ts';
-import { realFolder } from './data-file.ts';
-import { specialFileKind } from './file-kind.ts';
-import { errnoText, isErrno, ModelFileError } from './errors.ts';
-import { tempSuffix, trackTemp, untrackTemp } from './temp-files.ts';
 import { CommitError, commitFiles } from './commit.ts';
+import { realFolder } from './data-file.ts';
+import { errnoText, isErrno, ModelFileError } from './errors.ts';
+import { specialFileKind } from './file-kind.ts';
+import { tempSuffix, trackTemp, untrackTemp } from './temp-files.ts';
 import { ExternalDataSink, inlineSink } from './external-sink.ts';
 import { modelFromProto } from './from-proto.ts';
 import { modelToProto } from './to-proto.ts';
@@ -86,8 +86,6 @@ export function saveModel(model: Model, path: string, options: SaveOptions = {})
 export interface PendingSave {
   /** Renames the temporary files into place (all or nothing) and returns what was written. */
   commit(): SaveResult;
-  /** Removes the temporary files instead (best effort). */
-  discard(): void;
 }
 
 /**
@@ -146,7 +144,6 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
     throw named(e);
   }
   return {
-    discard,
     commit: () => {
       try {
         commitFiles([...(wroteData ? [{ temp: tmpData, final: dataPath }] : []), { temp: tmpModel, final: out }]);

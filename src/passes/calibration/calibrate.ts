@@ -195,7 +195,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     }
 
     if (calib.samples < FEW_SAMPLES_FOR_CLIPPING) {
-      log.warn(`the scale search chooses activation clipping from ${calib.samples} calibration sample(s); a range clipped to fit so few may not hold for other inputs (tiny-arvd-l at W8A8: per-call error 1.06–1.18× minmax's with 2 or 4 rollouts, 0.66–0.91× with 8, 0.53–0.64× with 16; docs/calibration.md): give at least ${FEW_SAMPLES_FOR_CLIPPING} samples, or --q-arvd.scale-search false for plain min/max`);
+      log.warn(`the scale search chooses activation clipping from ${calib.samples} calibration sample(s); a range clipped to fit so few may not hold for other inputs (tiny-arvd-l at W8A8: per-call error 1.06–1.19× minmax's with 2 or 4 rollouts, 0.66–0.91× with 8, 0.53–0.64× with 16; docs/calibration.md): give at least ${FEW_SAMPLES_FOR_CLIPPING} samples, or --q-arvd.scale-search false for plain min/max`);
     }
     t0 = performance.now();
     const dualAlphaOne = options.dualAlphaOne ?? true;

@@ -6,7 +6,7 @@ import { ensureDomain, qdqDomainAdvice, raiseOpset } from './opset.ts';
 import { planLayer, planWeights, type ChannelRanges, type LayerPlan, type LayerScales, type WeightPlan } from './plan.ts';
 import { type ExternalWeight, PlanPool, readWeightInto } from './plan-pool.ts';
 import { weightLabel } from './finite-weights.ts';
-import { weightBytes } from '../../graph/constant-bytes.ts';
+import { weightBytes } from '../../graph/weight-bytes.ts';
 import { foldedExternalSource } from './fold-split.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
 import { SpillFile } from '../../graph/serde/spill-file.ts';

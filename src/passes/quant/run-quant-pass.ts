@@ -86,9 +86,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (found.stacks) logScope(ctx, found, selection.scope!, config);
   // Every later search (S1's copy, fold-split's, sequential stages) marks the same layers.
   if (selection.scope === 'outer-w8') selection.outer = new Set(layers.filter((l) => l.wBits).map((l) => l.name));
+  const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
   // Before calibration runs the model: there a non-finite weight would be blamed on the feeds.
-  const calibrates = layers.length > 0 && !options.loadCalibration && (config.aBits !== null || (wantStats && hasData));
-  if (calibrates) refuseNonFiniteWeights(layers);
+  if (calibrateNow && !options.loadCalibration) refuseNonFiniteWeights(layers);
   // Before anything reads the model: calibration, the table and the plans all see the permuted channels.
   const fold = options.foldSplit && layers.length > 0 ? foldSplits(model, layers, config) : undefined;
   // The permuted weights are new tensors: describe the layers again.
@@ -97,7 +97,6 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let late: LateThrows | undefined;
   // The model as given comes back if anything before the rewrite fails (the fold's permutations).
   try {
-    const calibrateNow = layers.length > 0 && (config.aBits !== null || (wantStats && hasData));
     if (layers.length > 0 && config.aBits === null && !options.loadCalibration) checkWeightOnlyData(ctx, options, reconstructOptions, hasData);
     if (layers.length > 0 && config.aBits === null && wantStats && !hasData && !options.loadCalibration) {
       ctx.log.info(`weight-only without calibration data: weights rounded to nearest, no bias correction (give calib or prompts to ${reconstructOptions.method === 'none' ? 'correct the biases' : `reconstruct them with ${METHOD_NAMES[reconstructOptions.method]}`})`);
@@ -313,7 +312,6 @@ function secondsOf(t: CalibrationResult['timings']): { collect: number; sensitiv
 
 const METHOD_NAMES = { gptq: 'GPTQ', adaround: 'AdaRound' } as const;
 
-/** The reconstruction options of a pass (`minmax` declares only bias-correction: it rounds to nearest). */
 /**
  * A weight-only run's calibration options against each other: an option asked for explicitly
  * that needs calibration data the run does not have is refused (its default is moot, and says
@@ -337,6 +335,7 @@ function checkWeightOnlyData(ctx: PassContext, options: SharedQuantValues, recon
   }
 }
 
+/** The reconstruction options of a pass (`minmax` declares only bias-correction: it rounds to nearest). */
 function reconstructOptionsOf(options: SharedQuantValues): ReconstructOptions {
   const auto = options.damp === undefined || options.damp.trim() === 'auto';
   const damp = auto ? undefined : Number(options.damp!.trim());
