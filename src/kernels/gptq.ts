@@ -11,7 +11,8 @@
  * block and branch) alike.
  *
  * - Dead rows (`H[k,k] = 0`: the input channel was always zero) get `W[k,:] = 0`, `H[k,k] = 1`.
- * - Damping: `H += damp·mean(diag H)·I`.
+ * - Damping: `H += damp·mean(diag H)·I`; where H is still not positive definite (singular H,
+ *   float32 roundoff) the damping is raised ({@link RETRY_DAMP_FLOOR}) and the result says which.
  * - Act-order: rows in descending `diag(H)` (ties by index), so the channels that matter most
  *   are quantized while the most rows remain to absorb their error.
  *
@@ -72,6 +73,11 @@ export interface GptqResult {
   deq: Float32Array;
   /** Rows found dead (`H[k,k] = 0`). */
   dead: number;
+  /**
+   * GPTQ: the damping fraction used — the requested one, or a larger one where H was not
+   * positive definite with it ({@link dampedFactor}). Absent for round to nearest.
+   */
+  damp?: number;
 }
 
 /** Default damping fraction. */
@@ -79,11 +85,14 @@ export const DEFAULT_GPTQ_DAMP = 0.01;
 
 /** GPTQ with lazy batched updates, through the Cholesky factor of H (see the module doc). `h` is not modified. */
 export function gptq(w: Float32Array, h: Float64Array, K: number, N: number, quantizers: RowQuantizers, options: GptqOptions = {}): GptqResult {
-  const { order, isDead, dead, hp } = prepare(w, h, K, N, quantizers, options, true);
   const matmul = options.matmul ?? matmul64;
   const step = Math.max(1, options.blockSize ?? 128);
   // hp is H permuted in reversed order; factored, R[j][i] = L[K−1−j][K−1−i] (H = R·Rᵀ, R upper).
-  choleskyLowerInPlace(hp, K, { matmul });
+  const { order, isDead, dead, hp, damp } = dampedFactor(options, (d) => {
+    const p = prepare(w, h, K, N, quantizers, { ...options, damp: d }, true);
+    choleskyLowerInPlace(p.hp, K, { matmul });
+    return p;
+  });
   const rAt = (j: number, i: number) => (K - 1 - j) * K + (K - 1 - i);
   const qp = new Int32Array(K * N);
   const deqp = new Float32Array(K * N);
@@ -122,15 +131,46 @@ export function gptq(w: Float32Array, h: Float64Array, K: number, N: number, qua
       }
     }
   }
-  return unpermute(qp, deqp, order, K, N, dead);
+  return { ...unpermute(qp, deqp, order, K, N, dead), damp };
+}
+
+/**
+ * Damping tried when the requested fraction leaves H not positive definite: H is singular
+ * with fewer calibration rows than input channels or collinear channels, and a Gram matrix
+ * summed from float32 products is indefinite at about 1e-7 of its diagonal, so `damp 0` (or
+ * any fraction below that) cannot be factored. Raised to the next decade from this floor up
+ * to 1, as GPTQ implementations advise by hand ("increase damp").
+ */
+export const RETRY_DAMP_FLOOR = 1e-6;
+
+/** The dampings tried after the requested one, in order (decades, exact as written). */
+const RETRY_DAMPS = [RETRY_DAMP_FLOOR, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1];
+
+/**
+ * Runs `factor` (damping fraction → factored working copy) with the requested damping, and
+ * again with larger ones while the Cholesky factorisation finds H not positive definite.
+ */
+function dampedFactor<T>(options: GptqOptions, factor: (damp: number) => T): T & { damp: number } {
+  let damp = options.damp ?? DEFAULT_GPTQ_DAMP;
+  for (;;) {
+    try {
+      return { ...factor(damp), damp };
+    } catch (e) {
+      const next = RETRY_DAMPS.find((d) => d > damp);
+      if (!(e instanceof RangeError) || !e.message.includes('not positive definite') || next === undefined) throw e;
+      damp = next;
+    }
+  }
 }
 
 /** The unbatched definition through `U` (upper Cholesky factor of H⁻¹): every row's update is applied at once to all rows after it. */
 export function gptqReference(w: Float32Array, h: Float64Array, K: number, N: number, quantizers: RowQuantizers, options: GptqOptions = {}): GptqResult {
-  const { order, isDead, dead, hp } = prepare(w, h, K, N, quantizers, options, false);
+  const { order, isDead, dead, u, damp } = dampedFactor(options, (d) => {
+    const p = prepare(w, h, K, N, quantizers, { ...options, damp: d }, false);
+    return { ...p, u: inverseCholeskyUpper(p.hp, K) };
+  });
   const wp = new Float64Array(K * N);
   for (let i = 0; i < K; i++) if (!isDead[i]) for (let n = 0; n < N; n++) wp[i * N + n] = w[order[i]! * N + n]!;
-  const u = inverseCholeskyUpper(hp, K);
   const qp = new Int32Array(K * N);
   const deqp = new Float32Array(K * N);
   const err = new Float64Array(N);
@@ -145,7 +185,7 @@ export function gptqReference(w: Float32Array, h: Float64Array, K: number, N: nu
       for (let n = 0; n < N; n++) wp[rj + n] -= f * err[n]!;
     }
   }
-  return unpermute(qp, deqp, order, K, N, dead);
+  return { ...unpermute(qp, deqp, order, K, N, dead), damp };
 }
 
 /** Round-to-nearest with the same quantizers (the baseline GPTQ must not lose to). */

@@ -194,4 +194,19 @@ describe('tiny-arvd: reconstruction from calibration statistics', () => {
     expect(report.layers.every((l) => l.reconstruction === undefined)).toBe(true);
     expect(lines.some((l) => /weight-only without calibration data: weights rounded to nearest, no bias correction/.test(l))).toBe(true);
   });
+
+  it('damp 0 on singular Gram matrices (the text path sees a few distinct rows; float32 sums): GPTQ raises the damping where H cannot be factored, says so, and the model runs', async () => {
+    // Before: "cholesky: the matrix is not positive definite" ended the whole run.
+    const { report, lines, path } = await quantize('q-arvd', { 'w-bits': '4', 'a-bits': 'none', damp: '0', 'frame-weighting': false });
+    const raised = report.layers.filter((l) => l.reconstruction?.dampRequested !== undefined);
+    expect(raised.length).toBeGreaterThan(0);
+    for (const l of raised) {
+      expect(l.reconstruction!.dampRequested).toBe(0);
+      expect([1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1]).toContain(l.reconstruction!.damp);
+    }
+    // Layers whose H could be factored keep the requested damping.
+    expect(report.layers.some((l) => l.reconstruction?.damp === 0)).toBe(true);
+    expect(lines.some((l) => new RegExp(`GPTQ: damp 0 leaves H not positive definite on ${raised.length} layer\\(s\\).*first: ${raised[0]!.name.replace(/[/.]/g, '\\$&')}`).test(l))).toBe(true);
+    expect(await finalError(path)).toBeLessThan(0.1);
+  }, 300_000);
 });

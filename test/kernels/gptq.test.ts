@@ -183,3 +183,33 @@ describe('inverseCholeskyUpper', () => {
     expect(() => inverseCholeskyUpper(Float64Array.from([1, 2, 2, 1]), 2)).toThrow(/not positive definite/);
   });
 });
+
+describe('gptq on a singular H (fewer rows than input channels)', () => {
+  // 8 rows, K 64: H has rank 8, so with damp 0 it cannot be factored.
+  const K = 64;
+  const N = 4;
+  const rng = seededRandom(7);
+  const x = rng.normalArray(8 * K);
+  const h = new Float64Array(K * K);
+  for (let r = 0; r < 8; r++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) h[i * K + j] += x[r * K + i]! * x[r * K + j]!;
+  const w = Float32Array.from(rng.normalArray(K * N));
+  const scales = new Float32Array(N).fill(0.5);
+  const quantizers: RowQuantizers = { group: new Int32Array(K), scales, zeroPoints: new Int32Array(N), type: 'int4' };
+
+  it('damp 0 is raised to the first decade from 1e-6 that factors, reported, and gives what that damping gives when asked for', () => {
+    const raised = gptq(w, h, K, N, quantizers, { damp: 0 });
+    expect(raised.damp).toBeGreaterThanOrEqual(1e-6);
+    expect([1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1]).toContain(raised.damp);
+    const asked = gptq(w, h, K, N, quantizers, { damp: raised.damp });
+    expect(asked.damp).toBe(raised.damp);
+    expect(Array.from(raised.q)).toEqual(Array.from(asked.q));
+    // The unbatched definition takes the same damping and the same integers.
+    const ref = gptqReference(w, h, K, N, quantizers, { damp: 0 });
+    expect(ref.damp).toBe(raised.damp);
+    expect(Array.from(ref.q)).toEqual(Array.from(raised.q));
+  });
+
+  it('a damping that factors is kept as asked', () => {
+    expect(gptq(w, h, K, N, quantizers, { damp: 0.01 }).damp).toBe(0.01);
+  });
+});

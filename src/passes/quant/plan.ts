@@ -87,6 +87,8 @@ export interface LayerReconstruction {
   dead: number;
   /** GPTQ's damping fraction, or `rtn` where `damp auto` chose round to nearest. */
   damp?: number | 'rtn';
+  /** Set where H was not positive definite with this requested damping, which GPTQ raised to `damp` (kernels/gptq.ts). */
+  dampRequested?: number;
   /** `damp auto`: each candidate's two-fold held-out error per row (after bias correction when on). */
   heldOut?: Record<string, number>;
   /** AdaRound: weights rounded the other way than to nearest. */
