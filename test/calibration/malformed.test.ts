@@ -11,7 +11,7 @@ import { Tensor } from '../../src/graph/ir/tensor.ts';
 import { Value } from '../../src/graph/ir/value.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
-import { silentLogger } from '../../src/passes/log.ts';
+import { createLogger } from '../../src/passes/log.ts';
 import { resolveOptions } from '../../src/passes/pass.ts';
 import qArvd from '../../src/passes/q-arvd.ts';
 import type { SharedQuantValues } from '../../src/passes/quant/quant-options.ts';
@@ -59,17 +59,19 @@ const CASES: { name: string; source: string; error: RegExp }[] = [
   { name: 'bad-yield', source: `export function* feeds() { yield ${ids([1, 4, 32])}; }\n`, error: /yielded something without a feeds record/ },
   { name: 'bad-chunk', source: `export function* feeds() { yield { feeds: { input_ids: ${ids([1, 4, 32])} }, chunk: -1 }; }\n`, error: /chunk tag must be a non-negative integer, got -1/ },
   { name: 'rollout-returns-nothing', source: `export const samples = 1;\nexport async function rollout(run) { await run({ input_ids: ${ids([1, 4, 32])} }, { chunk: 0 }); }\n`, error: /sample 0: rollout returned nothing; it must return the final result to judge/ },
+  { name: 'rollout-returns-nan', source: `export const samples = 1;\nexport async function rollout(run) { await run({ input_ids: ${ids([1, 4, 32])} }, { chunk: 0 }); return new ort.Tensor('float32', new Float32Array([0, NaN]), [2]); }\n`, error: /sample 0: rollout returned a result holding NaN at index 1; the final result to judge must be finite/ },
   { name: 'no-rollout-samples', source: 'export async function rollout() {}\n', error: /a rollout module must export samples \(a number\) or prompts \(an array\)/ },
   { name: 'syntax-error', source: 'export function* feeds( {\n', error: /cannot be imported/ },
 ];
 
-async function attempt(calib: string) {
+async function attempt(calib: string, warnings: string[] = []) {
   const model = loadModel(MODEL);
   const before = { nodes: model.graph.nodes().length, outputs: model.graph.outputs.map((v) => v.name), inits: model.graph.initializers.size };
   const report = join(dir, `${calib.replace(/\W/g, '_')}.report.json`);
   const table = join(dir, `${calib.replace(/\W/g, '_')}.table.json`);
   const options = resolveOptions(qArvd, { calib, report, 'save-calibration': table, 'calib-threads': 1 }) as unknown as SharedQuantValues;
-  const error = await runQuantPass(model, { log: silentLogger, verbose: false, modelDir: undefined }, options, 'q-arvd').then(() => undefined, (e: Error) => e);
+  const log = createLogger({ write: (l) => warnings.push(l) });
+  const error = await runQuantPass(model, { log, verbose: false, modelDir: undefined }, options, 'q-arvd').then(() => undefined, (e: Error) => e);
   const after = { nodes: model.graph.nodes().length, outputs: model.graph.outputs.map((v) => v.name), inits: model.graph.initializers.size };
   return { error, written: [report, table].filter((p) => existsSync(p)), unchanged: JSON.stringify(before) === JSON.stringify(after) };
 }
@@ -87,6 +89,42 @@ describe('malformed calibration modules', () => {
       expect(unchanged).toBe(true);
     });
   }
+
+  it('a module that throws: its own error (with its stack, in the module file) is the cause (--debug prints the chain)', async () => {
+    const path = join(dir, 'throws-cause.mjs');
+    writeFileSync(path, HEADER + "export const samples = 1;\nexport function* feeds() { throw new Error('my encoder blew up'); }\n");
+    const { error } = await attempt(path);
+    expect(error!.message).toMatch(/sample 0: threw: my encoder blew up/);
+    const cause = error!.cause as Error;
+    expect(cause.message).toBe('my encoder blew up');
+    expect(cause.stack).toContain('throws-cause.mjs');
+  });
+
+  // Module mistakes that leave S1's curve meaningless without failing anything: warned.
+  const rolloutModule = (noise: string, result: string) =>
+    `${HEADER}export const samples = 2;\nexport async function rollout(run, ctx) {\n  let out;\n  for (let c = 0; c < 3; c++) out = await run({ input_ids: new ort.Tensor('float32', Float32Array.from({ length: 128 }, () => ${noise}), [1, 4, 32]) }, { chunk: c });\n  return ${result};\n}\n`;
+
+  it('S1 with a rollout drawing its noise from Math.random: warned, naming the samples and ctx.random', async () => {
+    const path = join(dir, 'math-random.mjs');
+    writeFileSync(path, rolloutModule('Math.random() - 0.5', 'out.y'));
+    const warnings: string[] = [];
+    const { error } = await attempt(path, warnings);
+    expect(error).toBeUndefined();
+    expect(warnings.some((w) => w.includes(`warning: ${path}: rolled out again with the same context, sample(s) 0, 1 fed the model other inputs`) && w.includes('ctx.random')), warnings.join('\n')).toBe(true);
+  });
+
+  it('S1 with a result no quantization changes (not computed from the model): warned; a proper module gets neither warning', async () => {
+    const constant = join(dir, 'constant-result.mjs');
+    writeFileSync(constant, rolloutModule('ctx.random.normal()', "new ort.Tensor('float32', new Float32Array([1, 2, 3]), [3])"));
+    const warnings: string[] = [];
+    expect((await attempt(constant, warnings)).error).toBeUndefined();
+    expect(warnings.some((w) => w.includes(`warning: ${constant}: quantizing any one chunk left the rollout's result unchanged`)), warnings.join('\n')).toBe(true);
+    const proper = join(dir, 'proper.mjs');
+    writeFileSync(proper, rolloutModule('ctx.random.normal()', 'out.y'));
+    const clean: string[] = [];
+    expect((await attempt(proper, clean)).error).toBeUndefined();
+    expect(clean.filter((w) => /fed the model other inputs|left the rollout's result unchanged/.test(w))).toEqual([]);
+  });
 
   it('a missing file is named as such', async () => {
     const { error, written } = await attempt(join(dir, 'nowhere.mjs'));

@@ -175,7 +175,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
       // A forgotten tag is the likely cause: S1 then measures one chunk and weighs nothing.
       if (chunks.length === 1) log.warn(`${calib.origin}: every model call of the rollouts was chunk ${chunks[0]} (untagged calls count as chunk 0), so S1 has one chunk to weigh and frame weighting changes nothing; pass { chunk } with each run call (run(feeds, { chunk: i }), README "Calibration modules"), or --q-arvd.frame-weighting false to skip its rollouts`);
       sensitivity = await withPlainCopy(model, config, options.selection ?? {}, ranges, (path) =>
-        measureSensitivity(session, path, calib, chunks, { samples: options.sensitivitySamples, threads, progress }),
+        measureSensitivity(session, path, calib, chunks, { samples: options.sensitivitySamples, threads, progress, warn: (m) => log.warn(m) }),
       );
     } else if (frameWeighting && chunks.length > 1) {
       log.info(`frame weighting needs a rollout module or a sensitivity file; the ${chunks.length} chunks get α = 1`);

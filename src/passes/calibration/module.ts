@@ -94,9 +94,12 @@ export interface LoadedCalibration {
 
 /** An error in the user's calibration module: names the module and, when known, the sample. */
 export class CalibrationError extends Error {
-  /** @param what what `origin` is, for the message (a prompt list is not a module) */
-  constructor(origin: string, message: string, sample?: number, what = 'calibration module') {
-    super(`${what} ${origin}${sample === undefined ? '' : `, sample ${sample}`}: ${message}`);
+  /**
+   * @param what what `origin` is, for the message (a prompt list is not a module)
+   * @param options `cause`: what the module itself threw, kept with its stack (`--debug` prints it)
+   */
+  constructor(origin: string, message: string, sample?: number, what = 'calibration module', options?: ErrorOptions) {
+    super(`${what} ${origin}${sample === undefined ? '' : `, sample ${sample}`}: ${message}`, options);
     this.name = 'CalibrationError';
   }
 }

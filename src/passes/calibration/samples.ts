@@ -39,7 +39,7 @@ async function drawUnsupervised(calib: LoadedCalibration, ctx: CalibrationContex
     return undefined;
   } catch (e) {
     if (e instanceof CalibrationError) throw e;
-    throw new CalibrationError(origin, `threw: ${(e as Error)?.message ?? String(e)}`, ctx.sample);
+    throw new CalibrationError(origin, `threw: ${(e as Error)?.message ?? String(e)}`, ctx.sample, undefined, { cause: e });
   }
 }
 
@@ -70,18 +70,32 @@ export function chunkTag(chunk: unknown, calib: LoadedCalibration, sample: numbe
   return chunk;
 }
 
-/** The float values of a rollout's final result: one tensor, or a record of them by name. */
-export function resultValues(result: unknown, calib: LoadedCalibration, sample: number): Float64Array[] {
+/**
+ * The float values of a rollout's final result: one tensor, or a record of them by name.
+ * Non-finite values are refused, naming S1's quantized chunk when `quantizedChunk` is given.
+ */
+export function resultValues(result: unknown, calib: LoadedCalibration, sample: number, quantizedChunk?: number): Float64Array[] {
   const bad = (): never => {
     throw new CalibrationError(calib.origin, `rollout returned ${describeValue(result)}; it must return the final result to judge, an ort.Tensor or a record of them`, sample);
   };
-  const tensors: unknown[] = isTensor(result) ? [result] : result && typeof result === 'object' ? Object.keys(result).sort().map((k) => (result as Record<string, unknown>)[k]) : bad();
+  const keys = isTensor(result) ? [''] : result && typeof result === 'object' ? Object.keys(result).sort() : bad();
+  const tensors: unknown[] = isTensor(result) ? [result] : keys.map((k) => (result as Record<string, unknown>)[k]);
   if (tensors.length === 0) bad();
-  return tensors.map((t) => {
+  return tensors.map((t, i) => {
     if (!isTensor(t)) return bad();
     const d = t.data as ArrayLike<number | bigint>;
     if (typeof d[0] === 'string') return bad();
-    return Float64Array.from(d as ArrayLike<number>, Number);
+    const values = Float64Array.from(d as ArrayLike<number>, Number);
+    // S1 measures squared differences of these: one NaN would make the whole curve NaN.
+    const at = values.findIndex((v) => !Number.isFinite(v));
+    if (at >= 0) {
+      const name = keys[i] ? `result ${keys[i]}` : 'result';
+      const message = quantizedChunk === undefined
+        ? `rollout returned a ${name} holding ${values[at]} at index ${at}; the final result to judge must be finite`
+        : `with chunk ${quantizedChunk} answered by the plainly quantized model (S1), the rollout's ${name} holds ${values[at]} at index ${at}: that model diverges here; --q-arvd.frame-weighting false skips S1, or give a curve with --q-arvd.sensitivity`;
+      throw new CalibrationError(calib.origin, message, sample);
+    }
+    return values;
   });
 }
 

@@ -42,10 +42,17 @@ export interface SensitivityOptions {
   progress?: (p: CollectProgress) => void;
   /** Bytes of fp32 call outputs kept for reuse within one sample. Default 256 MiB. */
   cacheBytes?: number;
+  /** Where a curve that cannot mean what it should is reported (see {@link measureSensitivity}). */
+  warn?: (message: string) => void;
 }
 
 /**
- * Measures the chunk sensitivity of a rollout module.
+ * Measures the chunk sensitivity of a rollout module. Two module mistakes make the curve
+ * meaningless without failing anything, so they are reported through `options.warn`: a
+ * rollout that does not feed the model the same inputs when run again with the same context
+ * (noise from `Math.random` instead of `ctx.random`: every curve value is then the distance
+ * between two unrelated rollouts), and a result that no chunk's quantization changes (a
+ * result not computed from the model's outputs).
  * @param fp32 the open calibration session (the fp32 model)
  * @param quantizedPath the plainly quantized model, as a file
  * @param chunks the chunk tags calibration saw
@@ -57,6 +64,8 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
   const quant = await (await importOnnxruntime()).InferenceSession.create(quantizedPath, sessionOptions(options.threads ?? 0));
   const started = performance.now();
   const sums = new Float64Array(chunks.length);
+  // Samples whose rollout, run again with the same context, fed the model other first inputs.
+  const unreproducible: number[] = [];
   try {
     for (let sample = 0; sample < samples; sample++) {
       // The fp32 rollout, recording each call's feed hash and outputs.
@@ -90,6 +99,8 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
           lastChunk = chunk;
           const index = call++;
           report(target);
+          // The first call before the quantized chunk is the fp32 rollout's first call again.
+          if (index === 0 && chunk !== target && record[0] && record[0].hash !== feedHash(feeds) && !unreproducible.includes(sample)) unreproducible.push(sample);
           if (chunk === target) {
             replaying = false;
             return (await quant.run(feeds)) as Record<string, ort.Tensor>;
@@ -99,7 +110,7 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
           replaying = false;
           return fp32.userView(await fp32.run(feeds, sample));
         };
-        const result = resultValues(await drawSample(calib, contextFor(calib, sample), run), calib, sample);
+        const result = resultValues(await drawSample(calib, contextFor(calib, sample), run), calib, sample, target);
         sums[ci]! += meanSquaredDifference(result, reference, calib, sample);
         rollouts++;
       }
@@ -109,6 +120,12 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
     await quant.release();
   }
   const mse = Array.from(sums, (s) => s / samples);
+  if (unreproducible.length) {
+    options.warn?.(`${calib.origin}: rolled out again with the same context, sample(s) ${unreproducible.join(', ')} fed the model other inputs from the first call on, so S1 compares unrelated rollouts and its curve is noise; draw every random number from ctx.random (README "Calibration modules"), or --q-arvd.frame-weighting false`);
+  }
+  if (mse.every((v) => v === 0)) {
+    options.warn?.(`${calib.origin}: quantizing any one chunk left the rollout's result unchanged, so S1 weighs every chunk alike (α = 1); rollout must return what the model generated (the final video or latents), computed from run()'s outputs`);
+  }
   return { chunks: [...chunks], mse, normalized: normalize(mse), samples, source: 'measured' };
 }
 

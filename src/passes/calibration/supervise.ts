@@ -51,7 +51,7 @@ export interface Supervision {
 export class LateThrows {
   private error: CalibrationError | undefined;
   private readonly onUncaught = (e: unknown) => {
-    this.error ??= new CalibrationError(this.origin, `threw outside its promise chain, outside any sample: ${e instanceof Error ? e.message : String(e)}`);
+    this.error ??= new CalibrationError(this.origin, `threw outside its promise chain, outside any sample: ${e instanceof Error ? e.message : String(e)}`, undefined, undefined, { cause: e });
   };
 
   /** @param origin the module, for the message (set again once it is loaded) */
@@ -117,7 +117,7 @@ export interface ModuleCall {
  */
 export async function superviseModuleCall<T>(call: ModuleCall, supervision: Supervision | undefined, fn: () => Promise<T>): Promise<T> {
   const timeoutS = supervision?.timeoutSeconds ?? DEFAULT_CALIB_TIMEOUT_S;
-  const error = (what: string) => new CalibrationError(call.origin, what, call.sample);
+  const error = (what: string, cause?: unknown) => new CalibrationError(call.origin, what, call.sample, undefined, cause === undefined ? undefined : { cause });
   let fail!: (e: Error) => void;
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => {}); // a failure after fn settled is moot, not an unhandled rejection
@@ -132,7 +132,7 @@ export async function superviseModuleCall<T>(call: ModuleCall, supervision: Supe
   timeout.unref();
   heartbeat.unref();
   const onBeforeExit = () => fail(error(`${call.what} awaits a promise that can never settle (nothing else was left to run)`));
-  const onUncaught = (e: unknown) => fail(error(`threw outside its promise chain: ${e instanceof Error ? e.message : String(e)}`));
+  const onUncaught = (e: unknown) => fail(error(`threw outside its promise chain: ${e instanceof Error ? e.message : String(e)}`, e));
   process.on('beforeExit', onBeforeExit);
   process.on('uncaughtException', onUncaught);
   process.on('unhandledRejection', onUncaught);
