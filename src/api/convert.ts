@@ -10,7 +10,7 @@ import { ModelFileError } from '../graph/serde/errors.ts';
 import { loadModel, modelTensors, type SaveResult, writeModelFiles } from '../graph/serde/io.ts';
 import { letSignalsRun } from '../graph/serde/temp-files.ts';
 import type { CalibrationModule } from '../passes/calibration/module.ts';
-import { type Logger, silentLogger } from '../passes/log.ts';
+import { type Logger, recordingWarnings, silentLogger } from '../passes/log.ts';
 import { InvalidInputError, PassManager, type PassRecord, type PassStep } from '../passes/manager.ts';
 import type { Plugin } from '../passes/plugin.ts';
 import { resolveOptions } from '../passes/pass.ts';
@@ -29,7 +29,11 @@ export interface ConvertFileOptions {
   externalData?: boolean | 'auto';
   /** Verify the graph before the first pass and after each (default: off, on under vitest). */
   verify?: boolean;
-  /** Where passes report progress and results (default: silent). */
+  /**
+   * Where passes report progress, results and warnings (default: silent; the warnings are in
+   * {@link ConvertResult.warnings} either way). `createLogger({ write: (l) => console.error(l) })`
+   * prints what the CLI prints.
+   */
   log?: Logger;
   /** Let passes log more detail. */
   verbose?: boolean;
@@ -55,6 +59,8 @@ export interface ConvertResult {
   initializersAfter: number;
   /** Wall time of load, passes and save. */
   seconds: number;
+  /** Every warning the passes logged (`[pass] message`), printed or not: what the CLI shows as `warning:` lines. */
+  warnings: readonly string[];
 }
 
 /**
@@ -80,9 +86,10 @@ export async function convertFile(input: string, output: string, steps: readonly
   const streamed = mode === 'auto' && [...modelTensors(model)].some((t) => t.external !== undefined);
   const nodesBefore = countNodes(model);
   const initializersBefore = model.graph.initializers.size;
+  const warnings: string[] = [];
   const manager = new PassManager(steps, {
     verify: options.verify,
-    log: options.log ?? silentLogger,
+    log: recordingWarnings(options.log ?? silentLogger, warnings),
     verbose: options.verbose ?? false,
     modelDir: dirname(resolve(input)),
     calibration: options.calibration,
@@ -105,6 +112,7 @@ export async function convertFile(input: string, output: string, steps: readonly
     initializersBefore,
     initializersAfter: model.graph.initializers.size,
     seconds: (performance.now() - t0) / 1000,
+    warnings,
   };
 }
 

@@ -64,3 +64,21 @@ function makeLogger(options: LoggerOptions, prefix: string, state: { progressSho
 
 /** A logger that drops everything (the default for library use). */
 export const silentLogger: Logger = createLogger({ write: () => {}, quiet: true });
+
+/**
+ * `inner`, and every warning logged through it or its children also pushed to `into` (with
+ * its `[pass] ` prefix), whether or not `inner` prints it: the library's results carry the
+ * warnings its default, silent logger drops.
+ */
+export function recordingWarnings(inner: Logger, into: string[], prefix = ''): Logger {
+  const tag = prefix ? `[${prefix}] ` : '';
+  return {
+    info: (m) => inner.info(m),
+    warn: (m) => {
+      into.push(tag + m);
+      inner.warn(m);
+    },
+    progress: (m) => inner.progress(m),
+    child: (p) => recordingWarnings(inner.child(p), into, prefix ? `${prefix}/${p}` : p),
+  };
+}

@@ -32,6 +32,14 @@ describe('quantize()', () => {
     expect(api.nodesAfter).toBeGreaterThan(api.nodesBefore);
   });
 
+  it('returns the warnings the passes logged, though its default logger prints nothing (found by a new user: the API dropped them)', async () => {
+    // W8A8 with 2 samples: the few-samples warning the CLI prints as a `warning:` line.
+    const r = await quantize(MODEL, join(tmp, 'warned.onnx'), { pass: 'q-arvd', calib });
+    expect(r.warnings.some((w) => /^\[q-arvd\] the scale search chooses activation clipping from 2 calibration sample\(s\)/.test(w)), r.warnings.join('\n')).toBe(true);
+    const quiet = await quantize(MODEL, join(tmp, 'quiet.onnx'), { wBits: 4, aBits: 'none' });
+    expect(quiet.warnings).toEqual([]);
+  });
+
   it('calibrates with a module object (minmax, W8A8)', async () => {
     const r = await quantize(MODEL, join(tmp, 'w8a8.onnx'), { pass: 'minmax', calib });
     expect(r.passes[0]!.stats.layersQuantized).toBe(36);
