@@ -37,7 +37,7 @@ export interface ConvertFileOptions {
   log?: Logger;
   /** Let passes log more detail. */
   verbose?: boolean;
-  /** A calibration module object for quantization passes, instead of their `calib` file option. */
+  /** A calibration module object for quantization passes, instead of their `calib` or `prompts` option (a pass given both refuses to run). */
   calibration?: CalibrationModule;
   /** Other files the caller read for this run (a config file, plugin modules): no output may replace them. */
   reads?: readonly RunFile[];

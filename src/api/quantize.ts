@@ -57,7 +57,10 @@ export async function quantize(input: string, output: string, options: QuantizeO
     if (OWN_KEYS.has(key) || value === undefined) continue;
     raw[kebabCase(key)] = value;
   }
-  const calibration = typeof options.calib === 'object' && options.calib !== null ? options.calib : options.calibration;
+  const calibObject = typeof options.calib === 'object' && options.calib !== null ? options.calib : undefined;
+  // A path beside `calibration` is refused by the pass (as for convert()); two objects meet only here.
+  if (calibObject && options.calibration) throw new ConvertError('quantize: calib and calibration are both calibration module objects: give one of them');
+  const calibration = calibObject ?? options.calibration;
   if (typeof options.calib === 'string') raw.calib = options.calib;
   else if (options.calib !== undefined && options.calib !== null && typeof options.calib !== 'object') {
     throw new ConvertError(`quantize: calib must be a module path or a calibration module object, got ${typeof options.calib}`);

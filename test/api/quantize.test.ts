@@ -1,7 +1,7 @@
 // The library API from the sources: quantize() and convert() write what the CLI writes for the
 // same options (they share convertFile), take a calibration module as an object, and refuse
 // bad options and paths with errors that name them.
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -91,6 +91,26 @@ describe('quantize()', () => {
     // Found by review: the library left its late-throw listeners for 10 s after the failure,
     // swallowing the host program's own errors; that hold is the CLI's only.
     expect(listeners()).toEqual(before);
+  });
+});
+
+describe('calib or prompts beside a calibration object', () => {
+  // Found by a user trial: the object was used and the calib or prompts beside it ignored.
+  const output = join(tmp, 'both.onnx');
+  const path = join(tmp, 'a.mjs');
+  writeFileSync(path, 'export const samples = 1;\nexport function* feeds() {}\n');
+
+  it('quantize() refuses calib (a path or an object) with calibration, naming both', async () => {
+    await expect(quantize(MODEL, output, { calib: path, calibration: calib })).rejects.toThrow(`calib ${path} and calibration (a calibration module object) are both given`);
+    await expect(quantize(MODEL, output, { calib, calibration: calib })).rejects.toThrow(/calib and calibration are both calibration module objects/);
+  });
+
+  it('quantize() and convert() refuse prompts with calibration', async () => {
+    const prompts = join(tmp, 'prompts.txt');
+    writeFileSync(prompts, 'a prompt\n');
+    await expect(quantize(MODEL, output, { prompts, calibration: calib })).rejects.toThrow(`prompts ${prompts} and calibration (a calibration module object) are both given`);
+    await expect(convert(MODEL, output, { passes: [{ name: 'minmax', options: { calib: path } }], calibration: calib })).rejects.toThrow(/pass minmax .*calib .*a\.mjs and calibration/);
+    expect(existsSync(output)).toBe(false);
   });
 });
 

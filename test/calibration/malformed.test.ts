@@ -1,6 +1,6 @@
 // A malformed calibration module gets one clear error naming the module (and the sample when
 // there is one) and the problem; nothing is written and the model is left as it was.
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
@@ -16,6 +16,7 @@ import { resolveOptions } from '../../src/passes/pass.ts';
 import qArvd from '../../src/passes/q-arvd.ts';
 import type { SharedQuantValues } from '../../src/passes/quant/quant-options.ts';
 import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
+import { runCli } from '../helpers/cli-process.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 
 const dir = scratchDir('calib-malformed');
@@ -54,7 +55,9 @@ const CASES: { name: string; source: string; error: RegExp }[] = [
   { name: 'wrong-type', source: "export function* feeds() { yield { feeds: { input_ids: new ort.Tensor('int64', new BigInt64Array(128), [1, 4, 32]) } }; }\n", error: /sample 0: the model rejected the feeds: .*(type|tensor\(int64\))/i },
   { name: 'not-a-tensor', source: 'export function* feeds() { yield { feeds: { input_ids: [1, 2, 3] } }; }\n', error: /feed 'input_ids' is not an ort.Tensor/ },
   { name: 'zero-samples', source: `export const samples = 0;\nexport function* feeds() { yield { feeds: { input_ids: ${ids([1, 4, 32])} } }; }\n`, error: /samples must be a positive integer, got 0/ },
-  { name: 'empty-prompts', source: 'export const prompts = [];\nexport async function rollout() {}\n', error: /samples must be a positive integer, got 0/ },
+  // Found by a user trial: these two said "samples must be a positive integer, got 0" and "… got 8".
+  { name: 'empty-prompts', source: 'export const prompts = [];\nexport async function rollout() {}\n', error: /prompts is an empty list: give at least one prompt/ },
+  { name: 'string-samples', source: `export const samples = '8';\nexport function* feeds() { yield { feeds: { input_ids: ${ids([1, 4, 32])} } }; }\n`, error: /samples must be a positive integer, got '8' \(a string\)/ },
   { name: 'yields-nothing', source: 'export function* feeds() {}\n', error: /sample 0: feeds\(\) yielded no samples/ },
   { name: 'bad-yield', source: `export function* feeds() { yield ${ids([1, 4, 32])}; }\n`, error: /yielded something without a feeds record/ },
   { name: 'bad-chunk', source: `export function* feeds() { yield { feeds: { input_ids: ${ids([1, 4, 32])} }, chunk: -1 }; }\n`, error: /chunk tag must be a non-negative integer, got -1/ },
@@ -124,6 +127,22 @@ describe('malformed calibration modules', () => {
     const clean: string[] = [];
     expect((await attempt(proper, clean)).error).toBeUndefined();
     expect(clean.filter((w) => /fed the model other inputs|left the rollout's result unchanged/.test(w))).toEqual([]);
+  });
+
+  it('an ES module calib.js in a "type": "commonjs" package: says to rename it or set "type": "module"', async () => {
+    // What `npm init -y` writes; Node alone says only "Cannot use import statement outside a module".
+    const app = join(dir, 'cjs-app');
+    mkdirSync(app, { recursive: true });
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', type: 'commonjs' }));
+    const path = join(app, 'calib.js');
+    writeFileSync(path, HEADER + `export function* feeds() { yield { feeds: { input_ids: ${ids([1, 4, 32])} } }; }\n`);
+    // In a child process: under vitest, Vite's transform would import the file as an ES module whatever its package says.
+    const out = join(app, 'out.onnx');
+    const r = await runCli([MODEL, '-o', out, '--pass', 'q-arvd', '--q-arvd.calib', path]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`calibration module ${path}: cannot be imported: Cannot use import statement outside a module`);
+    expect(r.stderr).toContain(`rename it to calib.mjs, or set "type": "module" in ${join(app, 'package.json')}`);
+    expect(existsSync(out)).toBe(false);
   });
 
   it('a missing file is named as such', async () => {

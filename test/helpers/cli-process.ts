@@ -20,8 +20,13 @@ export interface ChildRun {
  * Runs `convert <args>` in a child process without the VITEST variable (so the CLI behaves
  * as for a user: no default --verify), with `env` added; kills it after `timeoutMs`.
  * `onStderr` sees the child's stderr as it comes (to send it a signal at the right moment).
+ * `closeStdout`: the reading end of its stdout is closed at once, before the child writes (a
+ * reader that has gone, as `| head` once it has its line).
  */
-export function runCli(args: string[], options: { timeoutMs?: number; env?: Record<string, string>; cwd?: string; onStderr?: (text: string, child: { kill: (s: NodeJS.Signals) => void }) => void } = {}): Promise<ChildRun> {
+export function runCli(
+  args: string[],
+  options: { timeoutMs?: number; env?: Record<string, string>; cwd?: string; onStderr?: (text: string, child: { kill: (s: NodeJS.Signals) => void }) => void; closeStdout?: boolean } = {},
+): Promise<ChildRun> {
   const env: Record<string, string | undefined> = { ...process.env, ...options.env };
   delete env.VITEST;
   delete env.VITEST_WORKER_ID;
@@ -36,6 +41,7 @@ export function runCli(args: string[], options: { timeoutMs?: number; env?: Reco
       timedOut = true;
       child.kill('SIGKILL');
     }, options.timeoutMs ?? 60_000);
+    if (options.closeStdout) child.stdout.destroy();
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();

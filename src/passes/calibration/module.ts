@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { esmInCommonJsHint } from '../../runtime/esm-in-commonjs.ts';
 import { importUserModule } from '../../runtime/import-user-module.ts';
 import type * as ort from 'onnxruntime-node';
 import type { SeededRandom } from '../../kernels/random.ts';
@@ -114,7 +115,7 @@ export async function loadCalibrationModule(path: string): Promise<LoadedCalibra
     mod = await superviseModuleCall({ origin: path, what: 'importing it' }, undefined, async () => (await importUserModule(full)) as CalibrationModule);
   } catch (e) {
     if (e instanceof CalibrationError) throw e;
-    throw new CalibrationError(path, `cannot be imported: ${(e as Error).message}`);
+    throw new CalibrationError(path, `cannot be imported: ${(e as Error).message}${esmInCommonJsHint(full, e)}`);
   }
   // `export default { feeds, samples }` is accepted too.
   const def = mod.default as CalibrationModule | undefined;
@@ -130,8 +131,18 @@ export function checkCalibrationModule(mod: CalibrationModule, origin = '(api)')
   if (!hasFeeds && !hasRollout) throw new CalibrationError(origin, 'exports neither feeds(ctx) nor rollout(run, ctx)');
   if (hasFeeds && hasRollout) throw new CalibrationError(origin, 'exports both feeds and rollout; export one');
   if (mod.prompts !== undefined && (!Array.isArray(mod.prompts) || !mod.prompts.every((p) => typeof p === 'string'))) throw new CalibrationError(origin, 'prompts must be an array of strings');
+  // Named for what it is: its length was reported as "samples … got 0". With samples given, every ctx.prompt would be undefined.
+  if (mod.prompts?.length === 0) throw new CalibrationError(origin, 'prompts is an empty list: give at least one prompt');
   const samples = mod.samples ?? mod.prompts?.length ?? (hasFeeds ? 1 : undefined);
   if (samples === undefined) throw new CalibrationError(origin, 'a rollout module must export samples (a number) or prompts (an array)');
-  if (!Number.isInteger(samples) || samples < 1) throw new CalibrationError(origin, `samples must be a positive integer, got ${String(samples)}`);
+  if (!Number.isInteger(samples) || samples < 1) throw new CalibrationError(origin, `samples must be a positive integer, got ${shown(samples)}`);
   return { module: mod, origin, samples };
+}
+
+/** A value for a message, with its type when it is not a number: `export const samples = '8'` printed as a bare 8. */
+function shown(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'string') return `'${v}' (a string)`;
+  if (typeof v === 'object') return v === null ? 'null' : Array.isArray(v) ? 'an array' : 'an object';
+  return `${String(v)} (a ${typeof v})`;
 }

@@ -48,10 +48,15 @@ export const QUANT_STATISTICS = {
  * only for `minmax` and `scale-search false`, else ranges, S1 and the scale search — then
  * rewrites the layers and writes the report and the table (`save-calibration`). Nothing is
  * written, and the model is not changed, when calibration fails.
- * @param calibration a module object (API use); overrides the `calib` option
+ * @param calibration a module object (API use), instead of the `calib` or `prompts` option
  */
 export async function runQuantPass(model: Model, ctx: PassContext, options: SharedQuantValues, method: string, calibration?: CalibrationModule): Promise<PassResult> {
   calibration ??= ctx.calibration;
+  // The object used to win without a word, the calib or prompts given beside it left unread (found by a user trial of quantize()).
+  if (calibration && (options.calib || options.prompts)) {
+    const other = options.calib ? `calib ${options.calib}` : `prompts ${options.prompts}`;
+    throw new Error(`${other} and calibration (a calibration module object) are both given: give one of them`);
+  }
   const config: QuantConfig = toQuantConfig(options);
   const selection: LayerSelection = { include: options.include, exclude: options.exclude, minK: options.minK, scope: scopeOf(options.scope) };
   refuseSubgraphLayers(model, selection);
