@@ -7,7 +7,7 @@
  */
 
 // One call: what `convert` does for a model file.
-export { quantize, type QuantizeOptions } from './api/quantize.ts';
+export { quantize, type QuantizeOptions, type QuantizeResult } from './api/quantize.ts';
 export { convert, convertFile, type ConvertFileOptions, type ConvertOptions, type ConvertResult, type PassSpec } from './api/convert.ts';
 export { ConvertError } from './api/errors.ts';
 export { createRegistry } from './api/registry.ts';

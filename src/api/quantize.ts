@@ -5,6 +5,7 @@
  */
 import type { CalibrationModule } from '../passes/calibration/module.ts';
 import type { Plugin } from '../passes/plugin.ts';
+import type { QuantReport } from '../passes/quant/report.ts';
 import { resolveOptions } from '../passes/pass.ts';
 import { type ConvertFileOptions, type ConvertResult, convertFile } from './convert.ts';
 import { ConvertError } from './errors.ts';
@@ -35,12 +36,21 @@ export interface QuantizeOptions extends ConvertFileOptions {
   [option: string]: unknown;
 }
 
+/** What {@link quantize} did: {@link ConvertResult} and the quantization pass's report, typed. */
+export interface QuantizeResult extends ConvertResult {
+  /**
+   * The pass's per-layer report (`passes[0].report`): a {@link QuantReport} for q-arvd and
+   * minmax; a plugin's pass returns what it declares.
+   */
+  report: QuantReport | undefined;
+}
+
 /** Keys of {@link QuantizeOptions} that are not options of the pass. */
 const OWN_KEYS = new Set(['pass', 'calib', 'plugins', 'externalData', 'verify', 'log', 'verbose', 'calibration']);
 
 /**
  * Quantizes the model file `input` and writes it to `output` (atomically; never over the input).
- * @returns what the pass did (`passes[0].stats`, `passes[0].report`) and the files written
+ * @returns what the pass did (`passes[0].stats`, its `report`) and the files written
  * @throws ConvertError naming the pass or option when one is unknown or has a bad value
  * @throws PassFailure naming the pass when quantization fails (a calibration module's error names the module and sample)
  * @example
@@ -49,7 +59,7 @@ const OWN_KEYS = new Set(['pass', 'calib', 'plugins', 'externalData', 'verify', 
  * await quantize('model.onnx', 'model.q.onnx', { calib: './calib.mjs' });
  * ```
  */
-export async function quantize(input: string, output: string, options: QuantizeOptions = {}): Promise<ConvertResult> {
+export async function quantize(input: string, output: string, options: QuantizeOptions = {}): Promise<QuantizeResult> {
   const name = options.pass ?? 'q-arvd';
   const registry = await createRegistry(options.plugins ?? []);
   const raw: Record<string, unknown> = {};
@@ -72,7 +82,8 @@ export async function quantize(input: string, output: string, options: QuantizeO
   } catch (e) {
     throw new ConvertError(`quantize: ${(e as Error).message}`, { cause: e });
   }
-  return convertFile(input, output, [step], { ...options, calibration });
+  const result = await convertFile(input, output, [step], { ...options, calibration });
+  return { ...result, report: result.passes[0]?.report as QuantReport | undefined };
 }
 
 /** `wBits` → `w-bits` (kebab-case keys pass through unchanged). */

@@ -28,6 +28,9 @@ describe('quantize()', () => {
     expect(code, err).toBe(0);
     expect(readFileSync(join(tmp, 'api-w4.onnx')).equals(readFileSync(join(tmp, 'cli-w4.onnx')))).toBe(true);
     expect(api.passes.map((p) => p.name)).toEqual(['q-arvd']);
+    // The report, typed (QuantReport): no cast needed to read a layer's decision.
+    expect(api.report).toBe(api.passes[0]!.report);
+    expect(api.report!.layers.filter((l) => l.mode !== 'skipped')).toHaveLength(36);
     expect(api.passes[0]!.stats.layersQuantized).toBe(36);
     expect(api.nodesAfter).toBeGreaterThan(api.nodesBefore);
   });

@@ -117,6 +117,8 @@ describe('the packed tarball installed in an empty project', () => {
     ok(sh('npx', ['--no', '--', 'tsc']), 'tsc');
     const out = ok(sh(process.execPath, ['example.js']), 'node example.js');
     expect(out).toMatch(/^q-arvd W4A8: 36 layers quantized$/m);
+    // The typed report and the warnings compile and read (scale search off: no few-samples warning).
+    expect(out).toMatch(/^13 dual-scale layers; 0 warning\(s\): $/m);
     expect(existsSync(join(project, 'model.w4a8.onnx'))).toBe(true);
   });
 
