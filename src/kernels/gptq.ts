@@ -146,19 +146,22 @@ export const RETRY_DAMP_FLOOR = 1e-6;
 /** The dampings tried after the requested one, in order (decades, exact as written). */
 const RETRY_DAMPS = [RETRY_DAMP_FLOOR, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1];
 
+/** The dampings GPTQ tries for a requested one, in order: it, then the larger of {@link RETRY_DAMPS}. */
+export function dampingsFrom(requested: number): number[] {
+  return [requested, ...RETRY_DAMPS.filter((d) => d > requested)];
+}
+
 /**
  * Runs `factor` (damping fraction → factored working copy) with the requested damping, and
  * again with larger ones while the Cholesky factorisation finds H not positive definite.
  */
 function dampedFactor<T>(options: GptqOptions, factor: (damp: number) => T): T & { damp: number } {
-  let damp = options.damp ?? DEFAULT_GPTQ_DAMP;
-  for (;;) {
+  const tries = dampingsFrom(options.damp ?? DEFAULT_GPTQ_DAMP);
+  for (let i = 0; ; i++) {
     try {
-      return { ...factor(damp), damp };
+      return { ...factor(tries[i]!), damp: tries[i]! };
     } catch (e) {
-      const next = RETRY_DAMPS.find((d) => d > damp);
-      if (!(e instanceof RangeError) || !e.message.includes('not positive definite') || next === undefined) throw e;
-      damp = next;
+      if (!(e instanceof RangeError) || !e.message.includes('not positive definite') || i === tries.length - 1) throw e;
     }
   }
 }

@@ -39,6 +39,9 @@ describe('quantize()', () => {
     // W8A8 with 2 samples: the few-samples warning the CLI prints as a `warning:` line.
     const r = await quantize(MODEL, join(tmp, 'warned.onnx'), { pass: 'q-arvd', calib });
     expect(r.warnings.some((w) => /^\[q-arvd\] the scale search chooses activation clipping from 2 calibration sample\(s\)/.test(w)), r.warnings.join('\n')).toBe(true);
+    // Sequential calibrates once per block: the run-wide warning is given once, not per stage (found by review).
+    const sequential = await quantize(MODEL, join(tmp, 'warned-seq.onnx'), { pass: 'q-arvd', calib, sequential: true });
+    expect(sequential.warnings.filter((w) => /activation clipping from 2 calibration sample/.test(w))).toHaveLength(1);
     const quiet = await quantize(MODEL, join(tmp, 'quiet.onnx'), { wBits: 4, aBits: 'none' });
     expect(quiet.warnings).toEqual([]);
   });

@@ -67,12 +67,12 @@ const CASES: { name: string; source: string; error: RegExp }[] = [
   { name: 'syntax-error', source: 'export function* feeds( {\n', error: /cannot be imported/ },
 ];
 
-async function attempt(calib: string, warnings: string[] = []) {
+async function attempt(calib: string, warnings: string[] = [], extra: Record<string, unknown> = {}) {
   const model = loadModel(MODEL);
   const before = { nodes: model.graph.nodes().length, outputs: model.graph.outputs.map((v) => v.name), inits: model.graph.initializers.size };
   const report = join(dir, `${calib.replace(/\W/g, '_')}.report.json`);
   const table = join(dir, `${calib.replace(/\W/g, '_')}.table.json`);
-  const options = resolveOptions(qArvd, { calib, report, 'save-calibration': table, 'calib-threads': 1 }) as unknown as SharedQuantValues;
+  const options = resolveOptions(qArvd, { calib, report, 'save-calibration': table, 'calib-threads': 1, ...extra }) as unknown as SharedQuantValues;
   const log = createLogger({ write: (l) => warnings.push(l) });
   const error = await runQuantPass(model, { log, verbose: false, modelDir: undefined }, options, 'q-arvd').then(() => undefined, (e: Error) => e);
   const after = { nodes: model.graph.nodes().length, outputs: model.graph.outputs.map((v) => v.name), inits: model.graph.initializers.size };
@@ -106,6 +106,12 @@ describe('malformed calibration modules', () => {
   // Module mistakes that leave S1's curve meaningless without failing anything: warned.
   const rolloutModule = (noise: string, result: string) =>
     `${HEADER}export const samples = 2;\nexport async function rollout(run, ctx) {\n  let out;\n  for (let c = 0; c < 3; c++) out = await run({ input_ids: new ort.Tensor('float32', Float32Array.from({ length: 128 }, () => ${noise}), [1, 4, 32]) }, { chunk: c });\n  return ${result};\n}\n`;
+
+  it('a rollout result holding NaN is judged by S1 only: with frame weighting off (nothing compares results) the run goes on (found by review)', async () => {
+    const path = join(dir, 'nan-unjudged.mjs');
+    writeFileSync(path, HEADER + `export const samples = 1;\nexport async function rollout(run) { await run({ input_ids: ${ids([1, 4, 32])} }, { chunk: 0 }); return new ort.Tensor('float32', new Float32Array([0, NaN]), [2]); }\n`);
+    expect((await attempt(path, [], { 'frame-weighting': false })).error).toBeUndefined();
+  });
 
   it('S1 with a rollout drawing its noise from Math.random: warned, naming the samples and ctx.random', async () => {
     const path = join(dir, 'math-random.mjs');

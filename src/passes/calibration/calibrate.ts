@@ -52,6 +52,8 @@ export interface CalibrateOptions {
   sensitivitySamples?: number;
   /** α = 1 on dual-scale layers (the reference code's choice; default true). */
   dualAlphaOne?: boolean;
+  /** A later stage of one run (sequential): the run-wide warnings were given by the first. */
+  laterStage?: boolean;
   /** Rows kept per layer input and chunk. Default {@link DEFAULT_RESERVOIR_ROWS}. */
   reservoirRows?: number;
   /** onnxruntime intra-op threads (0: its default). */
@@ -194,7 +196,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
       return { ranges, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}), ...handOver() };
     }
 
-    if (calib.samples < FEW_SAMPLES_FOR_CLIPPING) {
+    if (calib.samples < FEW_SAMPLES_FOR_CLIPPING && !options.laterStage) {
       log.warn(`the scale search chooses activation clipping from ${calib.samples} calibration sample(s); a range clipped to fit so few may not hold for other inputs (tiny-arvd-l at W8A8: per-call error 1.06–1.19× minmax's with 2 or 4 rollouts, 0.66–0.91× with 8, 0.53–0.64× with 16; docs/calibration.md): give at least ${FEW_SAMPLES_FOR_CLIPPING} samples, or --q-arvd.scale-search false for plain min/max`);
     }
     t0 = performance.now();

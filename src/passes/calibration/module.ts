@@ -99,7 +99,7 @@ export class CalibrationError extends Error {
    * @param what what `origin` is, for the message (a prompt list is not a module)
    * @param options `cause`: what the module itself threw, kept with its stack (`--debug` prints it)
    */
-  constructor(origin: string, message: string, sample?: number, what = 'calibration module', options?: ErrorOptions) {
+  constructor(origin: string, message: string, sample?: number, what = 'calibration module', options?: { cause?: unknown }) {
     super(`${what} ${origin}${sample === undefined ? '' : `, sample ${sample}`}: ${message}`, options);
     this.name = 'CalibrationError';
   }

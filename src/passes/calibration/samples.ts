@@ -72,9 +72,11 @@ export function chunkTag(chunk: unknown, calib: LoadedCalibration, sample: numbe
 
 /**
  * The float values of a rollout's final result: one tensor, or a record of them by name.
- * Non-finite values are refused, naming S1's quantized chunk when `quantizedChunk` is given.
+ * With `judged` (S1, which measures squared differences of them: one NaN would make the curve
+ * NaN) non-finite values are refused, naming the quantized chunk when there is one; the
+ * collection, which judges nothing, takes them.
  */
-export function resultValues(result: unknown, calib: LoadedCalibration, sample: number, quantizedChunk?: number): Float64Array[] {
+export function resultValues(result: unknown, calib: LoadedCalibration, sample: number, judged?: { quantizedChunk?: number }): Float64Array[] {
   const bad = (): never => {
     throw new CalibrationError(calib.origin, `rollout returned ${describeValue(result)}; it must return the final result to judge, an ort.Tensor or a record of them`, sample);
   };
@@ -86,10 +88,10 @@ export function resultValues(result: unknown, calib: LoadedCalibration, sample: 
     const d = t.data as ArrayLike<number | bigint>;
     if (typeof d[0] === 'string') return bad();
     const values = Float64Array.from(d as ArrayLike<number>, Number);
-    // S1 measures squared differences of these: one NaN would make the whole curve NaN.
-    const at = values.findIndex((v) => !Number.isFinite(v));
+    const at = judged ? values.findIndex((v) => !Number.isFinite(v)) : -1;
     if (at >= 0) {
       const name = keys[i] ? `result ${keys[i]}` : 'result';
+      const quantizedChunk = judged!.quantizedChunk;
       const message = quantizedChunk === undefined
         ? `rollout returned a ${name} holding ${values[at]} at index ${at}; the final result to judge must be finite`
         : `with chunk ${quantizedChunk} answered by the plainly quantized model (S1), the rollout's ${name} holds ${values[at]} at index ${at}: that model diverges here; --q-arvd.frame-weighting false skips S1, or give a curve with --q-arvd.sensitivity`;

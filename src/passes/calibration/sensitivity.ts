@@ -88,7 +88,7 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
         report();
         return out;
       };
-      const reference = resultValues(await drawSample(calib, contextFor(calib, sample), fp32Run), calib, sample);
+      const reference = resultValues(await drawSample(calib, contextFor(calib, sample), fp32Run), calib, sample, {});
       rollouts++;
       for (let ci = 0; ci < chunks.length; ci++) {
         const target = chunks[ci]!;
@@ -110,7 +110,7 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
           replaying = false;
           return fp32.userView(await fp32.run(feeds, sample));
         };
-        const result = resultValues(await drawSample(calib, contextFor(calib, sample), run), calib, sample, target);
+        const result = resultValues(await drawSample(calib, contextFor(calib, sample), run), calib, sample, { quantizedChunk: target });
         sums[ci]! += meanSquaredDifference(result, reference, calib, sample);
         rollouts++;
       }
@@ -124,7 +124,7 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
     options.warn?.(`${calib.origin}: rolled out again with the same context, sample(s) ${unreproducible.join(', ')} fed the model other inputs from the first call on, so S1 compares unrelated rollouts and its curve is noise; draw every random number from ctx.random (README "Calibration modules"), or --q-arvd.frame-weighting false`);
   }
   if (mse.every((v) => v === 0)) {
-    options.warn?.(`${calib.origin}: quantizing any one chunk left the rollout's result unchanged, so S1 weighs every chunk alike (α = 1); rollout must return what the model generated (the final video or latents), computed from run()'s outputs`);
+    options.warn?.(`${calib.origin}: quantizing any one chunk left the rollout's result unchanged, so S1 weighs every chunk alike (α = 1): a discrete result (token ids) or one not computed from run()'s outputs; rollout should return continuous values the model generated (the final video, latents or logits)`);
   }
   return { chunks: [...chunks], mse, normalized: normalize(mse), samples, source: 'measured' };
 }

@@ -26,7 +26,7 @@
  */
 import { type ActivationMoments, type ActivationObjective, asymmetricError, asymmetricTarget, correctionScale, crossGram, quantizedGram } from '../../kernels/activation-objective.ts';
 import { adaround, type AdaroundOptions } from '../../kernels/adaround.ts';
-import { DEFAULT_GPTQ_DAMP, gptq, type GptqOptions, quadraticError, roundToNearest, type RowQuantizers } from '../../kernels/gptq.ts';
+import { dampingsFrom, DEFAULT_GPTQ_DAMP, gptq, type GptqOptions, quadraticError, roundToNearest, type RowQuantizers } from '../../kernels/gptq.ts';
 import { newQuantArray } from '../../kernels/quantize.ts';
 import type { MatMul64 } from '../../kernels/matmul.ts';
 import type { ReconStats } from '../calibration/gram.ts';
@@ -148,8 +148,11 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   if (stats.K !== K) throw new Error(`internal: layer ${plan.layer.name} has K = ${K} but its statistics have ${stats.K} channels`);
   const matmul = options.gptq.matmul;
   const kind = moments ? options.objective ?? 'fp32' : 'fp32';
-  // The reservoir's correction of H, shrunk where the whole or a fold would not be positive definite with the least damping tried.
-  const t = kind === 'fp32' ? 1 : Math.min(...[stats, ...(stats.folds ?? [])].map((s) => correctionScale(s.h, s.weight, moments!, Math.min(options.gptq.damp ?? DEFAULT_GPTQ_DAMP, ...(options.dampCandidates ?? [])), matmul)));
+  // The reservoir's correction of H, shrunk where the whole or a fold would not be positive definite with the least damping tried,
+  // raised as GPTQ raises it where H cannot be factored at all with that damping (else damp 0 on a singular H would size no correction).
+  const leastDamp = Math.min(options.gptq.damp ?? DEFAULT_GPTQ_DAMP, ...(options.dampCandidates ?? []));
+  const sized = (s: ReconStats) => dampingsFrom(leastDamp).reduce((t, d) => t || correctionScale(s.h, s.weight, moments!, d, matmul), 0);
+  const t = kind === 'fp32' ? 1 : Math.min(...[stats, ...(stats.folds ?? [])].map(sized));
   const objective = layerObjective(stats, w, K, N, kind, moments, activationShift, matmul, t);
   const quantizers = rowQuantizersOf(plan);
   const rtn = roundToNearest(w, K, N, quantizers);

@@ -255,8 +255,11 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (stats) ctx.log.info(`${reconstructOptions.method === 'none' ? 'round to nearest' : `${METHOD_NAMES[reconstructOptions.method]} reconstruction`}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
   const raised = report.layers.filter((l) => l.reconstruction?.dampRequested !== undefined);
   if (raised.length) {
-    const first = raised[0]!.reconstruction!;
-    ctx.log.warn(`GPTQ: damp ${first.dampRequested} leaves H not positive definite on ${raised.length} layer(s) (fewer calibration rows than input channels, or collinear channels; first: ${raised[0]!.name}): damped with ${first.damp} there instead (raised decade by decade from 1e-6 until H could be factored; each layer's damp is in the report)`);
+    const used = raised.map((l) => l.reconstruction!.damp as number);
+    const lo = Math.min(...used);
+    const hi = Math.max(...used);
+    const range = lo === hi ? `${lo.toExponential(0)}` : `${lo.toExponential(0)} to ${hi.toExponential(0)}`;
+    ctx.log.warn(`GPTQ: damp ${raised[0]!.reconstruction!.dampRequested} leaves H not positive definite on ${raised.length} layer(s) (fewer calibration rows than input channels, collinear channels, or float32 roundoff in H; first: ${raised[0]!.name}): those layers are damped with ${range} instead (the next decade from 1e-6 that factors; each layer's damp is in the report)`);
   }
   // Sequential stages are calibrated while the quantizer runs: their collections count too.
   if (calibrationInfo?.seconds && calibrationTimings) calibrationInfo.seconds = secondsOf(calibrationTimings);

@@ -77,7 +77,7 @@ export async function calibrateSequentially(model: Model, layers: LinearLayer[],
   if (first.scales) merged.scales = new Map(first.scales);
   if (first.activation) merged.activation = new Map(first.activation);
   if (first.table) merged.table = { ...first.table, layers: { ...first.table.layers } };
-  const stageOptions: CalibrateOptions = { ...options, ...(first.sensitivity ? { sensitivityCurve: first.sensitivity } : {}), sensitivityFile: undefined, saveSensitivity: undefined };
+  const stageOptions: CalibrateOptions = { ...options, ...(first.sensitivity ? { sensitivityCurve: first.sensitivity } : {}), sensitivityFile: undefined, saveSensitivity: undefined, laterStage: true };
   merged.grouped = new SequentialStatistics(model, stages, first, merged, (stageLayers) => calibrate(model, stageLayers, calib, config, stageOptions), ctx);
   return merged;
 }
