@@ -14,4 +14,9 @@ export interface CliCommand {
    * line, `convert: error: <message>` (with the stack under `--debug`), and the exit code is 1.
    */
   run(args: Record<string, unknown>, io: CliIO): Promise<number>;
+  /**
+   * The exit code of a failure of this command run with `argv` (default 1): a command whose
+   * own result is an exit code (`diff --exit-code`) keeps its codes apart from errors.
+   */
+  failureCode?(argv: readonly string[]): number;
 }

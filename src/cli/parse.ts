@@ -12,7 +12,7 @@ import { VERSION } from '../version.ts';
 
 /**
  * Parses `argv` against `commands`' declarations and runs the command it names.
- * @returns the exit code: the command's, or 1 on any error (printed as one line to `io.err`)
+ * @returns the exit code: the command's, or on any error (printed as one line to `io.err`) its failure code, 1 by default
  */
 export async function parseAndRun(argv: readonly string[], io: CliIO, commands: readonly CliCommand[], width: number): Promise<number> {
   const debug = argv.includes('--debug');
@@ -54,7 +54,8 @@ export async function parseAndRun(argv: readonly string[], io: CliIO, commands: 
     await parser.parseAsync([...argv]);
   } catch (e) {
     io.err(formatError(e, debug));
-    return 1;
+    const command = commands.find((c) => c.spec.command.split(' ')[0] === argv[0]);
+    return command?.failureCode?.(argv) ?? 1;
   }
   return code;
 }

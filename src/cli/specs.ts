@@ -93,7 +93,7 @@ export const DIFF_SPEC: CommandSpec = {
   positionals: { before: 'the original model', after: 'the changed model' },
   options: {
     format: { type: 'string', describe: 'text (default), md (GitHub tables for a PR comment) or json (schema qarvd.diff/1)' },
-    'exit-code': { type: 'boolean', describe: 'exit with 1 when the models differ, 0 when not (like git diff --exit-code)' },
+    'exit-code': { type: 'boolean', describe: 'exit with 1 when the models differ, 0 when not, 2 on an error (a missing or unreadable model), like diff(1)' },
     data: { type: 'boolean', describe: 'also compare tensor contents (sha256); reads every weight' },
   },
   examples: [

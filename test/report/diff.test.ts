@@ -134,6 +134,11 @@ describe('convert diff golden samples', () => {
     golden(SAMPLES, 'stories260K-qdq-w4', 'diff.txt', text.out);
     golden(SAMPLES, 'stories260K-qdq-w4', 'diff.md', (await cli('diff', STORIES, after, '--format', 'md')).out);
     expect((await cli('diff', STORIES, after, '--exit-code')).code).toBe(1);
+    // An error is not a difference under --exit-code (a CI gate tells them apart); without it, 1 as every error.
+    const missing = await cli('diff', STORIES, path('nowhere', 'missing.onnx'), '--exit-code');
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/^convert: error: .*missing\.onnx: no such file/);
+    expect((await cli('diff', STORIES, path('nowhere', 'missing.onnx'))).code).toBe(1);
     // The lm_head: 9 raw outliers of 64, rounded up to 32 rows; outside the blocks, 8-bit weights (scope outer-w8).
     expect(text.out).toMatch(/^ {2}\/MatMul +\[64×512\] +dual-scale W8 · 32 outlier rows · \+Gather×2 \+DequantizeLinear×2 \+MatMul×1 \+Sum×1 · constants 128\.0 KiB → 37\.5 KiB$/m);
     // Raising the opset from 14 to 21 turned ReduceMean's axes attribute into an input: the diff shows it.
