@@ -2,12 +2,15 @@
  * Turns a config file and the command line into the list of pass steps to run.
  * Config passes come first, then `--pass` entries in the order given; options set on the
  * command line (`--<pass>.<key> value`) override the config's for every step of that pass.
+ * Paths in a config file (plugins, and pass options that name files) are relative to its
+ * folder, as a config file is written beside what it names; paths on the command line are
+ * relative to the current folder.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { checkReadSource } from '../api/run-files.ts';
 import type { PassStep } from '../passes/manager.ts';
-import { describe, resolveOptions } from '../passes/pass.ts';
+import { type AnyPass, describe, resolveOptions } from '../passes/pass.ts';
 import type { PassRegistry } from '../passes/registry.ts';
 import { CliError } from './errors.ts';
 
@@ -100,7 +103,8 @@ export function buildSteps(
   cliOptions: ReadonlyMap<string, Record<string, unknown>>,
   configFile?: string,
 ): PassStep[] {
-  const entries = [...configPasses.map((p, i) => ({ ...p, from: `${configFile}: passes[${i}]: ` })), ...cliPasses.map((name) => ({ name, options: {}, from: '' }))];
+  const configDir = configFile === undefined ? undefined : dirname(resolve(configFile));
+  const entries = [...configPasses.map((p, i) => ({ ...p, from: `${configFile}: passes[${i}]: `, dir: configDir })), ...cliPasses.map((name) => ({ name, options: {}, from: '', dir: undefined }))];
   const listed = new Set(entries.map((e) => e.name));
   for (const name of cliOptions.keys()) {
     if (!listed.has(name)) {
@@ -111,11 +115,22 @@ export function buildSteps(
   return entries.map((e) => {
     let step: PassStep;
     try {
-      step = registry.step(e.name, { ...e.options, ...cliOptions.get(e.name) });
+      const own = e.dir === undefined ? e.options : relativeTo(e.dir, registry.get(e.name).pass, e.options);
+      step = registry.step(e.name, { ...own, ...cliOptions.get(e.name) });
       resolveOptions(step.pass, step.options);
     } catch (err) {
       throw new CliError(`${e.from}${(err as Error).message}`, { cause: err });
     }
     return step;
   });
+}
+
+/** `options` with every relative path of a file option (`file` in its declaration) resolved against `dir`. */
+function relativeTo(dir: string, pass: AnyPass, options: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    const names = pass.options[key]?.file !== undefined && typeof value === 'string' && value !== '' && !isAbsolute(value);
+    out[key] = names ? resolve(dir, value as string) : value;
+  }
+  return out;
 }

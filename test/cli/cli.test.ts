@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { run } from '../../src/cli/main.ts';
@@ -217,6 +217,23 @@ describe('usage mistakes: one line, exit 1', () => {
     const r = await cli('passes', '--plugin', f);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^convert: error: plugin .*p\.mjs: pass name stats is taken by a convert option/);
+  });
+
+  it("paths in a config file are relative to its folder, as its plugins are (found by a user trial: a pass's file options resolved against the current folder)", async () => {
+    const d = folder('config-paths');
+    const build = join(d, 'build');
+    mkdirSync(build, { recursive: true });
+    const config = join(build, 'c.json');
+    writeFileSync(config, JSON.stringify({ passes: [{ name: 'q-arvd', options: { 'w-bits': '4', 'a-bits': 'none', report: 'report.json' } }] }));
+    const r = await cli(STORIES, '-o', join(d, 'out.onnx'), '--config', config);
+    expect(r.code, r.err).toBe(0);
+    expect(existsSync(join(build, 'report.json'))).toBe(true);
+    // A path on the command line stays relative to the current folder, also over the config's.
+    const cwdReport = relative(process.cwd(), join(d, 'cwd-report.json'));
+    const over = await cli(STORIES, '-o', join(d, 'out2.onnx'), '--config', config, '--q-arvd.report', cwdReport);
+    expect(over.code, over.err).toBe(0);
+    expect(existsSync(join(d, 'cwd-report.json'))).toBe(true);
+    expect(existsSync(join(build, cwdReport))).toBe(false);
   });
 
   it('reports a malformed config file naming it', async () => {
