@@ -28,13 +28,52 @@ import { importOnnxruntime, importTransformers } from '../runtime/optional-impor
 
 /** Reads a prompt list: one prompt a line, blank lines skipped. */
 export function readPrompts(file: string): string[] {
+  return readPromptLines(file).prompts;
+}
+
+/** {@link readPrompts}, with the line number (from 1) of each prompt. */
+function readPromptLines(file: string): { prompts: string[]; lines: number[] } {
   if (!existsSync(file)) throw new CalibrationError(file, 'file not found', undefined, 'prompt list');
-  const prompts = readFileSync(file, 'utf8')
+  const bytes = readFileSync(file);
+  // A binary file (a model given by mistake) would otherwise make thousands of garbage prompts.
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) throw new CalibrationError(file, `is not a text file (a NUL byte at offset ${nul}): give one prompt a line`, undefined, 'prompt list');
+  const prompts: string[] = [];
+  const lines: number[] = [];
+  bytes
+    .toString('utf8')
     .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
+    .forEach((l, i) => {
+      const p = l.trim();
+      if (p === '') return;
+      prompts.push(p);
+      lines.push(i + 1);
+    });
   if (prompts.length === 0) throw new CalibrationError(file, 'has no prompts (one a line)', undefined, 'prompt list');
-  return prompts;
+  return { prompts, lines };
+}
+
+/**
+ * The longest input the model in `folder` takes, from its `config.json` (`max_position_embeddings`,
+ * or GPT-2's `n_positions`), else the tokenizer's `model_max_length` when it is a real bound.
+ */
+function contextLength(folder: string): { tokens: number; from: string } | undefined {
+  const read = (name: string): Record<string, unknown> | undefined => {
+    try {
+      return JSON.parse(readFileSync(join(folder, name), 'utf8')) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  };
+  const config = read('config.json');
+  for (const key of ['max_position_embeddings', 'n_positions']) {
+    const v = config?.[key];
+    if (typeof v === 'number' && Number.isInteger(v) && v > 0) return { tokens: v, from: `${key} in config.json` };
+  }
+  // transformers writes a huge sentinel (1e30) when the tokenizer has no bound.
+  const v = read('tokenizer_config.json')?.model_max_length;
+  if (typeof v === 'number' && Number.isInteger(v) && v > 0 && v < 1e7) return { tokens: v, from: 'model_max_length in tokenizer_config.json' };
+  return undefined;
 }
 
 /** The files of a tokenizer folder that transformers.js may read. */
@@ -80,7 +119,7 @@ export async function tokenizePrompts(folder: string, prompts: readonly string[]
  */
 export async function textCalibration(model: Model, promptsFile: string, modelDir: string | undefined): Promise<LoadedCalibration> {
   const origin = `prompts ${promptsFile}`;
-  const prompts = readPrompts(promptsFile);
+  const { prompts, lines } = readPromptLines(promptsFile);
   const dir = modelDir ?? process.cwd();
   const folder = findTokenizerFolder(dir);
   if (!folder) throw new CalibrationError(origin, `needs the model's tokenizer, and there is no tokenizer.json in ${dir} or ${dirname(dir)}`);
@@ -96,6 +135,11 @@ export async function textCalibration(model: Model, promptsFile: string, modelDi
   const { ids } = await tokenizePrompts(folder, prompts);
   const empty = ids.findIndex((t) => t.length === 0);
   if (empty >= 0) throw new CalibrationError(origin, `prompt ${empty + 1} ('${prompts[empty]}') has no tokens`);
+  const limit = contextLength(folder);
+  const long = limit ? ids.findIndex((t) => t.length > limit.tokens) : -1;
+  if (long >= 0) {
+    throw new CalibrationError(origin, `line ${lines[long]} has ${ids[long]!.length} tokens, over the model's ${limit!.tokens} (${limit!.from}): shorten or split it`);
+  }
   const module: CalibrationModule = {
     samples: prompts.length,
     prompts,

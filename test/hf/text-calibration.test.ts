@@ -35,6 +35,14 @@ describe('text calibration from a prompt list', () => {
     expect(readPrompts(promptsFile('p.txt', 'Once upon a time\r\n\n  Lily went  \n'))).toEqual(['Once upon a time', 'Lily went']);
   });
 
+  it('refuses a binary file (a model given by mistake) and a prompt longer than the model takes, naming the line (found by a user trial: a raw onnxruntime Gather error after calibrating, or thousands of garbage prompts)', async () => {
+    const model = loadModel(join(ONNX_DIR, 'model.onnx'));
+    await expect(textCalibration(model, join(ONNX_DIR, 'model.onnx'), ONNX_DIR)).rejects.toThrow(/prompt list .*model\.onnx: is not a text file \(a NUL byte at offset \d+\)/);
+    // stories260K-hf: max_position_embeddings 512 in config.json.
+    const long = promptsFile('long.txt', `Once upon a time\n\n${Array(700).fill('little girl').join(' ')}\n`);
+    await expect(textCalibration(model, long, ONNX_DIR)).rejects.toThrow(/prompts .*long\.txt.*: line 3 has \d{4} tokens, over the model's 512 \(max_position_embeddings in config\.json\): shorten or split it/);
+  });
+
   it('finds the tokenizer beside the graph or in the folder above onnx/', () => {
     expect(findTokenizerFolder(ONNX_DIR)).toBe(FIXTURE);
     expect(findTokenizerFolder(FIXTURE)).toBe(FIXTURE);
