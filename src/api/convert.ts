@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { ModelFileError } from '../graph/serde/errors.ts';
 import { loadModel, modelTensors, type SaveResult, writeModelFiles } from '../graph/serde/io.ts';
-import { letSignalsRun } from '../graph/serde/temp-files.ts';
+import { letSignalsRun, noteCommitted } from '../graph/serde/temp-files.ts';
 import type { CalibrationModule } from '../passes/calibration/module.ts';
 import { type Logger, recordingWarnings, silentLogger } from '../passes/log.ts';
 import { InvalidInputError, PassManager, type PassRecord, type PassStep } from '../passes/manager.ts';
@@ -103,6 +103,7 @@ export async function convertFile(input: string, output: string, steps: readonly
   // (the CLI's handler removes the temporary files and exits), not after the output is in place.
   await letSignalsRun();
   const saved = pending.commit();
+  noteCommitted([output]);
   if (streamed && saved.externalDataPath) saved.externalReason = 'the input reads its weights from external data, so the output does too (--no-external-data, or externalData: false in the API, for one file)';
   return {
     passes: result.passes,

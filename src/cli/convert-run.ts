@@ -62,23 +62,24 @@ async function convertCommand(args: Record<string, unknown>, io: Parameters<CliC
 
   // Ctrl-C / SIGTERM remove the temporary files (saves in progress, calibration's copy) and exit 130 / 143.
   if (folderMode) return cleanupOnSignal(io.err, () => runFolder(input, variant!, steps, args, io, log, registry, configFile));
-  const r = await cleanupOnSignal(io.err, () =>
-    convertFile(input, output!, steps, {
+  // The report lines are inside the handlers' scope too: a signal after the commit says the output is complete.
+  return cleanupOnSignal(io.err, async () => {
+    const r = await convertFile(input, output!, steps, {
       verify: args.verify === true ? true : args.verify === false ? false : undefined,
       log,
       verbose: Boolean(flags.verbose || flags.debug),
       externalData: args['external-data'] === true ? true : args['external-data'] === false ? false : 'auto',
       reads: readsOf(args, configFile),
-    }),
-  );
-  if (args.stats) io.out(formatStats(r.passes, registry));
-  const names = r.passes.map((p) => p.name);
-  log.info(
-    `wrote ${output} (${formatBytes(r.saved.bytes)}): ${r.nodesBefore} → ${r.nodesAfter} nodes, ${r.initializersBefore} → ${r.initializersAfter} initializers; ` +
-      `passes: ${names.length ? names.join(', ') : 'none (round trip)'}; ${r.seconds.toFixed(1)} s`,
-  );
-  logExternal(r.saved, log);
-  return 0;
+    });
+    if (args.stats) io.out(formatStats(r.passes, registry));
+    const names = r.passes.map((p) => p.name);
+    log.info(
+      `wrote ${output} (${formatBytes(r.saved.bytes)}): ${r.nodesBefore} → ${r.nodesAfter} nodes, ${r.initializersBefore} → ${r.initializersAfter} initializers; ` +
+        `passes: ${names.length ? names.join(', ') : 'none (round trip)'}; ${r.seconds.toFixed(1)} s`,
+    );
+    logExternal(r.saved, log);
+    return 0;
+  });
 }
 
 /** Folder mode: every fp32 graph of `folder`'s onnx/ gets the variant beside it, written all at once. */

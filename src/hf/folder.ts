@@ -22,7 +22,7 @@ import { basename, join, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { CommitError, commitFiles } from '../graph/serde/commit.ts';
 import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
-import { letSignalsRun, trackTemp } from '../graph/serde/temp-files.ts';
+import { letSignalsRun, noteCommitted, trackTemp } from '../graph/serde/temp-files.ts';
 import type { Logger } from '../passes/log.ts';
 import type { PassStep } from '../passes/manager.ts';
 import { resolveOptions } from '../passes/pass.ts';
@@ -182,6 +182,7 @@ export async function convertFolder(plan: VariantPlan, options: ConvertFolderOpt
       if (e instanceof CommitError) throw new FolderError(`${e.final}: cannot move the ${plan.variant.name} variant into place: ${e.why}; no variant was written, ${e.left}`, { cause: e });
       throw e;
     }
+    noteCommitted(staged.map(({ target }) => target.output));
     return staged.map(({ target, saved, baseBytes }) => {
       const finalData = join(folder.onnxDir, target.dataFile);
       return { ...target, baseBytes, saved: { ...saved, path: resolve(target.output), externalDataPath: saved.externalDataPath ? resolve(finalData) : undefined } };

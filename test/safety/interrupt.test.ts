@@ -3,8 +3,9 @@
 // line, exit 130 (found by a safety trial: the signal waited until the handler was gone, and
 // the run wrote its output and exited 0). The model is synthetic: one Wan2.1-shaped block
 // (seeded weights, ~130 MB in a data file), big enough for the pass to take a second or two.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveModel } from '../../src/graph/serde/io.ts';
 import { runCli } from '../helpers/cli-process.ts';
@@ -32,6 +33,27 @@ function interruptingPlugin(): string {
   writeFileSync(plugin, "export default { name: 'interrupter', version: '1.0.0', passes: [{ name: 'interrupt-self', summary: 'sends itself SIGINT', options: {}, statistics: {}, run() { process.kill(process.pid, 'SIGINT'); const t = Date.now(); while (Date.now() - t < 200); return { modified: false, stats: {} }; } }] };\n");
   return plugin;
 }
+
+describe('a signal after the output is committed', () => {
+  it('between the commit and the end of the run: the line says the output is complete, exit 0 (it said "not written", exit 143)', () => {
+    const tiny = join(dir, 'in', 'tiny-commit.onnx');
+    saveModel(tinyModel(), tiny);
+    const out = join(dir, 'committed.onnx');
+    // convertFile commits the output; the signal then comes while the CLI's scope is still open.
+    const script = `import { convertFile } from ${JSON.stringify(resolve('src/api/convert.ts'))};
+import { cleanupOnSignal } from ${JSON.stringify(resolve('src/graph/serde/temp-files.ts'))};
+await cleanupOnSignal((t) => process.stderr.write(t), async () => {
+  await convertFile(${JSON.stringify(tiny)}, ${JSON.stringify(out)}, []);
+  process.kill(process.pid, 'SIGTERM');
+  await new Promise((r) => setTimeout(r, 5000));
+});
+process.exit(7);`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).toContain(`convert: interrupted (SIGTERM) after ${out} was written, complete; exit 0`);
+    expect(r.status, r.stderr).toBe(0);
+    expect(existsSync(out)).toBe(true);
+  });
+});
 
 describe('a signal during synchronous work (CLI in a child process)', () => {
   it('SIGINT while q-arvd runs on the main thread: exit 130, nothing written', async () => {

@@ -103,14 +103,32 @@ export function letSignalsRun(): Promise<void> {
 /** How many {@link cleanupOnSignal} calls are running. */
 let signalScopes = 0;
 
+/** Outputs committed (renamed into place) since the innermost {@link cleanupOnSignal} began. */
+let committed: string[] = [];
+
+/**
+ * Records that the run's outputs `paths` are in place, complete (after the commit of the
+ * output, or of a folder's variants): a signal after that must not say the model was not
+ * written, nor fail a run whose work is done.
+ */
+export function noteCommitted(paths: readonly string[]): void {
+  if (signalScopes > 0) committed.push(...paths);
+}
+
 /**
  * While `fn` runs, SIGINT and SIGTERM remove the temporary files, print `message` and exit
- * with 130 / 143 as a shell expects; the handlers are removed afterwards.
+ * with 130 / 143 as a shell expects — or, once the outputs are committed ({@link noteCommitted}),
+ * say they are complete and exit 0; the handlers are removed afterwards.
  */
 export async function cleanupOnSignal<T>(write: (text: string) => void, fn: () => Promise<T>): Promise<T> {
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
     const handler = () => {
       prepareHardExit();
+      // Between the commit and the end of the run the output is complete: the run succeeded.
+      if (committed.length) {
+        write(`convert: interrupted (${signal}) after ${committed[0]}${committed.length > 1 ? ` and ${committed.length - 1} more file(s)` : ''} was written, complete; exit 0\n`);
+        realExit(0);
+      }
       write(`convert: interrupted (${signal}); the model was not written, temporary files removed (files a pass had finished, such as save-statistics or save-sensitivity, are kept)\n`);
       realExit(signal === 'SIGINT' ? 130 : 143);
     };
@@ -118,6 +136,7 @@ export async function cleanupOnSignal<T>(write: (text: string) => void, fn: () =
     return () => process.off(signal, handler);
   });
   signalScopes++;
+  committed = [];
   try {
     return await fn();
   } finally {
