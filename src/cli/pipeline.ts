@@ -103,6 +103,12 @@ export function buildSteps(
   cliOptions: ReadonlyMap<string, Record<string, unknown>>,
   configFile?: string,
 ): PassStep[] {
+  // A pass in both lists would run twice (a quantization pass then fails on its own output, after calibrating).
+  const twice = configPasses.findIndex((p) => cliPasses.includes(p.name));
+  if (twice >= 0) {
+    const name = configPasses[twice]!.name;
+    throw new CliError(`pass ${name} is listed in ${configFile} (passes[${twice}]) and in --pass, so it would run twice; drop one (options on the command line, --${name}.<key>, already override the config's)`);
+  }
   const configDir = configFile === undefined ? undefined : dirname(resolve(configFile));
   const entries = [...configPasses.map((p, i) => ({ ...p, from: `${configFile}: passes[${i}]: `, dir: configDir })), ...cliPasses.map((name) => ({ name, options: {}, from: '', dir: undefined }))];
   const listed = new Set(entries.map((e) => e.name));

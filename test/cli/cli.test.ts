@@ -236,6 +236,16 @@ describe('usage mistakes: one line, exit 1', () => {
     expect(existsSync(join(build, cwdReport))).toBe(false);
   });
 
+  it('a pass both in the config file and in --pass is refused before anything runs (it ran twice: q-arvd calibrated, then failed on its own output)', async () => {
+    const config = join(folder('config-twice'), 'c.json');
+    writeFileSync(config, JSON.stringify({ passes: [{ name: 'q-arvd', options: { 'a-bits': 'none' } }] }));
+    const out = join(tmp, 'twice.onnx');
+    const r = await cli(STORIES, '-o', out, '--config', config, '--pass', 'q-arvd');
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`convert: error: pass q-arvd is listed in ${config} (passes[0]) and in --pass, so it would run twice; drop one (options on the command line, --q-arvd.<key>, already override the config's)\n`);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('reports a malformed config file naming it', async () => {
     const f = join(folder('badconfig'), 'c.json');
     writeFileSync(f, JSON.stringify({ passes: [{ name: 'dce', opts: {} }] }));
