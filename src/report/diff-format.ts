@@ -7,6 +7,17 @@
 import type { LayerChange, LayerDecision, ListDiff, ModelDiff, TensorSig, ValueSig } from './diff-schema.ts';
 import { code, dims, formatBytes, mdTable, type ReportFormat, signed, textTable } from './text.ts';
 
+/**
+ * Rows a Markdown list shows before it says how many more there are: a pull-request comment
+ * must stay under GitHub's 65,536 characters (found by a user trial: tiny-arvd-l's W4 diff was
+ * 58 K characters, 81% of it the initializer list). The linear layers get more room — they
+ * are what a reviewer reads; a Wan2.1-1.3B-shaped model has about 300 — the initializers and
+ * other nodes, whose counts say most of it, less. Text and JSON list every row.
+ */
+export const MD_LAYER_ROWS = 320;
+/** See {@link MD_LAYER_ROWS}. */
+export const MD_LIST_ROWS = 40;
+
 /** The report in the requested format; always ends with a newline. */
 export function formatDiff(d: ModelDiff, format: ReportFormat): string {
   if (format === 'json') return JSON.stringify(d, null, 2) + '\n';
@@ -162,7 +173,7 @@ function markdown(d: ModelDiff): string[] {
       const rowsOut = l.decision?.mode === 'dual' ? String(l.decision.outliers) : '';
       return [code(l.name), dims(l.K ?? undefined, l.N ?? undefined), dec, rowsOut, deltaText(l), `${formatBytes(l.weightBytes.before)} → ${formatBytes(l.weightBytes.after)}`];
     });
-    out.push(...mdTable(['layer', 'K×N', 'decision', 'outlier rows', 'nodes', 'constants'], rows, ['left', 'right', 'left', 'right', 'left', 'right']), '');
+    out.push(...mdTable(['layer', 'K×N', 'decision', 'outlier rows', 'nodes', 'constants'], capped(rows, MD_LAYER_ROWS), ['left', 'right', 'left', 'right', 'left', 'right']), '');
   }
   const inits = d.initializers;
   out.push('#### Initializers', '', `${counts(inits)} (${dataNote(d)}).`, '');
@@ -173,7 +184,7 @@ function markdown(d: ModelDiff): string[] {
   ];
   if (rows.length) {
     const header = ['', 'name', 'dtype', 'shape', 'bytes', ...(d.dataCompared ? ['sha256'] : [])];
-    out.push('<details><summary>initializer list</summary>', '', ...mdTable(header, rows, ['left', 'left', 'left', 'left', 'right', 'left']), '', '</details>', '');
+    out.push('<details><summary>initializer list</summary>', '', ...mdTable(header, capped(rows, MD_LIST_ROWS), ['left', 'left', 'left', 'left', 'right', 'left']), '', '</details>', '');
   }
   const o = d.otherNodes;
   out.push('#### Other nodes', '', `${o.added.length} added, ${o.removed.length} removed, ${o.changed.length} changed.`);
@@ -182,6 +193,13 @@ function markdown(d: ModelDiff): string[] {
     ...o.added.map((n) => ['added', code(n.name), code(n.op), '']),
     ...o.changed.map((n) => ['changed', code(n.name), code(n.op), n.what.join('; ')]),
   ];
-  if (nodeRows.length) out.push('', ...mdTable(['', 'node', 'op', 'change'], nodeRows, ['left', 'left', 'left', 'left']));
+  if (nodeRows.length) out.push('', ...mdTable(['', 'node', 'op', 'change'], capped(nodeRows, MD_LIST_ROWS), ['left', 'left', 'left', 'left']));
   return out;
+}
+
+/** The first `limit` rows, and a last one saying how many are left out and where they are. */
+function capped(rows: string[][], limit: number): string[][] {
+  if (rows.length <= limit) return rows;
+  const note = `… ${rows.length - limit} more (\`--format text\` or \`json\` lists every one)`;
+  return [...rows.slice(0, limit), [note, ...rows[0]!.slice(1).map(() => '')]];
 }

@@ -16,6 +16,7 @@ import { resolveOptions } from '../../src/passes/pass.ts';
 import qArvd from '../../src/passes/q-arvd.ts';
 import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
 import type { ModelDiff } from '../../src/report/diff.ts';
+import { MD_LAYER_ROWS, MD_LIST_ROWS } from '../../src/report/diff-format.ts';
 import { prompts, rollout } from '../../examples/tiny-arvd/rollout.ts';
 import { cli, golden } from '../helpers/cli.ts';
 
@@ -223,6 +224,26 @@ describe('convert diff counts and data', () => {
     expect(d.initializers.changed).toHaveLength(1);
     expect(d.initializers.changed[0]!.what).toEqual(['data']);
     expect(d.initializers.changed[0]!.before.sha256).not.toBe(d.initializers.changed[0]!.after.sha256);
+  });
+
+  it('Markdown stays a pull-request comment: long lists end in a "more" row, the layers are all there (found by a user trial: tiny-arvd-l W4 gave 58 K characters, GitHub takes 65,536)', async () => {
+    const before = 'examples/tiny-arvd-l/model.onnx';
+    const after = path('tiny-arvd-l-w4', 'after.onnx');
+    mkdirSync(path('tiny-arvd-l-w4', ''), { recursive: true });
+    saveModel(await quantize(loadModel(before), { 'w-bits': '4', 'a-bits': 'none' }), after);
+    const md = (await cli('diff', before, after, '--format', 'md')).out;
+    const text = (await cli('diff', before, after)).out;
+    // Every one of the 67 layers has its row; the initializer list stops at MD_LIST_ROWS with a count.
+    expect(md.match(/^\| `\/[^`]*MatMul` \|/gm)).toHaveLength(67);
+    const more = /^\| … (\d+) more \(`--format text` or `json` lists every one\) \|/m.exec(md);
+    expect(more).not.toBeNull();
+    const listed = JSON.parse((await cli('diff', before, after, '--format', 'json')).out) as ModelDiff;
+    const inits = listed.initializers;
+    expect(Number(more![1])).toBe(inits.added.length + inits.removed.length + inits.changed.length - MD_LIST_ROWS);
+    // 67 layers in well under the limit; at about 150 characters a layer row, MD_LAYER_ROWS (320) rows still fit.
+    expect(md.length).toBeLessThan(20_000);
+    expect(md.length + (MD_LAYER_ROWS - 67) * 170).toBeLessThan(65_536);
+    expect(text).not.toContain('more (');
   });
 
   it('prints the same bytes on every run', async () => {
