@@ -151,8 +151,7 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   // The reservoir's correction of H, shrunk where the whole or a fold would not be positive definite with the least damping tried,
   // raised as GPTQ raises it where H cannot be factored at all with that damping (else damp 0 on a singular H would size no correction).
   const leastDamp = Math.min(options.gptq.damp ?? DEFAULT_GPTQ_DAMP, ...(options.dampCandidates ?? []));
-  const sized = (s: ReconStats) => dampingsFrom(leastDamp).reduce((t, d) => t || correctionScale(s.h, s.weight, moments!, d, matmul), 0);
-  const t = kind === 'fp32' ? 1 : Math.min(...[stats, ...(stats.folds ?? [])].map(sized));
+  const t = kind === 'fp32' ? 1 : Math.min(...[stats, ...(stats.folds ?? [])].map((s) => correctionAtLeastDamping(s, moments!, leastDamp, matmul)));
   const objective = layerObjective(stats, w, K, N, kind, moments, activationShift, matmul, t);
   const quantizers = rowQuantizersOf(plan);
   const rtn = roundToNearest(w, K, N, quantizers);
@@ -193,6 +192,15 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   const out: LayerPlan = { ...plan, branches, reconstruction };
   if (options.biasCorrection) out.biasShift = Float32Array.from(shift, (v) => -v);
   return out;
+}
+
+/** {@link correctionScale} at the first of GPTQ's dampings ({@link dampingsFrom}) at which H can be factored at all; 0 if none. */
+function correctionAtLeastDamping(s: ReconStats, moments: ActivationMoments, leastDamp: number, matmul: MatMul64 | undefined): number {
+  for (const d of dampingsFrom(leastDamp)) {
+    const t = correctionScale(s.h, s.weight, moments, d, matmul);
+    if (t > 0) return t;
+  }
+  return 0;
 }
 
 /**
