@@ -15,6 +15,9 @@
  *    `use_cache_branch` false. Integer inputs follow the graph's element type (int64 or int32).
  * 4. A graph input it cannot make from text is refused up front, naming the input.
  * 5. Blank lines are skipped; an empty list is refused.
+ * 6. A JSON array of strings (a `.json` file, or a file whose whole text is one) gives one
+ *    prompt an item, line breaks kept; a `.jsonl` file one a line (a JSON string, or an object
+ *    with a `text` or `prompt` field, as Hugging Face `datasets` writes).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -26,31 +29,92 @@ import { specialFileKind } from '../graph/serde/file-kind.ts';
 import { CalibrationError, type CalibrationModule, type FeedSample, type LoadedCalibration } from '../passes/calibration/module.ts';
 import { importOnnxruntime, importTransformers } from '../runtime/optional-import.ts';
 
-/** Reads a prompt list: one prompt a line, blank lines skipped. */
+/** Reads a prompt list (rule 5): one prompt a line, blank lines skipped; or JSON (rule 6). */
 export function readPrompts(file: string): string[] {
-  return readPromptLines(file).prompts;
+  return readPromptList(file).prompts;
 }
 
-/** {@link readPrompts}, with the line number (from 1) of each prompt. */
-function readPromptLines(file: string): { prompts: string[]; lines: number[] } {
+/** The prompts of a list, and where each one is in the file ("line 3", "item 3 of the JSON array"). */
+interface PromptList {
+  prompts: string[];
+  where: string[];
+}
+
+/** {@link readPrompts}, with where each prompt is. */
+function readPromptList(file: string): PromptList {
   if (!existsSync(file)) throw new CalibrationError(file, 'file not found', undefined, 'prompt list');
   const bytes = readFileSync(file);
   // A binary file (a model given by mistake) would otherwise make thousands of garbage prompts.
   const nul = bytes.indexOf(0);
   if (nul >= 0) throw new CalibrationError(file, `is not a text file (a NUL byte at offset ${nul}): give one prompt a line`, undefined, 'prompt list');
-  const prompts: string[] = [];
-  const lines: number[] = [];
-  bytes
-    .toString('utf8')
-    .split(/\r?\n/)
-    .forEach((l, i) => {
-      const p = l.trim();
-      if (p === '') return;
-      prompts.push(p);
-      lines.push(i + 1);
-    });
-  if (prompts.length === 0) throw new CalibrationError(file, 'has no prompts (one a line)', undefined, 'prompt list');
-  return { prompts, lines };
+  const text = bytes.toString('utf8');
+  const list = /\.jsonl$/i.test(file) ? jsonLinesPrompts(file, text) : (jsonArrayPrompts(file, text) ?? textPrompts(text));
+  if (list.prompts.length === 0) throw new CalibrationError(file, 'has no prompts (one a line, or a JSON array of strings)', undefined, 'prompt list');
+  return list;
+}
+
+/** One prompt a line, blank lines skipped, each trimmed. */
+function textPrompts(text: string): PromptList {
+  const list: PromptList = { prompts: [], where: [] };
+  text.split(/\r?\n/).forEach((l, i) => {
+    const p = l.trim();
+    if (p === '') return;
+    list.prompts.push(p);
+    list.where.push(`line ${i + 1}`);
+  });
+  return list;
+}
+
+/**
+ * A JSON array of strings (a `.json` file, or any file whose whole text is one), so that a
+ * prompt may hold line breaks; undefined when a file not named `.json` is not JSON (its lines
+ * are prompts, some of which may start with `[`).
+ */
+function jsonArrayPrompts(file: string, text: string): PromptList | undefined {
+  const named = /\.json$/i.test(file);
+  if (!named && !text.trimStart().startsWith('[')) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    if (!named) return undefined;
+    throw new CalibrationError(file, `is not valid JSON (${(e as Error).message}): give a JSON array of strings, or one prompt a line in a .txt file`, undefined, 'prompt list');
+  }
+  if (!Array.isArray(value)) {
+    if (!named) return undefined;
+    throw new CalibrationError(file, `holds a JSON ${typeof value === 'object' && value !== null ? 'object' : typeof value}, not an array of strings`, undefined, 'prompt list');
+  }
+  const where = value.map((_, i) => `item ${i + 1} of the JSON array`);
+  value.forEach((p, i) => {
+    if (typeof p !== 'string') throw new CalibrationError(file, `${where[i]} is ${p === null ? 'null' : typeof p}, not a string`, undefined, 'prompt list');
+    if (p.trim() === '') throw new CalibrationError(file, `${where[i]} is an empty prompt`, undefined, 'prompt list');
+  });
+  return { prompts: value as string[], where };
+}
+
+/**
+ * JSON Lines (`.jsonl`, what Hugging Face `datasets` writes): each non-blank line a JSON
+ * string, or an object whose `text` (or `prompt`) field is the prompt.
+ */
+function jsonLinesPrompts(file: string, text: string): PromptList {
+  const list: PromptList = { prompts: [], where: [] };
+  text.split(/\r?\n/).forEach((l, i) => {
+    if (l.trim() === '') return;
+    const where = `line ${i + 1}`;
+    let value: unknown;
+    try {
+      value = JSON.parse(l);
+    } catch (e) {
+      throw new CalibrationError(file, `${where} is not valid JSON (${(e as Error).message})`, undefined, 'prompt list');
+    }
+    const record = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    const p = typeof value === 'string' ? value : (record?.text ?? record?.prompt);
+    if (typeof p !== 'string') throw new CalibrationError(file, `${where} is neither a JSON string nor an object with a string "text" or "prompt" field`, undefined, 'prompt list');
+    if (p.trim() === '') throw new CalibrationError(file, `${where} is an empty prompt`, undefined, 'prompt list');
+    list.prompts.push(p);
+    list.where.push(where);
+  });
+  return list;
 }
 
 /**
@@ -119,7 +183,7 @@ export async function tokenizePrompts(folder: string, prompts: readonly string[]
  */
 export async function textCalibration(model: Model, promptsFile: string, modelDir: string | undefined): Promise<LoadedCalibration> {
   const origin = `prompts ${promptsFile}`;
-  const { prompts, lines } = readPromptLines(promptsFile);
+  const { prompts, where } = readPromptList(promptsFile);
   const dir = modelDir ?? process.cwd();
   const folder = findTokenizerFolder(dir);
   if (!folder) throw new CalibrationError(origin, `needs the model's tokenizer, and there is no tokenizer.json in ${dir} or ${dirname(dir)}`);
@@ -134,11 +198,11 @@ export async function textCalibration(model: Model, promptsFile: string, modelDi
   const makers = model.graph.inputs.map((v) => inputMaker(v, origin, Tensor));
   const { ids } = await tokenizePrompts(folder, prompts);
   const empty = ids.findIndex((t) => t.length === 0);
-  if (empty >= 0) throw new CalibrationError(origin, `prompt ${empty + 1} ('${prompts[empty]}') has no tokens`);
+  if (empty >= 0) throw new CalibrationError(origin, `${where[empty]} ('${prompts[empty]}') has no tokens`);
   const limit = contextLength(folder);
   const long = limit ? ids.findIndex((t) => t.length > limit.tokens) : -1;
   if (long >= 0) {
-    throw new CalibrationError(origin, `line ${lines[long]} has ${ids[long]!.length} tokens, over the model's ${limit!.tokens} (${limit!.from}): shorten or split it`);
+    throw new CalibrationError(origin, `${where[long]} has ${ids[long]!.length} tokens, over the model's ${limit!.tokens} (${limit!.from}): shorten or split it`);
   }
   const module: CalibrationModule = {
     samples: prompts.length,

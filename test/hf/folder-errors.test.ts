@@ -91,7 +91,7 @@ describe('convert <folder>: bad folders and bad --variant names write nothing', 
     await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.prompts', join(root, 'missing.txt')], /--q-arvd\.prompts .*missing\.txt: file not found/);
     const blank = join(root, 'blank.txt');
     writeFileSync(blank, '\n  \n');
-    await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.prompts', blank], /blank\.txt: has no prompts \(one a line\)/);
+    await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.prompts', blank], /blank\.txt: has no prompts \(one a line, or a JSON array of strings\)/);
     await refused(model, [model, '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.prompts', blank, '--q-arvd.calib', blank], /give calib or prompts, not both/);
   });
 });

@@ -35,6 +35,26 @@ describe('text calibration from a prompt list', () => {
     expect(readPrompts(promptsFile('p.txt', 'Once upon a time\r\n\n  Lily went  \n'))).toEqual(['Once upon a time', 'Lily went']);
   });
 
+  it('reads a JSON array of strings as one prompt an item, line breaks kept, and JSON Lines with a text field (a user trial: a JSON array was read as one prompt)', () => {
+    expect(readPrompts(promptsFile('p.json', '["Once upon a time", "Lily went\\nto the park"]\n'))).toEqual(['Once upon a time', 'Lily went\nto the park']);
+    // Not named .json: still JSON when the whole text is a JSON array...
+    expect(readPrompts(promptsFile('array.txt', ' ["a", "b"]'))).toEqual(['a', 'b']);
+    // ...and one prompt a line when it is not, even if a line starts with '['.
+    expect(readPrompts(promptsFile('brackets.txt', '[Lily] went home\nTim ran\n'))).toEqual(['[Lily] went home', 'Tim ran']);
+    expect(readPrompts(promptsFile('p.jsonl', '{"text": "Once upon a time"}\n\n"Tim ran"\n{"prompt": "Lily went"}\n'))).toEqual(['Once upon a time', 'Tim ran', 'Lily went']);
+  });
+
+  it('refuses JSON prompt lists it cannot read, naming the item or line', () => {
+    const refused = (name: string, text: string, message: RegExp) => expect(() => readPrompts(promptsFile(name, text))).toThrow(message);
+    refused('bad.json', '["a", ', /prompt list .*bad\.json: is not valid JSON \(.+\): give a JSON array of strings/);
+    refused('object.json', '{"prompts": ["a"]}', /object\.json: holds a JSON object, not an array of strings/);
+    refused('numbers.json', '["a", 3]', /numbers\.json: item 2 of the JSON array is number, not a string/);
+    refused('blank.json', '["a", "  "]', /blank\.json: item 2 of the JSON array is an empty prompt/);
+    refused('empty.json', '[]', /empty\.json: has no prompts/);
+    refused('bad.jsonl', '"a"\n{"text": 1}\n', /bad\.jsonl: line 2 is neither a JSON string nor an object with a string "text" or "prompt" field/);
+    refused('broken.jsonl', '"a"\nOnce upon\n', /broken\.jsonl: line 2 is not valid JSON/);
+  });
+
   it('refuses a binary file (a model given by mistake) and a prompt longer than the model takes, naming the line (found by a user trial: a raw onnxruntime Gather error after calibrating, or thousands of garbage prompts)', async () => {
     const model = loadModel(join(ONNX_DIR, 'model.onnx'));
     await expect(textCalibration(model, join(ONNX_DIR, 'model.onnx'), ONNX_DIR)).rejects.toThrow(/prompt list .*model\.onnx: is not a text file \(a NUL byte at offset \d+\)/);
