@@ -11,7 +11,7 @@ import { loadModel, modelTensors, type SaveResult, writeModelFiles } from '../gr
 import { letSignalsRun, noteCommitted } from '../graph/serde/temp-files.ts';
 import type { CalibrationModule } from '../passes/calibration/module.ts';
 import { type Logger, recordingWarnings, silentLogger } from '../passes/log.ts';
-import { InvalidInputError, PassManager, type PassRecord, type PassStep } from '../passes/manager.ts';
+import { InvalidInputError, PassFailure, PassManager, type PassRecord, type PassStep } from '../passes/manager.ts';
 import type { Plugin } from '../passes/plugin.ts';
 import { resolveOptions } from '../passes/pass.ts';
 import { createRegistry } from './registry.ts';
@@ -95,6 +95,9 @@ export async function convertFile(input: string, output: string, steps: readonly
     calibration: options.calibration,
   });
   const result = await manager.run(model).catch((e: unknown) => {
+    // What the passes warned before one failed often explains the failure (a few-samples or a
+    // damping warning): the API has no result to carry them, so the error does.
+    if (e instanceof PassFailure) e.warnings = [...warnings];
     // The structural checks found the input broken: name the file, not "the input model".
     throw e instanceof InvalidInputError ? new ModelFileError(input, e.message.replace(/^the input model /, ''), { cause: e }) : e;
   });

@@ -66,6 +66,12 @@ export interface PipelineResult {
  * the original error is the `cause`.
  */
 export class PassFailure extends Error {
+  /**
+   * The warnings logged before the failure (`[pass] message`), as the API's `ConvertResult`'s
+   * `warnings` would have held them; set by `convert`/`convertFile`, empty elsewhere.
+   */
+  warnings: readonly string[] = [];
+
   constructor(
     /** The pass that failed. */
     readonly passName: string,

@@ -46,6 +46,30 @@ describe('quantize()', () => {
     expect(quiet.warnings).toEqual([]);
   });
 
+  it('keeps on a PassFailure the warnings logged before the pass failed (the API had no result to carry them)', async () => {
+    const plugin = {
+      name: 'warns-then-fails',
+      version: '1.0.0',
+      passes: [
+        {
+          name: 'warn-then-fail',
+          summary: 'logs a warning, then throws',
+          options: {},
+          statistics: {},
+          run(_model: unknown, ctx: { log: { warn(m: string): void } }): never {
+            ctx.log.warn('the calibration set looks small');
+            throw new Error('no layer could be calibrated');
+          },
+        },
+      ],
+    };
+    const failure = await convert(MODEL, join(tmp, 'never.onnx'), { plugins: [plugin], passes: ['dce', 'warn-then-fail'] }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(PassFailure);
+    expect((failure as PassFailure).message).toMatch(/^pass warn-then-fail \(plugin warns-then-fails\): no layer could be calibrated; after: dce/);
+    expect((failure as PassFailure).warnings).toEqual(['[warn-then-fail] the calibration set looks small']);
+    expect(existsSync(join(tmp, 'never.onnx'))).toBe(false);
+  });
+
   it('calibrates with a module object (minmax, W8A8)', async () => {
     const r = await quantize(MODEL, join(tmp, 'w8a8.onnx'), { pass: 'minmax', calib });
     expect(r.passes[0]!.stats.layersQuantized).toBe(36);
