@@ -22,6 +22,7 @@ import { basename, join, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { CommitError, commitFiles } from '../graph/serde/commit.ts';
 import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
+import { removeStaleTemps } from '../graph/serde/stale-temps.ts';
 import { letSignalsRun, noteCommitted, trackTemp } from '../graph/serde/temp-files.ts';
 import type { Logger } from '../passes/log.ts';
 import type { PassStep } from '../passes/manager.ts';
@@ -144,6 +145,8 @@ export interface ConvertFolderOptions {
  */
 export async function convertFolder(plan: VariantPlan, options: ConvertFolderOptions): Promise<WrittenVariant[]> {
   const { folder, targets } = plan;
+  // Staging folders of runs killed before they could remove them (SIGKILL, the OOM killer).
+  removeStaleTemps(folder.onnxDir, /^\.convert-(\d+)-\d+\.staging$/);
   const staging = join(folder.onnxDir, `.convert-${process.pid}-${Date.now()}.staging`);
   const protectedFiles = new Set<string>(folder.bases.map((b) => realpathSync(join(folder.onnxDir, b))));
   const staged: { target: VariantTarget; saved: SaveResult; baseBytes: number }[] = [];

@@ -6,9 +6,9 @@
  * nothing is left behind whatever ends the process; elsewhere it is removed at exit. Its
  * descriptor is closed when no tensor refers to it any more.
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeProcessTempDir } from './stale-temps.ts';
 
 const closeOnCollect = new FinalizationRegistry<number>((fd) => {
   try {
@@ -30,7 +30,7 @@ export class SpillFile {
   private end = 0;
 
   constructor() {
-    const dir = mkdtempSync(join(tmpdir(), 'qarvd-spill-'));
+    const dir = makeProcessTempDir('qarvd-spill-');
     const path = join(dir, 'tensors.bin');
     this.fd = openSync(path, 'w+');
     try {

@@ -40,6 +40,11 @@ export function trackTemp(path: string): () => void {
   };
 }
 
+/** True when `path` is a temporary path this process registered and has not yet removed. */
+export function isLiveTemp(path: string): boolean {
+  return live.has(path);
+}
+
 /** Forgets a temporary path without removing it (it was renamed into place). */
 export function untrackTemp(path: string): void {
   live.delete(path);

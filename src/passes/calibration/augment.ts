@@ -1,9 +1,8 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
 import type { Value } from '../../graph/ir/value.ts';
 import { saveModel } from '../../graph/serde/io.ts';
+import { makeProcessTempDir } from '../../graph/serde/stale-temps.ts';
 import { trackTemp } from '../../graph/serde/temp-files.ts';
 
 /** A model file with extra graph outputs, and the output names that observe each value. */
@@ -24,7 +23,7 @@ export function augmentModel(model: Model, observe: Value[]): AugmentedModel {
   const before = g.outputs.length;
   const added = [...new Set(observe)].filter((v) => !v.isGraphOutput());
   for (const v of added) g.addOutput(v);
-  const dir = mkdtempSync(join(tmpdir(), 'qarvd-calib-'));
+  const dir = makeProcessTempDir('qarvd-calib-');
   const remove = trackTemp(dir);
   const path = join(dir, 'augmented.onnx');
   try {

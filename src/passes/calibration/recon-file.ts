@@ -23,8 +23,10 @@
  * as before.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { escapeRegExp, removeStaleTemps } from '../../graph/serde/stale-temps.ts';
+import { trackTemp } from '../../graph/serde/temp-files.ts';
 import { readTaggedHeader, writeTaggedFile } from './tagged-file.ts';
 import type { ActivationShift } from './activation-shift.ts';
 import type { ReconLookup, ReconStats } from './gram.ts';
@@ -78,9 +80,16 @@ export class ReconFileWriter {
   /** The written file's id, set by {@link finish}. */
   id: string | undefined;
 
+  /** Removes the spool and forgets it (registered so that Ctrl-C removes it too). */
+  private readonly removeSpool: () => void;
+
   constructor(readonly path: string) {
-    this.spool = `${resolve(path)}.${process.pid}.spool`;
+    const full = resolve(path);
+    // The spools of runs killed before they could remove them (SIGKILL, the OOM killer).
+    removeStaleTemps(dirname(full), new RegExp(`^${escapeRegExp(basename(full))}\\.(\\d+)\\.spool$`));
+    this.spool = `${full}.${process.pid}.spool`;
     this.fd = openSync(this.spool, 'w');
+    this.removeSpool = trackTemp(this.spool);
   }
 
   /** Appends statistics by layer name (layers sharing an input share the object, stored once). */
@@ -149,7 +158,7 @@ export class ReconFileWriter {
         for (const b of tail) write(b);
       });
     } finally {
-      rmSync(this.spool, { force: true });
+      this.removeSpool();
     }
   }
 
@@ -157,7 +166,7 @@ export class ReconFileWriter {
   dispose(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
-    rmSync(this.spool, { force: true });
+    this.removeSpool();
   }
 
   private write(bytes: Buffer): void {

@@ -5,7 +5,8 @@
  * atomically (a temporary file renamed into place), so a reader never sees half a file.
  */
 import { closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
+import { escapeRegExp, removeStaleTemps } from '../../graph/serde/stale-temps.ts';
 
 /** Writes `tag`, `header` and the data that `writeData` hands to `write`, atomically. */
 export function writeTaggedFile(path: string, tag: string, header: unknown, writeData: (write: (bytes: Uint8Array) => void) => void): void {
@@ -15,6 +16,8 @@ export function writeTaggedFile(path: string, tag: string, header: unknown, writ
   head.write(tag, 0, 'latin1');
   head.writeUInt32LE(Buffer.byteLength(json), tag.length);
   const full = resolve(path);
+  // A run killed while writing one (a statistics file can take gigabytes) left its temporary file.
+  removeStaleTemps(dirname(full), new RegExp(`^${escapeRegExp(basename(full))}\\.(\\d+)\\.tmp$`));
   const tmp = `${full}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
