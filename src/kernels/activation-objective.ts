@@ -75,22 +75,23 @@ export function crossGram(h: Float64Array, rows: number, m: ActivationMoments, t
  * semi-definite as the exact `Σ Q(x)ᵀQ(x)` is: a few clipped rows of the uniform reservoir,
  * each standing for many rows, can outweigh what H holds of that channel. Shrinking the
  * correction towards H (t = 0: the fp32 objective) keeps the objective a valid least-squares
- * problem there; the report says where it was needed.
+ * problem there; the report says where it was needed. Undefined when H itself (t = 0) is not
+ * positive definite with this damping (GPTQ will raise it).
  */
-export function correctionScale(h: Float64Array, rows: number, m: ActivationMoments, damp: number, matmul: MatMul64 = matmul64): number {
+export function correctionScale(h: Float64Array, rows: number, m: ActivationMoments, damp: number, matmul: MatMul64 = matmul64): number | undefined {
   const { K } = m;
-  for (let t = 1; t >= 2 ** -10; t /= 2) {
-    const a = quantizedGram(h, rows, m, t);
+  for (let t = 1; t >= 0; t = t > 2 ** -10 ? t / 2 : t > 0 ? 0 : -1) {
+    const a = t > 0 ? quantizedGram(h, rows, m, t) : Float64Array.from(h);
     const lambda = dampingOf(a, K, damp);
     for (let k = 0; k < K; k++) a[k * K + k] = a[k * K + k] === 0 ? 1 : a[k * K + k]! + lambda;
     try {
       choleskyLowerInPlace(a, K, { matmul });
       return t;
     } catch {
-      // Not positive definite: try half the correction.
+      // Not positive definite: try half the correction, then none.
     }
   }
-  return 0;
+  return undefined;
 }
 
 /**

@@ -152,18 +152,26 @@ export function dampingsFrom(requested: number): number[] {
 }
 
 /**
- * Runs `factor` (damping fraction → factored working copy) with the requested damping, and
- * again with larger ones while the Cholesky factorisation finds H not positive definite.
+ * Runs `factor` (damping fraction → result) with the requested damping, and again with each
+ * larger one of {@link dampingsFrom} while a Cholesky factorisation in it finds its matrix not
+ * positive definite; returns the result and the damping it took. Other errors, and the last
+ * damping's, are thrown.
  */
-function dampedFactor<T>(options: GptqOptions, factor: (damp: number) => T): T & { damp: number } {
-  const tries = dampingsFrom(options.damp ?? DEFAULT_GPTQ_DAMP);
+export function withDampingRetry<T>(requested: number, factor: (damp: number) => T): { value: T; damp: number } {
+  const tries = dampingsFrom(requested);
   for (let i = 0; ; i++) {
     try {
-      return { ...factor(tries[i]!), damp: tries[i]! };
+      return { value: factor(tries[i]!), damp: tries[i]! };
     } catch (e) {
       if (!(e instanceof RangeError) || !e.message.includes('not positive definite') || i === tries.length - 1) throw e;
     }
   }
+}
+
+/** GPTQ's factorisation of H with {@link withDampingRetry}. */
+function dampedFactor<T>(options: GptqOptions, factor: (damp: number) => T): T & { damp: number } {
+  const { value, damp } = withDampingRetry(options.damp ?? DEFAULT_GPTQ_DAMP, factor);
+  return { ...value, damp };
 }
 
 /** The unbatched definition through `U` (upper Cholesky factor of H⁻¹): every row's update is applied at once to all rows after it. */

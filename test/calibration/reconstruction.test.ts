@@ -212,11 +212,14 @@ describe('tiny-arvd: reconstruction from calibration statistics', () => {
     expect(await finalError(path)).toBeLessThan(0.1);
   }, 300_000);
 
-  it('damp 0 with activation-objective quantized: the correction of H is sized at a damping GPTQ can factor, not dropped where H is singular (found by review)', async () => {
-    // correctionScale() with damp 0 cannot factor a singular H at any scale and gave 0 (the fp32 objective), while GPTQ then ran at 1e-6.
-    const { report } = await quantize('q-arvd', { 'w-bits': '4', 'a-bits': '8', damp: '0', 'frame-weighting': false, 'activation-objective': 'quantized' });
-    const recs = report.layers.map((l) => l.reconstruction).filter((r) => r !== undefined);
-    expect(recs.some((r) => r.dampRequested === 0)).toBe(true);
-    expect(recs.filter((r) => r.correctionScale === 0).length).toBe(0);
+  it('damp 0 with activation-objective quantized and asymmetric: the correction of H is sized at a damping GPTQ can factor, not dropped where H is singular, and the asymmetric target is built there (both found by review)', async () => {
+    // correctionScale() with damp 0 cannot factor a singular H at any scale and gave 0 (the fp32 objective), while GPTQ then ran at 1e-6;
+    // the asymmetric target, built at the requested damping, ended the run with "cholesky: … not positive definite".
+    for (const objective of ['quantized', 'asymmetric']) {
+      const { report } = await quantize('q-arvd', { 'w-bits': '4', 'a-bits': '8', damp: '0', 'frame-weighting': false, 'activation-objective': objective });
+      const recs = report.layers.map((l) => l.reconstruction).filter((r) => r !== undefined);
+      expect(recs.some((r) => r.dampRequested === 0), objective).toBe(true);
+      expect(recs.filter((r) => r.correctionScale === 0).length, objective).toBe(0);
+    }
   }, 300_000);
 });

@@ -146,4 +146,17 @@ describe('activation objective kernels (synthetic layer, 6-bit clipped activatio
     const bad: ActivationMoments = { K, cross: new Float64Array(K * K), square: h.map((v) => (-1.5 * v) / M) };
     expect(correctionScale(h, M, bad, 0.01)).toBe(0.5);
   });
+
+  it('correctionScale: 0 when only H itself factors at the damping, undefined when even H does not (a review: both were 0, and 0 sent the search to damp 1)', () => {
+    // An indefinite correction estimated from a few reservoir rows: 1500 off the diagonal.
+    const one = Float64Array.from([1, 0, 0, 1]);
+    const indefinite: ActivationMoments = { K: 2, cross: Float64Array.from([0, 750, 750, 0]), square: new Float64Array(4) };
+    expect(correctionScale(one, 1, indefinite, 0.01)).toBe(0);
+    expect(correctionScale(one, 1, indefinite, 1)).toBeGreaterThan(0);
+    // A singular H (inputs with one distinct row) undamped: not even t = 0 factors.
+    const singular = Float64Array.from([1, 1, 1, 1]);
+    const none: ActivationMoments = { K: 2, cross: new Float64Array(4), square: new Float64Array(4) };
+    expect(correctionScale(singular, 1, none, 0)).toBeUndefined();
+    expect(correctionScale(singular, 1, none, 1e-6)).toBe(1);
+  });
 });

@@ -26,7 +26,7 @@
  */
 import { type ActivationMoments, type ActivationObjective, asymmetricError, asymmetricTarget, correctionScale, crossGram, quantizedGram } from '../../kernels/activation-objective.ts';
 import { adaround, type AdaroundOptions } from '../../kernels/adaround.ts';
-import { dampingsFrom, DEFAULT_GPTQ_DAMP, gptq, type GptqOptions, quadraticError, roundToNearest, type RowQuantizers } from '../../kernels/gptq.ts';
+import { dampingsFrom, DEFAULT_GPTQ_DAMP, gptq, withDampingRetry, type GptqOptions, type GptqResult, quadraticError, roundToNearest, type RowQuantizers } from '../../kernels/gptq.ts';
 import { newQuantArray } from '../../kernels/quantize.ts';
 import type { MatMul64 } from '../../kernels/matmul.ts';
 import type { ReconStats } from '../calibration/gram.ts';
@@ -89,8 +89,12 @@ export interface LayerObjective {
   stats: ReconStats;
   /** The objective's Hessian: H (`fp32`) or H̃ of the quantized inputs. */
   h: Float64Array;
-  /** What GPTQ quantizes at damping fraction `damp`: W, or the asymmetric target W*_λ. */
-  target(damp: number): Float32Array;
+  /**
+   * What GPTQ quantizes at damping fraction `damp`: W, or the asymmetric target W*_λ, built at
+   * the first of GPTQ's dampings from `damp` ({@link dampingsFrom}) at which H̃ factors (GPTQ
+   * raises its own damping the same way); `damp` is the one used.
+   */
+  target(damp: number): { weights: Float32Array; damp: number };
   /** The objective's output error of the weights `deq`, summed over the rows. */
   error(deq: Float32Array): number;
   /** The mean of that output error over the rows (1×N): what bias correction removes. */
@@ -105,22 +109,22 @@ export interface LayerObjective {
  */
 export function layerObjective(stats: ReconStats, w: Float32Array, K: number, N: number, kind: ActivationObjective = 'fp32', moments?: ActivationMoments, shift?: Float64Array, matmul?: MatMul64, t = 1): LayerObjective {
   if (kind === 'fp32' || !moments) {
-    return { stats, h: stats.h, target: () => w, error: (deq) => quadraticError(deq, w, stats.h, K, N, matmul), meanError: (deq) => meanShift(stats.mean, deq, w, K, N) };
+    return { stats, h: stats.h, target: (damp) => ({ weights: w, damp }), error: (deq) => quadraticError(deq, w, stats.h, K, N, matmul), meanError: (deq) => meanShift(stats.mean, deq, w, K, N) };
   }
   const h = quantizedGram(stats.h, stats.weight, moments, t);
   if (kind === 'quantized') {
     // The mean of Q(x)·Δ is (μ + ē)·Δ.
     const mean = shift ? stats.mean.map((v, k) => v + shift[k]!) : stats.mean;
-    return { stats, h, target: () => w, error: (deq) => quadraticError(deq, w, h, K, N, matmul), meanError: (deq) => meanShift(mean, deq, w, K, N) };
+    return { stats, h, target: (damp) => ({ weights: w, damp }), error: (deq) => quadraticError(deq, w, h, K, N, matmul), meanError: (deq) => meanShift(mean, deq, w, K, N) };
   }
   const c = crossGram(stats.h, stats.weight, moments, t);
-  const targets = new Map<number, Float32Array>();
+  const targets = new Map<number, { weights: Float32Array; damp: number }>();
   return {
     stats,
     h,
     target: (damp) => {
       let t = targets.get(damp);
-      if (!t) targets.set(damp, (t = asymmetricTarget(w, h, c, K, N, damp, matmul)));
+      if (!t) targets.set(damp, (t = dampedAsymmetricTarget(w, h, c, K, N, damp, matmul)));
       return t;
     },
     error: (deq) => asymmetricError(deq, w, stats.h, t * stats.weight, moments, K, N, matmul),
@@ -158,7 +162,7 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   const folds = stats.folds?.map((f) => layerObjective(f, w, K, N, kind, moments, activationShift, matmul, t)) as [LayerObjective, LayerObjective] | undefined;
   const crossValidated = options.method === 'gptq' && options.dampCandidates?.length && folds ? chooseDampingFor(folds, quantizers, rtn.deq, options) : undefined;
   const damp = crossValidated ? crossValidated.best : options.method === 'gptq' ? options.gptq.damp ?? DEFAULT_GPTQ_DAMP : 'rtn';
-  const learnt = options.method === 'adaround' ? adaround(objective.target(options.gptq.damp ?? DEFAULT_GPTQ_DAMP), objective.h, K, N, quantizers, { ...options.adaround, rows: stats.weight > 0 ? stats.weight : 1 }) : undefined;
+  const learnt = options.method === 'adaround' ? adaround(objective.target(options.gptq.damp ?? DEFAULT_GPTQ_DAMP).weights, objective.h, K, N, quantizers, { ...options.adaround, rows: stats.weight > 0 ? stats.weight : 1 }) : undefined;
   const perRow = stats.weight > 0 ? 1 / stats.weight : 0;
   const eRtn = objective.error(rtn.deq) * perRow;
   // AdaRound minimises the error plus its rounding regulariser, on a damped target: where the
@@ -166,7 +170,7 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   // rounding error is already small), the layer keeps round to nearest.
   const eLearnt = learnt ? objective.error(learnt.deq) * perRow : undefined;
   const learntKept = learnt && eLearnt! <= eRtn ? learnt : undefined;
-  const result = learnt ? learntKept ?? rtn : damp === 'rtn' ? rtn : gptq(objective.target(damp), objective.h, K, N, quantizers, { ...options.gptq, damp });
+  const result = learnt ? learntKept ?? rtn : damp === 'rtn' ? rtn : gptqOnTarget(objective, K, N, quantizers, options, damp);
   const shift = meanShift(stats.mean, result.deq, w, K, N);
   const eFinal = result === learnt ? eLearnt! : result !== rtn ? objective.error(result.deq) * perRow : eRtn;
   const shiftNorm2 = shift.reduce((s, v) => s + v * v, 0);
@@ -194,11 +198,31 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   return out;
 }
 
-/** {@link correctionScale} at the first of GPTQ's dampings ({@link dampingsFrom}) at which H can be factored at all; 0 if none. */
+/** GPTQ on the objective's target at `damp`, starting from the damping the target was built at. */
+function gptqOnTarget(objective: LayerObjective, K: number, N: number, quantizers: RowQuantizers, options: ReconstructOptions, damp: number): GptqResult {
+  const target = objective.target(damp);
+  return gptq(target.weights, objective.h, K, N, quantizers, { ...options.gptq, damp: target.damp });
+}
+
+/**
+ * {@link asymmetricTarget} at the first of GPTQ's dampings from `damp` at which H̃ factors: with
+ * a small damping on a singular H̃ (inputs with few distinct rows) float32 sums leave it
+ * indefinite, and the run ended there although GPTQ itself would have raised its damping.
+ */
+function dampedAsymmetricTarget(w: Float32Array, h: Float64Array, c: Float64Array, K: number, N: number, damp: number, matmul: MatMul64 | undefined): { weights: Float32Array; damp: number } {
+  const { value, damp: used } = withDampingRetry(damp, (d) => asymmetricTarget(w, h, c, K, N, d, matmul));
+  return { weights: value, damp: used };
+}
+
+/**
+ * {@link correctionScale} at the first of GPTQ's dampings ({@link dampingsFrom}) at which H
+ * itself can be factored; 0 if none. A scale of 0 at a damping where H factors is an answer
+ * (the fp32 objective), not a reason to try a larger damping.
+ */
 function correctionAtLeastDamping(s: ReconStats, moments: ActivationMoments, leastDamp: number, matmul: MatMul64 | undefined): number {
   for (const d of dampingsFrom(leastDamp)) {
     const t = correctionScale(s.h, s.weight, moments, d, matmul);
-    if (t > 0) return t;
+    if (t !== undefined) return t;
   }
   return 0;
 }
@@ -239,7 +263,7 @@ function chooseDampingFor(folds: readonly [LayerObjective, LayerObjective], quan
   const errors: Record<string, number> = { rtn: both(() => rtnDeq) };
   let best: number | 'rtn' = 'rtn';
   for (const damp of options.dampCandidates!) {
-    const e = both((train) => gptq(train.target(damp), train.h, K, N, quantizers, { ...options.gptq, damp }).deq);
+    const e = both((train) => gptqOnTarget(train, K, N, quantizers, options, damp).deq);
     errors[String(damp)] = e;
     // Ties keep round to nearest, then the stronger damping: the choice that assumes less of the samples.
     if (e < errors[String(best)]!) best = damp;
