@@ -122,6 +122,14 @@ describe('malformed calibration modules', () => {
     expect(warnings.some((w) => w.includes(`warning: ${path}: rolled out again with the same context, sample(s) 0, 1 fed the model other inputs`) && w.includes('ctx.random')), warnings.join('\n')).toBe(true);
   });
 
+  it('S1 with a rollout that draws from Math.random only after its first chunk: warned too (only the first call was compared)', async () => {
+    const path = join(dir, 'math-random-later.mjs');
+    writeFileSync(path, rolloutModule('(c === 0 ? ctx.random.normal() : Math.random() - 0.5)', 'out.y'));
+    const warnings: string[] = [];
+    expect((await attempt(path, warnings)).error).toBeUndefined();
+    expect(warnings.some((w) => w.includes(`warning: ${path}: rolled out again with the same context, sample(s) 0, 1 fed the model other inputs before any call was quantized`)), warnings.join('\n')).toBe(true);
+  });
+
   it('S1 with a result no quantization changes (not computed from the model): warned; a proper module gets neither warning', async () => {
     const constant = join(dir, 'constant-result.mjs');
     writeFileSync(constant, rolloutModule('ctx.random.normal()', "new ort.Tensor('float32', new Float32Array([1, 2, 3]), [3])"));

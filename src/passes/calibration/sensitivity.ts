@@ -64,7 +64,7 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
   const quant = await (await importOnnxruntime()).InferenceSession.create(quantizedPath, sessionOptions(options.threads ?? 0));
   const started = performance.now();
   const sums = new Float64Array(chunks.length);
-  // Samples whose rollout, run again with the same context, fed the model other first inputs.
+  // Samples whose rollout, run again with the same context, fed the model other inputs before the quantized chunk.
   const unreproducible: number[] = [];
   try {
     for (let sample = 0; sample < samples; sample++) {
@@ -99,14 +99,16 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
           lastChunk = chunk;
           const index = call++;
           report(target);
-          // The first call before the quantized chunk is the fp32 rollout's first call again.
-          if (index === 0 && chunk !== target && record[0] && record[0].hash !== feedHash(feeds) && !unreproducible.includes(sample)) unreproducible.push(sample);
           if (chunk === target) {
             replaying = false;
             return (await quant.run(feeds)) as Record<string, ort.Tensor>;
           }
           const cached = replaying ? record[index] : undefined;
-          if (cached?.out && cached.hash === feedHash(feeds)) return cached.out;
+          const hash = cached ? feedHash(feeds) : undefined;
+          // Every call before the quantized chunk is the fp32 rollout's call again, with the same
+          // inputs: one that differs there (noise drawn after the first call, too) is not reproducible.
+          if (cached && cached.hash !== hash && !unreproducible.includes(sample)) unreproducible.push(sample);
+          if (cached?.out && cached.hash === hash) return cached.out;
           replaying = false;
           return fp32.userView(await fp32.run(feeds, sample));
         };
@@ -121,7 +123,7 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
   }
   const mse = Array.from(sums, (s) => s / samples);
   if (unreproducible.length) {
-    options.warn?.(`${calib.origin}: rolled out again with the same context, sample(s) ${unreproducible.join(', ')} fed the model other inputs from the first call on, so S1 compares unrelated rollouts and its curve is noise; draw every random number from ctx.random (README "Calibration modules"), or --q-arvd.frame-weighting false`);
+    options.warn?.(`${calib.origin}: rolled out again with the same context, sample(s) ${unreproducible.join(', ')} fed the model other inputs before any call was quantized, so S1 compares unrelated rollouts and its curve is noise; draw every random number from ctx.random (README "Calibration modules"), or --q-arvd.frame-weighting false`);
   }
   if (mse.every((v) => v === 0)) {
     options.warn?.(`${calib.origin}: quantizing any one chunk left the rollout's result unchanged, so S1 weighs every chunk alike (α = 1): a discrete result (token ids) or one not computed from run()'s outputs; rollout should return continuous values the model generated (the final video, latents or logits)`);
