@@ -1,7 +1,7 @@
 // External data is untrusted input: a model's `location` must not make convert read any file
 // outside the model's folder (through a symlink too), nor open a folder, FIFO or device.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeModel, encodeModel } from '../../src/graph/proto/codec.ts';
@@ -59,6 +59,33 @@ describe('external data locations', () => {
     saveModel(m, saved);
     expect(loadModel(saved).graph.nodeCount).toBe(m.graph.nodeCount);
     renameSync(saved, join(dir, 'inside.onnx')); // keep the output folder empty for the other tests
+  });
+
+  it('reads a Hugging Face hub cache snapshot, whose files are links into the repository\'s blobs/, and nothing else through links (a user trial: every hub download with external data was refused)', async () => {
+    // What huggingface_hub writes: <cache>/models--org--name/snapshots/<revision>/<path> → ../../(…)/blobs/<hash>.
+    const repo = join(dir, 'hub', 'models--org--tiny');
+    const onnx = join(repo, 'snapshots', '0123abc', 'onnx');
+    mkdirSync(join(repo, 'blobs'), { recursive: true });
+    mkdirSync(onnx, { recursive: true });
+    const staged = join(dir, 'hub-staged.onnx');
+    saveModel(loadModel(STORIES), staged, { externalData: true, dataFileName: 'model.onnx.data' });
+    renameSync(staged, join(repo, 'blobs', 'aaa'));
+    renameSync(join(dir, 'model.onnx.data'), join(repo, 'blobs', 'bbb'));
+    symlinkSync('../../../blobs/aaa', join(onnx, 'model.onnx'));
+    symlinkSync('../../../blobs/bbb', join(onnx, 'model.onnx.data'));
+    const m = loadModel(join(onnx, 'model.onnx'));
+    expect(m.graph.nodeCount).toBe(loadModel(STORIES).graph.nodeCount);
+    // A link from the snapshot to anywhere else is still refused: another repository's blobs, or the repository's own other folders.
+    const other = join(dir, 'hub', 'models--org--other', 'blobs');
+    mkdirSync(other, { recursive: true });
+    for (const [name, target] of [['other-repo', join(other, 'bbb')], ['refs', join(repo, 'refs-bbb')]] as const) {
+      renameSync(join(onnx, 'model.onnx.data'), join(dir, `hub-data-${name}`));
+      writeFileSync(target, readFileSync(join(repo, 'blobs', 'bbb')));
+      symlinkSync(target, join(onnx, 'model.onnx.data'));
+      expect(() => loadModel(join(onnx, 'model.onnx')), name).toThrow(/location model\.onnx\.data points outside the model's folder \(through a symlink\); refusing to read it \(copy the folder with its links followed, cp -rL/);
+      rmSync(join(onnx, 'model.onnx.data'));
+      renameSync(join(dir, `hub-data-${name}`), join(onnx, 'model.onnx.data'));
+    }
   });
 
   it('refuses a symlinked folder on the way out, and .. and absolute locations', async () => {

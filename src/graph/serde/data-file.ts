@@ -2,10 +2,11 @@
  * Where an external data location may point. A model is untrusted input: its `location`
  * strings must not make the loader read (and a later save copy into the output) any file
  * outside the model's folder, whether through `..`, an absolute path or a symlink, nor open
- * a FIFO or device, which could block forever or never end.
+ * a FIFO or device, which could block forever or never end. One exception: in a Hugging Face
+ * hub cache snapshot, a symlink into the same repository's `blobs/` ({@link isHubBlobOf}).
  */
 import { realpathSync, statSync } from 'node:fs';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { ModelFileError } from './errors.ts';
 
 /**
@@ -24,11 +25,31 @@ export function checkedDataFile(src: { file: string; baseDir: string }, tensor: 
     const code = (e as NodeJS.ErrnoException).code;
     return fail(code === 'ENOENT' || code === 'ENOTDIR' ? `file ${location} is missing` : `location ${location} cannot be resolved (${code ?? (e as Error).message})`);
   }
-  if (!isInside(realFolder(src.baseDir), real)) return fail(`location ${location} points outside the model's folder (through a symlink); refusing to read it`);
+  const folder = realFolder(src.baseDir);
+  if (!isInside(folder, real) && !isHubBlobOf(folder, real)) {
+    return fail(`location ${location} points outside the model's folder (through a symlink); refusing to read it (copy the folder with its links followed, cp -rL, if you trust them)`);
+  }
   const st = statSync(real);
   if (st.isDirectory()) return fail(`location ${location} is a folder, not a data file`);
   if (!st.isFile()) return fail(`location ${location} is not a regular file (a FIFO, socket or device); refusing to read it`);
   return real;
+}
+
+/**
+ * True when `folder` is (inside) a snapshot of a Hugging Face hub cache repository
+ * (`<cache>/models--org--name/snapshots/<revision>/…`) and `real` is one of that repository's
+ * blobs (`<cache>/models--org--name/blobs/<hash>`): huggingface_hub stores every file of a
+ * snapshot as a symlink into `blobs/`, so a model downloaded with it has no other form, and
+ * the link stays within what was downloaded as one repository. Both are real paths.
+ */
+export function isHubBlobOf(folder: string, real: string): boolean {
+  for (let dir = folder; dirname(dir) !== dir; dir = dirname(dir)) {
+    const snapshots = dirname(dir);
+    const repo = dirname(snapshots);
+    if (basename(snapshots) !== 'snapshots' || !/^(models|datasets|spaces)--./.test(basename(repo))) continue;
+    return dirname(real) === join(repo, 'blobs');
+  }
+  return false;
 }
 
 /** True when `path` is `folder` itself or below it (both real paths). */
