@@ -140,6 +140,13 @@ describe('convert diff golden samples', () => {
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/^convert: error: .*missing\.onnx: no such file/);
     expect((await cli('diff', STORIES, path('nowhere', 'missing.onnx'))).code).toBe(1);
+    // Read from the parsed options, not argv's spelling: a global option before the command, --exit-code=true, --exit-code false.
+    const nowhere = path('nowhere', 'missing.onnx');
+    expect((await cli('--debug', 'diff', STORIES, nowhere, '--exit-code')).code).toBe(2);
+    expect((await cli('diff', STORIES, nowhere, '--exit-code=true')).code).toBe(2);
+    expect((await cli('diff', STORIES, nowhere, '--exit-code', 'false')).code).toBe(1);
+    // A usage error (a missing argument) under --exit-code is an error too.
+    expect((await cli('diff', STORIES, '--exit-code')).code).toBe(2);
     // The lm_head: 9 raw outliers of 64, rounded up to 32 rows; outside the blocks, 8-bit weights (scope outer-w8).
     expect(text.out).toMatch(/^ {2}\/MatMul +\[64×512\] +dual-scale W8 · 32 outlier rows · \+Gather×2 \+DequantizeLinear×2 \+MatMul×1 \+Sum×1 · constants 128\.0 KiB → 37\.5 KiB$/m);
     // Raising the opset from 14 to 21 turned ReduceMean's axes attribute into an input: the diff shows it.
