@@ -151,6 +151,19 @@ describe('malformed calibration modules', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('a CommonJS calib.js requiring an ES module helper.js: names helper.js, and does not tell calib.js to rename itself (found by review)', async () => {
+    const app = join(dir, 'cjs-helper');
+    mkdirSync(app, { recursive: true });
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', type: 'commonjs' }));
+    writeFileSync(join(app, 'helper.js'), 'export const n = 2;\n');
+    const path = join(app, 'calib.js');
+    writeFileSync(path, "const { n } = require('./helper.js');\nmodule.exports = { samples: n, feeds: () => ({}) };\n");
+    const r = await runCli([MODEL, '-o', join(app, 'out.onnx'), '--pass', 'q-arvd', '--q-arvd.calib', path]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`; ${join(app, 'helper.js')}, loaded from calib.js, is written as an ES module (import/export) and Node loads it as CommonJS (${join(app, 'package.json')} does not set "type": "module")`);
+    expect(r.stderr).not.toContain('rename it to calib.mjs');
+  });
+
   it('a missing file is named as such', async () => {
     const { error, written } = await attempt(join(dir, 'nowhere.mjs'));
     expect(error!.message).toMatch(/calibration module .*nowhere\.mjs: file not found/);
