@@ -164,6 +164,14 @@ describe('malformed calibration modules', () => {
     expect(r.stderr).not.toContain('rename it to calib.mjs');
   });
 
+  it('a module that throws at import: the error keeps what it threw as its cause (--debug prints its stack; found by review)', async () => {
+    const path = join(dir, 'import-throw.mjs');
+    writeFileSync(path, "export const samples = 1;\nexport function* feeds() {}\nfunction helper() { throw new Error('boom-at-import'); }\nhelper();\n");
+    const { error } = await attempt(path);
+    expect(error!.message).toContain(`calibration module ${path}: cannot be imported: boom-at-import`);
+    expect((error!.cause as Error | undefined)?.message).toBe('boom-at-import');
+  });
+
   it('a missing file is named as such', async () => {
     const { error, written } = await attempt(join(dir, 'nowhere.mjs'));
     expect(error!.message).toMatch(/calibration module .*nowhere\.mjs: file not found/);
