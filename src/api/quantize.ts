@@ -71,6 +71,10 @@ export async function quantize(input: string, output: string, options: QuantizeO
   // A path beside `calibration` is refused by the pass (as for convert()); two objects meet only here.
   if (calibObject && options.calibration) throw new ConvertError('quantize: calib and calibration are both calibration module objects: give one of them');
   const calibration = calibObject ?? options.calibration;
+  // Refused here, not left to the pass: the pass knows the object only as convert()'s
+  // `calibration`, and named it so when the user had given `calib` (found by review).
+  const beside = typeof options.calib === 'string' ? `calib ${options.calib}` : options.prompts !== undefined ? `prompts ${String(options.prompts)}` : undefined;
+  if (calibration && beside) throw new ConvertError(`quantize: ${beside} and ${calibObject ? 'calib' : 'calibration'} (a calibration module object) are both given: give one of them`);
   if (typeof options.calib === 'string') raw.calib = options.calib;
   else if (options.calib !== undefined && options.calib !== null && typeof options.calib !== 'object') {
     throw new ConvertError(`quantize: calib must be a module path or a calibration module object, got ${typeof options.calib}`);

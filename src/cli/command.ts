@@ -15,8 +15,8 @@ export interface CliCommand {
    */
   run(args: Record<string, unknown>, io: CliIO): Promise<number>;
   /**
-   * The exit code of a failure of this command run with `argv` (default 1): a command whose
-   * own result is an exit code (`diff --exit-code`) keeps its codes apart from errors.
+   * The exit code of a failure of this command run with `options` (as parsed, default 1): a
+   * command whose own result is an exit code (`diff --exit-code`) keeps its codes apart from errors.
    */
-  failureCode?(argv: readonly string[]): number;
+  failureCode?(options: Record<string, unknown>): number;
 }

@@ -24,7 +24,7 @@ export const diffCommand: CliCommand = {
     return args['exit-code'] === true && diff.differ ? 1 : 0;
   },
   // As diff(1): 1 means the models differ, so a CI gate must see an error (a missing or corrupt file) as something else.
-  failureCode: (argv) => (argv.includes('--exit-code') ? 2 : 1),
+  failureCode: (options) => (options['exit-code'] === true ? 2 : 1),
 };
 
 /** Parses `--format` (text when absent). */

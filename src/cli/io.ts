@@ -14,34 +14,42 @@ export interface CliIO {
   readonly tty: boolean;
 }
 
-/** Set once stdout's reader has gone: the rest of the requested output is dropped. */
-let stdoutGone = false;
-let watchingStdout = false;
+/** Set once a stream's reader has gone: what is written to it afterwards is dropped. */
+const gone = new Set<NodeJS.WriteStream>();
+const watched = new Set<NodeJS.WriteStream>();
 
 /**
  * `convert diff … | head -1`: once `head` exits, a write to the pipe fails with EPIPE, which
- * Node emits as an 'error' event on stdout; unhandled, it ended the process with a stack and
+ * Node emits as an 'error' event on the stream; unhandled, it ended the process with a stack and
  * exit 1 (found by a user trial, on any output past the 64 KiB pipe buffer). As `git diff |
  * head` does, a reader that stops reading is not an error: the output is dropped and the command
  * finishes with its own exit code. It is not ended at once: a conversion with `--stats` still
- * writes its model. Installed once per process, however often `run()` is called.
+ * writes its model. stderr is watched too: `convert … --verbose 2>&1 | head -1` closes it under
+ * a conversion that logs as it goes (found by review: exit 1, no model written). Installed once
+ * per stream and process, however often `run()` is called.
  */
-function watchStdout(): void {
-  if (watchingStdout) return;
-  watchingStdout = true;
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+function watch(stream: NodeJS.WriteStream): void {
+  if (watched.has(stream)) return;
+  watched.add(stream);
+  stream.on('error', (e: NodeJS.ErrnoException) => {
     // Any other write error is still fatal, as it was without a listener.
     if (e.code !== 'EPIPE') throw e;
-    stdoutGone = true;
+    gone.add(stream);
   });
 }
 
-/** Writes to `process.stdout` / `process.stderr`; a closed stdout (EPIPE) is not an error. */
+/** Writes `text` to `stream` unless its reader has gone. */
+function write(stream: NodeJS.WriteStream, text: string): void {
+  if (!gone.has(stream)) stream.write(text);
+}
+
+/** Writes to `process.stdout` / `process.stderr`; a closed stream (EPIPE) is not an error. */
 export function processIO(): CliIO {
-  watchStdout();
+  watch(process.stdout);
+  watch(process.stderr);
   return {
-    out: (t) => void (stdoutGone || process.stdout.write(t)),
-    err: (t) => void process.stderr.write(t),
+    out: (t) => write(process.stdout, t),
+    err: (t) => write(process.stderr, t),
     tty: Boolean(process.stderr.isTTY),
   };
 }

@@ -15,18 +15,12 @@ import { VERSION } from '../version.ts';
  * @returns the exit code: the command's, or on any error (printed as one line to `io.err`) its failure code, 1 by default
  */
 export async function parseAndRun(argv: readonly string[], io: CliIO, commands: readonly CliCommand[], width: number): Promise<number> {
-  const debug = argv.includes('--debug');
   let code = 0;
+  // The command yargs matched (it builds only that one), wherever it stands among the options.
+  let matched: CliCommand | undefined;
   let parser = yargs([...argv])
     .scriptName('convert')
-    .parserConfiguration({
-      // Pass options keep their kebab-case keys and their text: resolveOptions coerces them.
-      'camel-case-expansion': false,
-      'parse-numbers': false,
-      'parse-positional-numbers': false,
-      'strip-aliased': true,
-      'dot-notation': true,
-    })
+    .parserConfiguration(PARSER_CONFIGURATION)
     .exitProcess(false)
     .showHelpOnFail(false)
     // run() answers --help and --version before parsing; declared here so that strict
@@ -42,7 +36,10 @@ export async function parseAndRun(argv: readonly string[], io: CliIO, commands: 
     parser = parser.command({
       command: c.spec.command,
       describe: c.spec.describe,
-      builder: (y) => declare(y, c.spec),
+      builder: (y) => {
+        matched = c;
+        return declare(y, c.spec);
+      },
       handler: async (args) => {
         if (args.help === true) io.out(renderHelp(c.spec, commands.map((x) => x.spec), width));
         else if (args.version === true) io.out(`${VERSION}\n`);
@@ -53,11 +50,35 @@ export async function parseAndRun(argv: readonly string[], io: CliIO, commands: 
   try {
     await parser.parseAsync([...argv]);
   } catch (e) {
-    io.err(formatError(e, debug));
-    const command = commands.find((c) => c.spec.command.split(' ')[0] === argv[0]);
-    return command?.failureCode?.(argv) ?? 1;
+    // The failed parse left no options to read (a usage error comes before the handler), and
+    // argv's spellings vary (`--exit-code=true`, `--exit-code false`, `--debug` before the
+    // command): the options are parsed again, leniently, as the command declares them.
+    const options = leniently(argv, matched?.spec);
+    io.err(formatError(e, options.debug === true));
+    return matched?.failureCode?.(options) ?? 1;
   }
   return code;
+}
+
+/** How yargs reads every command line. */
+const PARSER_CONFIGURATION = {
+  // Pass options keep their kebab-case keys and their text: resolveOptions coerces them.
+  'camel-case-expansion': false,
+  'parse-numbers': false,
+  'parse-positional-numbers': false,
+  'strip-aliased': true,
+  'dot-notation': true,
+};
+
+/** `argv`'s options as the global ones and `spec`'s are declared, without validating anything. */
+function leniently(argv: readonly string[], spec: CommandSpec | undefined): Record<string, unknown> {
+  let y = yargs([...argv]).parserConfiguration(PARSER_CONFIGURATION).exitProcess(false).help(false).version(false);
+  for (const [name, o] of Object.entries({ ...GLOBAL_OPTIONS, ...spec?.options })) y = y.option(name, { type: o.type, alias: o.alias });
+  try {
+    return y.parseSync();
+  } catch {
+    return {};
+  }
 }
 
 /** Registers a command's positionals and options with yargs. */

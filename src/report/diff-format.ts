@@ -5,7 +5,7 @@
  * other nodes; rows in graph order.
  */
 import type { LayerChange, LayerDecision, ListDiff, ModelDiff, TensorSig, ValueSig } from './diff-schema.ts';
-import { code, dims, formatBytes, mdTable, type ReportFormat, signed, textTable } from './text.ts';
+import { type Align, code, dims, formatBytes, mdTable, type ReportFormat, signed, textTable } from './text.ts';
 
 /**
  * Rows a Markdown list shows before it says how many more there are: a pull-request comment
@@ -17,6 +17,14 @@ import { code, dims, formatBytes, mdTable, type ReportFormat, signed, textTable 
 export const MD_LAYER_ROWS = 320;
 /** See {@link MD_LAYER_ROWS}. */
 export const MD_LIST_ROWS = 40;
+/**
+ * Characters after which a Markdown list adds no more rows (only its "… N more" row): row
+ * caps alone let a 400-layer model with long names reach 67 K characters (found by review).
+ * The 5.5 K below GitHub's 65,536 hold the headings and "more" rows of the sections after it.
+ */
+export const MD_CHARS = 60_000;
+/** Characters a name or a change's text keeps in a Markdown cell before it ends in "…". */
+export const MD_CELL_CHARS = 300;
 
 /** The report in the requested format; always ends with a newline. */
 export function formatDiff(d: ModelDiff, format: ReportFormat): string {
@@ -160,46 +168,69 @@ function markdown(d: ModelDiff): string[] {
   for (const [title, l] of [['Graph inputs', d.inputs], ['Graph outputs', d.outputs]] as const) {
     out.push(`#### ${title}`, '', `${counts(l)}.`, '');
     const rows = [
-      ...l.removed.map((v) => ['removed', code(v.name), code(shapeText(v))]),
-      ...l.added.map((v) => ['added', code(v.name), code(shapeText(v))]),
-      ...l.changed.map((c) => ['changed', code(c.name), `${code(shapeText(c.before))} → ${code(shapeText(c.after))}`]),
+      ...l.removed.map((v) => ['removed', name(v.name), code(shapeText(v))]),
+      ...l.added.map((v) => ['added', name(v.name), code(shapeText(v))]),
+      ...l.changed.map((c) => ['changed', name(c.name), `${code(shapeText(c.before))} → ${code(shapeText(c.after))}`]),
     ];
-    if (rows.length) out.push(...mdTable(['', 'name', 'type'], rows, ['left', 'left', 'left']), '');
+    if (rows.length) out.push(...cappedTable(['', 'name', 'type'], rows, ['left', 'left', 'left'], Infinity, out), '');
   }
   out.push(`#### Linear layers`, '', `${d.layers.rewritten.length} rewritten, ${d.layers.unchanged} unchanged.`, '');
   if (d.layers.rewritten.length) {
     const rows = d.layers.rewritten.map((l) => {
       const dec = describeLayer({ ...l, delta: [] }).split(' · ')[0]!;
       const rowsOut = l.decision?.mode === 'dual' ? String(l.decision.outliers) : '';
-      return [code(l.name), dims(l.K ?? undefined, l.N ?? undefined), dec, rowsOut, deltaText(l), `${formatBytes(l.weightBytes.before)} → ${formatBytes(l.weightBytes.after)}`];
+      return [name(l.name), dims(l.K ?? undefined, l.N ?? undefined), dec, rowsOut, deltaText(l), `${formatBytes(l.weightBytes.before)} → ${formatBytes(l.weightBytes.after)}`];
     });
-    out.push(...mdTable(['layer', 'K×N', 'decision', 'outlier rows', 'nodes', 'constants'], capped(rows, MD_LAYER_ROWS), ['left', 'right', 'left', 'right', 'left', 'right']), '');
+    out.push(...cappedTable(['layer', 'K×N', 'decision', 'outlier rows', 'nodes', 'constants'], rows, ['left', 'right', 'left', 'right', 'left', 'right'], MD_LAYER_ROWS, out), '');
   }
   const inits = d.initializers;
   out.push('#### Initializers', '', `${counts(inits)} (${dataNote(d)}).`, '');
   const rows = [
-    ...inits.removed.map((t) => ['removed', code(t.name), ...tensorText(t)]),
-    ...inits.added.map((t) => ['added', code(t.name), ...tensorText(t)]),
-    ...inits.changed.map((c) => [`changed ${changedWhat(c)}`, code(c.name), ...changedTensor(c)]),
+    ...inits.removed.map((t) => ['removed', name(t.name), ...tensorText(t)]),
+    ...inits.added.map((t) => ['added', name(t.name), ...tensorText(t)]),
+    ...inits.changed.map((c) => [`changed ${changedWhat(c)}`, name(c.name), ...changedTensor(c)]),
   ];
   if (rows.length) {
     const header = ['', 'name', 'dtype', 'shape', 'bytes', ...(d.dataCompared ? ['sha256'] : [])];
-    out.push('<details><summary>initializer list</summary>', '', ...mdTable(header, capped(rows, MD_LIST_ROWS), ['left', 'left', 'left', 'left', 'right', 'left']), '', '</details>', '');
+    out.push('<details><summary>initializer list</summary>', '');
+    out.push(...cappedTable(header, rows, ['left', 'left', 'left', 'left', 'right', 'left'], MD_LIST_ROWS, out), '', '</details>', '');
   }
   const o = d.otherNodes;
   out.push('#### Other nodes', '', `${o.added.length} added, ${o.removed.length} removed, ${o.changed.length} changed.`);
   const nodeRows = [
-    ...o.removed.map((n) => ['removed', code(n.name), code(n.op), '']),
-    ...o.added.map((n) => ['added', code(n.name), code(n.op), '']),
-    ...o.changed.map((n) => ['changed', code(n.name), code(n.op), n.what.join('; ')]),
+    ...o.removed.map((n) => ['removed', name(n.name), code(n.op), '']),
+    ...o.added.map((n) => ['added', name(n.name), code(n.op), '']),
+    ...o.changed.map((n) => ['changed', name(n.name), code(n.op), clip(n.what.join('; '))]),
   ];
-  if (nodeRows.length) out.push('', ...mdTable(['', 'node', 'op', 'change'], capped(nodeRows, MD_LIST_ROWS), ['left', 'left', 'left', 'left']));
+  if (nodeRows.length) {
+    out.push('');
+    out.push(...cappedTable(['', 'node', 'op', 'change'], nodeRows, ['left', 'left', 'left', 'left'], MD_LIST_ROWS, out));
+  }
   return out;
 }
 
-/** The first `limit` rows, and a last one saying how many are left out and where they are. */
-function capped(rows: string[][], limit: number): string[][] {
-  if (rows.length <= limit) return rows;
-  const note = `… ${rows.length - limit} more (\`--format text\` or \`json\` lists every one)`;
-  return [...rows.slice(0, limit), [note, ...rows[0]!.slice(1).map(() => '')]];
+/**
+ * A Markdown table of at most `limit` of `rows`, stopping sooner where a row would take the
+ * document (`before`, the lines written so far) past {@link MD_CHARS}; when rows are left out,
+ * a last row says how many and where they are.
+ */
+function cappedTable(header: readonly string[], rows: readonly string[][], align: readonly Align[], limit: number, before: readonly string[]): string[] {
+  const lines = mdTable(header, rows, align);
+  let used = before.reduce((n, l) => n + l.length + 1, 0) + lines[0]!.length + lines[1]!.length + 2;
+  let shown = 0;
+  while (shown < rows.length && shown < limit && used + lines[2 + shown]!.length + 1 <= MD_CHARS) used += lines[2 + shown++]!.length + 1;
+  if (shown === rows.length) return lines;
+  const note = `… ${rows.length - shown} more (\`--format text\` or \`json\` lists every one)`;
+  return [...lines.slice(0, 2 + shown), mdTable(header, [[note, ...header.slice(1).map(() => '')]], align)[2]!];
+}
+
+/** A name as a code span, clipped to {@link MD_CELL_CHARS}. */
+function name(s: string): string {
+  return code(clip(s));
+}
+
+/** `s`, or its first {@link MD_CELL_CHARS} characters and "…": one cell must not fill a comment. */
+function clip(s: string): string {
+  const chars = [...s];
+  return chars.length <= MD_CELL_CHARS ? s : `${chars.slice(0, MD_CELL_CHARS - 1).join('')}…`;
 }

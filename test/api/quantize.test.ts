@@ -139,6 +139,8 @@ describe('calib or prompts beside a calibration object', () => {
     const prompts = join(tmp, 'prompts.txt');
     writeFileSync(prompts, 'a prompt\n');
     await expect(quantize(MODEL, output, { prompts, calibration: calib })).rejects.toThrow(`prompts ${prompts} and calibration (a calibration module object) are both given`);
+    // The object given as calib is named calib, as the caller wrote it (found by review: it was called calibration).
+    await expect(quantize(MODEL, output, { pass: 'minmax', calib, prompts })).rejects.toThrow(`quantize: prompts ${prompts} and calib (a calibration module object) are both given`);
     await expect(convert(MODEL, output, { passes: [{ name: 'minmax', options: { calib: path } }], calibration: calib })).rejects.toThrow(/pass minmax .*calib .*a\.mjs and calibration/);
     expect(existsSync(output)).toBe(false);
   });

@@ -159,6 +159,27 @@ describe('malformed calibration modules', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('a CommonJS calib.js requiring an ES module helper.js: names helper.js, and does not tell calib.js to rename itself (found by review)', async () => {
+    const app = join(dir, 'cjs-helper');
+    mkdirSync(app, { recursive: true });
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', type: 'commonjs' }));
+    writeFileSync(join(app, 'helper.js'), 'export const n = 2;\n');
+    const path = join(app, 'calib.js');
+    writeFileSync(path, "const { n } = require('./helper.js');\nmodule.exports = { samples: n, feeds: () => ({}) };\n");
+    const r = await runCli([MODEL, '-o', join(app, 'out.onnx'), '--pass', 'q-arvd', '--q-arvd.calib', path]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`; ${join(app, 'helper.js')}, loaded from calib.js, is written as an ES module (import/export) and Node loads it as CommonJS (${join(app, 'package.json')} does not set "type": "module")`);
+    expect(r.stderr).not.toContain('rename it to calib.mjs');
+  });
+
+  it('a module that throws at import: the error keeps what it threw as its cause (--debug prints its stack; found by review)', async () => {
+    const path = join(dir, 'import-throw.mjs');
+    writeFileSync(path, "export const samples = 1;\nexport function* feeds() {}\nfunction helper() { throw new Error('boom-at-import'); }\nhelper();\n");
+    const { error } = await attempt(path);
+    expect(error!.message).toContain(`calibration module ${path}: cannot be imported: boom-at-import`);
+    expect((error!.cause as Error | undefined)?.message).toBe('boom-at-import');
+  });
+
   it('a missing file is named as such', async () => {
     const { error, written } = await attempt(join(dir, 'nowhere.mjs'));
     expect(error!.message).toMatch(/calibration module .*nowhere\.mjs: file not found/);

@@ -211,6 +211,18 @@ describe('usage mistakes: one line, exit 1', () => {
     expect(r.stderr).toContain(`rename it to p.mjs, or set "type": "module" in ${join(app, 'package.json')}`);
   });
 
+  it('a CommonJS plugin p.js requiring an ES module helper.js: the hint names helper.js, not p.js (found by review)', async () => {
+    const app = folder('cjs-plugin-helper');
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', type: 'commonjs' }));
+    writeFileSync(join(app, 'helper.js'), "export const name = 'helper';\n");
+    const f = join(app, 'p.js');
+    writeFileSync(f, "module.exports = { name: require('./helper.js').name, version: '1.0.0', passes: [] };\n");
+    const r = await runCli(['passes', '--plugin', f]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`plugin ${f}: failed to import: Unexpected token 'export'; ${join(app, 'helper.js')}, loaded from p.js, is written as an ES module`);
+    expect(r.stderr).not.toContain('rename it to p.mjs');
+  });
+
   it('refuses a plugin pass named like a convert option', async () => {
     const f = join(folder('reserved'), 'p.mjs');
     writeFileSync(f, PLUGIN.replace("name: 'tag'", "name: 'stats'"));

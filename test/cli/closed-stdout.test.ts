@@ -1,7 +1,7 @@
 // `convert diff a.onnx b.onnx | head -1`: a reader that closes stdout is not an error. Before
 // the fix a write to the closed pipe (output past the 64 KiB pipe buffer, or any output once
 // the reader had gone) ended the CLI with Node's unhandled 'error' event (write EPIPE), a
-// stack dump and exit 1.
+// stack dump and exit 1. The same held for stderr, which a conversion writes as it goes.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -47,6 +47,17 @@ describe('a reader that closes stdout early', () => {
     const out = join(dir, 'dce.onnx');
     const r = await runCli([MODEL, '-o', out, '--pass', 'dce', '--stats', '--quiet'], { closeStdout: true });
     expectQuiet(r);
+    expect(existsSync(out)).toBe(true);
+  });
+});
+
+describe('a reader that closes stderr early', () => {
+  it('convert … --verbose 2>&1 | head -n 1: the conversion finishes and writes its model (found by review: write EPIPE, exit 1)', () => {
+    const out = join(dir, 'stderr-closed.onnx');
+    // head takes the first of the lines the pass logs and exits; the rest meet the closed pipe.
+    const script = '"$0" "$1" "$2" -o "$3" --pass minmax --minmax.a-bits none --verbose 2>&1 | head -n 1 >/dev/null; exit "${PIPESTATUS[0]}"';
+    const r = spawnSync('bash', ['-c', script, process.execPath, BIN, MODEL, out], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
     expect(existsSync(out)).toBe(true);
   });
 });

@@ -16,7 +16,8 @@ import { resolveOptions } from '../../src/passes/pass.ts';
 import qArvd from '../../src/passes/q-arvd.ts';
 import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
 import type { ModelDiff } from '../../src/report/diff.ts';
-import { MD_LAYER_ROWS, MD_LIST_ROWS } from '../../src/report/diff-format.ts';
+import type { ListDiff } from '../../src/report/diff-schema.ts';
+import { formatDiff, MD_CELL_CHARS, MD_CHARS, MD_LAYER_ROWS, MD_LIST_ROWS } from '../../src/report/diff-format.ts';
 import { prompts, rollout } from '../../examples/tiny-arvd/rollout.ts';
 import { cli, golden } from '../helpers/cli.ts';
 
@@ -140,6 +141,13 @@ describe('convert diff golden samples', () => {
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/^convert: error: .*missing\.onnx: no such file/);
     expect((await cli('diff', STORIES, path('nowhere', 'missing.onnx'))).code).toBe(1);
+    // Read from the parsed options, not argv's spelling: a global option before the command, --exit-code=true, --exit-code false.
+    const nowhere = path('nowhere', 'missing.onnx');
+    expect((await cli('--debug', 'diff', STORIES, nowhere, '--exit-code')).code).toBe(2);
+    expect((await cli('diff', STORIES, nowhere, '--exit-code=true')).code).toBe(2);
+    expect((await cli('diff', STORIES, nowhere, '--exit-code', 'false')).code).toBe(1);
+    // A usage error (a missing argument) under --exit-code is an error too.
+    expect((await cli('diff', STORIES, '--exit-code')).code).toBe(2);
     // The lm_head: 9 raw outliers of 64, rounded up to 32 rows; outside the blocks, 8-bit weights (scope outer-w8).
     expect(text.out).toMatch(/^ {2}\/MatMul +\[64×512\] +dual-scale W8 · 32 outlier rows · \+Gather×2 \+DequantizeLinear×2 \+MatMul×1 \+Sum×1 · constants 128\.0 KiB → 37\.5 KiB$/m);
     // Raising the opset from 14 to 21 turned ReduceMean's axes attribute into an input: the diff shows it.
@@ -244,6 +252,38 @@ describe('convert diff counts and data', () => {
     expect(md.length).toBeLessThan(20_000);
     expect(md.length + (MD_LAYER_ROWS - 67) * 170).toBeLessThan(65_536);
     expect(text).not.toContain('more (');
+  });
+
+  it('Markdown stays under 65,536 characters however long the names (found by review: 400 layers with long names gave 67,019 under the row caps)', () => {
+    const prefix = '/model/transformer/diffusion_model_with_a_rather_long_prefix_name';
+    const list = <T,>(): ListDiff<T> => ({ added: [], removed: [], changed: [], unchanged: 0 });
+    const empty = (): ModelDiff => ({
+      schema: 'qarvd.diff/1', before: 'a.onnx', after: 'b.onnx', differ: true, dataCompared: false, model: [], opsets: [{ domain: '', before: 17, after: 17 }],
+      ops: [{ op: 'MatMul', before: 400, after: 0, delta: -400 }], nodes: { before: 400, after: 2000 }, inputs: list(), outputs: list(), initializers: list(),
+      weights: { before: 4, after: 1, ratio: 0.25 }, layers: { unchanged: 0, rewritten: [] }, otherNodes: { added: [], removed: [], changed: [] },
+    });
+    const big = empty();
+    for (let b = 0; b < 40; b++) {
+      for (const k of ['self_attn/q', 'self_attn/k', 'self_attn/v', 'self_attn/o', 'cross_attn/q', 'cross_attn/k', 'cross_attn/v', 'cross_attn/o', 'ffn/ffn.0', 'ffn/ffn.2']) {
+        const name = `${prefix}/blocks.${b}/${k}/MatMul`;
+        const decision = { method: 'q-arvd', layer: name, op: 'MatMul', K: 1536, N: 1536, mode: 'dual' as const, outliers: 32, bits: 'W8A8', format: 'qoperator' };
+        big.layers.rewritten.push({ name, op: 'MatMul', K: 1536, N: 1536, direction: 'quantized', decision, opsBefore: { MatMul: 1 }, opsAfter: { Gather: 2, Add: 1 }, delta: [{ op: 'Gather', delta: 2 }, { op: 'MatMul', delta: -1 }], weightBytes: { before: 4, after: 1 } });
+        big.initializers.added.push({ name: `${name}.weight_quantized`, dtype: 'int8', shape: [1536, 1536], bytes: 1536 * 1536 });
+        big.otherNodes.added.push({ name: `${name}/QuantizeLinear`, op: 'QuantizeLinear' });
+      }
+    }
+    const md = formatDiff(big, 'md');
+    expect(md.length).toBeLessThan(MD_CHARS + 2_000);
+    // Each list ends with its count of what it left out; the layers shown and left out add up.
+    const more = [...md.matchAll(/^\| … (\d+) more \(`--format text` or `json` lists every one\) \|/gm)].map((m) => Number(m[1]));
+    expect(more).toHaveLength(3);
+    expect(md.match(/^\| `\/model[^`]*MatMul` \|/gm)!.length + more[0]!).toBe(400);
+    // A long cell ends in "…" instead of filling the comment.
+    const one = empty();
+    one.otherNodes.changed.push({ name: '/n', op: 'Reshape', what: Array.from({ length: 500 }, (_, i) => `attribute a${i} changed`) });
+    const row = formatDiff(one, 'md').split('\n').find((l) => l.startsWith('| changed | `/n`'))!;
+    expect(row).toMatch(/… \|$/);
+    expect(row.length).toBeLessThan(MD_CELL_CHARS + 50);
   });
 
   it('prints the same bytes on every run', async () => {

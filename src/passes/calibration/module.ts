@@ -115,7 +115,8 @@ export async function loadCalibrationModule(path: string): Promise<LoadedCalibra
     mod = await superviseModuleCall({ origin: path, what: 'importing it' }, undefined, async () => (await importUserModule(full)) as CalibrationModule);
   } catch (e) {
     if (e instanceof CalibrationError) throw e;
-    throw new CalibrationError(path, `cannot be imported: ${(e as Error).message}${esmInCommonJsHint(full, e)}`);
+    // The cause keeps the module's own stack, which --debug prints (the plugin loader does the same).
+    throw new CalibrationError(path, `cannot be imported: ${(e as Error).message}${esmInCommonJsHint(full, e)}`, undefined, undefined, { cause: e });
   }
   // `export default { feeds, samples }` is accepted too.
   const def = mod.default as CalibrationModule | undefined;
