@@ -27,6 +27,7 @@ import type { Model } from '../graph/ir/model.ts';
 import type { Value } from '../graph/ir/value.ts';
 import { specialFileKind } from '../graph/serde/file-kind.ts';
 import { CalibrationError, type CalibrationModule, type FeedSample, type LoadedCalibration } from '../passes/calibration/module.ts';
+import { letSignalsRun } from '../graph/serde/temp-files.ts';
 import { importOnnxruntime, importTransformers } from '../runtime/optional-import.ts';
 
 /** Reads a prompt list (rule 5): one prompt a line, blank lines skipped; or JSON (rule 6). */
@@ -140,6 +141,13 @@ function contextLength(folder: string): { tokens: number; from: string } | undef
   return undefined;
 }
 
+/**
+ * Characters a token covers at most, for refusing an over-long prompt before tokenizing it:
+ * far above what real vocabularies reach (English BPE averages about 4), so that only a
+ * prompt that cannot fit is refused this way.
+ */
+const MAX_CHARS_PER_TOKEN = 64;
+
 /** The files of a tokenizer folder that transformers.js may read. */
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'config.json', 'vocab.json', 'merges.txt', 'tokenizer.model'];
 
@@ -172,7 +180,12 @@ export async function tokenizePrompts(folder: string, prompts: readonly string[]
     env.allowRemoteModels = remote;
   }
   const addSpecialTokens = Boolean(tokenizer.add_bos_token || tokenizer.add_eos_token);
-  const ids = prompts.map((p) => tokenizer.encode(p, { add_special_tokens: addSpecialTokens }));
+  const ids: number[][] = [];
+  for (const p of prompts) {
+    ids.push(tokenizer.encode(p, { add_special_tokens: addSpecialTokens }));
+    // Tokenizing is synchronous: a Ctrl-C during a long list is heard between prompts.
+    await letSignalsRun();
+  }
   return { folder, ids, addSpecialTokens };
 }
 
@@ -196,10 +209,16 @@ export async function textCalibration(model: Model, promptsFile: string, modelDi
   }
   const { Tensor } = await importOnnxruntime('text calibration (--q-arvd.prompts)');
   const makers = model.graph.inputs.map((v) => inputMaker(v, origin, Tensor));
+  const limit = contextLength(folder);
+  // Tokenizing one line of megabytes takes minutes and cannot be interrupted: a prompt far
+  // longer in characters than the model takes in tokens is refused before it is tokenized.
+  const huge = limit ? prompts.findIndex((p) => p.length > limit.tokens * MAX_CHARS_PER_TOKEN) : -1;
+  if (huge >= 0) {
+    throw new CalibrationError(origin, `${where[huge]} has ${prompts[huge]!.length} characters, far over the ${limit!.tokens} tokens the model takes (${limit!.from}): shorten or split it`);
+  }
   const { ids } = await tokenizePrompts(folder, prompts);
   const empty = ids.findIndex((t) => t.length === 0);
   if (empty >= 0) throw new CalibrationError(origin, `${where[empty]} ('${prompts[empty]}') has no tokens`);
-  const limit = contextLength(folder);
   const long = limit ? ids.findIndex((t) => t.length > limit.tokens) : -1;
   if (long >= 0) {
     throw new CalibrationError(origin, `${where[long]} has ${ids[long]!.length} tokens, over the model's ${limit!.tokens} (${limit!.from}): shorten or split it`);

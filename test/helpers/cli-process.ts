@@ -21,11 +21,12 @@ export interface ChildRun {
  * as for a user: no default --verify), with `env` added; kills it after `timeoutMs`.
  * `onStderr` sees the child's stderr as it comes (to send it a signal at the right moment).
  * `closeStdout`: the reading end of its stdout is closed at once, before the child writes (a
- * reader that has gone, as `| head` once it has its line).
+ * reader that has gone, as `| head` once it has its line). `signalAfter`: a signal sent after
+ * that many milliseconds (for a phase that prints nothing to wait for).
  */
 export function runCli(
   args: string[],
-  options: { timeoutMs?: number; env?: Record<string, string>; cwd?: string; onStderr?: (text: string, child: { kill: (s: NodeJS.Signals) => void }) => void; closeStdout?: boolean } = {},
+  options: { timeoutMs?: number; env?: Record<string, string>; cwd?: string; onStderr?: (text: string, child: { kill: (s: NodeJS.Signals) => void }) => void; closeStdout?: boolean; signalAfter?: { signal: NodeJS.Signals; ms: number } } = {},
 ): Promise<ChildRun> {
   const env: Record<string, string | undefined> = { ...process.env, ...options.env };
   delete env.VITEST;
@@ -41,6 +42,7 @@ export function runCli(
       timedOut = true;
       child.kill('SIGKILL');
     }, options.timeoutMs ?? 60_000);
+    const signalTimer = options.signalAfter && setTimeout(() => child.kill(options.signalAfter!.signal), options.signalAfter.ms);
     if (options.closeStdout) child.stdout.destroy();
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => {
@@ -50,6 +52,7 @@ export function runCli(
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      if (signalTimer) clearTimeout(signalTimer);
       resolve({ code, signal, stdout, stderr, ms: performance.now() - started, timedOut });
     });
   });

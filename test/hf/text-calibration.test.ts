@@ -1,6 +1,6 @@
 // The built-in text calibration source on the stories260K-hf fixture (read only): feeds made
 // with the folder's own tokenizer, in the shapes the graph declares.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { Value } from '../../src/graph/ir/value.ts';
 import { loadModel } from '../../src/graph/serde/io.ts';
 import { contextFor } from '../../src/passes/calibration/samples.ts';
 import { findTokenizerFolder, readPrompts, textCalibration } from '../../src/hf/text-calibration.ts';
+import { runCli } from '../helpers/cli-process.ts';
 import { FIXTURE } from './helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'qarvd-hf-text-'));
@@ -61,6 +62,26 @@ describe('text calibration from a prompt list', () => {
     // stories260K-hf: max_position_embeddings 512 in config.json.
     const long = promptsFile('long.txt', `Once upon a time\n\n${Array(700).fill('little girl').join(' ')}\n`);
     await expect(textCalibration(model, long, ONNX_DIR)).rejects.toThrow(/prompts .*long\.txt.*: line 3 has \d{4} tokens, over the model's 512 \(max_position_embeddings in config\.json\): shorten or split it/);
+  });
+
+  it('refuses a line of megabytes before tokenizing it (a user trial: 97 s to tokenize a 5 MB line, then the refusal; minutes and gigabytes for 20 MB)', async () => {
+    const model = loadModel(join(ONNX_DIR, 'model.onnx'));
+    // 512 tokens × 64 characters a token, plus one.
+    const huge = promptsFile('huge.txt', `Once upon a time\n${'a'.repeat(512 * 64 + 1)}\n`);
+    await expect(textCalibration(model, huge, ONNX_DIR)).rejects.toThrow(/prompts .*huge\.txt.*: line 2 has 32769 characters, far over the 512 tokens the model takes \(max_position_embeddings in config\.json\): shorten or split it/);
+  });
+
+  it('hears Ctrl-C while a long prompt list is tokenized (a user trial: the signal waited until tokenizing ended)', async () => {
+    const folder = join(tmp, 'signal-model');
+    cpSync(FIXTURE, folder, { recursive: true });
+    // About a minute of tokenizing on this machine (40,000 took 11 s), printing nothing.
+    const list = promptsFile('many.txt', Array.from({ length: 200_000 }, (_, i) => `Once upon a time there was a little girl called Lily number ${i} who went to the park`).join('\n'));
+    const r = await runCli([folder, '--variant', 'q8', '--pass', 'q-arvd', '--q-arvd.prompts', list], { timeoutMs: 120_000, signalAfter: { signal: 'SIGINT', ms: 5000 } });
+    // Heard at once, not after the list (the bound leaves a slow machine 3× the margin).
+    expect(r.ms, r.stderr).toBeLessThan(20_000);
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/convert: interrupted \(SIGINT\); the model was not written/);
+    expect(readdirSync(join(folder, 'onnx')).sort()).toEqual(['model.onnx']);
   });
 
   it('finds the tokenizer beside the graph or in the folder above onnx/', () => {
