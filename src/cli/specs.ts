@@ -52,7 +52,7 @@ export const CONVERT_SPEC: CommandSpec = {
     output: { type: 'string', alias: 'o', describe: 'where to write the model (required; never the input)' },
     pass: { type: 'string', describe: 'a pass to run; repeat for more, they run in the order given (see `convert passes`)' },
     config: { type: 'string', describe: 'JSON file: { "passes": [{ "name": ..., "options": {...} }], "plugins": [...] }; CLI passes run after its passes; its paths are relative to its folder' },
-    'external-data': { type: 'boolean', describe: 'write every initializer of 1 KiB or more to <output>.data (default: when the input has a data file, or the output would pass 2 GiB; --no-external-data: one file)' },
+    'external-data': { type: 'boolean', describe: 'write every initializer of 1 KiB or more to <output>.data (default: a file conversion when the input has a data file, any output that would pass 2 GiB; --no-external-data: one file)' },
     verify: { type: 'boolean', describe: 'verify the graph before the first pass and after each pass' },
     stats: { type: 'boolean', describe: "print each pass's statistics on stdout" },
     variant: { type: 'string', describe: 'folder input: the variant to write beside each fp32 graph in onnx/: a transformers.js dtype (q8 → <base>_quantized.onnx, q4, int8) or a name of your own (→ <base>_<name>.onnx)' },

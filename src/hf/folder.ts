@@ -10,17 +10,19 @@
  *    existing `<base>.onnx` are opened to look).
  * 3. The variant of `onnx/<base>.onnx` is `onnx/<base><suffix>.onnx` (see dtypes.ts); its
  *    external data, when it has any, is `<variant file>_data`, never the fp32 one's file.
- * 4. A variant file (or its data file) that exists is not replaced without `force`; a variant
+ * 4. A variant file (or its data file) that exists is not replaced without `force`, checked
+ *    when the run begins and again before the commit (another run may have written it); a variant
  *    name that would land on a base graph, or a data file that a base graph reads, is refused
  *    even with `force`. The fp32 files are never written.
  * 5. All variants are written into a staging folder inside `onnx/` and renamed into place
  *    only when every graph is done, all or nothing, so a failure (or Ctrl-C) leaves the folder
  *    as it was.
  */
-import { existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { CommitError, commitFiles } from '../graph/serde/commit.ts';
+import { ModelFileError } from '../graph/serde/errors.ts';
 import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
 import { removeStaleTemps } from '../graph/serde/stale-temps.ts';
 import { letSignalsRun, noteCommitted, trackTemp } from '../graph/serde/temp-files.ts';
@@ -52,6 +54,7 @@ export function scanModelFolder(dir: string): ModelFolder {
   if (!existsSync(join(dir, 'config.json'))) {
     throw new FolderError(`${dir}: not a transformers.js model folder: no config.json (a folder needs config.json, the tokenizer files and onnx/*.onnx, as optimum exports them)`);
   }
+  checkConfig(join(dir, 'config.json'));
   const onnxDir = join(dir, 'onnx');
   if (!isFolder(onnxDir)) throw new FolderError(`${dir}: no onnx/ folder; transformers.js loads the graphs from onnx/<name>.onnx`);
   const files = readdirSync(onnxDir).filter((f) => f.endsWith('.onnx') && statSync(join(onnxDir, f)).isFile()).sort();
@@ -67,6 +70,28 @@ export function scanModelFolder(dir: string): ModelFolder {
     throw new FolderError(`${onnxDir}: no fp32 base graph (like model.onnx or decoder_model_merged.onnx)${files.length ? `; it holds only variants: ${files.join(', ')}` : '; it holds no .onnx file'}`);
   }
   return { dir, onnxDir, bases };
+}
+
+/**
+ * Refuses a `config.json` that transformers.js could not read (a user trial: a truncated one
+ * was accepted, and the variant written into a folder nothing could load).
+ */
+function checkConfig(path: string): void {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new FolderError(`${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (e) {
+    throw new FolderError(`${path}: not valid JSON (${(e as Error).message}); transformers.js reads it to load the model`);
+  }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new FolderError(`${path}: holds ${Array.isArray(config) ? 'an array' : config === null ? 'null' : `a ${typeof config}`}, not the JSON object of a model's configuration`);
+  }
 }
 
 /**
@@ -138,6 +163,19 @@ export interface ConvertFolderOptions {
 }
 
 /**
+ * Saves a variant into the staging folder; an error names the variant's own path, never the
+ * staging one (a full disk named `.convert-<pid>-<ms>.staging/model_quantized.onnx`).
+ */
+function saveStaged(model: Model, staged: string, target: VariantTarget, externalData: boolean | 'auto'): SaveResult {
+  try {
+    return saveModel(model, staged, { externalData, dataFileName: target.dataFile });
+  } catch (e) {
+    if (e instanceof ModelFileError && e.file === staged) throw new ModelFileError(target.output, e.message.slice(e.file.length + 2), { cause: e });
+    throw e;
+  }
+}
+
+/**
  * Loads every base graph, runs the passes, saves each variant into a staging folder, then
  * moves them all into `onnx/` at once (rule 5): on a failure part way every file of every
  * variant is as it was (see {@link commitFiles}). Returns what was written.
@@ -161,11 +199,16 @@ export async function convertFolder(plan: VariantPlan, options: ConvertFolderOpt
       for (const f of dataFiles) if (existsSync(f)) protectedFiles.add(realpathSync(f));
       await options.runPasses(model, target);
       model.metadata.set(VARIANT_METADATA_KEY, plan.variant.name);
-      const saved = saveModel(model, join(staging, basename(target.output)), { externalData: options.externalData, dataFileName: target.dataFile });
+      const saved = saveStaged(model, join(staging, basename(target.output)), target, options.externalData);
       const baseBytes = [target.input, ...dataFiles].reduce((s, f) => s + (existsSync(f) ? statSync(f).size : 0), 0);
       staged.push({ target, saved, baseBytes });
     }
     options.beforeCommit?.();
+    // Checked when the run began; a run beside this one may have written a variant since.
+    const appeared = plan.force ? [] : targets.flatMap((t) => [t.output, join(folder.onnxDir, t.dataFile)]).filter((f) => existsSync(f));
+    if (appeared.length) {
+      throw new FolderError(`${appeared.join(', ')} appeared while this run was converting (another run writing the same variant?); nothing was written: add --force to replace ${appeared.length === 1 ? 'it' : 'them'}`);
+    }
     for (const { target } of staged) {
       for (const f of [target.output, join(folder.onnxDir, target.dataFile)]) {
         if (existsSync(f) && protectedFiles.has(realpathSync(f))) throw new FolderError(`${f}: is read by an fp32 graph; it is never replaced, pick another --variant name`);

@@ -1,6 +1,7 @@
 // Folder mode refusals: each is one clear line, exit code 1, and the folder is left exactly
 // as it was (hashes of every file before and after; no stray staging folder).
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli, copyFixture, hashTree } from './helpers.ts';
@@ -26,6 +27,15 @@ describe('convert <folder>: bad folders and bad --variant names write nothing', 
     const dir = join(root, 'no-config');
     mkdirSync(join(dir, 'onnx'), { recursive: true });
     await refused(dir, [dir, '--pass', 'q-arvd', '--variant', 'q8'], /no-config: not a transformers\.js model folder: no config\.json/);
+  });
+
+  it('a config.json transformers.js cannot read (a user trial: a truncated one was accepted)', async () => {
+    const dir = join(root, 'bad-config');
+    cpSync(model, dir, { recursive: true });
+    writeFileSync(join(dir, 'config.json'), '{ "model_type": "llama", ');
+    await refused(dir, [dir, '--pass', 'q-arvd', '--variant', 'q8'], /bad-config\/config\.json: not valid JSON \(.+\); transformers\.js reads it to load the model/);
+    writeFileSync(join(dir, 'config.json'), '["llama"]');
+    await refused(dir, [dir, '--pass', 'q-arvd', '--variant', 'q8'], /config\.json: holds an array, not the JSON object of a model's configuration/);
   });
 
   it('no onnx/ folder', async () => {
@@ -59,6 +69,37 @@ describe('convert <folder>: bad folders and bad --variant names write nothing', 
     expect(Object.keys(after).filter((f) => f.startsWith('onnx/'))).toEqual(['onnx/', 'onnx/model.onnx', 'onnx/model_quantized.onnx']);
     expect(after['onnx/model.onnx']).toBe(fp32);
     rmSync(join(onnx, 'model_quantized.onnx'));
+  });
+
+  it('a variant written by another run while this one converted: refused at the commit without --force (a user trial: it was replaced silently)', async () => {
+    const dir = join(root, 'race');
+    cpSync(model, dir, { recursive: true });
+    // A pass that does what a second `convert … --variant q8` would do meanwhile.
+    const plugin = join(root, 'other-run.mjs');
+    writeFileSync(plugin, `import { writeFileSync } from 'node:fs';\nexport default { name: 'other-run', version: '1.0.0', passes: [{ name: 'other-run', summary: 'writes the variant as another run would', options: {}, statistics: {}, run() { writeFileSync(${JSON.stringify(join(dir, 'onnx', 'model_quantized.onnx'))}, 'the other run'); return { modified: false, stats: {} }; } }] };\n`);
+    const r = await cli(dir, '--plugin', plugin, '--pass', 'other-run', '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.a-bits', 'none');
+    expect(r.code, r.err).toBe(1);
+    expect(r.err).toMatch(/model_quantized\.onnx appeared while this run was converting \(another run writing the same variant\?\); nothing was written: add --force to replace it/);
+    expect(readFileSync(join(dir, 'onnx', 'model_quantized.onnx'), 'utf8')).toBe('the other run');
+    expect(readdirSync(join(dir, 'onnx')).sort()).toEqual(['model.onnx', 'model_quantized.onnx']);
+  });
+
+  it('a full disk names the variant, not the staging folder (a user trial)', async (ctx) => {
+    const dir = join(root, 'full');
+    mkdirSync(dir);
+    // A 1.6 MB file system: the fp32 graph (1.3 MB) fits, its W8 variant (0.65 MB) does not.
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1600k', 'tmpfs', dir], { stdio: 'ignore' });
+    } catch {
+      ctx.skip(); // needs root (as in CI on this machine): no other way to make a disk full
+    }
+    try {
+      cpSync(model, join(dir, 'm'), { recursive: true });
+      const err = await refused(join(dir, 'm'), [join(dir, 'm'), '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.a-bits', 'none', '--quiet'], /m\/onnx\/model_quantized\.onnx: cannot write: no space left on the device/);
+      expect(err).not.toMatch(/staging/);
+    } finally {
+      execFileSync('umount', [dir]);
+    }
   });
 
   it('a --variant that looks like a typo of a dtype: did you mean', async () => {
