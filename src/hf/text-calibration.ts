@@ -45,13 +45,32 @@ interface PromptList {
 function readPromptList(file: string): PromptList {
   if (!existsSync(file)) throw new CalibrationError(file, 'file not found', undefined, 'prompt list');
   const bytes = readFileSync(file);
-  // A binary file (a model given by mistake) would otherwise make thousands of garbage prompts.
-  const nul = bytes.indexOf(0);
-  if (nul >= 0) throw new CalibrationError(file, `is not a text file (a NUL byte at offset ${nul}): give one prompt a line`, undefined, 'prompt list');
-  const text = bytes.toString('utf8');
+  const text = promptText(file, bytes);
   const list = /\.jsonl$/i.test(file) ? jsonLinesPrompts(file, text) : (jsonArrayPrompts(file, text) ?? textPrompts(text));
   if (list.prompts.length === 0) throw new CalibrationError(file, 'has no prompts (one a line, or a JSON array of strings)', undefined, 'prompt list');
   return list;
+}
+
+/**
+ * The text of a prompt list, which must be UTF-8 (a BOM is dropped): a UTF-16 file (what
+ * Windows calls "Unicode"), a binary file (a model given by mistake, which would make
+ * thousands of garbage prompts) and a legacy 8-bit encoding (its accented letters silently
+ * replaced) are refused, naming what was found.
+ */
+function promptText(file: string, bytes: Buffer): string {
+  const fail = (why: string): never => {
+    throw new CalibrationError(file, why, undefined, 'prompt list');
+  };
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) fail('is UTF-16 text (its byte-order mark says so): save it as UTF-8');
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) fail(`is not a text file (a NUL byte at offset ${nul}): give one prompt a line`);
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    const lenient = bytes.toString('utf8');
+    const at = lenient.split(/\r?\n/).findIndex((l) => l.includes('\uFFFD'));
+    return fail(`line ${at + 1} is not UTF-8 (Latin-1 or another legacy encoding?): save the file as UTF-8`);
+  }
 }
 
 /** One prompt a line, blank lines skipped, each trimmed. */

@@ -56,6 +56,20 @@ describe('text calibration from a prompt list', () => {
     refused('broken.jsonl', '"a"\nOnce upon\n', /broken\.jsonl: line 2 is not valid JSON/);
   });
 
+  it('refuses a UTF-16 file and a legacy 8-bit encoding by name (a review and a user trial: "not a text file (a NUL byte…)", and accented letters silently replaced), and takes UTF-8 with a BOM', () => {
+    const write = (name: string, bytes: Buffer) => {
+      const f = join(tmp, name);
+      writeFileSync(f, bytes);
+      return f;
+    };
+    const utf16 = write('utf16.txt', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('Once upon a time\n', 'utf16le')]));
+    expect(() => readPrompts(utf16)).toThrow(/prompt list .*utf16\.txt: is UTF-16 text \(its byte-order mark says so\): save it as UTF-8/);
+    const latin1 = write('latin1.txt', Buffer.from('Once upon a time\nZoë went to the café\n', 'latin1'));
+    expect(() => readPrompts(latin1)).toThrow(/latin1\.txt: line 2 is not UTF-8 \(Latin-1 or another legacy encoding\?\): save the file as UTF-8/);
+    const bom = write('bom.txt', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('Zoë went\nTim ran\n')]));
+    expect(readPrompts(bom)).toEqual(['Zoë went', 'Tim ran']);
+  });
+
   it('refuses a binary file (a model given by mistake) and a prompt longer than the model takes, naming the line (found by a user trial: a raw onnxruntime Gather error after calibrating, or thousands of garbage prompts)', async () => {
     const model = loadModel(join(ONNX_DIR, 'model.onnx'));
     await expect(textCalibration(model, join(ONNX_DIR, 'model.onnx'), ONNX_DIR)).rejects.toThrow(/prompt list .*model\.onnx: is not a text file \(a NUL byte at offset \d+\)/);
