@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { checkReadSource } from '../api/run-files.ts';
 import type { PassStep } from '../passes/manager.ts';
+import { nearNames } from '../passes/near-names.ts';
 import { type AnyPass, describe, resolveOptions } from '../passes/pass.ts';
 import type { PassRegistry } from '../passes/registry.ts';
 import { CliError } from './errors.ts';
@@ -84,7 +85,10 @@ export function passOptionsFromArgs(args: Record<string, unknown>, known: Readon
     if (!registry.has(key)) {
       const passes = registry.names().join(', ');
       if (isObject) throw new CliError(`--${key}.${Object.keys(value)[0]}: there is no pass named ${key}; known passes: ${passes}`);
-      throw new CliError(`unknown option --${key}; see convert --help for the options, and write pass options as --<pass>.<key> <value> (passes: ${passes})`);
+      // yargs lists camelCase twins of every option; a user types the kebab-case ones.
+      const close = nearNames(key, [...known].filter((k) => k.length > 1 && k === k.toLowerCase()));
+      const hint = close.length ? ` (did you mean ${close.map((k) => `--${k}`).join(' or ')}?)` : '';
+      throw new CliError(`unknown option ${key.length === 1 ? '-' : '--'}${key}${hint}; see convert --help for the options, and write pass options as --<pass>.<key> <value> (passes: ${passes})`);
     }
     if (!isObject) throw new CliError(`--${key} needs a key: write --${key}.<key> <value> (see convert passes ${key})`);
     out.set(key, value as Record<string, unknown>);

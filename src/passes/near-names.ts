@@ -21,7 +21,8 @@ export function editDistance(a: string, b: string): number {
  */
 export function nearNames(name: string, known: readonly string[]): string[] {
   const limit = name.length <= 3 ? 1 : Math.max(2, Math.floor(name.length / 4));
-  const scored = known.map((k) => ({ k, d: editDistance(k, name) })).filter((x) => x.d <= limit);
+  // Case is not a typo's distance: `Q-ARVD` is `q-arvd`.
+  const scored = known.map((k) => ({ k, d: editDistance(k.toLowerCase(), name.toLowerCase()) })).filter((x) => x.d <= limit);
   const best = Math.min(...scored.map((x) => x.d));
   return scored.filter((x) => x.d === best).map((x) => x.k);
 }

@@ -173,7 +173,11 @@ describe('convert', () => {
       [['--pass', 'dce', '--dce.level', '3'], "pass dce: unknown option 'level'; this pass takes no options"],
       [['--pass', 'dce', '--tag.count', '3'], 'options were given for pass tag, but the passes to run are dce; add --pass tag'],
       [['--nope.k', '1'], '--nope.k: there is no pass named nope; known passes: constants-to-initializers, dce, q-arvd, minmax, tag, boom'],
-      [['--bogus'], 'unknown option --bogus'],
+      [['--bogus'], 'unknown option --bogus;'],
+      // Found by a user trial: no suggestion for a misspelt option, a letter shown as --x, a pass in capitals.
+      [['--verfy'], 'unknown option --verfy (did you mean --verify?);'],
+      [['-x'], 'unknown option -x;'],
+      [['--pass', 'TAG'], "unknown pass 'TAG' (did you mean tag?); known passes:"],
     ])('%j', async (extra, message) => {
       const d = folder('unknown');
       const r = await cli(STORIES, '-o', join(d, 'out.onnx'), '--plugin', plugin, ...extra);
