@@ -58,7 +58,10 @@ export interface QuantMeaning {
   wBits?: number;
   /** Activation bits; null for weight-only. */
   aBits?: number | null;
-  /** Symmetric weights are stored as int8 / int4, asymmetric as uint8 / uint4. */
+  /**
+   * Symmetric weights or not; either way they are stored signed, as int8 / int4 (asymmetric
+   * ones with int8 / int4 zero points; MatMulNBits' layout shifts both to its unsigned grid).
+   */
   wSymmetric?: boolean;
 }
 
