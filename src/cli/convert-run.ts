@@ -123,7 +123,9 @@ async function runFolder(folder: string, variant: string, steps: PassStep[], arg
     }
     const stem = basename(written[0]!.output, '.onnx');
     if (plan.variant.isDtype) log.info(`load with pipeline(task, '${folder}', { dtype: '${variant}' })`);
-    else log.info(`'${variant}' is not a transformers.js dtype: load with pipeline(task, '${folder}', { model_file_name: '${stem}' }) (model_file_name names the graph file without onnx/ and .onnx)`);
+    // dtype 'fp32' is part of the hint: transformers.js appends the dtype's suffix to model_file_name, and without a dtype it takes
+    // config.json's transformers.js_config.dtype or the device's default (q8 for wasm in the browser) → <stem>_quantized.onnx.
+    else log.info(`'${variant}' is not a transformers.js dtype: load with pipeline(task, '${folder}', { model_file_name: '${stem}', dtype: 'fp32' }) (model_file_name names the graph file without onnx/ and .onnx; transformers.js appends the dtype's suffix to it, and fp32's is none)`);
     if (written.some((w) => w.saved.externalDataPath)) {
       log.info(`onnxruntime-node finds a variant's data file by the name recorded in it; in the browser transformers.js fetches it only when config.json's "transformers.js_config" has "use_external_data_format": { "${basename(written[0]!.output)}": 1 }`);
     }

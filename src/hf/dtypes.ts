@@ -9,7 +9,10 @@
  *    `DEFAULT_DTYPE_SUFFIX_MAPPING`, which dtypes.test.ts compares it with), also those no pass
  *    here produces: their files are variants, never fp32 base graphs.
  * 2. Any other name `n` gives `<base>_<n>.onnx`, which transformers.js loads with
- *    `model_file_name: '<base>_<n>'` (an unknown dtype string silently loads fp32).
+ *    `{ model_file_name: '<base>_<n>', dtype: 'fp32' }`: it appends the dtype's suffix to
+ *    model_file_name (fp32's is none), and without a dtype it takes config.json's
+ *    `transformers.js_config.dtype` or else the device's default (q8 for wasm; an unknown
+ *    dtype string gives the device's default too).
  * 2a. A name whose file is a dtype's file (`quantized` → `_quantized`, q8's; case ignored, as
  *    on case-insensitive file systems it is the same file) is refused naming the dtype: written
  *    under its own name it would bypass rule 4 and be loaded for `{ dtype: 'q8' }`.

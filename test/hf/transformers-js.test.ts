@@ -1,7 +1,7 @@
 // Folder mode end to end on a scratch copy of stories260K-hf: `convert <folder> --variant …`
 // writes the file transformers.js loads for that dtype, and @huggingface/transformers' own
 // text-generation pipeline loads it and generates.
-import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
@@ -75,10 +75,24 @@ describe('transformers.js folder: q8 and q4 variants of stories260K-hf', () => {
   it('a name of its own → onnx/model_<name>.onnx, loaded with model_file_name; later runs do not take it for a base graph', async () => {
     const r = await cli(model, '--pass', 'q-arvd', '--variant', 'qarvd-w8', '--q-arvd.a-bits', 'none');
     expect(r.code, r.err).toBe(0);
-    expect(r.err).toContain(`'qarvd-w8' is not a transformers.js dtype: load with pipeline(task, '${model}', { model_file_name: 'model_qarvd-w8' })`);
-    const w8 = await greedy(model, { model_file_name: 'model_qarvd-w8' });
+    expect(r.err).toContain(`'qarvd-w8' is not a transformers.js dtype: load with pipeline(task, '${model}', { model_file_name: 'model_qarvd-w8', dtype: 'fp32' })`);
+    const w8 = await greedy(model, { model_file_name: 'model_qarvd-w8', dtype: 'fp32' });
     expect(w8.file).toBe(join(onnx, 'model_qarvd-w8.onnx'));
     expect(agreement(w8.tokens, FP32_TOKENS)).toBeGreaterThanOrEqual(9);
+    // The hint's dtype 'fp32' is needed (found by review): transformers.js appends the dtype's
+    // suffix to model_file_name, and a config.json dtype (or the browser's default, q8) would
+    // otherwise load model_qarvd-w8_q4.onnx, which does not exist.
+    const config = join(model, 'config.json');
+    const original = readFileSync(config, 'utf8');
+    try {
+      writeFileSync(config, JSON.stringify({ ...JSON.parse(original), 'transformers.js_config': { dtype: 'q4' } }));
+      await expect(greedy(model, { model_file_name: 'model_qarvd-w8' })).rejects.toThrow(/model_qarvd-w8_q4\.onnx/);
+      const hinted = await greedy(model, { model_file_name: 'model_qarvd-w8', dtype: 'fp32' });
+      expect(hinted.file).toBe(join(onnx, 'model_qarvd-w8.onnx'));
+      expect(hinted.tokens).toEqual(w8.tokens);
+    } finally {
+      writeFileSync(config, original);
+    }
     // Replacing q4 with --force processes model.onnx only (model_qarvd-w8.onnx carries qarvd.variant).
     const again = await cli(model, '--pass', 'q-arvd', '--variant', 'q4', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none', '--force');
     expect(again.code, again.err).toBe(0);
