@@ -123,6 +123,9 @@ async function runFolder(folder: string, variant: string, steps: PassStep[], arg
     }
     const stem = basename(written[0]!.output, '.onnx');
     if (plan.variant.isDtype) log.info(`load with pipeline(task, '${folder}', { dtype: '${variant}' })`);
+    // model_file_name renames only the graph of the 'model' session (session_config.js); the other graphs of a folder
+    // (encoder_model + decoder_model_merged, vision_encoder, …) are loaded under fixed names with a dtype's suffix, so no option loads these.
+    else if (written.length > 1) log.warn(`'${variant}' is not a transformers.js dtype, and transformers.js cannot load a name of your own for this folder's ${written.length} graphs (${written.map((w) => w.base).join(', ')}): model_file_name renames one graph only, and models with several graphs (encoder-decoder, vision, …) load the others under fixed names plus a dtype's suffix; convert with a dtype name (--variant q8, q4, int8) to have them loaded`);
     // dtype 'fp32' is part of the hint: transformers.js appends the dtype's suffix to model_file_name, and without a dtype it takes
     // config.json's transformers.js_config.dtype or the device's default (q8 for wasm in the browser) → <stem>_quantized.onnx.
     else log.info(`'${variant}' is not a transformers.js dtype: load with pipeline(task, '${folder}', { model_file_name: '${stem}', dtype: 'fp32' }) (model_file_name names the graph file without onnx/ and .onnx; transformers.js appends the dtype's suffix to it, and fp32's is none)`);
