@@ -16,7 +16,7 @@ import { FolderError } from '../hf/errors.ts';
 import { convertFolder, isFolder, planVariant, quantMeaning, scanModelFolder } from '../hf/folder.ts';
 import { holdLateThrowsAfterFailure } from '../passes/calibration/supervise.ts';
 import type { Logger } from '../passes/log.ts';
-import { type PassRecord, PassManager, type PassStep } from '../passes/manager.ts';
+import { type PassRecord, PassManager, type PassStep, type PipelineResult } from '../passes/manager.ts';
 import type { PassRegistry } from '../passes/registry.ts';
 import { listFlag, singleFlag } from './args.ts';
 import type { CliCommand } from './command.ts';
@@ -106,7 +106,14 @@ async function runFolder(folder: string, variant: string, steps: PassStep[], arg
         checkRunFiles(dataFilesOf(model).map((path) => ({ label: `${target.base}'s data file`, path })), files.writes);
         const before = countNodes(model);
         const manager = new PassManager(steps, { verify: args.verify === true ? true : args.verify === false ? false : undefined, log, verbose: Boolean(args.verbose || args.debug), modelDir: dirname(resolve(target.input)), partOfSet: plan.targets.length > 1 });
-        const result = await manager.run(model);
+        let result: PipelineResult;
+        try {
+          result = await manager.run(model);
+        } catch (e) {
+          // With several graphs a pass's refusal (a merged decoder's If, a graph input text cannot make) must say which graph it is about.
+          if (plan.targets.length > 1 && e instanceof Error) e.message = `${target.input}: ${e.message}`;
+          throw e;
+        }
         for (const r of result.passes) if ('layersQuantized' in r.stats) quantizedBy.set(r.name, (quantizedBy.get(r.name) ?? 0) + r.stats.layersQuantized!);
         if (args.stats) io.out(`${target.input}:\n${formatStats(result.passes, registry)}`);
         log.info(`${target.input}: ${before} → ${countNodes(model)} nodes; passes: ${result.passes.map((p) => p.name).join(', ') || 'none (round trip)'}; ${((performance.now() - t0) / 1000).toFixed(1)} s`);
