@@ -5,6 +5,7 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
+import type { Tensor } from '../../src/graph/ir/tensor.ts';
 import { loadModel, modelTensors, saveModel } from '../../src/graph/serde/io.ts';
 import { agreement, CALIBRATION_PROMPTS, cli, copyFixture, FP32_TOKENS, greedy, hashTree } from './helpers.ts';
 
@@ -24,6 +25,13 @@ const iface = (file: string) => {
   const g = loadModel(file).graph;
   return [...g.inputs, ...g.outputs].map((v) => `${v.name}:${v.elemType()}[${(v.shape() ?? []).join(',')}]`);
 };
+
+/**
+ * The quantized weight initializers: the 2-D integer tensors (scales, zero points and index
+ * lists are 0-D or 1-D). Found by review: "some UINT8 tensor" held for the activations' zero
+ * points alone, so a W4A8 variant passed as 8-bit weights.
+ */
+const quantizedWeights = (m: ReturnType<typeof loadModel>): Tensor[] => [...modelTensors(m)].filter((t) => t.dims.length === 2 && t.dataType !== DataType.FLOAT);
 
 describe('transformers.js folder: q8 and q4 variants of stories260K-hf', () => {
   it('fp32 through the pipeline gives the continuation recorded with the fixture', async () => {
@@ -48,7 +56,11 @@ describe('transformers.js folder: q8 and q4 variants of stories260K-hf', () => {
     expect(iface(join(onnx, 'model.onnx'))).toContain(`past_key_values.0.key:${DataType.FLOAT}[batch_size,4,past_sequence_length,8]`);
     const floatMatMuls = [...q.graph].filter((n) => n.opType === 'MatMul' && !n.input(1)?.producer()?.opType.startsWith('Dequantize'));
     expect(floatMatMuls.length).toBeGreaterThanOrEqual(10);
-    expect([...modelTensors(q)].some((t) => t.dataType === DataType.UINT8)).toBe(true);
+    // int8 storage, and values beyond int4's [-8, 7] in every layer (int4 widened to int8 keeps its range).
+    const weights = quantizedWeights(q);
+    expect(weights.length).toBe(36 + Number(/(\d+) dual-scale/.exec(r.err)![1]));
+    expect(new Set(weights.map((t) => t.dataType))).toEqual(new Set([DataType.INT8]));
+    for (const t of weights) expect(Math.max(...t.toNumbers().map(Math.abs)), t.name).toBeGreaterThan(8);
     expect(q.metadata.get('qarvd.variant')).toBe('q8');
 
     const fp32 = await greedy(model, { dtype: 'fp32' });
