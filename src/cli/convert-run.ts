@@ -16,7 +16,7 @@ import { FolderError } from '../hf/errors.ts';
 import { convertFolder, isFolder, planVariant, quantMeaning, scanModelFolder } from '../hf/folder.ts';
 import { holdLateThrowsAfterFailure } from '../passes/calibration/supervise.ts';
 import type { Logger } from '../passes/log.ts';
-import { type PassRecord, PassManager, type PassStep } from '../passes/manager.ts';
+import { type PassRecord, PassManager, type PassStep, type PipelineResult } from '../passes/manager.ts';
 import type { PassRegistry } from '../passes/registry.ts';
 import { listFlag, singleFlag } from './args.ts';
 import type { CliCommand } from './command.ts';
@@ -106,7 +106,14 @@ async function runFolder(folder: string, variant: string, steps: PassStep[], arg
         checkRunFiles(dataFilesOf(model).map((path) => ({ label: `${target.base}'s data file`, path })), files.writes);
         const before = countNodes(model);
         const manager = new PassManager(steps, { verify: args.verify === true ? true : args.verify === false ? false : undefined, log, verbose: Boolean(args.verbose || args.debug), modelDir: dirname(resolve(target.input)), partOfSet: plan.targets.length > 1 });
-        const result = await manager.run(model);
+        let result: PipelineResult;
+        try {
+          result = await manager.run(model);
+        } catch (e) {
+          // With several graphs a pass's refusal (a merged decoder's If, a graph input text cannot make) must say which graph it is about.
+          if (plan.targets.length > 1 && e instanceof Error) e.message = `${target.input}: ${e.message}`;
+          throw e;
+        }
         for (const r of result.passes) if ('layersQuantized' in r.stats) quantizedBy.set(r.name, (quantizedBy.get(r.name) ?? 0) + r.stats.layersQuantized!);
         if (args.stats) io.out(`${target.input}:\n${formatStats(result.passes, registry)}`);
         log.info(`${target.input}: ${before} → ${countNodes(model)} nodes; passes: ${result.passes.map((p) => p.name).join(', ') || 'none (round trip)'}; ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -123,7 +130,12 @@ async function runFolder(folder: string, variant: string, steps: PassStep[], arg
     }
     const stem = basename(written[0]!.output, '.onnx');
     if (plan.variant.isDtype) log.info(`load with pipeline(task, '${folder}', { dtype: '${variant}' })`);
-    else log.info(`'${variant}' is not a transformers.js dtype: load with pipeline(task, '${folder}', { model_file_name: '${stem}' }) (model_file_name names the graph file without onnx/ and .onnx)`);
+    // model_file_name renames only the graph of the 'model' session (session_config.js); the other graphs of a folder
+    // (encoder_model + decoder_model_merged, vision_encoder, …) are loaded under fixed names with a dtype's suffix, so no option loads these.
+    else if (written.length > 1) log.warn(`'${variant}' is not a transformers.js dtype, and transformers.js cannot load a name of your own for this folder's ${written.length} graphs (${written.map((w) => w.base).join(', ')}): model_file_name renames one graph only, and models with several graphs (encoder-decoder, vision, …) load the others under fixed names plus a dtype's suffix; convert with a dtype name (--variant q8, q4, int8) to have them loaded`);
+    // dtype 'fp32' is part of the hint: transformers.js appends the dtype's suffix to model_file_name, and without a dtype it takes
+    // config.json's transformers.js_config.dtype or the device's default (q8 for wasm in the browser) → <stem>_quantized.onnx.
+    else log.info(`'${variant}' is not a transformers.js dtype: load with pipeline(task, '${folder}', { model_file_name: '${stem}', dtype: 'fp32' }) (model_file_name names the graph file without onnx/ and .onnx; transformers.js appends the dtype's suffix to it, and fp32's is none)`);
     if (written.some((w) => w.saved.externalDataPath)) {
       log.info(`onnxruntime-node finds a variant's data file by the name recorded in it; in the browser transformers.js fetches it only when config.json's "transformers.js_config" has "use_external_data_format": { "${basename(written[0]!.output)}": 1 }`);
     }

@@ -4,18 +4,24 @@
  *
  * Rules:
  * 1. A dtype name maps to the exact suffix transformers.js (v4) appends to a graph's base
- *    name: `q8` → `<base>_quantized.onnx`, `int8` → `_int8`, `uint8` → `_uint8`, `q4` → `_q4`,
- *    `q4f16` → `_q4f16`, `bnb4` → `_bnb4`, `fp16` → `_fp16`.
+ *    name: `q8` → `<base>_quantized.onnx`, every other dtype `d` → `<base>_<d>.onnx` (`fp32`
+ *    has none). The table holds every dtype transformers.js knows (its
+ *    `DEFAULT_DTYPE_SUFFIX_MAPPING`, which dtypes.test.ts compares it with), also those no pass
+ *    here produces: their files are variants, never fp32 base graphs.
  * 2. Any other name `n` gives `<base>_<n>.onnx`, which transformers.js loads with
- *    `model_file_name: '<base>_<n>'` (an unknown dtype string silently loads fp32).
+ *    `{ model_file_name: '<base>_<n>', dtype: 'fp32' }`: it appends the dtype's suffix to
+ *    model_file_name (fp32's is none), and without a dtype it takes config.json's
+ *    `transformers.js_config.dtype` or else the device's default (q8 for wasm; an unknown
+ *    dtype string gives the device's default too).
  * 2a. A name whose file is a dtype's file (`quantized` → `_quantized`, q8's; case ignored, as
  *    on case-insensitive file systems it is the same file) is refused naming the dtype: written
  *    under its own name it would bypass rule 4 and be loaded for `{ dtype: 'q8' }`.
  * 3. A name that is not a dtype but within edit distance 2 of one (a swap of neighbours counts 1) (1 for names of up to 3
  *    characters; case ignored) is taken for a typo and refused with "did you mean".
  * 4. A dtype is refused when the output does not have its meaning: `fp32` is the base itself;
- *    `fp16`, `q4f16`, `bnb4` are formats no pass here produces; `q8` needs 8-bit weights,
- *    `int8` signed and `uint8` unsigned ones; `q4` needs 4-bit weight-only.
+ *    `fp16`, `q4f16`, `bnb4`, `q2`, `q2f16`, `q1`, `q1f16` are formats no pass here produces;
+ *    `q8` needs 8-bit weights, `int8` signed and `uint8` unsigned ones; `q4` needs 4-bit
+ *    weight-only.
  */
 import { FolderError } from './errors.ts';
 import { editDistance } from '../passes/near-names.ts';
@@ -28,11 +34,15 @@ export const DTYPE_SUFFIX: Readonly<Record<string, string>> = {
   int8: '_int8',
   uint8: '_uint8',
   q4: '_q4',
-  q4f16: '_q4f16',
   bnb4: '_bnb4',
+  q4f16: '_q4f16',
+  q2: '_q2',
+  q2f16: '_q2f16',
+  q1: '_q1',
+  q1f16: '_q1f16',
 };
 
-/** The dtype names, in the order transformers.js documents them. */
+/** The dtype names, in the order of transformers.js's `DATA_TYPES` (v4.3). */
 export const DTYPES: readonly string[] = Object.keys(DTYPE_SUFFIX);
 
 /** A `--variant` name resolved to the file suffix it writes. */
@@ -51,7 +61,10 @@ export interface QuantMeaning {
   wBits?: number;
   /** Activation bits; null for weight-only. */
   aBits?: number | null;
-  /** Symmetric weights are stored as int8 / int4, asymmetric as uint8 / uint4. */
+  /**
+   * Symmetric weights or not; either way they are stored signed, as int8 / int4 (asymmetric
+   * ones with int8 / int4 zero points; MatMulNBits' layout shifts both to its unsigned grid).
+   */
   wSymmetric?: boolean;
 }
 
@@ -134,6 +147,17 @@ export function checkVariantMeaning(v: VariantName, m: QuantMeaning): void {
         v.name === 'fp16' ? 'float16 weights and activations' : v.name === 'q4f16' ? '4-bit weights with float16 activations' : 'bitsandbytes NF4 weights',
         `no pass here produces that format; use q8 or q4, or a name of your own (loaded with model_file_name)`,
       );
+    case 'q2':
+    case 'q2f16':
+    case 'q1':
+    case 'q1f16': {
+      // Refused whatever the run does: weights are quantized to 8 or 4 bits only, so no run has this meaning.
+      const bits = v.name[1];
+      throw new VariantError(
+        `--variant ${v.name} is a transformers.js dtype (${bits}-bit weights${v.name.endsWith('f16') ? ', float16 activations' : ''}) that convert does not produce; ` +
+          `use q4 (4-bit weight-only) or q8, or a name of your own (loaded with model_file_name)`,
+      );
+    }
     case 'q8':
       if (m.wBits !== 8) refuse('8-bit quantized weights', 'quantize with w-bits 8, or use --variant q4 for 4-bit weight-only');
       return;

@@ -15,7 +15,10 @@
  *    subgraph nothing would report that skip, and a weight of the parent graph shared by both
  *    branches of an `If` is skipped as "also used by" the other branch — that layer would stay
  *    float without a word.
- * 4. The error names the node, its op and one of the layers, and says what to do.
+ * 4. The error names the node, its op and one of the layers, and says what to do; it does not
+ *    suggest optimum's split decoders (decoder_model.onnx, decoder_with_past_model.onnx), as
+ *    transformers.js v4 loads only decoder_model_merged.onnx for encoder-decoder models
+ *    (session_config.js). In folder mode with several graphs convert prefixes the graph's file.
  */
 import type { Graph } from '../graph/ir/graph.ts';
 import type { Model } from '../graph/ir/model.ts';
@@ -31,8 +34,10 @@ export function refuseSubgraphLayers(model: Model, selection: LayerSelection): v
     if (found.length === 0) continue;
     throw new Error(
       `node ${node.name || '(unnamed)'} (${node.opType}): linear layers inside If/Loop subgraphs are not quantized yet; ` +
-        `its subgraphs hold ${found.length} (e.g. ${found[0]}). Quantize graphs without subgraphs (for a merged decoder: ` +
-        `decoder_model.onnx and decoder_with_past_model.onnx), or leave those layers out with --<pass>.exclude`,
+        `its subgraphs hold ${found.length} (e.g. ${found[0]}). Leave those layers out with --<pass>.exclude (they stay float), ` +
+        `or quantize a graph without subgraphs. transformers.js (v4) loads no split decoder instead of a merged one: ` +
+        `encoder-decoder models load decoder_model_merged.onnx only, never decoder_model.onnx or decoder_with_past_model.onnx; ` +
+        `a decoder-only model loads from model.onnx, which a recent optimum exports without If`,
     );
   }
 }

@@ -6,9 +6,11 @@
  * Rules:
  * 1. Split the name on `/`, drop empty segments and the op segment at the end (`MatMul`,
  *    `Gemm`, `MatMul_3`, …).
- * 2. The last segment naming a repeated block (`blocks.N`, `layers.N`, `layer.N`, `h.N`,
+ * 2. The first segment naming a repeated block (`blocks.N`, `layers.N`, `layer.N`, `h.N`,
  *    `block.N`, `transformer_blocks.N`, `resblocks.N`) gives the depth N; the segments after
- *    it form the type. Without one the depth is null and every remaining segment counts.
+ *    it form the type. The first, because a block's own parts may be numbered like blocks:
+ *    T5's `/encoder/block.3/layer.0/SelfAttention/q/MatMul` is depth 3, type
+ *    `layer.0.SelfAttention.q`. Without one the depth is null and every remaining segment counts.
  * 3. A segment that extends the one before it (`ffn` then `ffn.2`, `time_embedding` then
  *    `time_embedding.0`) replaces it; the rest are joined with `.`:
  *    `/blocks.0/self_attn/q/MatMul` → `self_attn.q`, `/blocks.2/ffn/ffn.2/MatMul` → `ffn.2`.
@@ -31,15 +33,9 @@ const BLOCK_SEGMENT = /^(?:blocks|block|layers|layer|h|transformer_blocks|single
 export function layerKind(name: string): LayerKind {
   const segments = name.split('/').filter((s) => s !== '');
   if (segments.length > 1 && OP_SEGMENT.test(segments[segments.length - 1]!)) segments.pop();
-  let depth: number | null = null;
-  let start = 0;
-  segments.forEach((s, i) => {
-    const m = BLOCK_SEGMENT.exec(s);
-    if (m) {
-      depth = Number(m[1]);
-      start = i + 1;
-    }
-  });
+  const at = segments.findIndex((s) => BLOCK_SEGMENT.test(s));
+  const depth = at < 0 ? null : Number(BLOCK_SEGMENT.exec(segments[at]!)![1]);
+  const start = at + 1;
   const parts: string[] = [];
   for (const s of segments.slice(start)) {
     const prev = parts[parts.length - 1];

@@ -1,18 +1,43 @@
 // transformers.js dtype names → file names, typo detection and the meaning checks, as pure
 // functions (the CLI's use of them is in folder-errors.test.ts).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkVariantMeaning, DTYPE_SUFFIX, nearDtypes, resolveVariantName } from '../../src/hf/dtypes.ts';
+import { scanModelFolder } from '../../src/hf/folder.ts';
+import { checkVariantMeaning, DTYPE_SUFFIX, DTYPES, nearDtypes, resolveVariantName } from '../../src/hf/dtypes.ts';
 import { editDistance } from '../../src/passes/near-names.ts';
+
+// transformers.js's own table, from the installed package: its index does not export it, so
+// the module is imported by path (a typed import of an untyped .js would not type check).
+const TJS_DTYPES = '../../node_modules/@huggingface/transformers/src/utils/dtypes.js';
+const tjs = (await import(TJS_DTYPES)) as { DEFAULT_DTYPE_SUFFIX_MAPPING: Record<string, string>; DATA_TYPES: Record<string, string> };
 
 const W8A8 = { pass: 'q-arvd', wBits: 8, aBits: 8, wSymmetric: false };
 const W4 = { pass: 'q-arvd', wBits: 4, aBits: null, wSymmetric: false };
 
 describe('transformers.js dtypes', () => {
-  it('map to the exact suffixes transformers.js loads', () => {
-    expect(DTYPE_SUFFIX).toEqual({ fp32: '', fp16: '_fp16', q8: '_quantized', int8: '_int8', uint8: '_uint8', q4: '_q4', q4f16: '_q4f16', bnb4: '_bnb4' });
+  it('map to the exact suffixes transformers.js loads: every dtype of the installed transformers.js', () => {
+    expect(DTYPE_SUFFIX).toEqual(tjs.DEFAULT_DTYPE_SUFFIX_MAPPING);
+    // 'auto' is no file of its own: transformers.js resolves it to another dtype.
+    expect(DTYPES).toEqual(Object.keys(tjs.DATA_TYPES).filter((d) => d !== 'auto'));
     expect(resolveVariantName('q8')).toEqual({ name: 'q8', suffix: '_quantized', isDtype: true });
     expect(resolveVariantName('qarvd')).toEqual({ name: 'qarvd', suffix: '_qarvd', isDtype: false });
     expect(resolveVariantName('w4a8-qarvd')).toEqual({ name: 'w4a8-qarvd', suffix: '_w4a8-qarvd', isDtype: false });
+  });
+
+  it("of transformers.js's own that convert does not produce still mark variant files, not fp32 base graphs", () => {
+    // Found by review: model_q2.onnx was taken for a base graph and quantized into model_q2_q4.onnx.
+    const dir = mkdtempSync(join(tmpdir(), 'qarvd-dtypes-'));
+    try {
+      mkdirSync(join(dir, 'onnx'));
+      writeFileSync(join(dir, 'config.json'), '{}');
+      // Only names are read (a dtype's suffix is decided before any graph is loaded).
+      for (const f of ['model.onnx', 'model_q2.onnx', 'model_q1f16.onnx', 'model_q2f16.onnx', 'model_q1.onnx']) writeFileSync(join(dir, 'onnx', f), '');
+      expect(scanModelFolder(dir).bases).toEqual(['model.onnx']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('take near misses for typos (distance 2, or 1 for short names; case ignored), not distant names', () => {
@@ -54,5 +79,10 @@ describe('transformers.js dtypes', () => {
     expect(() => checkVariantMeaning(resolveVariantName('uint8'), W8A8)).toThrow(/stores 8-bit weights as int8/);
     for (const d of ['fp16', 'q4f16', 'bnb4']) expect(() => checkVariantMeaning(resolveVariantName(d), W4)).toThrow(/no pass here produces that format/);
     expect(() => checkVariantMeaning(resolveVariantName('fp32'), W8A8)).toThrow(/fp32 is the base model itself/);
+    // transformers.js's 2- and 1-bit dtypes (found by review: --variant q2 said it was no dtype at all).
+    expect(resolveVariantName('q2')).toEqual({ name: 'q2', suffix: '_q2', isDtype: true });
+    expect(() => checkVariantMeaning(resolveVariantName('q2'), W4)).toThrow(/^--variant q2 is a transformers\.js dtype \(2-bit weights\) that convert does not produce; use q4/);
+    expect(() => checkVariantMeaning(resolveVariantName('q1f16'), W8A8)).toThrow(/^--variant q1f16 is a transformers\.js dtype \(1-bit weights, float16 activations\) that convert does not produce/);
+    for (const d of ['q2f16', 'q1']) expect(() => checkVariantMeaning(resolveVariantName(d), W4)).toThrow(/that convert does not produce/);
   });
 });

@@ -13,7 +13,7 @@ import { FolderError } from '../../src/hf/errors.ts';
 import { convertFolder, planVariant, scanModelFolder, VARIANT_METADATA_KEY } from '../../src/hf/folder.ts';
 import { silentLogger } from '../../src/passes/log.ts';
 import { tinyModel } from '../helpers/tiny-model.ts';
-import { hashTree } from './helpers.ts';
+import { cli, hashTree } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'qarvd-folder-commit-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -64,5 +64,21 @@ describe('convertFolder commits every variant or none', () => {
     expect(existsSync(seen[0]![0]!)).toBe(false);
     expect(liveTempFiles().filter((p) => p.startsWith(onnx))).toEqual([]);
     expect(readdirSync(onnx).sort()).toEqual(['a.onnx', 'a_v.onnx', 'b.onnx', 'b_v.onnx']);
+  });
+});
+
+describe('the load hint for a folder of several graphs', () => {
+  it('a name of its own is said to be unloadable (model_file_name renames one graph), not hinted for the first graph', async () => {
+    // Found by review: the hint named encoder_model_mine only, and transformers.js's Seq2Seq
+    // loading ignores model_file_name (session_config.js: encoder_model, decoder_model_merged).
+    const dir = join(root, 's2s');
+    mkdirSync(join(dir, 'onnx'), { recursive: true });
+    writeFileSync(join(dir, 'config.json'), '{}');
+    for (const base of ['encoder_model', 'decoder_model_merged']) saveModel(tinyModel(), join(dir, 'onnx', `${base}.onnx`));
+    const r = await cli(dir, '--pass', 'dce', '--variant', 'mine');
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toContain(`warning: 'mine' is not a transformers.js dtype, and transformers.js cannot load a name of your own for this folder's 2 graphs (decoder_model_merged.onnx, encoder_model.onnx)`);
+    expect(r.err).toContain('convert with a dtype name (--variant q8, q4, int8)');
+    expect(r.err).not.toContain('model_file_name:');
   });
 });

@@ -1,10 +1,10 @@
 // Folder mode refusals: each is one clear line, exit code 1, and the folder is left exactly
 // as it was (hashes of every file before and after; no stray staging folder).
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cli, copyFixture, hashTree } from './helpers.ts';
+import { cli, copyFixture, FIXTURE, hashTree } from './helpers.ts';
 
 const { root, model } = copyFixture('hf-errors');
 const onnx = join(model, 'onnx');
@@ -126,6 +126,16 @@ describe('convert <folder>: bad folders and bad --variant names write nothing', 
     await refused(model, [model, '--pass', 'q-arvd', '-o', join(root, 'x.onnx')], /is a model folder; -o is not used with one/);
     await refused(model, [model, '--pass', 'q-arvd'], /is a model folder; give --variant <name>/);
     await refused(model, [join(onnx, 'model.onnx'), '-o', join(root, 'y.onnx'), '--variant', 'q8'], /--variant applies to a model folder input/);
+  });
+
+  it("in a folder of several graphs a pass's refusal names the graph's file", async () => {
+    // Found by review: "cannot make the graph input 'latents' from text" did not say which graph has that input.
+    const dir = join(root, 'two-graphs');
+    cpSync(FIXTURE, dir, { recursive: true });
+    copyFileSync(resolve('examples/tiny-arvd/model.onnx'), join(dir, 'onnx', 'encoder_model.onnx'));
+    const prompts = join(root, 'two-prompts.txt');
+    writeFileSync(prompts, 'Lily went to the park\nThe dog was happy\n');
+    await refused(dir, [dir, '--pass', 'q-arvd', '--variant', 'q8', '--q-arvd.prompts', prompts], new RegExp(`^convert: error: ${join(dir, 'onnx', 'encoder_model.onnx')}: pass q-arvd \\(plugin q-arvd\\): .*cannot make the graph input 'latents' from text`));
   });
 
   it('text calibration refusals name the prompt list', async () => {

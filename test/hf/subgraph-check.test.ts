@@ -2,7 +2,7 @@
 // use_cache_branch) are refused with the node named, rather than half-quantized. The graph is
 // synthetic (test/helpers/subgraph-models.ts): a MatMul in the main graph, then an If whose
 // branches each hold one.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -11,6 +11,7 @@ import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { refuseSubgraphLayers } from '../../src/hf/subgraph-check.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
 import { ifModel } from '../helpers/subgraph-models.ts';
+import { tinyModel } from '../helpers/tiny-model.ts';
 import { cli } from './helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'qarvd-hf-if-'));
@@ -47,6 +48,23 @@ describe('If/Loop subgraphs with linear layers (synthetic If graph)', () => {
       const err = Math.hypot(...ya.map((v, i) => v - yb[i]!)) / Math.hypot(...ya);
       expect(err).toBeLessThan(0.02);
     }
+  });
+
+  it('folder of several graphs: the refusal names the graph file, and does not send the user to split decoders transformers.js never loads', async () => {
+    // Found by review: which of the folder's graphs held the If was not said, and the advice
+    // named decoder_model.onnx and decoder_with_past_model.onnx (transformers.js v4 loads
+    // decoder_model_merged.onnx for encoder-decoder models, session_config.js).
+    const dir = join(tmp, 's2s');
+    mkdirSync(join(dir, 'onnx'), { recursive: true });
+    writeFileSync(join(dir, 'config.json'), '{}');
+    saveModel(tinyModel(), join(dir, 'onnx', 'encoder_model.onnx'));
+    saveModel(ifModel(), join(dir, 'onnx', 'decoder_model_merged.onnx'));
+    const r = await cli(dir, '--pass', 'q-arvd', '--variant', 'q4', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none');
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`convert: error: ${join(dir, 'onnx', 'decoder_model_merged.onnx')}: pass q-arvd (plugin q-arvd): node /model/If (If): linear layers inside If/Loop subgraphs`);
+    expect(r.err).toContain('encoder-decoder models load decoder_model_merged.onnx only, never decoder_model.onnx or decoder_with_past_model.onnx');
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(existsSync(join(dir, 'onnx', 'decoder_model_merged_q4.onnx'))).toBe(false);
   });
 
   it('synthetic If graph: layers the selection leaves out (min-k) do not count', () => {

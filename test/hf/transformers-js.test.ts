@@ -1,10 +1,11 @@
 // Folder mode end to end on a scratch copy of stories260K-hf: `convert <folder> --variant …`
 // writes the file transformers.js loads for that dtype, and @huggingface/transformers' own
 // text-generation pipeline loads it and generates.
-import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
+import type { Tensor } from '../../src/graph/ir/tensor.ts';
 import { loadModel, modelTensors, saveModel } from '../../src/graph/serde/io.ts';
 import { agreement, CALIBRATION_PROMPTS, cli, copyFixture, FP32_TOKENS, greedy, hashTree } from './helpers.ts';
 
@@ -24,6 +25,13 @@ const iface = (file: string) => {
   const g = loadModel(file).graph;
   return [...g.inputs, ...g.outputs].map((v) => `${v.name}:${v.elemType()}[${(v.shape() ?? []).join(',')}]`);
 };
+
+/**
+ * The quantized weight initializers: the 2-D integer tensors (scales, zero points and index
+ * lists are 0-D or 1-D). Found by review: "some UINT8 tensor" held for the activations' zero
+ * points alone, so a W4A8 variant passed as 8-bit weights.
+ */
+const quantizedWeights = (m: ReturnType<typeof loadModel>): Tensor[] => [...modelTensors(m)].filter((t) => t.dims.length === 2 && t.dataType !== DataType.FLOAT);
 
 describe('transformers.js folder: q8 and q4 variants of stories260K-hf', () => {
   it('fp32 through the pipeline gives the continuation recorded with the fixture', async () => {
@@ -48,7 +56,11 @@ describe('transformers.js folder: q8 and q4 variants of stories260K-hf', () => {
     expect(iface(join(onnx, 'model.onnx'))).toContain(`past_key_values.0.key:${DataType.FLOAT}[batch_size,4,past_sequence_length,8]`);
     const floatMatMuls = [...q.graph].filter((n) => n.opType === 'MatMul' && !n.input(1)?.producer()?.opType.startsWith('Dequantize'));
     expect(floatMatMuls.length).toBeGreaterThanOrEqual(10);
-    expect([...modelTensors(q)].some((t) => t.dataType === DataType.UINT8)).toBe(true);
+    // int8 storage, and values beyond int4's [-8, 7] in every layer (int4 widened to int8 keeps its range).
+    const weights = quantizedWeights(q);
+    expect(weights.length).toBe(36 + Number(/(\d+) dual-scale/.exec(r.err)![1]));
+    expect(new Set(weights.map((t) => t.dataType))).toEqual(new Set([DataType.INT8]));
+    for (const t of weights) expect(Math.max(...t.toNumbers().map(Math.abs)), t.name).toBeGreaterThan(8);
     expect(q.metadata.get('qarvd.variant')).toBe('q8');
 
     const fp32 = await greedy(model, { dtype: 'fp32' });
@@ -75,10 +87,24 @@ describe('transformers.js folder: q8 and q4 variants of stories260K-hf', () => {
   it('a name of its own → onnx/model_<name>.onnx, loaded with model_file_name; later runs do not take it for a base graph', async () => {
     const r = await cli(model, '--pass', 'q-arvd', '--variant', 'qarvd-w8', '--q-arvd.a-bits', 'none');
     expect(r.code, r.err).toBe(0);
-    expect(r.err).toContain(`'qarvd-w8' is not a transformers.js dtype: load with pipeline(task, '${model}', { model_file_name: 'model_qarvd-w8' })`);
-    const w8 = await greedy(model, { model_file_name: 'model_qarvd-w8' });
+    expect(r.err).toContain(`'qarvd-w8' is not a transformers.js dtype: load with pipeline(task, '${model}', { model_file_name: 'model_qarvd-w8', dtype: 'fp32' })`);
+    const w8 = await greedy(model, { model_file_name: 'model_qarvd-w8', dtype: 'fp32' });
     expect(w8.file).toBe(join(onnx, 'model_qarvd-w8.onnx'));
     expect(agreement(w8.tokens, FP32_TOKENS)).toBeGreaterThanOrEqual(9);
+    // The hint's dtype 'fp32' is needed (found by review): transformers.js appends the dtype's
+    // suffix to model_file_name, and a config.json dtype (or the browser's default, q8) would
+    // otherwise load model_qarvd-w8_q4.onnx, which does not exist.
+    const config = join(model, 'config.json');
+    const original = readFileSync(config, 'utf8');
+    try {
+      writeFileSync(config, JSON.stringify({ ...JSON.parse(original), 'transformers.js_config': { dtype: 'q4' } }));
+      await expect(greedy(model, { model_file_name: 'model_qarvd-w8' })).rejects.toThrow(/model_qarvd-w8_q4\.onnx/);
+      const hinted = await greedy(model, { model_file_name: 'model_qarvd-w8', dtype: 'fp32' });
+      expect(hinted.file).toBe(join(onnx, 'model_qarvd-w8.onnx'));
+      expect(hinted.tokens).toEqual(w8.tokens);
+    } finally {
+      writeFileSync(config, original);
+    }
     // Replacing q4 with --force processes model.onnx only (model_qarvd-w8.onnx carries qarvd.variant).
     const again = await cli(model, '--pass', 'q-arvd', '--variant', 'q4', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none', '--force');
     expect(again.code, again.err).toBe(0);

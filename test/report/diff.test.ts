@@ -221,13 +221,18 @@ describe('convert diff counts and data', () => {
     const data = readFileSync(`${before}.data`);
     data[4096] = data[4096]! ^ 0xff;
     writeFileSync(`${corrupt}.data`, data);
-    const spy = vi.spyOn(Tensor.prototype, 'bytes');
+    // Every way a tensor's bytes are read: bytes(), and bytesVia(), which reads a data file
+    // into a reused buffer without calling bytes() (found by review: spying on bytes() alone
+    // missed every read of a data file's tensor; a diff reading only those passed).
+    const spies = [vi.spyOn(Tensor.prototype, 'bytes'), vi.spyOn(Tensor.prototype, 'bytesVia')] as const;
+    const reads = () => spies.reduce((n, s) => n + s.mock.calls.length, 0);
     const plain = await cli('diff', before, corrupt, '--exit-code');
     expect(plain.code).toBe(0);
-    expect(spy).not.toHaveBeenCalled();
+    expect(reads()).toBe(0);
     const withData = await cli('diff', before, corrupt, '--exit-code', '--data', '--format', 'json');
     expect(withData.code).toBe(1);
-    expect(spy).toHaveBeenCalled();
+    // The data files' tensors are among those read, and only bytesVia sees them.
+    expect(spies[1].mock.contexts.some((t) => (t as Tensor).external !== undefined)).toBe(true);
     const d = JSON.parse(withData.out) as ModelDiff;
     expect(d.initializers.changed).toHaveLength(1);
     expect(d.initializers.changed[0]!.what).toEqual(['data']);

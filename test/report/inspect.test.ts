@@ -161,4 +161,13 @@ describe('layerKind', () => {
     expect(layerKind('/MatMul')).toEqual({ type: 'MatMul', depth: null });
     expect(layerKind('MatMul_4')).toEqual({ type: 'MatMul_4', depth: null });
   });
+
+  it('takes the depth from the first block-like segment (found by review: T5 got depth 0 from layer.0)', () => {
+    expect(layerKind('/encoder/block.3/layer.0/SelfAttention/q/MatMul')).toEqual({ type: 'layer.0.SelfAttention.q', depth: 3 });
+    expect(layerKind('/decoder/block.5/layer.2/DenseReluDense/wo/MatMul')).toEqual({ type: 'layer.2.DenseReluDense.wo', depth: 5 });
+    expect(layerKind('/model/layers.3/self_attn/q_proj/MatMul')).toEqual({ type: 'self_attn.q_proj', depth: 3 });
+    expect(layerKind('/encoder/layer.3/attention/self/query/MatMul')).toEqual({ type: 'attention.self.query', depth: 3 });
+    expect(layerKind('/blocks.3/self_attn/q/MatMul')).toEqual({ type: 'self_attn.q', depth: 3 });
+    expect(layerKind('/transformer/h.3/attn/c_attn/Gemm')).toEqual({ type: 'attn.c_attn', depth: 3 });
+  });
 });
