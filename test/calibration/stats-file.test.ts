@@ -4,7 +4,7 @@
 // W8A8, q-arvd weight-only W4, minmax W8A8), say that they read it, and a file that does not
 // fit the run (another layer selection, other samples, another reservoir, no Gram matrices) is
 // refused with an error naming the file and the mismatch. About 30–60 s on an idle 2-core machine.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MODEL_PATH } from '../../examples/tiny-arvd/prompt.ts';
@@ -67,5 +67,17 @@ describe('save-statistics / load-statistics on tiny-arvd', () => {
     const fresh = await quantize('q-arvd', { 'w-bits': '8', 'a-bits': '8', 'scale-search': false, 'fold-split': false, reconstruct: 'none', 'bias-correction': false });
     const loaded = await quantize('q-arvd', { 'w-bits': '8', 'a-bits': '8', 'scale-search': false, 'fold-split': false, reconstruct: 'none', 'bias-correction': false, 'load-statistics': ranges });
     expect(Buffer.compare(loaded.bytes, fresh.bytes)).toBe(0);
+  }, 600_000);
+
+  it('refuses a corrupted file', async () => {
+    const w8a8 = { 'w-bits': '8', 'a-bits': '8' };
+    const saved = readFileSync(file);
+    const headerEnd = 12 + saved.readUInt32LE(8);
+    // A user trial: four 0xFF bytes in the middle of the data were read without a word.
+    const corrupted = join(dir, 'corrupted.bin');
+    const bytes = Buffer.from(saved);
+    bytes.fill(0xff, headerEnd + ((bytes.length - headerEnd) >> 1), headerEnd + ((bytes.length - headerEnd) >> 1) + 4);
+    writeFileSync(corrupted, bytes);
+    await expect(quantize('q-arvd', { ...w8a8, 'load-statistics': corrupted })).rejects.toThrow(/statistics file .*corrupted\.bin: is corrupted: its checksum does not match; save it again/);
   }, 600_000);
 });

@@ -13,11 +13,16 @@
  * them. The module's code is not hashed: a changed module under the same path must be
  * collected again.
  *
+ * The header's `sha256` is the SHA-256 of the data followed by the rest of the header: a file
+ * changed after it was written (a bad disk, a partial copy, an edit) is refused rather than
+ * quantized from. Files without it (earlier builds) are still read, unchecked.
+ *
  * Layout (tagged-file.ts): the tag `QARVDCOL`, the JSON header (see {@link Header}), then
  * the arrays, each at an 8-aligned offset from the start of the data, little-endian.
  * Size: per input and chunk 2·K floats of ranges, (reservoir + 16)·K floats of rows and,
  * with Gram matrices, 16·K² + 16·K bytes.
  */
+import { createHash } from 'node:crypto';
 import { endianness } from 'node:os';
 import type { Value } from '../../graph/ir/value.ts';
 import type { CollectedStats } from './collect.ts';
@@ -44,6 +49,8 @@ type Blob = [offset: number, length: number, type: 'f32' | 'f64'];
 
 interface Header {
   version: number;
+  /** SHA-256 (hex) of the data then of the header without this field (absent in files of earlier builds). */
+  sha256?: string;
   identity: StatsIdentity;
   calls: [chunk: number, calls: number][];
   inputs: {
@@ -90,12 +97,22 @@ export function writeStatsFile(path: string, stats: CollectedStats, identity: St
       }),
     });
   }
-  writeTaggedFile(path, MAGIC, header, (write) => {
+  // The arrays are in memory: hashing them first lets the header, written before them, carry the checksum.
+  const data = (write: (bytes: Uint8Array) => void) => {
     for (const a of arrays) {
       write(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
       if (a.byteLength % 8) write(new Uint8Array(8 - (a.byteLength % 8)));
     }
-  });
+  };
+  const hash = createHash('sha256');
+  data((bytes) => hash.update(bytes));
+  const sha256 = hash.update(JSON.stringify(header)).digest('hex');
+  writeTaggedFile(path, MAGIC, { ...header, sha256 }, data);
+}
+
+/** The checksum {@link writeStatsFile} records, of `data` (the file's data section) and `header` (without `sha256`). */
+function checksum(data: Uint8Array, header: Omit<Header, 'sha256'>): string {
+  return createHash('sha256').update(data).update(JSON.stringify(header)).digest('hex');
 }
 
 /** What the loading run needs of the file. */
@@ -119,6 +136,11 @@ export function readStatsFile(path: string, needs: StatsNeeds): CollectedStats {
   const { bytes, start } = file;
   const header = file.header as Header;
   if (header.version !== VERSION) fail(`has version ${String(header.version)}; this build reads version ${VERSION}`);
+  if (typeof header.sha256 === 'string') {
+    // Hashed where it lies (no copy): readTaggedFile holds the file once already.
+    const { sha256, ...rest } = header;
+    if (checksum(bytes.subarray(start), rest) !== sha256) fail('is corrupted: its checksum does not match; save it again (save-statistics)');
+  }
   const id = header.identity;
   if (id.model !== needs.model) fail('was collected on another model or another layer selection, or with another fold-split (which reorders channels before calibration): the fingerprints of the calibrated model differ; collect again with save-statistics');
   if (id.origin !== needs.origin || id.samples !== needs.samples) fail(`was collected from ${id.samples} sample(s) of ${id.origin}, this run calibrates on ${needs.samples} sample(s) of ${needs.origin}`);
