@@ -119,6 +119,8 @@ function checksum(data: Uint8Array, header: Omit<Header, 'sha256'>): string {
 export interface StatsNeeds extends StatsIdentity {
   /** The layer inputs the run observes. */
   inputs: Value[];
+  /** The layers reading each input, to name them in errors. */
+  readers?: Map<Value, string[]>;
   /** True when the run reconstructs (it needs the Gram matrices). */
   grams: boolean;
 }
@@ -163,12 +165,24 @@ export function readStatsFile(path: string, needs: StatsNeeds): CollectedStats {
   for (const value of needs.inputs) {
     const entry = byName.get(value.name);
     if (!entry) return fail(`has no statistics of ${value.name}, an input of a layer this run quantizes`);
-    const chunks: ChunkSnapshot[] = entry.chunks.map((c) => ({ chunk: c.chunk, calls: c.calls, seen: c.seen, min: f32(c.min), max: f32(c.max), extremes: f32(c.extremes), scores: f64(c.scores), reservoir: f32(c.reservoir) }));
+    const layers = needs.readers?.get(value);
+    const of = `${value.name}${layers?.length ? ` (the input of ${layers.length > 3 ? `${layers.slice(0, 3).join(', ')} and ${layers.length - 3} more` : layers.join(', ')})` : ''}`;
+    // A file without a checksum, or saved from a module whose activations overflowed: refused here, naming the layer, not later as a factorization failure.
+    const finite = <T extends Float32Array | Float64Array>(a: T, what: string, chunk: number): T => {
+      // A plain loop: these arrays add up to the whole file (hundreds of MB).
+      for (let at = 0; at < a.length; at++) {
+        if (!Number.isFinite(a[at]!)) fail(`holds a non-finite value (${a[at]}) in the ${what} of ${of}, chunk ${chunk}, element ${at}; save it again (save-statistics)`);
+      }
+      return a;
+    };
+    // A chunk that saw no rows keeps its ranges' starting ±Infinity (channel-ranges.ts): that is no damage.
+    const ranges = (a: Float32Array, what: string, c: { chunk: number; seen: number }): Float32Array => (c.seen > 0 ? finite(a, what, c.chunk) : a);
+    const chunks: ChunkSnapshot[] = entry.chunks.map((c) => ({ chunk: c.chunk, calls: c.calls, seen: c.seen, min: ranges(f32(c.min), 'minima', c), max: ranges(f32(c.max), 'maxima', c), extremes: finite(f32(c.extremes), 'extreme rows', c.chunk), scores: f64(c.scores), reservoir: finite(f32(c.reservoir), 'reservoir rows', c.chunk) }));
     tensors.set(value, TensorStats.restore(entry.K, id.reservoirRows, chunks));
     if (grams) {
       const folds = entry.chunks.map((c) => {
         if (c.grams?.length !== 2) fail(`has no Gram matrices of ${value.name} in chunk ${c.chunk}`);
-        return { chunk: c.chunk, folds: c.grams!.map((g): ChunkGram => ({ gramRows: g.gramRows, rows: g.rows, gram: f64(g.gram), sum: f64(g.sum) })) as [ChunkGram, ChunkGram] };
+        return { chunk: c.chunk, folds: c.grams!.map((g): ChunkGram => ({ gramRows: g.gramRows, rows: g.rows, gram: finite(f64(g.gram), 'Gram matrix', c.chunk), sum: finite(f64(g.sum), 'row sums', c.chunk) })) as [ChunkGram, ChunkGram] };
       });
       grams.set(value, GramStats.restore(entry.K, folds));
     }

@@ -71,6 +71,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let recon: ReconLookup & Iterable<[string, ReconStats]> | undefined;
   let grouped: StatisticsByGroup | undefined;
   let activation: Map<string, ActivationShift> | undefined;
+  /** The file the reconstruction statistics came from, for errors naming it. */
+  let statsSource: string | undefined;
   let calibrationInfo: QuantReport['calibration'];
   let smoothing: Smoothing | undefined;
   // S1's curve, for the report when no calibration table carries it (weight-only reconstruction).
@@ -127,6 +129,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
           throw new Error(`calibration table ${options.loadCalibration}: its reconstruction statistics ${side} were saved with another table (the table names side file ${table.recon ?? 'none: it is from an earlier build or was edited'}, the file is ${file.id ?? 'from an earlier build'}); keep a table with its own .recon file, or calibrate again (save-calibration)`);
         }
         ({ stats: recon, activation } = file);
+        statsSource = `reconstruction statistics ${side}`;
         // Every layer of this run needs its statistics: a table made on other layers (scope, include, exclude) would leave some unreconstructed.
         const uncovered = layers.filter((l) => !file.stats.has(l.name));
         if (uncovered.length) {
@@ -186,6 +189,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       // Sessions are released by now: a throw from a timer after the last sample is reported here.
       late.check();
       ({ ranges, scales, table, recon, activation, grouped } = result);
+      if (calibrateOptions.loadStatistics) statsSource = `statistics file ${calibrateOptions.loadStatistics}`;
       calibrated = true;
       curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
       if (options.saveSensitivity && !curve) ctx.log.warn(`save-sensitivity: this run has no S1 curve (frame weighting off, or a module without rollouts); ${options.saveSensitivity} not written`);
@@ -223,7 +227,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   const saveRecon = Boolean(options.saveCalibration && table && stats);
   const reconWriter = saveRecon ? new ReconFileWriter(reconFileOf(options.saveCalibration!)) : undefined;
   const reconstruction: Reconstruction | undefined = stats
-    ? { stats, options: { ...reconstructOptions, gptq: { ...reconstructOptions.gptq, matmul: products!.matmul } }, splitAuto: splitAuto(options), ...(activation ? { activation } : {}), ...(grouped ? { prepare: (layer) => grouped!.prepare(layer) } : {}) }
+    ? { stats, options: { ...reconstructOptions, gptq: { ...reconstructOptions.gptq, matmul: products!.matmul } }, splitAuto: splitAuto(options), ...(statsSource ? { source: statsSource } : {}), ...(activation ? { activation } : {}), ...(grouped ? { prepare: (layer) => grouped!.prepare(layer) } : {}) }
     : undefined;
   const threads = options.threads || defaultThreads();
   let report: QuantReport;
