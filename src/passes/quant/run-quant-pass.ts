@@ -7,7 +7,7 @@ import { type CalibrationModule, checkCalibrationModule, loadCalibrationModule, 
 import { type CalibrationTable, checkSequentialTable, checkTableFolds, checkTableSplitAuto, readCalibrationTable, scalesFromTable, type SequentialRecord } from '../calibration/table.ts';
 import type { PassContext, PassResult } from '../pass.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
-import { findLinearLayers, type LayerScope, type LayerSelection, nothingSelectedReason } from './linear-layers.ts';
+import { findLinearLayers, type LayerScope, type LayerSelection, nothingSelectedReason, NOT_CONSTANT } from './linear-layers.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayersThreaded, type Reconstruction } from './quantize-layers.ts';
 import { defaultThreads } from './plan-pool.ts';
 import { addCalibrationTable, type QuantReport } from './report.ts';
@@ -17,6 +17,7 @@ import { ACTIVATION_OBJECTIVES, type ActivationObjective } from '../../kernels/a
 import type { ReconLookup, ReconStats } from '../calibration/gram.ts';
 import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { SensitivityCurve } from '../calibration/sensitivity.ts';
+import { unmatchedPatternWarnings } from './unmatched-globs.ts';
 import { readReconFile, ReconFileWriter, reconFileOf } from '../calibration/recon-file.ts';
 import { DEFAULT_STATISTICS_MEMORY_TEXT, parseBytes, type StatisticsByGroup } from '../calibration/grouped.ts';
 import { openOrtMatMul } from '../calibration/ort-matmul.ts';
@@ -81,6 +82,11 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let calibrationTimings: CalibrationResult['timings'] | undefined;
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
   const found = findLinearLayers(model.graph, selection);
+  // Attention's activation products are not layers: a pattern matching only those selects nothing.
+  // Layers inside If/Loop subgraphs count: excluding them is what refuseSubgraphLayers advises.
+  const layerNames = [...found.layers, ...found.skipped.filter((s) => s.reason !== NOT_CONSTANT)].map((l) => l.name);
+  for (const n of model.graph) for (const g of n.subgraphs()) for (const inner of g.allNodes()) if (inner.name && (inner.opType === 'MatMul' || inner.opType === 'Gemm')) layerNames.push(inner.name);
+  for (const line of unmatchedPatternWarnings(layerNames, options.include ?? [], options.exclude ?? [])) ctx.log.warn(line);
   // Writing the model unchanged would look like success: say what kept every layer float. A
   // folder's graph is still written (the variant set needs every graph), with the reason.
   const nothing = nothingSelectedReason(found);
