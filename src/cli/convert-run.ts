@@ -75,7 +75,8 @@ async function convertCommand(args: Record<string, unknown>, io: Parameters<CliC
     const names = r.passes.map((p) => p.name);
     log.info(
       `wrote ${output} (${formatBytes(r.saved.bytes)}): ${r.nodesBefore} → ${r.nodesAfter} nodes, ${r.initializersBefore} → ${r.initializersAfter} initializers; ` +
-        `passes: ${names.length ? names.join(', ') : 'none (round trip)'}; ${r.seconds.toFixed(1)} s`,
+        `passes: ${names.length ? names.join(', ') : 'none (round trip)'}; ${r.seconds.toFixed(1)} s` +
+        (r.saved.removedDataPath ? `; removed ${r.saved.removedDataPath}, the replaced output's data file (this output has none)` : ''),
     );
     logExternal(r.saved, log);
     return 0;

@@ -2,7 +2,7 @@
 // and asymmetric): written and read back bit for bit, and a file without them stays version 2
 // as before. The statistics are generated (a file-format test; the round trip through a real
 // conversion is in reconstruction.test.ts).
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/kernels/random.ts';
@@ -44,5 +44,20 @@ describe('.recon side file: activation error moments', () => {
     writeReconFile(path, new Map([['a', stats]]), new Map([['a', { single: shift.single! }]]));
     expect(versionOf(path)).toBe(2);
     expect(readReconFile(path).activation!.get('a')!.moments).toBeUndefined();
+  });
+});
+
+describe('.recon side file: integrity', () => {
+  it('a file changed after it was saved is refused naming it; the saved one reads', () => {
+    const path = join(dir, 'checked.recon');
+    writeReconFile(path, new Map([['a', stats]]), new Map([['a', { single: shift.single! }]]));
+    expect(readReconFile(path).id).toMatch(/^[0-9a-f]{32}$/);
+    const bytes = readFileSync(path);
+    const start = 12 + bytes.readUInt32LE(8);
+    // Four 0xFF bytes in the middle of the data (a user trial's corruption of a statistics file).
+    bytes.fill(0xff, start + ((bytes.length - start) >> 1), start + ((bytes.length - start) >> 1) + 4);
+    const bad = join(dir, 'corrupted.recon');
+    writeFileSync(bad, bytes);
+    expect(() => readReconFile(bad)).toThrow(/reconstruction statistics .*corrupted\.recon: is corrupted: its checksum does not match; save it again/);
   });
 });

@@ -4,7 +4,8 @@
 // W8A8, q-arvd weight-only W4, minmax W8A8), say that they read it, and a file that does not
 // fit the run (another layer selection, other samples, another reservoir, no Gram matrices) is
 // refused with an error naming the file and the mismatch. About 30–60 s on an idle 2-core machine.
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MODEL_PATH } from '../../examples/tiny-arvd/prompt.ts';
@@ -67,5 +68,42 @@ describe('save-statistics / load-statistics on tiny-arvd', () => {
     const fresh = await quantize('q-arvd', { 'w-bits': '8', 'a-bits': '8', 'scale-search': false, 'fold-split': false, reconstruct: 'none', 'bias-correction': false });
     const loaded = await quantize('q-arvd', { 'w-bits': '8', 'a-bits': '8', 'scale-search': false, 'fold-split': false, reconstruct: 'none', 'bias-correction': false, 'load-statistics': ranges });
     expect(Buffer.compare(loaded.bytes, fresh.bytes)).toBe(0);
+  }, 600_000);
+
+  it('refuses a corrupted file, and names the layer and the file when its statistics cannot be used', async () => {
+    const w8a8 = { 'w-bits': '8', 'a-bits': '8' };
+    const saved = readFileSync(file);
+    const headerEnd = 12 + saved.readUInt32LE(8);
+    const header = JSON.parse(saved.subarray(12, headerEnd).toString()) as { sha256: string; inputs: { name: string; chunks: { grams: { gram: [number, number, string] }[] }[] }[] };
+    // A user trial: four 0xFF bytes in the middle of the data were read without a word.
+    const corrupted = join(dir, 'corrupted.bin');
+    const bytes = Buffer.from(saved);
+    bytes.fill(0xff, headerEnd + ((bytes.length - headerEnd) >> 1), headerEnd + ((bytes.length - headerEnd) >> 1) + 4);
+    writeFileSync(corrupted, bytes);
+    await expect(quantize('q-arvd', { ...w8a8, 'load-statistics': corrupted })).rejects.toThrow(/statistics file .*corrupted\.bin: is corrupted: its checksum does not match; save it again/);
+    // Values the checksum cannot catch (a file from an earlier build, or saved so): the data
+    // changed and the checksum made to fit it, as the writer would.
+    const resealed = (name: string, edit: (data: Buffer, at: (blob: [number, number, string]) => number) => void) => {
+      const out = Buffer.from(saved);
+      const data = out.subarray(headerEnd);
+      edit(data, ([offset]) => offset);
+      const { sha256: _, ...rest } = header;
+      const sha256 = createHash('sha256').update(data).update(JSON.stringify(rest)).digest('hex');
+      const json = JSON.stringify({ ...rest, sha256 });
+      expect(Buffer.byteLength(json)).toBeLessThanOrEqual(headerEnd - 12);
+      out.write(json.padEnd(headerEnd - 12, ' '), 12);
+      const path = join(dir, name);
+      writeFileSync(path, out);
+      return path;
+    };
+    const input = header.inputs.find((i) => i.chunks[0]?.grams)!;
+    const gram = input.chunks[0]!.grams[0]!.gram;
+    const nan = resealed('nan.bin', (data, at) => data.writeDoubleLE(NaN, at(gram) + 8 * 5));
+    await expect(quantize('q-arvd', { ...w8a8, 'load-statistics': nan })).rejects.toThrow(new RegExp(`nan\\.bin: holds a non-finite value \\(NaN\\) in the Gram matrix of ${input.name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(the input of [^)]+\\), chunk \\d+, element 5`));
+    // The trial's 1e30 overwrite: H is no longer positive definite at any damping. The error named neither the layer nor the file.
+    const huge = resealed('huge.bin', (data, at) => {
+      for (const c of input.chunks) for (const g of c.grams) for (let i = 0; i < 64; i++) data.writeDoubleLE(i % 2 ? 1e30 : -1e30, at(g.gram) + 8 * i);
+    });
+    await expect(quantize('q-arvd', { ...w8a8, 'load-statistics': huge })).rejects.toThrow(/layer \S+: reconstruction failed \(statistics from statistics file .*huge\.bin\): /);
   }, 600_000);
 });

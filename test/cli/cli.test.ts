@@ -146,6 +146,22 @@ describe('convert', () => {
     expect(r.err).toContain(`weights written to ${out}.data`);
   });
 
+  it("replacing an output that read a data file with one that has none removes that data file and says so (a user trial: the old 1.18 MB o.onnx.data stayed beside the new self-contained o.onnx)", async () => {
+    const out = join(folder('stale-data'), 'o.onnx');
+    expect((await cli(STORIES, '-o', out, '--external-data')).code).toBe(0);
+    const r = await cli(STORIES, '-o', out);
+    expect(r.code).toBe(0);
+    expect(existsSync(`${out}.data`)).toBe(false);
+    expect(r.err).toContain(`removed ${out}.data, the replaced output's data file (this output has none)`);
+    expect(loadModel(out).graph.initializers.size).toBeGreaterThan(0);
+    // A file of that name the previous output did not read is not the run's to remove.
+    writeFileSync(`${out}.data`, 'not ours');
+    const again = await cli(STORIES, '-o', out);
+    expect(again.code).toBe(0);
+    expect(readFileSync(`${out}.data`, 'utf8')).toBe('not ours');
+    expect(again.err).not.toContain('removed');
+  });
+
   it('takes passes and options from a config file; CLI passes follow, CLI options override', async () => {
     const d = folder('config');
     const config = join(d, 'convert.config.json');

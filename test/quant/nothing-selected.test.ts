@@ -74,6 +74,22 @@ describe('a quantization pass that selects no layer', () => {
   });
 });
 
+describe('an include or exclude pattern that matches no layer', () => {
+  it('is named in a warning with the nearest layer names, one per unmatched entry of a list, on q-arvd and minmax; the rest of the list applies (a user trial: exclude /lm_head/* was ignored without a word and the head quantized)', async () => {
+    const output = join(dir, 'unmatched.onnx');
+    const r = await cli(STORIES, '-o', output, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.exclude', '/lm_head/*,/blocks.0/*');
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/warning: .*exclude pattern '\/lm_head\/\*' matches no linear layer of this model, so it excludes nothing \(nearest layer names: '\/MatMul', '[^']+', '[^']+'\)/);
+    expect(r.err).not.toContain("'/blocks.0/*' matches no");
+    const q = loadModel(output);
+    expect([...q.graph].some((n) => n.name === '/blocks.0/q/MatMul' && n.opType === 'MatMul')).toBe(true);
+    const mm = await cli(STORIES, '-o', output, '--pass', 'minmax', '--minmax.a-bits', 'none', '--minmax.include', '/blocks.*/w1/*,/blocks.*/w4/*');
+    expect(mm.code, mm.err).toBe(0);
+    expect(mm.err).toMatch(/include pattern '\/blocks\.\*\/w4\/\*' matches no linear layer of this model, so it selects nothing \(nearest layer names: '\/blocks\.0\/w[13]\/MatMul'/);
+    expect(mm.err).not.toContain("'/blocks.*/w1/*' matches no");
+  });
+});
+
 describe('a model folder: the variant set needs every graph', () => {
   it('a graph with no layer to quantize is written unquantized with a warning; a folder of one such graph is refused', async () => {
     // stories260K-hf's graph and a second one whose only MatMul (K = 8) is below min-k (synthetic).

@@ -59,6 +59,13 @@ export interface SaveOptions {
    * transformers.js expects `<output file>_data`. A plain name, no folders.
    */
   dataFileName?: string;
+  /**
+   * Remove the data file of the output being replaced (`<output file>.data`, or
+   * `dataFileName`) when the previous output read its weights from it and this save does not
+   * write one, in the same commit: otherwise it stays beside the new self-contained model, a
+   * stale copy of old weights. A file the model being saved reads is never removed.
+   */
+  removeStaleData?: boolean;
 }
 
 /** What a save did, for the CLI to report. */
@@ -70,6 +77,8 @@ export interface SaveResult {
   externalDataBytes?: number;
   /** Why external data was used when it was not asked for. */
   externalReason?: string;
+  /** The previous output's data file, removed because the new output has none (`removeStaleData`). */
+  removedDataPath?: string;
 }
 
 /**
@@ -148,8 +157,10 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
   }
   return {
     commit: () => {
+      // Read at commit time: the previous output is what this commit replaces.
+      const stale = options.removeStaleData && !wroteData && previousReads(out, dataPath) && !readsFrom(model, dataPath);
       try {
-        commitFiles([...(wroteData ? [{ temp: tmpData, final: dataPath }] : []), { temp: tmpModel, final: out }]);
+        commitFiles([...(wroteData ? [{ temp: tmpData, final: dataPath }] : stale ? [{ final: dataPath }] : []), { temp: tmpModel, final: out }]);
       } catch (e) {
         discard();
         if (!(e instanceof CommitError)) throw named(e);
@@ -162,6 +173,7 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
         result.externalDataBytes = (sink as ExternalDataSink).bytesWritten;
       }
       if (externalReason) result.externalReason = externalReason;
+      if (stale) result.removedDataPath = dataPath;
       return result;
     },
   };
@@ -187,6 +199,20 @@ function sumTensorBytes(model: Model): number {
   let total = 0;
   for (const t of modelTensors(model)) total += t.byteLength;
   return total;
+}
+
+/**
+ * True when the model file at `out` (the output about to be replaced) reads weights from
+ * `dataPath`, going by its external-data locations. Parsed only when that data file exists; a
+ * previous output that cannot be read (not a model, its data short) counts as not reading it.
+ */
+function previousReads(out: string, dataPath: string): boolean {
+  if (!existsSync(dataPath) || !existsSync(out)) return false;
+  try {
+    return readsFrom(loadModel(out), dataPath);
+  } catch {
+    return false;
+  }
 }
 
 function readsFrom(model: Model, dataPath: string): boolean {

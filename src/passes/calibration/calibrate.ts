@@ -24,7 +24,7 @@ import type { LayerSelection, LinearLayer } from '../quant/linear-layers.ts';
 import { type BranchScales, planLayer } from '../quant/plan.ts';
 import { keepsFloatInputs, type QuantConfig } from '../quant/config.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayers } from '../quant/quantize-layers.ts';
-import { collectStatistics, type CollectedStats, DEFAULT_RESERVOIR_ROWS, observedInputs, openCalibrationSession, rangesOf } from './collect.ts';
+import { collectStatistics, type CollectedStats, DEFAULT_RESERVOIR_ROWS, observedInputs, openCalibrationSession, rangesOf, readersOf } from './collect.ts';
 import { writeJsonAtomic } from '../write-json.ts';
 import { readStatsFile, type StatsIdentity, writeStatsFile } from './stats-file.ts';
 import { CalibrationError, type LoadedCalibration } from './module.ts';
@@ -149,7 +149,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     // Hashing the model costs a read of it: only when a statistics file is written or read.
     const identity = (): StatsIdentity => ({ model: session.fingerprint(), origin: calib.origin, samples: calib.samples, reservoirRows, gramStride: reconstruct ? gramStride : null });
     const stats = options.loadStatistics
-      ? readStatsFile(options.loadStatistics, { ...identity(), inputs: observedInputs(layers), grams: reconstruct })
+      ? readStatsFile(options.loadStatistics, { ...identity(), inputs: observedInputs(layers), readers: readersOf(layers), grams: reconstruct })
       : await collectStatistics(session, layers, { reservoirRows, progress, ...(reconstruct ? { gram: { threads, stride: gramStride, keep } } : {}) });
     if (options.loadStatistics && reconstruct) keep(stats.chunks.length);
     if (options.saveStatistics) writeStatsFile(options.saveStatistics, stats, identity());

@@ -167,6 +167,13 @@ export function observedInputs(layers: LinearLayer[]): Value[] {
   return [...new Set(layers.map((l) => l.input))];
 }
 
+/** The names of the layers reading each observed input (errors about an input name its layers). */
+export function readersOf(layers: LinearLayer[]): Map<Value, string[]> {
+  const out = new Map<Value, string[]>();
+  for (const l of layers) out.set(l.input, [...(out.get(l.input) ?? []), l.name]);
+  return out;
+}
+
 /** Per-layer per-channel min/max over all chunks (what plain min/max quantization needs). */
 export function rangesOf(stats: CollectedStats, layers: LinearLayer[]): ActivationRanges {
   const out: ActivationRanges = new Map();

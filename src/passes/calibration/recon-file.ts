@@ -15,14 +15,15 @@
  * The header's `id` is a digest of the file's data and the rest of its header; the table saved
  * with it records the same id (`CalibrationTable.recon`), so that a side file from another save
  * is refused instead of read with the wrong table. Files without an id (earlier builds) are
- * still read.
+ * still read. Opening a file with an id recomputes it, reading the data once in pieces (the
+ * statistics themselves are read later, as asked): a file changed after it was saved is refused.
  *
  * Version 3 (written only when there are any, i.e. with activation-objective `quantized` or
  * `asymmetric`) adds `moments: [{ layer, form, K, offset }]`: per layer and form the activation
  * error moments `E[eᵀx]` then `E[eᵀe]` (2·K² values). Without moments the file is version 2,
  * as before.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { escapeRegExp, removeStaleTemps } from '../../graph/serde/stale-temps.ts';
@@ -268,6 +269,10 @@ export function readReconFile(path: string): ReconFile {
   const { start, size } = file;
   const header = file.header as Header;
   if (!READS.includes(header.version) || !Array.isArray(header.inputs)) fail(`has version ${String(header.version)}; this build reads versions ${READS.join(' and ')}`);
+  if (typeof header.id === 'string') {
+    const { id: recorded, ...rest } = header;
+    if (dataDigest(path, start, size).update(JSON.stringify(rest)).digest('hex').slice(0, 32) !== recorded) fail('is corrupted: its checksum does not match; save it again (save-calibration)');
+  }
   const stats = new ReconSource(path, header, start, size, fail);
   const id = typeof header.id === 'string' ? { id: header.id } : {};
   if (!header.activation) return { ...id, stats };
@@ -286,6 +291,19 @@ export function readReconFile(path: string): ReconFile {
     activation.set(layer, entry);
   }
   return { ...id, stats, activation };
+}
+
+/** SHA-256 of the file's bytes from `start` to `size`, read {@link COPY_BYTES} at a time (a file of gigabytes is never held whole). */
+function dataDigest(path: string, start: number, size: number): Hash {
+  const digest = createHash('sha256');
+  const piece = Buffer.alloc(Math.min(COPY_BYTES, Math.max(0, size - start)));
+  const fd = openSync(path, 'r');
+  try {
+    for (let at = start, n; at < size && (n = readSync(fd, piece, 0, Math.min(piece.length, size - at), at)) > 0; at += n) digest.update(piece.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return digest;
 }
 
 function readBytes(path: string, at: number, n: number): Buffer {

@@ -13,11 +13,16 @@
  * them. The module's code is not hashed: a changed module under the same path must be
  * collected again.
  *
+ * The header's `sha256` is the SHA-256 of the data followed by the rest of the header: a file
+ * changed after it was written (a bad disk, a partial copy, an edit) is refused rather than
+ * quantized from. Files without it (earlier builds) are still read, unchecked.
+ *
  * Layout (tagged-file.ts): the tag `QARVDCOL`, the JSON header (see {@link Header}), then
  * the arrays, each at an 8-aligned offset from the start of the data, little-endian.
  * Size: per input and chunk 2·K floats of ranges, (reservoir + 16)·K floats of rows and,
  * with Gram matrices, 16·K² + 16·K bytes.
  */
+import { createHash } from 'node:crypto';
 import { endianness } from 'node:os';
 import type { Value } from '../../graph/ir/value.ts';
 import type { CollectedStats } from './collect.ts';
@@ -44,6 +49,8 @@ type Blob = [offset: number, length: number, type: 'f32' | 'f64'];
 
 interface Header {
   version: number;
+  /** SHA-256 (hex) of the data then of the header without this field (absent in files of earlier builds). */
+  sha256?: string;
   identity: StatsIdentity;
   calls: [chunk: number, calls: number][];
   inputs: {
@@ -90,18 +97,30 @@ export function writeStatsFile(path: string, stats: CollectedStats, identity: St
       }),
     });
   }
-  writeTaggedFile(path, MAGIC, header, (write) => {
+  // The arrays are in memory: hashing them first lets the header, written before them, carry the checksum.
+  const data = (write: (bytes: Uint8Array) => void) => {
     for (const a of arrays) {
       write(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
       if (a.byteLength % 8) write(new Uint8Array(8 - (a.byteLength % 8)));
     }
-  });
+  };
+  const hash = createHash('sha256');
+  data((bytes) => hash.update(bytes));
+  const sha256 = hash.update(JSON.stringify(header)).digest('hex');
+  writeTaggedFile(path, MAGIC, { ...header, sha256 }, data);
+}
+
+/** The checksum {@link writeStatsFile} records, of `data` (the file's data section) and `header` (without `sha256`). */
+function checksum(data: Uint8Array, header: Omit<Header, 'sha256'>): string {
+  return createHash('sha256').update(data).update(JSON.stringify(header)).digest('hex');
 }
 
 /** What the loading run needs of the file. */
 export interface StatsNeeds extends StatsIdentity {
   /** The layer inputs the run observes. */
   inputs: Value[];
+  /** The layers reading each input, to name them in errors. */
+  readers?: Map<Value, string[]>;
   /** True when the run reconstructs (it needs the Gram matrices). */
   grams: boolean;
 }
@@ -119,6 +138,11 @@ export function readStatsFile(path: string, needs: StatsNeeds): CollectedStats {
   const { bytes, start } = file;
   const header = file.header as Header;
   if (header.version !== VERSION) fail(`has version ${String(header.version)}; this build reads version ${VERSION}`);
+  if (typeof header.sha256 === 'string') {
+    // Hashed where it lies (no copy): readTaggedFile holds the file once already.
+    const { sha256, ...rest } = header;
+    if (checksum(bytes.subarray(start), rest) !== sha256) fail('is corrupted: its checksum does not match; save it again (save-statistics)');
+  }
   const id = header.identity;
   if (id.model !== needs.model) fail('was collected on another model or another layer selection, or with another fold-split (which reorders channels before calibration): the fingerprints of the calibrated model differ; collect again with save-statistics');
   if (id.origin !== needs.origin || id.samples !== needs.samples) fail(`was collected from ${id.samples} sample(s) of ${id.origin}, this run calibrates on ${needs.samples} sample(s) of ${needs.origin}`);
@@ -141,12 +165,24 @@ export function readStatsFile(path: string, needs: StatsNeeds): CollectedStats {
   for (const value of needs.inputs) {
     const entry = byName.get(value.name);
     if (!entry) return fail(`has no statistics of ${value.name}, an input of a layer this run quantizes`);
-    const chunks: ChunkSnapshot[] = entry.chunks.map((c) => ({ chunk: c.chunk, calls: c.calls, seen: c.seen, min: f32(c.min), max: f32(c.max), extremes: f32(c.extremes), scores: f64(c.scores), reservoir: f32(c.reservoir) }));
+    const layers = needs.readers?.get(value);
+    const of = `${value.name}${layers?.length ? ` (the input of ${layers.length > 3 ? `${layers.slice(0, 3).join(', ')} and ${layers.length - 3} more` : layers.join(', ')})` : ''}`;
+    // A file without a checksum, or saved from a module whose activations overflowed: refused here, naming the layer, not later as a factorization failure.
+    const finite = <T extends Float32Array | Float64Array>(a: T, what: string, chunk: number): T => {
+      // A plain loop: these arrays add up to the whole file (hundreds of MB).
+      for (let at = 0; at < a.length; at++) {
+        if (!Number.isFinite(a[at]!)) fail(`holds a non-finite value (${a[at]}) in the ${what} of ${of}, chunk ${chunk}, element ${at}; save it again (save-statistics)`);
+      }
+      return a;
+    };
+    // A chunk that saw no rows keeps its ranges' starting ±Infinity (channel-ranges.ts): that is no damage.
+    const ranges = (a: Float32Array, what: string, c: { chunk: number; seen: number }): Float32Array => (c.seen > 0 ? finite(a, what, c.chunk) : a);
+    const chunks: ChunkSnapshot[] = entry.chunks.map((c) => ({ chunk: c.chunk, calls: c.calls, seen: c.seen, min: ranges(f32(c.min), 'minima', c), max: ranges(f32(c.max), 'maxima', c), extremes: finite(f32(c.extremes), 'extreme rows', c.chunk), scores: f64(c.scores), reservoir: finite(f32(c.reservoir), 'reservoir rows', c.chunk) }));
     tensors.set(value, TensorStats.restore(entry.K, id.reservoirRows, chunks));
     if (grams) {
       const folds = entry.chunks.map((c) => {
         if (c.grams?.length !== 2) fail(`has no Gram matrices of ${value.name} in chunk ${c.chunk}`);
-        return { chunk: c.chunk, folds: c.grams!.map((g): ChunkGram => ({ gramRows: g.gramRows, rows: g.rows, gram: f64(g.gram), sum: f64(g.sum) })) as [ChunkGram, ChunkGram] };
+        return { chunk: c.chunk, folds: c.grams!.map((g): ChunkGram => ({ gramRows: g.gramRows, rows: g.rows, gram: finite(f64(g.gram), 'Gram matrix', c.chunk), sum: finite(f64(g.sum), 'row sums', c.chunk) })) as [ChunkGram, ChunkGram] };
       });
       grams.set(value, GramStats.restore(entry.K, folds));
     }

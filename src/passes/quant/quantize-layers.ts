@@ -20,7 +20,7 @@ import { weightMatrix, weightMatrixView } from './layer-weights.ts';
 import { replaceLayer } from './rewire.ts';
 import { floatComputeReason } from './small-layers.ts';
 import { branchForm } from './forms.ts';
-import type { ReconLookup } from '../calibration/gram.ts';
+import type { ReconLookup, ReconStats } from '../calibration/gram.ts';
 import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { Value } from '../../graph/ir/value.ts';
 
@@ -45,6 +45,8 @@ export interface Reconstruction {
   splitAuto: boolean;
   /** Per layer and form, the activation quantizers' mean error `E[Q(x) − x]` (quantized activations; bias correction). */
   activation?: Map<string, ActivationShift>;
+  /** The file the statistics were read from ("statistics file x.bin"), named when a layer's reconstruction fails. */
+  source?: string;
 }
 
 /**
@@ -180,16 +182,12 @@ class LayerQuantizer {
     let plan = planLayer(layer, config, ranges?.get(layer.name), scales?.get(layer.name), weights);
     const stats = recon?.stats.get(layer.name);
     if (recon && stats) {
-      const options: ReconstructOptions = this.uses.get(layer.weightValue)! > 1 ? { ...recon.options, method: 'none' } : recon.options;
-      const w = weightMatrix(layer);
-      const shifts = config.aBits === null ? undefined : recon.activation?.get(layer.name);
-      plan = reconstructPlan(plan, w, stats, options, shifts?.[plan.mode], shifts?.moments?.[plan.mode]);
-      if (recon.splitAuto && plan.mode === 'dual') {
-        const single = reconstructPlan(planLayer(layer, { ...config, dualScale: false }, ranges?.get(layer.name), scales?.get(layer.name)), w, stats, options, shifts?.single, shifts?.moments?.single);
-        const choice = { single: comparableError(single.reconstruction!), dual: comparableError(plan.reconstruction!) };
-        // Ties keep the single quantizer: a split that does not help only costs a second MatMul.
-        plan = choice.dual < choice.single ? plan : single;
-        plan.splitChoice = choice;
+      try {
+        plan = this.reconstruct(layer, plan, config, stats, recon);
+      } catch (e) {
+        // A failure deep in the arithmetic (a Cholesky pivot) says nothing of where it happened:
+        // with many layers, and statistics possibly from a file, the user needs both.
+        throw new Error(`layer ${layer.name}: reconstruction failed${recon.source ? ` (statistics from ${recon.source})` : ''}: ${(e as Error).message}`, { cause: e });
       }
     }
     plan.floatCompute = floatComputeReason(plan, config);
@@ -205,6 +203,22 @@ class LayerQuantizer {
     if (streamed) this.spillNew(builder.nodes);
     for (const b of plan.branches) b.wq = EMPTY;
     this.plans.push(plan);
+  }
+
+  /** `plan` fitted to the layer's statistics (and, with `dual-scale auto`, the better of split and unsplit). */
+  private reconstruct(layer: LinearLayer, plan: LayerPlan, config: QuantConfig, stats: ReconStats, recon: Reconstruction): LayerPlan {
+    const options: ReconstructOptions = this.uses.get(layer.weightValue)! > 1 ? { ...recon.options, method: 'none' } : recon.options;
+    const w = weightMatrix(layer);
+    const shifts = config.aBits === null ? undefined : recon.activation?.get(layer.name);
+    plan = reconstructPlan(plan, w, stats, options, shifts?.[plan.mode], shifts?.moments?.[plan.mode]);
+    if (recon.splitAuto && plan.mode === 'dual') {
+      const single = reconstructPlan(planLayer(layer, { ...config, dualScale: false }, this.ranges?.get(layer.name), this.scales?.get(layer.name)), w, stats, options, shifts?.single, shifts?.moments?.single);
+      const choice = { single: comparableError(single.reconstruction!), dual: comparableError(plan.reconstruction!) };
+      // Ties keep the single quantizer: a split that does not help only costs a second MatMul.
+      plan = choice.dual < choice.single ? plan : single;
+      plan.splitChoice = choice;
+    }
+    return plan;
   }
 
   private spillNew(nodes: readonly Node[]): void {

@@ -7,7 +7,7 @@ import { type CalibrationModule, checkCalibrationModule, loadCalibrationModule, 
 import { type CalibrationTable, checkSequentialTable, checkTableFolds, checkTableSplitAuto, readCalibrationTable, scalesFromTable, type SequentialRecord } from '../calibration/table.ts';
 import type { PassContext, PassResult } from '../pass.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
-import { findLinearLayers, type LayerScope, type LayerSelection, nothingSelectedReason } from './linear-layers.ts';
+import { findLinearLayers, type LayerScope, type LayerSelection, nothingSelectedReason, NOT_CONSTANT } from './linear-layers.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayersThreaded, type Reconstruction } from './quantize-layers.ts';
 import { defaultThreads } from './plan-pool.ts';
 import { addCalibrationTable, type QuantReport } from './report.ts';
@@ -17,6 +17,7 @@ import { ACTIVATION_OBJECTIVES, type ActivationObjective } from '../../kernels/a
 import type { ReconLookup, ReconStats } from '../calibration/gram.ts';
 import type { ActivationShift } from '../calibration/activation-shift.ts';
 import type { SensitivityCurve } from '../calibration/sensitivity.ts';
+import { unmatchedPatternWarnings } from './unmatched-globs.ts';
 import { readReconFile, ReconFileWriter, reconFileOf } from '../calibration/recon-file.ts';
 import { DEFAULT_STATISTICS_MEMORY_TEXT, parseBytes, type StatisticsByGroup } from '../calibration/grouped.ts';
 import { openOrtMatMul } from '../calibration/ort-matmul.ts';
@@ -71,6 +72,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let recon: ReconLookup & Iterable<[string, ReconStats]> | undefined;
   let grouped: StatisticsByGroup | undefined;
   let activation: Map<string, ActivationShift> | undefined;
+  /** The file the reconstruction statistics came from, for errors naming it. */
+  let statsSource: string | undefined;
   let calibrationInfo: QuantReport['calibration'];
   let smoothing: Smoothing | undefined;
   // S1's curve, for the report when no calibration table carries it (weight-only reconstruction).
@@ -79,6 +82,11 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let calibrationTimings: CalibrationResult['timings'] | undefined;
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
   const found = findLinearLayers(model.graph, selection);
+  // Attention's activation products are not layers: a pattern matching only those selects nothing.
+  // Layers inside If/Loop subgraphs count: excluding them is what refuseSubgraphLayers advises.
+  const layerNames = [...found.layers, ...found.skipped.filter((s) => s.reason !== NOT_CONSTANT)].map((l) => l.name);
+  for (const n of model.graph) for (const g of n.subgraphs()) for (const inner of g.allNodes()) if (inner.name && (inner.opType === 'MatMul' || inner.opType === 'Gemm')) layerNames.push(inner.name);
+  for (const line of unmatchedPatternWarnings(layerNames, options.include ?? [], options.exclude ?? [])) ctx.log.warn(line);
   // Writing the model unchanged would look like success: say what kept every layer float. A
   // folder's graph is still written (the variant set needs every graph), with the reason.
   const nothing = nothingSelectedReason(found);
@@ -127,6 +135,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
           throw new Error(`calibration table ${options.loadCalibration}: its reconstruction statistics ${side} were saved with another table (the table names side file ${table.recon ?? 'none: it is from an earlier build or was edited'}, the file is ${file.id ?? 'from an earlier build'}); keep a table with its own .recon file, or calibrate again (save-calibration)`);
         }
         ({ stats: recon, activation } = file);
+        statsSource = `reconstruction statistics ${side}`;
         // Every layer of this run needs its statistics: a table made on other layers (scope, include, exclude) would leave some unreconstructed.
         const uncovered = layers.filter((l) => !file.stats.has(l.name));
         if (uncovered.length) {
@@ -186,6 +195,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       // Sessions are released by now: a throw from a timer after the last sample is reported here.
       late.check();
       ({ ranges, scales, table, recon, activation, grouped } = result);
+      if (calibrateOptions.loadStatistics) statsSource = `statistics file ${calibrateOptions.loadStatistics}`;
       calibrated = true;
       curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
       if (options.saveSensitivity && !curve) ctx.log.warn(`save-sensitivity: this run has no S1 curve (frame weighting off, or a module without rollouts); ${options.saveSensitivity} not written`);
@@ -223,7 +233,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   const saveRecon = Boolean(options.saveCalibration && table && stats);
   const reconWriter = saveRecon ? new ReconFileWriter(reconFileOf(options.saveCalibration!)) : undefined;
   const reconstruction: Reconstruction | undefined = stats
-    ? { stats, options: { ...reconstructOptions, gptq: { ...reconstructOptions.gptq, matmul: products!.matmul } }, splitAuto: splitAuto(options), ...(activation ? { activation } : {}), ...(grouped ? { prepare: (layer) => grouped!.prepare(layer) } : {}) }
+    ? { stats, options: { ...reconstructOptions, gptq: { ...reconstructOptions.gptq, matmul: products!.matmul } }, splitAuto: splitAuto(options), ...(statsSource ? { source: statsSource } : {}), ...(activation ? { activation } : {}), ...(grouped ? { prepare: (layer) => grouped!.prepare(layer) } : {}) }
     : undefined;
   const threads = options.threads || defaultThreads();
   let report: QuantReport;
