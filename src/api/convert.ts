@@ -101,7 +101,7 @@ export async function convertFile(input: string, output: string, steps: readonly
     // The structural checks found the input broken: name the file, not "the input model".
     throw e instanceof InvalidInputError ? new ModelFileError(input, e.message.replace(/^the input model /, ''), { cause: e }) : e;
   });
-  const pending = writeModelFiles(model, output, { externalData: streamed || mode, removeStaleData: true });
+  const pending = writeModelFiles(model, output, { externalData: streamed || mode, reportStaleData: true });
   // A Ctrl-C that came while the passes or the save kept this thread busy is handled here
   // (the CLI's handler removes the temporary files and exits), not after the output is in place.
   await letSignalsRun();

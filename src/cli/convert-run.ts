@@ -76,7 +76,7 @@ async function convertCommand(args: Record<string, unknown>, io: Parameters<CliC
     log.info(
       `wrote ${output} (${formatBytes(r.saved.bytes)}): ${r.nodesBefore} → ${r.nodesAfter} nodes, ${r.initializersBefore} → ${r.initializersAfter} initializers; ` +
         `passes: ${names.length ? names.join(', ') : 'none (round trip)'}; ${r.seconds.toFixed(1)} s` +
-        (r.saved.removedDataPath ? `; removed ${r.saved.removedDataPath}, the replaced output's data file (this output has none)` : ''),
+        (r.saved.staleDataPath ? `; ${r.saved.staleDataPath}, which the replaced output read, is left beside it (this output has none): remove it unless another model reads it` : ''),
     );
     logExternal(r.saved, log);
     return 0;

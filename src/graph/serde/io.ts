@@ -60,12 +60,12 @@ export interface SaveOptions {
    */
   dataFileName?: string;
   /**
-   * Remove the data file of the output being replaced (`<output file>.data`, or
+   * Report the data file of the output being replaced (`<output file>.data`, or
    * `dataFileName`) when the previous output read its weights from it and this save does not
-   * write one, in the same commit: otherwise it stays beside the new self-contained model, a
-   * stale copy of old weights. A file the model being saved reads is never removed.
+   * write one: it stays beside the new self-contained model, a stale copy of old weights.
+   * It is never removed: another model (a copy of the old output) may still read it.
    */
-  removeStaleData?: boolean;
+  reportStaleData?: boolean;
 }
 
 /** What a save did, for the CLI to report. */
@@ -77,8 +77,8 @@ export interface SaveResult {
   externalDataBytes?: number;
   /** Why external data was used when it was not asked for. */
   externalReason?: string;
-  /** The previous output's data file, removed because the new output has none (`removeStaleData`). */
-  removedDataPath?: string;
+  /** The previous output's data file, left beside an output that has none (`reportStaleData`). */
+  staleDataPath?: string;
 }
 
 /**
@@ -158,9 +158,9 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
   return {
     commit: () => {
       // Read at commit time: the previous output is what this commit replaces.
-      const stale = options.removeStaleData && !wroteData && previousReads(out, dataPath) && !readsFrom(model, dataPath);
+      const stale = options.reportStaleData && !wroteData && previousReads(out, dataPath) && !readsFrom(model, dataPath);
       try {
-        commitFiles([...(wroteData ? [{ temp: tmpData, final: dataPath }] : stale ? [{ final: dataPath }] : []), { temp: tmpModel, final: out }]);
+        commitFiles([...(wroteData ? [{ temp: tmpData, final: dataPath }] : []), { temp: tmpModel, final: out }]);
       } catch (e) {
         discard();
         if (!(e instanceof CommitError)) throw named(e);
@@ -173,7 +173,7 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
         result.externalDataBytes = (sink as ExternalDataSink).bytesWritten;
       }
       if (externalReason) result.externalReason = externalReason;
-      if (stale) result.removedDataPath = dataPath;
+      if (stale) result.staleDataPath = dataPath;
       return result;
     },
   };
