@@ -65,9 +65,9 @@ export function oneLine(s: string): string {
 
 /**
  * Names the user's file instead of the temporary one written before the rename
- * (`out.onnx.1234.1796395860837.tmp`, `report.json.1234.tmp`): a file-system error from an
+ * (`out.onnx.1234.1796395860837.3f9a0c2e.tmp`, `report.json.1234.tmp`): a file-system error from an
  * atomic write would otherwise name a file the user never asked for.
  */
 export function withoutTempNames(message: string): string {
-  return message.replace(/(\S+?)\.\d+(?:\.\d+)?\.tmp\b/g, '$1');
+  return message.replace(/(\S+?)\.\d+(?:\.\d+)?(?:\.[0-9a-f]{8})?\.tmp\b/g, '$1');
 }

@@ -24,6 +24,7 @@ import type { Model } from '../graph/ir/model.ts';
 import { CommitError, commitFiles } from '../graph/serde/commit.ts';
 import { ModelFileError } from '../graph/serde/errors.ts';
 import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
+import { HOST_TAG } from '../graph/serde/host-tag.ts';
 import { removeStaleTemps } from '../graph/serde/stale-temps.ts';
 import { letSignalsRun, noteCommitted, trackTemp } from '../graph/serde/temp-files.ts';
 import type { Logger } from '../passes/log.ts';
@@ -164,7 +165,7 @@ export interface ConvertFolderOptions {
 
 /**
  * Saves a variant into the staging folder; an error names the variant's own path, never the
- * staging one (a full disk named `.convert-<pid>-<ms>.staging/model_quantized.onnx`).
+ * staging one (a full disk named `.convert-<pid>-<ms>-<tag>.staging/model_quantized.onnx`).
  */
 function saveStaged(model: Model, staged: string, target: VariantTarget, externalData: boolean | 'auto'): SaveResult {
   try {
@@ -184,8 +185,8 @@ function saveStaged(model: Model, staged: string, target: VariantTarget, externa
 export async function convertFolder(plan: VariantPlan, options: ConvertFolderOptions): Promise<WrittenVariant[]> {
   const { folder, targets } = plan;
   // Staging folders of runs killed before they could remove them (SIGKILL, the OOM killer).
-  removeStaleTemps(folder.onnxDir, /^\.convert-(\d+)-\d+\.staging$/);
-  const staging = join(folder.onnxDir, `.convert-${process.pid}-${Date.now()}.staging`);
+  removeStaleTemps(folder.onnxDir, new RegExp(`^\\.convert-(\\d+)-\\d+-${HOST_TAG}\\.staging$`));
+  const staging = join(folder.onnxDir, `.convert-${process.pid}-${Date.now()}-${HOST_TAG}.staging`);
   const protectedFiles = new Set<string>(folder.bases.map((b) => realpathSync(join(folder.onnxDir, b))));
   const staged: { target: VariantTarget; saved: SaveResult; baseBytes: number }[] = [];
   mkdirSync(staging);

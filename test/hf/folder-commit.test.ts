@@ -60,7 +60,7 @@ describe('convertFolder commits every variant or none', () => {
     });
     // While b's passes run, a's finished variant waits in the staging folder: Ctrl-C must remove it.
     expect(seen).toHaveLength(2);
-    for (const live of seen) expect(live).toEqual([expect.stringMatching(/\/onnx\/\.convert-\d+-\d+\.staging$/)]);
+    for (const live of seen) expect(live).toEqual([expect.stringMatching(/\/onnx\/\.convert-\d+-\d+-[0-9a-f]{8}\.staging$/)]);
     expect(existsSync(seen[0]![0]!)).toBe(false);
     expect(liveTempFiles().filter((p) => p.startsWith(onnx))).toEqual([]);
     expect(readdirSync(onnx).sort()).toEqual(['a.onnx', 'a_v.onnx', 'b.onnx', 'b_v.onnx']);

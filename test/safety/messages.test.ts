@@ -278,7 +278,7 @@ describe('what a run writes, and how it is named (found by a new-user trial of t
     }
     // A name that fits with the model's temporary suffix is written, though its data file's
     // would not fit: that file is only written with external data (found by review).
-    const fits = join(dir, `${'b'.repeat(222)}.onnx`);
+    const fits = join(dir, `${'b'.repeat(213)}.onnx`);
     const ok = await cli(model, '-o', fits, '--pass', 'minmax', '--minmax.a-bits', 'none', '--no-external-data');
     expect(ok.code, ok.err).toBe(0);
     expect(statSync(fits).isFile()).toBe(true);

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HOST_TAG } from '../../src/graph/serde/host-tag.ts';
 import { processIsRunning, removeStaleTemps } from '../../src/graph/serde/stale-temps.ts';
 import { liveTempFiles, removeTempFiles, trackTemp } from '../../src/graph/serde/temp-files.ts';
 import { ReconFileWriter } from '../../src/passes/calibration/recon-file.ts';
@@ -39,12 +40,13 @@ describe('removeStaleTemps', () => {
   it('removes only names of the pattern whose process is not running, and this process\'s own only when it did not register them', () => {
     const d = join(dir, 'unit');
     const ms = Date.now();
-    leave(d, [`q.onnx.${dead}.${ms}.tmp`, `q.onnx.${process.pid}.${ms}.tmp`, `q.onnx.${process.pid}.${ms + 1}.tmp`, `q.onnx.${process.ppid}.${ms}.tmp`, `q.onnx.notes.tmp`, `other.onnx.${dead}.${ms}.tmp`, 'q.onnx']);
-    const mine = trackTemp(join(d, `q.onnx.${process.pid}.${ms + 1}.tmp`));
-    const removed = removeStaleTemps(d, /^q\.onnx\.(\d+)\.\d+\.tmp$/);
-    // This process's unregistered name: its id repeats from a killed run (containers).
-    expect(removed.map((p) => p.slice(d.length + 1)).sort()).toEqual([`q.onnx.${dead}.${ms}.tmp`, `q.onnx.${process.pid}.${ms}.tmp`].sort());
-    expect(readdirSync(d).sort()).toEqual(['other.onnx.' + dead + '.' + ms + '.tmp', 'q.onnx', `q.onnx.${process.pid}.${ms + 1}.tmp`, `q.onnx.${process.ppid}.${ms}.tmp`, 'q.onnx.notes.tmp'].sort());
+    const t = HOST_TAG;
+    leave(d, [`q.onnx.${dead}.${ms}.${t}.tmp`, `q.onnx.${process.pid}.${ms}.${t}.tmp`, `q.onnx.${process.pid}.${ms + 1}.${t}.tmp`, `q.onnx.${process.ppid}.${ms}.${t}.tmp`, `q.onnx.notes.tmp`, `other.onnx.${dead}.${ms}.${t}.tmp`, 'q.onnx']);
+    const mine = trackTemp(join(d, `q.onnx.${process.pid}.${ms + 1}.${t}.tmp`));
+    const removed = removeStaleTemps(d, new RegExp(`^q\\.onnx\\.(\\d+)\\.\\d+\\.${t}\\.tmp$`));
+    // This process's unregistered name: its id repeats from a killed run in the same pid namespace.
+    expect(removed.map((p) => p.slice(d.length + 1)).sort()).toEqual([`q.onnx.${dead}.${ms}.${t}.tmp`, `q.onnx.${process.pid}.${ms}.${t}.tmp`].sort());
+    expect(readdirSync(d).sort()).toEqual([`other.onnx.${dead}.${ms}.${t}.tmp`, 'q.onnx', `q.onnx.${process.pid}.${ms + 1}.${t}.tmp`, `q.onnx.${process.ppid}.${ms}.${t}.tmp`, 'q.onnx.notes.tmp'].sort());
     mine();
   });
 
@@ -52,7 +54,7 @@ describe('removeStaleTemps', () => {
     const path = join(dir, 'table.json.recon');
     const writer = new ReconFileWriter(path);
     const spool = liveTempFiles().find((p) => p.startsWith(resolve(path)));
-    expect(spool).toMatch(/table\.json\.recon\.\d+\.spool$/);
+    expect(spool).toMatch(new RegExp(`table\\.json\\.recon\\.\\d+\\.${HOST_TAG}\\.spool$`));
     expect(existsSync(spool!)).toBe(true);
     // What the signal handler does.
     removeTempFiles();
@@ -66,30 +68,35 @@ describe('the next run removes what a killed one left (CLI in a child process)',
     const out = join(dir, 'file-out');
     const tmp = join(dir, 'file-tmp');
     const ms = Date.now();
-    leave(out, [`q.onnx.${dead}.${ms}.tmp`, `q.onnx.data.${dead}.${ms}.tmp`, `q.onnx.${dead}.${ms}.old`, `keep.${dead}.${ms}.tmp`]);
-    leave(tmp, [`qarvd-calib-${dead}-AbC123/`, `qarvd-s1-${dead}-xyz789/`, `qarvd-calib-${process.ppid}-live00/`, 'qarvd-calib-Zq81xa/']);
+    const t = HOST_TAG;
+    // Another container's or host's (another tag): its process ids mean nothing here (found by review: a run in another pid namespace removed a live run's files).
+    const other = t === '00000000' ? '11111111' : '00000000';
+    leave(out, [`q.onnx.${dead}.${ms}.${t}.tmp`, `q.onnx.data.${dead}.${ms}.${t}.tmp`, `q.onnx.${dead}.${ms}.${t}.old`, `keep.${dead}.${ms}.${t}.tmp`, `q.onnx.${dead}.${ms}.${other}.tmp`]);
+    leave(tmp, [`qarvd-calib-${t}-${dead}-AbC123/`, `qarvd-s1-${t}-${dead}-xyz789/`, `qarvd-calib-${t}-${process.ppid}-live00/`, 'qarvd-calib-Zq81xa/', `qarvd-calib-${other}-${dead}-AbC123/`]);
     const calib = join(dir, 'calib.mjs');
     writeFileSync(calib, "import * as ort from 'onnxruntime-node';\nexport const samples = 2;\nexport function* feeds(ctx) { yield { feeds: { input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: 8 }, () => BigInt(ctx.random.int(512))), [1, 8]) } }; }\n");
     const r = await runCli([resolve('test/fixtures/stories260K/stories260K.onnx'), '-o', join(out, 'q.onnx'), '--pass', 'q-arvd', '--q-arvd.calib', calib, '--external-data'], { timeoutMs: 120_000, env: { TMPDIR: tmp } });
     expect(r.code, r.stderr).toBe(0);
     // The model's and its data file's leftovers are gone; the set-aside old file (a commit cut
     // short may have left the only copy of the previous output there) and others' names stay.
-    expect(readdirSync(out).sort()).toEqual(['keep.' + dead + '.' + ms + '.tmp', 'q.onnx', 'q.onnx.data', `q.onnx.${dead}.${ms}.old`].sort());
+    expect(readdirSync(out).sort()).toEqual([`keep.${dead}.${ms}.${t}.tmp`, 'q.onnx', 'q.onnx.data', `q.onnx.${dead}.${ms}.${t}.old`, `q.onnx.${dead}.${ms}.${other}.tmp`].sort());
     // The copies of a dead process are gone (S1's too, though this run has no S1); the running
     // process's and an old-style name stay.
-    expect(readdirSync(tmp).filter((f) => f.startsWith('qarvd-')).sort()).toEqual([`qarvd-calib-${process.ppid}-live00`, 'qarvd-calib-Zq81xa'].sort());
+    expect(readdirSync(tmp).filter((f) => f.startsWith('qarvd-')).sort()).toEqual([`qarvd-calib-${t}-${process.ppid}-live00`, 'qarvd-calib-Zq81xa', `qarvd-calib-${other}-${dead}-AbC123`].sort());
   });
 
   it('a folder conversion: the staging folder in onnx/', async () => {
     const folder = join(dir, 'hf');
     cpSync(resolve('test/fixtures/stories260K-hf'), folder, { recursive: true });
     const ms = Date.now();
-    leave(join(folder, 'onnx'), [`.convert-${dead}-${ms}.staging/`, `.convert-${process.ppid}-${ms}.staging/`]);
+    const t = HOST_TAG;
+    leave(join(folder, 'onnx'), [`.convert-${dead}-${ms}-${t}.staging/`, `.convert-${process.ppid}-${ms}-${t}.staging/`, `.convert-${dead}-${ms}-${t === '00000000' ? '11111111' : '00000000'}.staging/`]);
     const r = await runCli([folder, '--pass', 'q-arvd', '--variant', 'q4', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none'], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
     const left = readdirSync(join(folder, 'onnx'));
-    expect(left).not.toContain(`.convert-${dead}-${ms}.staging`);
-    expect(left).toContain(`.convert-${process.ppid}-${ms}.staging`);
+    expect(left).not.toContain(`.convert-${dead}-${ms}-${t}.staging`);
+    expect(left).toContain(`.convert-${process.ppid}-${ms}-${t}.staging`);
+    expect(left.filter((f) => f.startsWith('.convert-'))).toHaveLength(2);
     expect(left).toContain('model_q4.onnx');
   });
 });

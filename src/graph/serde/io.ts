@@ -7,6 +7,7 @@ import { CommitError, commitFiles } from './commit.ts';
 import { realFolder } from './data-file.ts';
 import { errnoText, isErrno, ModelFileError } from './errors.ts';
 import { specialFileKind } from './file-kind.ts';
+import { HOST_TAG } from './host-tag.ts';
 import { escapeRegExp, removeStaleTemps } from './stale-temps.ts';
 import { tempSuffix, trackTemp, untrackTemp } from './temp-files.ts';
 import { ExternalDataSink, inlineSink } from './external-sink.ts';
@@ -121,7 +122,7 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
     throw new ModelFileError(path, `would overwrite ${dataName}, the external data file the model reads its weights from; choose another output name`);
   }
   // A run killed before it could remove its temporary files (SIGKILL, the OOM killer) left them here.
-  removeStaleTemps(dirname(out), new RegExp(`^(?:${escapeRegExp(basename(out))}|${escapeRegExp(dataName)})\\.(\\d+)\\.\\d+\\.tmp$`));
+  removeStaleTemps(dirname(out), new RegExp(`^(?:${escapeRegExp(basename(out))}|${escapeRegExp(dataName)})\\.(\\d+)\\.\\d+\\.${HOST_TAG}\\.tmp$`));
   const suffix = tempSuffix();
   const tmpModel = out + suffix;
   const tmpData = dataPath + suffix;

@@ -8,7 +8,9 @@
  *
  * Rules:
  * 1. Only names of the exact form a run makes (the caller's pattern, whose first group is the
- *    process id) are considered; anything else in the folder is never touched.
+ *    process id), carrying this machine's {@link HOST_TAG}, are considered; anything else in
+ *    the folder is never touched (another container's or host's files among them: their
+ *    process ids mean nothing here).
  * 2. A name whose process is running (or exists under another user: EPERM) is kept.
  * 3. A name carrying this process's own id that this process has not registered
  *    ({@link isLiveTemp}) is stale: process ids repeat, above all in containers, where every
@@ -18,6 +20,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HOST_TAG } from './host-tag.ts';
 import { isLiveTemp } from './temp-files.ts';
 
 /** True when a process with this id exists on this machine (rule 2). */
@@ -62,15 +65,15 @@ export function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** The prefixes of this package's folders in the OS temp directory (`<prefix><pid>-XXXXXX`). */
+/** The prefixes of this package's folders in the OS temp directory (`<prefix><host tag>-<pid>-XXXXXX`). */
 export type TempDirPrefix = 'qarvd-calib-' | 'qarvd-s1-' | 'qarvd-smooth-' | 'qarvd-spill-';
 
-const TEMP_DIR_PATTERN = /^qarvd-(?:calib|s1|smooth|spill)-(\d+)-[^/]{6}$/;
+const TEMP_DIR_PATTERN = new RegExp(`^qarvd-(?:calib|s1|smooth|spill)-${HOST_TAG}-(\\d+)-[^/]{6}$`);
 
 let swept = false;
 
 /**
- * A new folder `<prefix><pid>-XXXXXX` in the OS temp directory. The first call in a process
+ * A new folder `<prefix><host tag>-<pid>-XXXXXX` in the OS temp directory. The first call in a process
  * removes the folders of every prefix left by processes no longer running.
  */
 export function makeProcessTempDir(prefix: TempDirPrefix): string {
@@ -78,5 +81,5 @@ export function makeProcessTempDir(prefix: TempDirPrefix): string {
     swept = true;
     removeStaleTemps(tmpdir(), TEMP_DIR_PATTERN);
   }
-  return mkdtempSync(join(tmpdir(), `${prefix}${process.pid}-`));
+  return mkdtempSync(join(tmpdir(), `${prefix}${HOST_TAG}-${process.pid}-`));
 }

@@ -5,23 +5,25 @@
  * leaving them behind in the user's output folder or the OS temp directory.
  */
 import { rmSync } from 'node:fs';
+import { HOST_TAG } from './host-tag.ts';
 // The real one: a test's fake timers replace the global, and nothing would advance them here.
 import { setImmediate } from 'node:timers';
 
 const live = new Set<string>();
 
 /**
- * The suffix of a save's temporary names beside the final file (`out.onnx.1234.1796395860837.tmp`;
+ * The suffix of a save's temporary names beside the final file
+ * (`out.onnx.1234.1796395860837.3f9a0c2e.tmp`: process id, millisecond, {@link HOST_TAG};
  * `kind` 'old' for a final set aside while a commit replaces it). Unique per process and
  * millisecond, so two runs writing one folder never share a temporary name.
  */
 export function tempSuffix(kind: 'tmp' | 'old' = 'tmp'): string {
-  return `.${process.pid}.${Date.now()}.${kind}`;
+  return `.${process.pid}.${Date.now()}.${HOST_TAG}.${kind}`;
 }
 
 /** Bytes {@link tempSuffix} adds to a file name at most: a name must leave this much of the 255-byte limit. */
 export function tempSuffixBytes(): number {
-  // Date.now() has 13 digits until the year 2286.
+  // Date.now() has 13 digits until the year 2286; the host tag always 8.
   return Buffer.byteLength(tempSuffix());
 }
 

@@ -26,6 +26,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { HOST_TAG } from '../../graph/serde/host-tag.ts';
 import { escapeRegExp, removeStaleTemps } from '../../graph/serde/stale-temps.ts';
 import { trackTemp } from '../../graph/serde/temp-files.ts';
 import { readTaggedHeader, writeTaggedFile } from './tagged-file.ts';
@@ -87,8 +88,8 @@ export class ReconFileWriter {
   constructor(readonly path: string) {
     const full = resolve(path);
     // The spools of runs killed before they could remove them (SIGKILL, the OOM killer).
-    removeStaleTemps(dirname(full), new RegExp(`^${escapeRegExp(basename(full))}\\.(\\d+)\\.spool$`));
-    this.spool = `${full}.${process.pid}.spool`;
+    removeStaleTemps(dirname(full), new RegExp(`^${escapeRegExp(basename(full))}\\.(\\d+)\\.${HOST_TAG}\\.spool$`));
+    this.spool = `${full}.${process.pid}.${HOST_TAG}.spool`;
     this.fd = openSync(this.spool, 'w');
     this.removeSpool = trackTemp(this.spool);
   }

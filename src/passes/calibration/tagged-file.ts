@@ -6,6 +6,7 @@
  */
 import { closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { HOST_TAG } from '../../graph/serde/host-tag.ts';
 import { escapeRegExp, removeStaleTemps } from '../../graph/serde/stale-temps.ts';
 
 /** Writes `tag`, `header` and the data that `writeData` hands to `write`, atomically. */
@@ -17,8 +18,8 @@ export function writeTaggedFile(path: string, tag: string, header: unknown, writ
   head.writeUInt32LE(Buffer.byteLength(json), tag.length);
   const full = resolve(path);
   // A run killed while writing one (a statistics file can take gigabytes) left its temporary file.
-  removeStaleTemps(dirname(full), new RegExp(`^${escapeRegExp(basename(full))}\\.(\\d+)\\.tmp$`));
-  const tmp = `${full}.${process.pid}.tmp`;
+  removeStaleTemps(dirname(full), new RegExp(`^${escapeRegExp(basename(full))}\\.(\\d+)\\.${HOST_TAG}\\.tmp$`));
+  const tmp = `${full}.${process.pid}.${HOST_TAG}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
     writeSync(fd, head);
