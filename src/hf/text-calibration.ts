@@ -67,9 +67,19 @@ function promptText(file: string, bytes: Buffer): string {
   try {
     return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
-    const lenient = bytes.toString('utf8');
-    const at = lenient.split(/\r?\n/).findIndex((l) => l.includes('\uFFFD'));
-    return fail(`line ${at + 1} is not UTF-8 (Latin-1 or another legacy encoding?): save the file as UTF-8`);
+    // The first line that does not decode (a line holding U+FFFD itself is valid UTF-8).
+    const strict = new TextDecoder('utf-8', { fatal: true });
+    let line = 0;
+    for (let start = 0; start <= bytes.length; line++) {
+      const end = bytes.indexOf(0x0a, start);
+      try {
+        strict.decode(bytes.subarray(start, end < 0 ? bytes.length : end));
+      } catch {
+        break;
+      }
+      start = end < 0 ? bytes.length + 1 : end + 1;
+    }
+    return fail(`line ${line + 1} is not UTF-8 (Latin-1 or another legacy encoding?): save the file as UTF-8`);
   }
 }
 
@@ -98,12 +108,19 @@ function jsonArrayPrompts(file: string, text: string): PromptList | undefined {
     value = JSON.parse(text);
   } catch (e) {
     if (!named) return undefined;
-    throw new CalibrationError(file, `is not valid JSON (${(e as Error).message}): give a JSON array of strings, or one prompt a line in a .txt file`, undefined, 'prompt list');
+    const jsonLines = text.trimStart().startsWith('{') || text.trimStart().startsWith('"');
+    const hint = jsonLines ? ' (one JSON value a line is JSON Lines: name the file .jsonl)' : '';
+    throw new CalibrationError(file, `is not valid JSON (${(e as Error).message})${hint}: give a JSON array of strings, or one prompt a line in a .txt file`, undefined, 'prompt list');
   }
   if (!Array.isArray(value)) {
     if (!named) return undefined;
-    throw new CalibrationError(file, `holds a JSON ${typeof value === 'object' && value !== null ? 'object' : typeof value}, not an array of strings`, undefined, 'prompt list');
+    const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '').length;
+    // What Hugging Face datasets' to_json() writes by default: one JSON value a line.
+    const hint = lines > 1 ? ' (one JSON value a line is JSON Lines: name the file .jsonl)' : '';
+    throw new CalibrationError(file, `holds a JSON ${typeof value === 'object' && value !== null ? 'object' : typeof value}, not an array of strings${hint}`, undefined, 'prompt list');
   }
+  // A text file whose one line happens to be a JSON array of other things (`[1, 2]`) is a prompt.
+  if (!named && !value.every((p) => typeof p === 'string')) return undefined;
   const where = value.map((_, i) => `item ${i + 1} of the JSON array`);
   value.forEach((p, i) => {
     if (typeof p !== 'string') throw new CalibrationError(file, `${where[i]} is ${p === null ? 'null' : typeof p}, not a string`, undefined, 'prompt list');

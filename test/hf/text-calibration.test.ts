@@ -42,6 +42,8 @@ describe('text calibration from a prompt list', () => {
     expect(readPrompts(promptsFile('array.txt', ' ["a", "b"]'))).toEqual(['a', 'b']);
     // ...and one prompt a line when it is not, even if a line starts with '['.
     expect(readPrompts(promptsFile('brackets.txt', '[Lily] went home\nTim ran\n'))).toEqual(['[Lily] went home', 'Tim ran']);
+    // A text file whose one line is a JSON array of other things is that line (found by review: it was refused).
+    expect(readPrompts(promptsFile('numbers.txt', '[1, 2]\n'))).toEqual(['[1, 2]']);
     expect(readPrompts(promptsFile('p.jsonl', '{"text": "Once upon a time"}\n\n"Tim ran"\n{"prompt": "Lily went"}\n'))).toEqual(['Once upon a time', 'Tim ran', 'Lily went']);
   });
 
@@ -52,6 +54,8 @@ describe('text calibration from a prompt list', () => {
     refused('numbers.json', '["a", 3]', /numbers\.json: item 2 of the JSON array is number, not a string/);
     refused('blank.json', '["a", "  "]', /blank\.json: item 2 of the JSON array is an empty prompt/);
     refused('empty.json', '[]', /empty\.json: has no prompts/);
+    // What datasets' to_json() writes by default, named .json: a hint to name it .jsonl (found by review).
+    refused('lines.json', '{"text": "a"}\n{"text": "b"}\n', /lines\.json: is not valid JSON \(.+\) \(one JSON value a line is JSON Lines: name the file \.jsonl\)/);
     refused('bad.jsonl', '"a"\n{"text": 1}\n', /bad\.jsonl: line 2 is neither a JSON string nor an object with a string "text" or "prompt" field/);
     refused('broken.jsonl', '"a"\nOnce upon\n', /broken\.jsonl: line 2 is not valid JSON/);
   });
@@ -66,6 +70,9 @@ describe('text calibration from a prompt list', () => {
     expect(() => readPrompts(utf16)).toThrow(/prompt list .*utf16\.txt: is UTF-16 text \(its byte-order mark says so\): save it as UTF-8/);
     const latin1 = write('latin1.txt', Buffer.from('Once upon a time\nZoë went to the café\n', 'latin1'));
     expect(() => readPrompts(latin1)).toThrow(/latin1\.txt: line 2 is not UTF-8 \(Latin-1 or another legacy encoding\?\): save the file as UTF-8/);
+    // A valid line holding U+FFFD itself is not the one named (found by review).
+    const mixed = write('mixed.txt', Buffer.concat([Buffer.from('Once upon a \uFFFD time\n'), Buffer.from('Zoë went\n', 'latin1')]));
+    expect(() => readPrompts(mixed)).toThrow(/mixed\.txt: line 2 is not UTF-8/);
     const bom = write('bom.txt', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('Zoë went\nTim ran\n')]));
     expect(readPrompts(bom)).toEqual(['Zoë went', 'Tim ran']);
   });
