@@ -267,6 +267,12 @@ describe('a generated model over 2 GiB', () => {
         expect(tb[i]!.external!.offset).toBe(ta[i]!.external!.offset);
         if (Buffer.compare(ta[i]!.bytes(), tb[i]!.bytes()) !== 0) expect.fail(`weight ${i} differs after re-saving`);
       }
+      // Asked for one file: refused before any weight is read (a scale trial: 5.25 GiB read, then
+      // "ModelProto would be … bytes" reported as a bug).
+      const one = join(bigDir, 'one.onnx');
+      const fresh = loadModel(first);
+      expect(() => saveModel(fresh, one, { externalData: false })).toThrow(new RegExp(`one\\.onnx: cannot be one file: its weights \\(${weightBytes} bytes\\) exceed the 2 GiB protobuf limit of an ONNX file; write it with external data`));
+      expect(listDir(bigDir).filter((f) => f.startsWith('one.onnx'))).toEqual([]);
     } finally {
       removeDir(bigDir);
     }

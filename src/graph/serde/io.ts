@@ -17,7 +17,7 @@ import { modelToProto } from './to-proto.ts';
 /** The protobuf limit: a serialized message may not reach 2 GiB. */
 export const PROTOBUF_LIMIT_BYTES = 2 ** 31;
 /** Room left for everything that is not tensor data when deciding to go external. */
-const NON_TENSOR_MARGIN = 64 * 2 ** 20;
+export const NON_TENSOR_MARGIN = 64 * 2 ** 20;
 
 /**
  * Loads a model from a file (external data resolves against its folder and is read lazily)
@@ -114,7 +114,13 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
   const inlineBytes = sumTensorBytes(model);
   let external = mode === true;
   let externalReason: string | undefined;
-  if (mode === 'auto' && inlineBytes + NON_TENSOR_MARGIN >= PROTOBUF_LIMIT_BYTES) {
+  const overLimit = inlineBytes + NON_TENSOR_MARGIN >= PROTOBUF_LIMIT_BYTES;
+  // Refused before a byte is read: an inline save would read every weight into memory (5 GB
+  // for a Wan2.1-1.3B-sized model) only for the encoder to find it cannot be one file.
+  if (mode === false && overLimit) {
+    throw new ModelFileError(path, `cannot be one file: its weights (${inlineBytes} bytes) exceed the 2 GiB protobuf limit of an ONNX file; write it with external data (without --no-external-data; externalData 'auto' or true in the API)`);
+  }
+  if (mode === 'auto' && overLimit) {
     external = true;
     externalReason = `the weights (${inlineBytes} bytes) would exceed the 2 GiB protobuf limit; writing them to ${dataName}`;
   }
