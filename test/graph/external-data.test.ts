@@ -279,3 +279,29 @@ describe('a generated model over 2 GiB', () => {
     expect(existsSync(bigDir)).toBe(false);
   }, 180_000);
 });
+
+describe('an inline save of a large model (a scale trial: the whole output held twice, 2.81 GiB for a 1.36 GiB variant)', () => {
+  // 10 weights of 64 MiB, generated on demand: 640 MiB, one file.
+  const COUNT = 10;
+  const WEIGHT_MIB = 64;
+
+  it('streams its tensors into the file: peak RSS far below the file (its bytes: proto-codec.test.ts)', async () => {
+    const inline = join(dir, 'inline');
+    mkdirSync(inline);
+    const path = join(inline, 'big.onnx');
+    try {
+      const gen = await runTsChild<ChildReport>('test/helpers/big-model.ts', ['generate', path, String(COUNT), String(WEIGHT_MIB)]);
+      expect(gen.result.externalDataPath).toBeUndefined();
+      const size = statSync(path).size;
+      expect(size).toBeGreaterThan(COUNT * WEIGHT_MIB * MIB);
+      console.log(`inline save of ${(size / MIB).toFixed(0)} MiB: peak RSS ${(gen.maxRssBytes / MIB).toFixed(0)} MiB`);
+      // Before: the tensors gathered into the message (640 MiB), then the encoded buffer (640 MiB).
+      expect(gen.maxRssBytes).toBeLessThan(size / 2);
+      // What onnxruntime reads back: y = x + Σ ReduceSum(w_i).
+      const a = loadModel(path);
+      expect(tensorsOf(a).map((t) => t.name)).toEqual(Array.from({ length: COUNT }, (_, i) => `w${i}`));
+    } finally {
+      removeDir(inline);
+    }
+  }, 180_000);
+});

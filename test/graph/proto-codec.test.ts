@@ -8,7 +8,9 @@ import {
   decodeMessage,
   decodeModel,
   encodeMessage,
+  encodeMessageTo,
   encodeModel,
+  LazyBytes,
   encodedSize,
   int64ToNumber,
 } from '../../src/graph/proto/codec.ts';
@@ -97,6 +99,24 @@ describe('ONNX protobuf codec on real models', () => {
         // These files were written by protobuf-C++ (onnx / PyTorch / paddle2onnx), whose field order
         // and packing the codec reproduces exactly.
         expect(sameBytes(first, original)).toBe(true);
+      });
+
+      it('encodeMessageTo streams the same bytes, with the tensors as LazyBytes read one at a time', () => {
+        const m = decodeModel(original);
+        let reads = 0;
+        const lazy = (t: TensorProto) => {
+          if (!t.raw_data) return;
+          const bytes = t.raw_data;
+          (t as { raw_data: unknown }).raw_data = new LazyBytes(bytes.length, () => (reads++, bytes));
+        };
+        for (const t of m.graph!.initializer ?? []) lazy(t);
+        const pieces: Uint8Array[] = [];
+        const total = encodeMessageTo('ModelProto', m, (b) => pieces.push(Uint8Array.from(b)));
+        expect(total).toBe(original.length);
+        expect(sameBytes(Buffer.concat(pieces), original)).toBe(true);
+        expect(reads).toBe((m.graph!.initializer ?? []).filter((t) => t.raw_data).length);
+        // The in-memory encoder takes them too.
+        expect(sameBytes(encodeModel(m), original)).toBe(true);
       });
 
       it('encodedSize matches the encoded length', () => {

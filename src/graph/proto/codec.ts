@@ -32,6 +32,10 @@
  *   schema) are kept as raw `Uint8Array` views (tag + payload) in `$unknown`, in wire order, and
  *   are re-emitted verbatim after the known fields.
  *
+ * - **Lazy bytes.** The encoder also takes a {@link LazyBytes} for a bytes field: its length is
+ *   known up front and its bytes are read when the encoder reaches it, so that
+ *   {@link encodeMessageTo} holds one tensor's bytes at a time.
+ *
  * Encoding is deterministic: known fields in ascending field-number order, then `$unknown`.
  * Repeated numeric fields are written packed when onnx.proto declares `[packed = true]` (the
  * TensorProto `*_data` arrays) and unpacked otherwise, exactly as onnx / protobuf-C++ do; both forms
@@ -54,6 +58,25 @@ export type { ProtoMessage, MessageTypeName, MessageTypes, Int64 } from './schem
 const { Reader, Writer, BufferWriter, util } = protobuf;
 type ReaderT = InstanceType<typeof Reader>;
 type WriterT = InstanceType<typeof Writer>;
+
+/**
+ * The bytes of a `bytes` field, read only when the encoder writes them (a tensor's raw data read
+ * from a data file): the size pass needs only `length`.
+ */
+export class LazyBytes {
+  constructor(
+    /** How many bytes `read` gives. */
+    readonly length: number,
+    private readonly produce: () => Uint8Array,
+  ) {}
+
+  /** The bytes; an error if there are not `length` of them (the size pass counted that many). */
+  read(): Uint8Array {
+    const b = this.produce();
+    if (b.length !== this.length) throw new Error(`internal encoder error: lazy bytes gave ${b.length} bytes, expected ${this.length}`);
+    return b;
+  }
+}
 
 /** Largest message protobuf implementations accept (INT32_MAX bytes, "2 GiB"). */
 export const PROTOBUF_SIZE_LIMIT = 0x7fffffff;
@@ -599,6 +622,7 @@ function scalarSize(m: CMessage, f: CField, v: unknown): number {
     }
     default: {
       // K_BYTES
+      if (v instanceof LazyBytes) return varint32Size(v.length) + v.length;
       if (!(v instanceof Uint8Array)) throw fieldError(m, f, `expected a Uint8Array, got ${describe(v)}`);
       return varint32Size(v.length) + v.length;
     }
@@ -696,6 +720,8 @@ class Emitter {
   constructor(
     readonly w: WriterT,
     readonly sizes: number[],
+    /** Writes a {@link LazyBytes} payload (its length is already written); without it, into `w`. */
+    readonly lazy?: (v: LazyBytes) => void,
   ) {}
 
   writeInt64(v: Int64): void {
@@ -730,7 +756,13 @@ class Emitter {
         w.string(v as string);
         return;
       default:
-        w.bytes(v as Uint8Array);
+        if (v instanceof LazyBytes) {
+          w.uint32(v.length);
+          if (this.lazy) this.lazy(v);
+          else w.raw(v.read());
+        } else {
+          w.bytes(v as Uint8Array);
+        }
     }
   }
 
@@ -794,6 +826,21 @@ class Emitter {
   }
 }
 
+/** A protobufjs writer over a new buffer of `bytes` (a Node Buffer where there is one). */
+function writerOf(bytes: number): WriterT {
+  let w: WriterT;
+  if (NodeBuffer) {
+    w = new BufferWriter();
+    w.buf = NodeBuffer.alloc(bytes);
+  } else {
+    w = new Writer();
+    w.buf = new Uint8Array(bytes);
+  }
+  w.pos = 0;
+  w.view = null;
+  return w;
+}
+
 /**
  * Encodes `msg` as the message `typeName`. Deterministic: known fields in ascending field-number
  * order, then `$unknown` verbatim. Throws a RangeError if the result would exceed
@@ -807,16 +854,7 @@ export function encodeMessage<K extends MessageTypeName>(typeName: K, msg: Messa
   if (total > PROTOBUF_SIZE_LIMIT) {
     throw new RangeError(`${typeName} would be ${total} bytes, over the protobuf limit of ${PROTOBUF_SIZE_LIMIT} bytes (2 GiB); store tensors as external data`);
   }
-  let w: WriterT;
-  if (NodeBuffer) {
-    w = new BufferWriter();
-    w.buf = NodeBuffer.alloc(total + SLACK);
-  } else {
-    w = new Writer();
-    w.buf = new Uint8Array(total + SLACK);
-  }
-  w.pos = 0;
-  w.view = null;
+  const w = writerOf(total + SLACK);
   const e = new Emitter(w, sizes);
   e.writeMessage(m, msg as Obj);
   if (w.pos !== total || e.i !== sizes.length) {
@@ -828,6 +866,45 @@ export function encodeMessage<K extends MessageTypeName>(typeName: K, msg: Messa
 /** Encodes an ONNX model (a ModelProto). */
 export function encodeModel(model: ModelProto): Uint8Array {
   return encodeMessage('ModelProto', model);
+}
+
+/** Bytes the streamed encoder gathers before handing them on (its buffer grows only for a larger field). */
+const STREAM_CHUNK = 4 * 2 ** 20;
+
+/**
+ * {@link encodeMessage}, handing the encoding to `write` piece by piece instead of building it:
+ * the same bytes in the same order, each {@link LazyBytes} read when reached and given to
+ * `write` on its own, so that memory holds one of them and a buffer of the rest at a time
+ * (an inline model's tensors are lazy: see `to-proto.ts`). `write` must consume (copy or
+ * write out) its argument before returning: the buffer is reused. Returns the total length.
+ */
+export function encodeMessageTo<K extends MessageTypeName>(typeName: K, msg: MessageTypes[K], write: (bytes: Uint8Array) => void): number {
+  const m = messageDef(typeName);
+  const sizes: number[] = [];
+  const total = sizeMessage(m, msg as Obj, sizes);
+  if (total > PROTOBUF_SIZE_LIMIT) {
+    throw new RangeError(`${typeName} would be ${total} bytes, over the protobuf limit of ${PROTOBUF_SIZE_LIMIT} bytes (2 GiB); store tensors as external data`);
+  }
+  const w = writerOf(Math.min(total, STREAM_CHUNK) + SLACK);
+  let written = 0;
+  const flush = () => {
+    if (w.pos === 0) return;
+    write(w.buf.subarray(0, w.pos));
+    written += w.pos;
+    w.pos = 0;
+  };
+  const e = new Emitter(w, sizes, (v) => {
+    flush();
+    const bytes = v.read();
+    write(bytes);
+    written += bytes.length;
+  });
+  e.writeMessage(m, msg as Obj);
+  flush();
+  if (written !== total || e.i !== sizes.length) {
+    throw new Error(`internal encoder error: wrote ${written} bytes, expected ${total}`);
+  }
+  return total;
 }
 
 /** Converts an int64 value to a number, throwing if it is not exactly representable. */

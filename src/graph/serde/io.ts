@@ -1,8 +1,9 @@
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { Model } from '../ir/model.ts';
 import type { Tensor } from '../ir/tensor.ts';
-import { decodeModel, encodeModel } from '../proto/codec.ts';
+import { decodeModel, encodedSize, encodeMessageTo } from '../proto/codec.ts';
+import type { ModelProto } from '../proto/schema.ts';
 import { CommitError, commitFiles } from './commit.ts';
 import { realFolder } from './data-file.ts';
 import { errnoText, isErrno, ModelFileError } from './errors.ts';
@@ -146,12 +147,14 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
   };
   // A file-system error names the temporary file: name the user's output instead.
   const named = (e: unknown) => (isErrno(e) ? new ModelFileError(path, `cannot write: ${errnoText(e)}`, { cause: e }) : e);
-  let bytes: Uint8Array;
+  let modelBytes: number;
   let wroteData: boolean;
   try {
-    bytes = encodeModel(modelToProto(model, sink));
-    if (bytes.byteLength >= PROTOBUF_LIMIT_BYTES) throw new ModelFileError(path, 'the serialized model exceeds the 2 GiB protobuf limit; save with external data');
-    writeFileSync(tmpModel, bytes);
+    const proto = modelToProto(model, sink);
+    if (encodedSize('ModelProto', proto as ModelProto) >= PROTOBUF_LIMIT_BYTES) throw new ModelFileError(path, 'the serialized model exceeds the 2 GiB protobuf limit; save with external data');
+    // Streamed: an inline model's tensors are read one at a time as they are written, so the
+    // save holds one of them, not the whole model twice (docs/scale.md).
+    modelBytes = writeEncoded(tmpModel, proto as ModelProto);
     wroteData = sink instanceof ExternalDataSink && sink.close();
   } catch (e) {
     try {
@@ -174,7 +177,7 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
         throw new ModelFileError(path, `cannot write${e.final === dataPath ? ` its data file ${dataName}` : ''}: ${e.why}; ${e.left}`, { cause: e });
       }
       for (const t of [tmpModel, tmpData]) untrackTemp(t);
-      const result: SaveResult = { path: out, bytes: bytes.byteLength };
+      const result: SaveResult = { path: out, bytes: modelBytes };
       if (wroteData) {
         result.externalDataPath = dataPath;
         result.externalDataBytes = (sink as ExternalDataSink).bytesWritten;
@@ -206,6 +209,18 @@ function sumTensorBytes(model: Model): number {
   let total = 0;
   for (const t of modelTensors(model)) total += t.byteLength;
   return total;
+}
+
+/** Writes the encoding of `proto` to a new file `path` as it is produced; returns its length. */
+function writeEncoded(path: string, proto: ModelProto): number {
+  const fd = openSync(path, 'w');
+  try {
+    return encodeMessageTo('ModelProto', proto, (bytes) => {
+      for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+    });
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

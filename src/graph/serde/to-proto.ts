@@ -1,3 +1,4 @@
+import { LazyBytes } from '../proto/codec.ts';
 import { type Attribute, AttributeType } from '../ir/attribute.ts';
 import type { Graph } from '../ir/graph.ts';
 import type { Model } from '../ir/model.ts';
@@ -75,7 +76,8 @@ export function tensorToProto(t: Tensor, sink: TensorSink): Proto {
     p.external_data = external;
     p.data_location = 1;
   } else {
-    p.raw_data = t.bytes();
+    // Read when the encoder reaches it: a streamed save holds one tensor's bytes at a time.
+    p.raw_data = new LazyBytes(t.byteLength, () => t.bytes());
   }
   return p;
 }
