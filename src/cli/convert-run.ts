@@ -15,7 +15,7 @@ import { cleanupOnSignal } from '../graph/serde/temp-files.ts';
 import { FolderError } from '../hf/errors.ts';
 import { convertFolder, isFolder, planVariant, quantMeaning, scanModelFolder } from '../hf/folder.ts';
 import { holdLateThrowsAfterFailure } from '../passes/calibration/supervise.ts';
-import type { Logger } from '../passes/log.ts';
+import { type Logger, prefixedWarnings } from '../passes/log.ts';
 import { type PassRecord, PassManager, type PassStep, type PipelineResult } from '../passes/manager.ts';
 import type { PassRegistry } from '../passes/registry.ts';
 import { listFlag, singleFlag } from './args.ts';
@@ -106,7 +106,9 @@ async function runFolder(folder: string, variant: string, steps: PassStep[], arg
         // The graph's data files are known once it is loaded (the folder has one graph when passes write side files).
         checkRunFiles(dataFilesOf(model).map((path) => ({ label: `${target.base}'s data file`, path })), files.writes);
         const before = countNodes(model);
-        const manager = new PassManager(steps, { verify: args.verify === true ? true : args.verify === false ? false : undefined, log, verbose: Boolean(args.verbose || args.debug), modelDir: dirname(resolve(target.input)), partOfSet: plan.targets.length > 1 });
+        // With several graphs a warning ("pattern … matches no linear layer of this model") must say which graph it is about.
+        const graphLog = plan.targets.length > 1 ? prefixedWarnings(log, `${target.base}: `) : log;
+        const manager = new PassManager(steps, { verify: args.verify === true ? true : args.verify === false ? false : undefined, log: graphLog, verbose: Boolean(args.verbose || args.debug), modelDir: dirname(resolve(target.input)), partOfSet: plan.targets.length > 1 });
         let result: PipelineResult;
         try {
           result = await manager.run(model);

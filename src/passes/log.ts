@@ -66,6 +66,19 @@ function makeLogger(options: LoggerOptions, prefix: string, state: { progressSho
 export const silentLogger: Logger = createLogger({ write: () => {}, quiet: true });
 
 /**
+ * A logger whose warnings start with `prefix` (a graph's file in a folder of several graphs:
+ * "matches no layer of this model" is about one of them).
+ */
+export function prefixedWarnings(inner: Logger, prefix: string): Logger {
+  return {
+    info: (m) => inner.info(m),
+    warn: (m) => inner.warn(`${prefix}${m}`),
+    progress: (m) => inner.progress(m),
+    child: (p) => prefixedWarnings(inner.child(p), prefix),
+  };
+}
+
+/**
  * `inner`, and every warning logged through it or its children also pushed to `into` (with
  * its `[pass] ` prefix), whether or not `inner` prints it: the library's results carry the
  * warnings its default, silent logger drops.

@@ -3,9 +3,9 @@
 // variants, and an error naming the staging folder), and the staging folder is a registered
 // temporary so that Ctrl-C removes it. The graphs are tiny synthetic ones (Relu → Neg); a
 // variant path that is a non-empty folder makes the last move fail, even as root.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { saveModel } from '../../src/graph/serde/io.ts';
 import { liveTempFiles } from '../../src/graph/serde/temp-files.ts';
@@ -80,5 +80,18 @@ describe('the load hint for a folder of several graphs', () => {
     expect(r.err).toContain(`warning: 'mine' is not a transformers.js dtype, and transformers.js cannot load a name of your own for this folder's 2 graphs (decoder_model_merged.onnx, encoder_model.onnx)`);
     expect(r.err).toContain('convert with a dtype name (--variant q8, q4, int8)');
     expect(r.err).not.toContain('model_file_name:');
+  });
+
+  it("a pass's warning names the graph it is about (a review: an exclude pattern matching only the other graph's layers was said to match nothing, without saying where)", async () => {
+    const dir = join(root, 'two-graphs');
+    mkdirSync(join(dir, 'onnx'), { recursive: true });
+    writeFileSync(join(dir, 'config.json'), '{}');
+    copyFileSync(resolve('test/fixtures/stories260K/stories260K.onnx'), join(dir, 'onnx', 'encoder_model.onnx'));
+    copyFileSync(resolve('examples/tiny-arvd/model.onnx'), join(dir, 'onnx', 'decoder_model_merged.onnx'));
+    const r = await cli(dir, '--pass', 'q-arvd', '--variant', 'q4', '--q-arvd.w-bits', '4', '--q-arvd.a-bits', 'none', '--q-arvd.exclude', '/blocks.0/w1/*');
+    expect(r.code, r.err).toBe(0);
+    const warned = r.err.split('\n').filter((l) => l.includes("exclude pattern '/blocks.0/w1/*' matches no linear layer"));
+    expect(warned, r.err).toHaveLength(1);
+    expect(warned[0]).toContain('decoder_model_merged.onnx: ');
   });
 });
