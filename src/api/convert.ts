@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { ModelFileError } from '../graph/serde/errors.ts';
-import { loadModel, modelTensors, NON_TENSOR_MARGIN, PROTOBUF_LIMIT_BYTES, type SaveResult, writeModelFiles } from '../graph/serde/io.ts';
+import { loadModel, modelTensors, PROTOBUF_LIMIT_BYTES, type SaveResult, writeModelFiles } from '../graph/serde/io.ts';
 import { letSignalsRun, noteCommitted } from '../graph/serde/temp-files.ts';
 import type { CalibrationModule } from '../passes/calibration/module.ts';
 import { type Logger, recordingWarnings, silentLogger } from '../passes/log.ts';
@@ -109,7 +109,7 @@ export async function convertFile(input: string, output: string, steps: readonly
   noteCommitted([output]);
   if (streamed && saved.externalDataPath) {
     // One file is an option only when the weights fit in one (a review: a 5.19 GiB output was offered it).
-    const fits = (saved.externalDataBytes ?? 0) + NON_TENSOR_MARGIN < PROTOBUF_LIMIT_BYTES;
+    const fits = (saved.externalDataBytes ?? 0) < PROTOBUF_LIMIT_BYTES;
     saved.externalReason = `the input reads its weights from external data, so the output does too${fits ? ' (--no-external-data, or externalData: false in the API, for one file)' : ' (over 2 GiB: it cannot be one file)'}`;
   }
   return {

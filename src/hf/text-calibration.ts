@@ -108,16 +108,13 @@ function jsonArrayPrompts(file: string, text: string): PromptList | undefined {
     value = JSON.parse(text);
   } catch (e) {
     if (!named) return undefined;
-    const jsonLines = text.trimStart().startsWith('{') || text.trimStart().startsWith('"');
-    const hint = jsonLines ? ' (one JSON value a line is JSON Lines: name the file .jsonl)' : '';
+    // What Hugging Face datasets' to_json() writes by default: one JSON value a line.
+    const hint = isJsonLines(text) ? ' (one JSON value a line is JSON Lines: name the file .jsonl)' : '';
     throw new CalibrationError(file, `is not valid JSON (${(e as Error).message})${hint}: give a JSON array of strings, or one prompt a line in a .txt file`, undefined, 'prompt list');
   }
   if (!Array.isArray(value)) {
     if (!named) return undefined;
-    const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '').length;
-    // What Hugging Face datasets' to_json() writes by default: one JSON value a line.
-    const hint = lines > 1 ? ' (one JSON value a line is JSON Lines: name the file .jsonl)' : '';
-    throw new CalibrationError(file, `holds a JSON ${typeof value === 'object' && value !== null ? 'object' : typeof value}, not an array of strings${hint}`, undefined, 'prompt list');
+    throw new CalibrationError(file, `holds a JSON ${typeof value === 'object' && value !== null ? 'object' : typeof value}, not an array of strings`, undefined, 'prompt list');
   }
   // A text file whose one line happens to be a JSON array of other things (`[1, 2]`) is a prompt.
   if (!named && !value.every((p) => typeof p === 'string')) return undefined;
@@ -127,6 +124,22 @@ function jsonArrayPrompts(file: string, text: string): PromptList | undefined {
     if (p.trim() === '') throw new CalibrationError(file, `${where[i]} is an empty prompt`, undefined, 'prompt list');
   });
   return { prompts: value as string[], where };
+}
+
+/** True when the text is more than one line and every non-blank line is a JSON value of its own. */
+function isJsonLines(text: string): boolean {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  return (
+    lines.length > 1 &&
+    lines.every((l) => {
+      try {
+        JSON.parse(l);
+        return true;
+      } catch {
+        return false;
+      }
+    })
+  );
 }
 
 /**

@@ -271,7 +271,7 @@ describe('a generated model over 2 GiB', () => {
       // "ModelProto would be … bytes" reported as a bug).
       const one = join(bigDir, 'one.onnx');
       const fresh = loadModel(first);
-      expect(() => saveModel(fresh, one, { externalData: false })).toThrow(new RegExp(`one\\.onnx: cannot be one file: its weights \\(${weightBytes} bytes\\) exceed the 2 GiB protobuf limit of an ONNX file; write it with external data`));
+      expect(() => saveModel(fresh, one, { externalData: false })).toThrow(/one\.onnx: cannot be one file: it would be \d+ bytes, over the 2 GiB protobuf limit of an ONNX file; write it with external data/);
       expect(listDir(bigDir).filter((f) => f.startsWith('one.onnx'))).toEqual([]);
     } finally {
       removeDir(bigDir);

@@ -1,10 +1,11 @@
 // Load → save with no pass, on every real fixture: onnxruntime-node gives bit-identical outputs
 // on seeded inputs, saving again is byte-identical, and the IR sees the same graph.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as ort from 'onnxruntime-node';
 import { DataType } from '../../src/graph/ir/dtype.ts';
+import { decodeModel, encodeModel } from '../../src/graph/proto/codec.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { removeDir, scratchDir, sha256 } from '../helpers/files.ts';
 import { FIXTURES, fixture } from '../helpers/fixtures.ts';
@@ -84,5 +85,17 @@ describe('the round-trip checks can fail', () => {
     const last = model.graph.nodes().at(-1)!;
     model.graph.remove(last, { force: true });
     expect(irStats(model)).not.toEqual(before);
+  });
+});
+
+describe('a STRING tensor stored as raw_data (accepted on load though ONNX uses string_data)', () => {
+  it('saves to the same bytes (found by review: the streamed save sized it as 0 bytes and failed)', () => {
+    const src = join(dir, 'string-raw.onnx');
+    const proto = decodeModel(readFileSync(fixture('stories260K').path));
+    proto.graph!.initializer!.push({ name: 'note', dims: [1], data_type: DataType.STRING, raw_data: new TextEncoder().encode('abc') });
+    writeFileSync(src, encodeModel(proto));
+    const out = join(dir, 'string-raw-out.onnx');
+    saveModel(loadModel(src), out);
+    expect(sha256(readFileSync(out))).toBe(sha256(readFileSync(src)));
   });
 });

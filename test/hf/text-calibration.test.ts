@@ -56,6 +56,11 @@ describe('text calibration from a prompt list', () => {
     refused('empty.json', '[]', /empty\.json: has no prompts/);
     // What datasets' to_json() writes by default, named .json: a hint to name it .jsonl (found by review).
     refused('lines.json', '{"text": "a"}\n{"text": "b"}\n', /lines\.json: is not valid JSON \(.+\) \(one JSON value a line is JSON Lines: name the file \.jsonl\)/);
+    // A pretty-printed object, or one with a syntax error, is not JSON Lines (found by review: it was told to be renamed).
+    for (const [name, text] of [['pretty.json', '{\n "prompts": ["a cat", "a dog"]\n}\n'], ['comma.json', '{\n "prompts": ["a cat",]\n}\n']]) {
+      expect(() => readPrompts(promptsFile(name!, text!))).toThrow(new RegExp(`${name!.replace('.', '\\.')}: (holds a JSON object|is not valid JSON)`));
+      expect(() => readPrompts(promptsFile(name!, text!))).not.toThrow(/JSON Lines/);
+    }
     refused('bad.jsonl', '"a"\n{"text": 1}\n', /bad\.jsonl: line 2 is neither a JSON string nor an object with a string "text" or "prompt" field/);
     refused('broken.jsonl', '"a"\nOnce upon\n', /broken\.jsonl: line 2 is not valid JSON/);
   });

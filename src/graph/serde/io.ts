@@ -18,7 +18,7 @@ import { modelToProto } from './to-proto.ts';
 /** The protobuf limit: a serialized message may not reach 2 GiB. */
 export const PROTOBUF_LIMIT_BYTES = 2 ** 31;
 /** Room left for everything that is not tensor data when deciding to go external. */
-export const NON_TENSOR_MARGIN = 64 * 2 ** 20;
+const NON_TENSOR_MARGIN = 64 * 2 ** 20;
 
 /**
  * Loads a model from a file (external data resolves against its folder and is read lazily)
@@ -115,13 +115,7 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
   const inlineBytes = sumTensorBytes(model);
   let external = mode === true;
   let externalReason: string | undefined;
-  const overLimit = inlineBytes + NON_TENSOR_MARGIN >= PROTOBUF_LIMIT_BYTES;
-  // Refused before a byte is read: an inline save would read every weight into memory (5 GB
-  // for a Wan2.1-1.3B-sized model) only for the encoder to find it cannot be one file.
-  if (mode === false && overLimit) {
-    throw new ModelFileError(path, `cannot be one file: its weights (${inlineBytes} bytes) exceed the 2 GiB protobuf limit of an ONNX file; write it with external data (without --no-external-data; externalData 'auto' or true in the API)`);
-  }
-  if (mode === 'auto' && overLimit) {
+  if (mode === 'auto' && inlineBytes + NON_TENSOR_MARGIN >= PROTOBUF_LIMIT_BYTES) {
     external = true;
     externalReason = `the weights (${inlineBytes} bytes) would exceed the 2 GiB protobuf limit; writing them to ${dataName}`;
   }
@@ -151,7 +145,12 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
   let wroteData: boolean;
   try {
     const proto = modelToProto(model, sink);
-    if (encodedSize('ModelProto', proto as ModelProto) >= PROTOBUF_LIMIT_BYTES) throw new ModelFileError(path, 'the serialized model exceeds the 2 GiB protobuf limit; save with external data');
+    // Sized before a weight is read (inline tensors are read as they are written): a model that
+    // cannot be one file is refused without reading 5 GB first.
+    const size = encodedSize('ModelProto', proto as ModelProto);
+    if (size >= PROTOBUF_LIMIT_BYTES) {
+      throw new ModelFileError(path, `cannot be one file: it would be ${size} bytes, over the 2 GiB protobuf limit of an ONNX file; write it with external data (without --no-external-data; externalData 'auto' or true in the API)`);
+    }
     // Streamed: an inline model's tensors are read one at a time as they are written, so the
     // save holds one of them, not the whole model twice (docs/scale.md).
     modelBytes = writeEncoded(tmpModel, proto as ModelProto);

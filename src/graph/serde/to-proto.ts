@@ -1,4 +1,5 @@
 import { LazyBytes } from '../proto/codec.ts';
+import { DataType } from '../ir/dtype.ts';
 import { type Attribute, AttributeType } from '../ir/attribute.ts';
 import type { Graph } from '../ir/graph.ts';
 import type { Model } from '../ir/model.ts';
@@ -77,7 +78,8 @@ export function tensorToProto(t: Tensor, sink: TensorSink): Proto {
     p.data_location = 1;
   } else {
     // Read when the encoder reaches it: a streamed save holds one tensor's bytes at a time.
-    p.raw_data = new LazyBytes(t.byteLength, () => t.bytes());
+    // (A STRING tensor's byte length is not known without its bytes; such raw_data is rare and small.)
+    p.raw_data = t.dataType === DataType.STRING ? t.bytes() : new LazyBytes(t.byteLength, () => t.bytes());
   }
   return p;
 }
