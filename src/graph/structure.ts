@@ -2,8 +2,8 @@
  * The cheap structural checks that run on every conversion, before the first pass and after
  * the last, whether or not `--verify` asks for the full {@link verifyModel}: a graph that
  * onnxruntime would reject for its structure (a cycle, a node without op_type, an input
- * defined nowhere, an op from a domain the model does not import) is refused with the node
- * named, instead of being written out. Nodes merely out of topological order are not refused
+ * defined nowhere, an op from a domain the model does not import, two values or two nodes of
+ * one graph with the same name) is refused with the node named, instead of being written out. Nodes merely out of topological order are not refused
  * here: onnxruntime sorts them itself and loads such a model (`--verify` reports them). One walk over the nodes with a set of visible values:
  * linear in the model's size, with no per-use bookkeeping (that is what `--verify` adds).
  */
@@ -28,12 +28,27 @@ export function structuralIssues(model: Model, max = 5): VerifyIssue[] {
   }
   const walk = (g: Graph, path: string, outer: ReadonlySet<Value>): void => {
     const visible = new Set(outer);
-    for (const v of g.inputs) visible.add(v);
-    for (const v of g.initializers.values()) visible.add(v);
+    // onnxruntime refuses a graph where two values or two nodes share a name ("Duplicate
+    // definition of name", "two nodes with same node name"): a pass renaming one by hand does it.
+    const valueNames = new Map<string, Value>();
+    const nodeNames = new Set<string>();
+    const define = (v: Value, where: string): void => {
+      visible.add(v);
+      if (v.name === '') return;
+      const prior = valueNames.get(v.name);
+      if (prior === undefined) valueNames.set(v.name, v);
+      else if (prior !== v && issues.length < max) issues.push({ kind: 'name', message: `${where}: value name "${v.name}" is defined twice in graph ${path}` });
+    };
+    for (const v of g.inputs) define(v, `graph ${path} input %${v.name}`);
+    for (const v of g.initializers.values()) define(v, `graph ${path} initializer %${v.name}`);
     let disorder = false;
     for (const n of g) {
       if (issues.length >= max) return;
       const where = `graph ${path} node ${n.label()}`;
+      if (n.name !== '') {
+        if (nodeNames.has(n.name)) issues.push({ kind: 'name', message: `${where}: node name "${n.name}" is used by another node of graph ${path}` });
+        nodeNames.add(n.name);
+      }
       if (n.opType === '') issues.push({ kind: 'producer', message: `${where} has no op_type` });
       else if (!imported.has(normalDomain(n.domain)) && !functions.has(`${normalDomain(n.domain)}\u0000${n.opType}`)) {
         issues.push({ kind: 'opset', message: `${where} is from domain "${n.domain}", which the model does not import` });
@@ -45,7 +60,7 @@ export function structuralIssues(model: Model, max = 5): VerifyIssue[] {
         else issues.push({ kind: 'order', message: `${where} input ${i} %${v.name} is not defined in its scope` });
       });
       for (const [name, sub] of n.attributes) for (const s of attrGraphs(sub)) walk(s, `${path}/${n.name || n.opType}.${name}`, visible);
-      for (const o of n.outputs) visible.add(o);
+      for (const o of n.outputs) define(o, `${where} output %${o.name}`);
     }
     const cycle = disorder && issues.length < max ? cycleIssue(g, path) : undefined;
     if (cycle) issues.push(cycle);

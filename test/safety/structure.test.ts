@@ -1,5 +1,6 @@
 // The structural checks that run without --verify, before the first pass and after the last:
-// a cyclic graph, a node without op_type, an input defined nowhere, a domain not imported.
+// a cyclic graph, a node without op_type, an input defined nowhere, a domain not imported,
+// two values or two nodes of a graph with one name.
 // The graphs are small synthetic ones, broken on purpose through the protobuf.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,6 +49,15 @@ const cases: Record<string, { edit: (p: Proto) => void; says: RegExp }> = {
   'an empty op_type': {
     edit: (p) => void (p.graph.node[1].op_type = ''),
     says: /graph tiny node neg(\b.*)? has no op_type/,
+  },
+  // Found by a plugin author's trial: a pass renaming a value or a node by hand wrote a model onnxruntime refuses.
+  'two values with one name': {
+    edit: (p) => void (p.graph.node[0].output = ['x'], p.graph.node[1].input = ['x']),
+    says: /graph tiny node relu.* output %x: value name "x" is defined twice in graph tiny/,
+  },
+  'two nodes with one name': {
+    edit: (p) => void (p.graph.node[1].name = 'relu'),
+    says: /graph tiny node relu.*: node name "relu" is used by another node of graph tiny/,
   },
   'a domain the model does not import': {
     edit: (p) => void (p.graph.node[1].domain = 'com.example'),
