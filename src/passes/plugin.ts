@@ -33,7 +33,7 @@ export class PluginError extends Error {
 }
 
 /** File extensions `loadPluginModule` imports (`.ts` through tsx when installed, see `importUserModule`). */
-export const PLUGIN_EXTENSIONS: readonly string[] = ['.mjs', '.js', '.ts', '.mts'];
+export const PLUGIN_EXTENSIONS: readonly string[] = ['.mjs', '.js', '.cjs', '.ts', '.mts'];
 
 /**
  * Checks that `value` is a well-formed plugin and returns it typed.

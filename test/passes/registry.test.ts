@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import builtin from '../../plugins/builtin/index.ts';
 import { definePass } from '../../src/passes/pass.ts';
-import { loadPluginModule, PluginError, validatePlugin } from '../../src/passes/plugin.ts';
+import { createRegistry } from '../../src/api/registry.ts';
+import { loadPluginModule, type Plugin, PluginError, validatePlugin } from '../../src/passes/plugin.ts';
 import { PassRegistry, UnknownPassError } from '../../src/passes/registry.ts';
 
 const pass = (name: string) => definePass({ name, summary: 's', options: {}, statistics: {}, run: () => ({ modified: false, stats: {} }) });
@@ -70,6 +71,28 @@ describe('loadPluginModule', () => {
   it('loads a .ts plugin', async () => {
     file('typed.ts', `const n: string = 'typed';\n${good.replace("'mine'", 'n')}`);
     expect((await loadPluginModule(join(dir, 'typed.ts'))).name).toBe('typed');
+  });
+
+  it('loads a CommonJS .cjs plugin (a plugin author\'s trial: refused although Node imports it)', async () => {
+    file('common.cjs', `module.exports = ${good.replace('export default ', '').replace("'mine'", "'common'")}`);
+    expect((await loadPluginModule('common.cjs', dir)).name).toBe('common');
+  });
+
+  it('createRegistry checks a plugin object as it checks a module, names it once, and loads a module named twice once (a plugin author\'s trial)', async () => {
+    const bad = async (entry: unknown, says: string | RegExp) => {
+      const err = await createRegistry([entry as Plugin]).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PluginError);
+      if (typeof says === 'string') expect((err as Error).message).toBe(says);
+      else expect((err as Error).message).toMatch(says);
+    };
+    // They were TypeErrors: plugin.passes.find is not a function, cannot read properties of null.
+    await bad({ name: 'x3', version: '1', passes: 'p' }, "plugin (object x3): plugin 'x3' has no passes array");
+    await bad(null, 'plugin (a plugin object): the default export is null, not { name, version, passes }');
+    // The prefix once, not 'plugin (object x1): plugin (object x1): …'.
+    await bad({ name: 'x1', version: '1', passes: [{ ...pass('p-x1'), options: { k: { type: 'float', help: 'h', default: 1 } } }] }, /^plugin \(object x1\): pass p-x1 option k (?!.*plugin \(object x1\))/);
+    file('twice.mjs', good.replace("'mine'", "'twice'").replace("'noop'", "'noop-twice'"));
+    const r = await createRegistry([join(dir, 'twice.mjs'), join(dir, '.', 'twice.mjs')]);
+    expect(r.names()).toContain('noop-twice');
   });
 
   it.each([
