@@ -14,7 +14,9 @@ export const passesCommand: CliCommand = {
   async run(args, io) {
     // Imported here, not at the top, so that `diff` and `inspect` do not load every pass.
     const { createRegistry } = await import('../api/registry.ts');
-    const registry = await createRegistry(listFlag(args.plugin, 'plugin'));
+    // A plugin-author's trial: `passes --config` was refused, so a config's plugins could not be listed.
+    const configPlugins = typeof args.config === 'string' ? (await import('./pipeline.ts')).readConfig(args.config).plugins : [];
+    const registry = await createRegistry([...configPlugins, ...listFlag(args.plugin, 'plugin')]);
     const name = args.name as string | undefined;
     const entries = name === undefined ? registry.list() : [registry.get(name)];
     io.out(entries.map(describePass).join('\n'));

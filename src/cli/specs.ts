@@ -75,12 +75,15 @@ export const CONVERT_SPEC: CommandSpec = {
 export const PASSES_SPEC: CommandSpec = {
   command: 'passes [name]',
   describe: 'List the registered passes with their options and statistics',
-  usage: ['$0 passes [name] [--plugin ./p.mjs]...'],
+  usage: ['$0 passes [name] [--plugin ./p.mjs]... [--config convert.config.json]'],
   positionals: { name: 'show only this pass' },
-  options: {},
+  options: {
+    config: { type: 'string', describe: "also the plugins a convert config file lists (its 'plugins', relative to its folder)" },
+  },
   examples: [
     ['$0 passes', 'every built-in pass'],
     ['$0 passes --plugin ./my-plugin.mjs', 'include the passes of a plugin'],
+    ['$0 passes --config convert.config.json', "include the passes of a config file's plugins"],
   ],
   strict: true,
 };

@@ -74,6 +74,13 @@ describe('convert passes / --help', () => {
     const one = await cli('passes', 'dce');
     expect(one.out).toContain('dce  (plugin builtin');
     expect(one.out).not.toContain('constants-to-initializers');
+    // A config file's plugins, relative to its folder, and the same plugin named twice (a plugin author's trial: --config was refused; a plugin in both was 'already registered').
+    const d = folder('passes-config');
+    const config = join(d, 'convert.config.json');
+    writeFileSync(config, JSON.stringify({ passes: ['tag'], plugins: [relative(d, plugin)] }));
+    const listed = await cli('passes', '--config', config, '--plugin', plugin);
+    expect(listed.code, listed.err).toBe(0);
+    expect(listed.out).toContain('tag  (plugin testplug 1.2.3)');
   });
 
   it('has useful help for convert and for convert passes', async () => {
