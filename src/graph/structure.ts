@@ -3,9 +3,11 @@
  * the last, whether or not `--verify` asks for the full {@link verifyModel}: a graph that
  * onnxruntime would reject for its structure (a cycle, a node without op_type, an input
  * defined nowhere, an op from a domain the model does not import, two values or two nodes of
- * one graph with the same name) is refused with the node named, instead of being written out. Nodes merely out of topological order are not refused
- * here: onnxruntime sorts them itself and loads such a model (`--verify` reports them). One walk over the nodes with a set of visible values:
- * linear in the model's size, with no per-use bookkeeping (that is what `--verify` adds).
+ * one graph with the same name) is refused with the node named, instead of being written
+ * out. Nodes merely out of topological order are not refused here: onnxruntime sorts them
+ * itself and loads such a model (`--verify` reports them). One walk over the nodes with a set
+ * of visible values: linear in the model's size, with no per-use bookkeeping (that is what
+ * `--verify` adds).
  */
 import { attrGraphs } from './ir/attribute.ts';
 import type { Graph } from './ir/graph.ts';

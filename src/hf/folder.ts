@@ -138,12 +138,17 @@ export function planVariant(folder: ModelFolder, name: string, meaning: QuantMea
     }
   }
   if (!force) {
-    const existing = targets.flatMap((t) => [t.output, join(folder.onnxDir, t.dataFile)]).filter((f) => existsSync(f));
+    const existing = existingVariantFiles(folder, targets);
     if (existing.length) {
       throw new FolderError(`${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}; add --force to replace ${existing.length === 1 ? 'it' : 'them'} (the fp32 graphs are never written)`);
     }
   }
   return { folder, variant, targets, force };
+}
+
+/** The files of `targets` (variant graphs and their data files) that exist now. */
+function existingVariantFiles(folder: ModelFolder, targets: readonly VariantTarget[]): string[] {
+  return targets.flatMap((t) => [t.output, join(folder.onnxDir, t.dataFile)]).filter((f) => existsSync(f));
 }
 
 /** What folder mode did, per graph. */
@@ -206,7 +211,7 @@ export async function convertFolder(plan: VariantPlan, options: ConvertFolderOpt
     }
     options.beforeCommit?.();
     // Checked when the run began; a run beside this one may have written a variant since.
-    const appeared = plan.force ? [] : targets.flatMap((t) => [t.output, join(folder.onnxDir, t.dataFile)]).filter((f) => existsSync(f));
+    const appeared = plan.force ? [] : existingVariantFiles(folder, targets);
     if (appeared.length) {
       throw new FolderError(`${appeared.join(', ')} appeared while this run was converting (another run writing the same variant?); nothing was written: add --force to replace ${appeared.length === 1 ? 'it' : 'them'}`);
     }

@@ -14,10 +14,7 @@
  *    batch dimension 1 and its other symbolic dimension (the past length) 0, and
  *    `use_cache_branch` false. Integer inputs follow the graph's element type (int64 or int32).
  * 4. A graph input it cannot make from text is refused up front, naming the input.
- * 5. Blank lines are skipped; an empty list is refused.
- * 6. A JSON array of strings (a `.json` file, or a file whose whole text is one) gives one
- *    prompt an item, line breaks kept; a `.jsonl` file one a line (a JSON string, or an object
- *    with a `text` or `prompt` field, as Hugging Face `datasets` writes).
+ * 5. The prompt list is read as prompt-list.ts says (text, JSON or JSON Lines; UTF-8).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -26,146 +23,10 @@ import { DataType, dtypeName } from '../graph/ir/dtype.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { Value } from '../graph/ir/value.ts';
 import { specialFileKind } from '../graph/serde/file-kind.ts';
-import { CalibrationError, type CalibrationModule, type FeedSample, type LoadedCalibration } from '../passes/calibration/module.ts';
 import { letSignalsRun } from '../graph/serde/temp-files.ts';
+import { CalibrationError, type CalibrationModule, type FeedSample, type LoadedCalibration } from '../passes/calibration/module.ts';
 import { importOnnxruntime, importTransformers } from '../runtime/optional-import.ts';
-
-/** Reads a prompt list (rule 5): one prompt a line, blank lines skipped; or JSON (rule 6). */
-export function readPrompts(file: string): string[] {
-  return readPromptList(file).prompts;
-}
-
-/** The prompts of a list, and where each one is in the file ("line 3", "item 3 of the JSON array"). */
-interface PromptList {
-  prompts: string[];
-  where: string[];
-}
-
-/** {@link readPrompts}, with where each prompt is. */
-function readPromptList(file: string): PromptList {
-  if (!existsSync(file)) throw new CalibrationError(file, 'file not found', undefined, 'prompt list');
-  const bytes = readFileSync(file);
-  const text = promptText(file, bytes);
-  const list = /\.jsonl$/i.test(file) ? jsonLinesPrompts(file, text) : (jsonArrayPrompts(file, text) ?? textPrompts(text));
-  if (list.prompts.length === 0) throw new CalibrationError(file, 'has no prompts (one a line, or a JSON array of strings)', undefined, 'prompt list');
-  return list;
-}
-
-/**
- * The text of a prompt list, which must be UTF-8 (a BOM is dropped): a UTF-16 file (what
- * Windows calls "Unicode"), a binary file (a model given by mistake, which would make
- * thousands of garbage prompts) and a legacy 8-bit encoding (its accented letters silently
- * replaced) are refused, naming what was found.
- */
-function promptText(file: string, bytes: Buffer): string {
-  const fail = (why: string): never => {
-    throw new CalibrationError(file, why, undefined, 'prompt list');
-  };
-  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) fail('is UTF-16 text (its byte-order mark says so): save it as UTF-8');
-  const nul = bytes.indexOf(0);
-  if (nul >= 0) fail(`is not a text file (a NUL byte at offset ${nul}): give one prompt a line`);
-  try {
-    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
-  } catch {
-    // The first line that does not decode (a line holding U+FFFD itself is valid UTF-8).
-    const strict = new TextDecoder('utf-8', { fatal: true });
-    let line = 0;
-    for (let start = 0; start <= bytes.length; line++) {
-      const end = bytes.indexOf(0x0a, start);
-      try {
-        strict.decode(bytes.subarray(start, end < 0 ? bytes.length : end));
-      } catch {
-        break;
-      }
-      start = end < 0 ? bytes.length + 1 : end + 1;
-    }
-    return fail(`line ${line + 1} is not UTF-8 (Latin-1 or another legacy encoding?): save the file as UTF-8`);
-  }
-}
-
-/** One prompt a line, blank lines skipped, each trimmed. */
-function textPrompts(text: string): PromptList {
-  const list: PromptList = { prompts: [], where: [] };
-  text.split(/\r?\n/).forEach((l, i) => {
-    const p = l.trim();
-    if (p === '') return;
-    list.prompts.push(p);
-    list.where.push(`line ${i + 1}`);
-  });
-  return list;
-}
-
-/**
- * A JSON array of strings (a `.json` file, or any file whose whole text is one), so that a
- * prompt may hold line breaks; undefined when a file not named `.json` is not JSON (its lines
- * are prompts, some of which may start with `[`).
- */
-function jsonArrayPrompts(file: string, text: string): PromptList | undefined {
-  const named = /\.json$/i.test(file);
-  if (!named && !text.trimStart().startsWith('[')) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    if (!named) return undefined;
-    // What Hugging Face datasets' to_json() writes by default: one JSON value a line.
-    const hint = isJsonLines(text) ? ' (one JSON value a line is JSON Lines: name the file .jsonl)' : '';
-    throw new CalibrationError(file, `is not valid JSON (${(e as Error).message})${hint}: give a JSON array of strings, or one prompt a line in a .txt file`, undefined, 'prompt list');
-  }
-  if (!Array.isArray(value)) {
-    if (!named) return undefined;
-    throw new CalibrationError(file, `holds a JSON ${typeof value === 'object' && value !== null ? 'object' : typeof value}, not an array of strings`, undefined, 'prompt list');
-  }
-  // A text file whose one line happens to be a JSON array of other things (`[1, 2]`) is a prompt.
-  if (!named && !value.every((p) => typeof p === 'string')) return undefined;
-  const where = value.map((_, i) => `item ${i + 1} of the JSON array`);
-  value.forEach((p, i) => {
-    if (typeof p !== 'string') throw new CalibrationError(file, `${where[i]} is ${p === null ? 'null' : typeof p}, not a string`, undefined, 'prompt list');
-    if (p.trim() === '') throw new CalibrationError(file, `${where[i]} is an empty prompt`, undefined, 'prompt list');
-  });
-  return { prompts: value as string[], where };
-}
-
-/** True when the text is more than one line and every non-blank line is a JSON value of its own. */
-function isJsonLines(text: string): boolean {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  return (
-    lines.length > 1 &&
-    lines.every((l) => {
-      try {
-        JSON.parse(l);
-        return true;
-      } catch {
-        return false;
-      }
-    })
-  );
-}
-
-/**
- * JSON Lines (`.jsonl`, what Hugging Face `datasets` writes): each non-blank line a JSON
- * string, or an object whose `text` (or `prompt`) field is the prompt.
- */
-function jsonLinesPrompts(file: string, text: string): PromptList {
-  const list: PromptList = { prompts: [], where: [] };
-  text.split(/\r?\n/).forEach((l, i) => {
-    if (l.trim() === '') return;
-    const where = `line ${i + 1}`;
-    let value: unknown;
-    try {
-      value = JSON.parse(l);
-    } catch (e) {
-      throw new CalibrationError(file, `${where} is not valid JSON (${(e as Error).message})`, undefined, 'prompt list');
-    }
-    const record = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-    const p = typeof value === 'string' ? value : (record?.text ?? record?.prompt);
-    if (typeof p !== 'string') throw new CalibrationError(file, `${where} is neither a JSON string nor an object with a string "text" or "prompt" field`, undefined, 'prompt list');
-    if (p.trim() === '') throw new CalibrationError(file, `${where} is an empty prompt`, undefined, 'prompt list');
-    list.prompts.push(p);
-    list.where.push(where);
-  });
-  return list;
-}
+import { readPromptList } from './prompt-list.ts';
 
 /**
  * The longest input the model in `folder` takes, from its `config.json` (`max_position_embeddings`,

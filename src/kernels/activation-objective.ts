@@ -68,6 +68,9 @@ export function crossGram(h: Float64Array, rows: number, m: ActivationMoments, t
   return out;
 }
 
+/** The scales {@link correctionScale} tries, in order: 1, ½, …, 2⁻¹⁰, then none. */
+const CORRECTION_SCALES = [...Array.from({ length: 11 }, (_, i) => 2 ** -i), 0];
+
 /**
  * The largest `t ∈ {1, ½, ¼, …, 2⁻¹⁰, 0}` for which `H + t·rows·(B̄ + B̄ᵀ + Ē)`, damped by
  * `damp`·mean diag as GPTQ damps it, is positive definite. H is summed over every calibration
@@ -80,7 +83,7 @@ export function crossGram(h: Float64Array, rows: number, m: ActivationMoments, t
  */
 export function correctionScale(h: Float64Array, rows: number, m: ActivationMoments, damp: number, matmul: MatMul64 = matmul64): number | undefined {
   const { K } = m;
-  for (let t = 1; t >= 0; t = t > 2 ** -10 ? t / 2 : t > 0 ? 0 : -1) {
+  for (const t of CORRECTION_SCALES) {
     const a = t > 0 ? quantizedGram(h, rows, m, t) : Float64Array.from(h);
     const lambda = dampingOf(a, K, damp);
     for (let k = 0; k < K; k++) a[k * K + k] = a[k * K + k] === 0 ? 1 : a[k * K + k]! + lambda;

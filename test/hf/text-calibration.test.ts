@@ -10,7 +10,8 @@ import { Model } from '../../src/graph/ir/model.ts';
 import { Value } from '../../src/graph/ir/value.ts';
 import { loadModel } from '../../src/graph/serde/io.ts';
 import { contextFor } from '../../src/passes/calibration/samples.ts';
-import { findTokenizerFolder, readPrompts, textCalibration } from '../../src/hf/text-calibration.ts';
+import { readPrompts } from '../../src/hf/prompt-list.ts';
+import { findTokenizerFolder, textCalibration } from '../../src/hf/text-calibration.ts';
 import { runCli } from '../helpers/cli-process.ts';
 import { FIXTURE } from './helpers.ts';
 

@@ -876,12 +876,15 @@ const STREAM_CHUNK = 4 * 2 ** 20;
  * the same bytes in the same order, each {@link LazyBytes} read when reached and given to
  * `write` on its own, so that memory holds one of them and a buffer of the rest at a time
  * (an inline model's tensors are lazy: see `to-proto.ts`). `write` must consume (copy or
- * write out) its argument before returning: the buffer is reused. Returns the total length.
+ * write out) its argument before returning: the buffer is reused. `sized` sees the total
+ * length before anything is read or written (a caller's own limit throws there). Returns the
+ * total length.
  */
-export function encodeMessageTo<K extends MessageTypeName>(typeName: K, msg: MessageTypes[K], write: (bytes: Uint8Array) => void): number {
+export function encodeMessageTo<K extends MessageTypeName>(typeName: K, msg: MessageTypes[K], write: (bytes: Uint8Array) => void, sized?: (total: number) => void): number {
   const m = messageDef(typeName);
   const sizes: number[] = [];
   const total = sizeMessage(m, msg as Obj, sizes);
+  sized?.(total);
   if (total > PROTOBUF_SIZE_LIMIT) {
     throw new RangeError(`${typeName} would be ${total} bytes, over the protobuf limit of ${PROTOBUF_SIZE_LIMIT} bytes (2 GiB); store tensors as external data`);
   }

@@ -2,7 +2,7 @@ import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } fr
 import { basename, dirname, resolve } from 'node:path';
 import type { Model } from '../ir/model.ts';
 import type { Tensor } from '../ir/tensor.ts';
-import { decodeModel, encodedSize, encodeMessageTo } from '../proto/codec.ts';
+import { decodeModel, encodeMessageTo } from '../proto/codec.ts';
 import type { ModelProto } from '../proto/schema.ts';
 import { CommitError, commitFiles } from './commit.ts';
 import { realFolder } from './data-file.ts';
@@ -144,16 +144,14 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
   let modelBytes: number;
   let wroteData: boolean;
   try {
-    const proto = modelToProto(model, sink);
-    // Sized before a weight is read (inline tensors are read as they are written): a model that
-    // cannot be one file is refused without reading 5 GB first.
-    const size = encodedSize('ModelProto', proto as ModelProto);
-    if (size >= PROTOBUF_LIMIT_BYTES) {
-      throw new ModelFileError(path, `cannot be one file: it would be ${size} bytes, over the 2 GiB protobuf limit of an ONNX file; write it with external data (without --no-external-data; externalData 'auto' or true in the API)`);
-    }
     // Streamed: an inline model's tensors are read one at a time as they are written, so the
-    // save holds one of them, not the whole model twice (docs/scale.md).
-    modelBytes = writeEncoded(tmpModel, proto as ModelProto);
+    // save holds one of them, not the whole model twice (docs/scale.md). Sized before a weight
+    // is read: a model that cannot be one file is refused without reading 5 GB first.
+    modelBytes = writeEncoded(tmpModel, modelToProto(model, sink) as ModelProto, (size) => {
+      if (size >= PROTOBUF_LIMIT_BYTES) {
+        throw new ModelFileError(path, `cannot be one file: it would be ${size} bytes, over the 2 GiB protobuf limit of an ONNX file; write it with external data (without --no-external-data; externalData 'auto' or true in the API)`);
+      }
+    });
     wroteData = sink instanceof ExternalDataSink && sink.close();
   } catch (e) {
     try {
@@ -210,13 +208,18 @@ function sumTensorBytes(model: Model): number {
   return total;
 }
 
-/** Writes the encoding of `proto` to a new file `path` as it is produced; returns its length. */
-function writeEncoded(path: string, proto: ModelProto): number {
+/** Writes the encoding of `proto` to a new file `path` as it is produced (`sized`: see encodeMessageTo); returns its length. */
+function writeEncoded(path: string, proto: ModelProto, sized: (total: number) => void): number {
   const fd = openSync(path, 'w');
   try {
-    return encodeMessageTo('ModelProto', proto, (bytes) => {
-      for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
-    });
+    return encodeMessageTo(
+      'ModelProto',
+      proto,
+      (bytes) => {
+        for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+      },
+      sized,
+    );
   } finally {
     closeSync(fd);
   }
