@@ -19,10 +19,12 @@
  *    as it was.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { CommitError, commitFiles } from '../graph/serde/commit.ts';
+import { linkedOutside } from '../graph/serde/data-file.ts';
 import { ModelFileError } from '../graph/serde/errors.ts';
+import { specialFileKind } from '../graph/serde/file-kind.ts';
 import { loadModel, modelTensors, saveModel, type SaveResult } from '../graph/serde/io.ts';
 import { HOST_TAG } from '../graph/serde/host-tag.ts';
 import { removeStaleTemps } from '../graph/serde/stale-temps.ts';
@@ -78,6 +80,11 @@ export function scanModelFolder(dir: string): ModelFolder {
  * was accepted, and the variant written into a folder nothing could load).
  */
 function checkConfig(path: string): void {
+  const st = statSync(path);
+  // A FIFO would block the read for good; a link out of the folder is refused as the model's data locations are.
+  if (!st.isFile()) throw new FolderError(`${path}: is ${st.isDirectory() ? 'a folder' : specialFileKind(st)}, not a regular file`);
+  const target = linkedOutside(dirname(path), path);
+  if (target) throw new FolderError(`${path}: links outside the model folder (to ${target}); refusing to read it (copy the folder with its links followed, cp -rL, if you trust them)`);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

@@ -22,6 +22,7 @@ import type * as ort from 'onnxruntime-node';
 import { DataType, dtypeName } from '../graph/ir/dtype.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { Value } from '../graph/ir/value.ts';
+import { linkedOutside } from '../graph/serde/data-file.ts';
 import { specialFileKind } from '../graph/serde/file-kind.ts';
 import { letSignalsRun } from '../graph/serde/temp-files.ts';
 import { CalibrationError, type CalibrationModule, type FeedSample, type LoadedCalibration } from '../passes/calibration/module.ts';
@@ -69,6 +70,25 @@ export function findTokenizerFolder(modelDir: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Refuses, by name, a tokenizer file that is not a regular file (reading a FIFO or device would
+ * block for good) or that a symlink puts outside the tokenizer's folder: the tokenizer is found
+ * beside the model, not named by the user, so it is untrusted as the model's external data is,
+ * under the same rule (a Hugging Face hub cache's links into the repository's `blobs/` are read).
+ */
+function checkTokenizerFiles(folder: string, origin: string): void {
+  for (const name of TOKENIZER_FILES) {
+    const path = join(folder, name);
+    if (!existsSync(path)) continue;
+    const st = statSync(path);
+    if (!st.isFile()) throw new CalibrationError(origin, `the tokenizer's ${path} is ${st.isDirectory() ? 'a folder' : specialFileKind(st)}, not a regular file`);
+    const target = linkedOutside(folder, path);
+    if (target) {
+      throw new CalibrationError(origin, `the tokenizer's ${path} links outside its folder (to ${target}); refusing to read it (copy the folder with its links followed, cp -rL, if you trust them)`);
+    }
+  }
+}
+
 /** What a tokenizer gives for a prompt list. */
 export interface TokenizedPrompts {
   folder: string;
@@ -110,13 +130,7 @@ export async function textCalibration(model: Model, promptsFile: string, modelDi
   const dir = modelDir ?? process.cwd();
   const folder = findTokenizerFolder(dir);
   if (!folder) throw new CalibrationError(origin, `needs the model's tokenizer, and there is no tokenizer.json in ${dir} or ${dirname(dir)}`);
-  // Reading a FIFO or device would block for good: refuse it by name first.
-  for (const name of TOKENIZER_FILES) {
-    const path = join(folder, name);
-    if (!existsSync(path)) continue;
-    const st = statSync(path);
-    if (!st.isFile()) throw new CalibrationError(origin, `the tokenizer's ${path} is ${st.isDirectory() ? 'a folder' : specialFileKind(st)}, not a regular file`);
-  }
+  checkTokenizerFiles(folder, origin);
   const { Tensor } = await importOnnxruntime('text calibration (--q-arvd.prompts)');
   const makers = model.graph.inputs.map((v) => inputMaker(v, origin, Tensor));
   const limit = contextLength(folder);

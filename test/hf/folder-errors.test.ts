@@ -1,7 +1,7 @@
 // Folder mode refusals: each is one clear line, exit code 1, and the folder is left exactly
 // as it was (hashes of every file before and after; no stray staging folder).
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli, copyFixture, FIXTURE, hashTree } from './helpers.ts';
@@ -36,6 +36,20 @@ describe('convert <folder>: bad folders and bad --variant names write nothing', 
     await refused(dir, [dir, '--pass', 'q-arvd', '--variant', 'q8'], /bad-config\/config\.json: not valid JSON \(.+\); transformers\.js reads it to load the model/);
     writeFileSync(join(dir, 'config.json'), '["llama"]');
     await refused(dir, [dir, '--pass', 'q-arvd', '--variant', 'q8'], /config\.json: holds an array, not the JSON object of a model's configuration/);
+  });
+
+  it('a config.json linked from outside the folder, or a FIFO, is refused unread (noticed in a user trial: its JSON error quoted the linked file; a FIFO blocked the run)', async () => {
+    const dir = join(root, 'linked-config');
+    cpSync(model, dir, { recursive: true });
+    const secret = join(root, 'secret.txt');
+    writeFileSync(secret, 'SECRET-TOKEN-1234 not json');
+    rmSync(join(dir, 'config.json'));
+    symlinkSync(secret, join(dir, 'config.json'));
+    const err = await refused(dir, [dir, '--pass', 'q-arvd', '--variant', 'q8'], /linked-config\/config\.json: links outside the model folder \(to \S*secret\.txt\); refusing to read it \(copy the folder with its links followed, cp -rL/);
+    expect(err).not.toMatch(/SECRET-TOKEN/);
+    rmSync(join(dir, 'config.json'));
+    execFileSync('mkfifo', [join(dir, 'config.json')]);
+    await refused(dir, [dir, '--pass', 'q-arvd', '--variant', 'q8'], /linked-config\/config\.json: is a FIFO, not a regular file/);
   });
 
   it('no onnx/ folder', async () => {

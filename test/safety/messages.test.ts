@@ -2,7 +2,7 @@
 // bytes", "is a model folder") or that were accepted silently (out-of-range options): each
 // now gets one line naming the user's file, tensor, option or module, exit 1, nothing written.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
@@ -268,6 +268,36 @@ describe('what a run writes, and how it is named (found by a new-user trial of t
     const r = await cli(m, '-o', join(out, 'fifo-prompts.onnx'), '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.prompts', prompts);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/tokenizer's \S*fifo-tokenizer\/tokenizer\.json is a FIFO, not a regular file/);
+  });
+
+  it('a tokenizer file linked from outside its folder refuses a prompt list unread; a link into the hub cache\'s blobs/ is read (noticed in a user trial: the tokenizer is found beside the model, not named, and its parse error quoted the linked file)', async () => {
+    const folder = join(dir, 'linked-tokenizer');
+    mkdirSync(folder);
+    const m = join(folder, 'model.onnx');
+    writeFileSync(m, readFileSync(model));
+    const secret = join(dir, 'secret.txt');
+    writeFileSync(secret, 'SECRET-TOKEN-1234 not json');
+    symlinkSync(secret, join(folder, 'tokenizer.json'));
+    const prompts = join(folder, 'prompts.txt');
+    writeFileSync(prompts, 'once upon a time\n');
+    const r = await cli(m, '-o', join(out, 'linked-tokenizer.onnx'), '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.prompts', prompts);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/tokenizer's \S*linked-tokenizer\/tokenizer\.json links outside its folder \(to \S*secret\.txt\); refusing to read it/);
+    expect(r.err).not.toMatch(/SECRET-TOKEN/);
+    expect(existsSync(join(out, 'linked-tokenizer.onnx'))).toBe(false);
+    // In a hub cache snapshot the same link into the repository's blobs/ passes this check: the run
+    // goes on to the next one (this synthetic model has no text inputs), which comes after it.
+    const repo = join(dir, 'hub', 'models--org--tok');
+    const snapshot = join(repo, 'snapshots', 'abc');
+    mkdirSync(join(repo, 'blobs'), { recursive: true });
+    mkdirSync(snapshot, { recursive: true });
+    writeFileSync(join(repo, 'blobs', 'ccc'), 'not a tokenizer');
+    symlinkSync('../../blobs/ccc', join(snapshot, 'tokenizer.json'));
+    writeFileSync(join(snapshot, 'model.onnx'), readFileSync(model));
+    const hub = await cli(join(snapshot, 'model.onnx'), '-o', join(out, 'hub-tokenizer.onnx'), '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.prompts', prompts);
+    expect(hub.code).toBe(1);
+    expect(hub.err).not.toMatch(/links outside/);
+    expect(hub.err).toMatch(/cannot make the graph input 'x' from text/);
   });
 
   it('an output name that leaves no room for the temporary name is refused before any pass, naming the output (found by a safety trial: ENAMETOOLONG after the passes, hidden by the cleanup\'s own error)', async () => {

@@ -52,6 +52,17 @@ export function isHubBlobOf(folder: string, real: string): boolean {
   return false;
 }
 
+/**
+ * Where `path` really is when a symlink puts it outside `folder` (and not into the folder's
+ * hub cache blobs, {@link isHubBlobOf}); undefined when it stays inside. For the files found
+ * beside a model (its tokenizer, `config.json`), which are as untrusted as its data locations.
+ */
+export function linkedOutside(folder: string, path: string): string | undefined {
+  const dir = realFolder(folder);
+  const real = realpathSync(path);
+  return isInside(dir, real) || isHubBlobOf(dir, real) ? undefined : real;
+}
+
 /** True when `path` is `folder` itself or below it (both real paths). */
 export function isInside(folder: string, path: string): boolean {
   const rel = relative(folder, path);
