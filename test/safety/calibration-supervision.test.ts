@@ -57,10 +57,11 @@ const module = (name: string, body: string): string => {
 };
 
 /** Runs convert with the module in a child; expects one error line matching `says`, exit 1, nothing written. */
-async function expectFailure(name: string, body: string, says: RegExp, extra: string[] = [], maxMs = 30_000): Promise<void> {
+async function expectFailure(name: string, body: string, says: RegExp, extra: string[] = [], maxMs = 30_000, pass: 'q-arvd' | 'minmax' = 'q-arvd'): Promise<void> {
   const calib = module(name, body);
   const before = snapshot(join(dir, 'in'));
-  const r = await runCli([input, '-o', join(out, `${name}.onnx`), '--pass', 'q-arvd', '--q-arvd.calib', calib, '--q-arvd.scale-search', 'false', ...extra], { timeoutMs: maxMs, env: { TMPDIR: tmp } });
+  const passArgs = pass === 'q-arvd' ? ['--pass', 'q-arvd', '--q-arvd.calib', calib, '--q-arvd.scale-search', 'false'] : ['--pass', 'minmax', '--minmax.calib', calib];
+  const r = await runCli([input, '-o', join(out, `${name}.onnx`), ...passArgs, ...extra], { timeoutMs: maxMs, env: { TMPDIR: tmp } });
   expect(r.timedOut, `still running after ${maxMs} ms; stderr: ${r.stderr}`).toBe(false);
   expect(r.signal).toBe(null);
   const lines = r.stderr.trimEnd().split('\n').filter((l) => !/still running after/.test(l));
@@ -98,6 +99,10 @@ describe('calibration module supervision (CLI in a child process)', () => {
 
   it('a hang kept alive by a timer: the per-sample timeout, and the process still exits', async () => {
     await expectFailure('timer-hang', 'export async function* feeds() { setInterval(() => {}, 100); await new Promise((r) => setTimeout(r, 1e9)); }', /, sample 0: the sample did not finish within 1 s; raise --q-arvd\.calib-timeout/, ['--q-arvd.calib-timeout', '1'], 20_000);
+  });
+
+  it('minmax has the same timeout, and its message names minmax\'s option (a docs review: it named --q-arvd.calib-timeout, which a minmax run refuses)', async () => {
+    await expectFailure('timer-hang-minmax', 'export async function* feeds() { setInterval(() => {}, 100); await new Promise((r) => setTimeout(r, 1e9)); }', /, sample 0: the sample did not finish within 1 s; raise --minmax\.calib-timeout/, ['--minmax.calib-timeout', '1'], 20_000, 'minmax');
   });
 
   it('an endless generator: the timeout ends it', async () => {

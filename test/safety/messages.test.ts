@@ -117,6 +117,10 @@ describe('messages name the user\'s file, tensor, option or module', () => {
     expect(qarvd.err).toMatch(/\[q-arvd\] warning: calib .*unused\.mjs is not used: with a-bits none, reconstruct none, bias-correction false this run needs no calibration data \(it serves activation ranges, reconstruction or bias correction\)/);
     await expectRefused([model, '-o', x, '--pass', 'minmax', '--minmax.a-bits', 'none', '--minmax.bias-correction', 'true'], /pass minmax \(plugin q-arvd\): option bias-correction true needs calibration data, and this weight-only run has none: give calib or prompts/, { input: inDir, output: out });
     await expectRefused([model, '-o', x, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.reconstruct', 'gptq'], /option reconstruct gptq needs calibration data/, { input: inDir, output: out });
+    // integer-kernels never has no float form for blocked weights: said, not ignored (a docs review).
+    const blocked = await cli(model, '-o', ok, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', '--q-arvd.w-bits', '4', '--q-arvd.block-size', '32', '--q-arvd.integer-kernels', 'never');
+    expect(blocked.code, blocked.err).toBe(0);
+    expect(blocked.err).toMatch(/\[q-arvd\] warning: integer-kernels never changes nothing here: blocked weights \(block-size 32\) keep their integer form/);
     // The defaults (q-arvd: gptq and bias correction) without data still round to nearest, as the log says.
     const defaults = await cli(model, '-o', ok, '--pass', 'q-arvd', '--q-arvd.a-bits', 'none');
     expect(defaults.code, defaults.err).toBe(0);

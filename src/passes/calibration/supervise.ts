@@ -4,7 +4,7 @@
  * a word is watched while one of its calls runs, and turned into a one-line
  * {@link CalibrationError} naming the module, the sample and what happened:
  *
- * 1. too slow or hung on a timer: the per-sample timeout (`--q-arvd.calib-timeout`);
+ * 1. too slow or hung on a timer: the per-sample timeout (`--<pass>.calib-timeout`);
  * 2. a promise that can never settle: Node would exit with code 13 and nothing on stderr once
  *    the event loop empties; `beforeExit` fires first (our timers are unref'd so they do not
  *    hide it) and fails the sample;
@@ -33,6 +33,8 @@ export const HEARTBEAT_MS = 10_000;
 export interface Supervision {
   /** Seconds per sample (default {@link DEFAULT_CALIB_TIMEOUT_S}). */
   timeoutSeconds?: number;
+  /** The option that sets it, as the timeout's message names it (default `--q-arvd.calib-timeout`). */
+  timeoutOption?: string;
   /** Where the heartbeat lines go (none when absent). */
   log?: Logger;
   /** Interval of the heartbeat lines (default {@link HEARTBEAT_MS}; tests shorten it). */
@@ -117,13 +119,14 @@ export interface ModuleCall {
  */
 export async function superviseModuleCall<T>(call: ModuleCall, supervision: Supervision | undefined, fn: () => Promise<T>): Promise<T> {
   const timeoutS = supervision?.timeoutSeconds ?? DEFAULT_CALIB_TIMEOUT_S;
+  const option = supervision?.timeoutOption ?? '--q-arvd.calib-timeout';
   const error = (what: string, cause?: unknown) => new CalibrationError(call.origin, what, call.sample, undefined, cause === undefined ? undefined : { cause });
   let fail!: (e: Error) => void;
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => {}); // a failure after fn settled is moot, not an unhandled rejection
   const started = performance.now();
 
-  const timeout = setTimeout(() => fail(error(`${call.what} did not finish within ${timeoutS} s; raise --q-arvd.calib-timeout if a sample is that slow`)), timeoutS * 1000);
+  const timeout = setTimeout(() => fail(error(`${call.what} did not finish within ${timeoutS} s; raise ${option} if a sample is that slow`)), timeoutS * 1000);
   const heartbeat = setInterval(() => {
     const at = call.sample === undefined ? '' : ` sample ${call.sample}${call.samples ? ` (of ${call.samples})` : ''}`;
     supervision?.log?.info(`calibration module ${call.origin}:${at} still running after ${Math.round((performance.now() - started) / 1000)} s (timeout ${timeoutS} s)`);
@@ -142,7 +145,7 @@ export async function superviseModuleCall<T>(call: ModuleCall, supervision: Supe
     fail(e);
     throw e;
   }) as typeof process.exit;
-  const disarm = armWatchdog(timeoutS * 1000, error(`${call.what} did not finish within ${timeoutS} s and blocks the process (a synchronous loop?); raise --q-arvd.calib-timeout if a sample is that slow`).message);
+  const disarm = armWatchdog(timeoutS * 1000, error(`${call.what} did not finish within ${timeoutS} s and blocks the process (a synchronous loop?); raise ${option} if a sample is that slow`).message);
   try {
     return await Promise.race([(async () => fn())(), failed]);
   } finally {

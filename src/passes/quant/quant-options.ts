@@ -58,6 +58,7 @@ export const SHARED_QUANT_OPTIONS = {
   prompts: { type: 'string', default: '', help: 'text models: a prompt list (one a line) tokenized with the tokenizer beside the model (or in its parent folder), instead of calib', file: { access: 'read' } },
   'smooth-quant': { type: 'boolean', default: false, help: 'SmoothQuant before quantizing: divide each layer input channel by s = max|X|^α / max|W|^(1−α) (from a min/max pass over the calibration samples) and multiply the weight rows by s; narrows per-tensor activation ranges' },
   'smooth-alpha': { type: 'number', default: DEFAULT_SMOOTH_ALPHA, help: 'smooth-quant migration strength α in (0, 1): larger moves more of the activation range into the weights' },
+  'calib-timeout': { type: 'number', default: DEFAULT_CALIB_TIMEOUT_S, help: 'seconds one calibration sample (a rollout, or a feeds() sample) may take before the conversion stops naming it; raise it for slow rollouts' },
   'calib-threads': { type: 'integer', default: 0, help: 'onnxruntime intra-op threads during calibration (0: its default; 1 is often fastest for small models)' },
   'save-statistics': { type: 'string', default: '', help: 'write what calibration collected from the module (ranges, rows, Gram matrices) to this binary file, so that runs at other bit-widths on the same model and module skip the collection (load-statistics)', file: { access: 'write' } },
   'load-statistics': { type: 'string', default: '', help: 'use a file written by save-statistics instead of collecting again (the same model, layers, module and sample count; checked); the result is the same as collecting', file: { access: 'read' } },
@@ -143,7 +144,6 @@ export const CALIBRATION_OPTIONS = {
   sensitivity: { type: 'string', default: '', help: 'reuse a chunk sensitivity curve (JSON: an array, or a saved calibration table or report) instead of measuring it', file: { access: 'read' } },
   'sensitivity-samples': { type: 'integer', default: 0, help: 'S1 rollouts to average (the first n samples; 0: all)' },
   'dual-alpha-one': { type: 'boolean', default: true, help: 'use α = 1 on dual-scale layers, as the reference code does (false: the per-chunk α there too)' },
-  'calib-timeout': { type: 'number', default: DEFAULT_CALIB_TIMEOUT_S, help: 'seconds one calibration sample (a rollout, or a feeds() sample) may take before the conversion stops naming it; raise it for slow rollouts' },
   'reservoir-rows': { type: 'integer', default: 256, help: 'activation rows kept per layer input and chunk for the scale search (memory bound)' },
   'save-calibration': { type: 'string', default: '', help: 'write the calibration table (sensitivity, α, every chosen scale and its candidates) to this JSON file', file: { access: 'write', sidecars: ['.recon'], rewrites: 'load-calibration' } },
   'save-sensitivity': { type: 'string', default: '', help: 'write the S1 curve to this JSON file as soon as it is measured, before the rest of the run (what sensitivity reads in another run)', file: { access: 'write' } },
@@ -228,6 +228,8 @@ export interface SharedQuantValues {
   tau?: number;
   gamma?: number;
   align?: number;
+  /** Seconds one calibration sample may take (both passes). */
+  calibTimeout?: number;
   /** Calibration options (q-arvd only; absent for minmax, which then calibrates plain min/max). */
   scaleSearch?: boolean;
   frameWeighting?: boolean;
@@ -235,7 +237,6 @@ export interface SharedQuantValues {
   sensitivitySamples?: number;
   dualAlphaOne?: boolean;
   reservoirRows?: number;
-  calibTimeout?: number;
   saveCalibration?: string;
   saveSensitivity?: string;
   loadCalibration?: string;

@@ -93,6 +93,10 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (nothing && !ctx.partOfSet) throw new Error(`${nothing}; nothing was written`);
   if (nothing) ctx.log.warn(`${nothing}; this graph's variant is written unquantized`);
   let { layers } = found;
+  if (config.integerKernels === 'never' && config.blockSize > 0) {
+    // Float compute dequantizes per channel; blocked weights have no such form (small-layers.ts).
+    ctx.log.warn(`integer-kernels never changes nothing here: blocked weights (block-size ${config.blockSize}) keep their integer form`);
+  }
   if (config.outerActivations === 'float' && config.aBits !== null && !layers.some((l) => l.wBits)) {
     ctx.log.warn(`outer-activations float changes nothing here: ${selection.scope === 'outer-w8' ? 'no repeated blocks were found, so no layer is outside them' : `it applies to scope outer-w8's layers, and this run has scope ${selection.scope ?? 'all'}`}`);
   }
@@ -153,7 +157,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       late = new LateThrows(options.calib || 'the calibration module');
       const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config);
       late.origin = calib.origin;
-      calib.supervision = { timeoutSeconds: options.calibTimeout, log: ctx.log, late };
+      calib.supervision = { timeoutSeconds: options.calibTimeout, timeoutOption: `--${method}.calib-timeout`, log: ctx.log, late };
       const calibrateOptions: CalibrateOptions = {
         selection,
         // Weight-only has no activation scales to search.
