@@ -145,7 +145,8 @@ export interface ConvertOptions extends ConvertFileOptions {
 /**
  * Runs passes by name on a model file, as `convert <input> -o <output> --pass …` does.
  * Options use the CLI's kebab-case keys (`{ name: 'q-arvd', options: { 'w-bits': 4 } }`);
- * every name and option is checked before the model is loaded.
+ * every pass name, option name, type and choice is checked before the model is loaded (an
+ * option's range, by the pass when it runs: a `PassFailure`).
  * @example
  * ```ts
  * await convert('model.onnx', 'model.clean.onnx', { passes: ['constants-to-initializers', 'dce'] });

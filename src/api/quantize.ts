@@ -51,8 +51,8 @@ const OWN_KEYS = new Set(['pass', 'calib', 'plugins', 'externalData', 'verify', 
 /**
  * Quantizes the model file `input` and writes it to `output` (atomically; never over the input).
  * @returns what the pass did (`passes[0].stats`, its `report`) and the files written
- * @throws ConvertError naming the pass or option when one is unknown or has a bad value
- * @throws PassFailure naming the pass when quantization fails (a calibration module's error names the module and sample)
+ * @throws ConvertError naming the pass or option when one is unknown or has the wrong type or choice (checked before the model is loaded)
+ * @throws PassFailure naming the pass when quantization fails, or an option's value is out of its range (`smoothAlpha: 5`; checked by the pass); a calibration module's error names the module and sample
  * @example
  * ```ts
  * await quantize('model.onnx', 'model.w4.onnx', { wBits: 4, aBits: 'none' });

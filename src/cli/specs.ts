@@ -61,7 +61,8 @@ export const CONVERT_SPEC: CommandSpec = {
   examples: [
     ['$0 model.onnx -o out.onnx', 'round trip (normalise) a model'],
     ['$0 model.onnx -o out.onnx --pass constants-to-initializers --pass dce --stats', 'run two passes, print their statistics'],
-    ['$0 model.onnx -o out.onnx --pass q-arvd --q-arvd.w-bits 4 --plugin ./q.mjs', "set an option of a plugin's pass"],
+    ['$0 model.onnx -o out.onnx --pass q-arvd --q-arvd.w-bits 4 --q-arvd.a-bits none', 'set options of a pass (W4 weight-only)'],
+    ['$0 model.onnx -o out.onnx --plugin ./my-plugin.mjs --pass drop-doc-strings --drop-doc-strings.keep a,b', "run a plugin's pass with an option"],
     ['$0 ./model --pass q-arvd --variant q8 --q-arvd.prompts prompts.txt', "write onnx/model_quantized.onnx for transformers.js { dtype: 'q8' }"],
   ],
   epilogue:
