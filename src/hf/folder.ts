@@ -80,15 +80,16 @@ export function scanModelFolder(dir: string): ModelFolder {
  * was accepted, and the variant written into a folder nothing could load).
  */
 function checkConfig(path: string): void {
-  const st = statSync(path);
-  // A FIFO would block the read for good; a link out of the folder is refused as the model's data locations are.
-  if (!st.isFile()) throw new FolderError(`${path}: is ${st.isDirectory() ? 'a folder' : specialFileKind(st)}, not a regular file`);
-  const target = linkedOutside(dirname(path), path);
-  if (target) throw new FolderError(`${path}: links outside the model folder (to ${target}); refusing to read it (copy the folder with its links followed, cp -rL, if you trust them)`);
   let text: string;
   try {
+    const st = statSync(path);
+    // A FIFO would block the read for good; a link out of the folder is refused as the model's data locations are.
+    if (!st.isFile()) throw new FolderError(`${path}: is ${st.isDirectory() ? 'a folder' : specialFileKind(st)}, not a regular file`);
+    const target = linkedOutside(dirname(path), path);
+    if (target) throw new FolderError(`${path}: links outside the model folder (to ${target}); refusing to read it (copy the folder with its links followed, cp -rL, if you trust them)`);
     text = readFileSync(path, 'utf8');
   } catch (e) {
+    if (e instanceof FolderError) throw e;
     throw new FolderError(`${path}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   let config: unknown;
