@@ -41,11 +41,13 @@ export function hashTree(dir: string): Record<string, string> {
   const walk = (d: string, rel: string): void => {
     for (const f of readdirSync(d).sort()) {
       const p = join(d, f);
-      if (statSync(p).isDirectory()) {
+      const st = statSync(p);
+      if (st.isDirectory()) {
         out[`${rel}${f}/`] = 'folder';
         walk(p, `${rel}${f}/`);
       }
-      else out[`${rel}${f}`] = sha256File(p);
+      // A FIFO is recorded, not read (reading it would block).
+      else out[`${rel}${f}`] = st.isFile() ? sha256File(p) : 'not a regular file';
     }
   };
   walk(dir, '');
