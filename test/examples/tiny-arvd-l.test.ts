@@ -1,4 +1,4 @@
-// tiny-arvd-l through the shared rollout module, calibration draws, and the parallel evaluator
+// tiny-arvd-l and tiny-arvd-m through the shared rollout module, calibration draws, and the parallel evaluator
 // (which must give the same numbers as the one-process evaluator it splits).
 import { existsSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
@@ -11,44 +11,56 @@ import { CALIBRATION_SET, EVALUATION_SET, HELD_OUT_SET } from '../../examples/ti
 import { calibrationDraw, sessionRunner, type RunModel } from '../../examples/tiny-arvd/rollout-module.ts';
 import { tinyArvd } from '../../examples/tiny-arvd/rollout.ts';
 import * as large from '../../examples/tiny-arvd-l/rollout.ts';
+import * as medium from '../../examples/tiny-arvd-m/rollout.ts';
 
-describe('tiny-arvd-l rollout module', () => {
+/** The trained ARVDs beside tiny-arvd, each through the shared rollout module (tiny-arvd-m: the held-out one, trained after the defaults were chosen). */
+const TRAINED = [
+  { name: 'tiny-arvd-l', mod: large, module: large.tinyArvdL, shape: { dim: 192, depth: 6 } },
+  { name: 'tiny-arvd-m', mod: medium, module: medium.tinyArvdM, shape: { dim: 128, depth: 4, heads: 4, seed: 23 } },
+];
+
+describe.each(TRAINED)('$name rollout module', ({ name, mod, module, shape }) => {
   let session: ort.InferenceSession;
   beforeAll(async () => {
-    session = await ort.InferenceSession.create(large.tinyArvdL.modelPath, { intraOpNumThreads: 1 });
+    session = await ort.InferenceSession.create(module.modelPath, { intraOpNumThreads: 1 });
   });
   afterAll(async () => {
     await session?.release();
   });
 
-  it('reads its own folder: width 192, 6 blocks, the shared interface', () => {
-    expect(existsSync(large.tinyArvdL.modelPath)).toBe(true);
-    expect(large.tinyArvdL.modelPath).not.toBe(MODEL_PATH);
-    expect(large.tinyArvdL.meta).toMatchObject({ dim: 192, depth: 6, frames: 12, chunks: 6, chunk_frames: 2, text_len: 4, text_dim: 32 });
-    expect(large.tinyArvdL.meta.text_table).not.toEqual(tinyArvd.meta.text_table);
+  it('reads its own folder: its width and depth, its own text table, the shared interface', () => {
+    expect(existsSync(module.modelPath)).toBe(true);
+    expect(module.modelPath).not.toBe(MODEL_PATH);
+    expect(module.meta).toMatchObject({ ...shape, frames: 12, chunks: 6, chunk_frames: 2, text_len: 4, text_dim: 32 });
+    for (const other of [tinyArvd, ...TRAINED.filter((t) => t.name !== name).map((t) => t.module)]) {
+      expect(module.modelPath).not.toBe(other.modelPath);
+      expect(module.meta.text_table).not.toEqual(other.meta.text_table);
+    }
   });
 
   it('calibrates on the 16 calibration prompts and evaluates on the other 16, balanced', () => {
-    expect(large.prompts).toEqual(CALIBRATION_SET.map((p) => p.prompt));
-    expect(large.samples).toBe(16);
-    expect(large.evaluationPrompts).toBe(HELD_OUT_SET);
+    expect(mod.prompts).toEqual(CALIBRATION_SET.map((p) => p.prompt));
+    expect(mod.samples).toBe(16);
+    expect(mod.evaluationPrompts).toBe(HELD_OUT_SET);
     expect(HELD_OUT_SET.slice(0, 8)).toEqual(EVALUATION_SET);
     const held = HELD_OUT_SET.map((p) => p.prompt);
     expect(new Set(held).size).toBe(16);
-    for (const p of held) expect(large.prompts).not.toContain(p);
+    for (const p of held) expect(mod.prompts).not.toContain(p);
     expect(new Set(HELD_OUT_SET.map((p) => p.seed)).size).toBe(16);
     for (const word of ['red', 'green', 'blue', 'yellow']) expect(held.filter((p) => p.includes(word))).toHaveLength(4);
     for (const word of ['square', 'disc', 'slow', 'fast', 'one', 'two']) expect(held.filter((p) => p.split(' ').includes(word))).toHaveLength(8);
   });
 
-  it('makes 48 chunk-tagged calls and returns a finite [1,12,3,16,16] video', async () => {
+  it('makes 48 chunk-tagged calls and returns a finite [1,12,3,16,16] video, the same for the same noise', async () => {
     const chunks: number[] = [];
     const inner = sessionRunner(session);
     const run: RunModel = (feeds, opts) => (chunks.push(opts.chunk), inner(feeds, opts));
-    const video = await large.rollout(run, { sample: 0, prompt: 'disc red fast two', random: seededRandom(7) });
+    const video = await mod.rollout(run, { sample: 0, prompt: 'disc red fast two', random: seededRandom(7) });
     expect(video.dims).toEqual([1, 12, 3, 16, 16]);
     expect((video.data as Float32Array).every(Number.isFinite)).toBe(true);
     expect(chunks).toEqual(Array.from({ length: 48 }, (_, i) => Math.floor(i / 8)));
+    const again = await mod.rollout(inner, { sample: 0, prompt: 'disc red fast two', random: seededRandom(7) });
+    expect(again.data).toEqual(video.data);
   });
 });
 
