@@ -65,12 +65,18 @@ describe('a quantization pass that selects no layer', () => {
     ]);
     expect(nothingSelectedReason(found)).toMatch(/^no layer to quantize: all 2 MatMul\/Gemm node\(s\) with a constant operand were skipped — 1 × weight w reaches .*\(first: autocast\); 1 × the constant wt is the first operand/);
 
+    // Attention to inputs of the usual batched (3-D or 4-D) shape is no error...
     const attention = new GraphBuilder('attention');
-    const q = attention.input('q', [4, 8]);
-    attention.node('MatMul', 'scores', [q, attention.node('Transpose', 'kt', [attention.input('k', [4, 8])])]);
+    const q = attention.input('q', [2, 4, 8]);
+    attention.node('MatMul', 'scores', [q, attention.node('Transpose', 'kt', [attention.input('k', [2, 8, 4])], [attr.ints('perm', [0, 2, 1])])]);
     const only = findLinearLayers(attention.graph);
     expect(only.skipped).toHaveLength(1);
     expect(nothingSelectedReason(only)).toBeUndefined();
+    // ...while a static 2-D matrix input as the second operand of a model that stores no weight
+    // at all is read as a weight export_params=False left out (test/quant/torch-exports.test.ts has the real export).
+    const unexported = new GraphBuilder('unexported');
+    unexported.node('MatMul', 'layer', [unexported.input('x', [4, 8]), unexported.node('Transpose', 'wt', [unexported.input('w', [8, 4])])]);
+    expect(nothingSelectedReason(findLinearLayers(unexported.graph))).toMatch(/1 × weight w is a graph input with no value in the model \(an export with export_params=False\)/);
   });
 });
 

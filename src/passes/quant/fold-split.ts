@@ -185,7 +185,7 @@ function findProducers(g: Graph, consumer: LinearLayer): { producers: LinearLaye
   }
   for (const p of producers) {
     if (p.N !== consumer.K) return `${p.name} has ${p.N} output channels, ${consumer.name} reads ${consumer.K}`;
-    const why = unshared(g, p.weightValue, p.chain, `${p.name}'s weight`) ?? (p.bias ? unshared(g, biasValue(p)!, [], `${p.name}'s bias`) : undefined);
+    const why = unshared(g, p.weightValue, p.chain, `${p.name}'s weight`) ?? (p.bias ? unshared(g, p.bias.value, p.bias.chain, `${p.name}'s bias`) : undefined);
     if (why) return why;
   }
   const why = unshared(g, consumer.weightValue, consumer.chain, `${consumer.name}'s weight`);
@@ -206,12 +206,6 @@ function unshared(g: Graph, root: Value, chain: Node[], what: string): string | 
   return undefined;
 }
 
-/** The value holding a layer's bias tensor (Gemm's C or the Add's constant operand). */
-function biasValue(l: LinearLayer): Value | undefined {
-  const node = l.bias?.addNode ?? l.node;
-  return node.inputs.find((v) => v !== null && v !== l.input && v.constTensor() === l.bias!.tensor) ?? undefined;
-}
-
 /** Values read by nodes inside subgraphs of the main graph (captured from outside). */
 function capturedBySubgraphs(g: Graph): Set<Value> {
   const out = new Set<Value>();
@@ -229,7 +223,7 @@ function permute(consumer: LinearLayer, producers: LinearLayer[], order: Int32Ar
   const edits: [Value, number][] = [[consumer.weightValue, consumer.transposed ? 1 : 0]];
   for (const p of producers) {
     edits.push([p.weightValue, p.transposed ? 0 : 1]);
-    if (p.bias) edits.push([biasValue(p)!, -1]);
+    if (p.bias) edits.push([p.bias.value, -1]);
   }
   const before: [Value, Tensor][] = edits.map(([v]) => [v, v.initializer!]);
   for (const [v, axis] of edits) v.initializer = permuted(v.initializer!, axis, order);

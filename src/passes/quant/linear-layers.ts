@@ -9,6 +9,10 @@ import { modulePath, repeatedStacks, stackOf } from './repeated-blocks.ts';
 /** A constant bias added to a linear layer's output (from a following Add or Gemm's C). */
 export interface LayerBias {
   tensor: Tensor;
+  /** The value holding the tensor (an initializer, or a Constant node's output). */
+  value: Value;
+  /** `Identity` nodes between that value and the layer, nearest first (an exporter's de-duplicated equal biases read one initializer through them). */
+  chain: Node[];
   /** Multiplier (Gemm's beta; 1 for an Add). */
   scale: number;
   /** The Add node folded into the layer, when the bias came from one. */
@@ -279,7 +283,49 @@ function notConstantReason(node: Node, root: Value): string {
   if (node.input(0)?.constTensor()) {
     return `the constant ${node.input(0)!.name} is the first operand (W·X); only X·W layers (the constant second) are quantized`;
   }
+  if (root.isGraphInput() && !root.initializer && looksLikeUnexportedWeight(root)) {
+    return `weight ${root.name} is a graph input with no value in the model (an export with export_params=False); re-export with the parameters to quantize it`;
+  }
+  const from = p ? constantSubgraphOp(root) : undefined;
+  if (from) {
+    return `weight ${root.name} is computed from constants by ${from} (an export without constant folding, e.g. weight_norm's g·v/‖v‖); re-export with do_constant_folding=True to quantize it`;
+  }
   return NOT_CONSTANT;
+}
+
+/**
+ * A graph input read as a layer's second operand is a weight left out of the file
+ * (`export_params=False`) rather than an activation (attention to an input) when its shape is a
+ * static 2-D matrix and the model stores no weight at all (no float initializer of rank ≥ 2).
+ */
+function looksLikeUnexportedWeight(v: Value): boolean {
+  const dims = v.shape();
+  if (!dims || dims.length !== 2 || !dims.every((d) => typeof d === 'number' && d > 0) || !v.graph) return false;
+  for (const i of v.graph.initializers.values()) {
+    const t = i.initializer;
+    if (t && t.dims.length >= 2 && FLOAT_TYPES.includes(t.dataType)) return false;
+  }
+  return true;
+}
+
+/**
+ * The op type of the node computing `v` when everything `v` depends on is constant (no graph
+ * input, at most 64 nodes back): a weight computed in the graph rather than stored.
+ */
+function constantSubgraphOp(v: Value): string | undefined {
+  const seen = new Set<Value>();
+  const work = [v];
+  while (work.length) {
+    const x = work.pop()!;
+    if (seen.has(x)) continue;
+    seen.add(x);
+    if (x.constTensor()) continue;
+    const p = x.producer();
+    if (!p || x.isGraphInput() || seen.size > 64 || p.subgraphs().length) return undefined;
+    if (p.inputs.length === 0 && p.opType !== 'Constant') return undefined;
+    for (const i of p.inputs) if (i) work.push(i);
+  }
+  return v.producer()!.opType;
 }
 
 /** The constant `v` is computed from through Identity, Transpose and Cast nodes only, if any. */
@@ -297,20 +343,37 @@ function findBias(node: Node, op: string, N: number): LayerBias | string | undef
   if (op === 'Gemm') {
     const c = node.input(2);
     if (!c) return undefined;
-    const t = c.constTensor();
-    if (!t || t.dataType !== DataType.FLOAT) return 'Gemm bias C is not a float32 constant';
+    const found = constantThroughIdentity(c);
+    const t = found?.value.constTensor();
+    if (!found || !t || t.dataType !== DataType.FLOAT) return 'Gemm bias C is not a float32 constant';
     if (!broadcastsToRow(t.dims, N)) return `Gemm bias C of shape [${t.dims.join('x')}] is not a row of N = ${N}`;
-    return { tensor: t, scale: node.floatAttr('beta', 1) };
+    return { tensor: t, ...found, scale: node.floatAttr('beta', 1) };
   }
   const out = node.output(0);
   if (out.useCount !== 1 || out.isGraphOutput()) return undefined;
   const use = out.uses()[0]!;
   const add = use.node;
   if (add.opType !== 'Add' || add.domain !== '' || add.graph !== node.graph) return undefined;
-  const other = add.input(1 - use.inputIndex);
-  const t = other?.constTensor();
-  if (!t || t.dataType !== DataType.FLOAT) return undefined;
-  return broadcastsToRow(t.dims, N) ? { tensor: t, scale: 1, addNode: add } : undefined;
+  const found = constantThroughIdentity(add.input(1 - use.inputIndex));
+  const t = found?.value.constTensor();
+  if (!found || !t || t.dataType !== DataType.FLOAT) return undefined;
+  return broadcastsToRow(t.dims, N) ? { tensor: t, ...found, scale: 1, addNode: add } : undefined;
+}
+
+/**
+ * The constant `v` reads, through `Identity` nodes only (torch's exporter reads equal
+ * initializers, such as zero biases, as one behind an `Identity` per use), and those nodes.
+ */
+function constantThroughIdentity(v: Value | null | undefined): { value: Value; chain: Node[] } | undefined {
+  const chain: Node[] = [];
+  for (let x = v; x; ) {
+    if (x.constTensor()) return { value: x, chain };
+    const p = x.producer();
+    if (!p || p.domain !== '' || p.opType !== 'Identity' || chain.length >= 8) return undefined;
+    chain.push(p);
+    x = p.input(0);
+  }
+  return undefined;
 }
 
 /** True for shapes [N], [1, N], [1, 1, N], …: a bias that adds the same row to every output. */
