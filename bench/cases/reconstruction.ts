@@ -7,9 +7,12 @@
 // In one child process (its peak RSS is the whole job's, onnxruntime's worker thread included):
 // plain fp32 inference of the block over ROWS calibration rows (onnxruntime, the baseline,
 // three times interleaved with the rest), the Gram matrices of the three distinct layer inputs
-// from the same rows (calibration's GramSessions and GramStats), then GPTQ W4 reconstruction of
-// each layer through reconstructPlan as the pass runs it (products in onnxruntime via
-// openOrtMatMul), and attn.q once more with the plain JavaScript product for comparison.
+// from the same rows (calibration's GramSessions and GramStats; calls alternate between the two
+// folds as calibration samples do), then GPTQ W4 reconstruction of each layer as the pass runs it
+// by default (products in onnxruntime via openOrtMatMul; `damp auto`'s cross-validation; a layer
+// with outlier rows reconstructed split and single for `dual-scale auto`, through
+// reconstructPlans as quantize-layers.ts calls it), and attn.q once more, at a fixed damping, with
+// the plain JavaScript product and onnxruntime's for comparison.
 //
 // Run as a child: node --import tsx --expose-gc bench/cases/reconstruction.ts --child
 // prints one JSON line (ChildReport).
@@ -26,14 +29,14 @@ import { encodeModel } from '../../src/graph/proto/codec.ts';
 import { inlineSink } from '../../src/graph/serde/external-sink.ts';
 import { modelToProto } from '../../src/graph/serde/to-proto.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
-import { GramSessions, GramStats, type ReconStats } from '../../src/passes/calibration/gram.ts';
+import { foldOf, GramSessions, GramStats, type ReconStats } from '../../src/passes/calibration/gram.ts';
 import { openOrtMatMul } from '../../src/passes/calibration/ort-matmul.ts';
 import { sessionOptions } from '../../src/passes/calibration/session.ts';
 import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/config.ts';
 import { weightMatrix } from '../../src/passes/quant/layer-weights.ts';
 import { findLinearLayers, type LinearLayer } from '../../src/passes/quant/linear-layers.ts';
 import { planLayer } from '../../src/passes/quant/plan.ts';
-import { reconstructPlan, type ReconstructOptions } from '../../src/passes/quant/reconstruct.ts';
+import { comparableError, DAMP_CANDIDATES, reconstructPlan, reconstructPlans, type ReconstructOptions } from '../../src/passes/quant/reconstruct.ts';
 import { runTsChild } from '../../test/helpers/child.ts';
 import { type BenchCase, type BenchRow, collectGarbage, median, round } from '../lib.ts';
 
@@ -55,7 +58,12 @@ interface LayerTiming {
   ms: number;
   /** Weighted output error after GPTQ ÷ round-to-nearest's (from H). */
   errorRatio: number;
+  /** The kept form. */
   mode: string;
+  /** Forms reconstructed (2: split and single, for dual-scale auto). */
+  forms: number;
+  /** The damping damp auto chose (or rtn). */
+  damp: string;
 }
 
 interface ChildReport {
@@ -63,7 +71,8 @@ interface ChildReport {
   collectMs: number;
   combineMs: number;
   layers: LayerTiming[];
-  /** attn.q reconstructed with the JavaScript product. */
+  /** attn.q at a fixed damping, one form, with onnxruntime's product and with the JavaScript product. */
+  fixedMs: number;
   jsMs: number;
   jsSameIntegers: boolean;
   onnxruntimeProducts: number;
@@ -172,12 +181,13 @@ async function child(): Promise<ChildReport> {
     ['hidden', new GramStats(FFN)],
   ]);
   let t0 = performance.now();
-  for (const feeds of calls) {
+  for (const [call, feeds] of calls.entries()) {
     const out = await session.run(feeds);
+    const fold = foldOf(call);
     const observed: Record<string, Float32Array> = { x: feeds.x!.data as Float32Array, y: feeds.y!.data as Float32Array, hidden: out.hidden!.data as Float32Array };
     for (const [name, stats] of sums) {
-      stats.addRows(0, observed[name]!);
-      stats.addProduct(0, await grams.product(observed[name]!, stats.channels), CALL_ROWS);
+      stats.addRows(0, observed[name]!, fold);
+      stats.addProduct(0, await grams.product(observed[name]!, stats.channels), CALL_ROWS, fold);
     }
   }
   const collectMs = performance.now() - t0;
@@ -203,45 +213,60 @@ async function child(): Promise<ChildReport> {
   const ffn2Rss = { before: 0, maxBefore: 0, maxAfter: 0 };
 
   const products = openOrtMatMul({ threads: THREADS });
-  const options = (matmul?: typeof products.matmul): ReconstructOptions => ({ method: 'gptq', gptq: { damp: 0.01, actOrder: true, ...(matmul ? { matmul } : {}) }, biasCorrection: true });
-  const { layers } = findLinearLayers(model.graph, { minK: 0 });
-  const reconstruct = (layer: LinearLayer, matmul?: typeof products.matmul) => {
+  // The pass's defaults (run-quant-pass.ts): GPTQ with damp auto, act-order, bias correction.
+  const defaults: ReconstructOptions = { method: 'gptq', gptq: { actOrder: true, matmul: products.matmul }, dampCandidates: DAMP_CANDIDATES, biasCorrection: true };
+  /** The layer as quantize-layers.ts reconstructs it: a split plan with its single form beside it (dual-scale auto). */
+  const reconstruct = (layer: LinearLayer) => {
     const plan = planLayer(layer, CONFIG);
     const w = weightMatrix(layer);
+    const forms = plan.mode === 'dual' ? [{ plan }, { plan: planLayer(layer, { ...CONFIG, dualScale: false }) }] : [{ plan }];
     collectGarbage();
     const start = performance.now();
-    const out = reconstructPlan(plan, w, stats.get(layer.input.name)!, options(matmul));
-    return { out, ms: performance.now() - start };
+    const out = reconstructPlans(forms, w, stats.get(layer.input.name)!, defaults);
+    const ms = performance.now() - start;
+    const errors = out.map((p) => comparableError(p.reconstruction!));
+    const kept = out.length > 1 && errors[1]! <= errors[0]! ? out[1]! : out[0]!;
+    return { out: kept, forms: out.length, ms };
   };
+  const { layers } = findLinearLayers(model.graph, { minK: 0 });
   const timings: LayerTiming[] = [];
-  let jsMs = 0;
-  let jsSameIntegers = false;
   for (const layer of layers) {
     collectGarbage();
     const before = { before: process.memoryUsage().rss, maxBefore: process.resourceUsage().maxRSS * 1024 };
-    const { out, ms } = reconstruct(layer, products.matmul);
+    const { out, forms, ms } = reconstruct(layer);
     if (layer.name === 'ffn.2') Object.assign(ffn2Rss, before, { maxAfter: process.resourceUsage().maxRSS * 1024 });
     const r = out.reconstruction!;
-    timings.push({ name: layer.name, K: layer.K, N: layer.N, ms, errorRatio: r.error.final / r.error.rtn, mode: out.mode });
-    process.stderr.write(`${layer.name} ${layer.K}×${layer.N}: ${round(ms / 1000, 1)} s\n`);
-    if (layer.name === 'attn.q') {
-      const js = reconstruct(layer);
-      jsMs = js.ms;
-      jsSameIntegers = out.branches.every((b, i) => b.wq.every((v, j) => v === js.out.branches[i]!.wq[j]));
-      process.stderr.write(`attn.q with the JavaScript product: ${round(js.ms / 1000, 1)} s\n`);
-    }
+    timings.push({ name: layer.name, K: layer.K, N: layer.N, ms, errorRatio: r.error.final / r.error.rtn, mode: out.mode, forms, damp: String(r.damp) });
+    process.stderr.write(`${layer.name} ${layer.K}×${layer.N}: ${round(ms / 1000, 1)} s (${forms} form(s), kept ${out.mode}, damp ${r.damp})\n`);
   }
+  // attn.q at one fixed damping, one form, with each product: the JavaScript one is the tested reference.
+  const fixed = (matmul?: typeof products.matmul): ReconstructOptions => ({ method: 'gptq', gptq: { damp: 0.01, actOrder: true, ...(matmul ? { matmul } : {}) }, biasCorrection: true });
+  const attnQ = layers.find((l) => l.name === 'attn.q')!;
+  const once = (matmul?: typeof products.matmul) => {
+    const plan = planLayer(attnQ, CONFIG);
+    const w = weightMatrix(attnQ);
+    collectGarbage();
+    const start = performance.now();
+    const out = reconstructPlan(plan, w, stats.get(attnQ.input.name)!, fixed(matmul));
+    return { out, ms: performance.now() - start };
+  };
+  const ortQ = once(products.matmul);
+  const js = once();
+  const jsMs = js.ms;
+  const fixedMs = ortQ.ms;
+  const jsSameIntegers = ortQ.out.branches.every((b, i) => b.wq.every((v, j) => v === js.out.branches[i]!.wq[j]));
+  process.stderr.write(`attn.q at damp 0.01, one form: ${round(fixedMs / 1000, 1)} s with onnxruntime's product, ${round(jsMs / 1000, 1)} s with the JavaScript product\n`);
   products.close();
   const maxRssBytes = process.resourceUsage().maxRSS * 1024;
   plainSession = await ort.InferenceSession.create(plainModel, sessionOptions(THREADS));
   plainMs.push(await plainInference(plainSession, calls));
   await plainSession.release();
-  return { plainMs, collectMs, combineMs, layers: timings, jsMs, jsSameIntegers, onnxruntimeProducts: products.products, maxRssBytes, maxRssBeforeBytes, rssAtStartBytes, ffn2Rss, loadAverage: loadavg() };
+  return { plainMs, collectMs, combineMs, layers: timings, fixedMs, jsMs, jsSameIntegers, onnxruntimeProducts: products.products, maxRssBytes, maxRssBeforeBytes, rssAtStartBytes, ffn2Rss, loadAverage: loadavg() };
 }
 
 const reconstructionCase: BenchCase = {
   name: 'reconstruction',
-  summary: `GPTQ W4 reconstruction of a Wan2.1-1.3B-shaped block (width ${WIDTH}, FFN ${FFN}) from ${ROWS} calibration rows ÷ plain inference of the same rows; peak RSS of the whole job`,
+  summary: `GPTQ W4 reconstruction (the pass's defaults: damp auto, dual-scale auto) of a Wan2.1-1.3B-shaped block (width ${WIDTH}, FFN ${FFN}) from ${ROWS} calibration rows ÷ plain inference of the same rows; peak RSS of the whole job`,
   legend: 'reconstruction rows: baseline = plain fp32 onnxruntime inference of the whole block over the same rows (median of three, same process), ratio = the layer\'s reconstruction ÷ baseline.',
   async run(ctx) {
     const r = await runTsChild<ChildReport>('bench/cases/reconstruction.ts', ['--child'], { nodeArgs: ['--expose-gc'] });
@@ -253,10 +278,10 @@ const reconstructionCase: BenchCase = {
       { name: `calibration: forward + Gram of 3 inputs (K ${WIDTH}, ${WIDTH}, ${FFN})`, bytes: 0, ms: round(r.collectMs, 0), copyMs: round(plain, 0), ratio: round(r.collectMs / plain, 1), runs: 1, details: { combineMs: round(r.combineMs, 0) } },
     ];
     for (const l of r.layers) {
-      const details: Record<string, number | string> = { K: l.K, N: l.N, mode: l.mode, errorVsRtn: round(l.errorRatio, 3), ...how };
+      const details: Record<string, number | string> = { K: l.K, N: l.N, forms: l.forms, kept: l.mode, damp: l.damp, errorVsRtn: round(l.errorRatio, 3), ...how };
       if (l.name === 'ffn.2') details.target = `< ${FFN2_TARGET_MS / 60_000} min`;
-      if (l.name === 'attn.q') Object.assign(details, { javascriptProductMs: round(r.jsMs, 0), speedup: round(r.jsMs / l.ms, 1), sameIntegers: String(r.jsSameIntegers) });
-      rows.push({ name: `GPTQ W4 ${l.name} (${l.K}×${l.N})`, bytes: l.K * l.N * 4, ms: round(l.ms, 0), copyMs: round(plain, 0), ratio: round(l.ms / plain, 1), runs: 1, details });
+      if (l.name === 'attn.q') Object.assign(details, { fixedDampOneFormMs: round(r.fixedMs, 0), javascriptProductMs: round(r.jsMs, 0), speedup: round(r.jsMs / r.fixedMs, 1), sameIntegers: String(r.jsSameIntegers) });
+      rows.push({ name: `GPTQ W4 ${l.name} (${l.K}×${l.N}), defaults`, bytes: l.K * l.N * 4, ms: round(l.ms, 0), copyMs: round(plain, 0), ratio: round(l.ms / plain, 1), runs: 1, details });
     }
     const total = r.layers.reduce((s, l) => s + l.ms, 0);
     const mib = (b: number) => round(b / 2 ** 20, 0);

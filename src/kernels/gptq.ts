@@ -83,16 +83,47 @@ export interface GptqResult {
 /** Default damping fraction. */
 export const DEFAULT_GPTQ_DAMP = 0.01;
 
+/**
+ * H prepared for {@link gptqOnFactor}: the act-order, the dead rows, and H damped, permuted in
+ * reversed order and factored in place (the K³/6 part of GPTQ). It depends on H and the options
+ * only, not on the weight or its quantizers, so one factor serves every form of a layer that
+ * shares H and the damping (`dual-scale auto`'s split and single forms).
+ */
+export interface GptqFactor {
+  K: number;
+  /** Row quantized at step i. */
+  order: Int32Array;
+  /** Per step: the row is dead (`H[k,k] = 0`). */
+  isDead: Uint8Array;
+  dead: number;
+  /** The lower Cholesky factor of the damped H permuted in reversed order: R[j][i] = hp[(K−1−j)·K + (K−1−i)]. */
+  hp: Float64Array;
+  /** The damping used (the requested one or a larger one, {@link withDampingRetry}). */
+  damp: number;
+}
+
 /** GPTQ with lazy batched updates, through the Cholesky factor of H (see the module doc). `h` is not modified. */
 export function gptq(w: Float32Array, h: Float64Array, K: number, N: number, quantizers: RowQuantizers, options: GptqOptions = {}): GptqResult {
+  checkShapes(w, K, N, quantizers);
+  return gptqOnFactor(w, N, quantizers, gptqFactor(h, K, options), options);
+}
+
+/** {@link GptqFactor} of `h` (not modified) with the options' damping and act-order, the damping raised where H does not factor. */
+export function gptqFactor(h: Float64Array, K: number, options: GptqOptions = {}): GptqFactor {
+  const matmul = options.matmul ?? matmul64;
+  return dampedFactor(options, (d) => {
+    const p = prepare(h, K, { ...options, damp: d }, true);
+    choleskyLowerInPlace(p.hp, K, { matmul });
+    return { ...p, K };
+  });
+}
+
+/** GPTQ's error feedback (K²·N/2) on a factor made by {@link gptqFactor}; `w` is `[K, N]`. */
+export function gptqOnFactor(w: Float32Array, N: number, quantizers: RowQuantizers, factor: GptqFactor, options: GptqOptions = {}): GptqResult {
+  const { K, order, isDead, dead, hp, damp } = factor;
+  checkShapes(w, K, N, quantizers);
   const matmul = options.matmul ?? matmul64;
   const step = Math.max(1, options.blockSize ?? 128);
-  // hp is H permuted in reversed order; factored, R[j][i] = L[K−1−j][K−1−i] (H = R·Rᵀ, R upper).
-  const { order, isDead, dead, hp, damp } = dampedFactor(options, (d) => {
-    const p = prepare(w, h, K, N, quantizers, { ...options, damp: d }, true);
-    choleskyLowerInPlace(p.hp, K, { matmul });
-    return p;
-  });
   const rAt = (j: number, i: number) => (K - 1 - j) * K + (K - 1 - i);
   const qp = new Int32Array(K * N);
   const deqp = new Float32Array(K * N);
@@ -176,8 +207,9 @@ function dampedFactor<T>(options: GptqOptions, factor: (damp: number) => T): T &
 
 /** The unbatched definition through `U` (upper Cholesky factor of H⁻¹): every row's update is applied at once to all rows after it. */
 export function gptqReference(w: Float32Array, h: Float64Array, K: number, N: number, quantizers: RowQuantizers, options: GptqOptions = {}): GptqResult {
+  checkShapes(w, K, N, quantizers);
   const { order, isDead, dead, u, damp } = dampedFactor(options, (d) => {
-    const p = prepare(w, h, K, N, quantizers, { ...options, damp: d }, false);
+    const p = prepare(h, K, { ...options, damp: d }, false);
     return { ...p, u: inverseCholeskyUpper(p.hp, K) };
   });
   const wp = new Float64Array(K * N);
@@ -236,14 +268,18 @@ export function quadraticError(a: Float32Array, b: Float32Array, h: Float64Array
   return 2 * total;
 }
 
-/**
- * Checks, dead rows, the order, and H permuted (reversed: last row first) with the dead rows'
- * fix and the damping: the one K×K working copy.
- */
-function prepare(w: Float32Array, h0: Float64Array, K: number, N: number, quantizers: RowQuantizers, options: GptqOptions, reversed: boolean) {
+/** The weight and quantizers fit K×N. */
+function checkShapes(w: Float32Array, K: number, N: number, quantizers: RowQuantizers): void {
   if (w.length !== K * N) throw new RangeError(`gptq: weight of ${w.length} values is not ${K}×${N}`);
-  if (h0.length !== K * K) throw new RangeError(`gptq: H of ${h0.length} values is not ${K}×${K}`);
   if (quantizers.group.length !== K) throw new RangeError(`gptq: ${quantizers.group.length} row groups for ${K} rows`);
+}
+
+/**
+ * Dead rows, the order, and H permuted (reversed: last row first) with the dead rows' fix and
+ * the damping: the one K×K working copy.
+ */
+function prepare(h0: Float64Array, K: number, options: GptqOptions, reversed: boolean) {
+  if (h0.length !== K * K) throw new RangeError(`gptq: H of ${h0.length} values is not ${K}×${K}`);
   const damp = options.damp ?? DEFAULT_GPTQ_DAMP;
   if (!(damp >= 0)) throw new RangeError(`gptq: damping must be ≥ 0, got ${damp}`);
   // Dead rows and the order, from the undamped diagonal.

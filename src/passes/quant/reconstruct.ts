@@ -26,7 +26,7 @@
  */
 import { type ActivationMoments, type ActivationObjective, asymmetricError, asymmetricTarget, correctionScale, crossGram, quantizedGram } from '../../kernels/activation-objective.ts';
 import { adaround, type AdaroundOptions } from '../../kernels/adaround.ts';
-import { dampingsFrom, DEFAULT_GPTQ_DAMP, gptq, withDampingRetry, type GptqOptions, type GptqResult, quadraticError, roundToNearest, type RowQuantizers } from '../../kernels/gptq.ts';
+import { dampingsFrom, DEFAULT_GPTQ_DAMP, type GptqFactor, gptqFactor, gptqOnFactor, withDampingRetry, type GptqOptions, type GptqResult, quadraticError, roundToNearest, type RowQuantizers } from '../../kernels/gptq.ts';
 import { newQuantArray } from '../../kernels/quantize.ts';
 import type { MatMul64 } from '../../kernels/matmul.ts';
 import type { ReconStats } from '../calibration/gram.ts';
@@ -148,10 +148,56 @@ export function layerObjective(stats: ReconStats, w: Float32Array, K: number, N:
  * @param moments the plan's form's activation error moments (`quantized`/`asymmetric` objectives)
  */
 export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconStats, options: ReconstructOptions, activationShift?: Float64Array, moments?: ActivationMoments): LayerPlan {
+  return reconstructPlans([{ plan, activationShift, moments }], w, stats, options)[0]!;
+}
+
+/** One form of a layer (its plan, and that form's activation statistics) for {@link reconstructPlans}. */
+export interface LayerForm {
+  plan: LayerPlan;
+  activationShift?: Float64Array;
+  moments?: ActivationMoments;
+}
+
+/**
+ * {@link reconstructPlan} of several forms of one layer (`dual-scale auto`'s split and single
+ * forms), each exactly as alone. Where the forms' objectives share H (the `fp32` objective)
+ * they are run side by side, so that each Cholesky factorisation of H (or of a fold's H) at a
+ * damping serves every form: the K³/6 part of GPTQ, which dominates on wide inputs (a
+ * Wan2.1-sized `ffn.2`), is paid once per damping instead of once per form.
+ */
+export function reconstructPlans(forms: readonly LayerForm[], w: Float32Array, stats: ReconStats, options: ReconstructOptions): LayerPlan[] {
+  // Other objectives build an H̃ per form (a K×K matrix each): one form at a time keeps one alive.
+  if (forms.length > 1 && forms.some((f) => kindOf(f, options) !== 'fp32')) return forms.map((f) => reconstructPlans([f], w, stats, options)[0]!);
+  const factors = new FactorCache(options.gptq);
+  const prepared = forms.map((f) => prepareForm(f, w, stats, options));
+  const choices = options.method === 'gptq' && options.dampCandidates?.length ? chooseDampings(prepared, options, factors) : prepared.map(() => undefined);
+  return prepared.map((p, i) => finishForm(p, choices[i], stats, options, factors));
+}
+
+function kindOf(form: LayerForm, options: ReconstructOptions): ActivationObjective {
+  return form.moments ? options.objective ?? 'fp32' : 'fp32';
+}
+
+/** A form's objective, quantizers and round-to-nearest result, and its folds as `damp auto` sees them. */
+interface PreparedForm {
+  form: LayerForm;
+  w: Float32Array;
+  kind: ActivationObjective;
+  /** The reservoir's correction scale of H̃ (1 for `fp32`). */
+  t: number;
+  objective: LayerObjective;
+  quantizers: RowQuantizers;
+  rtn: GptqResult;
+  /** `damp auto`'s view: the folds' objectives on the columns it scores ({@link crossValidationColumns}), with the quantizers and round to nearest on them. */
+  cv?: { folds: [LayerObjective, LayerObjective]; N: number; quantizers: RowQuantizers; rtnDeq: Float32Array; scale: number };
+}
+
+function prepareForm(form: LayerForm, w: Float32Array, stats: ReconStats, options: ReconstructOptions): PreparedForm {
+  const { plan, activationShift, moments } = form;
   const { K, N } = plan.layer;
   if (stats.K !== K) throw new Error(`internal: layer ${plan.layer.name} has K = ${K} but its statistics have ${stats.K} channels`);
   const matmul = options.gptq.matmul;
-  const kind = moments ? options.objective ?? 'fp32' : 'fp32';
+  const kind = kindOf(form, options);
   // The reservoir's correction of H, shrunk where the whole or a fold would not be positive definite with the least damping tried,
   // raised as GPTQ raises it where H cannot be factored at all with that damping (else damp 0 on a singular H would size no correction).
   const leastDamp = Math.min(options.gptq.damp ?? DEFAULT_GPTQ_DAMP, ...(options.dampCandidates ?? []));
@@ -159,8 +205,21 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   const objective = layerObjective(stats, w, K, N, kind, moments, activationShift, matmul, t);
   const quantizers = rowQuantizersOf(plan);
   const rtn = roundToNearest(w, K, N, quantizers);
-  const folds = stats.folds?.map((f) => layerObjective(f, w, K, N, kind, moments, activationShift, matmul, t)) as [LayerObjective, LayerObjective] | undefined;
-  const crossValidated = options.method === 'gptq' && options.dampCandidates?.length && folds ? chooseDampingFor(folds, quantizers, rtn.deq, options) : undefined;
+  const prepared: PreparedForm = { form, w, kind, t, objective, quantizers, rtn };
+  if (stats.folds) {
+    const cols = crossValidationColumns(N);
+    const cvN = cols ? cols.length : N;
+    const cvW = cols ? takeColumns(w, K, N, cols) : w;
+    const folds = stats.folds.map((f) => layerObjective(f, cvW, K, cvN, kind, moments, activationShift, matmul, t)) as [LayerObjective, LayerObjective];
+    prepared.cv = { folds, N: cvN, quantizers: cols ? quantizerColumns(quantizers, N, cols) : quantizers, rtnDeq: cols ? takeColumns(rtn.deq, K, N, cols) : rtn.deq, scale: N / cvN };
+  }
+  return prepared;
+}
+
+function finishForm(p: PreparedForm, crossValidated: DampingChoice | undefined, stats: ReconStats, options: ReconstructOptions, factors: FactorCache): LayerPlan {
+  const { form, w, kind, t, objective, quantizers, rtn } = p;
+  const { plan, activationShift } = form;
+  const { K, N } = plan.layer;
   const damp = crossValidated ? crossValidated.best : options.method === 'gptq' ? options.gptq.damp ?? DEFAULT_GPTQ_DAMP : 'rtn';
   const learnt = options.method === 'adaround' ? adaround(objective.target(options.gptq.damp ?? DEFAULT_GPTQ_DAMP).weights, objective.h, K, N, quantizers, { ...options.adaround, rows: stats.weight > 0 ? stats.weight : 1 }) : undefined;
   const perRow = stats.weight > 0 ? 1 / stats.weight : 0;
@@ -170,7 +229,7 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   // rounding error is already small), the layer keeps round to nearest.
   const eLearnt = learnt ? objective.error(learnt.deq) * perRow : undefined;
   const learntKept = learnt && eLearnt! <= eRtn ? learnt : undefined;
-  const result = learnt ? learntKept ?? rtn : damp === 'rtn' ? rtn : gptqOnTarget(objective, K, N, quantizers, options, damp);
+  const result = learnt ? learntKept ?? rtn : damp === 'rtn' ? rtn : gptqOnTarget(objective, N, quantizers, options, damp, factors);
   const shift = meanShift(stats.mean, result.deq, w, K, N);
   const eFinal = result === learnt ? eLearnt! : result !== rtn ? objective.error(result.deq) * perRow : eRtn;
   const shiftNorm2 = shift.reduce((s, v) => s + v * v, 0);
@@ -198,10 +257,31 @@ export function reconstructPlan(plan: LayerPlan, w: Float32Array, stats: ReconSt
   return out;
 }
 
+/**
+ * The last Cholesky factor made, kept for the next GPTQ run on the same H at the same damping
+ * (the other form of the layer). One at a time: a Wan2.1-sized `ffn.2`'s factor is 642 MB.
+ */
+class FactorCache {
+  private h?: Float64Array;
+  private damp?: number;
+  private factor?: GptqFactor;
+
+  constructor(private readonly options: GptqOptions) {}
+
+  get(h: Float64Array, K: number, damp: number): GptqFactor {
+    if (this.factor && this.h === h && this.damp === damp) return this.factor;
+    // Released before the next is made: never two K×K factors alive.
+    this.factor = this.h = this.damp = undefined;
+    const factor = gptqFactor(h, K, { ...this.options, damp });
+    Object.assign(this, { h, damp, factor });
+    return factor;
+  }
+}
+
 /** GPTQ on the objective's target at `damp`, starting from the damping the target was built at. */
-function gptqOnTarget(objective: LayerObjective, K: number, N: number, quantizers: RowQuantizers, options: ReconstructOptions, damp: number): GptqResult {
+function gptqOnTarget(objective: LayerObjective, N: number, quantizers: RowQuantizers, options: ReconstructOptions, damp: number, factors: FactorCache): GptqResult {
   const target = objective.target(damp);
-  return gptq(target.weights, objective.h, K, N, quantizers, { ...options.gptq, damp: target.damp });
+  return gptqOnFactor(target.weights, N, quantizers, factors.get(objective.h, objective.stats.K, target.damp), options.gptq);
 }
 
 /**
@@ -248,27 +328,83 @@ export function chooseDamping(w: Float32Array, folds: readonly [ReconStats, Reco
   const { K } = folds[0];
   const N = w.length / K;
   const objectives = folds.map((f) => layerObjective(f, w, K, N, 'fp32', undefined, undefined, options.gptq.matmul)) as [LayerObjective, LayerObjective];
-  return chooseDampingFor(objectives, quantizers, rtnDeq, options);
+  const form = { cv: { folds: objectives, N, quantizers, rtnDeq, scale: 1 } } as PreparedForm;
+  return chooseDampings([form], options, new FactorCache(options.gptq))[0]!;
 }
 
-/** {@link chooseDamping} on the folds seen through an objective: fitted and scored by it. */
-function chooseDampingFor(folds: readonly [LayerObjective, LayerObjective], quantizers: RowQuantizers, rtnDeq: Float32Array, options: ReconstructOptions): DampingChoice {
-  const { K } = folds[0].stats;
-  const N = rtnDeq.length / K;
-  const both = (fit: (train: LayerObjective) => Float32Array): number => {
+/**
+ * {@link chooseDamping} for each form with folds, fitted and scored by its objective. The
+ * candidates are the outer loop and the forms the inner one, so a fold's factor at a damping is
+ * made once for all forms (FactorCache). Each form's sums are taken in the same order as alone.
+ */
+function chooseDampings(forms: readonly PreparedForm[], options: ReconstructOptions, factors: FactorCache): (DampingChoice | undefined)[] {
+  const pairs = [[0, 1], [1, 0]] as const;
+  const both = (cv: NonNullable<PreparedForm['cv']>, fit: (train: LayerObjective) => Float32Array): number => {
     let total = 0;
-    for (const [train, test] of [folds, [folds[1], folds[0]]] as const) total += heldOutErrorOf(fit(train), train, test, options.biasCorrection) * test.stats.weight;
-    return total / (folds[0].stats.weight + folds[1].stats.weight);
+    for (const [tr, te] of pairs) total += heldOutErrorOf(fit(cv.folds[tr]), cv.folds[tr], cv.folds[te], options.biasCorrection) * cv.folds[te].stats.weight;
+    return (total / (cv.folds[0].stats.weight + cv.folds[1].stats.weight)) * cv.scale;
   };
-  const errors: Record<string, number> = { rtn: both(() => rtnDeq) };
-  let best: number | 'rtn' = 'rtn';
+  const choices = forms.map((f) => (f.cv ? { errors: { rtn: both(f.cv, () => f.cv!.rtnDeq) } as Record<string, number>, best: 'rtn' as number | 'rtn' } : undefined));
+  const totals = forms.map(() => [0, 0]);
   for (const damp of options.dampCandidates!) {
-    const e = both((train) => gptqOnTarget(train, K, N, quantizers, options, damp).deq);
-    errors[String(damp)] = e;
-    // Ties keep round to nearest, then the stronger damping: the choice that assumes less of the samples.
-    if (e < errors[String(best)]!) best = damp;
+    forms.forEach((_, i) => (totals[i] = [0, 0]));
+    for (const [p, [tr, te]] of pairs.entries()) {
+      forms.forEach(({ cv }, i) => {
+        if (!cv) return;
+        const deq = gptqOnTarget(cv.folds[tr], cv.N, cv.quantizers, options, damp, factors).deq;
+        totals[i]![p] = heldOutErrorOf(deq, cv.folds[tr], cv.folds[te], options.biasCorrection) * cv.folds[te].stats.weight;
+      });
+    }
+    forms.forEach(({ cv }, i) => {
+      if (!cv) return;
+      const choice = choices[i]!;
+      let total = 0;
+      for (const part of totals[i]!) total += part;
+      const e = (total / (cv.folds[0].stats.weight + cv.folds[1].stats.weight)) * cv.scale;
+      choice.errors[String(damp)] = e;
+      // Ties keep round to nearest, then the stronger damping: the choice that assumes less of the samples.
+      if (e < choice.errors[String(choice.best)]!) choice.best = damp;
+    });
   }
-  return { errors, best };
+  return choices;
+}
+
+/**
+ * The output columns `damp auto` scores a layer on: all of them up to 1023, else every s-th
+ * with `s = ⌊N/512⌋` (512 to 1023 columns). GPTQ treats output columns independently (each
+ * has its own scales, and H is shared), so the held-out error is a sum over columns and an
+ * evenly spread subset estimates it; the candidates and forms are compared on the same
+ * columns. It bounds the cross-validation's error feedback and scoring (K²·N each) on wide
+ * layers (a Wan2.1-sized `ffn.0`, N = 8960); the refit on all samples uses every column.
+ */
+export function crossValidationColumns(N: number): Int32Array | undefined {
+  const stride = Math.floor(N / CV_COLUMNS);
+  if (stride < 2) return undefined;
+  return Int32Array.from({ length: Math.ceil(N / stride) }, (_, i) => i * stride);
+}
+
+/** The fewest columns {@link crossValidationColumns} scores. */
+const CV_COLUMNS = 512;
+
+/** Columns `cols` of a row-major `[K, N]` matrix. */
+function takeColumns(m: Float32Array, K: number, N: number, cols: Int32Array): Float32Array {
+  const out = new Float32Array(K * cols.length);
+  for (let k = 0; k < K; k++) for (let j = 0; j < cols.length; j++) out[k * cols.length + j] = m[k * N + cols[j]!]!;
+  return out;
+}
+
+/** The quantizers of columns `cols` (their `[G, N]` scales and zero points). */
+function quantizerColumns(q: RowQuantizers, N: number, cols: Int32Array): RowQuantizers {
+  const G = q.scales.length / N;
+  const scales = new Float32Array(G * cols.length);
+  const zeroPoints = new Int32Array(G * cols.length);
+  for (let g = 0; g < G; g++) {
+    for (let j = 0; j < cols.length; j++) {
+      scales[g * cols.length + j] = q.scales[g * N + cols[j]!]!;
+      zeroPoints[g * cols.length + j] = q.zeroPoints[g * N + cols[j]!]!;
+    }
+  }
+  return { ...q, scales, zeroPoints };
 }
 
 /**
