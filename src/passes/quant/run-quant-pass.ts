@@ -86,7 +86,12 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   // Layers inside If/Loop subgraphs count: excluding them is what refuseSubgraphLayers advises.
   const layerNames = [...found.layers, ...found.skipped.filter((s) => s.reason !== NOT_CONSTANT)].map((l) => l.name);
   for (const n of model.graph) for (const g of n.subgraphs()) for (const inner of g.allNodes()) if (inner.name && (inner.opType === 'MatMul' || inner.opType === 'Gemm')) layerNames.push(inner.name);
-  for (const line of unmatchedPatternWarnings(layerNames, options.include ?? [], options.exclude ?? [])) ctx.log.warn(line);
+  const others = [...model.graph].filter((n) => n.name && n.opType !== 'MatMul' && n.opType !== 'Gemm').map((n) => ({ name: n.name, opType: n.opType }));
+  for (const line of unmatchedPatternWarnings(layerNames, options.include ?? [], options.exclude ?? [], others)) ctx.log.warn(line);
+  // A Conv is a linear map too (Wan2.1's Conv3d patch embedding), but not one these passes
+  // quantize: say so, or a reader of the report would take the model as fully quantized.
+  const convs = [...model.graph].filter((n) => n.domain === '' && (n.opType === 'Conv' || n.opType === 'ConvTranspose') && n.input(1)?.constTensor());
+  if (convs.length) ctx.log.info(`${convs.length} Conv/ConvTranspose node(s) with constant weights stay float: the passes quantize MatMul and Gemm layers only (first: ${convs[0]!.label()})`);
   // Writing the model unchanged would look like success: say what kept every layer float. A
   // folder's graph is still written (the variant set needs every graph), with the reason.
   const nothing = nothingSelectedReason(found);
@@ -155,7 +160,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       ctx.log.info(`using calibration table ${options.loadCalibration} (${Object.keys(table.layers).length} layers, made from ${table.source.samples} sample(s) of ${table.source.origin})`);
     } else if (calibrateNow) {
       late = new LateThrows(options.calib || 'the calibration module');
-      const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config);
+      const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config, method);
       late.origin = calib.origin;
       calib.supervision = { timeoutSeconds: options.calibTimeout, timeoutOption: `--${method}.calib-timeout`, log: ctx.log, late };
       const calibrateOptions: CalibrateOptions = {
@@ -313,7 +318,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (config.wBits === 4 && config.int4Storage && int4Wanted && opset < 21 && report.totals.layers.dual + report.totals.layers.single > 0) {
     ctx.log.info(`int4-storage: the model keeps opset ${opset}, below the 21 int4 initializers need (qdq-domain com.microsoft does not raise it; a raise is skipped where an operator would change meaning), so the 4-bit weights are stored as int8: the same values, twice the bytes`);
   }
-  if (floatCompute.length) ctx.log.info(`${floatCompute.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul): ${floatCompute[0]!.computeReason}${floatCompute.length > 1 ? ' (first; every reason is in the report)' : ''}`);
+  if (floatCompute.length) ctx.log.info(`${floatCompute.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul${config.aBits !== null ? `, inputs not quantized: these layers run with float activations in this A${config.aBits} model` : ''}): ${floatCompute[0]!.computeReason}${floatCompute.length > 1 ? ' (first; every reason is in the report)' : ''}`);
   ctx.log.info(`${method} ${bitsLabel(config)} ${config.format}: ${report.totals.layers.dual} dual-scale, ${report.totals.layers.single} single-scale, ${report.totals.layers.skipped} skipped; weights ${report.totals.bytesBefore} → ${report.totals.bytesAfter} bytes`);
   return {
     modified: report.totals.layers.dual + report.totals.layers.single > 0,
@@ -392,11 +397,11 @@ function reconstructionSummary(report: QuantReport): string {
   return `; mean layer error per row ${mean((r) => r.error.rtn)} (round to nearest) → ${mean((r) => r.errorCorrected)}${objectiveNote}${auto.length ? `; dual-scale auto kept ${kept} of ${auto.length} splits` : ''}`;
 }
 
-async function resolveCalibration(options: SharedQuantValues, given: CalibrationModule | undefined, config: QuantConfig): Promise<LoadedCalibration> {
+async function resolveCalibration(options: SharedQuantValues, given: CalibrationModule | undefined, config: QuantConfig, method: string): Promise<LoadedCalibration> {
   if (given) return checkCalibrationModule(given);
   if (options.prompts) throw new Error(`give calib or prompts, not both (calib ${options.calib}, prompts ${options.prompts})`);
   if (!options.calib) {
-    throw new Error(`A${config.aBits} needs activation ranges: give a calibration module with calib (e.g. --q-arvd.calib ./calib.mjs), a prompt list for a text model with prompts, a saved table with load-calibration, or use a-bits none for weight-only`);
+    throw new Error(`A${config.aBits} needs activation ranges: give a calibration module with calib (e.g. --${method}.calib ./calib.mjs), a prompt list for a text model with prompts, a saved table with load-calibration, or use a-bits none for weight-only`);
   }
   return loadCalibrationModule(options.calib);
 }

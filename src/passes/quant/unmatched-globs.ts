@@ -50,9 +50,10 @@ function nearestLayers(pattern: string, names: readonly string[]): string[] {
 
 /**
  * One warning line per pattern of `include` / `exclude` that matches none of `names` (the node
- * names of the model's linear layers), listing the {@link SUGGESTIONS} names nearest to it.
+ * names of the model's linear layers), listing the {@link SUGGESTIONS} names nearest to it and,
+ * when it matches some of `others` (the graph's other named nodes, e.g. a Conv), the first of those.
  */
-export function unmatchedPatternWarnings(names: readonly string[], include: readonly string[], exclude: readonly string[]): string[] {
+export function unmatchedPatternWarnings(names: readonly string[], include: readonly string[], exclude: readonly string[], others: readonly { name: string; opType: string }[] = []): string[] {
   const lines: string[] = [];
   for (const [option, patterns] of [['include', include], ['exclude', exclude]] as const) {
     for (const pattern of new Set(patterns)) {
@@ -60,7 +61,10 @@ export function unmatchedPatternWarnings(names: readonly string[], include: read
       if (names.some((n) => re.test(n))) continue;
       const near = nearestLayers(pattern, names).map((n) => `'${n}'`);
       const effect = option === 'include' ? 'it selects nothing' : 'it excludes nothing';
-      lines.push(`${option} pattern '${pattern}' matches no linear layer of this model, so ${effect}${near.length ? ` (nearest layer names: ${near.join(', ')})` : ''}; patterns match whole node names, '*' any run of characters`);
+      // A pattern naming a Conv (or any other node) matched something: say what, not only what is near.
+      const hit = others.filter((o) => re.test(o.name));
+      const what = hit.length ? ` (it matches ${hit.length} node(s) that are not MatMul/Gemm layers, first '${hit[0]!.name}' (${hit[0]!.opType}): only MatMul and Gemm layers are quantized)` : '';
+      lines.push(`${option} pattern '${pattern}' matches no linear layer of this model, so ${effect}${what}${near.length ? ` (nearest layer names: ${near.join(', ')})` : ''}; patterns match whole node names, '*' any run of characters`);
     }
   }
   return lines;
