@@ -11,7 +11,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
 import { attr } from '../../src/graph/ir/attribute.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
-import { findLinearLayers, nothingSelectedReason } from '../../src/passes/quant/linear-layers.ts';
+import { findLinearLayers, NOT_CONSTANT, nothingSelectedReason } from '../../src/passes/quant/linear-layers.ts';
+import { Tensor } from '../../src/graph/ir/tensor.ts';
+import { Value } from '../../src/graph/ir/value.ts';
 import { cli } from '../helpers/cli.ts';
 import { runCli } from '../helpers/cli-process.ts';
 import { copyFixture } from '../hf/helpers.ts';
@@ -77,6 +79,12 @@ describe('a quantization pass that selects no layer', () => {
     const unexported = new GraphBuilder('unexported');
     unexported.node('MatMul', 'layer', [unexported.input('x', [4, 8]), unexported.node('Transpose', 'wt', [unexported.input('w', [8, 4])])]);
     expect(nothingSelectedReason(findLinearLayers(unexported.graph))).toMatch(/1 × weight w is a graph input with no value in the model \(an export with export_params=False\)/);
+    // A weight computed from an int16 DequantizeLinear is quantized already, not an export without constant folding (found by review).
+    const q16 = new GraphBuilder('q16', 21);
+    const w16 = new Value('w_q', { initializer: Tensor.fromBytes('w_q', DataType.INT16, [32, 16], new Uint8Array(32 * 16 * 2)) });
+    q16.graph.addInitializer(w16);
+    q16.node('MatMul', 'layer16', [q16.input('x', [4, 32]), q16.node('DequantizeLinear', 'w_dq', [w16, q16.init('w_s', [], Float32Array.of(0.01))])]);
+    expect(findLinearLayers(q16.graph).skipped.map((s) => s.reason)).toEqual([NOT_CONSTANT]);
   });
 });
 

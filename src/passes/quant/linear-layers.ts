@@ -293,18 +293,21 @@ function notConstantReason(node: Node, root: Value): string {
   return NOT_CONSTANT;
 }
 
+/** Ops that make a weight computed from constants something other than an unfolded export: quantization, randomness. */
+const NOT_FOLDABLE = new Set(['DequantizeLinear', 'QuantizeLinear', 'DynamicQuantizeLinear', 'RandomNormal', 'RandomNormalLike', 'RandomUniform', 'RandomUniformLike', 'Multinomial', 'Bernoulli']);
+
 /**
  * A graph input read as a layer's second operand is a weight left out of the file
  * (`export_params=False`) rather than an activation (attention to an input) when its shape is a
- * static 2-D matrix and the model stores no weight at all (no float initializer of rank ≥ 2).
+ * static 2-D matrix and the model stores no weight at all (no float initializer or Constant of rank ≥ 2).
  */
 function looksLikeUnexportedWeight(v: Value): boolean {
   const dims = v.shape();
   if (!dims || dims.length !== 2 || !dims.every((d) => typeof d === 'number' && d > 0) || !v.graph) return false;
-  for (const i of v.graph.initializers.values()) {
-    const t = i.initializer;
-    if (t && t.dims.length >= 2 && FLOAT_TYPES.includes(t.dataType)) return false;
-  }
+  const stored = (t: { dims: readonly number[]; dataType: number } | undefined | null) => t && t.dims.length >= 2 && FLOAT_TYPES.includes(t.dataType);
+  for (const i of v.graph.initializers.values()) if (stored(i.initializer)) return false;
+  // Weights exported as Constant nodes (paddle2onnx) are stored weights too.
+  for (const n of v.graph) if (n.opType === 'Constant' && stored(n.output(0).constTensor())) return false;
   return true;
 }
 
@@ -319,9 +322,15 @@ function constantSubgraphOp(v: Value): string | undefined {
     const x = work.pop()!;
     if (seen.has(x)) continue;
     seen.add(x);
-    if (x.constTensor()) continue;
+    const t = x.constTensor();
+    // Float values, and integer axes or shapes: a weight of another type (int16, float8, packed
+    // int32) behind a DequantizeLinear or an unpacking chain is already quantized, not unfolded.
+    if (t) {
+      if (!FLOAT_TYPES.includes(t.dataType) && t.dims.length > 1) return undefined;
+      continue;
+    }
     const p = x.producer();
-    if (!p || x.isGraphInput() || seen.size > 64 || p.subgraphs().length) return undefined;
+    if (!p || x.isGraphInput() || seen.size > 64 || p.subgraphs().length || NOT_FOLDABLE.has(p.opType)) return undefined;
     if (p.inputs.length === 0 && p.opType !== 'Constant') return undefined;
     for (const i of p.inputs) if (i) work.push(i);
   }
