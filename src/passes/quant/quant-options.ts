@@ -114,7 +114,7 @@ export const RECONSTRUCTION_OPTIONS = {
   damp: {
     type: 'string',
     default: 'auto',
-    help: `GPTQ damping: add this fraction of the mean diagonal of H to its diagonal; auto chooses per layer among ${DAMP_CANDIDATES.join(', ')} and round to nearest by two-fold cross-validation over the calibration samples (even/odd; scored on every output column up to 1023, on every ⌊N/512⌋-th of wider layers), the held-out error also deciding dual-scale auto (one sample: ${DEFAULT_GPTQ_DAMP}); a number where H cannot be factored with it (a singular H: fewer rows than channels, or damp 0 on float32 sums) is raised there to the next decade from 1e-6 that can, with a warning`,
+    help: `GPTQ damping: add this fraction of the mean diagonal of H to its diagonal; auto chooses per layer among ${DAMP_CANDIDATES.join(', ')} and round to nearest by two-fold cross-validation over the calibration samples (even/odd), the held-out error also deciding dual-scale auto (one sample: ${DEFAULT_GPTQ_DAMP}); a number where H cannot be factored with it (a singular H: fewer rows than channels, or damp 0 on float32 sums) is raised there to the next decade from 1e-6 that can, with a warning`,
   },
   sequential: {
     type: 'boolean',

@@ -188,8 +188,8 @@ interface PreparedForm {
   objective: LayerObjective;
   quantizers: RowQuantizers;
   rtn: GptqResult;
-  /** `damp auto`'s view: the folds' objectives on the columns it scores ({@link crossValidationColumns}), with the quantizers and round to nearest on them. */
-  cv?: { folds: [LayerObjective, LayerObjective]; N: number; quantizers: RowQuantizers; rtnDeq: Float32Array; scale: number };
+  /** The folds' objectives, for `damp auto`. */
+  folds?: [LayerObjective, LayerObjective];
 }
 
 function prepareForm(form: LayerForm, w: Float32Array, stats: ReconStats, options: ReconstructOptions): PreparedForm {
@@ -206,12 +206,9 @@ function prepareForm(form: LayerForm, w: Float32Array, stats: ReconStats, option
   const quantizers = rowQuantizersOf(plan);
   const rtn = roundToNearest(w, K, N, quantizers);
   const prepared: PreparedForm = { form, w, kind, t, objective, quantizers, rtn };
-  if (stats.folds) {
-    const cols = crossValidationColumns(N);
-    const cvN = cols ? cols.length : N;
-    const cvW = cols ? takeColumns(w, K, N, cols) : w;
-    const folds = stats.folds.map((f) => layerObjective(f, cvW, K, cvN, kind, moments, activationShift, matmul, t)) as [LayerObjective, LayerObjective];
-    prepared.cv = { folds, N: cvN, quantizers: cols ? quantizerColumns(quantizers, N, cols) : quantizers, rtnDeq: cols ? takeColumns(rtn.deq, K, N, cols) : rtn.deq, scale: N / cvN };
+  // The folds' objectives only for damp auto (the other objectives' are K×K matrices each).
+  if (stats.folds && options.method === 'gptq' && options.dampCandidates?.length) {
+    prepared.folds = stats.folds.map((f) => layerObjective(f, w, K, N, kind, moments, activationShift, matmul, t)) as [LayerObjective, LayerObjective];
   }
   return prepared;
 }
@@ -314,7 +311,8 @@ function correctionAtLeastDamping(s: ReconStats, moments: ActivationMoments, lea
  * activation objective.
  */
 export function comparableError(r: LayerReconstruction): number {
-  return r.heldOut ? r.heldOut[String(r.damp)]! : r.errorCorrected;
+  // The candidate's own score: where the refit raised the damping (H did not factor), the one chosen.
+  return r.heldOut ? r.heldOut[String(r.dampRequested ?? r.damp)]! : r.errorCorrected;
 }
 
 /** `damp auto`'s result: the held-out error per row of each candidate, and the best. */
@@ -328,7 +326,7 @@ export function chooseDamping(w: Float32Array, folds: readonly [ReconStats, Reco
   const { K } = folds[0];
   const N = w.length / K;
   const objectives = folds.map((f) => layerObjective(f, w, K, N, 'fp32', undefined, undefined, options.gptq.matmul)) as [LayerObjective, LayerObjective];
-  const form = { cv: { folds: objectives, N, quantizers, rtnDeq, scale: 1 } } as PreparedForm;
+  const form = { folds: objectives, quantizers, rtn: { deq: rtnDeq } } as PreparedForm;
   return chooseDampings([form], options, new FactorCache(options.gptq))[0]!;
 }
 
@@ -339,72 +337,35 @@ export function chooseDamping(w: Float32Array, folds: readonly [ReconStats, Reco
  */
 function chooseDampings(forms: readonly PreparedForm[], options: ReconstructOptions, factors: FactorCache): (DampingChoice | undefined)[] {
   const pairs = [[0, 1], [1, 0]] as const;
-  const both = (cv: NonNullable<PreparedForm['cv']>, fit: (train: LayerObjective) => Float32Array): number => {
+  const weightOf = (folds: [LayerObjective, LayerObjective]) => folds[0].stats.weight + folds[1].stats.weight;
+  const choices = forms.map(({ folds, rtn }) => {
+    if (!folds) return undefined;
     let total = 0;
-    for (const [tr, te] of pairs) total += heldOutErrorOf(fit(cv.folds[tr]), cv.folds[tr], cv.folds[te], options.biasCorrection) * cv.folds[te].stats.weight;
-    return (total / (cv.folds[0].stats.weight + cv.folds[1].stats.weight)) * cv.scale;
-  };
-  const choices = forms.map((f) => (f.cv ? { errors: { rtn: both(f.cv, () => f.cv!.rtnDeq) } as Record<string, number>, best: 'rtn' as number | 'rtn' } : undefined));
-  const totals = forms.map(() => [0, 0]);
+    for (const [tr, te] of pairs) total += heldOutErrorOf(rtn.deq, folds[tr], folds[te], options.biasCorrection) * folds[te].stats.weight;
+    return { errors: { rtn: total / weightOf(folds) } as Record<string, number>, best: 'rtn' as number | 'rtn' };
+  });
+  // Per form, the two directions' weighted errors at the current candidate, summed in the same order as alone.
+  const parts = forms.map(() => [0, 0]);
   for (const damp of options.dampCandidates!) {
-    forms.forEach((_, i) => (totals[i] = [0, 0]));
     for (const [p, [tr, te]] of pairs.entries()) {
-      forms.forEach(({ cv }, i) => {
-        if (!cv) return;
-        const deq = gptqOnTarget(cv.folds[tr], cv.N, cv.quantizers, options, damp, factors).deq;
-        totals[i]![p] = heldOutErrorOf(deq, cv.folds[tr], cv.folds[te], options.biasCorrection) * cv.folds[te].stats.weight;
+      forms.forEach(({ folds, quantizers, rtn }, i) => {
+        if (!folds) return;
+        const deq = gptqOnTarget(folds[tr], rtn.deq.length / folds[tr].stats.K, quantizers, options, damp, factors).deq;
+        parts[i]![p] = heldOutErrorOf(deq, folds[tr], folds[te], options.biasCorrection) * folds[te].stats.weight;
       });
     }
-    forms.forEach(({ cv }, i) => {
-      if (!cv) return;
+    forms.forEach(({ folds }, i) => {
+      if (!folds) return;
       const choice = choices[i]!;
       let total = 0;
-      for (const part of totals[i]!) total += part;
-      const e = (total / (cv.folds[0].stats.weight + cv.folds[1].stats.weight)) * cv.scale;
+      for (const part of parts[i]!) total += part;
+      const e = total / weightOf(folds);
       choice.errors[String(damp)] = e;
       // Ties keep round to nearest, then the stronger damping: the choice that assumes less of the samples.
       if (e < choice.errors[String(choice.best)]!) choice.best = damp;
     });
   }
   return choices;
-}
-
-/**
- * The output columns `damp auto` scores a layer on: all of them up to 1023, else every s-th
- * with `s = ⌊N/512⌋` (512 to 1023 columns). GPTQ treats output columns independently (each
- * has its own scales, and H is shared), so the held-out error is a sum over columns and an
- * evenly spread subset estimates it; the candidates and forms are compared on the same
- * columns. It bounds the cross-validation's error feedback and scoring (K²·N each) on wide
- * layers (a Wan2.1-sized `ffn.0`, N = 8960); the refit on all samples uses every column.
- */
-export function crossValidationColumns(N: number): Int32Array | undefined {
-  const stride = Math.floor(N / CV_COLUMNS);
-  if (stride < 2) return undefined;
-  return Int32Array.from({ length: Math.ceil(N / stride) }, (_, i) => i * stride);
-}
-
-/** The fewest columns {@link crossValidationColumns} scores. */
-const CV_COLUMNS = 512;
-
-/** Columns `cols` of a row-major `[K, N]` matrix. */
-function takeColumns(m: Float32Array, K: number, N: number, cols: Int32Array): Float32Array {
-  const out = new Float32Array(K * cols.length);
-  for (let k = 0; k < K; k++) for (let j = 0; j < cols.length; j++) out[k * cols.length + j] = m[k * N + cols[j]!]!;
-  return out;
-}
-
-/** The quantizers of columns `cols` (their `[G, N]` scales and zero points). */
-function quantizerColumns(q: RowQuantizers, N: number, cols: Int32Array): RowQuantizers {
-  const G = q.scales.length / N;
-  const scales = new Float32Array(G * cols.length);
-  const zeroPoints = new Int32Array(G * cols.length);
-  for (let g = 0; g < G; g++) {
-    for (let j = 0; j < cols.length; j++) {
-      scales[g * cols.length + j] = q.scales[g * N + cols[j]!]!;
-      zeroPoints[g * cols.length + j] = q.zeroPoints[g * N + cols[j]!]!;
-    }
-  }
-  return { ...q, scales, zeroPoints };
 }
 
 /**
