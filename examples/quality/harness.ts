@@ -147,8 +147,10 @@ const seconds = (ms: number[]): string => {
 };
 const range = (xs: number[], f: (x: number) => string): string => `${f(Math.min(...xs))}–${f(Math.max(...xs))}`;
 
-/** ", mean 95.6 s" for the S1 jobs' wall times, or nothing when they were all reused. */
+/** ", mean 95.6 s" for the S1 jobs' wall times, a note when they were all reused, nothing without S1 jobs. */
 const s1Time = (ms: number[]): string => {
+  // No S1 job at all (a run of minmax rows only): nothing to time, nothing reused.
+  if (!ms.length) return '';
   const t = seconds(ms);
   return t === 'reused' ? ' (reused: their times are in the interrupted run\'s log)' : `, mean ${t} s`;
 };

@@ -151,5 +151,9 @@ describe('quality run', () => {
     expect(table).toMatch(/^W8A8 +q-arvd dual off +\d/m);
     expect(table).toContain("skipped: future at W8A8, W4 (pass q-arvd: unknown option 'no-such-option')");
     expect(table).toMatch(/time: quantization [\d.]+ s \(12 convert runs; 2 measured S1/);
+    // A run without S1 jobs (minmax rows only) says none was measured, not that their times were reused (found by a trial).
+    const noS1 = formatQuality({ ...result, timings: { ...result.timings, jobs: result.timings.jobs.filter((j) => !j.s1) } });
+    expect(noS1).toMatch(/; 0 measured S1; /);
+    expect(noS1).not.toContain('reused');
   }, 600_000);
 });
