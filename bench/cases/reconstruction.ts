@@ -36,7 +36,7 @@ import { DEFAULT_QUANT_CONFIG, type QuantConfig } from '../../src/passes/quant/c
 import { weightMatrix } from '../../src/passes/quant/layer-weights.ts';
 import { findLinearLayers, type LinearLayer } from '../../src/passes/quant/linear-layers.ts';
 import { planLayer } from '../../src/passes/quant/plan.ts';
-import { comparableError, DAMP_CANDIDATES, reconstructPlan, reconstructPlans, type ReconstructOptions } from '../../src/passes/quant/reconstruct.ts';
+import { DAMP_CANDIDATES, keepBetterForm, reconstructPlan, reconstructPlans, type ReconstructOptions } from '../../src/passes/quant/reconstruct.ts';
 import { runTsChild } from '../../test/helpers/child.ts';
 import { type BenchCase, type BenchRow, collectGarbage, median, round } from '../lib.ts';
 
@@ -224,9 +224,7 @@ async function child(): Promise<ChildReport> {
     const start = performance.now();
     const out = reconstructPlans(forms, w, stats.get(layer.input.name)!, defaults);
     const ms = performance.now() - start;
-    const errors = out.map((p) => comparableError(p.reconstruction!));
-    const kept = out.length > 1 && errors[1]! <= errors[0]! ? out[1]! : out[0]!;
-    return { out: kept, forms: out.length, ms };
+    return { out: out.length > 1 ? keepBetterForm(out[0]!, out[1]!) : out[0]!, forms: out.length, ms };
   };
   const { layers } = findLinearLayers(model.graph, { minK: 0 });
   const timings: LayerTiming[] = [];

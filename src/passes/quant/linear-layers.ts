@@ -276,7 +276,7 @@ function notConstantReason(node: Node, root: Value): string {
     return `weight ${root.name} is an initializer that is also a graph input (an export with keep_initializers_as_inputs=True), so a caller may replace it at run time; re-export without that option to quantize it`;
   }
   const p = root.producer();
-  const cast = p && p.domain === '' && p.opType === 'Cast' ? constantBehind(p.input(0)) : undefined;
+  const cast = p && p.domain === '' && p.opType === 'Cast' ? constantThrough(p.input(0), ['Identity', 'Transpose', 'Cast'])?.value : undefined;
   if (p && cast) {
     return `weight ${cast.name} reaches the layer through a Cast to ${dtypeName(p.intAttr('to', 0))} (float16 compute, as torch autocast exports it); only float32 layers are quantized`;
   }
@@ -337,12 +337,17 @@ function constantSubgraphOp(v: Value): string | undefined {
   return v.producer()!.opType;
 }
 
-/** The constant `v` is computed from through Identity, Transpose and Cast nodes only, if any. */
-function constantBehind(v: Value | null | undefined): Value | undefined {
-  for (let x = v, depth = 0; x && depth < 8; depth++) {
-    if (x.constTensor()) return x;
+/**
+ * The constant `v` is read from through nodes of `ops` only (default domain, at most 8 of
+ * them), and those nodes, nearest first.
+ */
+function constantThrough(v: Value | null | undefined, ops: readonly string[]): { value: Value; chain: Node[] } | undefined {
+  const chain: Node[] = [];
+  for (let x = v; x; ) {
+    if (x.constTensor()) return { value: x, chain };
     const p = x.producer();
-    if (!p || p.domain !== '' || !['Identity', 'Transpose', 'Cast'].includes(p.opType)) return undefined;
+    if (!p || p.domain !== '' || !ops.includes(p.opType) || chain.length >= 8) return undefined;
+    chain.push(p);
     x = p.input(0);
   }
   return undefined;
@@ -352,7 +357,8 @@ function findBias(node: Node, op: string, N: number): LayerBias | string | undef
   if (op === 'Gemm') {
     const c = node.input(2);
     if (!c) return undefined;
-    const found = constantThroughIdentity(c);
+    // Through Identity: torch's exporter reads equal initializers (such as zero biases) as one, behind an Identity per use.
+    const found = constantThrough(c, ['Identity']);
     const t = found?.value.constTensor();
     if (!found || !t || t.dataType !== DataType.FLOAT) return 'Gemm bias C is not a float32 constant';
     if (!broadcastsToRow(t.dims, N)) return `Gemm bias C of shape [${t.dims.join('x')}] is not a row of N = ${N}`;
@@ -363,26 +369,10 @@ function findBias(node: Node, op: string, N: number): LayerBias | string | undef
   const use = out.uses()[0]!;
   const add = use.node;
   if (add.opType !== 'Add' || add.domain !== '' || add.graph !== node.graph) return undefined;
-  const found = constantThroughIdentity(add.input(1 - use.inputIndex));
+  const found = constantThrough(add.input(1 - use.inputIndex), ['Identity']);
   const t = found?.value.constTensor();
   if (!found || !t || t.dataType !== DataType.FLOAT) return undefined;
   return broadcastsToRow(t.dims, N) ? { tensor: t, ...found, scale: 1, addNode: add } : undefined;
-}
-
-/**
- * The constant `v` reads, through `Identity` nodes only (torch's exporter reads equal
- * initializers, such as zero biases, as one behind an `Identity` per use), and those nodes.
- */
-function constantThroughIdentity(v: Value | null | undefined): { value: Value; chain: Node[] } | undefined {
-  const chain: Node[] = [];
-  for (let x = v; x; ) {
-    if (x.constTensor()) return { value: x, chain };
-    const p = x.producer();
-    if (!p || p.domain !== '' || p.opType !== 'Identity' || chain.length >= 8) return undefined;
-    chain.push(p);
-    x = p.input(0);
-  }
-  return undefined;
 }
 
 /** True for shapes [N], [1, N], [1, 1, N], …: a bias that adds the same row to every output. */

@@ -14,7 +14,7 @@ import { letSignalsRun } from '../../graph/serde/temp-files.ts';
 import { EXTERNAL_THRESHOLD_BYTES } from '../../graph/serde/external-sink.ts';
 import type { Node } from '../../graph/ir/node.ts';
 import { layerEntry, type QuantReport, skippedEntry, totals } from './report.ts';
-import { comparableError, reconstructPlan, reconstructPlans, type ReconstructOptions } from './reconstruct.ts';
+import { keepBetterForm, reconstructPlan, reconstructPlans, type ReconstructOptions } from './reconstruct.ts';
 import type { ReadBuffer } from '../../graph/ir/tensor.ts';
 import { weightMatrix, weightMatrixView } from './layer-weights.ts';
 import { replaceLayer } from './rewire.ts';
@@ -215,11 +215,7 @@ class LayerQuantizer {
     // Both forms in one call: they share H, so each Cholesky factorisation serves both.
     const singlePlan = planLayer(layer, { ...config, dualScale: false }, this.ranges?.get(layer.name), this.scales?.get(layer.name));
     const [dual, single] = reconstructPlans([form, { plan: singlePlan, activationShift: shifts?.single, moments: shifts?.moments?.single }], w, stats, options) as [LayerPlan, LayerPlan];
-    const choice = { single: comparableError(single.reconstruction!), dual: comparableError(dual.reconstruction!) };
-    // Ties keep the single quantizer: a split that does not help only costs a second MatMul.
-    plan = choice.dual < choice.single ? dual : single;
-    plan.splitChoice = choice;
-    return plan;
+    return keepBetterForm(dual, single);
   }
 
   private spillNew(nodes: readonly Node[]): void {

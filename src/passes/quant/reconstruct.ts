@@ -192,6 +192,9 @@ interface PreparedForm {
   folds?: [LayerObjective, LayerObjective];
 }
 
+/** What {@link chooseDampings} reads of a form. */
+type DampingInput = Pick<PreparedForm, 'folds' | 'quantizers'> & { rtn: Pick<GptqResult, 'deq'> };
+
 function prepareForm(form: LayerForm, w: Float32Array, stats: ReconStats, options: ReconstructOptions): PreparedForm {
   const { plan, activationShift, moments } = form;
   const { K, N } = plan.layer;
@@ -315,6 +318,18 @@ export function comparableError(r: LayerReconstruction): number {
   return r.heldOut ? r.heldOut[String(r.dampRequested ?? r.damp)]! : r.errorCorrected;
 }
 
+/**
+ * `dual-scale auto`'s decision between a layer's reconstructed split and single forms: the one
+ * with the lower {@link comparableError}, its `splitChoice` recording both. Ties keep the single
+ * quantizer: a split that does not help only costs a second MatMul.
+ */
+export function keepBetterForm(dual: LayerPlan, single: LayerPlan): LayerPlan {
+  const choice = { single: comparableError(single.reconstruction!), dual: comparableError(dual.reconstruction!) };
+  const kept = choice.dual < choice.single ? dual : single;
+  kept.splitChoice = choice;
+  return kept;
+}
+
 /** `damp auto`'s result: the held-out error per row of each candidate, and the best. */
 export interface DampingChoice {
   errors: Record<string, number>;
@@ -326,8 +341,7 @@ export function chooseDamping(w: Float32Array, folds: readonly [ReconStats, Reco
   const { K } = folds[0];
   const N = w.length / K;
   const objectives = folds.map((f) => layerObjective(f, w, K, N, 'fp32', undefined, undefined, options.gptq.matmul)) as [LayerObjective, LayerObjective];
-  const form = { folds: objectives, quantizers, rtn: { deq: rtnDeq } } as PreparedForm;
-  return chooseDampings([form], options, new FactorCache(options.gptq))[0]!;
+  return chooseDampings([{ folds: objectives, quantizers, rtn: { deq: rtnDeq } }], options, new FactorCache(options.gptq))[0]!;
 }
 
 /**
@@ -335,7 +349,7 @@ export function chooseDamping(w: Float32Array, folds: readonly [ReconStats, Reco
  * candidates are the outer loop and the forms the inner one, so a fold's factor at a damping is
  * made once for all forms (FactorCache). Each form's sums are taken in the same order as alone.
  */
-function chooseDampings(forms: readonly PreparedForm[], options: ReconstructOptions, factors: FactorCache): (DampingChoice | undefined)[] {
+function chooseDampings(forms: readonly DampingInput[], options: ReconstructOptions, factors: FactorCache): (DampingChoice | undefined)[] {
   const pairs = [[0, 1], [1, 0]] as const;
   const weightOf = (folds: [LayerObjective, LayerObjective]) => folds[0].stats.weight + folds[1].stats.weight;
   const choices = forms.map(({ folds, rtn }) => {

@@ -82,12 +82,14 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let calibrationTimings: CalibrationResult['timings'] | undefined;
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
   const found = findLinearLayers(model.graph, selection);
-  // Attention's activation products are not layers: a pattern matching only those selects nothing.
-  // Layers inside If/Loop subgraphs count: excluding them is what refuseSubgraphLayers advises.
-  const layerNames = [...found.layers, ...found.skipped.filter((s) => s.reason !== NOT_CONSTANT)].map((l) => l.name);
-  for (const n of model.graph) for (const g of n.subgraphs()) for (const inner of g.allNodes()) if (inner.name && (inner.opType === 'MatMul' || inner.opType === 'Gemm')) layerNames.push(inner.name);
-  const others = [...model.graph].filter((n) => n.name && n.opType !== 'MatMul' && n.opType !== 'Gemm').map((n) => ({ name: n.name, opType: n.opType }));
-  for (const line of unmatchedPatternWarnings(layerNames, options.include ?? [], options.exclude ?? [], others)) ctx.log.warn(line);
+  if (options.include?.length || options.exclude?.length) {
+    // Attention's activation products are not layers: a pattern matching only those selects nothing.
+    // Layers inside If/Loop subgraphs count: excluding them is what refuseSubgraphLayers advises.
+    const layerNames = [...found.layers, ...found.skipped.filter((s) => s.reason !== NOT_CONSTANT)].map((l) => l.name);
+    for (const n of model.graph) for (const g of n.subgraphs()) for (const inner of g.allNodes()) if (inner.name && (inner.opType === 'MatMul' || inner.opType === 'Gemm')) layerNames.push(inner.name);
+    const others = [...model.graph].filter((n) => n.name && n.opType !== 'MatMul' && n.opType !== 'Gemm').map((n) => ({ name: n.name, opType: n.opType }));
+    for (const line of unmatchedPatternWarnings(layerNames, options.include ?? [], options.exclude ?? [], others)) ctx.log.warn(line);
+  }
   // A Conv is a linear map too (Wan2.1's Conv3d patch embedding), but not one these passes
   // quantize: say so, or a reader of the report would take the model as fully quantized.
   const convs = [...model.graph].filter((n) => n.domain === '' && (n.opType === 'Conv' || n.opType === 'ConvTranspose') && n.input(1)?.constTensor());
