@@ -6,7 +6,7 @@ import { gptq, type RowQuantizers } from '../../src/kernels/gptq.ts';
 import { matmul64 } from '../../src/kernels/matmul.ts';
 import { computeParamsBlocked } from '../../src/kernels/quantize.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
-import { openOrtMatMul } from '../../src/passes/calibration/ort-matmul.ts';
+import { openOrtMatMul, REUSE_BYTES } from '../../src/passes/calibration/ort-matmul.ts';
 
 const rng = seededRandom(21);
 const random = (n: number) => Float64Array.from({ length: n }, () => rng.normal());
@@ -29,6 +29,33 @@ describe('openOrtMatMul', () => {
       expect(worst).toBeLessThan(1e-13);
       // The operands are copied, not moved: the caller's arrays are intact.
       expect(a.length).toBe(m * k);
+    }
+  });
+
+  it('reuses the buffers of large operands from one product to the next without mixing up their values', () => {
+    // Operands of 32 MiB and more travel in buffers the worker sends back (REUSE_BYTES); the
+    // sizes here shrink, grow past the spare buffer, and alternate between A and B.
+    expect(REUSE_BYTES).toBe(32 * 2 ** 20);
+    const large = REUSE_BYTES / 8 + 1000;
+    // Plain loops: Float64Array.from on millions of values is slow.
+    const random = (n: number) => {
+      const v = new Float64Array(n);
+      for (let i = 0; i < n; i++) v[i] = rng.normal();
+      return v;
+    };
+    for (const [m, k, n] of [[2, 2, large / 2], [2, 2, large / 2 - 50], [2, 2, large / 2 + 40_000], [large / 2, 2, 2], [3, 2, large / 2]] as const) {
+      const a = random(m * k);
+      const b = random(k * n);
+      const keepA = a.slice();
+      const keepB = b.slice();
+      const c = ort.matmul(a, b, m, k, n);
+      const ref = matmul64(a, b, m, k, n);
+      let worst = 0;
+      for (let i = 0; i < c.length; i++) worst = Math.max(worst, Math.abs(c[i]! - ref[i]!));
+      expect(c.length).toBe(m * n);
+      expect(worst).toBeLessThan(1e-13);
+      // The caller's operands are untouched (compared in a loop: toEqual on millions of values is slow).
+      expect(a.every((v, i) => v === keepA[i]) && b.every((v, i) => v === keepB[i])).toBe(true);
     }
   });
 
