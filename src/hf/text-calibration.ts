@@ -16,7 +16,7 @@
  * 4. A graph input it cannot make from text is refused up front, naming the input.
  * 5. The prompt list is read as prompt-list.ts says (text, JSON or JSON Lines; UTF-8).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { DataType, dtypeName } from '../graph/ir/dtype.ts';
@@ -155,7 +155,7 @@ export async function textCalibration(model: Model, promptsFile: string, modelDi
       yield { feeds: Object.fromEntries(makers.map((m) => [m.name, m.make(tokens)])) };
     },
   };
-  return { module, origin: `${origin} (tokenizer ${folder})`, samples: prompts.length };
+  return { module, origin: `${origin} (tokenizer ${folder})`, source: `prompts ${realpathSync(promptsFile)} (tokenizer ${realpathSync(folder)})`, samples: prompts.length };
 }
 
 interface InputMaker {

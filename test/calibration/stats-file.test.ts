@@ -5,8 +5,8 @@
 // fit the run (another layer selection, other samples, another reservoir, no Gram matrices) is
 // refused with an error naming the file and the mismatch. About 30–60 s on an idle 2-core machine.
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MODEL_PATH } from '../../examples/tiny-arvd/prompt.ts';
 import * as tinyArvd from '../../examples/tiny-arvd/rollout.ts';
@@ -18,7 +18,8 @@ import { resolveOptions } from '../../src/passes/pass.ts';
 import qArvd from '../../src/passes/q-arvd.ts';
 import type { SharedQuantValues } from '../../src/passes/quant/quant-options.ts';
 import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
-import { removeDir, scratchDir } from '../helpers/files.ts';
+import { cli } from '../helpers/cli.ts';
+import { REPO_ROOT, removeDir, scratchDir } from '../helpers/files.ts';
 
 const dir = scratchDir('stats-file');
 afterAll(() => removeDir(dir));
@@ -106,4 +107,31 @@ describe('save-statistics / load-statistics on tiny-arvd', () => {
     });
     await expect(quantize('q-arvd', { ...w8a8, 'load-statistics': huge })).rejects.toThrow(/layer \S+: reconstruction failed \(statistics from statistics file .*huge\.bin\): /);
   }, 600_000);
+});
+
+describe('load-statistics and the calibration module file', () => {
+  it('takes one module file spelt two ways as the same and two files spelt alike as two (a user trial: ./rollout.mjs and rollout.mjs were refused, another folder\'s rollout.mjs accepted)', async () => {
+    // stories260K with a feeds module written here: the check is the same for any module.
+    const stories = join(REPO_ROOT, 'test/fixtures/stories260K/stories260K.onnx');
+    const moduleIn = (folder: string, seed: number) => {
+      mkdirSync(join(dir, folder), { recursive: true });
+      const path = join(dir, folder, 'calib.mjs');
+      writeFileSync(path, `import * as ort from 'onnxruntime-node';\nexport const samples = 4;\nexport function* feeds(ctx) {\n  yield { feeds: { input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: 16 }, (_, i) => BigInt((i * 7 + ctx.sample * 13 + ${seed}) % 512)), [1, 16]) } };\n}\n`);
+      return path;
+    };
+    const mine = moduleIn('a', 1);
+    const other = moduleIn('b', 5);
+    const stats = join(dir, 'stories.bin');
+    const run = (calib: string, out: string, io: string) => cli(stories, '-o', join(dir, out), '--pass', 'q-arvd', '--q-arvd.calib', calib, `--q-arvd.${io}`, stats);
+    const saved = await run(`./${relative(process.cwd(), mine)}`, 'saved.onnx', 'save-statistics');
+    expect(saved.code, saved.err).toBe(0);
+    const again = await run(mine, 'again.onnx', 'load-statistics');
+    expect(again.code, again.err).toBe(0);
+    expect(again.err).toContain(`collect step read from ${stats}`);
+    expect(Buffer.compare(readFileSync(join(dir, 'again.onnx')), readFileSync(join(dir, 'saved.onnx')))).toBe(0);
+    const wrong = await run(join(dir, 'b', '..', 'b', 'calib.mjs'), 'wrong.onnx', 'load-statistics');
+    expect(wrong.code).toBe(1);
+    expect(wrong.err).toMatch(/stories\.bin: was collected from 4 sample\(s\) of \S*\/a\/calib\.mjs, this run calibrates on 4 sample\(s\) of \S*\/b\/calib\.mjs/);
+    expect(other).toContain('/b/calib.mjs');
+  }, 300_000);
 });

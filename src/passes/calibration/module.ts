@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { esmInCommonJsHint } from '../../runtime/esm-in-commonjs.ts';
 import { importUserModule } from '../../runtime/import-user-module.ts';
@@ -88,6 +88,13 @@ export interface LoadedCalibration {
   module: CalibrationModule;
   /** Path (or `(api)`) named in errors. */
   origin: string;
+  /**
+   * The files the samples come from, as real paths (the module file; a prompt list and its
+   * tokenizer folder): what a statistics file records and is checked against, so that one file
+   * spelt two ways is the same and two files spelt alike are not. Absent for a module given to
+   * the API (then `origin`).
+   */
+  source?: string;
   samples: number;
   /** How calls into the module are supervised (timeout, heartbeat log); defaults apply when absent. */
   supervision?: Supervision;
@@ -121,7 +128,7 @@ export async function loadCalibrationModule(path: string): Promise<LoadedCalibra
   // `export default { feeds, samples }` is accepted too.
   const def = mod.default as CalibrationModule | undefined;
   if (typeof mod.feeds !== 'function' && typeof mod.rollout !== 'function' && def && typeof def === 'object') mod = def;
-  return checkCalibrationModule(mod, path);
+  return { ...checkCalibrationModule(mod, path), source: realpathSync(full) };
 }
 
 /** Checks the exports of a calibration module (given as an object to the API, or imported). */

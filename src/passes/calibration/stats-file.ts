@@ -8,10 +8,11 @@
  * one model then pay for the collection (the most expensive step) once.
  *
  * The file is checked against the run that loads it: the SHA-256 of the augmented model
- * (the model and the observed layers), the module's origin and sample count, the reservoir
- * size and the Gram stride must match; a run needing Gram matrices refuses a file without
- * them. The module's code is not hashed: a changed module under the same path must be
- * collected again.
+ * (the model and the observed layers), the module's file (its real path: `./m.mjs` and `m.mjs`
+ * are one module, two `m.mjs` in two folders are two) and sample count, the reservoir size
+ * and the Gram stride must match; a run needing Gram matrices refuses a file without them.
+ * The module's code is not hashed: a changed module under the same path must be collected
+ * again.
  *
  * The header's `sha256` is the SHA-256 of the data followed by the rest of the header: a file
  * changed after it was written (a bad disk, a partial copy, an edit) is refused rather than
