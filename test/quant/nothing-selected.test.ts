@@ -67,13 +67,16 @@ describe('a quantization pass that selects no layer', () => {
     ]);
     expect(nothingSelectedReason(found)).toMatch(/^no layer to quantize: all 2 MatMul\/Gemm node\(s\) with a constant operand were skipped — 1 × weight w reaches .*\(first: autocast\); 1 × the constant wt is the first operand/);
 
-    // Attention to inputs of the usual batched (3-D or 4-D) shape is no error...
+    // Attention to inputs of the usual batched (3-D or 4-D) shape is not taken for a weight
+    // left out of the export; a graph with nothing else has no layer to quantize, and says so
+    // (a user trial: a Conv-only model was written unchanged with exit 0).
     const attention = new GraphBuilder('attention');
     const q = attention.input('q', [2, 4, 8]);
     attention.node('MatMul', 'scores', [q, attention.node('Transpose', 'kt', [attention.input('k', [2, 8, 4])], [attr.ints('perm', [0, 2, 1])])]);
     const only = findLinearLayers(attention.graph);
     expect(only.skipped).toHaveLength(1);
-    expect(nothingSelectedReason(only)).toBeUndefined();
+    expect(nothingSelectedReason(only)).toBe('no layer to quantize: the model has no MatMul or Gemm node with a constant weight (1 MatMul/Gemm node(s), all activation × activation products, e.g. attention QK/AV); the passes quantize MatMul and Gemm layers only');
+    expect(nothingSelectedReason({ layers: [], skipped: [] })).toBe('no layer to quantize: the model has no MatMul or Gemm node with a constant weight; the passes quantize MatMul and Gemm layers only');
     // ...while a static 2-D matrix input as the second operand of a model that stores no weight
     // at all is read as a weight export_params=False left out (test/quant/torch-exports.test.ts has the real export).
     const unexported = new GraphBuilder('unexported');

@@ -188,11 +188,17 @@ export const NOT_CONSTANT = 'weight is not constant (activation × activation, e
  * unchanged: when every MatMul/Gemm was skipped and at least one of them holds a constant
  * weight (an fp16 model, W·X, initializers exported as inputs, an already quantized model, a
  * selection that matches nothing), the message names how many were skipped for what, with the
- * first layer of each reason. Undefined when layers were selected, or when the graph has no
- * MatMul/Gemm but activation products (nothing a user could have meant to quantize).
+ * first layer of each reason; when the graph has no MatMul/Gemm with a constant operand at all
+ * (only Convs, only attention's activation products), it says so. Undefined when layers were
+ * selected.
  */
 export function nothingSelectedReason(found: { layers: readonly LinearLayer[]; skipped: readonly SkippedLayer[] }): string | undefined {
-  if (found.layers.length > 0 || found.skipped.every((s) => s.reason === NOT_CONSTANT)) return undefined;
+  if (found.layers.length > 0) return undefined;
+  // A user trial: a Conv-only model was "quantized" with exit 0 and written unchanged.
+  if (found.skipped.every((s) => s.reason === NOT_CONSTANT)) {
+    const products = found.skipped.length ? ` (${found.skipped.length} MatMul/Gemm node(s), all activation × activation products, e.g. attention QK/AV)` : '';
+    return `no layer to quantize: the model has no MatMul or Gemm node with a constant weight${products}; the passes quantize MatMul and Gemm layers only`;
+  }
   // Reasons name their tensor and sizes: one group per reason with names and numbers taken out.
   const groups = new Map<string, SkippedLayer[]>();
   const candidates = found.skipped.filter((s) => s.reason !== NOT_CONSTANT);
