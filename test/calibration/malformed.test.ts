@@ -130,17 +130,24 @@ describe('malformed calibration modules', () => {
     expect(warnings.some((w) => w.includes(`warning: ${path}: rolled out again with the same context, sample(s) 0, 1 fed the model other inputs before any call was quantized`)), warnings.join('\n')).toBe(true);
   });
 
-  it('S1 with a result no quantization changes (not computed from the model): warned; a proper module gets neither warning', async () => {
+  it('S1 with a result no quantization changes (not computed from the model), or only the last chunk\'s: warned; a module returning every chunk\'s output gets no warning', async () => {
     const constant = join(dir, 'constant-result.mjs');
     writeFileSync(constant, rolloutModule('ctx.random.normal()', "new ort.Tensor('float32', new Float32Array([1, 2, 3]), [3])"));
     const warnings: string[] = [];
     expect((await attempt(constant, warnings)).error).toBeUndefined();
     expect(warnings.some((w) => w.includes(`warning: ${constant}: quantizing any one chunk left the rollout's result unchanged`)), warnings.join('\n')).toBe(true);
+    // A result with only the last chunk's output (a user trial: its rollout returned the last chunk's frames): the other chunks are named.
+    const last = join(dir, 'last-chunk.mjs');
+    writeFileSync(last, rolloutModule('ctx.random.normal()', 'out.y'));
+    const lastWarnings: string[] = [];
+    expect((await attempt(last, lastWarnings)).error).toBeUndefined();
+    expect(lastWarnings.some((w) => w.includes(`warning: ${last}: quantizing chunk(s) 0, 1 changed the rollout's result by less than 0.1% of what chunk 2 changed`) && w.includes('return all of it')), lastWarnings.join('\n')).toBe(true);
+    // Every chunk's output in the result: no warning.
     const proper = join(dir, 'proper.mjs');
-    writeFileSync(proper, rolloutModule('ctx.random.normal()', 'out.y'));
+    writeFileSync(proper, `${HEADER}export const samples = 2;\nexport async function rollout(run, ctx) {\n  const all = [];\n  for (let c = 0; c < 3; c++) all.push(...(await run({ input_ids: new ort.Tensor('float32', Float32Array.from({ length: 128 }, () => ctx.random.normal()), [1, 4, 32]) }, { chunk: c })).y.data);\n  return new ort.Tensor('float32', Float32Array.from(all), [all.length]);\n}\n`);
     const clean: string[] = [];
     expect((await attempt(proper, clean)).error).toBeUndefined();
-    expect(clean.filter((w) => /fed the model other inputs|left the rollout's result unchanged/.test(w))).toEqual([]);
+    expect(clean.filter((w) => /fed the model other inputs|left the rollout's result unchanged|changed the rollout's result by less/.test(w))).toEqual([]);
   });
 
   it('an ES module calib.js in a "type": "commonjs" package: says to rename it or set "type": "module"', async () => {

@@ -193,6 +193,22 @@ describe('messages name the user\'s file, tensor, option or module', () => {
     await expectRefused([model, '-o', join(out, 'x.onnx'), '--pass', 'q-arvd', '--q-arvd.a-bits', 'none', `--q-arvd.${option}`, value], says, { input: inDir, output: out });
   });
 
+  it('a model onnxruntime cannot load, met when calibration opens it: the message does not name the temporary copy (a user trial)', async () => {
+    // Synthetic: an op onnxruntime does not know, which this project's loader has no reason to refuse.
+    const unknownOp = twoLayers(0.1);
+    const mm2 = [...unknownOp.graph].find((n) => n.name === 'mm2')!;
+    const bad = new Node({ opType: 'NoSuchOp', name: 'bad', inputs: [mm2.output()], outputs: ['z'] });
+    unknownOp.graph.append(bad);
+    bad.output().type = mm2.output().type;
+    unknownOp.graph.addOutput(bad.output());
+    const path = join(inDir, 'unknown-op.onnx');
+    saveModel(unknownOp, path);
+    const calib = join(inDir, 'calib-unknown-op.mjs');
+    writeFileSync(calib, "import * as ort from 'onnxruntime-node';\nexport async function* feeds() { yield { feeds: { x: new ort.Tensor('float32', new Float32Array(128).fill(0.5), [1, 4, 32]) } }; }\n");
+    const err = await expectRefused([path, '-o', join(out, 'x.onnx'), '--pass', 'q-arvd', '--q-arvd.calib', calib], /onnxruntime cannot load the model to calibrate it \(the model with its layer inputs as extra outputs, a temporary copy\): This is an invalid model\. In Node, \("bad", NoSuchOp/, { input: inDir, output: out });
+    expect(err).not.toMatch(/qarvd-calib-|augmented\.onnx/);
+  });
+
   it('activations that overflow to Infinity name the value, the module and the sample', async () => {
     const overflowing = join(inDir, 'overflow.onnx');
     // Finite weights (non-finite ones are refused before calibration) whose products overflow.

@@ -127,9 +127,20 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
   }
   if (mse.every((v) => v === 0)) {
     options.warn?.(`${calib.origin}: quantizing any one chunk left the rollout's result unchanged, so S1 weighs every chunk alike (α = 1): a discrete result (token ids) or one not computed from run()'s outputs; rollout should return continuous values the model generated (the final video, latents or logits)`);
+  } else {
+    // A user trial: a rollout returning only its last chunk's frames gave the others α ≈ 0.001,
+    // without a word. A chunk whose frames are in the result changes it by at least its own error.
+    const top = Math.max(...mse);
+    const faint = chunks.filter((_, i) => mse[i]! < top * FAINT_CHUNK);
+    if (faint.length) {
+      options.warn?.(`${calib.origin}: quantizing chunk(s) ${faint.join(', ')} changed the rollout's result by less than ${FAINT_CHUNK * 100}% of what chunk ${chunks[mse.indexOf(top)]} changed, so S1 gives their calls almost no weight (α ${alphaFromSensitivity(normalize(mse)).map((a) => a.toFixed(3)).join(', ')}); if rollout returns only part of the video (the last chunk's frames), return all of it`);
+    }
   }
   return { chunks: [...chunks], mse, normalized: normalize(mse), samples, source: 'measured' };
 }
+
+/** A chunk whose quantization changes the result by less than this fraction of the most sensitive chunk's is warned about. */
+export const FAINT_CHUNK = 1e-3;
 
 /** `s / Σ s` (uniform when every value is 0; left as it is when it already sums to 1). */
 export function normalize(s: readonly number[]): number[] {

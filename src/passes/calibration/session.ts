@@ -35,7 +35,14 @@ export class CalibrationSession {
     const aug = augmentModel(model, observe);
     try {
       const { InferenceSession } = await importOnnxruntime();
-      const session = await InferenceSession.create(aug.path, sessionOptions(threads));
+      let session: ort.InferenceSession;
+      try {
+        session = await InferenceSession.create(aug.path, sessionOptions(threads));
+      } catch (e) {
+        // onnxruntime names the temporary copy, gone by the time the message is read (a user trial).
+        const why = String((e as Error).message ?? e).replace(`Load model from ${aug.path} failed:`, '').split(aug.path).join('the model').trim();
+        throw new Error(`onnxruntime cannot load the model to calibrate it (the model with its layer inputs as extra outputs, a temporary copy): ${why}`, { cause: e });
+      }
       return new CalibrationSession(session, aug, userOutputs, calib);
     } catch (e) {
       aug.dispose();
