@@ -147,7 +147,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     };
     const gramStride = options.gramStride ?? 1;
     // Hashing the model costs a read of it: only when a statistics file is written or read.
-    const identity = (): StatsIdentity => ({ model: session.fingerprint(), origin: calib.source ?? calib.origin, samples: calib.samples, reservoirRows, gramStride: reconstruct ? gramStride : null });
+    const identity = (): StatsIdentity => ({ model: session.fingerprint(), origin: calib.origin, ...(calib.source ? { source: calib.source } : {}), samples: calib.samples, reservoirRows, gramStride: reconstruct ? gramStride : null });
     const stats = options.loadStatistics
       ? readStatsFile(options.loadStatistics, { ...identity(), inputs: observedInputs(layers), readers: readersOf(layers), grams: reconstruct })
       : await collectStatistics(session, layers, { reservoirRows, progress, ...(reconstruct ? { gram: { threads, stride: gramStride, keep } } : {}) });

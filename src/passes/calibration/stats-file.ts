@@ -38,7 +38,14 @@ const VERSION = 1;
 export interface StatsIdentity {
   /** {@link CalibrationSession.fingerprint} of the run. */
   model: string;
+  /** The module as the run named it (what messages show). */
   origin: string;
+  /**
+   * The files the samples come from, as real paths ({@link LoadedCalibration.source}); what is
+   * compared when both sides have it. Files saved before it was recorded are compared by
+   * `origin`, as they were.
+   */
+  source?: string;
   samples: number;
   reservoirRows: number;
   /** The Gram stride, or null when no Gram matrices were collected. */
@@ -146,7 +153,11 @@ export function readStatsFile(path: string, needs: StatsNeeds): CollectedStats {
   }
   const id = header.identity;
   if (id.model !== needs.model) fail('was collected on another model or another layer selection, or with another fold-split (which reorders channels before calibration): the fingerprints of the calibrated model differ; collect again with save-statistics');
-  if (id.origin !== needs.origin || id.samples !== needs.samples) fail(`was collected from ${id.samples} sample(s) of ${id.origin}, this run calibrates on ${needs.samples} sample(s) of ${needs.origin}`);
+  const bySource = id.source !== undefined && needs.source !== undefined;
+  if ((bySource ? id.source !== needs.source : id.origin !== needs.origin) || id.samples !== needs.samples) {
+    const of = (i: StatsIdentity) => (bySource ? i.source : i.origin);
+    fail(`was collected from ${id.samples} sample(s) of ${of(id)}, this run calibrates on ${needs.samples} sample(s) of ${of(needs)}${id.source === undefined && needs.source !== undefined && id.samples === needs.samples ? ' (a file saved by an earlier build records the module as it was typed: give it the same way, or collect again with save-statistics)' : ''}`);
+  }
   if (needs.reservoirRows > 0 && id.reservoirRows !== needs.reservoirRows) fail(`keeps ${id.reservoirRows} reservoir rows per input and chunk, this run asks for ${needs.reservoirRows} (option reservoir-rows)`);
   if (needs.grams && id.gramStride === null) fail('has no Gram matrices (it was saved by a run without reconstruction or bias correction); this run needs them');
   if (needs.grams && id.gramStride !== needs.gramStride) fail(`has Gram matrices from one call in ${id.gramStride}, this run asks for one in ${needs.gramStride} (option gram-stride)`);
