@@ -9,7 +9,9 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataType } from '../../src/graph/ir/dtype.ts';
-import { attr } from '../../src/graph/ir/attribute.ts';
+import { AttributeType, attr } from '../../src/graph/ir/attribute.ts';
+import { Graph } from '../../src/graph/ir/graph.ts';
+import { Node } from '../../src/graph/ir/node.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { findLinearLayers, NOT_CONSTANT, nothingSelectedReason } from '../../src/passes/quant/linear-layers.ts';
 import { Tensor } from '../../src/graph/ir/tensor.ts';
@@ -48,10 +50,14 @@ describe('a quantization pass that selects no layer', () => {
     const once = loadModel(STORIES);
     await quantize(once, { 'w-bits': '8', 'a-bits': 'none' }, undefined, 'minmax');
     await expect(quantize(once, { 'w-bits': '4', 'a-bits': 'none' })).rejects.toThrow(/no layer to quantize: .*× weight is already quantized/);
+    // Quantized with qoperator, no float MatMul is left: said so, not "no MatMul or Gemm" (found by review).
+    const qop = loadModel(STORIES);
+    await quantize(qop, { 'w-bits': '4', 'a-bits': 'none', format: 'qoperator', 'integer-kernels': 'always' }, undefined, 'minmax');
+    await expect(quantize(qop, { 'w-bits': '4', 'a-bits': 'none' })).rejects.toThrow(/^no layer to quantize: the model is quantized already \(\d+ integer MatMul node\(s\), first: \S+ \(com\.microsoft\.MatMulNBits\)\); quantize the float model; nothing was written$/);
     await expect(quantize(loadModel(STORIES), { 'a-bits': 'none', include: 'no-such-layer*' })).rejects.toThrow(/no layer to quantize: .*× not selected by include\/exclude \(first: \S+\)/);
   });
 
-  it('names a Cast to float16 in the weight path and a constant first operand; only activation products are no error (synthetic graphs)', () => {
+  it('names a Cast to float16 in the weight path and a constant first operand; a graph of only activation products, or with layers only inside subgraphs, is refused with what it has (synthetic graphs)', () => {
     // No bundled model computes in float16 or multiplies W·X: these graphs only need the shapes.
     const g = new GraphBuilder('reasons');
     const x = g.input('x', [4, 32]);
@@ -75,8 +81,18 @@ describe('a quantization pass that selects no layer', () => {
     attention.node('MatMul', 'scores', [q, attention.node('Transpose', 'kt', [attention.input('k', [2, 8, 4])], [attr.ints('perm', [0, 2, 1])])]);
     const only = findLinearLayers(attention.graph);
     expect(only.skipped).toHaveLength(1);
-    expect(nothingSelectedReason(only)).toBe('no layer to quantize: the model has no MatMul or Gemm node with a constant weight (1 MatMul/Gemm node(s), all activation × activation products, e.g. attention QK/AV); the passes quantize MatMul and Gemm layers only');
-    expect(nothingSelectedReason({ layers: [], skipped: [] })).toBe('no layer to quantize: the model has no MatMul or Gemm node with a constant weight; the passes quantize MatMul and Gemm layers only');
+    expect(nothingSelectedReason(only, attention.graph)).toBe("no layer to quantize: the model's main graph has no MatMul or Gemm node with a constant weight (1 MatMul/Gemm node(s), all activation × activation products, e.g. attention QK/AV); the passes quantize MatMul and Gemm layers only");
+    expect(nothingSelectedReason({ layers: [], skipped: [] })).toBe("no layer to quantize: the model's main graph has no MatMul or Gemm node with a constant weight; the passes quantize MatMul and Gemm layers only");
+    // Layers only inside an If (a merged decoder whose branch layers were excluded): named, not denied (found by review).
+    const merged = new GraphBuilder('merged');
+    const branch = new Graph({ name: 'then', parent: merged.graph });
+    const inner = new Node({ opType: 'MatMul', name: 'branch_mm', inputs: [merged.input('h', [4, 8]), new Value('bw', { initializer: Tensor.fromFloat32('bw', [8, 8], new Float32Array(64)) })], outputs: ['bo'] });
+    branch.append(inner);
+    branch.addOutput(inner.output());
+    const owner = new Node({ opType: 'If', name: 'if', inputs: [merged.input('cond', [])], attributes: [{ name: 'then_branch', type: AttributeType.GRAPH, value: branch }] });
+    branch.ownerNode = owner;
+    merged.graph.append(owner);
+    expect(nothingSelectedReason(findLinearLayers(merged.graph), merged.graph)).toMatch(/main graph has no MatMul or Gemm node with a constant weight; the 1 MatMul\/Gemm node\(s\) inside If\/Loop subgraphs are not quantized/);
     // ...while a static 2-D matrix input as the second operand of a model that stores no weight
     // at all is read as a weight export_params=False left out (test/quant/torch-exports.test.ts has the real export).
     const unexported = new GraphBuilder('unexported');

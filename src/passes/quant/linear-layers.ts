@@ -192,12 +192,18 @@ export const NOT_CONSTANT = 'weight is not constant (activation × activation, e
  * (only Convs, only attention's activation products), it says so. Undefined when layers were
  * selected.
  */
-export function nothingSelectedReason(found: { layers: readonly LinearLayer[]; skipped: readonly SkippedLayer[] }): string | undefined {
+export function nothingSelectedReason(found: { layers: readonly LinearLayer[]; skipped: readonly SkippedLayer[] }, graph?: Graph): string | undefined {
   if (found.layers.length > 0) return undefined;
   // A user trial: a Conv-only model was "quantized" with exit 0 and written unchanged.
   if (found.skipped.every((s) => s.reason === NOT_CONSTANT)) {
+    const nodes = graph ? [...graph] : [];
+    // A model quantized with qoperator keeps no float layer (review): say that, not "no layer".
+    const integer = nodes.filter((n) => INTEGER_MATMUL_OPS.has(n.opType));
+    if (integer.length) return `no layer to quantize: the model is quantized already (${integer.length} integer MatMul node(s), first: ${integer[0]!.label()}); quantize the float model`;
+    const inner = nodes.flatMap((n) => n.subgraphs().flatMap((g) => [...g.allNodes()].filter((m) => m.opType === 'MatMul' || m.opType === 'Gemm')));
     const products = found.skipped.length ? ` (${found.skipped.length} MatMul/Gemm node(s), all activation × activation products, e.g. attention QK/AV)` : '';
-    return `no layer to quantize: the model has no MatMul or Gemm node with a constant weight${products}; the passes quantize MatMul and Gemm layers only`;
+    const nested = inner.length ? `; the ${inner.length} MatMul/Gemm node(s) inside If/Loop subgraphs are not quantized` : '';
+    return `no layer to quantize: the model's main graph has no MatMul or Gemm node with a constant weight${products}${nested}; the passes quantize MatMul and Gemm layers only`;
   }
   // Reasons name their tensor and sizes: one group per reason with names and numbers taken out.
   const groups = new Map<string, SkippedLayer[]>();

@@ -96,7 +96,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (convs.length) ctx.log.info(`${convs.length} Conv/ConvTranspose node(s) with constant weights stay float: the passes quantize MatMul and Gemm layers only (first: ${convs[0]!.label()})`);
   // Writing the model unchanged would look like success: say what kept every layer float. A
   // folder's graph is still written (the variant set needs every graph), with the reason.
-  const nothing = nothingSelectedReason(found);
+  const nothing = nothingSelectedReason(found, model.graph);
   if (nothing && !ctx.partOfSet) throw new Error(`${nothing}; nothing was written`);
   if (nothing) ctx.log.warn(`${nothing}; this graph's variant is written unquantized`);
   let { layers } = found;
