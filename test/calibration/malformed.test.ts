@@ -16,6 +16,7 @@ import { resolveOptions } from '../../src/passes/pass.ts';
 import qArvd from '../../src/passes/q-arvd.ts';
 import type { SharedQuantValues } from '../../src/passes/quant/quant-options.ts';
 import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
+import { faintChunks } from '../../src/passes/calibration/sensitivity.ts';
 import { runCli } from '../helpers/cli-process.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 
@@ -141,7 +142,12 @@ describe('malformed calibration modules', () => {
     writeFileSync(last, rolloutModule('ctx.random.normal()', 'out.y'));
     const lastWarnings: string[] = [];
     expect((await attempt(last, lastWarnings)).error).toBeUndefined();
-    expect(lastWarnings.some((w) => w.includes(`warning: ${last}: quantizing chunk(s) 0, 1 changed the rollout's result by less than 0.1% of what chunk 2 changed`) && w.includes('return all of it')), lastWarnings.join('\n')).toBe(true);
+    expect(lastWarnings.some((w) => w.includes(`warning: ${last}: quantizing chunk(s) 0, 1 changed the rollout's result (mean squared) by less than 0.1% of what a later chunk's did (chunk 2)`) && w.includes('return all of it')), lastWarnings.join('\n')).toBe(true);
+    // The rule itself: a curve falling along a long rollout (halving over 20 chunks, to 2e-6 of
+    // the first) is no warning; earlier chunks far below a later one are.
+    expect(faintChunks(Array.from({ length: 20 }, (_, c) => c), Array.from({ length: 20 }, (_, c) => 0.5 ** c))).toEqual([]);
+    expect(faintChunks([0, 1, 2, 3], [2e-7, 3e-7, 1e-7, 0.999])).toEqual([0, 1, 2]);
+    expect(faintChunks([3, 0, 1], [1, 1e-5, 0.5])).toEqual([0]);
     // Every chunk's output in the result: no warning.
     const proper = join(dir, 'proper.mjs');
     writeFileSync(proper, `${HEADER}export const samples = 2;\nexport async function rollout(run, ctx) {\n  const all = [];\n  for (let c = 0; c < 3; c++) all.push(...(await run({ input_ids: new ort.Tensor('float32', Float32Array.from({ length: 128 }, () => ctx.random.normal()), [1, 4, 32]) }, { chunk: c })).y.data);\n  return new ort.Tensor('float32', Float32Array.from(all), [all.length]);\n}\n`);

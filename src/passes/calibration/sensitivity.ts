@@ -18,7 +18,7 @@ import { importOnnxruntime } from '../../runtime/optional-import.ts';
 import type { CollectProgress } from './collect.ts';
 import { CalibrationError, type LoadedCalibration, type RunFn } from './module.ts';
 import { chunkTag, contextFor, drawSample, resultValues } from './samples.ts';
-import { sessionOptions, type CalibrationSession } from './session.ts';
+import { openTemporaryCopy, type CalibrationSession } from './session.ts';
 
 /** A chunk sensitivity curve. */
 export interface SensitivityCurve {
@@ -61,7 +61,7 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
   if (!calib.module.rollout) throw new Error('internal: S1 needs a rollout module');
   const samples = Math.min(calib.samples, options.samples && options.samples > 0 ? options.samples : calib.samples);
   const cacheBytes = options.cacheBytes ?? 256 * 2 ** 20;
-  const quant = await (await importOnnxruntime()).InferenceSession.create(quantizedPath, sessionOptions(options.threads ?? 0));
+  const quant = await openTemporaryCopy((await importOnnxruntime()).InferenceSession, quantizedPath, options.threads ?? 0, "quantized for S1's measurement (a temporary copy)");
   const started = performance.now();
   const sums = new Float64Array(chunks.length);
   // Samples whose rollout, run again with the same context, fed the model other inputs before the quantized chunk.
@@ -128,19 +128,30 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
   if (mse.every((v) => v === 0)) {
     options.warn?.(`${calib.origin}: quantizing any one chunk left the rollout's result unchanged, so S1 weighs every chunk alike (α = 1): a discrete result (token ids) or one not computed from run()'s outputs; rollout should return continuous values the model generated (the final video, latents or logits)`);
   } else {
-    // A user trial: a rollout returning only its last chunk's frames gave the others α ≈ 0.001,
-    // without a word. A chunk whose frames are in the result changes it by at least its own error.
-    const top = Math.max(...mse);
-    const faint = chunks.filter((_, i) => mse[i]! < top * FAINT_CHUNK);
+    // A user trial: a rollout returning only its last chunk's frames gave the others α ≈ 0.001, without a word.
+    const faint = faintChunks(chunks, mse);
     if (faint.length) {
-      options.warn?.(`${calib.origin}: quantizing chunk(s) ${faint.join(', ')} changed the rollout's result by less than ${FAINT_CHUNK * 100}% of what chunk ${chunks[mse.indexOf(top)]} changed, so S1 gives their calls almost no weight (α ${alphaFromSensitivity(normalize(mse)).map((a) => a.toFixed(3)).join(', ')}); if rollout returns only part of the video (the last chunk's frames), return all of it`);
+      const top = chunks[mse.indexOf(Math.max(...mse))];
+      options.warn?.(`${calib.origin}: quantizing chunk(s) ${faint.join(', ')} changed the rollout's result (mean squared) by less than ${FAINT_CHUNK * 100}% of what a later chunk's did (chunk ${top}), though their error reaches every later frame, so S1 gives their calls almost no weight (α ${alphaFromSensitivity(normalize(mse)).map((a) => a.toFixed(3)).join(', ')}); if rollout returns only part of the video (the last chunk's frames), return all of it`);
     }
   }
   return { chunks: [...chunks], mse, normalized: normalize(mse), samples, source: 'measured' };
 }
 
-/** A chunk whose quantization changes the result by less than this fraction of the most sensitive chunk's is warned about. */
+/** A chunk whose quantization changes the result (mean squared) by less than this fraction of a later chunk's is warned about. */
 export const FAINT_CHUNK = 1e-3;
+
+/**
+ * The chunks (tags, in rollout order) whose quantization changed the result by less than
+ * {@link FAINT_CHUNK} of what some later chunk's did. An earlier chunk's error reaches every
+ * later frame, so in a result that holds the whole video it cannot be a thousand times smaller
+ * than a later chunk's own; a curve that falls along the rollout (the paper's, however long)
+ * gives none. A result that leaves out the earlier chunks' frames gives them.
+ */
+export function faintChunks(chunks: readonly number[], mse: readonly number[]): number[] {
+  const order = chunks.map((c, i) => ({ c, e: mse[i]! })).sort((a, b) => a.c - b.c);
+  return order.filter((x, i) => order.slice(i + 1).some((later) => x.e < later.e * FAINT_CHUNK)).map((x) => x.c);
+}
 
 /** `s / Σ s` (uniform when every value is 0; left as it is when it already sums to 1). */
 export function normalize(s: readonly number[]): number[] {

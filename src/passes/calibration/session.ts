@@ -35,14 +35,7 @@ export class CalibrationSession {
     const aug = augmentModel(model, observe);
     try {
       const { InferenceSession } = await importOnnxruntime();
-      let session: ort.InferenceSession;
-      try {
-        session = await InferenceSession.create(aug.path, sessionOptions(threads));
-      } catch (e) {
-        // onnxruntime names the temporary copy, gone by the time the message is read (a user trial).
-        const why = String((e as Error).message ?? e).replace(`Load model from ${aug.path} failed:`, '').split(aug.path).join('the model').trim();
-        throw new Error(`onnxruntime cannot load the model to calibrate it (the model with its layer inputs as extra outputs, a temporary copy): ${why}`, { cause: e });
-      }
+      const session = await openTemporaryCopy(InferenceSession, aug.path, threads, 'to calibrate it (the model with its layer inputs as extra outputs, a temporary copy)');
       return new CalibrationSession(session, aug, userOutputs, calib);
     } catch (e) {
       aug.dispose();
@@ -134,4 +127,18 @@ export function isTensor(t: unknown): t is ort.Tensor {
   if (typeof t !== 'object' || t === null) return false;
   const o = t as Record<string, unknown>;
   return typeof o.type === 'string' && Array.isArray(o.dims) && typeof o.data === 'object' && o.data !== null;
+}
+
+/**
+ * An onnxruntime session on a temporary copy of the model (calibration's augmented model, S1's
+ * plainly quantized one). onnxruntime's refusal names the copy's path, gone by the time the
+ * message is read (a user trial): the message names the model and `why` there is a copy.
+ */
+export async function openTemporaryCopy(sessions: typeof ort.InferenceSession, path: string, threads: number, why: string): Promise<ort.InferenceSession> {
+  try {
+    return await sessions.create(path, sessionOptions(threads));
+  } catch (e) {
+    const message = String((e as Error).message ?? e).replace(`Load model from ${path} failed:`, '').split(path).join('the model').trim();
+    throw new Error(`onnxruntime cannot load the model ${why}: ${message}`, { cause: e });
+  }
 }
