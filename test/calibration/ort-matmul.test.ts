@@ -34,7 +34,8 @@ describe('openOrtMatMul', () => {
 
   it('reuses the buffers of large operands from one product to the next without mixing up their values', () => {
     // Operands of 32 MiB and more travel in buffers the worker sends back (REUSE_BYTES); the
-    // sizes here shrink, grow past the spare buffer, and alternate between A and B.
+    // sizes here shrink, grow within the spare's quarter of headroom, grow past it (a new
+    // buffer), and alternate between A and B. `reused` counts the copies into a returned buffer.
     expect(REUSE_BYTES).toBe(32 * 2 ** 20);
     const large = REUSE_BYTES / 8 + 1000;
     // Plain loops: Float64Array.from on millions of values is slow.
@@ -43,7 +44,17 @@ describe('openOrtMatMul', () => {
       for (let i = 0; i < n; i++) v[i] = rng.normal();
       return v;
     };
-    for (const [m, k, n] of [[2, 2, large / 2], [2, 2, large / 2 - 50], [2, 2, large / 2 + 40_000], [large / 2, 2, 2], [3, 2, large / 2]] as const) {
+    const cases = [
+      [[2, 2, large / 2], 0],
+      [[2, 2, large / 2 - 50], 1],
+      [[2, 2, large / 2 + 40_000], 1],
+      [[2, 2, large], 0],
+      [[large / 2, 2, 2], 0],
+      [[3, 2, large / 2], 1],
+      [[large / 2, 2, 2], 1],
+    ] as const;
+    for (const [[m, k, n], reuses] of cases) {
+      const before = ort.reused;
       const a = random(m * k);
       const b = random(k * n);
       const keepA = a.slice();
@@ -56,6 +67,7 @@ describe('openOrtMatMul', () => {
       expect(worst).toBeLessThan(1e-13);
       // The caller's operands are untouched (compared in a loop: toEqual on millions of values is slow).
       expect(a.every((v, i) => v === keepA[i]) && b.every((v, i) => v === keepB[i])).toBe(true);
+      expect(ort.reused - before, `${m}×${k}×${n}`).toBe(reuses);
     }
   });
 

@@ -51,6 +51,8 @@ export interface OrtMatMul {
   matmul: MatMul64;
   /** Products computed by onnxruntime so far. */
   readonly products: number;
+  /** Operands copied into a buffer an earlier product sent back (see the module doc). */
+  readonly reused: number;
   close(): void;
 }
 
@@ -118,6 +120,12 @@ function copyInto(spare: ArrayBuffer | undefined, src: Float64Array, length: num
   return target;
 }
 
+/** The spare for an operand of `length` values: kept when it will be used or may be later, dropped when too small for a large operand (which replaces it). */
+function spareFor(spare: ArrayBuffer | undefined, length: number): ArrayBuffer | undefined {
+  const bytes = length * Float64Array.BYTES_PER_ELEMENT;
+  return spare && bytes >= REUSE_BYTES && spare.byteLength < bytes ? undefined : spare;
+}
+
 /** A flag nobody sets: `Atomics.wait` on it is a sleep. */
 const NAP = new Int32Array(new SharedArrayBuffer(4));
 
@@ -130,6 +138,7 @@ export function openOrtMatMul(options: OrtMatMulOptions): OrtMatMul {
   const timeoutMs = options.timeoutMs ?? 600_000;
   let worker: { thread: Worker; port: MessagePort; ctrl: Int32Array } | undefined;
   let products = 0;
+  let reused = 0;
   // The operand buffers the worker sent back, reused by the next product (see the module doc).
   const spare: { a?: ArrayBuffer; b?: ArrayBuffer } = {};
 
@@ -173,11 +182,20 @@ export function openOrtMatMul(options: OrtMatMulOptions): OrtMatMul {
     if (m * k * n < minMultiplyAdds) return matmul64(a, b, m, k, n);
     if (a.length < m * k || b.length < k * n) throw new RangeError(`onnxruntime matmul: operands of ${a.length} and ${b.length} values are not ${m}×${k} and ${k}×${n}`);
     worker ??= start();
+    // A spare too small for a large operand is let go before its replacement is allocated.
+    spare.a = spareFor(spare.a, m * k);
+    spare.b = spareFor(spare.b, k * n);
     const aCopy = copyInto(spare.a, a, m * k);
     const bCopy = copyInto(spare.b, b, k * n);
     // A spare goes with the message (transferred) or stays; a large operand's buffer comes back.
-    if (aCopy === spare.a) spare.a = undefined;
-    if (bCopy === spare.b) spare.b = undefined;
+    if (aCopy === spare.a) {
+      spare.a = undefined;
+      reused++;
+    }
+    if (bCopy === spare.b) {
+      spare.b = undefined;
+      reused++;
+    }
     Atomics.store(worker.ctrl, 0, 0);
     worker.port.postMessage({ a: aCopy, b: bCopy, m, k, n }, [aCopy, bCopy]);
     const { c, a: aBack, b: bBack } = awaitAnswer(worker.port, worker.ctrl, `a ${m}×${k} by ${k}×${n} product`);
@@ -191,6 +209,9 @@ export function openOrtMatMul(options: OrtMatMulOptions): OrtMatMul {
     matmul,
     get products() {
       return products;
+    },
+    get reused() {
+      return reused;
     },
     close() {
       spare.a = spare.b = undefined;
