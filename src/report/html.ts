@@ -115,7 +115,7 @@ function summary(input: HtmlReportInput, layers: ChartLayer[]): string {
   const i = input.inspect;
   if (i) {
     items.push(`model <code>${esc(i.model)}</code>`, `S2 rule: tau ${i.options.tau}, gamma ${i.options.gamma}, align ${i.options.align}, min-k ${i.options.minK}`);
-    items.push(`${i.totals.layers} linear layers, ${i.totals.withOutliers} with outliers (${i.totals.outlierRows} outlier rows after alignment, ${i.totals.rawOutlierRows} over the threshold); ${i.totals.skipped} MatMul/Gemm skipped`);
+    items.push(`${i.totals.layers} linear layers, ${i.totals.withOutliers} with outliers (${i.totals.outlierRows} outlier rows after alignment, ${i.totals.rawOutlierRows} over the threshold); ${i.totals.skipped} MatMul/Gemm skipped${i.totals.floatConvs ? `; ${i.totals.floatConvs} Conv/ConvTranspose node(s) left float (only MatMul and Gemm layers are quantized)` : ''}`);
   }
   const q = input.quant;
   if (q) {

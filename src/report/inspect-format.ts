@@ -28,7 +28,8 @@ function ruleLine(r: InspectReport): string {
 function totalsLine(r: InspectReport): string {
   const t = r.totals;
   const quantized = t.quantized ? `; ${t.quantized} matrix product(s) already quantized (integer ops or dequantized weights), not analysed: compare with the float model with convert diff` : '';
-  return `${t.layers} linear layers, ${t.withOutliers} with outliers (${t.outlierRows} outlier rows after alignment, ${t.rawOutlierRows} raw); ${t.skipped} MatMul/Gemm skipped${quantized}`;
+  const convs = t.floatConvs ? `; ${t.floatConvs} Conv/ConvTranspose node(s) with constant weights, which the passes leave float (they quantize MatMul and Gemm layers only)` : '';
+  return `${t.layers} linear layers, ${t.withOutliers} with outliers (${t.outlierRows} outlier rows after alignment, ${t.rawOutlierRows} raw); ${t.skipped} MatMul/Gemm skipped${quantized}${convs}`;
 }
 
 /** Skipped nodes grouped by reason, reasons in order of first appearance. */

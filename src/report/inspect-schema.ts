@@ -81,6 +81,10 @@ export interface InspectReport {
   layers: InspectLayer[];
   skipped: InspectSkipped[];
   rollup: Rollup;
-  /** `quantized`: matrix products already quantized (integer matmul ops, or MatMul/Gemm on a dequantized weight); absent when none. */
-  totals: { layers: number; withOutliers: number; outlierRows: number; rawOutlierRows: number; skipped: number; quantized?: number };
+  /**
+   * `quantized`: matrix products already quantized (integer matmul ops, or MatMul/Gemm on a
+   * dequantized weight); `floatConvs`: Conv/ConvTranspose nodes with a constant weight, which the
+   * passes leave float; each absent when none.
+   */
+  totals: { layers: number; withOutliers: number; outlierRows: number; rawOutlierRows: number; skipped: number; quantized?: number; floatConvs?: number };
 }

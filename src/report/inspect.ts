@@ -85,6 +85,8 @@ export function inspectModel(model: Model, label: string, options: InspectOption
   // A quantized model (this project's output, or another tool's): its integer layers are not listed, only counted.
   let quantized = skipped.filter((s) => s.reason === ALREADY_QUANTIZED).length;
   for (const n of model.graph.nodes()) if (INTEGER_MATMUL_OPS.has(n.opType)) quantized++;
+  // The passes say how many Convs stay float; so does inspect (a user trial: it did not).
+  const floatConvs = [...model.graph.nodes()].filter((n) => n.domain === '' && (n.opType === 'Conv' || n.opType === 'ConvTranspose') && n.input(1)?.constTensor()).length;
   const skippedOut = skipped.map((s) => ({ name: s.name, op: s.op, reason: s.reason, ...(s.K !== undefined ? { K: s.K, N: s.N } : {}) }));
   return {
     schema: 'qarvd.inspect/1',
@@ -100,6 +102,7 @@ export function inspectModel(model: Model, label: string, options: InspectOption
       rawOutlierRows: out.reduce((s, l) => s + l.rawCount, 0),
       skipped: skippedOut.length,
       ...(quantized ? { quantized } : {}),
+      ...(floatConvs ? { floatConvs } : {}),
     },
   };
 }

