@@ -19,7 +19,7 @@ import { detectOutliers } from '../kernels/outliers.ts';
 import { channelNorms, median } from '../kernels/statistics.ts';
 import type { ReadBuffer } from '../graph/ir/tensor.ts';
 import { weightMatrixReadInto } from '../passes/quant/layer-weights.ts';
-import { ALREADY_QUANTIZED, DEFAULT_MIN_K, findLinearLayers, INTEGER_MATMUL_OPS, type LayerScope } from '../passes/quant/linear-layers.ts';
+import { ALREADY_QUANTIZED, constantWeightConvs, DEFAULT_MIN_K, findLinearLayers, INTEGER_MATMUL_OPS, type LayerScope } from '../passes/quant/linear-layers.ts';
 import { layerKind } from './layer-type.ts';
 import type { InspectLayer, InspectOptionsUsed, InspectReport, Rollup } from './inspect-schema.ts';
 import { DEFAULT_QUANT_CONFIG } from '../passes/quant/config.ts';
@@ -86,7 +86,7 @@ export function inspectModel(model: Model, label: string, options: InspectOption
   let quantized = skipped.filter((s) => s.reason === ALREADY_QUANTIZED).length;
   for (const n of model.graph.nodes()) if (INTEGER_MATMUL_OPS.has(n.opType)) quantized++;
   // The passes say how many Convs stay float; so does inspect (a user trial: it did not).
-  const floatConvs = [...model.graph.nodes()].filter((n) => n.domain === '' && (n.opType === 'Conv' || n.opType === 'ConvTranspose') && n.input(1)?.constTensor()).length;
+  const floatConvs = constantWeightConvs(model.graph).length;
   const skippedOut = skipped.map((s) => ({ name: s.name, op: s.op, reason: s.reason, ...(s.K !== undefined ? { K: s.K, N: s.N } : {}) }));
   return {
     schema: 'qarvd.inspect/1',

@@ -143,6 +143,13 @@ describe('malformed calibration modules', () => {
     const lastWarnings: string[] = [];
     expect((await attempt(last, lastWarnings)).error).toBeUndefined();
     expect(lastWarnings.some((w) => w.includes(`warning: ${last}: quantizing chunk(s) 0, 1 changed the rollout's result (mean squared) by less than 0.1% of what a later chunk's did (chunk 2)`) && w.includes('return all of it')), lastWarnings.join('\n')).toBe(true);
+    // A chunk left out between two that are in: the chunk named is a later one, not the most
+    // sensitive of all (here chunk 0, scaled up).
+    const middle = join(dir, 'middle-chunk.mjs');
+    writeFileSync(middle, `${HEADER}export const samples = 2;\nexport async function rollout(run, ctx) {\n  const kept = [];\n  for (let c = 0; c < 3; c++) {\n    const { y } = await run({ input_ids: new ort.Tensor('float32', Float32Array.from({ length: 128 }, () => ctx.random.normal()), [1, 4, 32]) }, { chunk: c });\n    if (c !== 1) kept.push(...Array.from(y.data, (v) => (c === 0 ? 100 * v : v)));\n  }\n  return new ort.Tensor('float32', Float32Array.from(kept), [kept.length]);\n}\n`);
+    const middleWarnings: string[] = [];
+    expect((await attempt(middle, middleWarnings)).error).toBeUndefined();
+    expect(middleWarnings.some((w) => w.includes(`warning: ${middle}: quantizing chunk(s) 1 changed the rollout's result (mean squared) by less than 0.1% of what a later chunk's did (chunk 2)`)), middleWarnings.join('\n')).toBe(true);
     // The rule itself: a curve falling along a long rollout (halving over 20 chunks, to 2e-6 of
     // the first) is no warning; earlier chunks far below a later one are.
     expect(faintChunks(Array.from({ length: 20 }, (_, c) => c), Array.from({ length: 20 }, (_, c) => 0.5 ** c))).toEqual([]);

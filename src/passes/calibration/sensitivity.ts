@@ -131,7 +131,9 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
     // A user trial: a rollout returning only its last chunk's frames gave the others α ≈ 0.001, without a word.
     const faint = faintChunks(chunks, mse);
     if (faint.length) {
-      const top = chunks[mse.indexOf(Math.max(...mse))];
+      // The chunk named is the most sensitive one after the first faint chunk (the most sensitive of all may come before it).
+      const later = chunks.map((c, i) => ({ c, e: mse[i]! })).filter((x) => x.c > faint[0]!);
+      const top = later.reduce((a, b) => (b.e > a.e ? b : a)).c;
       options.warn?.(`${calib.origin}: quantizing chunk(s) ${faint.join(', ')} changed the rollout's result (mean squared) by less than ${FAINT_CHUNK * 100}% of what a later chunk's did (chunk ${top}), though their error reaches every later frame, so S1 gives their calls almost no weight (α ${alphaFromSensitivity(normalize(mse)).map((a) => a.toFixed(3)).join(', ')}); if rollout returns only part of the video (the last chunk's frames), return all of it`);
     }
   }

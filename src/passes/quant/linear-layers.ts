@@ -180,6 +180,14 @@ export function findLinearLayers(graph: Graph, selection: LayerSelection = {}): 
   return { ...found, ...(stacks ? { stacks: [...stacks] } : {}) };
 }
 
+/**
+ * The Conv/ConvTranspose nodes of `graph` (not its subgraphs) with a constant weight: linear maps
+ * too (Wan2.1's Conv3d patch embedding), which the passes leave float and say so.
+ */
+export function constantWeightConvs(graph: Graph): Node[] {
+  return [...graph].filter((n) => n.domain === '' && (n.opType === 'Conv' || n.opType === 'ConvTranspose') && Boolean(n.input(1)?.constTensor()));
+}
+
 /** The skip reason of a MatMul/Gemm whose second operand is computed (attention's QK/AV): nothing to quantize. */
 export const NOT_CONSTANT = 'weight is not constant (activation × activation, e.g. attention QK/AV)';
 

@@ -7,7 +7,7 @@ import { type CalibrationModule, checkCalibrationModule, loadCalibrationModule, 
 import { type CalibrationTable, checkSequentialTable, checkTableFolds, checkTableSplitAuto, readCalibrationTable, scalesFromTable, type SequentialRecord } from '../calibration/table.ts';
 import type { PassContext, PassResult } from '../pass.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
-import { findLinearLayers, type LayerScope, type LayerSelection, nothingSelectedReason, NOT_CONSTANT } from './linear-layers.ts';
+import { constantWeightConvs, findLinearLayers, type LayerScope, type LayerSelection, nothingSelectedReason, NOT_CONSTANT } from './linear-layers.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayersThreaded, type Reconstruction } from './quantize-layers.ts';
 import { defaultThreads } from './plan-pool.ts';
 import { addCalibrationTable, type QuantReport } from './report.ts';
@@ -92,7 +92,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   }
   // A Conv is a linear map too (Wan2.1's Conv3d patch embedding), but not one these passes
   // quantize: say so, or a reader of the report would take the model as fully quantized.
-  const convs = [...model.graph].filter((n) => n.domain === '' && (n.opType === 'Conv' || n.opType === 'ConvTranspose') && n.input(1)?.constTensor());
+  const convs = constantWeightConvs(model.graph);
   if (convs.length) ctx.log.info(`${convs.length} Conv/ConvTranspose node(s) with constant weights stay float: the passes quantize MatMul and Gemm layers only (first: ${convs[0]!.label()})`);
   // Writing the model unchanged would look like success: say what kept every layer float. A
   // folder's graph is still written (the variant set needs every graph), with the reason.
