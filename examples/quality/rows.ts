@@ -58,6 +58,8 @@ export const ROWS: readonly QualityRow[] = [
   { label: 'q-arvd GPTQ S1 off dual off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': false, 'dual-scale': false } },
   { label: 'q-arvd GPTQ S1 on dual auto', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto' } },
   { label: 'q-arvd GPTQ S1 on dual off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': false } },
+  // dual-scale auto without its whole-model check (split-check.ts): auto as it was before the check.
+  { label: 'q-arvd GPTQ S1 on dual auto check none', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'split-check': 'none' } },
   // fold-split's A/B (docs/dual-scale-speed.md): the same function, channels in another order.
   { label: 'q-arvd GPTQ S1 on dual auto fold off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'fold-split': false }, bits: W4_FOLD },
   { label: 'q-arvd AdaRound dual auto', pass: 'q-arvd', options: { reconstruct: 'adaround', 'dual-scale': 'auto' } },

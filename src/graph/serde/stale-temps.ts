@@ -66,9 +66,9 @@ export function escapeRegExp(text: string): string {
 }
 
 /** The prefixes of this package's folders in the OS temp directory (`<prefix><host tag>-<pid>-XXXXXX`). */
-export type TempDirPrefix = 'qarvd-calib-' | 'qarvd-s1-' | 'qarvd-smooth-' | 'qarvd-spill-';
+export type TempDirPrefix = 'qarvd-calib-' | 'qarvd-s1-' | 'qarvd-smooth-' | 'qarvd-spill-' | 'qarvd-split-';
 
-const TEMP_DIR_PATTERN = new RegExp(`^qarvd-(?:calib|s1|smooth|spill)-${HOST_TAG}-(\\d+)-[^/]{6}$`);
+const TEMP_DIR_PATTERN = new RegExp(`^qarvd-(?:calib|s1|smooth|spill|split)-${HOST_TAG}-(\\d+)-[^/]{6}$`);
 
 let swept = false;
 

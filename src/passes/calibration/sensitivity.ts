@@ -210,7 +210,8 @@ export function readSensitivityFile(path: string, chunks: number[]): Sensitivity
   return { chunks: [...chunks], normalized: normalize(values), source: path };
 }
 
-function meanSquaredDifference(a: Float64Array[], b: Float64Array[], calib: LoadedCalibration, sample: number): number {
+/** The mean squared difference of two final results of one sample (refused when their shapes differ). */
+export function meanSquaredDifference(a: Float64Array[], b: Float64Array[], calib: LoadedCalibration, sample: number): number {
   if (a.length !== b.length || a.some((x, i) => x.length !== b[i]!.length)) {
     throw new CalibrationError(calib.origin, 'rollout returned results of different shapes for the same sample', sample);
   }

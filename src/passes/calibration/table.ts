@@ -22,6 +22,7 @@ import { type ActivationCandidate, type LayerSearch, weightParamsFromChoice } fr
 import type { SensitivityCurve } from './sensitivity.ts';
 import type { Smoothing } from '../quant/smooth.ts';
 import type { SplitFold } from '../quant/fold-split.ts';
+import type { SplitCheck } from '../quant/split-check.ts';
 
 export const TABLE_FORMAT = 'qarvd-calibration';
 export const TABLE_VERSION = 3;
@@ -148,6 +149,8 @@ export interface CalibrationTable {
   folds?: SplitFold[];
   /** The id of the `.recon` side file saved with this table (recon-file.ts), when there is one. */
   recon?: string;
+  /** `dual-scale auto`'s split check (quant/split-check.ts): a run loading the table keeps the model it kept, without rolling out. */
+  splitCheck?: SplitCheck;
   layers: Record<string, TableLayer>;
 }
 

@@ -158,6 +158,12 @@ export const S2_OPTIONS = {
     default: 'auto',
     help: 'S2 split of layers with outlier input channels: true splits every such layer (the paper\'s rule), auto only where the split lowers the layer\'s α-weighted output error after reconstruction (the rule alone without calibration data), false never',
   },
+  'split-check': {
+    type: 'enum',
+    choices: ['rollout', 'none'],
+    default: 'rollout',
+    help: 'dual-scale auto with a rollout module: roll the calibration samples (the first sensitivity-samples) out with the model quantized with auto\'s splits and without them, and keep the one whose final result is nearer fp32\'s (a layer\'s lower error can still make the video worse: docs/split-check.md); none trusts the layers\' errors',
+  },
   'fold-split': {
     type: 'boolean',
     default: true,
@@ -209,6 +215,8 @@ export interface SharedQuantValues {
   smoothAlpha?: number;
   /** S2: `true`/`'true'` the paper's rule, `'auto'` checked by data, false/`'false'` never. */
   dualScale?: boolean | 'auto' | 'true' | 'false';
+  /** `dual-scale auto`'s whole-model check: `rollout` or `none`; absent (minmax) means none. */
+  splitCheck?: string;
   /** S2: move split layers' outlier channels last through their producers (fold-split.ts); absent (minmax) means off. */
   foldSplit?: boolean;
   /** Reconstruction (q-arvd; minmax never reconstructs). */

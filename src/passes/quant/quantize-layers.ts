@@ -47,6 +47,14 @@ export interface Reconstruction {
   activation?: Map<string, ActivationShift>;
   /** The file the statistics were read from ("statistics file x.bin"), named when a layer's reconstruction fails. */
   source?: string;
+  /**
+   * Filled with each layer's final plan in its unsplit form (under `splitAuto`, the single
+   * form it compared a kept split with), by layer name, quantized weights included: what
+   * `dual-scale auto`'s split check emits as the model without the splits (split-check.ts).
+   */
+  recordUnsplit?: Map<string, LayerPlan>;
+  /** Plans to emit as they are, by layer name (recorded by {@link recordUnsplit} on another copy of the model): nothing is planned or reconstructed. */
+  given?: Map<string, LayerPlan>;
 }
 
 /**
@@ -77,14 +85,15 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
   const q = new LayerQuantizer(model, config, selection, ranges, method, scales, recon);
   const layers = q.layers;
   const prepare = recon?.prepare;
-  if (threads <= 1 || layers.length <= 1) {
+  // Given plans need no weight-only work: the workers would plan what is not used.
+  if (threads <= 1 || layers.length <= 1 || recon?.given) {
     // Weights in a data file are read into one buffer reused from layer to layer, as the workers do.
     const scratch: ReadBuffer = { bytes: new Uint8Array(0) };
     for (const layer of layers) {
       // One turn of the event loop per layer, so that Ctrl-C is heard during a long conversion.
       await letSignalsRun();
       await prepare?.(layer);
-      const source = externalWeight(layer);
+      const source = recon?.given ? undefined : externalWeight(layer);
       q.quantize(layer, source ? planWeights(readWeightInto(source, layer.K, layer.N, scratch), layer.K, layer.N, layerConfig(config, layer), weightLabel(layer)) : undefined);
     }
     return q.report();
@@ -179,8 +188,11 @@ class LayerQuantizer {
     const { ranges, scales, recon, model } = this;
     const config = layerConfig(this.config, layer);
     const graph = model.graph;
-    let plan = planLayer(layer, config, ranges?.get(layer.name), scales?.get(layer.name), weights);
-    const stats = recon?.stats.get(layer.name);
+    const given = recon?.given?.get(layer.name);
+    // A given plan was made for the same layer of another copy of the model: it describes this
+    // one. A layer without one (no statistics) is planned here.
+    let plan = given ? { ...given, layer } : planLayer(layer, config, ranges?.get(layer.name), scales?.get(layer.name), weights);
+    const stats = given ? undefined : recon?.stats.get(layer.name);
     if (recon && stats) {
       try {
         plan = this.reconstruct(layer, plan, config, stats, recon);
@@ -190,6 +202,8 @@ class LayerQuantizer {
         throw new Error(`layer ${layer.name}: reconstruction failed${recon.source ? ` (statistics from ${recon.source})` : ''}: ${(e as Error).message}`, { cause: e });
       }
     }
+    // An unsplit plan kept for the split check holds its own branches: this one's are emptied below.
+    if (recon?.recordUnsplit && plan.mode === 'single') recon.recordUnsplit.set(layer.name, { ...plan, branches: plan.branches.map((b) => ({ ...b })) });
     plan.floatCompute = floatComputeReason(plan, config);
     // A streamed layer's tensors are spilled right below, so its widened normal branch can be
     // written into one buffer reused from layer to layer (no K × N buffer to fault in per layer).
@@ -215,7 +229,9 @@ class LayerQuantizer {
     // Both forms in one call: they share H, so each Cholesky factorisation serves both.
     const singlePlan = planLayer(layer, { ...config, dualScale: false }, this.ranges?.get(layer.name), this.scales?.get(layer.name));
     const [dual, single] = reconstructPlans([form, { plan: singlePlan, activationShift: shifts?.single, moments: shifts?.moments?.single }], w, stats, options) as [LayerPlan, LayerPlan];
-    return keepBetterForm(dual, single);
+    const kept = keepBetterForm(dual, single);
+    if (kept === dual) recon.recordUnsplit?.set(layer.name, single);
+    return kept;
   }
 
   private spillNew(nodes: readonly Node[]): void {

@@ -4,6 +4,7 @@ import type { QuantConfig } from './config.ts';
 import type { FoldSkip, SplitFold } from './fold-split.ts';
 import type { SkippedLayer } from './linear-layers.ts';
 import type { LayerPlan, LayerReconstruction } from './plan.ts';
+import type { SplitCheck } from './split-check.ts';
 
 /** One candidate layer in the pass report (the issue's schema). */
 export interface LayerReportEntry {
@@ -89,6 +90,8 @@ export interface QuantReport {
   sensitivity?: number[];
   /** α per chunk (aligned with `calibration.chunks`). */
   alpha?: number[];
+  /** `dual-scale auto`'s check of its splits on the calibration rollouts (split-check.ts), when it ran or was read from a table. */
+  splitCheck?: SplitCheck;
 }
 
 /** The report entry of a quantized layer. */

@@ -26,6 +26,8 @@ import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable,
 import { withSmoothedCopy } from './smooth-calibration.ts';
 import { calibrateSequentially } from './sequential.ts';
 import { foldSplits, logFolds } from './fold-split.ts';
+import { quantizeWithSplitCheck, splitCheckUnavailable } from './split-check.ts';
+import type { LayerPlan } from './plan.ts';
 import { refuseNonFiniteWeights } from './finite-weights.ts';
 import { LateThrows } from '../calibration/supervise.ts';
 import { refuseSubgraphLayers } from '../../hf/subgraph-check.ts';
@@ -79,6 +81,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   // S1's curve, for the report when no calibration table carries it (weight-only reconstruction).
   let curve: { sensitivity: SensitivityCurve; alpha: number[] } | undefined;
   let calibrated = false;
+  /** The calibration data this run rolled out (dual-scale auto's split check rolls it out again). */
+  let calibData: LoadedCalibration | undefined;
   let calibrationTimings: CalibrationResult['timings'] | undefined;
   if (options.smoothQuant && config.aBits === null) throw new Error('smooth-quant moves activation range into the weights; it needs quantized activations (a-bits 8 or 6), not a-bits none');
   const found = findLinearLayers(model.graph, selection);
@@ -119,6 +123,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (fold?.folds.length) ({ layers } = findLinearLayers(model.graph, selection));
   // Installed from the module's import until calibration has fully finished (see supervise.ts).
   let late: LateThrows | undefined;
+  let rollsOutAgain = false;
   // The model as given comes back if anything before the rewrite fails (the fold's permutations).
   try {
     if (layers.length > 0 && config.aBits === null && !options.loadCalibration) checkWeightOnlyData(ctx, options, reconstructOptions, hasData);
@@ -164,6 +169,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       late = new LateThrows(options.calib || 'the calibration module');
       const calib = options.prompts && !options.calib && !calibration ? await textCalibration(model, options.prompts, ctx.modelDir) : await resolveCalibration(options, calibration, config, method);
       late.origin = calib.origin;
+      calibData = calib;
       calib.supervision = { timeoutSeconds: options.calibTimeout, timeoutOption: `--${method}.calib-timeout`, log: ctx.log, late };
       const calibrateOptions: CalibrateOptions = {
         selection,
@@ -224,9 +230,10 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         seconds: secondsOf(result.timings),
       };
     }
-    // Grouped statistics and sequential stages run the module again while the layers are
-    // quantized: their late throws are caught until that has finished (below).
-    if (!grouped) late?.stop(false);
+    // Grouped statistics, sequential stages and the split check run the module again while the
+    // layers are quantized: their late throws are caught until that has finished (below).
+    rollsOutAgain = Boolean(grouped) || Boolean(calibData?.module.rollout && splitAuto(options) && options.splitCheck === 'rollout');
+    if (!rollsOutAgain) late?.stop(false);
   } catch (e) {
     fold?.restore();
     late?.stop(true);
@@ -253,18 +260,46 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       if (grouped) grouped.onGroup((stats) => reconWriter.add(stats));
       else reconWriter.add(recon!);
     }
-    report = await quantizeLinearLayersThreaded(threads, model, config, selection, ranges, method, scales, reconstruction);
+    const quantizeAuto = (m: Model) => quantizeLinearLayersThreaded(threads, m, config, selection, ranges, method, scales, reconstruction);
+    // The same layers with every split layer in its unsplit form.
+    const quantizeOff = (m: Model) => quantizeLinearLayersThreaded(threads, m, { ...config, dualScale: false }, selection, ranges, method, scales, reconstruction && { ...reconstruction, splitAuto: false });
+    const check = splitCheckPlan(options, model, calibData, table, Boolean(grouped), Boolean(reconstruction?.splitAuto));
+    if (check.plan === 'off') report = await quantizeOff(model);
+    else if (check.plan === 'rollout') {
+      const t = performance.now();
+      // Auto reconstructs both forms of a layer it may split: the model without the splits is
+      // emitted from the unsplit plans it recorded, not reconstructed again.
+      const unsplit = new Map<string, LayerPlan>();
+      const quantizers = {
+        auto: (m: Model) => quantizeLinearLayersThreaded(threads, m, config, selection, ranges, method, scales, { ...reconstruction!, recordUnsplit: unsplit }),
+        off: (m: Model) => quantizeLinearLayersThreaded(1, m, { ...config, dualScale: false }, selection, ranges, method, scales, { ...reconstruction!, splitAuto: false, given: unsplit }),
+      };
+      const checked = await quantizeWithSplitCheck(model, calibData!, quantizers, { samples: options.sensitivitySamples, threads: options.calibThreads });
+      report = checked.report;
+      if (checked.check) {
+        const c = checked.check;
+        report.splitCheck = c;
+        if (table) table.splitCheck = c;
+        ctx.log.info(`split check: ${c.samples} calibration rollout(s) with auto's ${c.splits} split(s) and without them, final result's mean squared difference from fp32 ${c.mse.auto.toExponential(3)} and ${c.mse.off.toExponential(3)}: ${c.kept === 'auto' ? 'the splits stay' : 'every layer single-scale'} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+      }
+    } else {
+      report = await quantizeAuto(model);
+      const kept = report.layers.filter((l) => l.splitChoice && l.mode === 'dual').length;
+      if (check.why && kept) ctx.log.info(`split-check rollout skipped: ${check.why}; dual-scale auto's ${kept} split(s) stand on the layers' errors alone`);
+    }
+    // A loaded table's check is this model's too: it was reproduced from the table.
+    if (options.loadCalibration && options.splitCheck === 'rollout' && table?.splitCheck && reconstruction?.splitAuto) report.splitCheck = table.splitCheck;
     reconWriter?.finish(activation);
   } catch (e) {
-    if (grouped) late?.stop(true);
+    if (rollsOutAgain) late?.stop(true);
     throw e;
   } finally {
     products?.close();
     reconWriter?.dispose();
     await grouped?.dispose();
   }
-  if (grouped && late) {
-    // A throw from a timer after the last group's samples is reported here, as after calibrate.
+  if (rollsOutAgain && late) {
+    // A throw from a timer after the last group's samples (or the check's rollouts) is reported here, as after calibrate.
     try {
       late.check();
     } catch (e) {
@@ -336,6 +371,23 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     },
     report,
   };
+}
+
+/**
+ * How `dual-scale auto`'s splits are checked on the whole model: `rollout` (rolled out with and
+ * without them, split-check.ts), `off` (a loaded table whose check undid them), or `none`.
+ */
+function splitCheckPlan(options: SharedQuantValues, model: Model, calib: LoadedCalibration | undefined, table: CalibrationTable | undefined, grouped: boolean, auto: boolean): { plan: 'rollout' | 'off' | 'none'; why?: string } {
+  if (!auto) return { plan: 'none' };
+  if ((options.splitCheck ?? 'none') === 'none') return { plan: 'none' };
+  // A loaded table reproduces the model its run kept, without rolling out (there is no module).
+  if (options.loadCalibration) return { plan: table?.splitCheck?.kept === 'off' ? 'off' : 'none' };
+  const why = grouped
+    ? 'the statistics are collected group by group (over statistics-memory), and the check quantizes the layers twice'
+    : options.sequential
+      ? 'sequential calibrates stage by stage on partly quantized copies'
+      : splitCheckUnavailable(model, calib);
+  return why ? { plan: 'none', why } : { plan: 'rollout' };
 }
 
 /** Calibration's step times in seconds, to the millisecond. */

@@ -1,0 +1,60 @@
+/**
+ * Whole-model comparison on the calibration rollouts: each candidate model (a quantized file)
+ * is rolled out on the same samples, with the same contexts, as the fp32 model, and scored
+ * by the mean squared difference of its final result from fp32's — the quantity S1's curve
+ * stands in for chunk by chunk. `dual-scale auto` uses it to check its splits as a whole
+ * (quant/split-check.ts): a layer's own error can fall while the video gets worse.
+ */
+import type * as ort from 'onnxruntime-node';
+import { importOnnxruntime } from '../../runtime/optional-import.ts';
+import { type LoadedCalibration, type RunFn } from './module.ts';
+import { contextFor, drawSample, resultValues } from './samples.ts';
+import { checkFeeds, openTemporaryCopy } from './session.ts';
+import { meanSquaredDifference } from './sensitivity.ts';
+
+/** What {@link compareRollouts} measured. */
+export interface RolloutComparison {
+  /** Samples rolled out (the first n of the module's). */
+  samples: number;
+  /** Per candidate (in the order given): the final result's mean squared difference from fp32's, averaged over the samples. */
+  mse: number[];
+}
+
+/**
+ * Rolls out the first `samples` samples of a rollout module with the fp32 model and with each
+ * candidate, and returns each candidate's mean squared difference from fp32's final result.
+ * Every rollout of a sample gets the same context (the same prompt and seed), as S1's do.
+ * @param fp32Path the model before quantization, as a file
+ * @param candidates the quantized models, as files
+ * @param labels what each file is, for onnxruntime's load errors
+ */
+export async function compareRollouts(fp32Path: string, candidates: readonly string[], labels: readonly string[], calib: LoadedCalibration, options: { samples?: number; threads?: number } = {}): Promise<RolloutComparison> {
+  if (!calib.module.rollout) throw new Error('internal: a rollout comparison needs a rollout module');
+  const samples = Math.min(calib.samples, options.samples && options.samples > 0 ? options.samples : calib.samples);
+  const { InferenceSession } = await importOnnxruntime();
+  const threads = options.threads ?? 0;
+  const sessions: ort.InferenceSession[] = [];
+  try {
+    sessions.push(await openTemporaryCopy(InferenceSession, fp32Path, threads, 'before quantization (a temporary copy, for the split check)'));
+    for (let i = 0; i < candidates.length; i++) sessions.push(await openTemporaryCopy(InferenceSession, candidates[i]!, threads, `${labels[i]} (a temporary copy, for the split check)`));
+    const sums = new Float64Array(candidates.length);
+    for (let sample = 0; sample < samples; sample++) {
+      const rollout = async (session: ort.InferenceSession, judged: boolean) => {
+        const run: RunFn = async (feeds) => {
+          checkFeeds(feeds, session.inputNames, calib.origin, sample);
+          return (await session.run(feeds)) as Record<string, ort.Tensor>;
+        };
+        return resultValues(await drawSample(calib, contextFor(calib, sample), run), calib, sample, judged ? {} : undefined);
+      };
+      const reference = await rollout(sessions[0]!, true);
+      // A candidate whose rollout diverges (NaN, Infinity) scores Infinity: it loses, nothing fails.
+      for (let c = 0; c < candidates.length; c++) {
+        const mse = meanSquaredDifference(await rollout(sessions[c + 1]!, false), reference, calib, sample);
+        sums[c]! += Number.isNaN(mse) ? Infinity : mse;
+      }
+    }
+    return { samples, mse: Array.from(sums, (s) => s / samples) };
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+}

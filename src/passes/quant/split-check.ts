@@ -1,0 +1,104 @@
+/**
+ * `dual-scale auto`'s check of its splits on the whole model (`split-check rollout`).
+ *
+ * Auto keeps a split where it lowers the layer's α-weighted output error. On two
+ * autoregressive models that lowered every split layer's error and the one-step error of the
+ * model, and still made the final video worse on held-out prompts (tiny-arvd-l at W4A8 by 5%
+ * over four calibration draws, a Wan-like model by 12%; docs/benchmarks.md): the split's
+ * weights, not its activation ranges, and no per-layer objective saw it. So the splits are
+ * checked where the harm shows: the model with auto's splits and the model without them are
+ * rolled out on the calibration samples, and the one whose final result is nearer fp32's is
+ * kept. Both are the same reconstruction, one form or the other per split layer: auto
+ * reconstructs both forms of such a layer, and the model without the splits is emitted from
+ * the unsplit plans it recorded. The check costs that emission, two saves and three rollouts
+ * per sample.
+ */
+import { join } from 'node:path';
+import type { Model } from '../../graph/ir/model.ts';
+import { loadModel, saveModel } from '../../graph/serde/io.ts';
+import { makeProcessTempDir } from '../../graph/serde/stale-temps.ts';
+import { trackTemp } from '../../graph/serde/temp-files.ts';
+import { weightBytes } from '../../graph/weight-bytes.ts';
+import { compareRollouts } from '../calibration/rollout-compare.ts';
+import type { LoadedCalibration } from '../calibration/module.ts';
+import type { QuantReport } from './report.ts';
+
+/** What the split check measured and kept (in the report and the calibration table). */
+export interface SplitCheck {
+  /** Calibration samples rolled out with each model. */
+  samples: number;
+  /** Layers auto split. */
+  splits: number;
+  /** Mean squared difference of the final result from fp32's: with auto's splits, and with none. */
+  mse: { auto: number; off: number };
+  /** The model kept: `auto` (the splits stand) or `off` (every layer single-scale). */
+  kept: 'auto' | 'off';
+}
+
+/**
+ * Above this many bytes of weights the check is skipped: it holds a second copy of the model
+ * in memory, and rolls out three models per sample (at Wan2.1-1.3B's size, hours).
+ */
+export const SPLIT_CHECK_MAX_BYTES = 1024 ** 3;
+
+/** Why the split check cannot run on this model, or undefined when it can. */
+export function splitCheckUnavailable(model: Model, calib: LoadedCalibration | undefined): string | undefined {
+  if (!calib?.module.rollout) return 'it rolls out the calibration samples, and the calibration data given is not a rollout module';
+  const bytes = weightBytes(model.graph);
+  if (bytes > SPLIT_CHECK_MAX_BYTES) return `the model's weights (${(bytes / 1024 ** 3).toFixed(1)} GiB) are over the ${SPLIT_CHECK_MAX_BYTES / 1024 ** 3} GiB it holds a second copy of`;
+  return undefined;
+}
+
+/** The two ways of quantizing the model's layers: as the pass does (`auto`), and with every split layer single-scale (`off`). */
+export interface SplitCheckQuantizers {
+  auto: (model: Model) => Promise<QuantReport>;
+  off: (model: Model) => Promise<QuantReport>;
+}
+
+/**
+ * Quantizes `model` with auto's splits, and when it kept any, checks them (see the module
+ * doc): the model ends as the better of the two, with that one's report (its `splitCheck`
+ * says what was measured; layers whose split was undone keep their `splitChoice`).
+ * @param samples calibration samples to roll out (the first n; 0 or absent: all)
+ */
+export async function quantizeWithSplitCheck(model: Model, calib: LoadedCalibration, quantize: SplitCheckQuantizers, options: { samples?: number; threads?: number }): Promise<{ report: QuantReport; check?: SplitCheck }> {
+  const dir = makeProcessTempDir('qarvd-split-');
+  const remove = trackTemp(dir);
+  try {
+    const fp32Path = join(dir, 'fp32.onnx');
+    // Below the size limit the file is one protobuf, so the copy read back holds every weight in memory.
+    saveModel(model, fp32Path, { externalData: 'auto' });
+    const auto = await quantize.auto(model);
+    const splits = auto.layers.filter((l) => l.splitChoice && l.mode === 'dual').length;
+    if (splits === 0) return { report: auto };
+    const copy = loadModel(fp32Path);
+    const off = await quantize.off(copy);
+    const autoPath = join(dir, 'auto.onnx');
+    const offPath = join(dir, 'off.onnx');
+    saveModel(model, autoPath, { externalData: 'auto' });
+    saveModel(copy, offPath, { externalData: 'auto' });
+    const measured = await compareRollouts(fp32Path, [autoPath, offPath], ['quantized with the splits', 'quantized without the splits'], calib, options);
+    const [mseAuto, mseOff] = measured.mse as [number, number];
+    const check: SplitCheck = { samples: measured.samples, splits, mse: { auto: mseAuto, off: mseOff }, kept: mseOff < mseAuto ? 'off' : 'auto' };
+    if (check.kept === 'auto') return { report: auto, check };
+    adoptQuantized(model, copy);
+    return { report: withSplitChoices(off, auto), check };
+  } finally {
+    remove();
+  }
+}
+
+/** `model` becomes `quantized` (a copy of it read back from a file and quantized): its graph and the opsets the quantizer imported. */
+function adoptQuantized(model: Model, quantized: Model): void {
+  model.graph = quantized.graph;
+  model.opsetImports.clear();
+  for (const [d, v] of quantized.opsetImports) model.opsetImports.set(d, v);
+  model.opsetImportProtos.clear();
+  for (const [d, p] of quantized.opsetImportProtos) model.opsetImportProtos.set(d, p);
+}
+
+/** The unsplit model's report, each layer auto had split keeping the errors auto compared. */
+function withSplitChoices(off: QuantReport, auto: QuantReport): QuantReport {
+  const choices = new Map(auto.layers.filter((l) => l.splitChoice).map((l) => [l.name, l.splitChoice!]));
+  return { ...off, layers: off.layers.map((l) => (choices.has(l.name) ? { ...l, splitChoice: choices.get(l.name)! } : l)) };
+}
