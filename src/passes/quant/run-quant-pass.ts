@@ -255,6 +255,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     : undefined;
   const threads = options.threads || defaultThreads();
   let report: QuantReport;
+  /** Milliseconds of the split check (its rollouts), reported apart from the reconstruction's. */
+  let checkMs = 0;
   try {
     if (reconWriter) {
       if (grouped) grouped.onGroup((stats) => reconWriter.add(stats));
@@ -266,7 +268,6 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     const check = splitCheckPlan(options, model, calibData, table, Boolean(grouped), Boolean(reconstruction?.splitAuto));
     if (check.plan === 'off') report = await quantizeOff(model);
     else if (check.plan === 'rollout') {
-      const t = performance.now();
       // Auto reconstructs both forms of a layer it may split: the model without the splits is
       // emitted from the unsplit plans it recorded, not reconstructed again.
       const unsplit = new Map<string, LayerPlan>();
@@ -276,11 +277,12 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       };
       const checked = await quantizeWithSplitCheck(model, calibData!, quantizers, { samples: options.sensitivitySamples, threads: options.calibThreads });
       report = checked.report;
+      checkMs = checked.ms;
       if (checked.check) {
         const c = checked.check;
         report.splitCheck = c;
         if (table) table.splitCheck = c;
-        ctx.log.info(`split check: ${c.samples} calibration rollout(s) with auto's ${c.splits} split(s) and without them, final result's mean squared difference from fp32 ${c.mse.auto.toExponential(3)} and ${c.mse.off.toExponential(3)}: ${c.kept === 'auto' ? 'the splits stay' : 'every layer single-scale'} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+        ctx.log.info(`split check: ${c.samples} calibration rollout(s) with auto's ${c.splits} split(s) and without them, final result's mean squared difference from fp32 ${c.mse.auto.toExponential(3)} and ${c.mse.off.toExponential(3)}: ${c.kept === 'auto' ? 'the splits stay' : 'every layer single-scale'} (${(checkMs / 1000).toFixed(1)} s)`);
       }
     } else {
       report = await quantizeAuto(model);
@@ -308,7 +310,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     }
     late.stop(false);
   }
-  if (stats) ctx.log.info(`${reconstructOptions.method === 'none' ? 'round to nearest' : `${METHOD_NAMES[reconstructOptions.method]} reconstruction`}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0) / 1000).toFixed(2)} s${reconstructionSummary(report)}`);
+  if (stats) ctx.log.info(`${reconstructOptions.method === 'none' ? 'round to nearest' : `${METHOD_NAMES[reconstructOptions.method]} reconstruction`}${reconstructOptions.biasCorrection ? ' with bias correction' : ''} of ${report.totals.layers.dual + report.totals.layers.single} layers in ${((performance.now() - t0 - checkMs) / 1000).toFixed(2)} s${checkMs ? ` (the split check's ${(checkMs / 1000).toFixed(1)} s not counted)` : ''}${reconstructionSummary(report)}`);
   const raised = report.layers.filter((l) => l.reconstruction?.dampRequested !== undefined);
   if (raised.length) {
     const used = raised.map((l) => l.reconstruction!.damp as number);
@@ -448,7 +450,14 @@ function reconstructionSummary(report: QuantReport): string {
   const objective = recs.find((r) => r.objective)?.objective;
   const shrunk = recs.filter((r) => r.correctionScale !== undefined).length;
   const objectiveNote = objective ? ` (activation objective ${objective}${shrunk ? `; its correction of H shrunk on ${shrunk} layer(s) to keep H̃ positive definite` : ''})` : '';
-  return `; mean layer error per row ${mean((r) => r.error.rtn)} (round to nearest) → ${mean((r) => r.errorCorrected)}${objectiveNote}${auto.length ? `; dual-scale auto kept ${kept} of ${auto.length} splits` : ''}`;
+  return `; mean layer error per row ${mean((r) => r.error.rtn)} (round to nearest) → ${mean((r) => r.errorCorrected)}${objectiveNote}${auto.length ? `; dual-scale auto kept ${splitsKept(report, kept, auto.length)}` : ''}`;
+}
+
+/** `N of M splits`, and when the split check undid them, what auto's layer errors had kept. */
+function splitsKept(report: QuantReport, kept: number, candidates: number): string {
+  const check = report.splitCheck;
+  if (check?.kept !== 'off') return `${kept} of ${candidates} splits`;
+  return `0 of ${candidates} splits (the layers' errors kept ${check.splits}; the split check undid them)`;
 }
 
 async function resolveCalibration(options: SharedQuantValues, given: CalibrationModule | undefined, config: QuantConfig, method: string): Promise<LoadedCalibration> {

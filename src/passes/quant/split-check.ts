@@ -61,7 +61,7 @@ export interface SplitCheckQuantizers {
  * says what was measured; layers whose split was undone keep their `splitChoice`).
  * @param samples calibration samples to roll out (the first n; 0 or absent: all)
  */
-export async function quantizeWithSplitCheck(model: Model, calib: LoadedCalibration, quantize: SplitCheckQuantizers, options: { samples?: number; threads?: number }): Promise<{ report: QuantReport; check?: SplitCheck }> {
+export async function quantizeWithSplitCheck(model: Model, calib: LoadedCalibration, quantize: SplitCheckQuantizers, options: { samples?: number; threads?: number }): Promise<{ report: QuantReport; check?: SplitCheck; ms: number }> {
   const dir = makeProcessTempDir('qarvd-split-');
   const remove = trackTemp(dir);
   try {
@@ -70,7 +70,8 @@ export async function quantizeWithSplitCheck(model: Model, calib: LoadedCalibrat
     saveModel(model, fp32Path, { externalData: 'auto' });
     const auto = await quantize.auto(model);
     const splits = auto.layers.filter((l) => l.splitChoice && l.mode === 'dual').length;
-    if (splits === 0) return { report: auto };
+    if (splits === 0) return { report: auto, ms: 0 };
+    const started = performance.now();
     const copy = loadModel(fp32Path);
     const off = await quantize.off(copy);
     const autoPath = join(dir, 'auto.onnx');
@@ -80,9 +81,9 @@ export async function quantizeWithSplitCheck(model: Model, calib: LoadedCalibrat
     const measured = await compareRollouts(fp32Path, [autoPath, offPath], ['quantized with the splits', 'quantized without the splits'], calib, options);
     const [mseAuto, mseOff] = measured.mse as [number, number];
     const check: SplitCheck = { samples: measured.samples, splits, mse: { auto: mseAuto, off: mseOff }, kept: mseOff < mseAuto ? 'off' : 'auto' };
-    if (check.kept === 'auto') return { report: auto, check };
+    if (check.kept === 'auto') return { report: auto, check, ms: performance.now() - started };
     adoptQuantized(model, copy);
-    return { report: withSplitChoices(off, auto), check };
+    return { report: withSplitChoices(off, auto), check, ms: performance.now() - started };
   } finally {
     remove();
   }
