@@ -96,18 +96,28 @@ describe('dual-scale auto: the split check on the calibration rollouts (tiny-arv
     }
 
     const loaded = await quantize({ ...w8a8, 'load-calibration': table }, 'loaded');
-    expect(loaded.report.splitCheck).toEqual(c);
+    expect(loaded.report.splitCheck).toEqual({ ...c, run: 'W8A8 qdq, reconstruct gptq, bias-correction true, activation-objective fp32, damp auto act-order true, integer-kernels auto, scope outer-w8' });
     expect(readFileSync(loaded.path).equals(readFileSync(checked.path)), 'load-calibration reproduces the kept model').toBe(true);
 
     // The other verdict, read from a table (here the check keeps the splits, measured 1.44e-4
     // against 1.68e-4 without): the model without the splits, which the check measured.
     const offTable = join(dir, 'off.calibration.json');
     const saved = JSON.parse(readFileSync(table, 'utf8'));
-    writeFileSync(offTable, JSON.stringify({ ...saved, splitCheck: { ...c, kept: 'off' } }));
+    writeFileSync(offTable, JSON.stringify({ ...saved, splitCheck: { ...saved.splitCheck, kept: 'off' } }));
     copyFileSync(`${table}.recon`, `${offTable}.recon`);
-    const off = await quantize({ ...w8a8, 'load-calibration': offTable }, 'off');
+    const offLines: string[] = [];
+    const off = await quantize({ ...w8a8, 'load-calibration': offTable }, 'off', offLines);
     expect(off.report.totals.layers.dual).toBe(0);
+    expect(offLines.some((l) => l.includes('its split check (4 rollouts') && l.includes('every layer single-scale, as in that run'))).toBe(true);
     expect(near(await calibrationError(off.path), c.mse.off)).toBeLessThan(1e-4);
+
+    // The verdict holds for the run that measured it: a weight-only W4 run reading the same
+    // table keeps auto's splits, unchecked, and says why (found by review: it took W8A8's verdict).
+    const w4Lines: string[] = [];
+    const w4 = await quantize({ 'w-bits': '4', 'a-bits': 'none', 'frame-weighting': false, 'load-calibration': offTable }, 'w4', w4Lines);
+    expect(w4.report.totals.layers.dual).toBeGreaterThan(0);
+    expect(w4.report.splitCheck).toBeUndefined();
+    expect(w4Lines.some((l) => l.includes(`was measured for W8A8 qdq`) && l.includes('not for this run (W4 qdq'))).toBe(true);
   }, 600_000);
 
   it('says when auto kept splits that it could not check (a feeds module)', async () => {

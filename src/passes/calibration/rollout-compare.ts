@@ -18,6 +18,8 @@ export interface RolloutComparison {
   samples: number;
   /** Per candidate (in the order given): the final result's mean squared difference from fp32's, averaged over the samples. */
   mse: number[];
+  /** Per candidate that scored Infinity: why (its rollout threw, fed the model NaN, or ended non-finite). */
+  failed: string[];
 }
 
 /**
@@ -38,6 +40,7 @@ export async function compareRollouts(fp32Path: string, candidates: readonly str
     sessions.push(await openTemporaryCopy(InferenceSession, fp32Path, threads, 'before quantization (a temporary copy, for the split check)'));
     for (let i = 0; i < candidates.length; i++) sessions.push(await openTemporaryCopy(InferenceSession, candidates[i]!, threads, `${labels[i]} (a temporary copy, for the split check)`));
     const sums = new Float64Array(candidates.length);
+    const failed: string[] = [];
     for (let sample = 0; sample < samples; sample++) {
       const rollout = async (session: ort.InferenceSession, judged: boolean) => {
         const run: RunFn = async (feeds) => {
@@ -47,13 +50,21 @@ export async function compareRollouts(fp32Path: string, candidates: readonly str
         return resultValues(await drawSample(calib, contextFor(calib, sample), run), calib, sample, judged ? {} : undefined);
       };
       const reference = await rollout(sessions[0]!, true);
-      // A candidate whose rollout diverges (NaN, Infinity) scores Infinity: it loses, nothing fails.
+      // A candidate whose rollout fails or diverges (a NaN fed back into the model is refused as
+      // a feed) scores Infinity: it loses, and the conversion goes on with the other.
       for (let c = 0; c < candidates.length; c++) {
-        const mse = meanSquaredDifference(await rollout(sessions[c + 1]!, false), reference, calib, sample);
-        sums[c]! += Number.isNaN(mse) ? Infinity : mse;
+        if (sums[c] === Infinity) continue;
+        try {
+          const mse = meanSquaredDifference(await rollout(sessions[c + 1]!, false), reference, calib, sample);
+          if (Number.isFinite(mse)) sums[c]! += mse;
+          else throw new Error(`its final result holds ${mse}`);
+        } catch (e) {
+          sums[c] = Infinity;
+          failed.push(`${labels[c]}, sample ${sample}: ${(e as Error).message}`);
+        }
       }
     }
-    return { samples, mse: Array.from(sums, (s) => s / samples) };
+    return { samples, mse: Array.from(sums, (s) => s / samples), failed };
   } finally {
     for (const s of sessions) await s.release();
   }

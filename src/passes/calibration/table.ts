@@ -25,14 +25,16 @@ import type { SplitFold } from '../quant/fold-split.ts';
 import type { SplitCheck } from '../quant/split-check.ts';
 
 export const TABLE_FORMAT = 'qarvd-calibration';
-export const TABLE_VERSION = 3;
+export const TABLE_VERSION = 4;
 /**
  * Versions this build reads. Version 2 added `config.w8Layers` (scope outer-w8); a version-1
  * table has every layer at its `bits`, which the per-layer check reads as such. Version 3
- * added `config.sequential`; earlier tables do not say whether they were. Builds before a version
- * refuse its tables rather than misread them.
+ * added `config.sequential`; earlier tables do not say whether they were. Version 4 added
+ * `splitCheck` (an earlier build would make the split model from a table whose check undid the
+ * splits); earlier tables hold no verdict, and auto's splits stay unchecked. Builds before a
+ * version refuse its tables rather than misread them.
  */
-const READABLE_VERSIONS: readonly number[] = [1, 2, 3];
+const READABLE_VERSIONS: readonly number[] = [1, 2, 3, 4];
 
 /** The options the scales depend on (a table made under other values does not apply). */
 export interface TableConfig {
@@ -287,6 +289,12 @@ export function readCalibrationTable(path: string): CalibrationTable {
   if (!t || typeof t !== 'object' || t.format !== TABLE_FORMAT) fail(`is not a calibration table (no "format": "${TABLE_FORMAT}")`);
   if (!READABLE_VERSIONS.includes(t.version as number)) fail(`has version ${String(t.version)}; this build reads versions ${READABLE_VERSIONS.join(' and ')}`);
   if (!t.config || !t.layers || typeof t.layers !== 'object' || !Array.isArray(t.chunks) || !Array.isArray(t.alpha)) fail('is missing config, chunks, alpha or layers');
+  const check = t.splitCheck as Record<string, unknown> | undefined;
+  if (check !== undefined && (typeof check !== 'object' || check === null || (check.kept !== 'auto' && check.kept !== 'off') || typeof check.run !== 'string')) {
+    fail('has a "splitCheck" this build cannot read (it needs "kept": "auto" or "off" and the "run" it was measured for); remove it to quantize with dual-scale auto\'s splits unchecked');
+  }
+  // JSON has no Infinity: a failed candidate's error was written as null.
+  if (check?.mse && typeof check.mse === 'object') for (const k of ['auto', 'off'] as const) if ((check.mse as Record<string, unknown>)[k] === null) (check.mse as Record<string, number>)[k] = Infinity;
   return t as CalibrationTable;
 }
 

@@ -26,7 +26,7 @@ import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable,
 import { withSmoothedCopy } from './smooth-calibration.ts';
 import { calibrateSequentially } from './sequential.ts';
 import { foldSplits, logFolds } from './fold-split.ts';
-import { quantizeWithSplitCheck, splitCheckUnavailable } from './split-check.ts';
+import { quantizeWithSplitCheck, type SplitCheck, splitCheckUnavailable } from './split-check.ts';
 import type { LayerPlan } from './plan.ts';
 import { refuseNonFiniteWeights } from './finite-weights.ts';
 import { LateThrows } from '../calibration/supervise.ts';
@@ -124,6 +124,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   // Installed from the module's import until calibration has fully finished (see supervise.ts).
   let late: LateThrows | undefined;
   let rollsOutAgain = false;
+  /** How dual-scale auto's splits are checked (split-check.ts), decided once calibration has run. */
+  let check: SplitCheckPlan = { plan: 'none' };
   // The model as given comes back if anything before the rewrite fails (the fold's permutations).
   try {
     if (layers.length > 0 && config.aBits === null && !options.loadCalibration) checkWeightOnlyData(ctx, options, reconstructOptions, hasData);
@@ -232,7 +234,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     }
     // Grouped statistics, sequential stages and the split check run the module again while the
     // layers are quantized: their late throws are caught until that has finished (below).
-    rollsOutAgain = Boolean(grouped) || Boolean(calibData?.module.rollout && splitAuto(options) && options.splitCheck === 'rollout');
+    check = splitCheckPlan(options, config, model, calibData, table, Boolean(grouped), splitAuto(options) && Boolean(recon ?? grouped));
+    rollsOutAgain = Boolean(grouped) || check.plan === 'rollout';
     if (!rollsOutAgain) late?.stop(false);
   } catch (e) {
     fold?.restore();
@@ -249,7 +252,14 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   const products = stats ? openOrtMatMul({ threads: options.calibThreads ?? 0 }) : undefined;
   // The side file is written as the statistics come (grouped: one group at a time, then released).
   const saveRecon = Boolean(options.saveCalibration && table && stats);
-  const reconWriter = saveRecon ? new ReconFileWriter(reconFileOf(options.saveCalibration!)) : undefined;
+  let reconWriter: ReconFileWriter | undefined;
+  try {
+    reconWriter = saveRecon ? new ReconFileWriter(reconFileOf(options.saveCalibration!)) : undefined;
+  } catch (e) {
+    products?.close();
+    if (rollsOutAgain) late?.stop(true);
+    throw e;
+  }
   const reconstruction: Reconstruction | undefined = stats
     ? { stats, options: { ...reconstructOptions, gptq: { ...reconstructOptions.gptq, matmul: products!.matmul } }, splitAuto: splitAuto(options), ...(statsSource ? { source: statsSource } : {}), ...(activation ? { activation } : {}), ...(grouped ? { prepare: (layer) => grouped!.prepare(layer) } : {}) }
     : undefined;
@@ -259,14 +269,17 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let checkMs = 0;
   try {
     if (reconWriter) {
-      if (grouped) grouped.onGroup((stats) => reconWriter.add(stats));
-      else reconWriter.add(recon!);
+      const writer = reconWriter;
+      if (grouped) grouped.onGroup((stats) => writer.add(stats));
+      else writer.add(recon!);
     }
     const quantizeAuto = (m: Model) => quantizeLinearLayersThreaded(threads, m, config, selection, ranges, method, scales, reconstruction);
     // The same layers with every split layer in its unsplit form.
     const quantizeOff = (m: Model) => quantizeLinearLayersThreaded(threads, m, { ...config, dualScale: false }, selection, ranges, method, scales, reconstruction && { ...reconstruction, splitAuto: false });
-    const check = splitCheckPlan(options, model, calibData, table, Boolean(grouped), Boolean(reconstruction?.splitAuto));
-    if (check.plan === 'off') report = await quantizeOff(model);
+    if (check.plan === 'off') {
+      ctx.log.info(`calibration table ${options.loadCalibration}: its split check (${table!.splitCheck!.samples} rollouts, ${table!.splitCheck!.mse.auto.toExponential(3)} with the splits, ${table!.splitCheck!.mse.off.toExponential(3)} without) kept the model without splits: every layer single-scale, as in that run`);
+      report = await quantizeOff(model);
+    }
     else if (check.plan === 'rollout') {
       // Auto reconstructs both forms of a layer it may split: the model without the splits is
       // emitted from the unsplit plans it recorded, not reconstructed again.
@@ -281,7 +294,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       if (checked.check) {
         const c = checked.check;
         report.splitCheck = c;
-        if (table) table.splitCheck = c;
+        if (table) table.splitCheck = { ...c, run: splitCheckRun(options, config) };
+        for (const f of c.failed ?? []) ctx.log.warn(`split check: the rollout of the model ${f}; that model scores Infinity`);
         ctx.log.info(`split check: ${c.samples} calibration rollout(s) with auto's ${c.splits} split(s) and without them, final result's mean squared difference from fp32 ${c.mse.auto.toExponential(3)} and ${c.mse.off.toExponential(3)}: ${c.kept === 'auto' ? 'the splits stay' : 'every layer single-scale'} (${(checkMs / 1000).toFixed(1)} s)`);
       }
     } else {
@@ -290,7 +304,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       if (check.why && kept) ctx.log.info(`split-check rollout skipped: ${check.why}; dual-scale auto's ${kept} split(s) stand on the layers' errors alone`);
     }
     // A loaded table's check is this model's too: it was reproduced from the table.
-    if (options.loadCalibration && options.splitCheck === 'rollout' && table?.splitCheck && reconstruction?.splitAuto) report.splitCheck = table.splitCheck;
+    if (check.fromTable) report.splitCheck = check.fromTable;
     reconWriter?.finish(activation);
   } catch (e) {
     if (rollsOutAgain) late?.stop(true);
@@ -375,21 +389,51 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   };
 }
 
-/**
- * How `dual-scale auto`'s splits are checked on the whole model: `rollout` (rolled out with and
- * without them, split-check.ts), `off` (a loaded table whose check undid them), or `none`.
- */
-function splitCheckPlan(options: SharedQuantValues, model: Model, calib: LoadedCalibration | undefined, table: CalibrationTable | undefined, grouped: boolean, auto: boolean): { plan: 'rollout' | 'off' | 'none'; why?: string } {
-  if (!auto) return { plan: 'none' };
-  if ((options.splitCheck ?? 'none') === 'none') return { plan: 'none' };
-  // A loaded table reproduces the model its run kept, without rolling out (there is no module).
-  if (options.loadCalibration) return { plan: table?.splitCheck?.kept === 'off' ? 'off' : 'none' };
+/** How `dual-scale auto`'s splits are checked on the whole model (split-check.ts). */
+interface SplitCheckPlan {
+  /** `rollout`: rolled out with and without them; `off`: a loaded table's check undid them; `none`: not checked. */
+  plan: 'rollout' | 'off' | 'none';
+  /** Why a check the options ask for cannot run (logged when auto keeps splits). */
+  why?: string;
+  /** A loaded table's verdict that applies to this run (for the report). */
+  fromTable?: SplitCheck;
+}
+
+function splitCheckPlan(options: SharedQuantValues, config: QuantConfig, model: Model, calib: LoadedCalibration | undefined, table: CalibrationTable | undefined, grouped: boolean, auto: boolean): SplitCheckPlan {
+  if (!auto || (options.splitCheck ?? 'none') === 'none') return { plan: 'none' };
+  if (options.loadCalibration) {
+    // A loaded table reproduces the model its run kept, without rolling out (there is no
+    // module), but only for the run it was measured on: a W4A8 table's verdict says nothing
+    // of a weight-only W4 run reading the same table (found by review).
+    const verdict = table?.splitCheck;
+    if (!verdict) return { plan: 'none', why: `calibration table ${options.loadCalibration} holds no split check (saved with split-check none, without a rollout module, or by an earlier build), and a loaded table has no module to roll out` };
+    const run = splitCheckRun(options, config);
+    if (verdict.run !== run) return { plan: 'none', why: `the split check in calibration table ${options.loadCalibration} was measured for ${verdict.run ?? 'a run this build cannot identify'}, not for this run (${run}), and a loaded table has no module to roll out` };
+    return { plan: verdict.kept === 'off' ? 'off' : 'none', fromTable: verdict };
+  }
   const why = grouped
     ? 'the statistics are collected group by group (over statistics-memory), and the check quantizes the layers twice'
     : options.sequential
       ? 'sequential calibrates stage by stage on partly quantized copies'
       : splitCheckUnavailable(model, calib);
   return why ? { plan: 'none', why } : { plan: 'rollout' };
+}
+
+/** The options a split check's verdict holds for: what changes the two models it compared. */
+function splitCheckRun(options: SharedQuantValues, config: QuantConfig): string {
+  const r = reconstructOptionsOf(options);
+  const parts = [
+    `${bitsLabel(config)} ${config.format}`,
+    config.blockSize ? `block-size ${config.blockSize}` : '',
+    `reconstruct ${r.method}`,
+    `bias-correction ${r.biasCorrection}`,
+    r.method === 'none' ? '' : `activation-objective ${r.objective}`,
+    r.method === 'gptq' ? `damp ${options.damp ?? 'auto'} act-order ${options.actOrder ?? true}` : '',
+    r.method === 'adaround' ? `iterations ${options.iterations ?? 'default'}` : '',
+    `integer-kernels ${config.integerKernels}`,
+    `scope ${options.scope ?? 'all'}`,
+  ];
+  return parts.filter(Boolean).join(', ');
 }
 
 /** Calibration's step times in seconds, to the millisecond. */

@@ -29,10 +29,14 @@ export interface SplitCheck {
   samples: number;
   /** Layers auto split. */
   splits: number;
-  /** Mean squared difference of the final result from fp32's: with auto's splits, and with none. */
+  /** Mean squared difference of the final result from fp32's: with auto's splits, and with none (Infinity, `null` in JSON: a rollout failed or diverged). */
   mse: { auto: number; off: number };
   /** The model kept: `auto` (the splits stand) or `off` (every layer single-scale). */
   kept: 'auto' | 'off';
+  /** In a calibration table: the options the verdict was measured with (a run loading the table with others does not take it). */
+  run?: string;
+  /** Why a candidate scored Infinity (its rollout failed or diverged), when one did. */
+  failed?: string[];
 }
 
 /**
@@ -80,7 +84,7 @@ export async function quantizeWithSplitCheck(model: Model, calib: LoadedCalibrat
     saveModel(copy, offPath, { externalData: 'auto' });
     const measured = await compareRollouts(fp32Path, [autoPath, offPath], ['quantized with the splits', 'quantized without the splits'], calib, options);
     const [mseAuto, mseOff] = measured.mse as [number, number];
-    const check: SplitCheck = { samples: measured.samples, splits, mse: { auto: mseAuto, off: mseOff }, kept: mseOff < mseAuto ? 'off' : 'auto' };
+    const check: SplitCheck = { samples: measured.samples, splits, mse: { auto: mseAuto, off: mseOff }, kept: mseOff < mseAuto ? 'off' : 'auto', ...(measured.failed.length ? { failed: measured.failed } : {}) };
     if (check.kept === 'auto') return { report: auto, check, ms: performance.now() - started };
     adoptQuantized(model, copy);
     return { report: withSplitChoices(off, auto), check, ms: performance.now() - started };
