@@ -273,21 +273,18 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       if (grouped) grouped.onGroup((stats) => writer.add(stats));
       else writer.add(recon!);
     }
-    const quantizeAuto = (m: Model) => quantizeLinearLayersThreaded(threads, m, config, selection, ranges, method, scales, reconstruction);
-    // The same layers with every split layer in its unsplit form.
-    const quantizeOff = (m: Model) => quantizeLinearLayersThreaded(threads, m, { ...config, dualScale: false }, selection, ranges, method, scales, reconstruction && { ...reconstruction, splitAuto: false });
+    // `off`: the same layers with every split layer in its unsplit form; `extra`: the split check's recording or replay of those plans.
+    const quantize = (m: Model, form: 'auto' | 'off', extra: Partial<Reconstruction> = {}) =>
+      quantizeLinearLayersThreaded(threads, m, form === 'auto' ? config : { ...config, dualScale: false }, selection, ranges, method, scales, reconstruction && { ...reconstruction, ...(form === 'off' ? { splitAuto: false } : {}), ...extra });
     if (check.plan === 'off') {
-      ctx.log.info(`calibration table ${options.loadCalibration}: its split check (${table!.splitCheck!.samples} rollouts, ${table!.splitCheck!.mse.auto.toExponential(3)} with the splits, ${table!.splitCheck!.mse.off.toExponential(3)} without) kept the model without splits: every layer single-scale, as in that run`);
-      report = await quantizeOff(model);
-    }
-    else if (check.plan === 'rollout') {
+      const c = table!.splitCheck!;
+      ctx.log.info(`calibration table ${options.loadCalibration}: its split check (${c.samples} rollouts, ${c.mse.auto.toExponential(3)} with the splits, ${c.mse.off.toExponential(3)} without) kept the model without splits: every layer single-scale, as in that run`);
+      report = await quantize(model, 'off');
+    } else if (check.plan === 'rollout') {
       // Auto reconstructs both forms of a layer it may split: the model without the splits is
       // emitted from the unsplit plans it recorded, not reconstructed again.
       const unsplit = new Map<string, LayerPlan>();
-      const quantizers = {
-        auto: (m: Model) => quantizeLinearLayersThreaded(threads, m, config, selection, ranges, method, scales, { ...reconstruction!, recordUnsplit: unsplit }),
-        off: (m: Model) => quantizeLinearLayersThreaded(1, m, { ...config, dualScale: false }, selection, ranges, method, scales, { ...reconstruction!, splitAuto: false, given: unsplit }),
-      };
+      const quantizers = { auto: (m: Model) => quantize(m, 'auto', { recordUnsplit: unsplit }), off: (m: Model) => quantize(m, 'off', { given: unsplit }) };
       const checked = await quantizeWithSplitCheck(model, calibData!, quantizers, { samples: options.sensitivitySamples, threads: options.calibThreads });
       report = checked.report;
       checkMs = checked.ms;
@@ -299,7 +296,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         ctx.log.info(`split check: ${c.samples} calibration rollout(s) with auto's ${c.splits} split(s) and without them, final result's mean squared difference from fp32 ${c.mse.auto.toExponential(3)} and ${c.mse.off.toExponential(3)}: ${c.kept === 'auto' ? 'the splits stay' : 'every layer single-scale'} (${(checkMs / 1000).toFixed(1)} s)`);
       }
     } else {
-      report = await quantizeAuto(model);
+      report = await quantize(model, 'auto');
       const kept = report.layers.filter((l) => l.splitChoice && l.mode === 'dual').length;
       if (check.why && kept) ctx.log.info(`split-check rollout skipped: ${check.why}; dual-scale auto's ${kept} split(s) stand on the layers' errors alone`);
     }

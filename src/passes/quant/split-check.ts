@@ -10,8 +10,8 @@
  * rolled out on the calibration samples, and the one whose final result is nearer fp32's is
  * kept. Both are the same reconstruction, one form or the other per split layer: auto
  * reconstructs both forms of such a layer, and the model without the splits is emitted from
- * the unsplit plans it recorded. The check costs that emission, two saves and three rollouts
- * per sample.
+ * the unsplit plans it recorded. The check costs that emission, three saves (fp32 before
+ * quantizing, made on every run: the model is changed in place) and three rollouts per sample.
  */
 import { join } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
