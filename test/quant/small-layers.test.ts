@@ -4,7 +4,9 @@
 // so. Not timed (the timings behind the rule are `npm run bench -- layer-forms`, docs/speed.md):
 // these tests assert the decision per shape, the report's words, what onnxruntime runs, that
 // the file keeps the 4-bit weights, and that the layers compute what the pass says.
-// Model: the real tiny ARVD (examples/tiny-arvd: K = 64 everywhere but ffn.2's 256).
+// Models: the real tiny ARVD (examples/tiny-arvd: K = 64 everywhere but ffn.2's 256) and, for the
+// weight-only rule, whose threshold (K = 768) only tiny-arvd-l's ffn.2 reaches, tiny-arvd-l
+// (K = 48, 64 and 192 outside ffn.2).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -30,10 +32,11 @@ import { evalFeeds, quantFixture } from './quant-fixtures.ts';
 const dir = scratchDir('small-layers');
 afterAll(() => removeDir(dir));
 const FP32 = join(REPO_ROOT, 'examples/tiny-arvd/model.onnx');
+const FP32_L = join(REPO_ROOT, 'examples/tiny-arvd-l/model.onnx');
 
-/** tiny-arvd quantized with `config` (activation ranges fixed at [-3, 4]), saved; the model, its path and the report. */
-function quantizeTiny(partial: Partial<QuantConfig>, name: string) {
-  const model = loadModel(FP32);
+/** tiny-arvd (or `fp32`) quantized with `config` (activation ranges fixed at [-3, 4]), saved; the model, its path and the report. */
+function quantizeTiny(partial: Partial<QuantConfig>, name: string, fp32 = FP32) {
+  const model = loadModel(fp32);
   const config: QuantConfig = { ...DEFAULT_QUANT_CONFIG, ...partial };
   const ranges: ActivationRanges = new Map();
   for (const l of findLinearLayers(model.graph).layers) ranges.set(l.name, { min: new Float32Array(l.K).fill(-3), max: new Float32Array(l.K).fill(4) });
@@ -46,13 +49,14 @@ function quantizeTiny(partial: Partial<QuantConfig>, name: string) {
 const quantized = (r: QuantReport) => r.layers.filter((l) => l.mode !== 'skipped');
 
 describe('small-layer rule on tiny-arvd', () => {
-  it('weight-only W4, one quantizer: K < 128 kept fp32 with the reason in the report, ffn.2 (K = 256) in MatMulNBits', async () => {
-    const { path, report } = quantizeTiny({ wBits: 4, aBits: null, dualScale: false }, 'minmax-w4');
+  it('weight-only W4, one quantizer: K < 768 kept fp32 with the reason in the report, tiny-arvd-l\'s ffn.2 (K = 768) in MatMulNBits', async () => {
+    const { path, report } = quantizeTiny({ wBits: 4, aBits: null, dualScale: false }, 'minmax-w4', FP32_L);
     const layers = quantized(report);
     const float = layers.filter((l) => l.compute === 'float');
     const integer = layers.filter((l) => l.compute === 'integer');
     expect(float.length).toBeGreaterThan(0);
     expect(integer.map((l) => l.name).sort()).toEqual(layers.filter((l) => l.K! >= SMALL_LAYER_RULE.weightOnlyMinK).map((l) => l.name).sort());
+    expect(integer.length).toBe(6);
     expect(integer.every((l) => /ffn\.2/.test(l.name))).toBe(true);
     for (const l of float) {
       expect(l.K).toBeLessThan(SMALL_LAYER_RULE.weightOnlyMinK);
@@ -67,7 +71,7 @@ describe('small-layer rule on tiny-arvd', () => {
     expect(census.ops.DequantizeLinear ?? 0).toBe(0);
   });
 
-  it('weight-only W4 split layers (K < 768) are kept fp32 too; integer-kernels always keeps every layer integer', async () => {
+  it('weight-only W4 split layers (K < 1536) are kept fp32 too; integer-kernels always keeps every layer integer', async () => {
     const auto = quantizeTiny({ wBits: 4, aBits: null, dualScale: true }, 'q-arvd-w4');
     const dual = quantized(auto.report).filter((l) => l.mode === 'dual');
     expect(dual.length).toBeGreaterThan(0);

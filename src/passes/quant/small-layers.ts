@@ -3,33 +3,43 @@ import type { LayerPlan } from './plan.ts';
 
 /**
  * The measured rule (docs/speed.md "Small layers"; `npm run bench -- layer-forms`, onnxruntime
- * 1.30, 1 thread, models of same-shape layers timed against fp32 at 4, 16, 192 and 1024 rows,
- * two runs). Below these sizes the integer form was slower than onnxruntime's fp32 Gemm (or
- * level with it) at the rows video tokens give (192) or more:
- * - weight-only (MatMulNBits, accuracy level 4), one quantizer: K = 64 took 0.91–1.20× fp32 at
- *   192 rows and 1.06–3.40× at 1024; K = 192 and 256 took 0.67–0.80× at 192 rows (0.85–1.32× at
- *   1024). The kernel quantizes every row of the activation per block at run time, which a
- *   short K does not amortise.
+ * 1.30, 1 thread, models of same-shape layers timed against fp32 at 4, 16, 192 and 1024 rows).
+ * Below these sizes the integer form was slower than onnxruntime's fp32 Gemm (or level with it)
+ * at the rows video tokens give (192) or more:
+ * - weight-only (MatMulNBits, accuracy level 4), one quantizer: remeasured 2026-12-06 at load
+ *   3–4 (two runs, and two more with the machine's other jobs stopped): K = 64, 192 and 256 took
+ *   1.06–2.2× fp32 at every row count (at 192 rows 1.11–1.31× for K = 192), K = 384 0.88–1.03×,
+ *   K = 768 0.63–0.87×. The kernel quantizes every row of the activation per block at run time,
+ *   which a short K does not amortise. (The first measurement, 2026-12-04 at load 13, had K = 192
+ *   at 0.67–0.80×, and the threshold at 128; on tiny-arvd-l's demo call its K = 192 layers took
+ *   1.25× their Gemm, so the model ran at 1.07–1.14× fp32. A loaded machine evicts fp32's larger
+ *   weights from the caches, which flatters the 4-bit form.)
  * - weight-only, split: the outlier branch is a second MatMulNBits over 32–128 channels; the
- *   split layer took 1.13–1.54× fp32 at 192 rows for K ≤ 256, 0.90–0.93× (1.10–1.43× at 1024)
- *   for K = 384, 0.61–0.79× for K = 768.
+ *   split layer took 1.05–2.2× fp32 for K ≤ 384 (remeasured), 0.97–1.10× for 768×192 and
+ *   0.71–0.90× for 768×768 with 32 outlier channels, 0.31–0.72× for 1536×1536. In tiny-arvd-l's
+ *   demo call its K = 768 splits (ffn.2, 64–128 outlier channels after fold-split's Slice) took
+ *   1.3× their fp32 Gemm (normal branch 255–266 µs, outlier branch 92–110, Sum and Slice ~60,
+ *   against 300–320 µs), so the threshold is the next measured size that pays, K = 1536 (until
+ *   2026-12-06: 768).
  * - quantized activations (MatMulIntegerToFloat), split: with K·N = 16384 (64×256, 256×64)
- *   0.98–1.85× at 192–1024 rows, 64×64 from 16 rows; from 192×192 0.75–0.86×.
- * - quantized activations, one quantizer: faster than fp32 at every measured shape (0.27–0.76×):
- *   never kept in float.
+ *   0.98–1.85× at 192–1024 rows, 64×64 from 16 rows; from 192×192 0.75–0.86× (remeasured:
+ *   0.94–0.99× at 192 and 1024 rows, 1.2–1.35× at 4–16).
+ * - quantized activations, one quantizer: faster than fp32 at every measured shape from 192 rows
+ *   but 64×64 (1.06–1.11×, remeasured; 0.27–0.76× in the first measurement): never kept in float.
  * - 8-bit weight-only with `w8-kernel dynamic` (DynamicQuantizeMatMul: the same u8×s8 GEMM
  *   after a per-call quantizer; docs/w8-weight-only.md): like quantized activations — one
  *   quantizer 0.13–0.77× fp32 at every shape and row count, split layers with K·N ≤ 16384
  *   1.09–6.99× at 192–1024 rows, from 192×192 0.15–0.80×. So the activation rule applies.
  * The rows a layer runs are not known when converting (symbolic in most models); at 1–16 rows
- * the integer forms are faster even on these layers, which `integer-kernels always` keeps.
+ * the integer forms are faster on some of these layers (K = 384 at 4 rows: 0.88×), which
+ * `integer-kernels always` keeps.
  * Weights written in blocks (`block-size`) keep the integer form: the rule was measured per channel.
  */
 export const SMALL_LAYER_RULE = {
   /** Weight-only, one quantizer: the integer form needs K ≥ this. */
-  weightOnlyMinK: 128,
+  weightOnlyMinK: 768,
   /** Weight-only, split into outlier and normal branches: K ≥ this. */
-  weightOnlySplitMinK: 768,
+  weightOnlySplitMinK: 1536,
   /** Quantized activations (and `w8-kernel dynamic`), split: K·N ≥ this. */
   activationSplitMinKN: 32768,
 } as const;
