@@ -73,6 +73,10 @@ describe('dual-scale auto: the split check on the calibration rollouts (tiny-arv
     expect(c.splits).toBeGreaterThan(0);
     expect(c.kept).toBe(c.mse.off < c.mse.auto ? 'off' : 'auto');
     expect(lines.some((l) => l.includes('split check: 4 calibration rollout(s)'))).toBe(true);
+    // Said before the rollouts start, with what they will be, and before the verdict.
+    const start = lines.findIndex((l) => l.includes(`split check: dual-scale auto kept ${c.splits} split(s); rolling out 4 calibration sample(s)`));
+    expect(start).toBeGreaterThanOrEqual(0);
+    expect(start).toBeLessThan(lines.findIndex((l) => l.includes('split check: 4 calibration rollout(s)')));
 
     // The unchecked auto model: its splits are the ones the check weighed.
     const unchecked = await quantize({ ...w8a8, 'split-check': 'none' }, 'unchecked');

@@ -285,7 +285,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       // emitted from the unsplit plans it recorded, not reconstructed again.
       const unsplit = new Map<string, LayerPlan>();
       const quantizers = { auto: (m: Model) => quantize(m, 'auto', { recordUnsplit: unsplit }), off: (m: Model) => quantize(m, 'off', { given: unsplit }) };
-      const checked = await quantizeWithSplitCheck(model, calibData!, quantizers, { samples: options.sensitivitySamples, threads: options.calibThreads });
+      const starting = (splits: number, samples: number) =>
+        ctx.log.info(`split check: dual-scale auto kept ${splits} split(s); rolling out ${samples} calibration sample(s) with fp32, with the splits and without them (split-check none skips this)`);
+      const checked = await quantizeWithSplitCheck(model, calibData!, quantizers, { samples: options.sensitivitySamples, threads: options.calibThreads, starting });
       report = checked.report;
       checkMs = checked.ms;
       if (checked.check) {

@@ -63,9 +63,16 @@ export interface SplitCheckQuantizers {
  * Quantizes `model` with auto's splits, and when it kept any, checks them (see the module
  * doc): the model ends as the better of the two, with that one's report (its `splitCheck`
  * says what was measured; layers whose split was undone keep their `splitChoice`).
- * @param samples calibration samples to roll out (the first n; 0 or absent: all)
+ * @param options.samples calibration samples to roll out (the first n; 0 or absent: all)
+ * @param options.starting called when the check starts (auto kept splits), before its rollouts:
+ *   they take three rollouts per sample, a long silence in a log otherwise
  */
-export async function quantizeWithSplitCheck(model: Model, calib: LoadedCalibration, quantize: SplitCheckQuantizers, options: { samples?: number; threads?: number }): Promise<{ report: QuantReport; check?: SplitCheck; ms: number }> {
+export async function quantizeWithSplitCheck(
+  model: Model,
+  calib: LoadedCalibration,
+  quantize: SplitCheckQuantizers,
+  options: { samples?: number; threads?: number; starting?: (splits: number, samples: number) => void },
+): Promise<{ report: QuantReport; check?: SplitCheck; ms: number }> {
   const dir = makeProcessTempDir('qarvd-split-');
   const remove = trackTemp(dir);
   try {
@@ -76,6 +83,7 @@ export async function quantizeWithSplitCheck(model: Model, calib: LoadedCalibrat
     const splits = auto.layers.filter((l) => l.splitChoice && l.mode === 'dual').length;
     if (splits === 0) return { report: auto, ms: 0 };
     const started = performance.now();
+    options.starting?.(splits, Math.min(calib.samples, options.samples && options.samples > 0 ? options.samples : calib.samples));
     const copy = loadModel(fp32Path);
     const off = await quantize.off(copy);
     const autoPath = join(dir, 'auto.onnx');
