@@ -10,7 +10,10 @@ import * as tinyArvd from '../../examples/tiny-arvd/rollout.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { DataType } from '../../src/graph/ir/dtype.ts';
 import { checkCalibrationModule } from '../../src/passes/calibration/module.ts';
+import * as ort from 'onnxruntime-node';
+import type { RunFn } from '../../src/passes/calibration/module.ts';
 import { compareRollouts } from '../../src/passes/calibration/rollout-compare.ts';
+import { contextFor, drawSample, resultValues } from '../../src/passes/calibration/samples.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 
 const dir = scratchDir('rollout-compare');
@@ -32,5 +35,35 @@ describe('compareRollouts', () => {
     expect(result.mse[1]).toBe(0);
     expect(result.failed).toHaveLength(1);
     expect(result.failed[0]).toMatch(/^with a NaN weight, sample 0: .*NaN/);
+  }, 120_000);
+
+  it("takes fp32's results when given (S1's rollouts): the same scores, and the fp32 file is not opened for those samples", async () => {
+    // A candidate a little off fp32: one weight scaled by 1.01 (made in the test).
+    const model = loadModel(MODEL_PATH);
+    const weight = [...model.graph.initializers.values()].map((v) => v.initializer!).find((t) => t.dataType === DataType.FLOAT && t.size >= 64)!;
+    const values = weight.toFloat32().map((v) => v * 1.01);
+    weight.setBytes(new Uint8Array(values.buffer));
+    const nudged = join(dir, 'nudged.onnx');
+    saveModel(model, nudged);
+    const calib = checkCalibrationModule({ rollout: tinyArvd.rollout, prompts: tinyArvd.prompts.slice(0, 2) });
+    const scratch = await compareRollouts(MODEL_PATH, [nudged], ['nudged'], calib, { threads: 1 });
+    expect(scratch.mse[0]).toBeGreaterThan(0);
+    // fp32's results rolled out here as S1 does (same contexts, judged values).
+    const session = await ort.InferenceSession.create(MODEL_PATH, { intraOpNumThreads: 1 });
+    const fp32Results: Float64Array[][] = [];
+    try {
+      for (let sample = 0; sample < 2; sample++) {
+        const run: RunFn = async (feeds) => (await session.run(feeds)) as Record<string, ort.Tensor>;
+        fp32Results.push(resultValues(await drawSample(calib, contextFor(calib, sample), run), calib, sample, {}));
+      }
+    } finally {
+      await session.release();
+    }
+    const missing = join(dir, 'no-such-fp32.onnx');
+    const reused = await compareRollouts(missing, [nudged], ['nudged'], calib, { threads: 1, fp32Results });
+    expect(reused.mse).toEqual(scratch.mse);
+    // Fewer results than samples: the rest are rolled out with fp32 (the file is needed then).
+    await expect(compareRollouts(missing, [nudged], ['nudged'], calib, { threads: 1, fp32Results: fp32Results.slice(0, 1) })).rejects.toThrow(/cannot load the model before quantization/);
+    expect((await compareRollouts(MODEL_PATH, [nudged], ['nudged'], calib, { threads: 1, fp32Results: fp32Results.slice(0, 1) })).mse).toEqual(scratch.mse);
   }, 120_000);
 });

@@ -124,6 +124,18 @@ describe('dual-scale auto: the split check on the calibration rollouts (tiny-arv
     expect(w4Lines.some((l) => l.includes(`was measured for W8A8 qdq`) && l.includes('not for this run (W4 qdq'))).toBe(true);
   }, 600_000);
 
+  it("with S1 measured in the run, compares against S1's fp32 rollouts and still reports the emitted model's own error", async () => {
+    const lines: string[] = [];
+    // Weight-only W4 with frame weighting (the default): S1 rolls fp32 out on the same 4 samples.
+    const checked = await quantize({ 'w-bits': '4', 'a-bits': 'none' }, 'w4-s1', lines);
+    const c = checked.report.splitCheck!;
+    expect(c, 'auto kept splits here, so the check ran').toBeDefined();
+    expect(lines.some((l) => l.includes(`rolling out 4 calibration sample(s) with the splits and without them, against S1's fp32 rollouts of them`))).toBe(true);
+    // S1's fp32 is the calibration session's model (after fold-split): the same function, to float rounding.
+    const keptError = await calibrationError(checked.path);
+    expect(Math.abs(keptError - (c.kept === 'auto' ? c.mse.auto : c.mse.off)) / keptError).toBeLessThan(1e-4);
+  }, 600_000);
+
   it('says when auto kept splits that it could not check (a feeds module)', async () => {
     const lines: string[] = [];
     // The rollout module's calls as plain feeds: the same layers, no rollouts to compare.

@@ -110,6 +110,8 @@ export interface CalibrationResult {
   activation?: Map<string, ActivationShift>;
   /** Wall time of each step, in ms. */
   timings: { collect: number; sensitivity: number; search: number };
+  /** fp32's final result of the first samples, as S1 rolled them out (when it measured the curve here): the split check reuses them. */
+  fp32Results?: Float64Array[][];
 }
 
 /**
@@ -167,6 +169,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
 
     t0 = performance.now();
     let sensitivity: SensitivityCurve | null = null;
+    let fp32Results: Float64Array[][] | undefined;
     const frameWeighting = options.frameWeighting ?? true;
     if (frameWeighting && options.sensitivityCurve) {
       sensitivity = options.sensitivityCurve;
@@ -176,8 +179,10 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     } else if (frameWeighting && calib.module.rollout) {
       // A forgotten tag is the likely cause: S1 then measures one chunk and weighs nothing.
       if (chunks.length === 1) log.warn(`${calib.origin}: every model call of the rollouts was chunk ${chunks[0]} (untagged calls count as chunk 0), so S1 has one chunk to weigh and frame weighting changes nothing; pass { chunk } with each run call (run(feeds, { chunk: i }), README "Calibration modules"), or --q-arvd.frame-weighting false to skip its rollouts`);
+      fp32Results = [];
+      const kept = fp32Results;
       sensitivity = await withPlainCopy(model, config, options.selection ?? {}, ranges, (path) =>
-        measureSensitivity(session, path, calib, chunks, { samples: options.sensitivitySamples, threads, progress, warn: (m) => log.warn(m) }),
+        measureSensitivity(session, path, calib, chunks, { samples: options.sensitivitySamples, threads, progress, warn: (m) => log.warn(m), fp32Results: kept }),
       );
     } else if (frameWeighting && chunks.length > 1) {
       log.info(`frame weighting needs a rollout module or a sensitivity file; the ${chunks.length} chunks get α = 1`);
@@ -193,7 +198,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     delete stats.grams;
     if (!scaleSearch) {
       log.info(`calibrated ${layers.length} layers on ${calib.samples} sample(s) from ${calib.origin}: collect ${seconds(timings.collect)}${sensitivity ? `, S1 ${seconds(timings.sensitivity)} (α ${fmt(alpha)})` : ''} (min/max ranges, reconstruction statistics)`);
-      return { ranges, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}), ...handOver() };
+      return { ranges, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}), ...(fp32Results ? { fp32Results } : {}), ...handOver() };
     }
 
     if (calib.samples < FEW_SAMPLES_FOR_CLIPPING && !options.laterStage) {
@@ -205,7 +210,7 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     const activation = recon ? activationShifts(layers, stats, chunks, alpha, config, ranges, scales, options.splitAuto ?? false, options.activationMoments ?? false) : undefined;
     timings.search = performance.now() - t0;
     log.info(summary(layers, calib, stats, sensitivity, alpha, table, timings));
-    return { ranges, scales, table, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}), ...(activation ? { activation } : {}), ...handOver() };
+    return { ranges, scales, table, chunks, sensitivity, alpha, timings, ...(recon ? { recon } : {}), ...(activation ? { activation } : {}), ...(fp32Results ? { fp32Results } : {}), ...handOver() };
 
     /** The grouped statistics, which take over the session (it stays open for their collections). */
     function handOver(): { grouped?: StatisticsByGroup } {

@@ -22,22 +22,36 @@ export interface RolloutComparison {
   failed: string[];
 }
 
+/** Options of {@link compareRollouts}. */
+export interface CompareOptions {
+  /** Samples to roll out (the first n of the module's); default all. */
+  samples?: number;
+  threads?: number;
+  /**
+   * fp32's final results of the first samples, rolled out already with the same contexts (S1's
+   * reference rollouts): those samples are not rolled out with fp32 again.
+   */
+  fp32Results?: readonly Float64Array[][];
+}
+
 /**
  * Rolls out the first `samples` samples of a rollout module with the fp32 model and with each
  * candidate, and returns each candidate's mean squared difference from fp32's final result.
  * Every rollout of a sample gets the same context (the same prompt and seed), as S1's do.
- * @param fp32Path the model before quantization, as a file
+ * @param fp32Path the model before quantization, as a file (not opened when `fp32Results` covers every sample)
  * @param candidates the quantized models, as files
  * @param labels what each file is, for onnxruntime's load errors
  */
-export async function compareRollouts(fp32Path: string, candidates: readonly string[], labels: readonly string[], calib: LoadedCalibration, options: { samples?: number; threads?: number } = {}): Promise<RolloutComparison> {
+export async function compareRollouts(fp32Path: string, candidates: readonly string[], labels: readonly string[], calib: LoadedCalibration, options: CompareOptions = {}): Promise<RolloutComparison> {
   if (!calib.module.rollout) throw new Error('internal: a rollout comparison needs a rollout module');
   const samples = Math.min(calib.samples, options.samples && options.samples > 0 ? options.samples : calib.samples);
+  const given = options.fp32Results ?? [];
   const { InferenceSession } = await importOnnxruntime();
   const threads = options.threads ?? 0;
   const sessions: ort.InferenceSession[] = [];
+  let fp32: ort.InferenceSession | undefined;
   try {
-    sessions.push(await openTemporaryCopy(InferenceSession, fp32Path, threads, 'before quantization (a temporary copy, for the split check)'));
+    if (given.length < samples) fp32 = await openTemporaryCopy(InferenceSession, fp32Path, threads, 'before quantization (a temporary copy, for the split check)');
     for (let i = 0; i < candidates.length; i++) sessions.push(await openTemporaryCopy(InferenceSession, candidates[i]!, threads, `${labels[i]} (a temporary copy, for the split check)`));
     const sums = new Float64Array(candidates.length);
     const failed: string[] = [];
@@ -49,13 +63,13 @@ export async function compareRollouts(fp32Path: string, candidates: readonly str
         };
         return resultValues(await drawSample(calib, contextFor(calib, sample), run), calib, sample, judged ? {} : undefined);
       };
-      const reference = await rollout(sessions[0]!, true);
+      const reference = given[sample] ?? (await rollout(fp32!, true));
       // A candidate whose rollout fails or diverges (a NaN fed back into the model is refused as
       // a feed) scores Infinity: it loses, and the conversion goes on with the other.
       for (let c = 0; c < candidates.length; c++) {
         if (sums[c] === Infinity) continue;
         try {
-          const mse = meanSquaredDifference(await rollout(sessions[c + 1]!, false), reference, calib, sample);
+          const mse = meanSquaredDifference(await rollout(sessions[c]!, false), reference, calib, sample);
           if (Number.isFinite(mse)) sums[c]! += mse;
           else throw new Error(`its final result holds ${mse}`);
         } catch (e) {
@@ -66,6 +80,6 @@ export async function compareRollouts(fp32Path: string, candidates: readonly str
     }
     return { samples, mse: Array.from(sums, (s) => s / samples), failed };
   } finally {
-    for (const s of sessions) await s.release();
+    for (const s of [...(fp32 ? [fp32] : []), ...sessions]) await s.release();
   }
 }

@@ -44,7 +44,16 @@ export interface SensitivityOptions {
   cacheBytes?: number;
   /** Where a curve that cannot mean what it should is reported (see {@link measureSensitivity}). */
   warn?: (message: string) => void;
+  /**
+   * When given, fp32's final result of each sample is pushed here, in sample order, while they
+   * fit in {@link FP32_RESULTS_MAX_BYTES} (the first n samples): the split check compares its
+   * candidates with these same rollouts instead of rolling fp32 out again.
+   */
+  fp32Results?: Float64Array[][];
 }
+
+/** Bytes of fp32 final results {@link SensitivityOptions.fp32Results} keeps at most (8 bytes a value). */
+export const FP32_RESULTS_MAX_BYTES = 256 * 2 ** 20;
 
 /**
  * Measures the chunk sensitivity of a rollout module. Two module mistakes make the curve
@@ -90,6 +99,9 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
       };
       const reference = resultValues(await drawSample(calib, contextFor(calib, sample), fp32Run), calib, sample, {});
       rollouts++;
+      const results = options.fp32Results;
+      // Only a prefix of the samples: the check rolls out the rest itself.
+      if (results && results.length === sample && resultBytes([...results, reference]) <= FP32_RESULTS_MAX_BYTES) results.push(reference);
       for (let ci = 0; ci < chunks.length; ci++) {
         const target = chunks[ci]!;
         let call = 0;
@@ -235,6 +247,12 @@ function feedHash(feeds: Record<string, ort.Tensor>): string {
     else h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
   return h.digest('hex');
+}
+
+function resultBytes(results: Float64Array[][]): number {
+  let n = 0;
+  for (const r of results) for (const x of r) n += x.byteLength;
+  return n;
 }
 
 function outputBytes(out: Record<string, ort.Tensor>): number {

@@ -33,6 +33,13 @@ import { LateThrows } from '../calibration/supervise.ts';
 import { refuseSubgraphLayers } from '../../hf/subgraph-check.ts';
 import { textCalibration } from '../../hf/text-calibration.ts';
 
+/** What the split check compares with: S1's fp32 rollouts of this run, as many as it kept. */
+function fp32Reused(results: readonly unknown[] | undefined, samples: number): string {
+  const reused = Math.min(results?.length ?? 0, samples);
+  if (reused === samples) return "against S1's fp32 rollouts of them";
+  return reused ? `against S1's fp32 rollouts of the first ${reused} and fp32's of the rest` : 'and with fp32';
+}
+
 /** Statistics both quantization passes declare. */
 export const QUANT_STATISTICS = {
   layersQuantized: 'linear layers quantized',
@@ -80,6 +87,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   let smoothing: Smoothing | undefined;
   // S1's curve, for the report when no calibration table carries it (weight-only reconstruction).
   let curve: { sensitivity: SensitivityCurve; alpha: number[] } | undefined;
+  /** fp32's final results of the first samples, kept from S1's rollouts for the split check. */
+  let fp32Results: Float64Array[][] | undefined;
   let calibrated = false;
   /** The calibration data this run rolled out (dual-scale auto's split check rolls it out again). */
   let calibData: LoadedCalibration | undefined;
@@ -217,6 +226,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       if (calibrateOptions.loadStatistics) statsSource = `statistics file ${calibrateOptions.loadStatistics}`;
       calibrated = true;
       curve = result.sensitivity ? { sensitivity: result.sensitivity, alpha: result.alpha } : undefined;
+      fp32Results = result.fp32Results;
       if (options.saveSensitivity && !curve) ctx.log.warn(`save-sensitivity: this run has no S1 curve (frame weighting off, or a module without rollouts); ${options.saveSensitivity} not written`);
       if (table && smoothing) table.smoothing = smoothing;
       if (table && fold?.folds.length) table.folds = fold.folds;
@@ -286,8 +296,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
       const unsplit = new Map<string, LayerPlan>();
       const quantizers = { auto: (m: Model) => quantize(m, 'auto', { recordUnsplit: unsplit }), off: (m: Model) => quantize(m, 'off', { given: unsplit }) };
       const starting = (splits: number, samples: number) =>
-        ctx.log.info(`split check: dual-scale auto kept ${splits} split(s); rolling out ${samples} calibration sample(s) with fp32, with the splits and without them (split-check none skips this)`);
-      const checked = await quantizeWithSplitCheck(model, calibData!, quantizers, { samples: options.sensitivitySamples, threads: options.calibThreads, starting });
+        ctx.log.info(`split check: dual-scale auto kept ${splits} split(s); rolling out ${samples} calibration sample(s) with the splits and without them, ${fp32Reused(fp32Results, samples)} (split-check none skips this)`);
+      const checked = await quantizeWithSplitCheck(model, calibData!, quantizers, { samples: options.sensitivitySamples, threads: options.calibThreads, starting, fp32Results });
       report = checked.report;
       checkMs = checked.ms;
       if (checked.check) {

@@ -11,7 +11,9 @@
  * kept. Both are the same reconstruction, one form or the other per split layer: auto
  * reconstructs both forms of such a layer, and the model without the splits is emitted from
  * the unsplit plans it recorded. The check costs that emission, three saves (fp32 before
- * quantizing, made on every run: the model is changed in place) and three rollouts per sample.
+ * quantizing, made on every run: the model is changed in place) and two rollouts per sample,
+ * three where S1 did not roll fp32 out on it in this run (S1 from a file or a curve, frame
+ * weighting off).
  */
 import { join } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
@@ -19,7 +21,7 @@ import { loadModel, saveModel } from '../../graph/serde/io.ts';
 import { makeProcessTempDir } from '../../graph/serde/stale-temps.ts';
 import { trackTemp } from '../../graph/serde/temp-files.ts';
 import { weightBytes } from '../../graph/weight-bytes.ts';
-import { compareRollouts } from '../calibration/rollout-compare.ts';
+import { type CompareOptions, compareRollouts } from '../calibration/rollout-compare.ts';
 import type { LoadedCalibration } from '../calibration/module.ts';
 import type { QuantReport } from './report.ts';
 
@@ -65,13 +67,15 @@ export interface SplitCheckQuantizers {
  * says what was measured; layers whose split was undone keep their `splitChoice`).
  * @param options.samples calibration samples to roll out (the first n; 0 or absent: all)
  * @param options.starting called when the check starts (auto kept splits), before its rollouts:
- *   they take three rollouts per sample, a long silence in a log otherwise
+ *   they take two or three rollouts per sample, a long silence in a log otherwise
+ * @param options.fp32Results fp32's final results of the first samples (S1's reference
+ *   rollouts, same contexts): those samples are rolled out with the two candidates only
  */
 export async function quantizeWithSplitCheck(
   model: Model,
   calib: LoadedCalibration,
   quantize: SplitCheckQuantizers,
-  options: { samples?: number; threads?: number; starting?: (splits: number, samples: number) => void },
+  options: CompareOptions & { starting?: (splits: number, samples: number) => void },
 ): Promise<{ report: QuantReport; check?: SplitCheck; ms: number }> {
   const dir = makeProcessTempDir('qarvd-split-');
   const remove = trackTemp(dir);
@@ -90,7 +94,8 @@ export async function quantizeWithSplitCheck(
     const offPath = join(dir, 'off.onnx');
     saveModel(model, autoPath, { externalData: 'auto' });
     saveModel(copy, offPath, { externalData: 'auto' });
-    const measured = await compareRollouts(fp32Path, [autoPath, offPath], ['quantized with the splits', 'quantized without the splits'], calib, options);
+    const { samples, threads, fp32Results } = options;
+    const measured = await compareRollouts(fp32Path, [autoPath, offPath], ['quantized with the splits', 'quantized without the splits'], calib, { samples, threads, fp32Results });
     const [mseAuto, mseOff] = measured.mse as [number, number];
     const check: SplitCheck = { samples: measured.samples, splits, mse: { auto: mseAuto, off: mseOff }, kept: mseOff < mseAuto ? 'off' : 'auto', ...(measured.failed.length ? { failed: measured.failed } : {}) };
     if (check.kept === 'auto') return { report: auto, check, ms: performance.now() - started };
