@@ -34,6 +34,8 @@ describe('compareRollouts', () => {
     expect(result.mse[0]).toBe(Infinity);
     expect(result.mse[1]).toBe(0);
     expect(result.failed).toHaveLength(1);
+    // Per sample: none for the candidate that failed on the first, both for fp32 itself.
+    expect(result.perSample).toEqual([[], [0, 0]]);
     expect(result.failed[0]).toMatch(/^with a NaN weight, sample 0: .*NaN/);
   }, 120_000);
 

@@ -18,6 +18,8 @@ export interface RolloutComparison {
   samples: number;
   /** Per candidate (in the order given): the final result's mean squared difference from fp32's, averaged over the samples. */
   mse: number[];
+  /** Per candidate, per sample: that sample's mean squared difference (up to the sample whose rollout failed, if one did). */
+  perSample: number[][];
   /** Per candidate that scored Infinity: why (its rollout threw, fed the model NaN, or ended non-finite). */
   failed: string[];
 }
@@ -54,6 +56,7 @@ export async function compareRollouts(fp32Path: string, candidates: readonly str
     if (given.length < samples) fp32 = await openTemporaryCopy(InferenceSession, fp32Path, threads, 'before quantization (a temporary copy, for the split check)');
     for (let i = 0; i < candidates.length; i++) sessions.push(await openTemporaryCopy(InferenceSession, candidates[i]!, threads, `${labels[i]} (a temporary copy, for the split check)`));
     const sums = new Float64Array(candidates.length);
+    const perSample: number[][] = candidates.map(() => []);
     const failed: string[] = [];
     for (let sample = 0; sample < samples; sample++) {
       const rollout = async (session: ort.InferenceSession, judged: boolean) => {
@@ -70,15 +73,16 @@ export async function compareRollouts(fp32Path: string, candidates: readonly str
         if (sums[c] === Infinity) continue;
         try {
           const mse = meanSquaredDifference(await rollout(sessions[c]!, false), reference, calib, sample);
-          if (Number.isFinite(mse)) sums[c]! += mse;
-          else throw new Error(`its final result holds ${mse}`);
+          if (!Number.isFinite(mse)) throw new Error(`its final result holds ${mse}`);
+          sums[c]! += mse;
+          perSample[c]!.push(mse);
         } catch (e) {
           sums[c] = Infinity;
           failed.push(`${labels[c]}, sample ${sample}: ${(e as Error).message}`);
         }
       }
     }
-    return { samples, mse: Array.from(sums, (s) => s / samples), failed };
+    return { samples, mse: Array.from(sums, (s) => s / samples), perSample, failed };
   } finally {
     for (const s of [...(fp32 ? [fp32] : []), ...sessions]) await s.release();
   }

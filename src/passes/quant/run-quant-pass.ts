@@ -26,7 +26,7 @@ import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable,
 import { withSmoothedCopy } from './smooth-calibration.ts';
 import { calibrateSequentially } from './sequential.ts';
 import { foldSplits, logFolds } from './fold-split.ts';
-import { quantizeWithSplitCheck, type SplitCheck, splitCheckUnavailable } from './split-check.ts';
+import { quantizeWithSplitCheck, samplesFavouring, type SplitCheck, splitCheckUnavailable } from './split-check.ts';
 import type { LayerPlan } from './plan.ts';
 import { refuseNonFiniteWeights } from './finite-weights.ts';
 import { LateThrows } from '../calibration/supervise.ts';
@@ -305,7 +305,9 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         report.splitCheck = c;
         if (table) table.splitCheck = { ...c, run: splitCheckRun(options, config) };
         for (const f of c.failed ?? []) ctx.log.warn(`split check: the rollout of the model ${f}; that model scores Infinity`);
-        ctx.log.info(`split check: ${c.samples} calibration rollout(s) with auto's ${c.splits} split(s) and without them, final result's mean squared difference from fp32 ${c.mse.auto.toExponential(3)} and ${c.mse.off.toExponential(3)}: ${c.kept === 'auto' ? 'the splits stay' : 'every layer single-scale'} (${(checkMs / 1000).toFixed(1)} s)`);
+        const favour = samplesFavouring(c);
+        const bySample = favour ? `; nearer fp32 with the splits on ${favour.auto} of ${favour.of} samples, without on ${favour.off}` : '';
+        ctx.log.info(`split check: ${c.samples} calibration rollout(s) with auto's ${c.splits} split(s) and without them, final result's mean squared difference from fp32 ${c.mse.auto.toExponential(3)} and ${c.mse.off.toExponential(3)}${bySample}: ${c.kept === 'auto' ? 'the splits stay' : 'every layer single-scale'} (${(checkMs / 1000).toFixed(1)} s)`);
       }
     } else {
       report = await quantize(model, 'auto');

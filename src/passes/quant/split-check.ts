@@ -33,6 +33,11 @@ export interface SplitCheck {
   splits: number;
   /** Mean squared difference of the final result from fp32's: with auto's splits, and with none (Infinity, `null` in JSON: a rollout failed or diverged). */
   mse: { auto: number; off: number };
+  /**
+   * Each sample's mean squared difference, per model (a failed model's list ends at the sample
+   * that failed): how far the verdict rests on a few rollouts. Absent in tables of earlier builds.
+   */
+  perSample?: { auto: number[]; off: number[] };
   /** The model kept: `auto` (the splits stand) or `off` (every layer single-scale). */
   kept: 'auto' | 'off';
   /** In a calibration table: the options the verdict was measured with (a run loading the table with others does not take it). */
@@ -46,6 +51,20 @@ export interface SplitCheck {
  * in memory, and rolls out three models per sample (at Wan2.1-1.3B's size, hours).
  */
 export const SPLIT_CHECK_MAX_BYTES = 1024 ** 3;
+
+/** On how many samples each model's result was nearer fp32's (ties counted for neither): the samples both models finished. */
+export function samplesFavouring(check: Pick<SplitCheck, 'perSample'>): { auto: number; off: number; of: number } | undefined {
+  if (!check.perSample) return undefined;
+  const { auto, off } = check.perSample;
+  const of = Math.min(auto.length, off.length);
+  let a = 0;
+  let o = 0;
+  for (let i = 0; i < of; i++) {
+    if (auto[i]! < off[i]!) a++;
+    else if (off[i]! < auto[i]!) o++;
+  }
+  return { auto: a, off: o, of };
+}
 
 /** Why the split check cannot run on this model, or undefined when it can. */
 export function splitCheckUnavailable(model: Model, calib: LoadedCalibration | undefined): string | undefined {
@@ -97,7 +116,15 @@ export async function quantizeWithSplitCheck(
     const { samples, threads, fp32Results } = options;
     const measured = await compareRollouts(fp32Path, [autoPath, offPath], ['quantized with the splits', 'quantized without the splits'], calib, { samples, threads, fp32Results });
     const [mseAuto, mseOff] = measured.mse as [number, number];
-    const check: SplitCheck = { samples: measured.samples, splits, mse: { auto: mseAuto, off: mseOff }, kept: mseOff < mseAuto ? 'off' : 'auto', ...(measured.failed.length ? { failed: measured.failed } : {}) };
+    const [perAuto, perOff] = measured.perSample as [number[], number[]];
+    const check: SplitCheck = {
+      samples: measured.samples,
+      splits,
+      mse: { auto: mseAuto, off: mseOff },
+      perSample: { auto: perAuto, off: perOff },
+      kept: mseOff < mseAuto ? 'off' : 'auto',
+      ...(measured.failed.length ? { failed: measured.failed } : {}),
+    };
     if (check.kept === 'auto') return { report: auto, check, ms: performance.now() - started };
     adoptQuantized(model, copy);
     return { report: withSplitChoices(off, auto), check, ms: performance.now() - started };
