@@ -79,6 +79,10 @@ describe('small-layer rule on tiny-arvd', () => {
       expect(l.compute).toBe('float');
       expect(l.computeReason).toContain(`weight-only split layer with K = ${l.K} < ${SMALL_LAYER_RULE.weightOnlySplitMinK}`);
     }
+    // tiny-arvd-l's ffn.2 splits (K = 768): kept fp32 too since 2026-12-06 (1.3× their Gemm in its demo call).
+    const large = quantized(quantizeTiny({ wBits: 4, aBits: null, dualScale: true }, 'q-arvd-w4-l', FP32_L).report).filter((l) => l.mode === 'dual' && l.K === 768);
+    expect(large.length).toBe(6);
+    for (const l of large) expect(l.computeReason).toContain(`weight-only split layer with K = 768 < ${SMALL_LAYER_RULE.weightOnlySplitMinK}`);
     const always = quantizeTiny({ wBits: 4, aBits: null, dualScale: true, integerKernels: 'always' }, 'q-arvd-w4-always');
     expect(quantized(always.report).every((l) => l.compute === 'integer' && l.computeReason === undefined)).toBe(true);
     expect((await optimizedCensus(always.path)).floatWeights).toEqual([]);

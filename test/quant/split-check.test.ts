@@ -79,7 +79,7 @@ describe('dual-scale auto: the split check on the calibration rollouts (tiny-arv
       expect(Math.abs(per.reduce((a, b) => a + b, 0) / 4 - c.mse[form]) / c.mse[form]).toBeLessThan(1e-12);
     }
     const favoured = c.perSample!.auto.filter((a, i) => a < c.perSample!.off[i]!).length;
-    expect(lines.some((l) => l.includes(`nearer fp32 with the splits on ${favoured} of 4 samples`))).toBe(true);
+    expect(lines.some((l) => l.includes(`nearer fp32 with the splits on ${favoured} of the 4 samples both finished`))).toBe(true);
     expect(lines.some((l) => l.includes('split check: 4 calibration rollout(s)'))).toBe(true);
     // Said before the rollouts start, with what they will be, and before the verdict.
     const start = lines.findIndex((l) => l.includes(`split check: dual-scale auto kept ${c.splits} split(s); rolling out 4 calibration sample(s)`));

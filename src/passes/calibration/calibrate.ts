@@ -50,6 +50,12 @@ export interface CalibrateOptions {
   sensitivityCurve?: SensitivityCurve;
   /** Rollouts S1 averages over (the first n samples); 0 or undefined: all. */
   sensitivitySamples?: number;
+  /**
+   * Keep fp32's final results of S1's rollouts ({@link CalibrationResult.fp32Results}) for the
+   * split check; off by default, since they take up to 256 MiB (sensitivity.ts) until the
+   * pass ends. Not kept with grouped statistics, where the check does not run.
+   */
+  keepFp32Results?: boolean;
   /** α = 1 on dual-scale layers (the reference code's choice; default true). */
   dualAlphaOne?: boolean;
   /** A later stage of one run (sequential): the run-wide warnings were given by the first. */
@@ -179,7 +185,8 @@ export async function calibrate(model: Model, layers: LinearLayer[], calib: Load
     } else if (frameWeighting && calib.module.rollout) {
       // A forgotten tag is the likely cause: S1 then measures one chunk and weighs nothing.
       if (chunks.length === 1) log.warn(`${calib.origin}: every model call of the rollouts was chunk ${chunks[0]} (untagged calls count as chunk 0), so S1 has one chunk to weigh and frame weighting changes nothing; pass { chunk } with each run call (run(feeds, { chunk: i }), README "Calibration modules"), or --q-arvd.frame-weighting false to skip its rollouts`);
-      fp32Results = [];
+      // Grouped statistics skip the split check: nothing would read them.
+      if (options.keepFp32Results && !groups) fp32Results = [];
       const kept = fp32Results;
       sensitivity = await withPlainCopy(model, config, options.selection ?? {}, ranges, (path) =>
         measureSensitivity(session, path, calib, chunks, { samples: options.sensitivitySamples, threads, progress, warn: (m) => log.warn(m), fp32Results: kept }),

@@ -18,7 +18,7 @@ export interface RolloutComparison {
   samples: number;
   /** Per candidate (in the order given): the final result's mean squared difference from fp32's, averaged over the samples. */
   mse: number[];
-  /** Per candidate, per sample: that sample's mean squared difference (up to the sample whose rollout failed, if one did). */
+  /** Per candidate, per sample: that sample's mean squared difference (ending before the sample whose rollout failed, if one did). */
   perSample: number[][];
   /** Per candidate that scored Infinity: why (its rollout threw, fed the model NaN, or ended non-finite). */
   failed: string[];

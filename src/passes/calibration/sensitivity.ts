@@ -9,7 +9,9 @@
  *    a module whose feeds differ (it draws its noise differently) simply runs them again.
  * 3. `s_i` = mean squared difference of `V⁽ⁱ⁾` and `V`, averaged over the samples; normalised
  *    to sum 1; `α_i` = the normalised curve rescaled to mean 1.
- * Memory: one sample's fp32 call outputs at most (capped), never all samples'.
+ * Memory: one sample's fp32 call outputs at most (capped), never all samples'; with
+ * `fp32Results`, also the final results of the first samples (at most
+ * {@link FP32_RESULTS_MAX_BYTES}), which the split check reads.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -50,6 +52,8 @@ export interface SensitivityOptions {
    * candidates with these same rollouts instead of rolling fp32 out again.
    */
   fp32Results?: Float64Array[][];
+  /** Bytes of {@link fp32Results} kept at most. Default {@link FP32_RESULTS_MAX_BYTES}. */
+  fp32ResultsMaxBytes?: number;
 }
 
 /** Bytes of fp32 final results {@link SensitivityOptions.fp32Results} keeps at most (8 bytes a value). */
@@ -101,7 +105,7 @@ export async function measureSensitivity(fp32: CalibrationSession, quantizedPath
       rollouts++;
       const results = options.fp32Results;
       // Only a prefix of the samples: the check rolls out the rest itself.
-      if (results && results.length === sample && resultBytes([...results, reference]) <= FP32_RESULTS_MAX_BYTES) results.push(reference);
+      if (results && results.length === sample && resultBytes([...results, reference]) <= (options.fp32ResultsMaxBytes ?? FP32_RESULTS_MAX_BYTES)) results.push(reference);
       for (let ci = 0; ci < chunks.length; ci++) {
         const target = chunks[ci]!;
         let call = 0;

@@ -197,6 +197,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         gramStride: options.gramStride,
         statisticsMemory: parseBytes(options.statisticsMemory ?? DEFAULT_STATISTICS_MEMORY_TEXT, 'statistics-memory'),
         splitAuto: wantStats && splitAuto(options),
+        // Only what the split check reads (splitCheckPlan, below, decides whether it runs).
+        keepFp32Results: wantStats && splitAuto(options) && (options.splitCheck ?? 'none') === 'rollout' && !options.sequential && !options.loadCalibration,
         activationMoments: wantStats && config.aBits !== null && reconstructOptions.objective !== 'fp32',
         saveStatistics: options.saveStatistics || undefined,
         loadStatistics: options.loadStatistics || undefined,
@@ -245,6 +247,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     // Grouped statistics, sequential stages and the split check run the module again while the
     // layers are quantized: their late throws are caught until that has finished (below).
     check = splitCheckPlan(options, config, model, calibData, table, Boolean(grouped), splitAuto(options) && Boolean(recon ?? grouped));
+    // Kept for the check only (up to 256 MiB): not held through quantization when it does not run.
+    if (check.plan !== 'rollout') fp32Results = undefined;
     rollsOutAgain = Boolean(grouped) || check.plan === 'rollout';
     if (!rollsOutAgain) late?.stop(false);
   } catch (e) {
@@ -306,7 +310,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         if (table) table.splitCheck = { ...c, run: splitCheckRun(options, config) };
         for (const f of c.failed ?? []) ctx.log.warn(`split check: the rollout of the model ${f}; that model scores Infinity`);
         const favour = samplesFavouring(c);
-        const bySample = favour ? `; nearer fp32 with the splits on ${favour.auto} of ${favour.of} samples, without on ${favour.off}` : '';
+        const bySample = favour && favour.of > 0 ? `; nearer fp32 with the splits on ${favour.auto} of the ${favour.of} samples both finished, without on ${favour.off}` : '';
         ctx.log.info(`split check: ${c.samples} calibration rollout(s) with auto's ${c.splits} split(s) and without them, final result's mean squared difference from fp32 ${c.mse.auto.toExponential(3)} and ${c.mse.off.toExponential(3)}${bySample}: ${c.kept === 'auto' ? 'the splits stay' : 'every layer single-scale'} (${(checkMs / 1000).toFixed(1)} s)`);
       }
     } else {

@@ -8,14 +8,14 @@ import type { LayerPlan } from './plan.ts';
  * at the rows video tokens give (192) or more:
  * - weight-only (MatMulNBits, accuracy level 4), one quantizer: remeasured 2026-12-06 at load
  *   3–4 (two runs, and two more with the machine's other jobs stopped): K = 64, 192 and 256 took
- *   1.06–2.2× fp32 at every row count (at 192 rows 1.11–1.31× for K = 192), K = 384 0.88–1.03×,
- *   K = 768 0.63–0.87×. The kernel quantizes every row of the activation per block at run time,
+ *   1.06–2.2× fp32 from 16 rows (at 192 rows 1.11–1.31× for K = 192; at 4 rows 1.06–1.48×, but
+ *   192×768 0.94–0.98×), K = 384 0.88–1.03×, K = 768 0.63–0.87×. The kernel quantizes every row of the activation per block at run time,
  *   which a short K does not amortise. (The first measurement, 2026-12-04 at load 13, had K = 192
  *   at 0.67–0.80×, and the threshold at 128; on tiny-arvd-l's demo call its K = 192 layers took
  *   1.25× their Gemm, so the model ran at 1.07–1.14× fp32. A loaded machine evicts fp32's larger
  *   weights from the caches, which flatters the 4-bit form.)
  * - weight-only, split: the outlier branch is a second MatMulNBits over 32–128 channels; the
- *   split layer took 1.05–2.2× fp32 for K ≤ 384 (remeasured), 0.97–1.10× for 768×192 and
+ *   split layer took 1.05–2.2× fp32 for K ≤ 384 (remeasured), 0.97–1.00× for 768×192 and
  *   0.71–0.90× for 768×768 with 32 outlier channels, 0.31–0.72× for 1536×1536. In tiny-arvd-l's
  *   demo call its K = 768 splits (ffn.2, 64–128 outlier channels after fold-split's Slice) took
  *   1.3× their fp32 Gemm (normal branch 255–266 µs, outlier branch 92–110, Sum and Slice ~60,

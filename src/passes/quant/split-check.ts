@@ -12,8 +12,8 @@
  * reconstructs both forms of such a layer, and the model without the splits is emitted from
  * the unsplit plans it recorded. The check costs that emission, three saves (fp32 before
  * quantizing, made on every run: the model is changed in place) and two rollouts per sample,
- * three where S1 did not roll fp32 out on it in this run (S1 from a file or a curve, frame
- * weighting off).
+ * three where S1 did not roll fp32 out on it in this run (its curve read from a file, frame
+ * weighting off, or a sample past the 256 MiB of fp32 results S1 keeps).
  */
 import { join } from 'node:path';
 import type { Model } from '../../graph/ir/model.ts';
@@ -34,8 +34,8 @@ export interface SplitCheck {
   /** Mean squared difference of the final result from fp32's: with auto's splits, and with none (Infinity, `null` in JSON: a rollout failed or diverged). */
   mse: { auto: number; off: number };
   /**
-   * Each sample's mean squared difference, per model (a failed model's list ends at the sample
-   * that failed): how far the verdict rests on a few rollouts. Absent in tables of earlier builds.
+   * Each sample's mean squared difference, per model (a failed model's list ends before the
+   * sample that failed): how far the verdict rests on a few rollouts. Absent in tables of earlier builds.
    */
   perSample?: { auto: number[]; off: number[] };
   /** The model kept: `auto` (the splits stand) or `off` (every layer single-scale). */
