@@ -10,10 +10,8 @@ import * as tinyArvd from '../../examples/tiny-arvd/rollout.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { DataType } from '../../src/graph/ir/dtype.ts';
 import { checkCalibrationModule } from '../../src/passes/calibration/module.ts';
-import * as ort from 'onnxruntime-node';
-import type { RunFn } from '../../src/passes/calibration/module.ts';
 import { compareRollouts } from '../../src/passes/calibration/rollout-compare.ts';
-import { contextFor, drawSample, resultValues } from '../../src/passes/calibration/samples.ts';
+import { plainFp32Results } from '../helpers/arvd-eval.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 
 const dir = scratchDir('rollout-compare');
@@ -51,16 +49,7 @@ describe('compareRollouts', () => {
     const scratch = await compareRollouts(MODEL_PATH, [nudged], ['nudged'], calib, { threads: 1 });
     expect(scratch.mse[0]).toBeGreaterThan(0);
     // fp32's results rolled out here as S1 does (same contexts, judged values).
-    const session = await ort.InferenceSession.create(MODEL_PATH, { intraOpNumThreads: 1 });
-    const fp32Results: Float64Array[][] = [];
-    try {
-      for (let sample = 0; sample < 2; sample++) {
-        const run: RunFn = async (feeds) => (await session.run(feeds)) as Record<string, ort.Tensor>;
-        fp32Results.push(resultValues(await drawSample(calib, contextFor(calib, sample), run), calib, sample, {}));
-      }
-    } finally {
-      await session.release();
-    }
+    const fp32Results = await plainFp32Results(MODEL_PATH, calib, 2);
     const missing = join(dir, 'no-such-fp32.onnx');
     const reused = await compareRollouts(missing, [nudged], ['nudged'], calib, { threads: 1, fp32Results });
     expect(reused.mse).toEqual(scratch.mse);

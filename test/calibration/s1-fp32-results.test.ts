@@ -3,16 +3,15 @@
 // sample order, while they fit the cap; past it, none (the check rolls those samples out with
 // fp32 itself). On the bundled tiny ARVD, two calibration prompts; the quantized model S1
 // compares with is tiny-arvd itself (the curve is not what this test reads).
-import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { MODEL_PATH } from '../../examples/tiny-arvd/prompt.ts';
 import * as tinyArvd from '../../examples/tiny-arvd/rollout.ts';
 import { loadModel } from '../../src/graph/serde/io.ts';
 import { openCalibrationSession } from '../../src/passes/calibration/collect.ts';
-import { checkCalibrationModule, type RunFn } from '../../src/passes/calibration/module.ts';
-import { contextFor, drawSample, resultValues } from '../../src/passes/calibration/samples.ts';
+import { checkCalibrationModule } from '../../src/passes/calibration/module.ts';
 import { measureSensitivity } from '../../src/passes/calibration/sensitivity.ts';
 import { findLinearLayers } from '../../src/passes/quant/linear-layers.ts';
+import { plainFp32Results } from '../helpers/arvd-eval.ts';
 
 describe("S1's fp32 results for the split check", () => {
   it('keeps the first samples in order while they fit the cap, and equal what a plain fp32 rollout returns', async () => {
@@ -20,16 +19,7 @@ describe("S1's fp32 results for the split check", () => {
     const model = loadModel(MODEL_PATH);
     const session = await openCalibrationSession(model, findLinearLayers(model.graph).layers, calib, 1);
     // fp32 rolled out plainly, as the split check would.
-    const plain = await ort.InferenceSession.create(MODEL_PATH, { intraOpNumThreads: 1 });
-    const expected: Float64Array[][] = [];
-    try {
-      for (let sample = 0; sample < 2; sample++) {
-        const run: RunFn = async (feeds) => (await plain.run(feeds)) as Record<string, ort.Tensor>;
-        expected.push(resultValues(await drawSample(calib, contextFor(calib, sample), run), calib, sample, {}));
-      }
-    } finally {
-      await plain.release();
-    }
+    const expected = await plainFp32Results(MODEL_PATH, calib, 2);
     const bytes = expected[0]!.reduce((n, x) => n + x.byteLength, 0);
     try {
       const all: Float64Array[][] = [];

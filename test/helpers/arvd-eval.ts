@@ -5,6 +5,8 @@ import * as ort from 'onnxruntime-node';
 import { MODEL_PATH } from '../../examples/tiny-arvd/prompt.ts';
 import type { SeededPrompt } from '../../examples/tiny-arvd/prompts.ts';
 import * as tinyArvd from '../../examples/tiny-arvd/rollout.ts';
+import type { LoadedCalibration, RunFn } from '../../src/passes/calibration/module.ts';
+import { contextFor, drawSample, resultValues } from '../../src/passes/calibration/samples.ts';
 
 const ONE_THREAD: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
 
@@ -26,4 +28,23 @@ export async function videoReference(prompts: readonly SeededPrompt[]): Promise<
     await s.release();
     return sum / n;
   };
+}
+
+/**
+ * fp32's final results of the first `samples` samples of `calib`, rolled out plainly with
+ * onnxruntime (one thread) with the contexts calibration gives them and judged as S1 judges
+ * its reference: what the split check compares with.
+ */
+export async function plainFp32Results(modelPath: string, calib: LoadedCalibration, samples: number): Promise<Float64Array[][]> {
+  const session = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1 });
+  const results: Float64Array[][] = [];
+  try {
+    for (let sample = 0; sample < samples; sample++) {
+      const run: RunFn = async (feeds) => (await session.run(feeds)) as Record<string, ort.Tensor>;
+      results.push(resultValues(await drawSample(calib, contextFor(calib, sample), run), calib, sample, {}));
+    }
+  } finally {
+    await session.release();
+  }
+  return results;
 }
