@@ -8,7 +8,7 @@
 import type * as ort from 'onnxruntime-node';
 import { importOnnxruntime } from '../../runtime/optional-import.ts';
 import { type LoadedCalibration, type RunFn } from './module.ts';
-import { contextFor, drawSample, resultValues } from './samples.ts';
+import { contextFor, drawSample, firstSamples, resultValues } from './samples.ts';
 import { checkFeeds, openTemporaryCopy } from './session.ts';
 import { meanSquaredDifference } from './sensitivity.ts';
 
@@ -46,7 +46,7 @@ export interface CompareOptions {
  */
 export async function compareRollouts(fp32Path: string, candidates: readonly string[], labels: readonly string[], calib: LoadedCalibration, options: CompareOptions = {}): Promise<RolloutComparison> {
   if (!calib.module.rollout) throw new Error('internal: a rollout comparison needs a rollout module');
-  const samples = Math.min(calib.samples, options.samples && options.samples > 0 ? options.samples : calib.samples);
+  const samples = firstSamples(calib, options.samples);
   const given = options.fp32Results ?? [];
   const { InferenceSession } = await importOnnxruntime();
   const threads = options.threads ?? 0;

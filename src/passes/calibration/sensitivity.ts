@@ -19,7 +19,7 @@ import type * as ort from 'onnxruntime-node';
 import { importOnnxruntime } from '../../runtime/optional-import.ts';
 import type { CollectProgress } from './collect.ts';
 import { CalibrationError, type LoadedCalibration, type RunFn } from './module.ts';
-import { chunkTag, contextFor, drawSample, resultValues } from './samples.ts';
+import { chunkTag, contextFor, drawSample, firstSamples, resultValues } from './samples.ts';
 import { openTemporaryCopy, type CalibrationSession } from './session.ts';
 
 /** A chunk sensitivity curve. */
@@ -72,7 +72,7 @@ export const FP32_RESULTS_MAX_BYTES = 256 * 2 ** 20;
  */
 export async function measureSensitivity(fp32: CalibrationSession, quantizedPath: string, calib: LoadedCalibration, chunks: number[], options: SensitivityOptions = {}): Promise<SensitivityCurve> {
   if (!calib.module.rollout) throw new Error('internal: S1 needs a rollout module');
-  const samples = Math.min(calib.samples, options.samples && options.samples > 0 ? options.samples : calib.samples);
+  const samples = firstSamples(calib, options.samples);
   const cacheBytes = options.cacheBytes ?? 256 * 2 ** 20;
   const quant = await openTemporaryCopy((await importOnnxruntime()).InferenceSession, quantizedPath, options.threads ?? 0, "quantized for S1's measurement (a temporary copy)");
   const started = performance.now();

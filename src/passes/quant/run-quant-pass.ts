@@ -198,7 +198,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         statisticsMemory: parseBytes(options.statisticsMemory ?? DEFAULT_STATISTICS_MEMORY_TEXT, 'statistics-memory'),
         splitAuto: wantStats && splitAuto(options),
         // Only what the split check reads (splitCheckPlan, below, decides whether it runs).
-        keepFp32Results: wantStats && splitAuto(options) && (options.splitCheck ?? 'none') === 'rollout' && !options.sequential && !options.loadCalibration,
+        keepFp32Results: wantStats && splitAuto(options) && (options.splitCheck ?? 'none') === 'rollout' && !options.sequential,
         activationMoments: wantStats && config.aBits !== null && reconstructOptions.objective !== 'fp32',
         saveStatistics: options.saveStatistics || undefined,
         loadStatistics: options.loadStatistics || undefined,

@@ -23,6 +23,7 @@ import { trackTemp } from '../../graph/serde/temp-files.ts';
 import { weightBytes } from '../../graph/weight-bytes.ts';
 import { type CompareOptions, compareRollouts } from '../calibration/rollout-compare.ts';
 import type { LoadedCalibration } from '../calibration/module.ts';
+import { firstSamples } from '../calibration/samples.ts';
 import type { QuantReport } from './report.ts';
 
 /** What the split check measured and kept (in the report and the calibration table). */
@@ -106,7 +107,7 @@ export async function quantizeWithSplitCheck(
     const splits = auto.layers.filter((l) => l.splitChoice && l.mode === 'dual').length;
     if (splits === 0) return { report: auto, ms: 0 };
     const started = performance.now();
-    options.starting?.(splits, Math.min(calib.samples, options.samples && options.samples > 0 ? options.samples : calib.samples));
+    options.starting?.(splits, firstSamples(calib, options.samples));
     const copy = loadModel(fp32Path);
     const off = await quantize.off(copy);
     const autoPath = join(dir, 'auto.onnx');
