@@ -1,5 +1,6 @@
 // dual-scale auto's whole-model check (src/passes/quant/split-check.ts) on the bundled ARVD
-// with its rollout module, kept short: four calibration prompts. What it must show: the check
+// with its rollout module, kept short: six calibration prompts (the fewest with which its signed-rank
+// test can undo the splits). What it must show: the check
 // measured the two models it chose between — the model it emits, rolled out here on the same
 // samples with onnxruntime, has the final-result error the report gives for the form it kept,
 // and the model `split-check none` emits (auto's splits, unchecked) has the other — and a
@@ -20,11 +21,12 @@ import qArvd from '../../src/passes/q-arvd.ts';
 import type { SharedQuantValues } from '../../src/passes/quant/quant-options.ts';
 import type { QuantReport } from '../../src/passes/quant/report.ts';
 import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
+import { SPLIT_CHECK_LEVEL, splitCheckVerdict } from '../../src/passes/quant/split-check.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
 
 const dir = scratchDir('split-check');
 afterAll(() => removeDir(dir));
-const calibration: CalibrationModule = { rollout: tinyArvd.rollout, prompts: tinyArvd.prompts.slice(0, 4) };
+const calibration: CalibrationModule = { rollout: tinyArvd.rollout, prompts: tinyArvd.prompts.slice(0, 6) };
 
 async function quantize(raw: Record<string, unknown>, name: string, lines: string[] = []) {
   const model = loadModel(MODEL_PATH);
@@ -60,8 +62,8 @@ async function calibrationError(path: string): Promise<number> {
   return sum / calib.samples;
 }
 
-describe('dual-scale auto: the split check on the calibration rollouts (tiny-arvd, 4 prompts)', () => {
-  it('emits the model it measured as the better one, with the errors it reports, and a loaded table reproduces it', async () => {
+describe('dual-scale auto: the split check on the calibration rollouts (tiny-arvd, 6 prompts)', () => {
+  it('emits the model its verdict keeps, with the errors it reports, and a loaded table reproduces it', async () => {
     const table = join(dir, 'w8a8.calibration.json');
     const lines: string[] = [];
     // S1 off: the check does not depend on it, and it is the longest step here.
@@ -69,22 +71,25 @@ describe('dual-scale auto: the split check on the calibration rollouts (tiny-arv
     const checked = await quantize({ ...w8a8, 'save-calibration': table }, 'checked', lines);
     const c = checked.report.splitCheck!;
     expect(c, 'the report carries the check').toBeDefined();
-    expect(c.samples).toBe(4);
+    expect(c.samples).toBe(6);
     expect(c.splits).toBeGreaterThan(0);
-    expect(c.kept).toBe(c.mse.off < c.mse.auto ? 'off' : 'auto');
+    // The verdict is the signed-rank test's on the per-sample errors it reports (not the lower mean).
+    expect(c.p).toBeGreaterThan(0);
+    expect({ kept: c.kept, p: c.p }).toEqual(splitCheckVerdict(c.mse, c.perSample!));
+    if (c.kept === 'off') expect(c.p!).toBeLessThan(SPLIT_CHECK_LEVEL);
     // Each sample's error, per model: their mean is the score.
     for (const form of ['auto', 'off'] as const) {
       const per = c.perSample![form];
-      expect(per).toHaveLength(4);
-      expect(Math.abs(per.reduce((a, b) => a + b, 0) / 4 - c.mse[form]) / c.mse[form]).toBeLessThan(1e-12);
+      expect(per).toHaveLength(6);
+      expect(Math.abs(per.reduce((a, b) => a + b, 0) / 6 - c.mse[form]) / c.mse[form]).toBeLessThan(1e-12);
     }
     const favoured = c.perSample!.auto.filter((a, i) => a < c.perSample!.off[i]!).length;
-    expect(lines.some((l) => l.includes(`nearer fp32 with the splits on ${favoured} of the 4 samples both finished`))).toBe(true);
-    expect(lines.some((l) => l.includes('split check: 4 calibration rollout(s)'))).toBe(true);
+    expect(lines.some((l) => l.includes(`nearer fp32 with the splits on ${favoured} of the 6 samples both finished`) && l.includes(`signed-rank p = ${c.p!.toPrecision(3)}`))).toBe(true);
+    expect(lines.some((l) => l.includes('split check: 6 calibration rollout(s)'))).toBe(true);
     // Said before the rollouts start, with what they will be, and before the verdict.
-    const start = lines.findIndex((l) => l.includes(`split check: dual-scale auto kept ${c.splits} split(s); rolling out 4 calibration sample(s)`));
+    const start = lines.findIndex((l) => l.includes(`split check: dual-scale auto kept ${c.splits} split(s); rolling out 6 calibration sample(s)`));
     expect(start).toBeGreaterThanOrEqual(0);
-    expect(start).toBeLessThan(lines.findIndex((l) => l.includes('split check: 4 calibration rollout(s)')));
+    expect(start).toBeLessThan(lines.findIndex((l) => l.includes('split check: 6 calibration rollout(s)')));
 
     // The unchecked auto model: its splits are the ones the check weighed.
     const unchecked = await quantize({ ...w8a8, 'split-check': 'none' }, 'unchecked');
@@ -111,8 +116,7 @@ describe('dual-scale auto: the split check on the calibration rollouts (tiny-arv
     expect(loaded.report.splitCheck).toEqual({ ...c, run: 'W8A8 qdq, reconstruct gptq, bias-correction true, activation-objective fp32, damp auto act-order true, integer-kernels auto, scope outer-w8' });
     expect(readFileSync(loaded.path).equals(readFileSync(checked.path)), 'load-calibration reproduces the kept model').toBe(true);
 
-    // The other verdict, read from a table (here the check keeps the splits, measured 1.44e-4
-    // against 1.68e-4 without): the model without the splits, which the check measured.
+    // The verdict 'off', read from a table: the model without the splits, which the check measured.
     const offTable = join(dir, 'off.calibration.json');
     const saved = JSON.parse(readFileSync(table, 'utf8'));
     writeFileSync(offTable, JSON.stringify({ ...saved, splitCheck: { ...saved.splitCheck, kept: 'off' } }));
@@ -120,7 +124,7 @@ describe('dual-scale auto: the split check on the calibration rollouts (tiny-arv
     const offLines: string[] = [];
     const off = await quantize({ ...w8a8, 'load-calibration': offTable }, 'off', offLines);
     expect(off.report.totals.layers.dual).toBe(0);
-    expect(offLines.some((l) => l.includes('its split check (4 rollouts') && l.includes('every layer single-scale, as in that run'))).toBe(true);
+    expect(offLines.some((l) => l.includes('its split check (6 rollouts') && l.includes('every layer single-scale, as in that run'))).toBe(true);
     expect(near(await calibrationError(off.path), c.mse.off)).toBeLessThan(1e-4);
 
     // The verdict holds for the run that measured it: a weight-only W4 run reading the same
@@ -134,14 +138,23 @@ describe('dual-scale auto: the split check on the calibration rollouts (tiny-arv
 
   it("with S1 measured in the run, compares against S1's fp32 rollouts and still reports the emitted model's own error", async () => {
     const lines: string[] = [];
-    // Weight-only W4 with frame weighting (the default): S1 rolls fp32 out on the same 4 samples.
+    // Weight-only W4 with frame weighting (the default): S1 rolls fp32 out on the same 6 samples.
     const checked = await quantize({ 'w-bits': '4', 'a-bits': 'none' }, 'w4-s1', lines);
     const c = checked.report.splitCheck!;
     expect(c, 'auto kept splits here, so the check ran').toBeDefined();
-    expect(lines.some((l) => l.includes(`rolling out 4 calibration sample(s) with the splits and without them, against S1's fp32 rollouts of them`))).toBe(true);
+    expect(lines.some((l) => l.includes(`rolling out 6 calibration sample(s) with the splits and without them, against S1's fp32 rollouts of them`))).toBe(true);
     // S1's fp32 is the calibration session's model (after fold-split): the same function, to float rounding.
     const keptError = await calibrationError(checked.path);
     expect(Math.abs(keptError - (c.kept === 'auto' ? c.mse.auto : c.mse.off)) / keptError).toBeLessThan(1e-4);
+  }, 600_000);
+
+  it('does not roll out fewer samples than its test needs, and says so', async () => {
+    const lines: string[] = [];
+    const few = await quantize({ 'w-bits': '8', 'a-bits': '8', 'frame-weighting': false, 'sensitivity-samples': 5 }, 'five', lines);
+    expect(few.report.splitCheck).toBeUndefined();
+    const kept = few.report.layers.filter((l) => l.splitChoice && l.mode === 'dual').length;
+    expect(kept).toBeGreaterThan(0);
+    expect(lines.some((l) => l.includes(`split-check rollout skipped: it would roll out 5 calibration sample(s), and with fewer than 6 no difference between the two models can reach the 5% level of its signed-rank test; dual-scale auto's ${kept} split(s) stand`))).toBe(true);
   }, 600_000);
 
   it('says when auto kept splits that it could not check (a feeds module)', async () => {

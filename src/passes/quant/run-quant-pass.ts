@@ -26,7 +26,7 @@ import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable,
 import { withSmoothedCopy } from './smooth-calibration.ts';
 import { calibrateSequentially } from './sequential.ts';
 import { foldSplits, logFolds } from './fold-split.ts';
-import { quantizeWithSplitCheck, samplesFavouring, type SplitCheck, splitCheckUnavailable } from './split-check.ts';
+import { quantizeWithSplitCheck, samplesFavouring, SPLIT_CHECK_LEVEL, type SplitCheck, splitCheckUnavailable } from './split-check.ts';
 import type { LayerPlan } from './plan.ts';
 import { refuseNonFiniteWeights } from './finite-weights.ts';
 import { LateThrows } from '../calibration/supervise.ts';
@@ -311,7 +311,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         for (const f of c.failed ?? []) ctx.log.warn(`split check: the rollout of the model ${f}; that model scores Infinity`);
         const favour = samplesFavouring(c);
         const bySample = favour && favour.of > 0 ? `; nearer fp32 with the splits on ${favour.auto} of the ${favour.of} samples both finished, without on ${favour.off}` : '';
-        ctx.log.info(`split check: ${c.samples} calibration rollout(s) with auto's ${c.splits} split(s) and without them, final result's mean squared difference from fp32 ${c.mse.auto.toExponential(3)} and ${c.mse.off.toExponential(3)}${bySample}: ${c.kept === 'auto' ? 'the splits stay' : 'every layer single-scale'} (${(checkMs / 1000).toFixed(1)} s)`);
+        const test = c.p === undefined ? '' : `; signed-rank p = ${c.p.toPrecision(3)} (the splits are undone only below ${SPLIT_CHECK_LEVEL})`;
+        ctx.log.info(`split check: ${c.samples} calibration rollout(s) with auto's ${c.splits} split(s) and without them, final result's mean squared difference from fp32 ${c.mse.auto.toExponential(3)} and ${c.mse.off.toExponential(3)}${bySample}${test}: ${c.kept === 'auto' ? 'the splits stay' : 'every layer single-scale'} (${(checkMs / 1000).toFixed(1)} s)`);
       }
     } else {
       report = await quantize(model, 'auto');
@@ -430,7 +431,7 @@ function splitCheckPlan(options: SharedQuantValues, config: QuantConfig, model: 
     ? 'the statistics are collected group by group (over statistics-memory), and the check quantizes the layers twice'
     : options.sequential
       ? 'sequential calibrates stage by stage on partly quantized copies'
-      : splitCheckUnavailable(model, calib);
+      : splitCheckUnavailable(model, calib, options.sensitivitySamples);
   return why ? { plan: 'none', why } : { plan: 'rollout' };
 }
 

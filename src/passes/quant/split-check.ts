@@ -7,8 +7,19 @@
  * over four calibration draws, a Wan-like model by 12%; docs/benchmarks.md): the split's
  * weights, not its activation ranges, and no per-layer objective saw it. So the splits are
  * checked where the harm shows: the model with auto's splits and the model without them are
- * rolled out on the calibration samples, and the one whose final result is nearer fp32's is
- * kept. Both are the same reconstruction, one form or the other per split layer: auto
+ * rolled out on the calibration samples, each sample's final result compared with fp32's.
+ *
+ * Those final results are chaotic: on tiny-arvd-l at W8A8 a model whose float parameters
+ * moved by one ulp (the same function to float rounding) scored 0.3–3× the model's own error
+ * over 16 prompts, and the two means of a check differ by that much between models equally
+ * good. So the mean alone does not decide: the splits are undone only when the samples show
+ * them worse beyond their spread — Wilcoxon's signed-rank test of the per-sample log ratios,
+ * two-sided, at the conventional 5% ({@link SPLIT_CHECK_LEVEL}; a standard level, not one
+ * fitted to the measurements). Otherwise the layers' errors, which auto's splits lowered and
+ * which are not chaotic, stand. With fewer than {@link SPLIT_CHECK_MIN_SAMPLES} samples no
+ * difference can reach that level, and the check does not run.
+ *
+ * Both candidates are the same reconstruction, one form or the other per split layer: auto
  * reconstructs both forms of such a layer, and the model without the splits is emitted from
  * the unsplit plans it recorded. The check costs that emission, three saves (fp32 before
  * quantizing, made on every run: the model is changed in place) and two rollouts per sample,
@@ -24,6 +35,7 @@ import { weightBytes } from '../../graph/weight-bytes.ts';
 import { type CompareOptions, compareRollouts } from '../calibration/rollout-compare.ts';
 import type { LoadedCalibration } from '../calibration/module.ts';
 import { firstSamples } from '../calibration/samples.ts';
+import { signedRankTest } from '../../kernels/signed-rank.ts';
 import type { QuantReport } from './report.ts';
 
 /** What the split check measured and kept (in the report and the calibration table). */
@@ -39,7 +51,13 @@ export interface SplitCheck {
    * sample that failed): how far the verdict rests on a few rollouts. Absent in tables of earlier builds.
    */
   perSample?: { auto: number[]; off: number[] };
-  /** The model kept: `auto` (the splits stand) or `off` (every layer single-scale). */
+  /**
+   * Two-sided p-value of the signed-rank test of the per-sample log ratios (auto ÷ off) on the
+   * samples both models finished; absent when a rollout failed (the failed model loses) and in
+   * tables of earlier builds, whose verdict was the lower mean.
+   */
+  p?: number;
+  /** The model kept: `auto` (the splits stand) or `off` (every layer single-scale: the samples showed the splits worse, p below {@link SPLIT_CHECK_LEVEL}). */
   kept: 'auto' | 'off';
   /** In a calibration table: the options the verdict was measured with (a run loading the table with others does not take it). */
   run?: string;
@@ -52,6 +70,34 @@ export interface SplitCheck {
  * in memory, and rolls out three models per sample (at Wan2.1-1.3B's size, hours).
  */
 export const SPLIT_CHECK_MAX_BYTES = 1024 ** 3;
+
+/** The splits are undone only when the signed-rank test's two-sided p-value is below this (the conventional 5%). */
+export const SPLIT_CHECK_LEVEL = 0.05;
+
+/** Fewest samples with which the signed-rank test can reach {@link SPLIT_CHECK_LEVEL} (all six one way: p = 2/64). */
+export const SPLIT_CHECK_MIN_SAMPLES = 6;
+
+/**
+ * Which model the check keeps, from each model's errors: a model whose rollout failed (Infinity)
+ * loses; otherwise `off` only where the samples favour it beyond their spread (module doc) and
+ * its mean error is the lower.
+ */
+export function splitCheckVerdict(mse: SplitCheck['mse'], perSample: NonNullable<SplitCheck['perSample']>): Pick<SplitCheck, 'kept' | 'p'> {
+  const failedAuto = !Number.isFinite(mse.auto);
+  if (failedAuto || !Number.isFinite(mse.off)) return { kept: failedAuto && Number.isFinite(mse.off) ? 'off' : 'auto' };
+  const n = Math.min(perSample.auto.length, perSample.off.length);
+  // Log ratios: each sample counts by how many times nearer fp32 one model was, not by its own scale (a rollout that ran away is one sample).
+  const logRatios = Array.from({ length: n }, (_, i) => logRatio(perSample.auto[i]!, perSample.off[i]!));
+  const { p, wPlus, wMinus } = signedRankTest(logRatios);
+  // Both the ranks and the mean must say off: a kept model is never the one with the higher mean.
+  return { kept: p < SPLIT_CHECK_LEVEL && wPlus > wMinus && mse.off < mse.auto ? 'off' : 'auto', p };
+}
+
+/** ln(a ÷ b), with equal errors (zeros included) 0 and one zero error ±Infinity. */
+function logRatio(a: number, b: number): number {
+  if (a === b) return 0;
+  return Math.log(a) - Math.log(b);
+}
 
 /** On how many samples each model's result was nearer fp32's (ties counted for neither): the samples both models finished. */
 export function samplesFavouring(check: Pick<SplitCheck, 'perSample'>): { auto: number; off: number; of: number } | undefined {
@@ -67,9 +113,11 @@ export function samplesFavouring(check: Pick<SplitCheck, 'perSample'>): { auto: 
   return { auto: a, off: o, of };
 }
 
-/** Why the split check cannot run on this model, or undefined when it can. */
-export function splitCheckUnavailable(model: Model, calib: LoadedCalibration | undefined): string | undefined {
+/** Why the split check cannot run on this model, or undefined when it can (`samples`: the option saying how many calibration samples it rolls out). */
+export function splitCheckUnavailable(model: Model, calib: LoadedCalibration | undefined, samples: number | undefined): string | undefined {
   if (!calib?.module.rollout) return 'it rolls out the calibration samples, and the calibration data given is not a rollout module';
+  const n = firstSamples(calib, samples);
+  if (n < SPLIT_CHECK_MIN_SAMPLES) return `it would roll out ${n} calibration sample(s), and with fewer than ${SPLIT_CHECK_MIN_SAMPLES} no difference between the two models can reach the ${SPLIT_CHECK_LEVEL * 100}% level of its signed-rank test`;
   const bytes = weightBytes(model.graph);
   if (bytes > SPLIT_CHECK_MAX_BYTES) return `the model's weights (${(bytes / 1024 ** 3).toFixed(1)} GiB) are over the ${SPLIT_CHECK_MAX_BYTES / 1024 ** 3} GiB it holds a second copy of`;
   return undefined;
@@ -123,7 +171,7 @@ export async function quantizeWithSplitCheck(
       splits,
       mse: { auto: mseAuto, off: mseOff },
       perSample: { auto: perAuto, off: perOff },
-      kept: mseOff < mseAuto ? 'off' : 'auto',
+      ...splitCheckVerdict({ auto: mseAuto, off: mseOff }, { auto: perAuto, off: perOff }),
       ...(measured.failed.length ? { failed: measured.failed } : {}),
     };
     if (check.kept === 'auto') return { report: auto, check, ms: performance.now() - started };
