@@ -18,6 +18,7 @@ import { evaluateInParallel } from '../tiny-arvd/evaluate-parallel.ts';
 import type { SeededPrompt } from '../tiny-arvd/prompts.ts';
 import { drawModuleFile, planJobs, type QuantJob, runJobs, type SkippedRow } from './jobs.ts';
 import { BIT_WIDTHS, type BitWidth, type QualityRow, ROWS } from './rows.ts';
+import { writeTwin } from './twins.ts';
 
 /** A model of the table: its fp32 file and its rollout (calibration) module. */
 export interface QualityModel {
@@ -58,6 +59,12 @@ export interface QualityOptions {
   s1From?: string;
   /** Reuse the models an interrupted run with the same options left in `out`. */
   resume?: boolean;
+  /**
+   * Twins per evaluated model and of fp32 (twins.ts: float initializers moved by one ulp),
+   * evaluated beside them: the final-video spread of models computing the same function.
+   * Default 0 (none).
+   */
+  twins?: number;
   log?: (line: string) => void;
 }
 
@@ -66,7 +73,7 @@ export interface QualityEntry {
   row: QualityRow;
   bits: BitWidth;
   /** Per draw: final-video MSE, per-chunk MSE, per-prompt MSE, one-step error (see `ModelEvaluation.stepError`), quantization wall time (ms). */
-  draws: { mse: number; chunkMse: number[]; promptMse: number[]; stepError: number; ms: number; path: string }[];
+  draws: { mse: number; chunkMse: number[]; promptMse: number[]; stepError: number; ms: number; path: string; twins?: number[] }[];
 }
 
 /** Everything {@link runQuality} measured. */
@@ -83,6 +90,8 @@ export interface QualityResult {
   s1From?: string;
   /** Distinct model files evaluated (identical files count once). */
   evaluated: number;
+  /** fp32's twins' final-video MSE against fp32 (with `twins`). */
+  fp32Twins?: number[];
 }
 
 /** Quantizes, evaluates and collects the table of one model. */
@@ -112,9 +121,10 @@ export async function runQuality(options: QualityOptions): Promise<QualityResult
     if (!byHash.has(h)) byHash.set(h, job.output);
   }
   const distinct = [...byHash.entries()].map(([h, path]) => ({ name: h.slice(0, 16), path }));
-  log(`${model.name}: evaluating ${distinct.length} distinct models on ${prompts.length} prompts, ${parallel} processes`);
+  const twins = twinSpecs(options.twins ?? 0, [...distinct, { name: 'fp32', path: model.fp32Path }], join(out, 'twins'));
+  log(`${model.name}: evaluating ${distinct.length} distinct models${twins.length ? ` and ${twins.length} twins` : ''} on ${prompts.length} prompts, ${parallel} processes`);
   t0 = performance.now();
-  const evaluation: EvaluationResult = await evaluateInParallel({ fp32Path: model.fp32Path, models: distinct, prompts, rollout: model.rolloutPath, latencyRuns: 0, workers: parallel });
+  const evaluation: EvaluationResult = await evaluateInParallel({ fp32Path: model.fp32Path, models: [...distinct, ...twins], prompts, rollout: model.rolloutPath, latencyRuns: 0, workers: parallel });
   const evaluate = performance.now() - t0;
   const byName = new Map(evaluation.models.map((m) => [m.name, m]));
 
@@ -123,8 +133,10 @@ export async function runQuality(options: QualityOptions): Promise<QualityResult
     let entry = entries.find((e) => e.row === job.row && e.bits === job.bits);
     if (!entry) entries.push((entry = { row: job.row, bits: job.bits, draws: [] }));
     const e = byName.get(hashOf.get(job)!.slice(0, 16))!;
-    entry.draws[job.draw] = { mse: e.mse, chunkMse: e.chunkMse, promptMse: e.promptMse, stepError: e.stepError, ms: job.ms!, path: job.output };
+    const twinMse = twinsOf(byName, e.name);
+    entry.draws[job.draw] = { mse: e.mse, chunkMse: e.chunkMse, promptMse: e.promptMse, stepError: e.stepError, ms: job.ms!, path: job.output, ...(twinMse.length ? { twins: twinMse } : {}) };
   }
+  const fp32Twins = twinsOf(byName, 'fp32');
   return {
     model,
     prompts,
@@ -135,7 +147,28 @@ export async function runQuality(options: QualityOptions): Promise<QualityResult
     timings: { quantize, evaluate, jobs: jobs.map((j) => ({ id: j.id, ms: j.ms!, s1: Boolean(j.saves) })) },
     evaluated: distinct.length,
     s1From: options.s1From,
+    ...(fp32Twins.length ? { fp32Twins } : {}),
   };
+}
+
+/** The twins to evaluate: `n` per model, written into `dir`, named `<model>~t<k>`. */
+function twinSpecs(n: number, models: { name: string; path: string }[], dir: string): { name: string; path: string }[] {
+  if (n <= 0) return [];
+  mkdirSync(dir, { recursive: true });
+  return models.flatMap((m) =>
+    Array.from({ length: n }, (_, k) => {
+      const path = join(dir, `${m.name}~t${k + 1}.onnx`);
+      writeTwin(m.path, path, k + 1);
+      return { name: `${m.name}~t${k + 1}`, path };
+    }),
+  );
+}
+
+/** The final-video MSE of the evaluated model `name`'s twins, in order. */
+function twinsOf(byName: Map<string, { mse: number }>, name: string): number[] {
+  const out: number[] = [];
+  for (let k = 1; byName.has(`${name}~t${k}`); k++) out.push(byName.get(`${name}~t${k}`)!.mse);
+  return out;
 }
 
 const exp = (x: number): string => (x === 0 ? '0' : x.toExponential(2));
@@ -178,7 +211,8 @@ function pairedCells(e: QualityEntry, base: QualityEntry): string[] {
 /** The table as aligned text: a header line, then per bit-width its rows and skipped rows. */
 export function formatQuality(result: QualityResult): string {
   const chunks = result.entries[0]?.draws[0]?.chunkMse.length ?? 0;
-  const header = ['bits', 'row', 'MSE mean', 'MSE min–max', 'PSNR dB', '×minmax', '×minmax min–max', 'paired ×minmax', 'below minmax', '1-step', '1-step ×minmax', ...Array.from({ length: chunks }, (_, c) => `c${c}`), 'quant s'];
+  const withTwins = result.entries.some((e) => e.draws.some((d) => d.twins?.length));
+  const header = ['bits', 'row', 'MSE mean', 'MSE min–max', 'PSNR dB', '×minmax', '×minmax min–max', 'paired ×minmax', 'below minmax', '1-step', '1-step ×minmax', ...(withTwins ? ['twin ×'] : []), ...Array.from({ length: chunks }, (_, c) => `c${c}`), 'quant s'];
   const lines: string[][] = [];
   const notes: string[] = [];
   const bitLabels = [...new Set([...result.entries.map((e) => e.bits.label), ...result.skipped.map((s) => s.bits.label)])];
@@ -200,6 +234,7 @@ export function formatQuality(result: QualityResult): string {
         ...(base ? pairedCells(e, base) : ['-', '-']),
         exp(mean(e.draws.map((d) => d.stepError))),
         base ? range(e.draws.map((d, i) => d.stepError / base.draws[i].stepError), (x) => x.toFixed(3)) : '-',
+        ...(withTwins ? [twinCell(e)] : []),
         ...Array.from({ length: chunks }, (_, c) => exp(mean(e.draws.map((d) => d.chunkMse[c])))),
         seconds(e.draws.map((d) => d.ms)),
       ]);
@@ -219,13 +254,22 @@ export function formatQuality(result: QualityResult): string {
     `${result.model.name}: final-video MSE vs fp32 over ${result.prompts.length} evaluation prompts (fixed, disjoint from the ${result.calibrationSamples} calibration prompts), ` +
       `${result.draws} calibration draw(s) (same prompts, other noise); mean and min–max over draws; PSNR = 10·log10(4/mean MSE); ` +
       `×minmax = mean MSE ÷ minmax's mean MSE at the same bits (min–max: per draw); paired ×minmax = geometric mean over rollouts (prompt × draw) of the rollout's MSE ÷ minmax's, below minmax = rollouts with a lower MSE than minmax's; ` +
-      `1-step = one-step error (fp32's calls replayed on the model, relative squared output error; not amplified by the rollout), mean over draws, and its ratio to minmax's per draw (min–max); c0… = per-chunk MSE, mean over draws; quant s = mean wall time of one convert run`,
+      `1-step = one-step error (fp32's calls replayed on the model, relative squared output error; not amplified by the rollout), mean over draws, and its ratio to minmax's per draw (min–max); ` +
+      (withTwins ? `twin × = the MSE of the model's twins (its float initializers but the quantization scales moved by one ulp: the same function to float rounding) ÷ the model's, min–max over draws and twins (ratios between rows inside that spread are the rollout's chaos); ` : '') +
+      `c0… = per-chunk MSE, mean over draws; quant s = mean wall time of one convert run`,
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...lines.map(line),
     ...(notes.length ? ['', ...notes] : []),
     '',
     `time: quantization ${(t.quantize / 1000).toFixed(1)} s (${t.jobs.length} convert runs${reused ? `, ${reused} reused from an interrupted run` : ''}; ${s1.length} measured S1${s1Time(s1.map((j) => j.ms))}; ` +
-      `${s1Where}), evaluation ${(t.evaluate / 1000).toFixed(1)} s (${result.evaluated} distinct models + fp32)`,
+      `${s1Where}), evaluation ${(t.evaluate / 1000).toFixed(1)} s (${result.evaluated} distinct models + fp32${withTwins ? ' and their twins' : ''})`,
+    ...(result.fp32Twins?.length ? [`fp32's twins against fp32: final-video MSE ${result.fp32Twins.map(exp).join(', ')}`] : []),
   ].join('\n');
+}
+
+/** The twin spread of one row: twin MSE ÷ the model's, min–max over its draws' twins ('-' without twins). */
+function twinCell(e: QualityEntry): string {
+  const ratios = e.draws.flatMap((d) => (d.twins ?? []).map((t) => t / d.mse));
+  return ratios.length ? range(ratios, (x) => x.toFixed(2)) : '-';
 }

@@ -124,7 +124,7 @@ describe('quality run', () => {
     const rolloutPath = join(out, 'four-rollouts.mts');
     writeFileSync(rolloutPath, `export { prompts, evaluationPrompts, rollout } from ${JSON.stringify(MODELS['tiny-arvd'].rolloutPath)};\nexport const samples = 4;\n`);
     const model = { ...MODELS['tiny-arvd'], rolloutPath };
-    const result = await runQuality({ model, draws: 2, prompts: 2, bitWidths: [bits('W8A8'), bits('W4')], rows: ROWS_SMALL, out });
+    const result = await runQuality({ model, draws: 2, prompts: 2, bitWidths: [bits('W8A8'), bits('W4')], rows: ROWS_SMALL, out, twins: 1 });
     const table = formatQuality(result);
     console.log(table);
     expect(result.entries).toHaveLength(6);
@@ -139,6 +139,14 @@ describe('quality run', () => {
     for (const e of result.entries) for (const d of e.draws) expect(d.stepError).toBeGreaterThan(0);
     expect(get('minmax', 'W4').draws[0].stepError).toBeGreaterThan(get('minmax', 'W8A8').draws[0].stepError);
     expect(table).toMatch(/1-step ×minmax/);
+    // One twin per model (twins.ts): its own MSE, and the row's spread of twin ÷ model in the table; fp32's twin against fp32.
+    for (const e of result.entries) for (const d of e.draws) expect(d.twins).toHaveLength(1);
+    const w4 = get('minmax', 'W4').draws[0];
+    const ratio = (w4.twins![0]! / w4.mse).toFixed(2);
+    expect(table).toMatch(new RegExp(`^W4 +minmax +.* ${ratio}–${ratio} `, 'm'));
+    expect(result.fp32Twins).toHaveLength(1);
+    expect(result.fp32Twins![0]).toBeLessThan(w4.mse / 100);
+    expect(table).toMatch(/fp32's twins against fp32: final-video MSE /);
     // The paired comparison, rollout by rollout: minmax against itself is 1 with none below;
     // another row's is the geometric mean of its per-rollout ratios (2 draws × 2 prompts).
     expect(table).toMatch(/^W8A8 +minmax +\S+ +\S+ +\S+ +1\.000 +1\.000–1\.000 +1\.000 +0\/4 /m);
