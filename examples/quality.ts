@@ -3,7 +3,7 @@
  *
  *   node --import tsx examples/quality.ts [--model tiny-arvd-l] [--draws 2] [--prompts N]
  *     [--bits W8A8,W4A8] [--rows 'minmax,onnxruntime quantize_static W8A8'] [--parallel 2] [--out out/quality]
- *     [--twins N]
+ *     [--twins N] [--seeds K]
  *
  * quantizes every row of `examples/quality/rows.ts` at each bit-width and calibration draw,
  * evaluates each against fp32 and prints one table per model.
@@ -24,6 +24,7 @@ const args = await yargs(hideBin(process.argv))
   .option('parallel', { type: 'number', default: 2, describe: 'child processes for quantization and evaluation' })
   .option('s1-from', { type: 'string', describe: 'measure S1 at this bit-width only (per draw) and reuse the curve at the others' })
   .option('resume', { type: 'boolean', default: false, describe: 'reuse the models an interrupted run with the same options left in --out' })
+  .option('seeds', { type: 'number', default: 1, describe: 'noise seeds per evaluation prompt (the module\'s own, then +1000, +2000, …): more rollouts of the same prompts' })
   .option('twins', { type: 'number', default: 0, describe: 'also evaluate N twins of every model and of fp32 (float initializers moved by one ulp: the rollout\'s chaos, see examples/quality/twins.ts)' })
   .option('out', { type: 'string', default: 'out/quality', describe: 'folder for the models and calibration tables' })
   .strict()
@@ -40,7 +41,7 @@ if (unknownRows.length) throw new Error(`--rows: unknown ${unknownRows.join(', '
 const rows = wantedRows ? ROWS.filter((r) => wantedRows.includes(r.label)) : ROWS;
 for (const name of args.model) {
   const started = performance.now();
-  const result = await runQuality({ model: MODELS[name], draws: args.draws, prompts: args.prompts, bitWidths, rows, parallel: args.parallel, s1From: args['s1-from'], resume: args.resume, twins: args.twins, out: `${args.out}/${name}`, log: (l) => process.stderr.write(`${l}\n`) });
+  const result = await runQuality({ model: MODELS[name], draws: args.draws, prompts: args.prompts, bitWidths, rows, parallel: args.parallel, s1From: args['s1-from'], resume: args.resume, twins: args.twins, seeds: args.seeds, out: `${args.out}/${name}`, log: (l) => process.stderr.write(`${l}\n`) });
   const table = `${formatQuality(result)}\ntotal ${((performance.now() - started) / 1000).toFixed(1)} s`;
   writeFileSync(`${args.out}/${name}/quality.txt`, `${table}\n`);
   writeFileSync(`${args.out}/${name}/quality.json`, `${JSON.stringify(result, null, 1)}\n`);

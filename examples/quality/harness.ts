@@ -44,6 +44,12 @@ export interface QualityOptions {
   draws?: number;
   /** The first N of the module's evaluation prompts (default all). */
   prompts?: number;
+  /**
+   * Noise seeds per evaluation prompt (default 1: the module's own seed); seed k of a prompt is
+   * its own plus {@link EVALUATION_SEED_STRIDE}·k. More rollouts of the same prompts: the
+   * per-rollout spread of these models' final videos is wide (docs/split-check.md).
+   */
+  seeds?: number;
   bitWidths?: readonly BitWidth[];
   rows?: readonly QualityRow[];
   /** Parallel child processes, for quantization and for evaluation (default 2). */
@@ -100,7 +106,7 @@ export async function runQuality(options: QualityOptions): Promise<QualityResult
   const out = resolve(options.out);
   mkdirSync(out, { recursive: true });
   const mod = (await import(model.rolloutPath)) as { evaluationPrompts: SeededPrompt[]; samples: number };
-  const prompts = mod.evaluationPrompts.slice(0, options.prompts ?? mod.evaluationPrompts.length);
+  const prompts = withSeeds(mod.evaluationPrompts.slice(0, options.prompts ?? mod.evaluationPrompts.length), options.seeds ?? 1);
   const bitWidths = options.bitWidths ?? BIT_WIDTHS;
   if (options.s1From !== undefined && !bitWidths.some((b) => b.label === options.s1From)) throw new Error(`s1From ${options.s1From} is not one of the table's bit-widths (${bitWidths.map((b) => b.label).join(', ')})`);
   const calibFiles = Array.from({ length: draws }, (_, d) => drawModuleFile(model.rolloutPath, d, out));
@@ -149,6 +155,15 @@ export async function runQuality(options: QualityOptions): Promise<QualityResult
     s1From: options.s1From,
     ...(fp32Twins.length ? { fp32Twins } : {}),
   };
+}
+
+/** Seed k of an evaluation prompt is its own plus this times k (the modules' seeds are 90001…, calibration draws' 20000 + 1000·draw + sample). */
+export const EVALUATION_SEED_STRIDE = 1000;
+
+/** Each prompt with `seeds` noise seeds, seed by seed (the first: the prompts as given). */
+export function withSeeds(prompts: SeededPrompt[], seeds: number): SeededPrompt[] {
+  if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`seeds: expected a whole number ≥ 1, got ${seeds}`);
+  return Array.from({ length: seeds }, (_, k) => prompts.map((p) => ({ prompt: p.prompt, seed: p.seed + EVALUATION_SEED_STRIDE * k }))).flat();
 }
 
 /** The twins to evaluate: `n` per model, written into `dir`, named `<model>~t<k>`. */
@@ -251,7 +266,7 @@ export function formatQuality(result: QualityResult): string {
   const reused = t.jobs.filter((j) => Number.isNaN(j.ms)).length;
   const s1Where = result.s1From ? `S1 measured at ${result.s1From} per draw and read at every bit-width` : 'the other S1 rows read their (bits, draw) curve';
   return [
-    `${result.model.name}: final-video MSE vs fp32 over ${result.prompts.length} evaluation prompts (fixed, disjoint from the ${result.calibrationSamples} calibration prompts), ` +
+    `${result.model.name}: final-video MSE vs fp32 over ${result.prompts.length} evaluation prompts${seedNote(result.prompts)} (fixed, disjoint from the ${result.calibrationSamples} calibration prompts), ` +
       `${result.draws} calibration draw(s) (same prompts, other noise); mean and min–max over draws; PSNR = 10·log10(4/mean MSE); ` +
       `×minmax = mean MSE ÷ minmax's mean MSE at the same bits (min–max: per draw); paired ×minmax = geometric mean over rollouts (prompt × draw) of the rollout's MSE ÷ minmax's, below minmax = rollouts with a lower MSE than minmax's; ` +
       `1-step = one-step error (fp32's calls replayed on the model, relative squared output error; not amplified by the rollout), mean over draws, and its ratio to minmax's per draw (min–max); ` +
@@ -266,6 +281,12 @@ export function formatQuality(result: QualityResult): string {
       `${s1Where}), evaluation ${(t.evaluate / 1000).toFixed(1)} s (${result.evaluated} distinct models + fp32${withTwins ? ' and their twins' : ''})`,
     ...(result.fp32Twins?.length ? [`fp32's twins against fp32: final-video MSE ${result.fp32Twins.map(exp).join(', ')}`] : []),
   ].join('\n');
+}
+
+/** " (8 prompts × 2 seeds)" when a prompt appears with several seeds. */
+function seedNote(prompts: SeededPrompt[]): string {
+  const distinct = new Set(prompts.map((p) => p.prompt)).size;
+  return distinct < prompts.length ? ` (${distinct} prompts × ${prompts.length / distinct} seeds)` : '';
 }
 
 /** The twin spread of one row: twin MSE ÷ the model's, min–max over its draws' twins ('-' without twins). */

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatQuality, MODELS, runQuality } from '../../examples/quality/harness.ts';
+import { EVALUATION_SEED_STRIDE, formatQuality, MODELS, runQuality, withSeeds } from '../../examples/quality/harness.ts';
 import { convertArgs, jobCommand, planJobs, rowOptions, runJobs } from '../../examples/quality/jobs.ts';
 import { BIT_WIDTHS, type QualityRow, ROWS } from '../../examples/quality/rows.ts';
 
@@ -108,6 +108,13 @@ describe('quality plan', () => {
     expect(cmd.slice(3)).toEqual(['m.onnx', '-o', jobs[1]!.output, '--recipe', 'static', '--calib', 'b.ts']);
     expect(jobCommand(jobs[2]!, 'm.onnx').slice(3)).toEqual(['m.onnx', '-o', jobs[2]!.output, '--recipe', 'nbits', '--block-size', '32', '--accuracy-level', '4']);
     expect(rowOptions({ label: 'x', pass: 'onnxruntime', options: { recipe: 'awq' } }, bits('W4'), 'c.ts')).toEqual({ skip: "onnxruntime recipe 'awq' unknown; known: static, nbits, dynamic" });
+  });
+
+  it('evaluates each prompt with more noise seeds when asked, the first being the prompt\'s own', () => {
+    const prompts = [{ prompt: 'a', seed: 90001 }, { prompt: 'b', seed: 90002 }];
+    expect(withSeeds(prompts, 1)).toEqual(prompts);
+    expect(withSeeds(prompts, 3).map((p) => `${p.prompt}${p.seed}`)).toEqual(['a90001', 'b90002', `a${90001 + EVALUATION_SEED_STRIDE}`, `b${90002 + EVALUATION_SEED_STRIDE}`, `a${90001 + 2 * EVALUATION_SEED_STRIDE}`, `b${90002 + 2 * EVALUATION_SEED_STRIDE}`]);
+    expect(() => withSeeds(prompts, 0)).toThrow(/seeds: expected a whole number ≥ 1, got 0/);
   });
 
   it('lists today\'s rows and the future ones at every bit-width the issue asks for', () => {
