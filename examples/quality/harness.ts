@@ -78,8 +78,8 @@ export interface QualityOptions {
 export interface QualityEntry {
   row: QualityRow;
   bits: BitWidth;
-  /** Per draw: final-video MSE, per-chunk MSE, per-prompt MSE, one-step error (see `ModelEvaluation.stepError`), quantization wall time (ms). */
-  draws: { mse: number; chunkMse: number[]; promptMse: number[]; stepError: number; ms: number; path: string; twins?: number[] }[];
+  /** Per draw: final-video MSE, per-chunk MSE, per-prompt MSE, one-step error (see `ModelEvaluation.stepError`), quantization wall time (ms), the model file, and its twins' results (with `twins`). */
+  draws: { mse: number; chunkMse: number[]; promptMse: number[]; stepError: number; ms: number; path: string; twins?: TwinResult[] }[];
 }
 
 /** Everything {@link runQuality} measured. */
@@ -96,8 +96,8 @@ export interface QualityResult {
   s1From?: string;
   /** Distinct model files evaluated (identical files count once). */
   evaluated: number;
-  /** fp32's twins' final-video MSE against fp32 (with `twins`). */
-  fp32Twins?: number[];
+  /** fp32's twins against fp32 (with `twins`). */
+  fp32Twins?: TwinResult[];
 }
 
 /** Quantizes, evaluates and collects the table of one model. */
@@ -168,7 +168,8 @@ export function withSeeds(prompts: SeededPrompt[], seeds: number): SeededPrompt[
 
 /** The twins to evaluate: `n` per model, written into `dir`, named `<model>~t<k>`. */
 function twinSpecs(n: number, models: { name: string; path: string }[], dir: string): { name: string; path: string }[] {
-  if (n <= 0) return [];
+  if (!Number.isInteger(n) || n < 0) throw new Error(`twins: expected a whole number ≥ 0, got ${n}`);
+  if (n === 0) return [];
   mkdirSync(dir, { recursive: true });
   return models.flatMap((m) =>
     Array.from({ length: n }, (_, k) => {
@@ -179,10 +180,19 @@ function twinSpecs(n: number, models: { name: string; path: string }[], dir: str
   );
 }
 
-/** The final-video MSE of the evaluated model `name`'s twins, in order. */
-function twinsOf(byName: Map<string, { mse: number }>, name: string): number[] {
-  const out: number[] = [];
-  for (let k = 1; byName.has(`${name}~t${k}`); k++) out.push(byName.get(`${name}~t${k}`)!.mse);
+/** One twin's final-video MSE and one-step error (twins.ts). */
+export interface TwinResult {
+  mse: number;
+  stepError: number;
+}
+
+/** The evaluated model `name`'s twins, in order. */
+function twinsOf(byName: Map<string, { mse: number; stepError: number }>, name: string): TwinResult[] {
+  const out: TwinResult[] = [];
+  for (let k = 1; byName.has(`${name}~t${k}`); k++) {
+    const { mse, stepError } = byName.get(`${name}~t${k}`)!;
+    out.push({ mse, stepError });
+  }
   return out;
 }
 
@@ -279,7 +289,7 @@ export function formatQuality(result: QualityResult): string {
     '',
     `time: quantization ${(t.quantize / 1000).toFixed(1)} s (${t.jobs.length} convert runs${reused ? `, ${reused} reused from an interrupted run` : ''}; ${s1.length} measured S1${s1Time(s1.map((j) => j.ms))}; ` +
       `${s1Where}), evaluation ${(t.evaluate / 1000).toFixed(1)} s (${result.evaluated} distinct models + fp32${withTwins ? ' and their twins' : ''})`,
-    ...(result.fp32Twins?.length ? [`fp32's twins against fp32: final-video MSE ${result.fp32Twins.map(exp).join(', ')}`] : []),
+    ...(result.fp32Twins?.length ? [`fp32's twins against fp32: final-video MSE ${result.fp32Twins.map((t) => exp(t.mse)).join(', ')}, one-step ${result.fp32Twins.map((t) => exp(t.stepError)).join(', ')}`] : []),
   ].join('\n');
 }
 
@@ -291,6 +301,6 @@ function seedNote(prompts: SeededPrompt[]): string {
 
 /** The twin spread of one row: twin MSE ÷ the model's, min–max over its draws' twins ('-' without twins). */
 function twinCell(e: QualityEntry): string {
-  const ratios = e.draws.flatMap((d) => (d.twins ?? []).map((t) => t / d.mse));
+  const ratios = e.draws.flatMap((d) => (d.twins ?? []).map((t) => t.mse / d.mse));
   return ratios.length ? range(ratios, (x) => x.toFixed(2)) : '-';
 }

@@ -3,16 +3,18 @@
  *
  * The split check (src/passes/quant/split-check.ts) compares two quantized models on the same
  * calibration rollouts. Their final results are chaotic — a model whose float parameters moved
- * by one ulp scored 0.3–3× its own error on tiny-arvd-l (docs/split-check.md) — so a plain
+ * by one ulp scored 0.32–1.77× its own error on tiny-arvd-l (docs/split-check.md) — so a plain
  * comparison of two means picks a side even between models that compute the same function.
  * A rank test over the per-sample differences says whether the samples favour one model beyond
  * that spread; ranks keep one runaway rollout from deciding alone.
  *
- * Zero differences are dropped (Wilcoxon's rule). Without ties among the rest, and for at most
- * {@link EXACT_MAX} of them, the p-value is exact (the null distribution of the rank sum by
- * counting); otherwise it is the normal approximation with the tie correction of the variance
- * and a continuity correction — the textbook choices (and SciPy's `wilcoxon` with
- * `zero_method='wilcox'`, whose values the tests compare against).
+ * Zero differences are dropped (Wilcoxon's rule); tied magnitudes share their average rank.
+ * For at most {@link EXACT_MAX} non-zero differences the p-value is exact: the null
+ * distribution of the rank sum given these ranks, ties included, by counting every assignment
+ * of signs (what SciPy's `wilcoxon(d, zero_method='wilcox', method=PermutationMethod(n_resamples=inf))`
+ * enumerates). Beyond, it is the normal approximation with the tie correction of the variance
+ * and a continuity correction (SciPy's `method='approx', correction=True`). The tests compare
+ * with SciPy's values for both.
  */
 
 /** At most this many non-zero differences get the exact p-value: the counts stay integers below 2^53. */
@@ -28,7 +30,7 @@ export interface SignedRank {
   wMinus: number;
   /** Two-sided p-value (1 when nothing was ranked). */
   p: number;
-  /** Whether `p` is exact (no ties, n ≤ {@link EXACT_MAX}) or the normal approximation. */
+  /** Whether `p` is exact (n ≤ {@link EXACT_MAX}) or the normal approximation. */
   exact: boolean;
 }
 
@@ -62,19 +64,30 @@ export function signedRankTest(differences: ArrayLike<number>): SignedRank {
   for (let i = 0; i < n; i++) if (nonZero[i]! > 0) wPlus += rank[i]!;
   const total = (n * (n + 1)) / 2;
   const wMinus = total - wPlus;
-  const exact = tieTerm === 0 && n <= EXACT_MAX;
-  const p = exact ? exactTwoSided(n, Math.min(wPlus, wMinus)) : normalTwoSided(n, wPlus, tieTerm);
+  const exact = n <= EXACT_MAX;
+  const p = exact ? exactTwoSided(rank, Math.min(wPlus, wMinus)) : normalTwoSided(n, wPlus, tieTerm);
   return { n, wPlus, wMinus, p, exact };
 }
 
-/** 2·P(W ≤ w) under the null (every sign equally likely), counted: ways to pick ranks 1..n summing to each total. */
-function exactTwoSided(n: number, w: number): number {
-  const total = (n * (n + 1)) / 2;
+/**
+ * 2·P(W ≤ w) under the null (each sign equally likely, the ranks as given), counted: the
+ * number of subsets of the ranks summing to each total, on doubled ranks (average ranks are
+ * multiples of ½, so doubled they are integers).
+ */
+function exactTwoSided(rank: Float64Array, w: number): number {
+  const n = rank.length;
+  const total = n * (n + 1);
   const ways = new Float64Array(total + 1);
   ways[0] = 1;
-  for (let r = 1; r <= n; r++) for (let s = (r * (r + 1)) / 2; s >= r; s--) ways[s]! += ways[s - r]!;
+  let reach = 0;
+  for (let i = 0; i < n; i++) {
+    const r = Math.round(2 * rank[i]!);
+    reach += r;
+    for (let s = reach; s >= r; s--) ways[s]! += ways[s - r]!;
+  }
+  const limit = Math.round(2 * w);
   let below = 0;
-  for (let s = 0; s <= w; s++) below += ways[s]!;
+  for (let s = 0; s <= limit; s++) below += ways[s]!;
   return Math.min(1, (2 * below) / 2 ** n);
 }
 

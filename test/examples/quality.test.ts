@@ -149,10 +149,12 @@ describe('quality run', () => {
     // One twin per model (twins.ts): its own MSE, and the row's spread of twin ÷ model in the table; fp32's twin against fp32.
     for (const e of result.entries) for (const d of e.draws) expect(d.twins).toHaveLength(1);
     const w4 = get('minmax', 'W4').draws[0];
-    const ratio = (w4.twins![0]! / w4.mse).toFixed(2);
+    // minmax W4 ignores calibration: both draws are one file, so its twin spread is one ratio.
+    const ratio = (w4.twins![0]!.mse / w4.mse).toFixed(2);
     expect(table).toMatch(new RegExp(`^W4 +minmax +.* ${ratio}–${ratio} `, 'm'));
     expect(result.fp32Twins).toHaveLength(1);
-    expect(result.fp32Twins![0]).toBeLessThan(w4.mse / 100);
+    expect(result.fp32Twins![0]!.mse).toBeLessThan(w4.mse / 100);
+    expect(result.fp32Twins![0]!.stepError).toBeGreaterThan(0);
     expect(table).toMatch(/fp32's twins against fp32: final-video MSE /);
     // The paired comparison, rollout by rollout: minmax against itself is 1 with none below;
     // another row's is the geometric mean of its per-rollout ratios (2 draws × 2 prompts).

@@ -19,23 +19,32 @@ import { removeDir, scratchDir } from '../helpers/files.ts';
 const dir = scratchDir('twins');
 afterAll(() => removeDir(dir));
 
-/** Every initializer of `twin` against `model`'s: moved by one ulp where a twin moves it, else the same bytes. */
+/**
+ * Every initializer of `twin` against `model`'s: moved by one ulp where a twin moves it, else the
+ * same bytes; and, checked apart from the twin's own rule, every initializer the quantizers of
+ * this project name as a scale or zero point, and every non-float one, the same bytes.
+ */
 function compareInitializers(modelPath: string, twinPath: string): { moved: number; kept: number } {
-  const model = loadModel(modelPath).graph.initializers;
+  const source = loadModel(modelPath);
+  const model = source.graph.initializers;
   const twin = loadModel(twinPath).graph.initializers;
+  const keep = keptByTwin(source);
   expect([...twin.keys()].sort()).toEqual([...model.keys()].sort());
   let moved = 0;
   let kept = 0;
   for (const [name, value] of model) {
     const a = value.initializer!;
     const b = twin.get(name)!.initializer!;
-    if (a.dataType === DataType.FLOAT && !keptByTwin(name, a.size)) {
+    const same = Buffer.from(b.bytes()).equals(Buffer.from(a.bytes()));
+    if (a.dataType !== DataType.FLOAT || /_scale$|_zero_point$/.test(name)) expect(same, name).toBe(true);
+    if (a.dataType === DataType.FLOAT && !keep.has(name)) {
       const x = new Int32Array(new Float32Array(a.toFloat32()).buffer);
       const y = new Int32Array(new Float32Array(b.toFloat32()).buffer);
-      for (let i = 0; i < x.length; i++) expect(Math.abs(x[i]! - y[i]!), `${name}[${i}]`).toBe(x[i] === 0 ? 0 : 1);
+      // ±0 (bits 0 and 0x80000000) stay as they are.
+      for (let i = 0; i < x.length; i++) expect(Math.abs(x[i]! - y[i]!), `${name}[${i}]`).toBe((x[i]! & 0x7fffffff) === 0 ? 0 : 1);
       moved++;
     } else {
-      expect(Buffer.from(b.bytes()).equals(Buffer.from(a.bytes())), name).toBe(true);
+      expect(same, name).toBe(true);
       kept++;
     }
   }
@@ -57,8 +66,10 @@ describe('twins of a model', () => {
     const qTwin = join(dir, 'w4-twin.onnx');
     writeTwin(qPath, qTwin, 2);
     const { kept } = compareInitializers(qPath, qTwin);
-    // The packed 4-bit weights, their scales and zero points are among the initializers kept.
-    expect([...loadModel(qPath).graph.initializers.keys()].filter((n) => /scale$/.test(n)).length).toBeGreaterThan(0);
+    // The packed 4-bit weights, their scales and zero points are among the initializers kept, found by the graph.
+    const scales = [...loadModel(qPath).graph.initializers.keys()].filter((n) => /_scale$/.test(n));
+    expect(scales.length).toBeGreaterThan(10);
+    expect([...keptByTwin(loadModel(qPath))]).toEqual(expect.arrayContaining(scales));
     expect(kept).toBeGreaterThan(20);
     // Seeds differ: another twin of the same model.
     writeTwin(qPath, join(dir, 'w4-twin-3.onnx'), 3);

@@ -1,7 +1,8 @@
-// Wilcoxon's signed-rank test against SciPy 1.17.1's `scipy.stats.wilcoxon(d, zero_method='wilcox',
-// correction=True, method=<exact without ties, else approx>)` on the same vectors (run once at
-// dev time; SciPy is not a dependency). The vectors are made up to cover the cases: exact, every
-// sign alike, ties (normal approximation), zeros dropped, more than EXACT_MAX differences.
+// Wilcoxon's signed-rank test against SciPy 1.17.1's `scipy.stats.wilcoxon(d, zero_method='wilcox')`
+// on the same vectors (run once at dev time; SciPy is not a dependency): `method='exact'` without
+// ties, `method=PermutationMethod(n_resamples=np.inf)` (every sign assignment) with ties, and
+// `method='approx', correction=True` past EXACT_MAX. The vectors are made up to cover the cases:
+// exact, every sign alike, ties, zeros dropped, more than EXACT_MAX differences.
 import { describe, expect, it } from 'vitest';
 import { EXACT_MAX, erfc, signedRankTest } from '../../src/kernels/signed-rank.ts';
 
@@ -17,7 +18,8 @@ const cases: [string, number[], number, number, boolean][] = [
   ['16 differences, no ties', [0.31, -0.12, 0.55, 0.08, -0.41, 0.93, 0.27, -0.05, 0.66, 0.19, -0.22, 0.48, 0.71, -0.36, 0.14, 0.83], 0.0443115234375, 29, true],
   ['6 differences, all positive (the smallest n that reaches 5%)', [1, 2, 3, 4, 5, 6], 0.03125, 0, true],
   ['8 differences', [0.5, -1.2, 2.1, 0.7, 1.6, -0.3, 2.5, 1.1], 0.109375, 6, true],
-  ['ties: normal approximation', [1, 1, -1, 2, 2, 2, -3, 4, 4, 5, -0.5, 0.5], 0.05875820692924976, 14.5, false],
+  ['ties: counted with average ranks', [1, 1, -1, 2, 2, 2, -3, 4, 4, 5, -0.5, 0.5], 0.0546875, 14.5, true],
+  ['5 equal positive differences: 2/32, not the normal approximation\'s 0.037', [1, 1, 1, 1, 1], 0.0625, 0, true],
   ['zeros dropped', [0, 0, 1.5, -2.5, 3.5, 4.5, 5.5, -0.25, 6.5], 0.109375, 4, true],
   [`60 differences (over EXACT_MAX = ${EXACT_MAX}): normal approximation`, n60, 0.35939444593885617, 790, false],
 ];

@@ -35,6 +35,19 @@ describe('splitCheckVerdict', () => {
     expect(v.kept).toBe('auto');
   });
 
+  it('keeps the splits when the samples favour them beyond their spread, whatever the mean', () => {
+    // Auto nearer on 11 of 12 (by 1.10–1.20×), 30× farther on the last: p = 0.034 in auto's favour, off's mean the lower.
+    const auto = base.map((x, i) => (i === 11 ? 30 * x : x / (1.1 + 0.01 * i)));
+    const v = verdict(auto, base);
+    expect(mean(base)).toBeLessThan(mean(auto));
+    expect(v.p).toBeLessThan(SPLIT_CHECK_LEVEL);
+    expect(v.kept).toBe('auto');
+  });
+
+  it('refuses per-sample lists of different lengths where both models finished', () => {
+    expect(() => splitCheckVerdict({ auto: 1e-3, off: 2e-3 }, { auto: [1e-3], off: [2e-3, 2e-3] })).toThrow(/internal: split check with finite errors on 1 and 2 samples/);
+  });
+
   it('a model whose rollout failed loses, without a test', () => {
     expect(splitCheckVerdict({ auto: Number.POSITIVE_INFINITY, off: 1e-3 }, { auto: [2e-3], off: [1e-3, 1e-3] })).toEqual({ kept: 'off' });
     expect(splitCheckVerdict({ auto: 1e-3, off: Number.POSITIVE_INFINITY }, { auto: [1e-3, 1e-3], off: [] })).toEqual({ kept: 'auto' });

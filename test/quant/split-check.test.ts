@@ -127,6 +127,29 @@ describe('dual-scale auto: the split check on the calibration rollouts (tiny-arv
     expect(offLines.some((l) => l.includes('its split check (6 rollouts') && l.includes('every layer single-scale, as in that run'))).toBe(true);
     expect(near(await calibrationError(off.path), c.mse.off)).toBeLessThan(1e-4);
 
+    // A table from a build before the signed-rank rule (no p) that undid the splits by the lower
+    // mean: judged again from its 6 samples' errors; with 4 kept, too few: the splits stay.
+    const earlier = (name: string, perSample: { auto: number[]; off: number[] }) => {
+      const file = join(dir, `${name}.calibration.json`);
+      const { p: _, ...check } = saved.splitCheck;
+      writeFileSync(file, JSON.stringify({ ...saved, splitCheck: { ...check, kept: 'off', perSample } }));
+      copyFileSync(`${table}.recon`, `${file}.recon`);
+      return file;
+    };
+    const rejudged = splitCheckVerdict(c.mse, c.perSample!);
+    const earlierLines: string[] = [];
+    const six = await quantize({ ...w8a8, 'load-calibration': earlier('earlier-six', c.perSample!) }, 'earlier-six', earlierLines);
+    expect(six.report.splitCheck).toMatchObject({ kept: rejudged.kept, p: rejudged.p });
+    if (rejudged.kept === 'auto') {
+      expect(six.report.totals.layers.dual).toBe(c.splits);
+      expect(earlierLines.some((l) => l.includes("undid the splits by an earlier build's rule (the lower mean); judged again from its 6 samples' errors by the signed-rank test"))).toBe(true);
+    } else expect(six.report.totals.layers.dual).toBe(0);
+    const fewLines: string[] = [];
+    const four = { auto: c.perSample!.auto.slice(0, 4), off: c.perSample!.off.slice(0, 4) };
+    const few = await quantize({ ...w8a8, 'load-calibration': earlier('earlier-four', four) }, 'earlier-four', fewLines);
+    expect(few.report.totals.layers.dual).toBe(c.splits);
+    expect(fewLines.some((l) => l.includes("undid the splits by an earlier build's rule (the lower mean) on 4 sample(s), too few for the signed-rank test that decides now (6)"))).toBe(true);
+
     // The verdict holds for the run that measured it: a weight-only W4 run reading the same
     // table keeps auto's splits, unchecked, and says why (found by review: it took W8A8's verdict).
     const w4Lines: string[] = [];

@@ -142,7 +142,7 @@ export const CALIBRATION_OPTIONS = {
   'scale-search': { type: 'boolean', default: true, help: 'choose weight and activation scales among min/max and the 0.999/0.9999/0.99999 percentiles by the α-weighted layer output error on calibration rows (false: plain min/max, as minmax)' },
   'frame-weighting': { type: 'boolean', default: true, help: 'S1: weight calibration rows by the chunk sensitivity α (measured when calib is a rollout module, or read from sensitivity)' },
   sensitivity: { type: 'string', default: '', help: 'reuse a chunk sensitivity curve (JSON: an array, or a saved calibration table or report) instead of measuring it', file: { access: 'read' } },
-  'sensitivity-samples': { type: 'integer', default: 0, help: 'S1 rollouts to average (the first n samples; 0: all)' },
+  'sensitivity-samples': { type: 'integer', default: 0, help: 'S1 rollouts to average (the first n samples; 0: all); split-check rolls out the same samples and needs at least 6' },
   'dual-alpha-one': { type: 'boolean', default: true, help: 'use α = 1 on dual-scale layers, as the reference code does (false: the per-chunk α there too)' },
   'reservoir-rows': { type: 'integer', default: 256, help: 'activation rows kept per layer input and chunk for the scale search (memory bound)' },
   'save-calibration': { type: 'string', default: '', help: 'write the calibration table (sensitivity, α, every chosen scale and its candidates) to this JSON file', file: { access: 'write', sidecars: ['.recon'], rewrites: 'load-calibration' } },
@@ -162,7 +162,7 @@ export const S2_OPTIONS = {
     type: 'enum',
     choices: ['rollout', 'none'],
     default: 'rollout',
-    help: 'dual-scale auto with a rollout module: roll the calibration samples (the first sensitivity-samples) out with the model quantized with auto\'s splits and without them, and keep the one whose final result is nearer fp32\'s (a layer\'s lower error can still make the video worse: docs/split-check.md); none trusts the layers\' errors',
+    help: 'dual-scale auto with a rollout module: roll the calibration samples (the first sensitivity-samples, at least 6) out with the model quantized with auto\'s splits and without them, and undo the splits only where the samples show their final results farther from fp32\'s beyond their spread (Wilcoxon signed-rank test of the per-sample error ratios, two-sided p < 0.05, and the lower mean without them; a layer\'s lower error can still make the video worse: docs/split-check.md); none trusts the layers\' errors',
   },
   'fold-split': {
     type: 'boolean',

@@ -4,6 +4,7 @@ import { writeJsonAtomic } from '../write-json.ts';
 import type { Model } from '../../graph/ir/model.ts';
 import { calibrate, type CalibrateOptions, type CalibrationResult } from '../calibration/calibrate.ts';
 import { type CalibrationModule, checkCalibrationModule, loadCalibrationModule, type LoadedCalibration } from '../calibration/module.ts';
+import { firstSamples } from '../calibration/samples.ts';
 import { type CalibrationTable, checkSequentialTable, checkTableFolds, checkTableSplitAuto, readCalibrationTable, scalesFromTable, type SequentialRecord } from '../calibration/table.ts';
 import type { PassContext, PassResult } from '../pass.ts';
 import { bitsLabel, type QuantConfig } from './config.ts';
@@ -26,7 +27,7 @@ import { applySmoothing, DEFAULT_SMOOTH_ALPHA, type Smoothing, smoothingOfTable,
 import { withSmoothedCopy } from './smooth-calibration.ts';
 import { calibrateSequentially } from './sequential.ts';
 import { foldSplits, logFolds } from './fold-split.ts';
-import { quantizeWithSplitCheck, samplesFavouring, SPLIT_CHECK_LEVEL, type SplitCheck, splitCheckUnavailable } from './split-check.ts';
+import { quantizeWithSplitCheck, samplesFavouring, SPLIT_CHECK_LEVEL, SPLIT_CHECK_MIN_SAMPLES, type SplitCheck, splitCheckUnavailable, splitCheckVerdict } from './split-check.ts';
 import type { LayerPlan } from './plan.ts';
 import { refuseNonFiniteWeights } from './finite-weights.ts';
 import { LateThrows } from '../calibration/supervise.ts';
@@ -198,7 +199,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
         statisticsMemory: parseBytes(options.statisticsMemory ?? DEFAULT_STATISTICS_MEMORY_TEXT, 'statistics-memory'),
         splitAuto: wantStats && splitAuto(options),
         // Only what the split check reads (splitCheckPlan, below, decides whether it runs).
-        keepFp32Results: wantStats && splitAuto(options) && (options.splitCheck ?? 'none') === 'rollout' && !options.sequential,
+        keepFp32Results: wantStats && splitAuto(options) && (options.splitCheck ?? 'none') === 'rollout' && !options.sequential && firstSamples(calib, options.sensitivitySamples) >= SPLIT_CHECK_MIN_SAMPLES,
         activationMoments: wantStats && config.aBits !== null && reconstructOptions.objective !== 'fp32',
         saveStatistics: options.saveStatistics || undefined,
         loadStatistics: options.loadStatistics || undefined,
@@ -425,6 +426,7 @@ function splitCheckPlan(options: SharedQuantValues, config: QuantConfig, model: 
     if (!verdict) return { plan: 'none', why: `calibration table ${options.loadCalibration} holds no split check (saved with split-check none, without a rollout module, or by an earlier build), and a loaded table has no module to roll out` };
     const run = splitCheckRun(options, config);
     if (verdict.run !== run) return { plan: 'none', why: `the split check in calibration table ${options.loadCalibration} was measured for ${verdict.run ?? 'a run this build cannot identify'}, not for this run (${run}), and a loaded table has no module to roll out` };
+    if (verdict.kept === 'off' && verdict.p === undefined && !verdict.failed?.length) return earlierRuleVerdict(verdict, options.loadCalibration);
     return { plan: verdict.kept === 'off' ? 'off' : 'none', fromTable: verdict };
   }
   const why = grouped
@@ -433,6 +435,21 @@ function splitCheckPlan(options: SharedQuantValues, config: QuantConfig, model: 
       ? 'sequential calibrates stage by stage on partly quantized copies'
       : splitCheckUnavailable(model, calib, options.sensitivitySamples);
   return why ? { plan: 'none', why } : { plan: 'rollout' };
+}
+
+/**
+ * A table's "off" saved by a build before the signed-rank rule (no `p`: the lower mean decided,
+ * on any number of samples): judged again from its per-sample errors where it has at least
+ * the samples the test needs; otherwise the splits stay, unchecked, and the log says why.
+ */
+function earlierRuleVerdict(verdict: SplitCheck, table: string): SplitCheckPlan {
+  const per = verdict.perSample;
+  if (per && per.auto.length >= SPLIT_CHECK_MIN_SAMPLES && per.auto.length === per.off.length) {
+    const judged: SplitCheck = { ...verdict, ...splitCheckVerdict(verdict.mse, per) };
+    if (judged.kept === 'off') return { plan: 'off', fromTable: judged };
+    return { plan: 'none', fromTable: judged, why: `calibration table ${table} undid the splits by an earlier build's rule (the lower mean); judged again from its ${per.auto.length} samples' errors by the signed-rank test (p = ${judged.p!.toPrecision(3)}), the splits stay` };
+  }
+  return { plan: 'none', why: `calibration table ${table} undid the splits by an earlier build's rule (the lower mean) on ${per ? `${per.auto.length} sample(s)` : 'samples whose errors it did not keep'}, too few for the signed-rank test that decides now (${SPLIT_CHECK_MIN_SAMPLES}), and a loaded table has no module to roll out` };
 }
 
 /** The options a split check's verdict holds for: what changes the two models it compared. */

@@ -10,9 +10,9 @@
  * rolled out on the calibration samples, each sample's final result compared with fp32's.
  *
  * Those final results are chaotic: on tiny-arvd-l at W8A8 a model whose float parameters
- * moved by one ulp (the same function to float rounding) scored 0.3–3× the model's own error
- * over 16 prompts, and the two means of a check differ by that much between models equally
- * good. So the mean alone does not decide: the splits are undone only when the samples show
+ * moved by one ulp (the same function to float rounding) scored 0.32–1.77× the model's own
+ * error over 16 prompts (copies of one model up to 3.1× apart), and the means of a check
+ * differ by that much between models equally good. So the mean alone does not decide: the splits are undone only when the samples show
  * them worse beyond their spread — Wilcoxon's signed-rank test of the per-sample log ratios,
  * two-sided, at the conventional 5% ({@link SPLIT_CHECK_LEVEL}; a standard level, not one
  * fitted to the measurements). Otherwise the layers' errors, which auto's splits lowered and
@@ -85,7 +85,9 @@ export const SPLIT_CHECK_MIN_SAMPLES = 6;
 export function splitCheckVerdict(mse: SplitCheck['mse'], perSample: NonNullable<SplitCheck['perSample']>): Pick<SplitCheck, 'kept' | 'p'> {
   const failedAuto = !Number.isFinite(mse.auto);
   if (failedAuto || !Number.isFinite(mse.off)) return { kept: failedAuto && Number.isFinite(mse.off) ? 'off' : 'auto' };
-  const n = Math.min(perSample.auto.length, perSample.off.length);
+  // Both rollouts finished on every sample (a failed one scored Infinity above).
+  if (perSample.auto.length !== perSample.off.length) throw new Error(`internal: split check with finite errors on ${perSample.auto.length} and ${perSample.off.length} samples`);
+  const n = perSample.auto.length;
   // Log ratios: each sample counts by how many times nearer fp32 one model was, not by its own scale (a rollout that ran away is one sample).
   const logRatios = Array.from({ length: n }, (_, i) => logRatio(perSample.auto[i]!, perSample.off[i]!));
   const { p, wPlus, wMinus } = signedRankTest(logRatios);
