@@ -139,8 +139,8 @@ export async function runQuality(options: QualityOptions): Promise<QualityResult
     let entry = entries.find((e) => e.row === job.row && e.bits === job.bits);
     if (!entry) entries.push((entry = { row: job.row, bits: job.bits, draws: [] }));
     const e = byName.get(hashOf.get(job)!.slice(0, 16))!;
-    const twinMse = twinsOf(byName, e.name);
-    entry.draws[job.draw] = { mse: e.mse, chunkMse: e.chunkMse, promptMse: e.promptMse, stepError: e.stepError, ms: job.ms!, path: job.output, ...(twinMse.length ? { twins: twinMse } : {}) };
+    const twinResults = twinsOf(byName, e.name);
+    entry.draws[job.draw] = { mse: e.mse, chunkMse: e.chunkMse, promptMse: e.promptMse, stepError: e.stepError, ms: job.ms!, path: job.output, ...(twinResults.length ? { twins: twinResults } : {}) };
   }
   const fp32Twins = twinsOf(byName, 'fp32');
   return {

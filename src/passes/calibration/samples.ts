@@ -3,15 +3,15 @@ import { CalibrationError, type CalibrationContext, type LoadedCalibration, type
 import { isTensor } from './session.ts';
 import { superviseModuleCall } from './supervise.ts';
 
-/**
- * The context of sample `i`: its prompt and a generator seeded from the index, so the same
- * sample sees the same noise in every pass over the samples (collection, and each S1 rollout).
- */
 /** How many samples a step that takes "the first `n`" rolls out: `n` (0 or absent: all), at most the module's. */
 export function firstSamples(calib: LoadedCalibration, n: number | undefined): number {
   return Math.min(calib.samples, n && n > 0 ? n : calib.samples);
 }
 
+/**
+ * The context of sample `i`: its prompt and a generator seeded from the index, so the same
+ * sample sees the same noise in every pass over the samples (collection, and each S1 rollout).
+ */
 export function contextFor(calib: LoadedCalibration, sample: number): CalibrationContext {
   const prompts = calib.module.prompts;
   return { sample, prompt: prompts?.[sample % prompts.length], random: seededRandom(0x5eed + sample), options: {} };

@@ -12,10 +12,10 @@
  * Those final results are chaotic: on tiny-arvd-l at W8A8 a model whose float parameters
  * moved by one ulp (the same function to float rounding) scored 0.32–1.77× the model's own
  * error over 16 prompts (copies of one model up to 3.1× apart), and the means of a check
- * differ by that much between models equally good. So the mean alone does not decide: the splits are undone only when the samples show
- * them worse beyond their spread — Wilcoxon's signed-rank test of the per-sample log ratios,
- * two-sided, at the conventional 5% ({@link SPLIT_CHECK_LEVEL}; a standard level, not one
- * fitted to the measurements). Otherwise the layers' errors, which auto's splits lowered and
+ * differ by that much between models equally good. So the mean alone does not decide: the
+ * splits are undone only when the samples show them worse beyond their spread — Wilcoxon's
+ * signed-rank test of the per-sample log ratios, two-sided, at the conventional 5%
+ * ({@link SPLIT_CHECK_LEVEL}; a standard level, not one fitted to the measurements). Otherwise the layers' errors, which auto's splits lowered and
  * which are not chaotic, stand. With fewer than {@link SPLIT_CHECK_MIN_SAMPLES} samples no
  * difference can reach that level, and the check does not run.
  *
