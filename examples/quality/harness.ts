@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { signedRankTest } from '../../src/kernels/signed-rank.ts';
 import type { EvaluationResult } from '../tiny-arvd/evaluate.ts';
 import { evaluateInParallel } from '../tiny-arvd/evaluate-parallel.ts';
 import type { SeededPrompt } from '../tiny-arvd/prompts.ts';
@@ -213,14 +214,24 @@ const s1Time = (ms: number[]): string => {
   return t === 'reused' ? ' (reused: their times are in the interrupted run\'s log)' : `, mean ${t} s`;
 };
 
+/** A row against another, rollout by rollout (the same prompt, noise and draw). */
+interface Paired {
+  /** Geometric mean of the per-rollout MSE ratios (NaN when no rollout has both MSEs positive). */
+  geometric: number;
+  /** Rollouts with a lower MSE than the other row's, of `n`. */
+  below: number;
+  n: number;
+  /** Two-sided p of Wilcoxon's signed-rank test of the per-rollout log ratios (src/kernels/signed-rank.ts). */
+  p: number;
+}
+
 /**
- * The paired comparison with minmax, rollout by rollout (the same prompt, noise and draw):
- * the geometric mean of the per-rollout MSE ratios, and how many rollouts are below
- * minmax's. A tiny-arvd-l rollout's error is heavy-tailed (one shape that ends elsewhere
- * outweighs ten that do not), so the ratio of means moves with a few rollouts; these two
- * weigh every rollout alike.
+ * `e` against `base`, rollout by rollout. A tiny-arvd-l rollout's error is heavy-tailed (one
+ * shape that ends elsewhere outweighs ten that do not), so the ratio of means moves with a few
+ * rollouts; the geometric mean and the count weigh every rollout alike, and the signed-rank
+ * test says whether the rollouts favour one row beyond their spread (the split check's test).
  */
-function pairedCells(e: QualityEntry, base: QualityEntry): string[] {
+function paired(e: QualityEntry, base: QualityEntry): Paired {
   const logs: number[] = [];
   let below = 0;
   e.draws.forEach((d, i) =>
@@ -230,14 +241,39 @@ function pairedCells(e: QualityEntry, base: QualityEntry): string[] {
       if (m < b) below++;
     }),
   );
-  return [logs.length ? Math.exp(mean(logs)).toFixed(3) : '-', `${below}/${e.draws.reduce((n, d) => n + d.promptMse.length, 0)}`];
+  return { geometric: logs.length ? Math.exp(mean(logs)) : Number.NaN, below, n: e.draws.reduce((n, d) => n + d.promptMse.length, 0), p: signedRankTest(logs).p };
+}
+
+/** The table's paired cells against minmax: geometric mean, rollouts below, the test's p. */
+function pairedCells(e: QualityEntry, base: QualityEntry): string[] {
+  const c = paired(e, base);
+  return [Number.isNaN(c.geometric) ? '-' : c.geometric.toFixed(3), `${c.below}/${c.n}`, formatP(c.p)];
+}
+
+const formatP = (p: number): string => (p < 0.001 ? p.toExponential(0) : p.toFixed(3));
+
+/**
+ * Lines comparing each `… dual auto` row with its `… dual off` row at the same bits (issue 14:
+ * auto never worse than off): mean-MSE ratio per draw, then the paired comparison over all
+ * rollouts. Nothing when the table has no such pair.
+ */
+function dualPairs(entries: QualityEntry[]): string[] {
+  const lines: string[] = [];
+  for (const auto of entries.filter((e) => / dual auto\b/.test(e.row.label))) {
+    const off = entries.find((e) => e.bits.label === auto.bits.label && e.row.label === auto.row.label.replace(/ dual auto\b/, ' dual off'));
+    if (!off) continue;
+    const c = paired(auto, off);
+    const perDraw = auto.draws.map((d, i) => (d.mse / off.draws[i].mse).toFixed(3)).join(', ');
+    lines.push(`${auto.bits.label} ${auto.row.label} ÷ ${off.row.label}: mean MSE per draw ${perDraw}; paired ${Number.isNaN(c.geometric) ? '-' : c.geometric.toFixed(3)}, ${c.below}/${c.n} rollouts below, p = ${formatP(c.p)}`);
+  }
+  return lines.length ? ['', 'dual-scale auto against off, same method and bits (paired over rollouts; p: signed-rank test, two-sided):', ...lines] : [];
 }
 
 /** The table as aligned text: a header line, then per bit-width its rows and skipped rows. */
 export function formatQuality(result: QualityResult): string {
   const chunks = result.entries[0]?.draws[0]?.chunkMse.length ?? 0;
   const withTwins = result.entries.some((e) => e.draws.some((d) => d.twins?.length));
-  const header = ['bits', 'row', 'MSE mean', 'MSE min–max', 'PSNR dB', '×minmax', '×minmax min–max', 'paired ×minmax', 'below minmax', '1-step', '1-step ×minmax', ...(withTwins ? ['twin ×'] : []), ...Array.from({ length: chunks }, (_, c) => `c${c}`), 'quant s'];
+  const header = ['bits', 'row', 'MSE mean', 'MSE min–max', 'PSNR dB', '×minmax', '×minmax min–max', 'paired ×minmax', 'below minmax', 'p ×minmax', '1-step', '1-step ×minmax', ...(withTwins ? ['twin ×'] : []), ...Array.from({ length: chunks }, (_, c) => `c${c}`), 'quant s'];
   const lines: string[][] = [];
   const notes: string[] = [];
   const bitLabels = [...new Set([...result.entries.map((e) => e.bits.label), ...result.skipped.map((s) => s.bits.label)])];
@@ -256,7 +292,7 @@ export function formatQuality(result: QualityResult): string {
         (10 * Math.log10(4 / m)).toFixed(2),
         base ? (m / mean(base.draws.map((d) => d.mse))).toFixed(3) : '-',
         base ? range(ratios, (x) => x.toFixed(3)) : '-',
-        ...(base ? pairedCells(e, base) : ['-', '-']),
+        ...(base ? pairedCells(e, base) : ['-', '-', '-']),
         exp(mean(e.draws.map((d) => d.stepError))),
         base ? range(e.draws.map((d, i) => d.stepError / base.draws[i].stepError), (x) => x.toFixed(3)) : '-',
         ...(withTwins ? [twinCell(e)] : []),
@@ -278,13 +314,14 @@ export function formatQuality(result: QualityResult): string {
   return [
     `${result.model.name}: final-video MSE vs fp32 over ${result.prompts.length} evaluation prompts${seedNote(result.prompts)} (fixed, disjoint from the ${result.calibrationSamples} calibration prompts), ` +
       `${result.draws} calibration draw(s) (same prompts, other noise); mean and min–max over draws; PSNR = 10·log10(4/mean MSE); ` +
-      `×minmax = mean MSE ÷ minmax's mean MSE at the same bits (min–max: per draw); paired ×minmax = geometric mean over rollouts (prompt × draw) of the rollout's MSE ÷ minmax's, below minmax = rollouts with a lower MSE than minmax's; ` +
+      `×minmax = mean MSE ÷ minmax's mean MSE at the same bits (min–max: per draw); paired ×minmax = geometric mean over rollouts (prompt × draw) of the rollout's MSE ÷ minmax's, below minmax = rollouts with a lower MSE than minmax's; p ×minmax = two-sided p of Wilcoxon's signed-rank test of those per-rollout log ratios (small: the rollouts favour one side beyond their spread); ` +
       `1-step = one-step error (fp32's calls replayed on the model, relative squared output error; not amplified by the rollout), mean over draws, and its ratio to minmax's per draw (min–max); ` +
       (withTwins ? `twin × = the MSE of the model's twins (its float initializers but the quantization scales moved by one ulp: the same function to float rounding) ÷ the model's, min–max over draws and twins (ratios between rows inside that spread are the rollout's chaos); ` : '') +
       `c0… = per-chunk MSE, mean over draws; quant s = mean wall time of one convert run`,
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...lines.map(line),
+    ...dualPairs(result.entries),
     ...(notes.length ? ['', ...notes] : []),
     '',
     `time: quantization ${(t.quantize / 1000).toFixed(1)} s (${t.jobs.length} convert runs${reused ? `, ${reused} reused from an interrupted run` : ''}; ${s1.length} measured S1${s1Time(s1.map((j) => j.ms))}; ` +

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EVALUATION_SEED_STRIDE, formatQuality, MODELS, runQuality, withSeeds } from '../../examples/quality/harness.ts';
 import { convertArgs, jobCommand, planJobs, rowOptions, runJobs } from '../../examples/quality/jobs.ts';
 import { BIT_WIDTHS, type QualityRow, ROWS } from '../../examples/quality/rows.ts';
+import { signedRankTest } from '../../src/kernels/signed-rank.ts';
 
 const out = mkdtempSync(join(tmpdir(), 'qarvd-quality-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -163,7 +164,21 @@ describe('quality run', () => {
     const logs = row.draws.flatMap((d, i) => d.promptMse.map((m, p) => Math.log(m / base.draws[i].promptMse[p])));
     const below = row.draws.flatMap((d, i) => d.promptMse.filter((m, p) => m < base.draws[i].promptMse[p])).length;
     expect(logs).toHaveLength(4);
-    expect(table).toMatch(new RegExp(`^W8A8 +q-arvd dual off +.* ${Math.exp(logs.reduce((a, b) => a + b) / 4).toFixed(3)} +${below}/4 `, 'm'));
+    // Then the signed-rank test's p over those 4 log ratios (minmax against itself: nothing ranked, p = 1).
+    const p = signedRankTest(logs).p;
+    expect(p).toBeGreaterThan(0.1); // 4 rollouts cannot reach a small p: the smallest two-sided p is 2/16
+    expect(table).toMatch(new RegExp(`^W8A8 +q-arvd dual off +.* ${Math.exp(logs.reduce((a, b) => a + b) / 4).toFixed(3)} +${below}/4 +${p.toFixed(3)} `, 'm'));
+    expect(table).toMatch(/^W8A8 +minmax +.* 0\/4 +1\.000 /m);
+    // With a "… dual auto" row beside its "… dual off" row, the table compares the two the same way.
+    expect(table).not.toContain('dual-scale auto against off');
+    const relabelled = { ...result, entries: result.entries.map((e) => (e.row.label === 'q-arvd' ? { ...e, row: { ...e.row, label: 'q-arvd dual auto' } } : e)) };
+    const [auto, off] = [get('q-arvd', 'W4'), get('q-arvd dual off', 'W4')];
+    const pairLogs = auto.draws.flatMap((d, i) => d.promptMse.map((m, q) => Math.log(m / off.draws[i].promptMse[q])));
+    const perDraw = auto.draws.map((d, i) => (d.mse / off.draws[i].mse).toFixed(3)).join(', ');
+    expect(formatQuality(relabelled)).toContain(
+      `W4 q-arvd dual auto ÷ q-arvd dual off: mean MSE per draw ${perDraw}; paired ${Math.exp(pairLogs.reduce((a, b) => a + b) / 4).toFixed(3)}, ` +
+        `${auto.draws.flatMap((d, i) => d.promptMse.filter((m, q) => m < off.draws[i].promptMse[q])).length}/4 rollouts below, p = ${signedRankTest(pairLogs).p.toFixed(3)}`,
+    );
     expect(table).toContain('2 evaluation prompts (fixed, disjoint from the 4 calibration prompts)');
     expect(table).toMatch(/^W8A8 +q-arvd dual off +\d/m);
     expect(table).toContain("skipped: future at W8A8, W4 (pass q-arvd: unknown option 'no-such-option')");
