@@ -310,7 +310,7 @@ export function formatQuality(result: QualityResult): string {
   const t = result.timings;
   const s1 = t.jobs.filter((j) => j.s1);
   const reused = t.jobs.filter((j) => Number.isNaN(j.ms)).length;
-  const s1Where = result.s1From ? `S1 measured at ${result.s1From} per draw and read at every bit-width` : 'the other S1 rows read their (bits, draw) curve';
+  const s1Where = `${result.s1From ? `S1 measured at ${result.s1From} per draw and read at the other bit-widths with quantized activations` : 'the other S1 rows read their (bits, draw) curve'}; weight-only q-arvd rows measure their own, not counted here`;
   return [
     `${result.model.name}: final-video MSE vs fp32 over ${result.prompts.length} evaluation prompts${seedNote(result.prompts)} (fixed, disjoint from the ${result.calibrationSamples} calibration prompts), ` +
       `${result.draws} calibration draw(s) (same prompts, other noise); mean and min–max over draws; PSNR = 10·log10(4/mean MSE); ` +

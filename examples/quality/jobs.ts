@@ -180,7 +180,11 @@ function shareStatistics(jobs: QuantJob[], dir: string): void {
   }
 }
 
-/** S1 on for a q-arvd job with activations (weight-only calibrates no activation scales). */
+/**
+ * A q-arvd job with quantized activations and S1 on: the jobs that share one S1 curve per
+ * draw. Weight-only q-arvd jobs measure S1 too (it weights their Gram matrices) but keep their
+ * own, measured at their bits, as the quality tables and the demo run them.
+ */
 function usesS1(job: QuantJob): boolean {
   return job.row.pass === 'q-arvd' && job.options['a-bits'] !== 'none' && job.options['frame-weighting'] !== 'false' && job.options['scale-search'] !== 'false' && !job.options.sensitivity;
 }
