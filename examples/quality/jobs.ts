@@ -113,7 +113,9 @@ export function drawModuleFile(rolloutPath: string, draw: number, dir: string): 
  *   collection (`load-statistics`: the same models as collecting again, see
  *   src/passes/calibration/stats-file.ts; minmax reads only its exact ranges) when they
  *   reorder channels alike (fold-split: the provider's q-arvd folds, minmax and dual-scale or
- *   fold-split false do not, so those collect their own); needs `s1From`.
+ *   fold-split false do not, so those collect their own) and select the same layers; the
+ *   minmax jobs left over share one collection per draw and selection among themselves
+ *   (their first job collects); needs `s1From`.
  *   The S1 curve is then also written as soon as it is measured (`save-sensitivity`), and
  *   the jobs reusing it start then rather than when the measuring job ends.
  */
@@ -139,7 +141,10 @@ export function planJobs(rows: readonly QualityRow[], bitWidths: readonly BitWid
   }
   // The job that measures S1 also provides the shared collection, so it must collect Gram matrices.
   shareSensitivity(jobs, dir, s1From, statistics ? collectsGrams : undefined);
-  if (statistics) shareStatistics(jobs, dir);
+  if (statistics) {
+    shareStatistics(jobs, dir);
+    shareRanges(jobs, dir);
+  }
   return { jobs, skipped };
 }
 
@@ -168,6 +173,26 @@ function selectionSuffix(jobs: readonly QuantJob[]): (job: QuantJob) => string {
   const all = JSON.stringify(['', '', 'all', '']);
   const others = [...new Set(jobs.map(selectionOf).filter((s) => s !== all))];
   return (job) => (selectionOf(job) === all ? '' : `-s${others.indexOf(selectionOf(job)) + 1}`);
+}
+
+/**
+ * The minmax jobs that calibrate activations and read no collection (they calibrate the model
+ * unfolded, or select other layers): per draw and layer selection, the first collects and
+ * saves, the others read its exact ranges (the same models as collecting again). Their ranges
+ * do not depend on the bits, so a table's W8A8, W4A8 and W4A6 minmax rows need one collection.
+ */
+function shareRanges(jobs: QuantJob[], dir: string): void {
+  const suffix = selectionSuffix(jobs);
+  const providers = new Map<string, QuantJob>();
+  for (const job of jobs) {
+    if (job.statisticsFrom || job.savesStatistics || !calibratesRanges(job)) continue;
+    const key = `${job.draw}|${selectionOf(job)}`;
+    const provider = providers.get(key);
+    if (provider) {
+      provider.savesStatistics ??= join(dir, `statistics-minmax-d${provider.draw}${suffix(provider)}.bin`);
+      job.statisticsFrom = provider;
+    } else providers.set(key, job);
+  }
 }
 
 function shareStatistics(jobs: QuantJob[], dir: string): void {
@@ -268,7 +293,8 @@ export async function runJobs(jobs: QuantJob[], fp32Path: string, parallel: numb
       if (job.statisticsFrom) await fileOf(job.statisticsFrom.savesStatistics!, done.get(job.statisticsFrom)!);
       if (job.after?.savesSensitivity) await fileOf(job.after.savesSensitivity, done.get(job.after)!);
       else if (job.after) await done.get(job.after);
-      if (reuse && existsSync(job.output) && (!job.saves || existsSync(job.saves))) {
+      // A job others read from is run again unless its collection was kept as well.
+      if (reuse && existsSync(job.output) && (!job.saves || existsSync(job.saves)) && (!job.savesStatistics || existsSync(job.savesStatistics))) {
         job.ms = NaN;
         onDone?.(job);
         return;

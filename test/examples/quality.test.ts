@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EVALUATION_SEED_STRIDE, formatQuality, MODELS, runQuality, withSeeds } from '../../examples/quality/harness.ts';
-import { convertArgs, jobCommand, planJobs, rowOptions, runJobs } from '../../examples/quality/jobs.ts';
+import { convertArgs, jobCommand, planJobs, type QuantJob, rowOptions, runJobs } from '../../examples/quality/jobs.ts';
 import { BIT_WIDTHS, type QualityRow, ROWS } from '../../examples/quality/rows.ts';
 import { signedRankTest } from '../../src/kernels/signed-rank.ts';
 
@@ -48,7 +48,7 @@ describe('quality plan', () => {
 
   it('with shared statistics (the demo), the S1 job saves its collection and the other q-arvd jobs of the draw read it', () => {
     const { jobs } = planJobs(ROWS_SMALL, [bits('W8A8'), bits('W4A8'), bits('W4')], ['a.ts'], out, 'W4A8', true);
-    const provider = jobs.find((j) => j.savesStatistics)!;
+    const provider = jobs.find((j) => j.savesStatistics && j.row.pass === 'q-arvd')!;
     expect(provider.id).toBe('q-arvd-W4A8-d0');
     expect(convertArgs(provider, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.save-statistics', provider.savesStatistics!]));
     const readers = jobs.filter((j) => j.statisticsFrom === provider).map((j) => j.id);
@@ -59,6 +59,13 @@ describe('quality plan', () => {
     expect(readers).toEqual(expect.arrayContaining(['q-arvd-W4-d0', 'q-arvd-W8A8-d0']));
     for (const id of ['minmax-W8A8-d0', 'minmax-W4-d0', 'q-arvd-dual-off-W8A8-d0']) expect(convertArgs(jobs.find((j) => j.id === id)!, 'm.onnx').some((a) => a.includes('load-statistics')), id).toBe(false);
     expect(convertArgs(jobs.find((j) => j.id === 'q-arvd-W8A8-d0')!, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.load-statistics', provider.savesStatistics!]));
+    // The minmax jobs with activations share one collection of their own: the first collects, the others read its ranges.
+    const [mW8A8, mW4A8, mW4] = ['minmax-W8A8-d0', 'minmax-W4A8-d0', 'minmax-W4-d0'].map((id) => jobs.find((j) => j.id === id)!);
+    expect(mW8A8.savesStatistics).toBe(join(out, 'statistics-minmax-d0.bin'));
+    expect(convertArgs(mW8A8, 'm.onnx')).toEqual(expect.arrayContaining(['--minmax.save-statistics', mW8A8.savesStatistics!]));
+    expect(mW4A8.statisticsFrom).toBe(mW8A8);
+    expect(convertArgs(mW4A8, 'm.onnx')).toEqual(expect.arrayContaining(['--minmax.load-statistics', mW8A8.savesStatistics!]));
+    expect(mW4.statisticsFrom ?? mW4.savesStatistics).toBeUndefined(); // weight-only: no activation ranges
     // The S1 curve is written as soon as it is measured, and read from there.
     expect(convertArgs(provider, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.save-sensitivity', provider.savesSensitivity!]));
     expect(convertArgs(jobs.find((j) => j.id === 'q-arvd-W8A8-d0')!, 'm.onnx')).toEqual(expect.arrayContaining(['--q-arvd.sensitivity', provider.savesSensitivity!]));
@@ -68,12 +75,22 @@ describe('quality plan', () => {
     expect(() => planJobs(ROWS, [bits('W8A8'), bits('W4')], ['a.ts'], out, undefined, true)).toThrow(/need s1From/);
     const { jobs } = planJobs(ROWS, [bits('W8A8'), bits('W4A8'), bits('W4')], ['a.ts', 'b.ts'], out, 'W4A8', true);
     const blocks = (j: { options: Record<string, string> }) => j.options.scope === 'blocks';
-    const providers = jobs.filter((j) => j.savesStatistics && !blocks(j));
+    const qarvd = (j: QuantJob) => j.row.pass === 'q-arvd';
+    const providers = jobs.filter((j) => j.savesStatistics && qarvd(j) && !blocks(j));
     expect(providers.map((j) => j.draw).sort()).toEqual([0, 1]);
     // The scope-blocks rows calibrate other layers: their own provider per draw, own files, read only by them.
-    const blockProviders = jobs.filter((j) => j.savesStatistics && blocks(j));
+    const blockProviders = jobs.filter((j) => j.savesStatistics && qarvd(j) && blocks(j));
     expect(blockProviders.map((j) => j.draw).sort()).toEqual([0, 1]);
-    expect(new Set(jobs.filter((j) => j.savesStatistics).map((j) => j.savesStatistics)).size).toBe(4);
+    expect(new Set(jobs.filter((j) => j.savesStatistics && qarvd(j)).map((j) => j.savesStatistics)).size).toBe(4);
+    // The minmax rows with activations (minmax, minmax blocks, minmax outer-w8) share one collection
+    // per draw and selection among themselves; every file is written by one job.
+    const minmaxProviders = jobs.filter((j) => j.savesStatistics && !qarvd(j));
+    expect(minmaxProviders.map((j) => `${j.row.label} d${j.draw}`).sort()).toEqual(['minmax blocks d0', 'minmax blocks d1', 'minmax d0', 'minmax d1', 'minmax outer-w8 d0', 'minmax outer-w8 d1']);
+    expect(new Set(jobs.filter((j) => j.savesStatistics).map((j) => j.savesStatistics)).size).toBe(10);
+    for (const j of jobs.filter((x) => x.statisticsFrom && !qarvd(x))) {
+      expect(j.options['a-bits'], j.id).not.toBe('none');
+      expect([j.statisticsFrom!.draw, j.statisticsFrom!.options.scope], j.id).toEqual([j.draw, j.options.scope]);
+    }
     for (const j of jobs) if (j.statisticsFrom) expect(blocks(j.statisticsFrom), j.id).toBe(blocks(j));
     for (const j of jobs) if (j.after) expect(blocks(j.after), j.id).toBe(blocks(j));
     for (const p of providers) {
