@@ -30,12 +30,15 @@ export interface QualityModel {
 
 const example = (path: string) => fileURLToPath(new URL(`../${path}`, import.meta.url));
 
-/** The two bundled ARVDs. */
+/** The bundled ARVDs. */
 export const MODELS: Record<string, QualityModel> = {
   'tiny-arvd': { name: 'tiny-arvd', fp32Path: example('tiny-arvd/model.onnx'), rolloutPath: example('tiny-arvd/rollout.ts') },
   'tiny-arvd-l': { name: 'tiny-arvd-l', fp32Path: example('tiny-arvd-l/model.onnx'), rolloutPath: example('tiny-arvd-l/rollout.ts') },
   // Trained here on a CPU after every default was chosen (2026-12-06): a held-out check of them.
   'tiny-arvd-m': { name: 'tiny-arvd-m', fp32Path: example('tiny-arvd-m/model.onnx'), rolloutPath: example('tiny-arvd-m/rollout.ts') },
+  // Closer to Wan2.1 (Conv3d patch embedding, 3-D RoPE, RMSNorm qk-norm), trained here on a CPU
+  // (2026-12-06, eighteenth session): a second held-out check of the defaults.
+  'tiny-wan': { name: 'tiny-wan', fp32Path: example('tiny-wan/model.onnx'), rolloutPath: example('tiny-wan/rollout.ts') },
 };
 
 /** What {@link runQuality} takes. */
