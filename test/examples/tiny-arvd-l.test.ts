@@ -1,4 +1,4 @@
-// tiny-arvd-l and tiny-arvd-m through the shared rollout module, calibration draws, and the parallel evaluator
+// tiny-arvd-l, tiny-arvd-m and tiny-wan through the shared rollout module, calibration draws, and the parallel evaluator
 // (which must give the same numbers as the one-process evaluator it splits).
 import { existsSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
@@ -12,11 +12,13 @@ import { calibrationDraw, sessionRunner, type RunModel } from '../../examples/ti
 import { tinyArvd } from '../../examples/tiny-arvd/rollout.ts';
 import * as large from '../../examples/tiny-arvd-l/rollout.ts';
 import * as medium from '../../examples/tiny-arvd-m/rollout.ts';
+import * as wan from '../../examples/tiny-wan/rollout.ts';
 
-/** The trained ARVDs beside tiny-arvd, each through the shared rollout module (tiny-arvd-m: the held-out one, trained after the defaults were chosen). */
+/** The trained ARVDs beside tiny-arvd, each through the shared rollout module (tiny-arvd-m and tiny-wan: held out, trained after the defaults were chosen). */
 const TRAINED = [
   { name: 'tiny-arvd-l', mod: large, module: large.tinyArvdL, shape: { dim: 192, depth: 6 } },
   { name: 'tiny-arvd-m', mod: medium, module: medium.tinyArvdM, shape: { dim: 128, depth: 4, heads: 4, seed: 23 } },
+  { name: 'tiny-wan', mod: wan, module: wan.tinyWan, shape: { dim: 128, depth: 4, heads: 4, seed: 29 } },
 ];
 
 describe.each(TRAINED)('$name rollout module', ({ name, mod, module, shape }) => {

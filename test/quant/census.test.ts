@@ -5,7 +5,8 @@
 // dequantized weight, and there is one integer kernel per emitted branch. Not timed (speed is
 // `npm run bench -- speed`).
 //
-// Models: the real tiny ARVD (examples/tiny-arvd), and a synthetic block with the Wan block's
+// Models: the real tiny ARVD (examples/tiny-arvd), tiny-wan (examples/tiny-wan: a Conv3d patch
+// embedding, 3-D RoPE and RMSNorm qk-norm around the same linears), and a synthetic block with the Wan block's
 // structure at a small size (test/helpers/wan-block.ts: 512/1024 channels, 2% planted outlier
 // rows in o and ffn.2, so q-arvd splits them). Activation ranges are fixed at [-3, 4]: the
 // forms do not depend on calibration, and this keeps the test to seconds.
@@ -43,6 +44,7 @@ const BITS: Record<string, Pick<QuantConfig, 'wBits' | 'aBits'> & Partial<QuantC
 const MODELS: { name: string; load: () => Model }[] = [
   { name: 'tiny-arvd', load: () => loadModel(join(REPO_ROOT, 'examples/tiny-arvd/model.onnx')) },
   { name: 'synthetic block', load: () => wanBlock({ outliers: true, shape: { dim: 512, ffn: 1024 } }) },
+  { name: 'tiny-wan', load: () => loadModel(join(REPO_ROOT, 'examples/tiny-wan/model.onnx')) },
 ];
 
 /**
