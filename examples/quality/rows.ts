@@ -75,8 +75,10 @@ export const ROWS: readonly QualityRow[] = [
   // every layer at w-bits, and minmax with the same mixed precision (like for like).
   { label: 'q-arvd all', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', scope: 'all' } },
   { label: 'minmax outer-w8', pass: 'minmax', options: { scope: 'outer-w8' }, pinned: { 'bias-correction': false } },
-  // The 7 layers around the blocks with float inputs (outer-activations float; docs/error-propagation.md).
+  // The 7 layers around the blocks with float inputs (outer-activations float, q-arvd's default since 2026-12-06; docs/error-propagation.md).
   { label: 'q-arvd outer float', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'outer-activations': 'float' }, bits: ['W8A8', 'W4A8', 'W4A6'] },
+  // The same layers quantizing their inputs like the rest (q-arvd's default until 2026-12-06, eighteenth session).
+  { label: 'q-arvd outer quantized', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'outer-activations': 'quantized' }, bits: ['W8A8', 'W4A8', 'W4A6'] },
   // The peer (issue 14): onnxruntime's quantize_static (QDQ, per-channel int8 weights, uint8
   // MinMax activations on every MatMul) on the same calibration rollouts, and its 4-bit
   // MatMulNBits (RTN, block 32, asymmetric, accuracy level 4). docs/peers.md has the recipe.

@@ -14,7 +14,7 @@ import { biasCorrectionOption, SHARED_QUANT_OPTIONS, scopeOption } from './quant
 export default definePass({
   name: 'minmax',
   summary: 'Quantize linear layers with plain min/max quantizers (the paper\'s MinMax baseline)',
-  options: { ...SHARED_QUANT_OPTIONS, ...scopeOption('all'), ...biasCorrectionOption(false) },
+  options: { ...SHARED_QUANT_OPTIONS, ...scopeOption('all', 'quantized'), ...biasCorrectionOption(false) },
   statistics: QUANT_STATISTICS,
   run: (model, ctx, options) => runQuantPass(model, ctx, { ...options, dualScale: false }, 'minmax'),
 });

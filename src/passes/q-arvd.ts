@@ -32,7 +32,7 @@ import { S2_OPTIONS, SHARED_QUANT_OPTIONS, scopeOption } from './quant/quant-opt
 export default definePass({
   name: 'q-arvd',
   summary: 'Quantize linear layers with outlier-aware dual-scale quantizers (S2), frame-weighted calibration (S1) and GPTQ reconstruction',
-  options: { ...SHARED_QUANT_OPTIONS, ...scopeOption('outer-w8'), ...S2_OPTIONS },
+  options: { ...SHARED_QUANT_OPTIONS, ...scopeOption('outer-w8', 'float'), ...S2_OPTIONS },
   statistics: QUANT_STATISTICS,
   run: (model, ctx, options) => runQuantPass(model, ctx, options, 'q-arvd'),
 });

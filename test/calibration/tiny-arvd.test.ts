@@ -112,7 +112,8 @@ describe('tiny-arvd: S1 frame weighting with the rollout module', () => {
     // row standing for hundreds) showed 22 of 37 layers as worse after the search here.
     const { report } = await quantize({ 'w-bits': '8', 'frame-weighting': false, reconstruct: 'none' });
     const layers = report.layers.filter((e) => e.outputError);
-    expect(layers.length).toBeGreaterThan(30);
+    // The 30 block layers: the 7 around the blocks keep float inputs (outer-activations float, the default), so nothing is searched there.
+    expect(layers.length).toBe(30);
     const sum = (e: number[]) => e.reduce((a, v) => a + v, 0);
     const worse = layers.filter((l) => sum(l.outputError!.after) > 1.02 * sum(l.outputError!.before)).map((l) => l.name);
     expect(worse).toEqual([]);

@@ -258,7 +258,8 @@ const SAME_AS_MINMAX = [
   { label: 'W8 weight-only (defaults)', options: { 'w-bits': '8', 'a-bits': 'none', 'fold-split': false } },
   // scope all: q-arvd's default gives the layers around the blocks 8-bit weights (outer-w8), minmax's does not.
   { label: 'W4 weight-only (defaults)', options: { 'w-bits': '4', 'a-bits': 'none', 'fold-split': false, scope: 'all' } },
-  { label: 'W8A8, scale-search false', options: { 'w-bits': '8', 'a-bits': '8', 'scale-search': false, reconstruct: 'none', 'bias-correction': false, 'fold-split': false } },
+  // outer-activations quantized: q-arvd's default keeps the inputs of the layers around the blocks float, minmax's does not.
+  { label: 'W8A8, scale-search false', options: { 'w-bits': '8', 'a-bits': '8', 'scale-search': false, reconstruct: 'none', 'bias-correction': false, 'fold-split': false, 'outer-activations': 'quantized' } },
 ] as const;
 
 describe('layers without outliers: q-arvd emits exactly what minmax emits', () => {
@@ -271,7 +272,7 @@ describe('layers without outliers: q-arvd emits exactly what minmax emits', () =
           const mModel = await loadFixture(f);
           const calib = bits.options['a-bits'] === 'none' ? undefined : testCalibration(f);
           const q = await quantize(qModel, { ...f.options, format, ...bits.options }, calib);
-          const { 'scale-search': _s, reconstruct: _r, 'fold-split': _f, ...minmaxOptions } = { ...f.options, format, ...bits.options } as Record<string, unknown>;
+          const { 'scale-search': _s, reconstruct: _r, 'fold-split': _f, 'outer-activations': _o, ...minmaxOptions } = { ...f.options, format, ...bits.options } as Record<string, unknown>;
           const m = await quantize(mModel, minmaxOptions, calib, 'minmax');
           expect(m.method).toBe('minmax');
           expect(m.totals.layers.dual).toBe(0);

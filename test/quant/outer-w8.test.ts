@@ -68,26 +68,27 @@ describe('scope outer-w8', () => {
   });
 
   it('records the 8-bit layers in the calibration table, which reproduces the model; a scope all run refuses it', async () => {
+    // With quantized outer inputs, the layers differ from scope all's only in their bits (float inputs: the next test).
     const dir = scratchDir('outer-w8');
     try {
       const table = `${dir}/table.json`;
       const made = await loadFixture(f);
-      await quantize(made, { 'w-bits': '4', 'a-bits': '8', 'save-calibration': table }, testCalibration(f, 2));
+      await quantize(made, { 'w-bits': '4', 'a-bits': '8', 'outer-activations': 'quantized', 'save-calibration': table }, testCalibration(f, 2));
       saveModel(made, `${dir}/made.onnx`);
       expect([...JSON.parse(readFileSync(table, 'utf8')).config.w8Layers].sort()).toEqual([...OUTER_ARVD].sort());
       const again = await loadFixture(f);
-      await quantize(again, { 'w-bits': '4', 'a-bits': '8', 'load-calibration': table });
+      await quantize(again, { 'w-bits': '4', 'a-bits': '8', 'outer-activations': 'quantized', 'load-calibration': table });
       saveModel(again, `${dir}/again.onnx`);
       expect(readFileSync(`${dir}/again.onnx`).equals(readFileSync(`${dir}/made.onnx`))).toBe(true);
-      await expect(quantize(await loadFixture(f), { 'w-bits': '4', 'a-bits': '8', scope: 'all', 'load-calibration': table })).rejects.toThrow(
+      await expect(quantize(await loadFixture(f), { 'w-bits': '4', 'a-bits': '8', 'outer-activations': 'quantized', scope: 'all', 'load-calibration': table })).rejects.toThrow(
         /gave \/patch_embedding\/MatMul 8-bit weights and this run gives it 4-bit \(7 layer\(s\) differ; the table was made with scope outer-w8\); use the option scope the table was made with \(scope outer-w8\)/,
       );
       // A run on fewer layers reads it (the check is per layer of the run).
-      await quantize(await loadFixture(f), { 'w-bits': '4', 'a-bits': '8', exclude: ['/head/*'], 'load-calibration': table });
+      await quantize(await loadFixture(f), { 'w-bits': '4', 'a-bits': '8', 'outer-activations': 'quantized', exclude: ['/head/*'], 'load-calibration': table });
       // A table made with every layer at 4 bits (scope all, or before outer-w8) is refused by the default, naming the scope.
       const allTable = `${dir}/all.json`;
-      await quantize(await loadFixture(f), { 'w-bits': '4', 'a-bits': '8', scope: 'all', 'save-calibration': allTable }, testCalibration(f, 2));
-      await expect(quantize(await loadFixture(f), { 'w-bits': '4', 'a-bits': '8', 'load-calibration': allTable })).rejects.toThrow(/4-bit weights and this run gives it 8-bit \(7 layer\(s\) differ; the table was made with every layer at its bits .*\(scope all\)/);
+      await quantize(await loadFixture(f), { 'w-bits': '4', 'a-bits': '8', 'outer-activations': 'quantized', scope: 'all', 'save-calibration': allTable }, testCalibration(f, 2));
+      await expect(quantize(await loadFixture(f), { 'w-bits': '4', 'a-bits': '8', 'outer-activations': 'quantized', 'load-calibration': allTable })).rejects.toThrow(/4-bit weights and this run gives it 8-bit \(7 layer\(s\) differ; the table was made with every layer at its bits .*\(scope all\)/);
       // A weight-only run reading the A8 table uses its statistics, not its activation-quantizer shifts.
       const w4 = await quantize(await loadFixture(f), { 'w-bits': '4', 'a-bits': 'none', 'load-calibration': table });
       expect(quantized(w4).filter((l) => l.reconstruction?.activationShift !== undefined)).toEqual([]);
@@ -122,19 +123,28 @@ describe('scope outer-w8', () => {
         await quantize(again, { 'w-bits': bits, 'a-bits': '8', 'outer-activations': 'float', 'load-calibration': table });
         saveModel(again, `${dir}/again-w${bits}.onnx`);
         expect(readFileSync(`${dir}/again-w${bits}.onnx`).equals(readFileSync(`${dir}/w${bits}.onnx`)), bits).toBe(true);
-        await expect(quantize(await loadFixture(f), { 'w-bits': bits, 'a-bits': '8', 'load-calibration': table })).rejects.toThrow(/was made with outerActivations float, this run has outerActivations \(not set\)/);
+        await expect(quantize(await loadFixture(f), { 'w-bits': bits, 'a-bits': '8', 'outer-activations': 'quantized', 'load-calibration': table })).rejects.toThrow(/was made with outerActivations float, this run has outerActivations quantized/);
+        // The default (float since 2026-12-06) reads it.
+        await quantize(await loadFixture(f), { 'w-bits': bits, 'a-bits': '8', 'load-calibration': table });
         // With scope all the option changes no layer, and the refusal names the table's setting.
         if (bits === '8') {
-          await expect(quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', scope: 'all', 'outer-activations': 'float', 'load-calibration': table })).rejects.toThrow(/was made with outerActivations float, this run has outerActivations \(not set\)/);
+          await expect(quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', scope: 'all', 'outer-activations': 'float', 'load-calibration': table })).rejects.toThrow(/was made with outerActivations float, this run has outerActivations quantized/);
           // A run on fewer layers (include) reads the table: the per-layer check passes.
           await expect(quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', 'outer-activations': 'float', include: ['/blocks.*', '/head/*'], 'load-calibration': table })).resolves.toBeDefined();
         }
       }
-      // Where the option changes no layer (scope all), the table does not record it: a run without it reads the table.
+      // Where the option changes no layer (scope all), the table does not record it: a run with either setting reads the table.
       const allTable = `${dir}/all.json`;
       await quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', scope: 'all', 'outer-activations': 'float', 'save-calibration': allTable }, testCalibration(f, 2));
       expect(JSON.parse(readFileSync(allTable, 'utf8')).config.outerActivations).toBeUndefined();
       await quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', scope: 'all', 'load-calibration': allTable });
+      await quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', scope: 'all', 'outer-activations': 'quantized', 'load-calibration': allTable });
+      // A table saved with quantized outer inputs (q-arvd's default before 2026-12-06) is refused by today's default, with the way to read it.
+      const quantizedTable = `${dir}/quantized.json`;
+      await quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', 'outer-activations': 'quantized', 'save-calibration': quantizedTable }, testCalibration(f, 2));
+      await expect(quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', 'load-calibration': quantizedTable })).rejects.toThrow(
+        /was made with outerActivations quantized, this run has outerActivations float; .*a table saved by q-arvd before 2026-12-06 with the default has quantized outer inputs: give outer-activations quantized to read it/,
+      );
     } finally {
       removeDir(dir);
     }

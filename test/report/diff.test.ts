@@ -160,7 +160,8 @@ describe('convert diff golden samples', () => {
     golden(SAMPLES, 'stories260K-qoperator-w8a8', 'diff.txt', text.out);
     golden(SAMPLES, 'stories260K-qoperator-w8a8', 'diff.md', (await cli('diff', STORIES, after, '--format', 'md')).out);
     expect(text.out).toMatch(/^ {2}\/blocks\.0\/q\/MatMul +\[64×64\] +single-scale W8A8 · \+QuantizeLinear×1 \+com\.microsoft\.MatMulIntegerToFloat×1 -MatMul×1 · /m);
-    expect(text.out).toContain('(13 dual-scale, 23 single-scale; q-arvd W8A8 qoperator)');
+    // The head (/MatMul, the layer outside the repeated blocks) keeps float inputs: 8-bit weight-only (outer-activations float, q-arvd's default).
+    expect(text.out).toContain('(13 dual-scale, 23 single-scale; q-arvd W8A8 qoperator ×35, q-arvd W8 qoperator ×1)');
   });
 
   it('a synthetic model whose inputs and output shape changed', async () => {
@@ -307,8 +308,8 @@ describe('convert diff counts and data', () => {
     // The issue's line had +Gather×1; fold-split (default on) moves ffn.2's outlier channels last through ffn.0, so a Slice reads them.
     // Each branch's 4-bit weight is stored as int4 behind a Cast to int8 (int4-storage), which onnxruntime folds at load.
     expect(r.out).toMatch(/^ {2}\/blocks\.0\/ffn\/ffn\.2\/MatMul +\[256×64\] +dual-scale W4A8 · 32 outlier rows · \+Slice×1 \+QuantizeLinear×2 \+DequantizeLinear×4 \+Cast×2 \+MatMul×1 \+Sum×1 -Add×1 · /m);
-    // The 7 layers around the blocks take 8-bit weights (q-arvd's default scope outer-w8).
-    expect(r.out).toContain('37 linear layers rewritten (12 dual-scale, 25 single-scale; q-arvd W4A8 qdq ×30, q-arvd W8A8 qdq ×7), 0 unchanged');
+    // The 7 layers around the blocks take 8-bit weights and keep float inputs (q-arvd's defaults scope outer-w8 and outer-activations float).
+    expect(r.out).toContain('37 linear layers rewritten (12 dual-scale, 25 single-scale; q-arvd W4A8 qdq ×30, q-arvd W8 qdq ×7), 0 unchanged');
 
     // The same conversion with int8 storage: --data tells the storage change from a change of values.
     const int8 = path('tiny-w4a8', 'int8.onnx');

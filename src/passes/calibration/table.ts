@@ -314,8 +314,11 @@ export function scalesFromTable(table: CalibrationTable, layers: LinearLayer[], 
   const keys = [...new Set([...Object.keys(want), ...Object.keys(table.config)])].filter((k) => k !== 'w8Layers' && k !== 'sequential') as (keyof TableConfig)[];
   const diffs = keys.filter((k) => String(table.config[k]) !== String(want[k]));
   if (diffs.length) {
-    const value = (v: unknown) => (v === undefined ? '(not set)' : String(v));
-    fail(`was made with ${diffs.map((k) => `${k} ${value(table.config[k])}`).join(', ')}, this run has ${diffs.map((k) => `${k} ${value(want[k])}`).join(', ')}; calibrate again with these options (save-calibration) or use the table's`);
+    // A table records outerActivations only where it is float (tableConfig).
+    const value = (k: keyof TableConfig, v: unknown) => (v === undefined ? (k === 'outerActivations' ? 'quantized' : '(not set)') : String(v));
+    // q-arvd's default became float on 2026-12-06: a table saved with the earlier default reads with the option given.
+    const earlier = diffs.includes('outerActivations') && table.config.outerActivations === undefined ? '; a table saved by q-arvd before 2026-12-06 with the default has quantized outer inputs: give outer-activations quantized to read it' : '';
+    fail(`was made with ${diffs.map((k) => `${k} ${value(k, table.config[k])}`).join(', ')}, this run has ${diffs.map((k) => `${k} ${value(k, want[k])}`).join(', ')}; calibrate again with these options (save-calibration) or use the table's${earlier}`);
   }
   checkLayerBits(table, layers, config, fail);
   const out: CalibratedScales = new Map();

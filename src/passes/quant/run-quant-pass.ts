@@ -118,7 +118,8 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     // Float compute dequantizes per channel; blocked weights have no such form (small-layers.ts).
     ctx.log.warn(`integer-kernels never changes nothing here: blocked weights (block-size ${config.blockSize}) keep their integer form`);
   }
-  if (config.outerActivations === 'float' && config.aBits !== null && !layers.some((l) => l.wBits)) {
+  // Only when asked for: float is q-arvd's default, moot on a model without repeated blocks.
+  if (config.outerActivations === 'float' && ctx.given?.has('outer-activations') && config.aBits !== null && !layers.some((l) => l.wBits)) {
     ctx.log.warn(`outer-activations float changes nothing here: ${selection.scope === 'outer-w8' ? 'no repeated blocks were found, so no layer is outside them' : `it applies to scope outer-w8's layers, and this run has scope ${selection.scope ?? 'all'}`}`);
   }
   if (found.stacks) logScope(ctx, found, selection.scope!, config);
@@ -556,8 +557,11 @@ function scopeOf(scope: string | undefined): LayerScope {
 /** One line for `scope blocks` / `outer-w8`: the stacks found and what becomes of the layers outside them, or that none was found. */
 function logScope(ctx: PassContext, found: ReturnType<typeof findLinearLayers>, scope: LayerScope, config: QuantConfig): void {
   const floatInputs = config.outerActivations === 'float' && config.aBits !== null;
-  // outer-w8 is the q-arvd default: at w-bits 8 it changes nothing (unless those layers keep float inputs), and without blocks it is scope all (info, not a warning).
-  if (scope === 'outer-w8' && config.wBits === 8 && !floatInputs) return;
+  // outer-w8 is the q-arvd default: at w-bits 8 it changes no weight bits, and the float inputs
+  // of the layers around the blocks (outer-activations float, also a default) are in the report
+  // and the calibration table; a line on every 8-bit run would only come before its output
+  // (or its refusal). Without blocks it is scope all (info, not a warning).
+  if (scope === 'outer-w8' && config.wBits === 8) return;
   if (!found.stacks?.length) {
     const none = `scope ${scope}: no repeated blocks found in the linear layers' node names (numbered segments like /blocks.N/ with the same layers in each); every layer is quantized at w-bits ${config.wBits}`;
     if (scope === 'blocks') ctx.log.warn(none);
