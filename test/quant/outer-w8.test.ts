@@ -2,12 +2,14 @@
 // layers around tiny-arvd's repeated blocks take 8-bit weights, each exactly what w-bits 8
 // makes of it, while the block layers are what scope all makes of them; at w-bits 8 it writes
 // scope all's bytes; calibration tables record the 8-bit layers and refuse a run that differs.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { saveModel } from '../../src/graph/serde/io.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
 import type { QuantReport } from '../../src/passes/quant/report.ts';
-import { removeDir, scratchDir } from '../helpers/files.ts';
+import { cli } from '../helpers/cli.ts';
+import { removeDir, REPO_ROOT, scratchDir } from '../helpers/files.ts';
 import { runModel } from '../helpers/ort.ts';
 import { loadFixture, OUTER_ARVD, quantFixture, quantize, testCalibration } from './quant-fixtures.ts';
 
@@ -145,6 +147,26 @@ describe('scope outer-w8', () => {
       await expect(quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', 'load-calibration': quantizedTable })).rejects.toThrow(
         /was made with outerActivations quantized, this run has outerActivations float; .*a table saved by q-arvd before 2026-12-06 with the default has quantized outer inputs: give outer-activations quantized to read it/,
       );
+    } finally {
+      removeDir(dir);
+    }
+  });
+  it('warns that outer-activations float changes nothing under scope all only when it is asked for (it is q-arvd\'s default)', async () => {
+    const dir = scratchDir('outer-warn');
+    try {
+      // A module that stops calibration at once: the warning comes before calibration, the error after it.
+      const calib = join(dir, 'stop.mjs');
+      writeFileSync(calib, "export const samples = 1;\nexport async function* feeds() { throw new Error('stop here'); }\n");
+      const args = [join(REPO_ROOT, 'examples/tiny-arvd/model.onnx'), '-o', join(dir, 'out.onnx'), '--pass', 'q-arvd', '--q-arvd.scope', 'all', '--q-arvd.calib', calib];
+      const asked = await cli(...args, '--q-arvd.outer-activations', 'float');
+      const moot = /outer-activations float changes nothing here: it applies to scope outer-w8's layers, and this run has scope all/;
+      expect(asked.code, asked.err).toBe(1);
+      expect(asked.err).toMatch(moot);
+      expect(asked.err).toMatch(/stop here/);
+      const byDefault = await cli(...args);
+      expect(byDefault.code, byDefault.err).toBe(1);
+      expect(byDefault.err).toMatch(/stop here/);
+      expect(byDefault.err).not.toMatch(moot);
     } finally {
       removeDir(dir);
     }
