@@ -153,7 +153,9 @@ describe('small-layer rule on tiny-arvd', () => {
     const kept = written.layers.filter((l) => l.compute === 'float');
     expect(kept.length).toBeGreaterThan(0);
     expect(result.stats!.floatCompute).toBe(kept.length);
-    expect(lines.some((l) => l.includes(`${kept.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul): kept fp32: too small for integer kernels`))).toBe(true);
+    const keptLine = lines.find((l) => l.includes(`${kept.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul): kept fp32: too small for integer kernels`));
+    expect(keptLine).toBeDefined();
+    expect(keptLine).toContain('(first; every reason is in the report)');
     expect(kept.every((l) => l.computeReason?.startsWith('kept fp32: too small for integer kernels'))).toBe(true);
     // The decision on the layer's final node says so too (what `convert diff` reads).
     const decisions = model.graph.nodes().map((n) => n.metadata.get('qarvd.decision')).filter((d) => d !== undefined).map((d) => JSON.parse(d!) as { compute?: string });
@@ -162,6 +164,15 @@ describe('small-layer rule on tiny-arvd', () => {
     const text = formatDiff(diffModels(loadModel(FP32), model), 'text');
     for (const l of kept) expect(text).toMatch(new RegExp(`^ {2}${l.name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} +\\[${l.K}×${l.N}\\] +(single|dual)-scale W${l.wBits} kept fp32 · `, 'm'));
     expect(text.match(/kept fp32/g)!.length).toBe(kept.length);
+  });
+
+  it('without a report the log line names the option that writes one (a user trial read "every reason is in the report" with none written)', async () => {
+    const lines: string[] = [];
+    const options = resolveOptions(qArvd, { 'w-bits': '4', 'a-bits': 'none' }) as unknown as SharedQuantValues;
+    await runQuantPass(loadModel(FP32), { log: createLogger({ write: (l) => lines.push(l) }), verbose: false, modelDir: undefined }, options, 'q-arvd');
+    const keptLine = lines.find((l) => l.includes('layer(s) kept fp32'));
+    expect(keptLine).toContain('(first; --q-arvd.report <file> writes every reason)');
+    expect(lines.join('\n')).not.toContain('in the report');
   });
 
   it('the option: integer-kernels auto by default, always/never as given', () => {

@@ -359,7 +359,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     // Refusals matter where a layer was split: the others read no channels.
     const split = new Set(report.layers.filter((l) => l.mode === 'dual').map((l) => l.name));
     const notFolded = fold.skipped.filter((s) => split.has(s.consumer));
-    logFolds(ctx.log, { folds: fold.folds, skipped: notFolded });
+    logFolds(ctx.log, { folds: fold.folds, skipped: notFolded }, everyReason(options.report, method));
     if (fold.folds.length || notFolded.length) report.foldSplit = { folded: fold.folds, notFolded };
   }
   if (table) addCalibrationTable(report, table);
@@ -389,7 +389,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (config.wBits === 4 && config.int4Storage && int4Wanted && opset < 21 && report.totals.layers.dual + report.totals.layers.single > 0) {
     ctx.log.info(`int4-storage: the model keeps opset ${opset}, below the 21 int4 initializers need (qdq-domain com.microsoft does not raise it; a raise is skipped where an operator would change meaning), so the 4-bit weights are stored as int8: the same values, twice the bytes`);
   }
-  if (floatCompute.length) ctx.log.info(`${floatCompute.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul${config.aBits !== null ? `, inputs not quantized: these layers run with float activations in this A${config.aBits} model` : ''}): ${floatCompute[0]!.computeReason}${floatCompute.length > 1 ? ' (first; every reason is in the report)' : ''}`);
+  if (floatCompute.length) ctx.log.info(`${floatCompute.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul${config.aBits !== null ? `, inputs not quantized: these layers run with float activations in this A${config.aBits} model` : ''}): ${floatCompute[0]!.computeReason}${floatCompute.length > 1 ? ` (first; ${everyReason(options.report, method)})` : ''}`);
   ctx.log.info(`${method} ${bitsLabel(config)} ${config.format}: ${report.totals.layers.dual} dual-scale, ${report.totals.layers.single} single-scale, ${report.totals.layers.skipped} skipped; weights ${report.totals.bytesBefore} → ${report.totals.bytesAfter} bytes`);
   return {
     modified: report.totals.layers.dual + report.totals.layers.single > 0,
@@ -578,4 +578,9 @@ function logScope(ctx: PassContext, found: ReturnType<typeof findLinearLayers>, 
 function sequentialRecord(options: SharedQuantValues): SequentialRecord {
   const r = reconstructOptionsOf(options);
   return { reconstruct: r.method, biasCorrection: r.biasCorrection };
+}
+
+/** Where a log line that names only the first of several reasons sends the reader: the report, or the option that writes one (none was asked for). */
+function everyReason(report: string | undefined, pass: string): string {
+  return report ? 'every reason is in the report' : `--${pass}.report <file> writes every reason`;
 }
