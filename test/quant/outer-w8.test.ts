@@ -8,6 +8,11 @@ import { describe, expect, it } from 'vitest';
 import { saveModel } from '../../src/graph/serde/io.ts';
 import { seededRandom } from '../../src/kernels/random.ts';
 import type { QuantReport } from '../../src/passes/quant/report.ts';
+import { createLogger } from '../../src/passes/log.ts';
+import { resolveOptions } from '../../src/passes/pass.ts';
+import qArvd from '../../src/passes/q-arvd.ts';
+import type { SharedQuantValues } from '../../src/passes/quant/quant-options.ts';
+import { runQuantPass } from '../../src/passes/quant/run-quant-pass.ts';
 import { cli } from '../helpers/cli.ts';
 import { removeDir, REPO_ROOT, scratchDir } from '../helpers/files.ts';
 import { runModel } from '../helpers/ort.ts';
@@ -126,8 +131,19 @@ describe('scope outer-w8', () => {
         saveModel(again, `${dir}/again-w${bits}.onnx`);
         expect(readFileSync(`${dir}/again-w${bits}.onnx`).equals(readFileSync(`${dir}/w${bits}.onnx`)), bits).toBe(true);
         await expect(quantize(await loadFixture(f), { 'w-bits': bits, 'a-bits': '8', 'outer-activations': 'quantized', 'load-calibration': table })).rejects.toThrow(/was made with outerActivations float, this run has outerActivations quantized/);
-        // The default (float since 2026-12-06) reads it.
-        await quantize(await loadFixture(f), { 'w-bits': bits, 'a-bits': '8', 'load-calibration': table });
+        // The default (float since 2026-12-06) reads it. Its log line on the layers kept fp32 tells
+        // the outer layers (float inputs by design) from those that lose their activation quantizer
+        // (a user trial read "inputs not quantized" of the outer layers in an A8 run).
+        const lines: string[] = [];
+        const options = resolveOptions(qArvd, { 'w-bits': bits, 'a-bits': '8', 'load-calibration': table }) as unknown as SharedQuantValues;
+        const result = await runQuantPass(await loadFixture(f), { log: createLogger({ write: (l) => lines.push(l) }), verbose: false, modelDir: undefined }, options, 'q-arvd');
+        const kept = (result.report as QuantReport).layers.filter((l) => l.compute === 'float');
+        const lost = kept.filter((l) => l.aBits !== null).length;
+        const byDesign = kept.filter((l) => l.aBits === null);
+        expect(byDesign.map((l) => l.name).sort(), bits).toEqual([...OUTER_ARVD].sort());
+        const keptLine = lines.find((l) => l.includes('layer(s) kept fp32'));
+        expect(keptLine, bits).toContain(`${kept.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul, `);
+        expect(keptLine, bits).toContain(lost ? `, ${lost} of them with inputs not quantized: they run with float activations in this A8 model, ${byDesign.length} weight-only by outer-activations float)` : ', all weight-only by outer-activations float)');
         // With scope all the option changes no layer, and the refusal names the table's setting.
         if (bits === '8') {
           await expect(quantize(await loadFixture(f), { 'w-bits': '8', 'a-bits': '8', scope: 'all', 'outer-activations': 'float', 'load-calibration': table })).rejects.toThrow(/was made with outerActivations float, this run has outerActivations quantized/);

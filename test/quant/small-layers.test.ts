@@ -153,7 +153,7 @@ describe('small-layer rule on tiny-arvd', () => {
     const kept = written.layers.filter((l) => l.compute === 'float');
     expect(kept.length).toBeGreaterThan(0);
     expect(result.stats!.floatCompute).toBe(kept.length);
-    const keptLine = lines.find((l) => l.includes(`${kept.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul): kept fp32: too small for integer kernels`));
+    const keptLine = lines.find((l) => l.includes(`${kept.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul): too small for integer kernels`));
     expect(keptLine).toBeDefined();
     expect(keptLine).toContain('(first; every reason is in the report)');
     expect(kept.every((l) => l.computeReason?.startsWith('kept fp32: too small for integer kernels'))).toBe(true);

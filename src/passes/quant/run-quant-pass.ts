@@ -389,7 +389,16 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
   if (config.wBits === 4 && config.int4Storage && int4Wanted && opset < 21 && report.totals.layers.dual + report.totals.layers.single > 0) {
     ctx.log.info(`int4-storage: the model keeps opset ${opset}, below the 21 int4 initializers need (qdq-domain com.microsoft does not raise it; a raise is skipped where an operator would change meaning), so the 4-bit weights are stored as int8: the same values, twice the bytes`);
   }
-  if (floatCompute.length) ctx.log.info(`${floatCompute.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul${config.aBits !== null ? `, inputs not quantized: these layers run with float activations in this A${config.aBits} model` : ''}): ${floatCompute[0]!.computeReason}${floatCompute.length > 1 ? ` (first; ${everyReason(options.report, method)})` : ''}`);
+  if (floatCompute.length) {
+    // Layers with float inputs by design (outer-activations float) lose no activation quantizer by float compute; say which do.
+    const lost = config.aBits === null ? 0 : floatCompute.filter((l) => l.aBits !== null).length;
+    const byDesign = config.aBits === null ? 0 : floatCompute.length - lost;
+    const inputs = [
+      ...(lost ? [`${lost === floatCompute.length ? 'inputs' : `${lost} of them with inputs`} not quantized: they run with float activations in this A${config.aBits} model`] : []),
+      ...(byDesign ? [`${byDesign === floatCompute.length ? 'all' : byDesign} weight-only by outer-activations float`] : []),
+    ];
+    ctx.log.info(`${floatCompute.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul${inputs.map((t) => `, ${t}`).join('')}): ${floatCompute[0]!.computeReason!.replace(/^kept fp32: /, '')}${floatCompute.length > 1 ? ` (first; ${everyReason(options.report, method)})` : ''}`);
+  }
   ctx.log.info(`${method} ${bitsLabel(config)} ${config.format}: ${report.totals.layers.dual} dual-scale, ${report.totals.layers.single} single-scale, ${report.totals.layers.skipped} skipped; weights ${report.totals.bytesBefore} → ${report.totals.bytesAfter} bytes`);
   return {
     modified: report.totals.layers.dual + report.totals.layers.single > 0,
