@@ -293,8 +293,8 @@ export function foldedExternalSource(t: Tensor): { location: ExternalLocation; p
   return externalSources.get(t);
 }
 
-/** One line for the log: how many split layers were folded, and the first reason a split layer was not. */
-export function logFolds(log: Logger, { folds, skipped }: { folds: SplitFold[]; skipped: FoldSkip[] }, everyReason = 'every reason is in the report'): void {
+/** One line for the log: how many split layers were folded, and the first reason a split layer was not (`everyReason`: where the others are). */
+export function logFolds(log: Logger, { folds, skipped }: { folds: SplitFold[]; skipped: FoldSkip[] }, everyReason: string): void {
   if (!folds.length && !skipped.length) return;
   const made = folds.length ? `${folds.length} layer(s) with outlier channels have them moved last, through their producers (a layer dual-scale auto then leaves single keeps the order: the same function) (first: ${folds[0]!.producers.join(' + ')} → ${[...new Set(folds[0]!.through)].join('/') || 'directly'} → ${folds[0]!.consumer}, ${folds[0]!.outliers} of ${folds[0]!.K} channels)` : 'no split layer folded';
   const left = skipped.length ? `; ${skipped.length} left as they were (first: ${skipped[0]!.consumer}: ${skipped[0]!.reason}${skipped.length > 1 ? `; ${everyReason}` : ''})` : '';

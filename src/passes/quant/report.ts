@@ -94,6 +94,9 @@ export interface QuantReport {
   splitCheck?: SplitCheck;
 }
 
+/** How a report entry's `computeReason` begins (the log line quotes the reason after it). */
+export const KEPT_FP32 = 'kept fp32: ';
+
 /** The report entry of a quantized layer. */
 export function layerEntry(p: LayerPlan, config: QuantConfig): LayerReportEntry {
   const e: LayerReportEntry = {
@@ -111,7 +114,7 @@ export function layerEntry(p: LayerPlan, config: QuantConfig): LayerReportEntry 
     ...(p.reconstruction ? { reconstruction: p.reconstruction } : {}),
     ...(p.splitChoice ? { splitChoice: p.splitChoice } : {}),
     compute: p.floatCompute ? 'float' : 'integer',
-    ...(p.floatCompute ? { computeReason: `kept fp32: ${p.floatCompute}` } : {}),
+    ...(p.floatCompute ? { computeReason: `${KEPT_FP32}${p.floatCompute}` } : {}),
   };
   const acts = p.branches.filter((b) => b.act);
   if (acts.length) e.activation = acts.map((b) => ({ role: b.role, channels: b.K, scale: b.act!.scale, zeroPoint: b.act!.zeroPoint, range: b.act!.range }));

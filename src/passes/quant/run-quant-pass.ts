@@ -11,7 +11,7 @@ import { bitsLabel, type QuantConfig } from './config.ts';
 import { constantWeightConvs, findLinearLayers, type LayerScope, type LayerSelection, nothingSelectedReason, NOT_CONSTANT } from './linear-layers.ts';
 import { type ActivationRanges, type CalibratedScales, quantizeLinearLayersThreaded, type Reconstruction } from './quantize-layers.ts';
 import { defaultThreads } from './plan-pool.ts';
-import { addCalibrationTable, type QuantReport } from './report.ts';
+import { addCalibrationTable, KEPT_FP32, type QuantReport } from './report.ts';
 import { splitAuto, toQuantConfig, type SharedQuantValues } from './quant-options.ts';
 import { DAMP_CANDIDATES, type ReconstructOptions } from './reconstruct.ts';
 import { ACTIVATION_OBJECTIVES, type ActivationObjective } from '../../kernels/activation-objective.ts';
@@ -393,11 +393,10 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     // Layers with float inputs by design (outer-activations float) lose no activation quantizer by float compute; say which do.
     const lost = config.aBits === null ? 0 : floatCompute.filter((l) => l.aBits !== null).length;
     const byDesign = config.aBits === null ? 0 : floatCompute.length - lost;
-    const inputs = [
-      ...(lost ? [`${lost === floatCompute.length ? 'inputs' : `${lost} of them with inputs`} not quantized: they run with float activations in this A${config.aBits} model`] : []),
-      ...(byDesign ? [`${byDesign === floatCompute.length ? 'all' : byDesign} weight-only by outer-activations float`] : []),
-    ];
-    ctx.log.info(`${floatCompute.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul${inputs.map((t) => `, ${t}`).join('')}): ${floatCompute[0]!.computeReason!.replace(/^kept fp32: /, '')}${floatCompute.length > 1 ? ` (first; ${everyReason(options.report, method)})` : ''}`);
+    const inputs: string[] = [];
+    if (lost) inputs.push(`${lost === floatCompute.length ? 'inputs' : `${lost} of them with inputs`} not quantized: they run with float activations in this A${config.aBits} model`);
+    if (byDesign) inputs.push(`${byDesign === floatCompute.length ? 'all' : byDesign} weight-only by outer-activations float`);
+    ctx.log.info(`${floatCompute.length} layer(s) kept fp32 (quantized weights dequantized at load, float MatMul${inputs.map((t) => `, ${t}`).join('')}): ${floatCompute[0]!.computeReason!.slice(KEPT_FP32.length)}${floatCompute.length > 1 ? ` (first; ${everyReason(options.report, method)})` : ''}`);
   }
   ctx.log.info(`${method} ${bitsLabel(config)} ${config.format}: ${report.totals.layers.dual} dual-scale, ${report.totals.layers.single} single-scale, ${report.totals.layers.skipped} skipped; weights ${report.totals.bytesBefore} → ${report.totals.bytesAfter} bytes`);
   return {
