@@ -12,11 +12,12 @@ export interface BitWidth {
   options: { 'w-bits': string; 'a-bits': string };
 }
 
-/** W8A8, W4A8, W4A6 (the paper's) and weight-only W4, per output channel. */
+/** W8A8, W4A8, W4A6 (the paper's) and weight-only W8 and W4, per output channel. */
 export const BIT_WIDTHS: readonly BitWidth[] = [
   { label: 'W8A8', options: { 'w-bits': '8', 'a-bits': '8' } },
   { label: 'W4A8', options: { 'w-bits': '4', 'a-bits': '8' } },
   { label: 'W4A6', options: { 'w-bits': '4', 'a-bits': '6' } },
+  { label: 'W8', options: { 'w-bits': '8', 'a-bits': 'none' } },
   { label: 'W4', options: { 'w-bits': '4', 'a-bits': 'none' } },
 ];
 
@@ -44,6 +45,7 @@ export interface QualityRow {
 const TODAY = { reconstruct: 'none', 'bias-correction': false } as const;
 const W4_ONLY = ['W4'] as const;
 const W8A8_ONLY = ['W8A8'] as const;
+const W8_ONLY = ['W8'] as const;
 const W4_FOLD = ['W4A8', 'W4'] as const;
 
 /** The table's rows, in order within a bit-width. */
@@ -83,5 +85,13 @@ export const ROWS: readonly QualityRow[] = [
   // MinMax activations on every MatMul) on the same calibration rollouts, and its 4-bit
   // MatMulNBits (RTN, block 32, asymmetric, accuracy level 4). docs/peers.md has the recipe.
   { label: 'onnxruntime quantize_static W8A8', pass: 'onnxruntime', options: { recipe: 'static' }, bits: W8A8_ONLY },
+  // The kernel of 8-bit weight-only layers (w8-kernel; docs/w8-weight-only.md): MatMulNBits or
+  // DynamicQuantizeMatMul, each pass in each, and onnxruntime's quantize_dynamic (per-tensor
+  // symmetric int8 weights, DynamicQuantizeMatMul) as the peer.
+  { label: 'minmax w8 nbits', pass: 'minmax', options: { 'w8-kernel': 'nbits' }, pinned: { 'bias-correction': false }, bits: W8_ONLY },
+  { label: 'minmax w8 dynamic', pass: 'minmax', options: { 'w8-kernel': 'dynamic' }, pinned: { 'bias-correction': false }, bits: W8_ONLY },
+  { label: 'q-arvd w8 nbits', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'w8-kernel': 'nbits' }, bits: W8_ONLY },
+  { label: 'q-arvd w8 dynamic', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'w8-kernel': 'dynamic' }, bits: W8_ONLY },
+  { label: 'onnxruntime quantize_dynamic W8', pass: 'onnxruntime', options: { recipe: 'dynamic' }, bits: W8_ONLY },
   { label: 'onnxruntime MatMulNBits W4 block32 RTN', pass: 'onnxruntime', options: { recipe: 'nbits', 'block-size': 32, 'accuracy-level': 4 }, bits: W4_ONLY },
 ];

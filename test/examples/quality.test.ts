@@ -115,9 +115,10 @@ describe('quality plan', () => {
     const peers = ROWS.filter((r) => r.pass === 'onnxruntime');
     expect(peers.map((r) => [r.label, r.bits])).toEqual([
       ['onnxruntime quantize_static W8A8', ['W8A8']],
+      ['onnxruntime quantize_dynamic W8', ['W8']],
       ['onnxruntime MatMulNBits W4 block32 RTN', ['W4']],
     ]);
-    const { jobs, skipped } = planJobs(peers, [bits('W8A8'), bits('W4')], ['a.ts', 'b.ts'], out);
+    const { jobs, skipped } = planJobs(peers.filter((r) => r.bits![0] !== 'W8'), [bits('W8A8'), bits('W4')], ['a.ts', 'b.ts'], out);
     expect(skipped).toEqual([]);
     expect(jobs.map((j) => j.id)).toEqual(['onnxruntime-quantize-static-W8A8-W8A8-d0', 'onnxruntime-quantize-static-W8A8-W8A8-d1', 'onnxruntime-MatMulNBits-W4-block32-RTN-W4-d0', 'onnxruntime-MatMulNBits-W4-block32-RTN-W4-d1']);
     const cmd = jobCommand(jobs[1]!, 'm.onnx');
@@ -125,6 +126,9 @@ describe('quality plan', () => {
     expect(cmd[2]).toMatch(/bench\/peers\/onnxruntime-recipe-cli\.ts$/);
     expect(cmd.slice(3)).toEqual(['m.onnx', '-o', jobs[1]!.output, '--recipe', 'static', '--calib', 'b.ts']);
     expect(jobCommand(jobs[2]!, 'm.onnx').slice(3)).toEqual(['m.onnx', '-o', jobs[2]!.output, '--recipe', 'nbits', '--block-size', '32', '--accuracy-level', '4']);
+    const dynamic = planJobs(peers, [bits('W8')], ['a.ts'], out).jobs;
+    expect(dynamic.map((j) => j.id)).toEqual(['onnxruntime-quantize-dynamic-W8-W8-d0']);
+    expect(jobCommand(dynamic[0]!, 'm.onnx').slice(3)).toEqual(['m.onnx', '-o', dynamic[0]!.output, '--recipe', 'dynamic']);
     expect(rowOptions({ label: 'x', pass: 'onnxruntime', options: { recipe: 'awq' } }, bits('W4'), 'c.ts')).toEqual({ skip: "onnxruntime recipe 'awq' unknown; known: static, nbits, dynamic" });
   });
 
@@ -136,7 +140,7 @@ describe('quality plan', () => {
   });
 
   it('lists today\'s rows and the future ones at every bit-width the issue asks for', () => {
-    expect(BIT_WIDTHS.map((b) => b.label)).toEqual(['W8A8', 'W4A8', 'W4A6', 'W4']);
+    expect(BIT_WIDTHS.map((b) => b.label)).toEqual(['W8A8', 'W4A8', 'W4A6', 'W8', 'W4']);
     const labels = ROWS.map((r) => r.label);
     expect(labels.slice(0, 3)).toEqual(['minmax', 'q-arvd RTN', 'q-arvd RTN dual off']);
     for (const r of ROWS.slice(0, 3)) expect('options' in rowOptions(r, bits('W4A6'), 'c.ts')).toBe(true);
