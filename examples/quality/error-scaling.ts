@@ -89,7 +89,7 @@ if (earlier && (earlier.model !== model.name || JSON.stringify(earlier.prompts) 
 // 1. The two W4 weight-only models, as the quality table makes them, with `integer-kernels never`
 //    (the weights are the same; only the emitted form differs), and again emitted as usual: that
 //    run reads the first one's calibration statistics and S1 curve instead of measuring them.
-const bits = args['w-bits'] === '4' ? BIT_WIDTHS.filter((b) => b.label === 'W4') : [{ label: 'W8', options: { 'w-bits': '8', 'a-bits': 'none' } }];
+const bits = BIT_WIDTHS.filter((b) => b.label === (args['w-bits'] === '4' ? 'W4' : 'W8'));
 const QARVD_ROW = 'q-arvd GPTQ S1 on dual auto';
 const rows = ROWS.filter((r) => r.label === 'minmax' || r.label === QARVD_ROW);
 const calibFiles = Array.from({ length: args.draw + 1 }, (_, d) => drawModuleFile(model.rolloutPath, d, out));
