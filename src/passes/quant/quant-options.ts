@@ -33,7 +33,7 @@ export const SHARED_QUANT_OPTIONS = {
     type: 'enum',
     choices: ['nbits', 'dynamic'],
     default: 'nbits',
-    help: '8-bit weight-only layers (a-bits none, w-bits 8): nbits runs them in MatMulNBits (activation quantized to int8 per block of 256 at run time); dynamic in DynamicQuantizeMatMul, as onnxruntime\'s quantize_dynamic (activation quantized to uint8 per tensor at run time: as fast as quantize_dynamic, 1.6–2.25× faster than nbits from 16 rows on, about twice the error of one call, 1.6–14× the final-video error on four ARVDs): docs/w8-weight-only.md',
+    help: '8-bit weight-only layers (a-bits none, w-bits 8): nbits runs them in MatMulNBits (activation quantized to int8 per block of 256 at run time); dynamic in DynamicQuantizeMatMul, as onnxruntime\'s quantize_dynamic (activation quantized to uint8 per tensor at run time: 0.92–1.21× the time of quantize_dynamic, 1.6–2.25× faster than nbits from 16 rows on, about twice the error of one call, 1.6–14× the final-video error on four ARVDs): docs/w8-weight-only.md',
   },
   'w4a8-kernel': {
     type: 'enum',
