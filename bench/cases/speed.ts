@@ -44,11 +44,11 @@ const THREADS = [1, 2];
  * their range) and the stage has run less than `budgetMs`. The budget is what bounds the run:
  * on an idle machine the millisecond rows reach `max` rounds within it; on a loaded one (where a
  * 2-thread call at 1 row took 170–320 ms instead of 11, its second thread waiting to be
- * scheduled) they stop at the budget with fewer. At rows 256 and 1560 (fp32 takes 0.3 and 2.3
- * seconds idle; a round of every model about 14 times that) more rounds only when they
- * disagree and the budget lasts: on a quiet machine (2026-12-07: fp32 0.87 s at 1560 rows) three
- * rounds ranged 0.3–1.4× fp32 for one model, so up to seven there; under load the budget stops
- * it at two or three. `warmup`: one untimed call of each model first, at
+ * scheduled) they stop at the budget with fewer. At rows 256 and 1560 (fp32 took 0.09–0.3 and
+ * 0.55–2.3 seconds, from a quiet machine to a loaded one; a round of every model about 14 times
+ * that) more rounds only when they disagree and the budget lasts: on a quiet machine three
+ * rounds at 1560 rows ranged 0.3–1.4× fp32 for one model (2026-12-07), so up to seven there;
+ * under load the budget stops it at two or three. `warmup`: one untimed call of each model first, at
  * rows 1 only: the sessions' first calls; what a call at more rows then allocates anew is
  * milliseconds against calls of tens of milliseconds to seconds.
  */

@@ -47,6 +47,8 @@ const W4_ONLY = ['W4'] as const;
 const W8A8_ONLY = ['W8A8'] as const;
 const W8_ONLY = ['W8'] as const;
 const W4_FOLD = ['W4A8', 'W4'] as const;
+/** q-arvd's defaults spelt out (GPTQ, S1, dual-scale auto): the rows that vary one option start from it. */
+const AS_SHIPPED = { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto' } as const;
 
 /** The table's rows, in order within a bit-width. */
 export const ROWS: readonly QualityRow[] = [
@@ -58,12 +60,12 @@ export const ROWS: readonly QualityRow[] = [
   { label: 'q-arvd RTN+bc dual off', pass: 'q-arvd', options: { reconstruct: 'none', 'bias-correction': true, 'dual-scale': false } },
   { label: 'q-arvd GPTQ S1 off dual auto', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': false, 'dual-scale': 'auto' } },
   { label: 'q-arvd GPTQ S1 off dual off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': false, 'dual-scale': false } },
-  { label: 'q-arvd GPTQ S1 on dual auto', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto' } },
+  { label: 'q-arvd GPTQ S1 on dual auto', pass: 'q-arvd', options: AS_SHIPPED },
   { label: 'q-arvd GPTQ S1 on dual off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': false } },
   // dual-scale auto without its whole-model check (split-check.ts): auto as it was before the check.
-  { label: 'q-arvd GPTQ S1 on dual auto check none', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'split-check': 'none' } },
+  { label: 'q-arvd GPTQ S1 on dual auto check none', pass: 'q-arvd', options: { ...AS_SHIPPED, 'split-check': 'none' } },
   // fold-split's A/B (docs/dual-scale-speed.md): the same function, channels in another order.
-  { label: 'q-arvd GPTQ S1 on dual auto fold off', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'fold-split': false }, bits: W4_FOLD },
+  { label: 'q-arvd GPTQ S1 on dual auto fold off', pass: 'q-arvd', options: { ...AS_SHIPPED, 'fold-split': false }, bits: W4_FOLD },
   { label: 'q-arvd AdaRound dual auto', pass: 'q-arvd', options: { reconstruct: 'adaround', 'dual-scale': 'auto' } },
   { label: 'q-arvd AdaRound dual off', pass: 'q-arvd', options: { reconstruct: 'adaround', 'dual-scale': false } },
   { label: 'minmax block 32', pass: 'minmax', options: { 'block-size': 32 }, bits: W4_ONLY },
@@ -72,15 +74,15 @@ export const ROWS: readonly QualityRow[] = [
   // Both passes on the repeated blocks' layers only, the 7 around them float (`scope blocks`;
   // docs/error-propagation.md: on tiny-arvd-l those layers carry most of the final-video error).
   { label: 'minmax blocks', pass: 'minmax', options: { scope: 'blocks' }, pinned: { 'bias-correction': false } },
-  { label: 'q-arvd blocks', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', scope: 'blocks' } },
+  { label: 'q-arvd blocks', pass: 'q-arvd', options: { ...AS_SHIPPED, scope: 'blocks' } },
   // q-arvd's default scope (outer-w8: the layers around the blocks with 8-bit weights) against
   // every layer at w-bits, and minmax with the same mixed precision (like for like).
-  { label: 'q-arvd all', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', scope: 'all' } },
+  { label: 'q-arvd all', pass: 'q-arvd', options: { ...AS_SHIPPED, scope: 'all' } },
   { label: 'minmax outer-w8', pass: 'minmax', options: { scope: 'outer-w8' }, pinned: { 'bias-correction': false } },
   // The 7 layers around the blocks with float inputs (outer-activations float, q-arvd's default since 2026-12-06; docs/error-propagation.md).
-  { label: 'q-arvd outer float', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'outer-activations': 'float' }, bits: ['W8A8', 'W4A8', 'W4A6'] },
+  { label: 'q-arvd outer float', pass: 'q-arvd', options: { ...AS_SHIPPED, 'outer-activations': 'float' }, bits: ['W8A8', 'W4A8', 'W4A6'] },
   // The same layers quantizing their inputs like the rest (q-arvd's default until 2026-12-06, eighteenth session).
-  { label: 'q-arvd outer quantized', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'outer-activations': 'quantized' }, bits: ['W8A8', 'W4A8', 'W4A6'] },
+  { label: 'q-arvd outer quantized', pass: 'q-arvd', options: { ...AS_SHIPPED, 'outer-activations': 'quantized' }, bits: ['W8A8', 'W4A8', 'W4A6'] },
   // The peer (issue 14): onnxruntime's quantize_static (QDQ, per-channel int8 weights, uint8
   // MinMax activations on every MatMul) on the same calibration rollouts, and its 4-bit
   // MatMulNBits (RTN, block 32, asymmetric, accuracy level 4). docs/peers.md has the recipe.
@@ -90,8 +92,8 @@ export const ROWS: readonly QualityRow[] = [
   // symmetric int8 weights, DynamicQuantizeMatMul) as the peer.
   { label: 'minmax w8 nbits', pass: 'minmax', options: { 'w8-kernel': 'nbits' }, pinned: { 'bias-correction': false }, bits: W8_ONLY },
   { label: 'minmax w8 dynamic', pass: 'minmax', options: { 'w8-kernel': 'dynamic' }, pinned: { 'bias-correction': false }, bits: W8_ONLY },
-  { label: 'q-arvd w8 nbits', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'w8-kernel': 'nbits' }, bits: W8_ONLY },
-  { label: 'q-arvd w8 dynamic', pass: 'q-arvd', options: { reconstruct: 'gptq', 'frame-weighting': true, 'dual-scale': 'auto', 'w8-kernel': 'dynamic' }, bits: W8_ONLY },
+  { label: 'q-arvd w8 nbits', pass: 'q-arvd', options: { ...AS_SHIPPED, 'w8-kernel': 'nbits' }, bits: W8_ONLY },
+  { label: 'q-arvd w8 dynamic', pass: 'q-arvd', options: { ...AS_SHIPPED, 'w8-kernel': 'dynamic' }, bits: W8_ONLY },
   { label: 'onnxruntime quantize_dynamic W8', pass: 'onnxruntime', options: { recipe: 'dynamic' }, bits: W8_ONLY },
   { label: 'onnxruntime MatMulNBits W4 block32 RTN', pass: 'onnxruntime', options: { recipe: 'nbits', 'block-size': 32, 'accuracy-level': 4 }, bits: W4_ONLY },
 ];
