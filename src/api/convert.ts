@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import type { Model } from '../graph/ir/model.ts';
 import { ModelFileError } from '../graph/serde/errors.ts';
 import { loadModel, modelTensors, PROTOBUF_LIMIT_BYTES, type SaveResult, writeModelFiles } from '../graph/serde/io.ts';
+import { SpillPlace } from '../graph/serde/spill-file.ts';
 import { letSignalsRun, noteCommitted } from '../graph/serde/temp-files.ts';
 import type { CalibrationModule } from '../passes/calibration/module.ts';
 import { type Logger, recordingWarnings, silentLogger } from '../passes/log.ts';
@@ -87,25 +88,36 @@ export async function convertFile(input: string, output: string, steps: readonly
   const nodesBefore = countNodes(model);
   const initializersBefore = model.graph.initializers.size;
   const warnings: string[] = [];
+  // A streamed conversion's quantized weights wait for the save beside the output, where the
+  // save can take their file over as the data file (docs/scale.md); removed if it does not.
+  const spill = streamed || mode === true ? new SpillPlace(`${resolve(output)}.data`) : undefined;
   const manager = new PassManager(steps, {
     verify: options.verify,
     log: recordingWarnings(options.log ?? silentLogger, warnings),
     verbose: options.verbose ?? false,
     modelDir: dirname(resolve(input)),
     calibration: options.calibration,
+    ...(spill ? { spill } : {}),
   });
-  const result = await manager.run(model).catch((e: unknown) => {
-    // What the passes warned before one failed often explains the failure (a few-samples or a
-    // damping warning): the API has no result to carry them, so the error does.
-    if (e instanceof PassFailure) e.warnings = [...warnings];
-    // The structural checks found the input broken: name the file, not "the input model".
-    throw e instanceof InvalidInputError ? new ModelFileError(input, e.message.replace(/^the input model /, ''), { cause: e }) : e;
-  });
-  const pending = writeModelFiles(model, output, { externalData: streamed || mode, reportStaleData: true });
-  // A Ctrl-C that came while the passes or the save kept this thread busy is handled here
-  // (the CLI's handler removes the temporary files and exits), not after the output is in place.
-  await letSignalsRun();
-  const saved = pending.commit();
+  let saved: SaveResult;
+  let records: readonly PassRecord[];
+  try {
+    const result = await manager.run(model).catch((e: unknown) => {
+      // What the passes warned before one failed often explains the failure (a few-samples or a
+      // damping warning): the API has no result to carry them, so the error does.
+      if (e instanceof PassFailure) e.warnings = [...warnings];
+      // The structural checks found the input broken: name the file, not "the input model".
+      throw e instanceof InvalidInputError ? new ModelFileError(input, e.message.replace(/^the input model /, ''), { cause: e }) : e;
+    });
+    records = result.passes;
+    const pending = writeModelFiles(model, output, { externalData: streamed || mode, reportStaleData: true });
+    // A Ctrl-C that came while the passes or the save kept this thread busy is handled here
+    // (the CLI's handler removes the temporary files and exits), not after the output is in place.
+    await letSignalsRun();
+    saved = pending.commit();
+  } finally {
+    spill?.release();
+  }
   noteCommitted([output]);
   if (streamed && saved.externalDataPath) {
     // One file is an option only when the weights fit in one (a review: a 5.19 GiB output was offered it).
@@ -113,7 +125,7 @@ export async function convertFile(input: string, output: string, steps: readonly
     saved.externalReason = `the input reads its weights from external data, so the output does too${fits ? ' (--no-external-data, or externalData: false in the API, for one file)' : ' (over 2 GiB: it cannot be one file)'}`;
   }
   return {
-    passes: result.passes,
+    passes: records,
     saved,
     nodesBefore,
     nodesAfter: countNodes(model),

@@ -1,5 +1,6 @@
 import type { Model } from '../graph/ir/model.ts';
 import type { CalibrationModule } from './calibration/module.ts';
+import type { SpillPlace } from '../graph/serde/spill-file.ts';
 import { structuralIssues } from '../graph/structure.ts';
 import { verifyModel, type VerifyIssue } from '../graph/verify.ts';
 import { type Logger, silentLogger } from './log.ts';
@@ -34,6 +35,8 @@ export interface PassManagerOptions {
   calibration?: CalibrationModule;
   /** The model is one of several graphs converted together (see {@link PassContext.partOfSet}). */
   partOfSet?: boolean;
+  /** Where passes keep spill files (see {@link PassContext.spill}). */
+  spill?: SpillPlace;
 }
 
 /** What one pass did. */
@@ -123,6 +126,7 @@ export class PassManager {
   private readonly modelDir: string | undefined;
   private readonly calibration: CalibrationModule | undefined;
   private readonly partOfSet: boolean;
+  private readonly spill: SpillPlace | undefined;
 
   constructor(steps: readonly PassStep[], options: PassManagerOptions = {}) {
     this.steps = [...steps];
@@ -132,6 +136,7 @@ export class PassManager {
     this.modelDir = options.modelDir;
     this.calibration = options.calibration;
     this.partOfSet = options.partOfSet ?? false;
+    this.spill = options.spill;
   }
 
   /** The names of the passes, in order. */
@@ -154,7 +159,7 @@ export class PassManager {
       };
       const log = this.log.child(pass.name);
       const given = new Set(Object.entries(step.options ?? {}).filter(([, v]) => v !== undefined).map(([k]) => k));
-      const ctx: PassContext = { log, verbose: this.verbose, modelDir: this.modelDir, calibration: this.calibration, given, ...(this.partOfSet ? { partOfSet: true } : {}) };
+      const ctx: PassContext = { log, verbose: this.verbose, modelDir: this.modelDir, calibration: this.calibration, given, ...(this.partOfSet ? { partOfSet: true } : {}), ...(this.spill ? { spill: this.spill } : {}) };
       const t0 = performance.now();
       let result: PassResult;
       running = { name: pass.name, plugin };

@@ -7,6 +7,7 @@
 import type { CalibrationModule } from './calibration/module.ts';
 import type { Model } from '../graph/ir/model.ts';
 import type { Logger } from './log.ts';
+import type { SpillPlace } from '../graph/serde/spill-file.ts';
 import { nearNames } from './near-names.ts';
 
 /** The value types an option may declare. */
@@ -64,6 +65,12 @@ export interface PassContext {
    * asked for that cannot apply, where the same value as a default is silently moot.
    */
   readonly given?: ReadonlySet<string>;
+  /**
+   * Where a pass that streams weights from a data file keeps the tensors it produces until the
+   * save: beside the output's data file, so that the save can take the file over instead of
+   * copying it (spill-file.ts). Set by a conversion that writes external data.
+   */
+  readonly spill?: SpillPlace;
 }
 
 /** What a pass returns. */

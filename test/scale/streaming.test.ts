@@ -1,10 +1,11 @@
 // Streaming conversion (docs/scale.md): a model read from external data is quantized with its
-// quantized weights spilled to a scratch file and, by default, its weight plans computed on
-// worker threads. Neither may change a byte of the output: the streamed, threaded conversion
-// of stories260K (a real model) must write exactly what the in-memory, single-thread one
-// writes, for both passes and both weight widths.
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+// quantized weights spilled to a scratch file beside the output, which the save then renames
+// into place as the output's data file, and by default with its weight plans computed on
+// worker threads. None of it may change a byte of the output: the streamed, threaded
+// conversion of stories260K (a real model) must write exactly what the in-memory,
+// single-thread one writes, for both passes and both weight widths.
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convert } from '../../src/api/convert.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
@@ -43,10 +44,13 @@ describe.each([
       return join(folder, 'model.onnx');
     };
     const reference = out('memory');
-    await convert(inline, reference, options('1'));
-    // In process, one thread: the spill path alone.
+    const inMemory = await convert(inline, reference, options('1'));
+    expect(inMemory.saved.externalDataTakenOver, 'nothing spilled in memory').toBeUndefined();
+    // In process, one thread: the spill path alone. The spill file beside the output becomes
+    // its data file (renamed, not copied: src/graph/serde/spill-file.ts).
     const spilled = out('spilled');
-    await convert(external, spilled, options('1'));
+    const streamed = await convert(external, spilled, options('1'));
+    expect(streamed.saved.externalDataTakenOver).toBeGreaterThan(0);
     // The CLI as a user runs it (compiled code, worker threads).
     const threaded = out('threads');
     const r = await runCli([external, '-o', threaded, '--pass', pass, `--${pass}.a-bits`, 'none', `--${pass}.w-bits`, bits, `--${pass}.threads`, '2', '-q']);
@@ -56,6 +60,7 @@ describe.each([
       const [m, d] = files(other);
       expect(Buffer.compare(m!, model!), `${other}: model file`).toBe(0);
       expect(Buffer.compare(d!, data!), `${other}: data file`).toBe(0);
+      expect(readdirSync(dirname(other)).sort(), 'no spill file left beside the output').toEqual(['model.onnx', 'model.onnx.data']);
     }
   });
 });

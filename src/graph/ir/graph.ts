@@ -128,6 +128,18 @@ export class Graph {
     return value;
   }
 
+  /**
+   * Moves `values` to the front of the initializer order, in the order given; the others keep
+   * theirs. A value that is no longer an initializer here is skipped. The order is where a save
+   * writes each tensor in a data file.
+   */
+  moveInitializersFirst(values: Iterable<Value>): void {
+    const first = new Set([...values].filter((v) => this._initializers.get(v.name) === v));
+    const rest = [...this._initializers.values()].filter((v) => !first.has(v));
+    this._initializers.clear();
+    for (const v of [...first, ...rest]) this._initializers.set(v.name, v);
+  }
+
   /** Removes an initializer; refuses when it is still used or is a graph input/output. */
   removeInitializer(value: Value): void {
     if (this._initializers.get(value.name) !== value) throw new Error(`graph ${this.name}: ${value.name} is not an initializer here`);

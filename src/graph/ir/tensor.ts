@@ -93,6 +93,11 @@ export class Tensor {
     return this.source.kind === 'external' ? this.source.location : undefined;
   }
 
+  /** Where the bytes are when they wait in a spill file (see {@link Tensor.spillTo}). */
+  get spilled(): { file: SpillFile; offset: number; length: number } | undefined {
+    return this.source.kind === 'spilled' ? this.source : undefined;
+  }
+
   /** The typed-field values (float_data, int64_data, string_data, …) when the data was stored that way. */
   get typedValues(): TensorSource & { kind: 'typed' } | undefined {
     return this.source.kind === 'typed' ? this.source : undefined;

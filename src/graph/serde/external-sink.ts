@@ -1,17 +1,25 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { ReadBuffer, Tensor } from '../ir/tensor.ts';
+import { EXTERNAL_THRESHOLD_BYTES, tensorStart } from './data-layout.ts';
+import type { SpillFile } from './spill-file.ts';
 import type { TensorSink } from './to-proto.ts';
 
-/** Tensors at least this large go to the data file when external data is on (as `onnx` does). */
-export const EXTERNAL_THRESHOLD_BYTES = 1024;
+export { EXTERNAL_THRESHOLD_BYTES };
 
 /** Keeps every tensor inline. */
 export const inlineSink: TensorSink = { place: () => undefined };
 
+/** Thrown by a sink taking over a spill file when the model's tensors do not start with the spill file's, in its order. */
+export class NotTakenOver extends Error {}
+
 /**
  * Streams tensors of at least {@link EXTERNAL_THRESHOLD_BYTES} into a data file, one at a
- * time, so that saving never holds more than one tensor's bytes. Large tensors start at a
- * 4 KiB boundary so that onnxruntime can memory-map them.
+ * time, so that saving never holds more than one tensor's bytes (layout: data-layout.ts).
+ *
+ * Given a spill file to take over (spill-file.ts), the sink writes into that file instead of a
+ * new one: the tensors it is given first must be the spill file's, at the offsets they have
+ * there, and are not written again; the others are appended after them. Any other order throws
+ * {@link NotTakenOver} before a byte is written, and the caller saves with a plain sink.
  */
 export class ExternalDataSink implements TensorSink {
   private fd: number | undefined;
@@ -22,38 +30,65 @@ export class ExternalDataSink implements TensorSink {
   tensors = 0;
 
   /**
-   * @param tmpPath where the bytes are written now (renamed into place by the caller)
+   * @param tmpPath where the bytes are written now (renamed into place by the caller); with
+   *   `takeOver`, its path
    * @param location the file name recorded in the model, relative to the model's folder
+   * @param takeOver a named spill file whose tensors come first
    */
-  constructor(private readonly tmpPath: string, readonly location: string) {}
+  constructor(private readonly tmpPath: string, readonly location: string, private readonly takeOver?: SpillFile) {}
 
   get bytesWritten(): number {
     return this.offset;
   }
 
+  /** Bytes of the spill file taken over as they were (0 without one). */
+  get bytesTakenOver(): number {
+    return this.takeOver?.size ?? 0;
+  }
+
   place(t: Tensor): Record<string, string>[] | undefined {
     if (t.byteLength < EXTERNAL_THRESHOLD_BYTES) return undefined;
-    this.fd ??= openSync(this.tmpPath, 'w');
-    const align = t.byteLength >= 1 << 20 ? 4096 : 16;
-    const start = Math.ceil(this.offset / align) * align;
+    const start = tensorStart(this.offset, t.byteLength);
+    const spill = this.takeOver;
+    if (spill && this.offset < spill.size) {
+      // Still inside the spill file: this tensor must be the one it holds here.
+      const s = t.spilled;
+      if (!s || s.file !== spill || s.offset !== start || s.length !== t.byteLength) throw new NotTakenOver(`${t.name} is not the next tensor of the spill file`);
+      this.offset = start + t.byteLength;
+      this.tensors++;
+      return locationOf(this.location, start, t.byteLength);
+    }
+    this.fd ??= openSync(this.tmpPath, spill ? 'r+' : 'w');
     if (start > this.offset) writeSync(this.fd, new Uint8Array(start - this.offset), 0, start - this.offset, this.offset);
     const bytes = t.bytesVia(this.scratch);
     let done = 0;
     while (done < bytes.byteLength) done += writeSync(this.fd, bytes, done, bytes.byteLength - done, start + done);
     this.offset = start + bytes.byteLength;
     this.tensors++;
-    return [
-      { key: 'location', value: this.location },
-      { key: 'offset', value: String(start) },
-      { key: 'length', value: String(bytes.byteLength) },
-    ];
+    return locationOf(this.location, start, bytes.byteLength);
   }
 
-  /** Closes the file; true when anything was written. */
-  close(): boolean {
-    if (this.fd === undefined) return false;
-    closeSync(this.fd);
-    this.fd = undefined;
-    return true;
+  /**
+   * For a sink taking over a spill file, once every tensor is placed: the file must hold no
+   * tensor after the last one placed (one the model no longer has).
+   * @throws NotTakenOver when it does
+   */
+  checkTakenOver(): void {
+    if (this.takeOver && this.offset < this.takeOver.size) throw new NotTakenOver(`the spill file holds ${this.takeOver.size - this.offset} bytes of tensors the model does not have`);
   }
+
+  /** Closes the file; true when anything was written (or taken over). */
+  close(): boolean {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    return this.offset > 0;
+  }
+}
+
+function locationOf(location: string, offset: number, length: number): Record<string, string>[] {
+  return [
+    { key: 'location', value: location },
+    { key: 'offset', value: String(offset) },
+    { key: 'length', value: String(length) },
+  ];
 }

@@ -11,9 +11,10 @@ import { specialFileKind } from './file-kind.ts';
 import { HOST_TAG } from './host-tag.ts';
 import { escapeRegExp, removeStaleTemps } from './stale-temps.ts';
 import { tempSuffix, trackTemp, untrackTemp } from './temp-files.ts';
-import { ExternalDataSink, inlineSink } from './external-sink.ts';
+import { ExternalDataSink, inlineSink, NotTakenOver } from './external-sink.ts';
 import { modelFromProto } from './from-proto.ts';
-import { modelToProto } from './to-proto.ts';
+import type { SpillFile } from './spill-file.ts';
+import { modelToProto, type TensorSink } from './to-proto.ts';
 
 /** The protobuf limit: a serialized message may not reach 2 GiB. */
 export const PROTOBUF_LIMIT_BYTES = 2 ** 31;
@@ -77,6 +78,11 @@ export interface SaveResult {
   /** The data file written, when external data was used. */
   externalDataPath?: string;
   externalDataBytes?: number;
+  /**
+   * Bytes of the data file that were a pass's spill file, renamed into place rather than
+   * copied (see spill-file.ts); absent when none was.
+   */
+  externalDataTakenOver?: number;
   /** Why external data was used when it was not asked for. */
   externalReason?: string;
   /** The previous output's data file, left beside an output that has none (`reportStaleData`). */
@@ -122,14 +128,13 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
   if (external && readsFrom(model, dataPath)) {
     throw new ModelFileError(path, `would overwrite ${dataName}, the external data file the model reads its weights from; choose another output name`);
   }
-  // A run killed before it could remove its temporary files (SIGKILL, the OOM killer) left them here.
-  removeStaleTemps(dirname(out), new RegExp(`^(?:${escapeRegExp(basename(out))}|${escapeRegExp(dataName)})\\.(\\d+)\\.\\d+\\.${HOST_TAG}\\.tmp$`));
+  // A run killed before it could remove its temporary files (SIGKILL, the OOM killer) left
+  // them here: a save's (.tmp) and a pass's spill file (.spill; this run's own is live, and kept).
+  removeStaleTemps(dirname(out), new RegExp(`^(?:${escapeRegExp(basename(out))}|${escapeRegExp(dataName)})\\.(\\d+)\\.\\d+\\.${HOST_TAG}\\.(?:tmp|spill)$`));
   const suffix = tempSuffix();
   const tmpModel = out + suffix;
-  const tmpData = dataPath + suffix;
-  const sink = external ? new ExternalDataSink(tmpData, dataName) : inlineSink;
   // Registered so that Ctrl-C or a calibration watchdog removes them too.
-  const removers = [trackTemp(tmpModel), trackTemp(tmpData)];
+  const removers = [trackTemp(tmpModel)];
   const discard = () => {
     for (const remove of removers) {
       try {
@@ -143,11 +148,41 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
   const named = (e: unknown) => (isErrno(e) ? new ModelFileError(path, `cannot write: ${errnoText(e)}`, { cause: e }) : e);
   let modelBytes: number;
   let wroteData: boolean;
+  let sink: TensorSink = inlineSink;
+  let tmpData: string | undefined;
+  let spill: SpillFile | undefined;
   try {
+    let proto: ModelProto | undefined;
+    // A pass's spill file beside the output, laid out as the data file would be, becomes it
+    // when the model's tensors start with its own, in its order (spill-file.ts): renamed into
+    // place at the commit instead of read and written again.
+    spill = external ? spillBeside(model, dataPath) : undefined;
+    if (spill) {
+      tmpData = spill.path!;
+      removers.push(trackTemp(tmpData));
+      const taking = new ExternalDataSink(tmpData, dataName, spill);
+      sink = taking;
+      try {
+        proto = modelToProto(model, taking) as ModelProto;
+        taking.checkTakenOver();
+      } catch (e) {
+        if (!(e instanceof NotTakenOver)) throw e;
+        // Nothing was written to it: save as usual, copying the spilled tensors. The spill
+        // file stays its pass's to remove.
+        removers.pop();
+        proto = undefined;
+      }
+    }
+    if (external && !proto) {
+      tmpData = dataPath + suffix;
+      removers.push(trackTemp(tmpData));
+      sink = new ExternalDataSink(tmpData, dataName);
+    }
+    proto ??= modelToProto(model, sink) as ModelProto;
     // Streamed: an inline model's tensors are read one at a time as they are written, so the
     // save holds one of them, not the whole model twice (docs/scale.md). Sized before a weight
     // is read: a model that cannot be one file is refused without reading 5 GB first.
-    modelBytes = writeEncoded(tmpModel, modelToProto(model, sink) as ModelProto, (size) => {
+    modelBytes = writeEncoded(tmpModel, proto, (size) => {
       if (size >= PROTOBUF_LIMIT_BYTES) {
         throw new ModelFileError(path, `cannot be one file: it would be ${size} bytes, over the 2 GiB protobuf limit of an ONNX file; write it with external data (without --no-external-data; externalData 'auto' or true in the API)`);
       }
@@ -167,17 +202,22 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
       // Read at commit time: the previous output is what this commit replaces.
       const stale = options.reportStaleData && !wroteData && previousReads(out, dataPath) && !readsFrom(model, dataPath);
       try {
-        commitFiles([...(wroteData ? [{ temp: tmpData, final: dataPath }] : []), { temp: tmpModel, final: out }]);
+        commitFiles([...(wroteData ? [{ temp: tmpData!, final: dataPath }] : []), { temp: tmpModel, final: out }]);
       } catch (e) {
         discard();
         if (!(e instanceof CommitError)) throw named(e);
         throw new ModelFileError(path, `cannot write${e.final === dataPath ? ` its data file ${dataName}` : ''}: ${e.why}; ${e.left}`, { cause: e });
       }
-      for (const t of [tmpModel, tmpData]) untrackTemp(t);
+      for (const t of [tmpModel, tmpData]) if (t) untrackTemp(t);
       const result: SaveResult = { path: out, bytes: modelBytes };
       if (wroteData) {
+        const data = sink as ExternalDataSink;
         result.externalDataPath = dataPath;
-        result.externalDataBytes = (sink as ExternalDataSink).bytesWritten;
+        result.externalDataBytes = data.bytesWritten;
+        if (data.bytesTakenOver) {
+          spill!.takenOver();
+          result.externalDataTakenOver = data.bytesTakenOver;
+        }
       }
       if (externalReason) result.externalReason = externalReason;
       if (stale) result.staleDataPath = dataPath;
@@ -200,6 +240,20 @@ export function* modelTensors(model: Model): IterableIterator<Tensor> {
       graphs.push(...n.subgraphs());
     }
   }
+}
+
+/**
+ * The named spill file (spill-file.ts) in the folder of `dataPath` that the model's tensors
+ * wait in, if any: the one a save may take over as its data file. Only a rename within one
+ * folder puts it in place, so a spill file elsewhere is copied as usual.
+ */
+function spillBeside(model: Model, dataPath: string): SpillFile | undefined {
+  const folder = dirname(dataPath);
+  for (const t of modelTensors(model)) {
+    const file = t.spilled?.file;
+    if (file?.path !== undefined && file.size > 0 && dirname(file.path) === folder) return file;
+  }
+  return undefined;
 }
 
 function sumTensorBytes(model: Model): number {

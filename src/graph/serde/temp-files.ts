@@ -14,10 +14,11 @@ const live = new Set<string>();
 /**
  * The suffix of a save's temporary names beside the final file
  * (`out.onnx.1234.1796395860837.3f9a0c2e.tmp`: process id, millisecond, {@link HOST_TAG};
- * `kind` 'old' for a final set aside while a commit replaces it). Unique per process and
- * millisecond, so two runs writing one folder never share a temporary name.
+ * `kind` 'old' for a final set aside while a commit replaces it, 'spill' for a pass's spill file
+ * beside the output). Unique per process and millisecond, so two runs writing one folder never
+ * share a temporary name.
  */
-export function tempSuffix(kind: 'tmp' | 'old' = 'tmp'): string {
+export function tempSuffix(kind: 'tmp' | 'old' | 'spill' = 'tmp'): string {
   return `.${process.pid}.${Date.now()}.${HOST_TAG}.${kind}`;
 }
 

@@ -15,6 +15,8 @@ const QUANT_DTYPE: Record<QuantType, number> = { int8: DataType.INT8, int7: Data
  */
 export class LayerBuilder {
   readonly nodes: Node[] = [];
+  /** The initializers this builder created, in order. */
+  readonly created: Value[] = [];
   /** The model's default-domain opset, for choosing between equivalent ops. */
   opset: number | undefined;
 
@@ -34,7 +36,9 @@ export class LayerBuilder {
 
   /** A new initializer holding `t` (named after the layer). */
   constant(tag: string, make: (name: string) => Tensor): Value {
-    return this.graph.createInitializer(`${this.base}/${tag}`, make);
+    const v = this.graph.createInitializer(`${this.base}/${tag}`, make);
+    this.created.push(v);
+    return v;
   }
 
   scalarF32(tag: string, x: number): Value {

@@ -9,10 +9,9 @@ import { weightLabel } from './finite-weights.ts';
 import { weightBytes } from '../../graph/weight-bytes.ts';
 import { foldedExternalSource } from './fold-split.ts';
 import { DataType } from '../../graph/ir/dtype.ts';
-import { SpillFile } from '../../graph/serde/spill-file.ts';
+import { SpillFile, type SpillPlace } from '../../graph/serde/spill-file.ts';
 import { letSignalsRun } from '../../graph/serde/temp-files.ts';
-import { EXTERNAL_THRESHOLD_BYTES } from '../../graph/serde/external-sink.ts';
-import type { Node } from '../../graph/ir/node.ts';
+import { EXTERNAL_THRESHOLD_BYTES } from '../../graph/serde/data-layout.ts';
 import { layerEntry, type QuantReport, skippedEntry, totals } from './report.ts';
 import { keepBetterForm, reconstructPlan, reconstructPlans, type ReconstructOptions } from './reconstruct.ts';
 import type { ReadBuffer } from '../../graph/ir/tensor.ts';
@@ -71,7 +70,7 @@ export function quantizeLinearLayers(model: Model, config: QuantConfig, selectio
   if (recon?.prepare) throw new Error('internal: statistics collected group by group need quantizeLinearLayersThreaded');
   const q = new LayerQuantizer(model, config, selection, ranges, method, scales, recon);
   for (const layer of q.layers) q.quantize(layer);
-  return q.report();
+  return q.finish();
 }
 
 /**
@@ -80,9 +79,11 @@ export function quantizeLinearLayers(model: Model, config: QuantConfig, selectio
  * layer being emitted; the graph is rewritten on this thread in layer order. The plans are
  * pure functions of the weights, so the output is the same for any number of threads.
  * @param threads worker threads; 1 (or a single layer) runs everything on this thread
+ * @param spillPlace where the quantized weights of streamed layers wait for the save: beside
+ *   the output, for the save to take over (spill-file.ts); none: the OS temp folder
  */
-export async function quantizeLinearLayersThreaded(threads: number, model: Model, config: QuantConfig, selection: LayerSelection, ranges?: ActivationRanges, method = 'q-arvd', scales?: CalibratedScales, recon?: Reconstruction): Promise<QuantReport> {
-  const q = new LayerQuantizer(model, config, selection, ranges, method, scales, recon);
+export async function quantizeLinearLayersThreaded(threads: number, model: Model, config: QuantConfig, selection: LayerSelection, ranges?: ActivationRanges, method = 'q-arvd', scales?: CalibratedScales, recon?: Reconstruction, spillPlace?: SpillPlace): Promise<QuantReport> {
+  const q = new LayerQuantizer(model, config, selection, ranges, method, scales, recon, spillPlace);
   const layers = q.layers;
   const prepare = recon?.prepare;
   // Given plans need no weight-only work: the workers would plan what is not used.
@@ -96,7 +97,7 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
       const source = recon?.given ? undefined : externalWeight(layer);
       q.quantize(layer, source ? planWeights(readWeightInto(source, layer.K, layer.N, scratch), layer.K, layer.N, layerConfig(config, layer), weightLabel(layer)) : undefined);
     }
-    return q.report();
+    return q.finish();
   }
   const pool = new PlanPool(threads);
   try {
@@ -124,7 +125,7 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
   } finally {
     await pool.close();
   }
-  return q.report();
+  return q.finish();
 }
 
 /** Where a float32 `[K, N]` weight in a data file is (with fold-split's reordering, when it made one), or undefined. */
@@ -156,6 +157,8 @@ class LayerQuantizer {
   private readonly uses = new Map<Value, number>();
   /** Where quantized weights of streamed layers go (created on first use). */
   private spill: SpillFile | undefined;
+  /** Every initializer the layers' replacements created, in order: they go first in the model (see {@link finish}). */
+  private readonly created: Value[] = [];
   /** The widened normal branch of a streamed split layer, until the layer's tensors are spilled. */
   private readonly widenScratch: ReadBuffer = { bytes: new Uint8Array(0) };
 
@@ -167,6 +170,7 @@ class LayerQuantizer {
     private readonly method: string,
     private readonly scales: CalibratedScales | undefined,
     private readonly recon: Reconstruction | undefined,
+    private readonly spillPlace?: SpillPlace,
   ) {
     this.bytesBefore = weightBytes(model.graph);
     ({ layers: this.layers, skipped: this.skipped } = findLinearLayers(model.graph, selection));
@@ -214,7 +218,8 @@ class LayerQuantizer {
     output.producer()!.metadata.set('qarvd.decision', JSON.stringify(decisionOf(plan, config, this.method)));
     // A weight streamed from a data file streams out: its quantized form waits for the save
     // in the spill file, not in memory. The plan keeps only what the report needs.
-    if (streamed) this.spillNew(builder.nodes);
+    if (streamed) this.spillNew(builder.created);
+    this.created.push(...builder.created);
     for (const b of plan.branches) b.wq = EMPTY;
     this.plans.push(plan);
   }
@@ -234,16 +239,27 @@ class LayerQuantizer {
     return kept;
   }
 
-  private spillNew(nodes: readonly Node[]): void {
-    for (const n of nodes) {
-      for (const v of n.inputs) {
-        const t = v?.initializer;
-        if (t && t.byteLength >= SPILL_MIN_BYTES) t.spillTo((this.spill ??= new SpillFile()));
-      }
+  /** Spills the tensors a streamed layer's replacement created, in the order they were created (the order {@link finish} gives them). */
+  private spillNew(created: readonly Value[]): void {
+    for (const v of created) {
+      const t = v.initializer!;
+      if (t.byteLength >= SPILL_MIN_BYTES) t.spillTo((this.spill ??= this.spillPlace?.open() ?? new SpillFile()));
     }
   }
 
-  report(): QuantReport {
+  /**
+   * Puts the initializers the replacements created first in the model, in the order they were
+   * created, and returns the report. A save writes a data file in initializer order, so the
+   * quantized weights then start it, in the order a streamed conversion spilled them: the save
+   * can take the spill file over as the data file (spill-file.ts). The in-memory conversion
+   * gives the same order, so both write the same bytes.
+   */
+  finish(): QuantReport {
+    this.model.graph.moveInitializersFirst(this.created);
+    return this.report();
+  }
+
+  private report(): QuantReport {
     const { config, method } = this;
     const entries = this.plans.map((p) => layerEntry(p, layerConfig(config, p.layer))).concat(this.skipped.map((s: SkippedLayer) => skippedEntry(s)));
     return { method, bits: bitsLabel(config), format: config.format, layers: entries, totals: totals(entries, this.bytesBefore, weightBytes(this.model.graph)) };

@@ -291,7 +291,7 @@ export async function runQuantPass(model: Model, ctx: PassContext, options: Shar
     }
     // `off`: the same layers with every split layer in its unsplit form; `extra`: the split check's recording or replay of those plans.
     const quantize = (m: Model, form: 'auto' | 'off', extra: Partial<Reconstruction> = {}) =>
-      quantizeLinearLayersThreaded(threads, m, form === 'auto' ? config : { ...config, dualScale: false }, selection, ranges, method, scales, reconstruction && { ...reconstruction, ...(form === 'off' ? { splitAuto: false } : {}), ...extra });
+      quantizeLinearLayersThreaded(threads, m, form === 'auto' ? config : { ...config, dualScale: false }, selection, ranges, method, scales, reconstruction && { ...reconstruction, ...(form === 'off' ? { splitAuto: false } : {}), ...extra }, ctx.spill);
     if (check.plan === 'off') {
       const c = table!.splitCheck!;
       ctx.log.info(`calibration table ${options.loadCalibration}: its split check (${c.samples} rollouts, ${c.mse.auto.toExponential(3)} with the splits, ${c.mse.off.toExponential(3)} without) kept the model without splits: every layer single-scale, as in that run`);
