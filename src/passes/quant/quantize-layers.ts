@@ -102,9 +102,14 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
   const pool = new PlanPool(threads);
   try {
     // Enough layers in flight to keep every worker busy while this thread emits and writes a
-    // layer (two queued per worker): each holds its quantized rows until it is emitted (a
-    // worker reads the float weight itself, into one buffer), which bounds the memory.
-    const window = 2 * threads + 1;
+    // layer: each holds its quantized rows until it is emitted (a worker reads the float weight
+    // itself, into one buffer), which bounds the memory. Plans come back in layer order, and a
+    // block's layers differ up to 6× in size (Wan's 1536² attention against 1536 × 8960 FFN):
+    // with two queued per worker, one that had finished its small layers waited for the other's
+    // large one. Eight per worker: q-arvd on the 30-block Wan-shaped model 7–8% faster (median
+    // wall time; W8 seven of eight interleaved pairs, W4 three of three), minmax W8 unchanged,
+    // 10–30 MiB more peak RSS (docs/speed.md).
+    const window = 8 * threads + 1;
     const ahead = new Map<number, Promise<WeightPlan>>();
     const submit = (i: number) => {
       const layer = layers[i];
