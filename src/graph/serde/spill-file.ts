@@ -15,6 +15,7 @@
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tensorStart } from './data-layout.ts';
+import { errnoText, isErrno } from './errors.ts';
 import { makeProcessTempDir } from './stale-temps.ts';
 import { tempSuffix, trackTemp, untrackTemp } from './temp-files.ts';
 
@@ -76,7 +77,13 @@ export class SpillFile {
   write(bytes: Uint8Array): { offset: number; length: number } {
     const offset = tensorStart(this.end, bytes.byteLength);
     let done = 0;
-    while (done < bytes.byteLength) done += writeSync(this.fd, bytes, done, bytes.byteLength - done, offset + done);
+    try {
+      while (done < bytes.byteLength) done += writeSync(this.fd, bytes, done, bytes.byteLength - done, offset + done);
+    } catch (e) {
+      // A full disk is the likely cause: say which folder needs the room, and how much so far.
+      const where = this.named ? `beside the output (${this.named})` : 'in the OS temp folder';
+      throw isErrno(e) ? new Error(`cannot write the quantized weights to their scratch file ${where} after ${this.end} bytes: ${errnoText(e)}`, { cause: e }) : e;
+    }
     // The gap before `offset`, if any, reads as zeros: the padding a data file has there.
     this.end = offset + bytes.byteLength;
     return { offset, length: bytes.byteLength };
