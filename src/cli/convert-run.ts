@@ -164,6 +164,7 @@ function countNodes(model: Model): number {
 function logExternal(saved: SaveResult, log: ReturnType<typeof cliLogger>): void {
   if (saved.externalReason) log.info(`external data: ${saved.externalReason}`);
   if (saved.externalDataPath) log.info(`weights written to ${saved.externalDataPath} (${formatBytes(saved.externalDataBytes ?? 0)}${saved.externalDataTakenOver ? `; the quantized weights' ${formatBytes(saved.externalDataTakenOver)} were written there once, as they were made, not copied at the save` : ''})`);
+  if (saved.takeOverRefused) log.info(`the quantized weights were copied from their scratch file at the save, not taken over with it (${saved.takeOverRefused}; docs/scale.md)`);
 }
 
 /** Per-pass statistics, aligned, for `--stats`. */

@@ -88,6 +88,40 @@ describe('a spill file beside the output', () => {
     });
   }
 
+  it('holding a tensor the model dropped inside the padding before a large one: is copied (found by review: offsets alone matched)', () => {
+    // An extra 1,040-byte tensor first (so the next one starts off a 4 KiB boundary), then the
+    // dropped 1 KiB one, then 1 MiB: in the spill file the 1 MiB tensor starts at 4096, where the
+    // save without the dropped one puts it too, and its bytes would be left in the padding.
+    const folder = join(dir, 'padding');
+    mkdirSync(folder);
+    const out = join(folder, 'model.onnx');
+    const build = () => {
+      const m = loadModel(STORIES);
+      for (const t of large(m)) t.setBytes(t.bytes().slice());
+      const [first, big] = [m.graph.createInitializer('first', (n) => Tensor.fromBytes(n, DataType.UINT8, [1040], new Uint8Array(1040).fill(1))), m.graph.createInitializer('big', (n) => Tensor.fromBytes(n, DataType.UINT8, [1 << 20], new Uint8Array(1 << 20).fill(2)))];
+      m.graph.moveInitializersFirst([first, big]);
+      return m;
+    };
+    const model = build();
+    const place = new SpillPlace(`${out}.data`);
+    const file = place.open();
+    const [first, big, ...rest] = large(model);
+    expect([first!.name, big!.name]).toEqual(['first', 'big']);
+    first!.spillTo(file);
+    Tensor.fromBytes('dropped', DataType.UINT8, [1024], new Uint8Array(1024).fill(3)).spillTo(file);
+    big!.spillTo(file);
+    expect(big!.spilled!.offset).toBe(4096);
+    for (const t of rest) t.spillTo(file);
+    const saved = saveModel(model, out, { externalData: true });
+    place.release();
+    expect(saved.takeOverRefused).toMatch(/comes where the scratch file holds another/);
+    mkdirSync(join(folder, 'memory'));
+    const expected = join(folder, 'memory', 'model.onnx');
+    saveModel(build(), expected, { externalData: true });
+    expect(Buffer.compare(readFileSync(`${out}.data`), readFileSync(`${expected}.data`))).toBe(0);
+    expect(listDir(folder).sort()).toEqual(['memory', 'model.onnx', 'model.onnx.data']);
+  });
+
   it('in another folder than the output is copied, and stays until released', () => {
     const place = new SpillPlace(join(dir, 'elsewhere.onnx.data'));
     const file = place.open();

@@ -71,7 +71,8 @@ describe('the next run removes what a killed one left (CLI in a child process)',
     const t = HOST_TAG;
     // Another container's or host's (another tag): its process ids mean nothing here (found by review: a run in another pid namespace removed a live run's files).
     const other = t === '00000000' ? '11111111' : '00000000';
-    leave(out, [`q.onnx.${dead}.${ms}.${t}.tmp`, `q.onnx.data.${dead}.${ms}.${t}.tmp`, `q.onnx.${dead}.${ms}.${t}.old`, `keep.${dead}.${ms}.${t}.tmp`, `q.onnx.${dead}.${ms}.${other}.tmp`]);
+    // A quantization's scratch file (.spill) too: the run removes a dead one before it writes its own.
+    leave(out, [`q.onnx.${dead}.${ms}.${t}.tmp`, `q.onnx.data.${dead}.${ms}.${t}.tmp`, `q.onnx.data.${dead}.${ms}.${t}.spill`, `q.onnx.data.${process.ppid}.${ms}.${t}.spill`, `q.onnx.${dead}.${ms}.${t}.old`, `keep.${dead}.${ms}.${t}.tmp`, `q.onnx.${dead}.${ms}.${other}.tmp`]);
     leave(tmp, [`qarvd-calib-${t}-${dead}-AbC123/`, `qarvd-s1-${t}-${dead}-xyz789/`, `qarvd-calib-${t}-${process.ppid}-live00/`, 'qarvd-calib-Zq81xa/', `qarvd-calib-${other}-${dead}-AbC123/`]);
     const calib = join(dir, 'calib.mjs');
     writeFileSync(calib, "import * as ort from 'onnxruntime-node';\nexport const samples = 2;\nexport function* feeds(ctx) { yield { feeds: { input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: 8 }, () => BigInt(ctx.random.int(512))), [1, 8]) } }; }\n");
@@ -79,7 +80,7 @@ describe('the next run removes what a killed one left (CLI in a child process)',
     expect(r.code, r.stderr).toBe(0);
     // The model's and its data file's leftovers are gone; the set-aside old file (a commit cut
     // short may have left the only copy of the previous output there) and others' names stay.
-    expect(readdirSync(out).sort()).toEqual([`keep.${dead}.${ms}.${t}.tmp`, 'q.onnx', 'q.onnx.data', `q.onnx.${dead}.${ms}.${t}.old`, `q.onnx.${dead}.${ms}.${other}.tmp`].sort());
+    expect(readdirSync(out).sort()).toEqual([`keep.${dead}.${ms}.${t}.tmp`, 'q.onnx', 'q.onnx.data', `q.onnx.data.${process.ppid}.${ms}.${t}.spill`, `q.onnx.${dead}.${ms}.${t}.old`, `q.onnx.${dead}.${ms}.${other}.tmp`].sort());
     // The copies of a dead process are gone (S1's too, though this run has no S1); the running
     // process's and an old-style name stay.
     expect(readdirSync(tmp).filter((f) => f.startsWith('qarvd-')).sort()).toEqual([`qarvd-calib-${t}-${process.ppid}-live00`, 'qarvd-calib-Zq81xa', `qarvd-calib-${other}-${dead}-AbC123`].sort());

@@ -11,6 +11,7 @@ import { convert } from '../../src/api/convert.ts';
 import { loadModel, saveModel } from '../../src/graph/serde/io.ts';
 import { runCli } from '../helpers/cli-process.ts';
 import { removeDir, scratchDir } from '../helpers/files.ts';
+import { quantize } from '../quant/quant-fixtures.ts';
 import { FIXTURES } from '../helpers/fixtures.ts';
 
 const STORIES = FIXTURES.find((f) => f.name === 'stories260K')!.path;
@@ -43,20 +44,25 @@ describe.each([
       mkdirSync(folder);
       return join(folder, 'model.onnx');
     };
+    // The reference: the pass on the model in memory, saved by itself (no scratch file at all).
     const reference = out('memory');
-    const inMemory = await convert(inline, reference, options('1'));
-    expect(inMemory.saved.externalDataTakenOver, 'nothing spilled in memory').toBeUndefined();
-    // In process, one thread: the spill path alone. The spill file beside the output becomes
-    // its data file (renamed, not copied: src/graph/serde/spill-file.ts).
+    const m = loadModel(inline);
+    await quantize(m, { 'a-bits': 'none', 'w-bits': bits, threads: 1 }, undefined, pass as 'q-arvd' | 'minmax');
+    saveModel(m, reference, { externalData: true });
+    // A conversion of a file that writes external data keeps every quantized weight in a
+    // scratch file beside the output, which becomes its data file (renamed, not copied:
+    // src/graph/serde/spill-file.ts): from memory, and streamed on one thread.
+    const fromMemory = out('file-memory');
+    expect((await convert(inline, fromMemory, options('1'))).saved.externalDataTakenOver).toBeGreaterThan(0);
     const spilled = out('spilled');
-    const streamed = await convert(external, spilled, options('1'));
-    expect(streamed.saved.externalDataTakenOver).toBeGreaterThan(0);
+    expect((await convert(external, spilled, options('1'))).saved.externalDataTakenOver).toBeGreaterThan(0);
     // The CLI as a user runs it (compiled code, worker threads).
     const threaded = out('threads');
-    const r = await runCli([external, '-o', threaded, '--pass', pass, `--${pass}.a-bits`, 'none', `--${pass}.w-bits`, bits, `--${pass}.threads`, '2', '-q']);
+    const r = await runCli([external, '-o', threaded, '--pass', pass, `--${pass}.a-bits`, 'none', `--${pass}.w-bits`, bits, `--${pass}.threads`, '2']);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/were written there once, as they were made, not copied at the save/);
     const [model, data] = files(reference);
-    for (const other of [spilled, threaded]) {
+    for (const other of [fromMemory, spilled, threaded]) {
       const [m, d] = files(other);
       expect(Buffer.compare(m!, model!), `${other}: model file`).toBe(0);
       expect(Buffer.compare(d!, data!), `${other}: data file`).toBe(0);
@@ -79,6 +85,15 @@ describe('the streamed conversion', () => {
       expect(t.isInMemory, t.name).toBe(false);
       expect(t.external, t.name).toBeUndefined();
     }
+  });
+
+  it('removes its scratch file beside the output when a later pass fails (nothing written)', async () => {
+    const folder = join(dir, 'failing');
+    mkdirSync(folder);
+    // minmax after q-arvd finds no float layer left, and refuses: "nothing was written".
+    const passes = [{ name: 'q-arvd', options: { 'a-bits': 'none' } }, { name: 'minmax', options: { 'a-bits': 'none' } }];
+    await expect(convert(external, join(folder, 'model.onnx'), { passes })).rejects.toThrow(/nothing was written/);
+    expect(readdirSync(folder)).toEqual([]);
   });
 
   it('writes external data by default when the input has it, and one file when asked', async () => {

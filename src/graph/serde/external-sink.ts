@@ -24,6 +24,8 @@ export class NotTakenOver extends Error {}
 export class ExternalDataSink implements TensorSink {
   private fd: number | undefined;
   private offset = 0;
+  /** How many of the spill file's tensors have been placed (taking one over). */
+  private takenOverCount = 0;
   /** Tensors in a file (the input's data file, the spill file) are read into this one buffer, one at a time. */
   private readonly scratch: ReadBuffer = { bytes: new Uint8Array(0) };
   /** Tensors written and bytes written, for the save report. */
@@ -50,10 +52,14 @@ export class ExternalDataSink implements TensorSink {
     if (t.byteLength < EXTERNAL_THRESHOLD_BYTES) return undefined;
     const start = tensorStart(this.offset, t.byteLength);
     const spill = this.takeOver;
-    if (spill && this.offset < spill.size) {
-      // Still inside the spill file: this tensor must be the one it holds here.
+    if (spill && this.takenOverCount < spill.tensors.length) {
+      // Still inside the spill file: this tensor must be the next one it holds, where the
+      // save would put it. Checking offsets alone is not enough: a tensor the model dropped
+      // can sit in the alignment padding before a large one, whose offset is then the same.
+      const next = spill.tensors[this.takenOverCount]!;
       const s = t.spilled;
-      if (!s || s.file !== spill || s.offset !== start || s.length !== t.byteLength) throw new NotTakenOver(`${t.name} is not the next tensor of the spill file`);
+      if (!s || s.file !== spill || s.offset !== next.offset || s.length !== next.length || s.offset !== start || s.length !== t.byteLength) throw new NotTakenOver(`tensor ${t.name} comes where the scratch file holds another`);
+      this.takenOverCount++;
       this.offset = start + t.byteLength;
       this.tensors++;
       return locationOf(this.location, start, t.byteLength);
@@ -74,7 +80,8 @@ export class ExternalDataSink implements TensorSink {
    * @throws NotTakenOver when it does
    */
   checkTakenOver(): void {
-    if (this.takeOver && this.offset < this.takeOver.size) throw new NotTakenOver(`the spill file holds ${this.takeOver.size - this.offset} bytes of tensors the model does not have`);
+    const left = this.takeOver ? this.takeOver.tensors.length - this.takenOverCount : 0;
+    if (left > 0) throw new NotTakenOver(`the scratch file holds ${left} tensor(s) after the model's last one`);
   }
 
   /** Closes the file; true when anything was written (or taken over). */

@@ -83,6 +83,11 @@ export interface SaveResult {
    * copied (see spill-file.ts); absent when none was.
    */
   externalDataTakenOver?: number;
+  /**
+   * Why a pass's spill file beside the output could not become the data file (its tensors were
+   * copied instead); absent when there was none, or when it did.
+   */
+  takeOverRefused?: string;
   /** Why external data was used when it was not asked for. */
   externalReason?: string;
   /** The previous output's data file, left beside an output that has none (`reportStaleData`). */
@@ -151,6 +156,7 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
   let sink: TensorSink = inlineSink;
   let tmpData: string | undefined;
   let spill: SpillFile | undefined;
+  let refused: string | undefined;
   try {
     let proto: ModelProto | undefined;
     // A pass's spill file beside the output, laid out as the data file would be, becomes it
@@ -169,6 +175,7 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
         if (!(e instanceof NotTakenOver)) throw e;
         // Nothing was written to it: save as usual, copying the spilled tensors. The spill
         // file stays its pass's to remove.
+        refused = e.message;
         removers.pop();
         proto = undefined;
       }
@@ -220,6 +227,7 @@ export function writeModelFiles(model: Model, path: string, options: SaveOptions
         }
       }
       if (externalReason) result.externalReason = externalReason;
+      if (refused) result.takeOverRefused = refused;
       if (stale) result.staleDataPath = dataPath;
       return result;
     },

@@ -13,10 +13,11 @@
  * any more.
  */
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { tensorStart } from './data-layout.ts';
 import { errnoText, isErrno } from './errors.ts';
-import { makeProcessTempDir } from './stale-temps.ts';
+import { HOST_TAG } from './host-tag.ts';
+import { escapeRegExp, makeProcessTempDir, removeStaleTemps } from './stale-temps.ts';
 import { tempSuffix, trackTemp, untrackTemp } from './temp-files.ts';
 
 const closeOnCollect = new FinalizationRegistry<number>((fd) => {
@@ -37,6 +38,8 @@ process.once('exit', () => {
 export class SpillFile {
   private readonly fd: number;
   private end = 0;
+  /** Where each tensor written is, in order: a save taking the file over must place exactly these (a dropped one may hide in another's alignment padding). */
+  private readonly written: { offset: number; length: number }[] = [];
   /** The file's temporary name beside an output, while it has one (see {@link SpillPlace}); undefined for an anonymous file. */
   private named: string | undefined;
   private readonly removeNamed: (() => void) | undefined;
@@ -86,7 +89,14 @@ export class SpillFile {
     }
     // The gap before `offset`, if any, reads as zeros: the padding a data file has there.
     this.end = offset + bytes.byteLength;
-    return { offset, length: bytes.byteLength };
+    const at = { offset, length: bytes.byteLength };
+    this.written.push(at);
+    return at;
+  }
+
+  /** The tensors written, in order: where each is. */
+  get tensors(): readonly { offset: number; length: number }[] {
+    return this.written;
   }
 
   /** The bytes at `offset`: a fresh copy, or in the first `length` bytes of `into`. */
@@ -134,6 +144,8 @@ export class SpillPlace {
   open(): SpillFile {
     if (this.given) return new SpillFile();
     this.given = true;
+    // One a killed run left (as large as the quantized weights) goes before this one needs the room.
+    removeStaleTemps(dirname(this.dataPath), new RegExp(`^${escapeRegExp(basename(this.dataPath))}\\.(\\d+)\\.\\d+\\.${HOST_TAG}\\.spill$`));
     try {
       this.file = new SpillFile(this.dataPath);
       return this.file;

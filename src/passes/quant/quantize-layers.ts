@@ -107,9 +107,11 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
     // block's layers differ up to 6× in size (Wan's 1536² attention against 1536 × 8960 FFN):
     // with two queued per worker, one that had finished its small layers waited for the other's
     // large one. Eight per worker: q-arvd on the 30-block Wan-shaped model 7–8% faster (median
-    // wall time; W8 seven of eight interleaved pairs, W4 three of three), minmax W8 unchanged,
-    // 10–30 MiB more peak RSS (docs/speed.md).
-    const window = 8 * threads + 1;
+    // wall time; W8 seven of eight interleaved pairs, W4 three of three), minmax W8 no clear
+    // change; peak RSS with two threads a median 16 MiB higher (q-arvd W8) (docs/speed.md).
+    // The extra layers cover a block's imbalance, which does not grow with the cores: beyond
+    // two per worker, at most 16 more, so that many cores do not hold the output in memory.
+    const window = Math.min(8 * threads, 2 * threads + 16) + 1;
     const ahead = new Map<number, Promise<WeightPlan>>();
     const submit = (i: number) => {
       const layer = layers[i];
@@ -223,7 +225,9 @@ class LayerQuantizer {
     output.producer()!.metadata.set('qarvd.decision', JSON.stringify(decisionOf(plan, config, this.method)));
     // A weight streamed from a data file streams out: its quantized form waits for the save
     // in the spill file, not in memory. The plan keeps only what the report needs.
-    if (streamed) this.spillNew(builder.created);
+    // With a place beside the output every new tensor goes there, streamed or not (a smoothed
+    // copy of a weight is in memory): the save takes that file over only when it holds all of them.
+    if (streamed || this.spillPlace) this.spillNew(builder.created);
     this.created.push(...builder.created);
     for (const b of plan.branches) b.wq = EMPTY;
     this.plans.push(plan);
