@@ -66,9 +66,9 @@ export interface PassContext {
    */
   readonly given?: ReadonlySet<string>;
   /**
-   * Where a pass that streams weights from a data file keeps the tensors it produces until the
-   * save: beside the output's data file, so that the save can take the file over instead of
-   * copying it (spill-file.ts). Set by a conversion that writes external data.
+   * Where a quantization pass keeps the tensors it produces until the save: beside the output's
+   * data file, so that the save can take the file over instead of copying them (spill-file.ts).
+   * Set by a conversion of a model file that writes external data.
    */
   readonly spill?: SpillPlace;
 }

@@ -1,15 +1,16 @@
 /**
- * A scratch file for tensors a pass produces from weights it streamed in: each is written
- * once when produced and read back only when the model is saved, so a conversion of a model
- * larger than memory never holds its output either (see docs/scale.md).
+ * A scratch file for tensors a pass produces (from weights it streamed in, or any, when the
+ * file sits beside the output): each is written once when produced and read back, if at all,
+ * only when the model is saved, so a conversion of a model larger than memory never holds its
+ * output either (see docs/scale.md).
  *
  * Two kinds. An anonymous one lives in the OS temp folder and is unlinked as soon as it is
  * opened where the OS allows it (POSIX), so nothing is left behind whatever ends the process;
  * elsewhere it is removed at exit. One opened from a {@link SpillPlace} lives beside the
  * output's data file under a temporary name, and is laid out as that data file would be: when
- * the tensors it holds are the first ones the save writes, in the same order, the save renames
- * it into place instead of copying it (`ExternalDataSink`), which saves a read and a write of
- * every quantized weight. Either way the descriptor is closed when no tensor refers to the file
+ * the tensors it holds are exactly the first ones the save writes, one for one, the save
+ * renames it into place instead of copying it (`ExternalDataSink`), which saves a read and a
+ * write of every quantized weight. Either way the descriptor is closed when no tensor refers to the file
  * any more.
  */
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';

@@ -79,8 +79,9 @@ export function quantizeLinearLayers(model: Model, config: QuantConfig, selectio
  * layer being emitted; the graph is rewritten on this thread in layer order. The plans are
  * pure functions of the weights, so the output is the same for any number of threads.
  * @param threads worker threads; 1 (or a single layer) runs everything on this thread
- * @param spillPlace where the quantized weights of streamed layers wait for the save: beside
- *   the output, for the save to take over (spill-file.ts); none: the OS temp folder
+ * @param spillPlace where every quantized tensor of 1 KiB or more waits for the save: beside the
+ *   output, for the save to take over (spill-file.ts); none: only streamed layers' wait, in the
+ *   OS temp folder
  */
 export async function quantizeLinearLayersThreaded(threads: number, model: Model, config: QuantConfig, selection: LayerSelection, ranges?: ActivationRanges, method = 'q-arvd', scales?: CalibratedScales, recon?: Reconstruction, spillPlace?: SpillPlace): Promise<QuantReport> {
   const q = new LayerQuantizer(model, config, selection, ranges, method, scales, recon, spillPlace);
@@ -162,7 +163,7 @@ class LayerQuantizer {
   private readonly plans: LayerPlan[] = [];
   private readonly cache: WeightCache = new Map();
   private readonly uses = new Map<Value, number>();
-  /** Where quantized weights of streamed layers go (created on first use). */
+  /** Where quantized weights wait for the save (created on first use). */
   private spill: SpillFile | undefined;
   /** Every initializer the layers' replacements created, in order: they go first in the model (see {@link finish}). */
   private readonly created: Value[] = [];
