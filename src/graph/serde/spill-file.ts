@@ -38,7 +38,6 @@ process.once('exit', () => {
 /** An append-only scratch file of tensor bytes, each at the offset a data file would give it. */
 export class SpillFile {
   private readonly fd: number;
-  private end = 0;
   /** Where each tensor written is, in order: a save taking the file over must place exactly these (a dropped one may hide in another's alignment padding). */
   private readonly written: { offset: number; length: number }[] = [];
   /** The file's temporary name beside an output, while it has one (see {@link SpillPlace}); undefined for an anonymous file. */
@@ -69,7 +68,8 @@ export class SpillFile {
 
   /** Bytes written so far: where the last tensor ends. */
   get size(): number {
-    return this.end;
+    const last = this.written.at(-1);
+    return last ? last.offset + last.length : 0;
   }
 
   /** The temporary path of a named file that is still there to be taken over, else undefined. */
@@ -79,17 +79,16 @@ export class SpillFile {
 
   /** Appends `bytes` where a data file would put them after what is written ({@link tensorStart}); returns where they are. */
   write(bytes: Uint8Array): { offset: number; length: number } {
-    const offset = tensorStart(this.end, bytes.byteLength);
+    const offset = tensorStart(this.size, bytes.byteLength);
     let done = 0;
     try {
       while (done < bytes.byteLength) done += writeSync(this.fd, bytes, done, bytes.byteLength - done, offset + done);
     } catch (e) {
       // A full disk is the likely cause: say which folder needs the room, and how much so far.
       const where = this.named ? `beside the output (${this.named})` : 'in the OS temp folder';
-      throw isErrno(e) ? new Error(`cannot write the quantized weights to their scratch file ${where} after ${this.end} bytes: ${errnoText(e)}`, { cause: e }) : e;
+      throw isErrno(e) ? new Error(`cannot write the quantized weights to their scratch file ${where} after ${this.size} bytes: ${errnoText(e)}`, { cause: e }) : e;
     }
     // The gap before `offset`, if any, reads as zeros: the padding a data file has there.
-    this.end = offset + bytes.byteLength;
     const at = { offset, length: bytes.byteLength };
     this.written.push(at);
     return at;
@@ -106,7 +105,7 @@ export class SpillFile {
     let done = 0;
     while (done < length) {
       const n = readSync(this.fd, out, done, length - done, offset + done);
-      if (n === 0) throw new Error(`spill file: ${length} bytes at ${offset} not found (file is ${this.end} bytes)`);
+      if (n === 0) throw new Error(`spill file: ${length} bytes at ${offset} not found (file is ${this.size} bytes)`);
       done += n;
     }
     return out;

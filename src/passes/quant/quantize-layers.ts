@@ -103,15 +103,11 @@ export async function quantizeLinearLayersThreaded(threads: number, model: Model
   const pool = new PlanPool(threads);
   try {
     // Enough layers in flight to keep every worker busy while this thread emits and writes a
-    // layer: each holds its quantized rows until it is emitted (a worker reads the float weight
-    // itself, into one buffer), which bounds the memory. Plans come back in layer order, and a
-    // block's layers differ up to 6× in size (Wan's 1536² attention against 1536 × 8960 FFN):
-    // with two queued per worker, one that had finished its small layers waited for the other's
-    // large one. Eight per worker: q-arvd on the 30-block Wan-shaped model 7–8% faster (median
-    // wall time; W8 seven of eight interleaved pairs, W4 three of three), minmax W8 no clear
-    // change; peak RSS with two threads a median 16 MiB higher (q-arvd W8) (docs/speed.md).
-    // The extra layers cover a block's imbalance, which does not grow with the cores: beyond
-    // two per worker, at most 16 more, so that many cores do not hold the output in memory.
+    // layer: each holds its quantized rows until it is emitted, which bounds the memory. Plans
+    // come back in layer order and a block's layers differ up to 6× in size, so with two per
+    // worker one could wait for the other's large layer; eight per worker made q-arvd 7–8%
+    // faster on the 30-block Wan-shaped model (docs/speed.md). The imbalance does not grow
+    // with the cores: at most 16 beyond two per worker, so many cores do not hold the output.
     const window = Math.min(8 * threads, 2 * threads + 16) + 1;
     const ahead = new Map<number, Promise<WeightPlan>>();
     const submit = (i: number) => {
@@ -249,7 +245,7 @@ class LayerQuantizer {
     return kept;
   }
 
-  /** Spills the tensors a streamed layer's replacement created, in the order they were created (the order {@link finish} gives them). */
+  /** Spills the tensors a layer's replacement created, in the order they were created (the order {@link finish} gives them). */
   private spillNew(created: readonly Value[]): void {
     for (const v of created) {
       const t = v.initializer!;
